@@ -1,0 +1,110 @@
+package ir
+
+import (
+	"fmt"
+	"math"
+)
+
+// Verify checks f: every instruction's operands are defined before it (SSA
+// order), its op has the right arity and attributes, and its declared type is
+// the one its type rule gives. Errors name the value: "%7: want f32[2], have f32[3]".
+func (f *Func) Verify() error {
+	f.Renumber()
+	defined := make(map[*Value]bool, len(f.Params)+len(f.Body))
+	names := make(map[string]bool, len(f.Params))
+	for _, p := range f.Params {
+		if !p.IsParam() || p.Name == "" {
+			return fmt.Errorf("@%s: parameter %d is not a named parameter", f.Name, len(names))
+		}
+		if names[p.Name] {
+			return fmt.Errorf("@%s: parameter %%%s defined twice", f.Name, p.Name)
+		}
+		if err := checkType(p.Type); err != nil {
+			return fmt.Errorf("%%%s: %v", p.Name, err)
+		}
+		names[p.Name] = true
+		defined[p] = true
+	}
+	args := make([]Type, 0, 4)
+	for _, v := range f.Body {
+		if v.IsParam() {
+			return fmt.Errorf("%v: a parameter in the body", v.Ref())
+		}
+		if defined[v] {
+			return fmt.Errorf("%v: instruction appears twice", v.Ref())
+		}
+		args = args[:0]
+		for _, a := range v.Args {
+			if !defined[a] {
+				return fmt.Errorf("%v: operand %v is not defined before its use", v.Ref(), a.Ref())
+			}
+			args = append(args, a.Type)
+		}
+		if err := checkType(v.Type); err != nil {
+			return fmt.Errorf("%v: %v", v.Ref(), err)
+		}
+		t, err := Infer(v.Op, args, v.Attrs, v.Type)
+		if err != nil {
+			return fmt.Errorf("%v: %v", v.Ref(), err)
+		}
+		if !t.Equal(v.Type) {
+			return fmt.Errorf("%v: want %v, have %v", v.Ref(), t, v.Type)
+		}
+		if v.Op == OpConstant {
+			if err := checkConstant(v); err != nil {
+				return fmt.Errorf("%v: %v", v.Ref(), err)
+			}
+		}
+		defined[v] = true
+	}
+	if len(f.ResultNames) != 0 && len(f.ResultNames) != len(f.Results) {
+		return fmt.Errorf("@%s: %d result names for %d results", f.Name, len(f.ResultNames), len(f.Results))
+	}
+	for _, r := range f.Results {
+		if !defined[r] {
+			return fmt.Errorf("@%s: result %v is not defined", f.Name, r.Ref())
+		}
+	}
+	return nil
+}
+
+func checkType(t Type) error {
+	if t.DType == Invalid {
+		return fmt.Errorf("invalid dtype")
+	}
+	n := 1
+	for _, d := range t.Shape {
+		if d < 0 {
+			return fmt.Errorf("negative dim in %v", t)
+		}
+		if d > 0 && n > math.MaxInt32/d {
+			return fmt.Errorf("%v has too many elements", t)
+		}
+		n *= d
+	}
+	return nil
+}
+
+func checkConstant(v *Value) error {
+	val, _ := v.Attrs.Get("value")
+	switch x := val.(type) {
+	case int64:
+		return nil
+	case float64:
+		if !v.Type.DType.IsFloat() && x != math.Trunc(x) {
+			return fmt.Errorf("constant: value %v does not fit %v", FormatFloat(x), v.Type.DType)
+		}
+		return nil
+	}
+	return fmt.Errorf("constant: want a numeric value")
+}
+
+// Verify checks every function of m.
+func (m *Module) Verify() error {
+	for _, f := range m.Funcs {
+		if err := f.Verify(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
