@@ -1,0 +1,100 @@
+package passes
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/tools/txtar"
+
+	"xlc/ir"
+)
+
+var update = flag.Bool("update", false, "rewrite the want sections of testdata/passes/*/*.txtar")
+
+// TestGolden runs, for every archive testdata/passes/<pass>/<case>.txtar, the
+// pass on input.ir with Verify and Check and compares the printed result with
+// want.ir, or the error with want.err. It also checks that the golden is a
+// fixed point: the pass reports no change on want.ir and prints it back.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("../testdata/passes/*/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, file := range files {
+		pass := filepath.Base(filepath.Dir(file))
+		name := pass + "/" + strings.TrimSuffix(filepath.Base(file), ".txtar")
+		t.Run(name, func(t *testing.T) { runGolden(t, file, pass) })
+	}
+}
+
+func section(a *txtar.Archive, name string) (string, bool) {
+	for _, f := range a.Files {
+		if f.Name == name {
+			return string(f.Data), true
+		}
+	}
+	return "", false
+}
+
+func runGolden(t *testing.T, file, pass string) {
+	fn, ok := Lookup(pass)
+	if !ok {
+		t.Fatalf("no pass named %q", pass)
+	}
+	a, err := txtar.ParseFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, ok := section(a, "input.ir")
+	if !ok {
+		t.Fatal("no input.ir section")
+	}
+	f, err := ir.ParseFunc(input)
+	if err != nil {
+		t.Fatalf("input.ir: %v", err)
+	}
+	if err := f.Verify(); err != nil {
+		t.Fatalf("input.ir does not verify: %v", err)
+	}
+	var gotName, got string
+	if err := Run(f, Options{Verify: true, Check: true, Passes: []string{pass}}); err != nil {
+		gotName, got = "want.err", err.Error()+"\n"
+	} else {
+		gotName, got = "want.ir", f.String()
+	}
+	if *update {
+		files := []txtar.File{{Name: "input.ir", Data: []byte(input)}, {Name: gotName, Data: []byte(got)}}
+		a.Files = files
+		if err := os.WriteFile(file, txtar.Format(a), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, ok := section(a, gotName)
+	if !ok {
+		t.Fatalf("have %s, but the archive has no %s section:\n%s", gotName, gotName, got)
+	}
+	if got != want {
+		t.Fatalf("%s differs:\n--- have\n%s--- want\n%s", gotName, got, want)
+	}
+	if gotName != "want.ir" {
+		return
+	}
+	g, err := ir.ParseFunc(want)
+	if err != nil {
+		t.Fatalf("want.ir: %v", err)
+	}
+	changed, err := fn(g)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if again := g.String(); changed || again != want {
+		t.Errorf("not idempotent: the second run reports changed=%v and prints:\n%s", changed, again)
+	}
+}
