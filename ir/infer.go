@@ -24,7 +24,7 @@ func Infer(op Op, args []Type, attrs Attrs, declared Type) (Type, error) {
 			if t.DType != Bool {
 				return Type{}, fmt.Errorf("not: want bool operand, have %v", t)
 			}
-		} else if op != OpStopGradient && op != OpNeg && op != OpAbs && op != OpSign && !t.DType.IsFloat() {
+		} else if t.DType == Bool && op != OpStopGradient || op != OpStopGradient && op != OpNeg && op != OpAbs && op != OpSign && !t.DType.IsFloat() {
 			return Type{}, fmt.Errorf("%v: want a float operand, have %v", op, t)
 		}
 		return t, nil

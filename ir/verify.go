@@ -87,12 +87,19 @@ func checkType(t Type) error {
 
 func checkConstant(v *Value) error {
 	val, _ := v.Attrs.Get("value")
+	d := v.Type.DType
 	switch x := val.(type) {
 	case int64:
+		switch {
+		case d.IsFloat():
+			return fmt.Errorf("constant: a %v value is written with a decimal point, have %d", d, x)
+		case d == I32 && (x < math.MinInt32 || x > math.MaxInt32), d == Bool && x != 0 && x != 1:
+			return fmt.Errorf("constant: value %d does not fit %v", x, d)
+		}
 		return nil
 	case float64:
-		if !v.Type.DType.IsFloat() && x != math.Trunc(x) {
-			return fmt.Errorf("constant: value %v does not fit %v", FormatFloat(x), v.Type.DType)
+		if !d.IsFloat() {
+			return fmt.Errorf("constant: a %v value is an integer, have %v", d, FormatFloat(x))
 		}
 		return nil
 	}

@@ -1,0 +1,650 @@
+package parser
+
+import (
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/alecthomas/participle/v2/lexer"
+
+	"xlc/ir"
+)
+
+// A builtin's arguments are bound by name: params lists them, the first
+// required ones must be given, the rest default to nil.
+type builtinFn func(e *elab, c *call, a []any) (any, error)
+
+var builtins = map[string]*builtin{}
+
+func register(name string, params string, required int, fn builtinFn) {
+	names := strings.Fields(params)
+	builtins[name] = &builtin{name: name, fn: func(e *elab, c *call) (any, error) {
+		a, err := bind(e, c, name, names, required)
+		if err != nil {
+			return nil, err
+		}
+		return fn(e, c, a)
+	}}
+}
+
+func bind(e *elab, c *call, name string, names []string, required int) ([]any, error) {
+	if len(c.args) > len(names) {
+		return nil, e.errf(c.pos, "%s takes %s, have %d", name, plural(len(names), "argument"), len(c.args))
+	}
+	out := make([]any, len(names))
+	set := make([]bool, len(names))
+	for i, v := range c.args {
+		out[i], set[i] = v, true
+	}
+	for _, k := range c.kw {
+		i := indexOf(names, k.name)
+		if i < 0 {
+			return nil, e.errf(k.pos, "%s has no parameter %s (it takes %s)", name, k.name, strings.Join(names, ", "))
+		}
+		if set[i] {
+			return nil, e.errf(k.pos, "%s: argument %s given twice", name, k.name)
+		}
+		out[i], set[i] = k.val, true
+	}
+	for i := 0; i < required; i++ {
+		if !set[i] {
+			return nil, e.errf(c.pos, "%s: missing argument %s", name, names[i])
+		}
+	}
+	return out, nil
+}
+
+func indexOf(s []string, x string) int {
+	for i, y := range s {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func init() {
+	unary := map[string]ir.Op{
+		"exp": ir.OpExp, "log": ir.OpLog, "sqrt": ir.OpSqrt, "rsqrt": ir.OpRsqrt, "tanh": ir.OpTanh,
+		"erf": ir.OpErf, "abs": ir.OpAbs, "sin": ir.OpSin, "cos": ir.OpCos, "sign": ir.OpSign,
+		"recip": ir.OpRecip, "stop_gradient": ir.OpStopGradient,
+	}
+	for name, op := range unary {
+		register(name, "x", 1, func(e *elab, c *call, a []any) (any, error) { return e.unaryMath(c.pos, name, op, a[0]) })
+	}
+	register("maximum", "a b", 2, func(e *elab, c *call, a []any) (any, error) { return e.minmax(c.pos, ir.OpMax, a[0], a[1]) })
+	register("minimum", "a b", 2, func(e *elab, c *call, a []any) (any, error) { return e.minmax(c.pos, ir.OpMin, a[0], a[1]) })
+	register("where", "cond a b", 3, biWhere)
+	register("sum", "x axis keep", 1, reduction("sum"))
+	register("mean", "x axis keep", 1, reduction("mean"))
+	register("max", "x axis keep", 1, reduction("max"))
+	register("min", "x axis keep", 1, reduction("min"))
+	register("reshape", "x shape", 2, biReshape)
+	register("transpose", "x perm", 1, biTranspose)
+	register("dim", "x axis", 2, biDim)
+	register("shape", "x", 1, func(e *elab, c *call, a []any) (any, error) {
+		t, err := e.tensorArg(c, "shape", a[0])
+		if err != nil {
+			return nil, err
+		}
+		out := make([]any, t.Type.Rank())
+		for i, d := range t.Type.Shape {
+			out[i] = int64(d)
+		}
+		return out, nil
+	})
+	register("len", "x", 1, func(e *elab, c *call, a []any) (any, error) {
+		if l, ok := a[0].([]any); ok {
+			return int64(len(l)), nil
+		}
+		return nil, e.errf(c.pos, "len wants a list, have %s", describe(a[0]))
+	})
+	register("gather", "table indices axis", 2, biGather)
+	register("iota", "shape axis dtype", 1, biIota)
+	register("zeros", "shape dtype", 1, filled(0))
+	register("ones", "shape dtype", 1, filled(1))
+	register("full", "shape value dtype", 2, func(e *elab, c *call, a []any) (any, error) {
+		v, ok := toFloat(a[1])
+		if !ok {
+			return nil, e.errf(c.pos, "full: want a number, have %s", describe(a[1]))
+		}
+		return filled(v)(e, c, []any{a[0], a[2]})
+	})
+	register("uniform", "shape dtype", 1, random("uniform"))
+	register("normal", "shape dtype", 1, random("normal"))
+	register("concat", "xs axis", 1, biConcat)
+	for _, d := range []ir.DType{ir.F32, ir.F16, ir.BF16, ir.F64, ir.I32, ir.I64, ir.Bool} {
+		register(d.String(), "x", 1, func(e *elab, c *call, a []any) (any, error) { return e.convert(c, a[0], d) })
+	}
+	register("float", "x", 1, func(e *elab, c *call, a []any) (any, error) {
+		if f, ok := toFloat(a[0]); ok {
+			return f, nil
+		}
+		return nil, e.errf(c.pos, "float wants a number, have %s", describe(a[0]))
+	})
+	register("int", "x", 1, func(e *elab, c *call, a []any) (any, error) {
+		if f, ok := toFloat(a[0]); ok && !math.IsNaN(f) && math.Abs(f) < 1<<62 {
+			return int64(f), nil
+		}
+		return nil, e.errf(c.pos, "int wants a number, have %s", describe(a[0]))
+	})
+	register("assert", "cond message", 2, func(e *elab, c *call, a []any) (any, error) {
+		b, ok := a[0].(bool)
+		msg, _ := a[1].(string)
+		if !ok {
+			return nil, e.errf(c.pos, "assert wants a compile-time bool, have %s", describe(a[0]))
+		}
+		if !b {
+			return nil, e.errf(c.pos, "%s", msg)
+		}
+		return nil, nil
+	})
+}
+
+func (e *elab) tensorArg(c *call, name string, v any) (*ir.Value, error) {
+	t, ok := v.(*ir.Value)
+	if !ok {
+		return nil, e.errf(c.pos, "%s wants a tensor, have %s", name, describe(v))
+	}
+	return t, nil
+}
+
+func (e *elab) unaryMath(pos lexer.Position, name string, op ir.Op, x any) (any, error) {
+	if f, ok := x.(float64); ok || isNumber(x) {
+		if !ok {
+			f, _ = toFloat(x)
+		}
+		if _, isBool := x.(bool); !isBool {
+			return constUnary(op, f), nil
+		}
+	}
+	t, ok := x.(*ir.Value)
+	if !ok || t.Type.DType == ir.Bool || (!t.Type.DType.IsFloat() && op != ir.OpAbs && op != ir.OpSign && op != ir.OpStopGradient) {
+		return nil, e.errf(pos, "%s wants a float tensor or a number, have %s", name, describe(x))
+	}
+	return e.emit(e.b.Unary(op, t))
+}
+
+func constUnary(op ir.Op, f float64) float64 {
+	switch op {
+	case ir.OpExp:
+		return math.Exp(f)
+	case ir.OpLog:
+		return math.Log(f)
+	case ir.OpSqrt:
+		return math.Sqrt(f)
+	case ir.OpRsqrt:
+		return 1 / math.Sqrt(f)
+	case ir.OpTanh:
+		return math.Tanh(f)
+	case ir.OpErf:
+		return math.Erf(f)
+	case ir.OpAbs:
+		return math.Abs(f)
+	case ir.OpSin:
+		return math.Sin(f)
+	case ir.OpCos:
+		return math.Cos(f)
+	case ir.OpRecip:
+		return 1 / f
+	case ir.OpSign:
+		switch {
+		case f > 0:
+			return 1
+		case f < 0:
+			return -1
+		}
+		return f
+	}
+	return f
+}
+
+func (e *elab) minmax(pos lexer.Position, op ir.Op, a, b any) (any, error) {
+	fa, okA := a.(float64)
+	fb, okB := b.(float64)
+	ia, intA := a.(int64)
+	ib, intB := b.(int64)
+	switch {
+	case intA && intB:
+		if op == ir.OpMax {
+			return max(ia, ib), nil
+		}
+		return min(ia, ib), nil
+	case (okA || intA) && (okB || intB):
+		if intA {
+			fa = float64(ia)
+		}
+		if intB {
+			fb = float64(ib)
+		}
+		if op == ir.OpMax {
+			return math.Max(fa, fb), nil
+		}
+		return math.Min(fa, fb), nil
+	}
+	name := map[ir.Op]string{ir.OpMax: "maximum", ir.OpMin: "minimum"}[op]
+	ts, err := e.unify(pos, name, a, b)
+	if err != nil {
+		return nil, err
+	}
+	if ts[0].Type.DType == ir.Bool {
+		return nil, e.errf(pos, "%s wants numbers, have %v", name, ts[0].Type)
+	}
+	return e.emit(e.b.Binary(op, ts[0], ts[1]))
+}
+
+// unify turns constants into tensors of the tensors' dtype and broadcasts
+// all operands to one shape.
+func (e *elab) unify(pos lexer.Position, name string, vals ...any) ([]*ir.Value, error) {
+	var d ir.DType
+	var shape ir.Shape
+	first := true
+	for _, v := range vals {
+		if t, ok := v.(*ir.Value); ok {
+			if d == ir.Invalid {
+				d = t.Type.DType
+			} else if d != t.Type.DType {
+				return nil, e.errf(pos, "%s: dtypes differ: %s", name, describeAll(vals))
+			}
+			if first {
+				shape, first = t.Type.Shape, false
+			} else if s, ok := broadcastShape(shape, t.Type.Shape); ok {
+				shape = s
+			} else {
+				return nil, e.errf(pos, "%s: shapes do not broadcast: %s", name, describeAll(vals))
+			}
+		}
+	}
+	if d == ir.Invalid {
+		return nil, e.errf(pos, "%s wants at least one tensor, have %s", name, describeAll(vals))
+	}
+	out := make([]*ir.Value, len(vals))
+	for i, v := range vals {
+		t, ok := v.(*ir.Value)
+		if !ok {
+			var err error
+			if t, err = e.constTensor(pos, v, d, "+", vals[0]); err != nil {
+				return nil, e.errf(pos, "%s: cannot use %s with %v tensors", name, describe(v), d)
+			}
+		}
+		out[i] = e.broadcastTo(t, shape)
+	}
+	return out, nil
+}
+
+func describeAll(vals []any) string {
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		parts[i] = describe(v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func biWhere(e *elab, c *call, a []any) (any, error) {
+	cond, ok := a[0].(*ir.Value)
+	if !ok || cond.Type.DType != ir.Bool {
+		if b, isB := a[0].(bool); isB {
+			if b {
+				return a[1], nil
+			}
+			return a[2], nil
+		}
+		return nil, e.errf(c.pos, "where wants a bool condition, have %s", describe(a[0]))
+	}
+	ts, err := e.unify(c.pos, "where", a[1], a[2])
+	if err != nil {
+		return nil, err
+	}
+	shape, ok := broadcastShape(cond.Type.Shape, ts[0].Type.Shape)
+	if !ok {
+		return nil, e.errf(c.pos, "where: condition %v does not broadcast with %v", cond.Type, ts[0].Type)
+	}
+	return e.emit(e.b.Select(e.broadcastTo(cond, shape), e.broadcastTo(ts[0], shape), e.broadcastTo(ts[1], shape)))
+}
+
+// axes normalises an axis argument (nil = all, an int or a list; negative
+// counts from the end) to sorted distinct axes.
+func (e *elab) axes(pos lexer.Position, name string, v any, rank int) ([]int, error) {
+	var raw []int64
+	switch x := v.(type) {
+	case nil:
+		for i := 0; i < rank; i++ {
+			raw = append(raw, int64(i))
+		}
+	case int64:
+		raw = []int64{x}
+	case []any:
+		for _, it := range x {
+			n, ok := it.(int64)
+			if !ok {
+				return nil, e.errf(pos, "%s: an axis must be an integer, have %s", name, describe(it))
+			}
+			raw = append(raw, n)
+		}
+	default:
+		return nil, e.errf(pos, "%s: axis must be an integer or a list, have %s", name, describe(v))
+	}
+	seen := map[int]bool{}
+	out := []int{}
+	for _, n := range raw {
+		ax := int(n)
+		if ax < 0 {
+			ax += rank
+		}
+		if ax < 0 || ax >= rank {
+			return nil, e.errf(pos, "%s: axis %d out of range for rank %d", name, n, rank)
+		}
+		if seen[ax] {
+			return nil, e.errf(pos, "%s: axis %d given twice", name, n)
+		}
+		seen[ax] = true
+		out = append(out, ax)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func reduction(kind string) builtinFn {
+	return func(e *elab, c *call, a []any) (any, error) {
+		t, err := e.tensorArg(c, kind, a[0])
+		if err != nil {
+			return nil, err
+		}
+		if t.Type.DType == ir.Bool {
+			return nil, e.errf(c.pos, "%s wants numbers, have %v", kind, t.Type)
+		}
+		axes, err := e.axes(c.pos, kind, a[1], t.Type.Rank())
+		if err != nil {
+			return nil, err
+		}
+		keep := false
+		if a[2] != nil {
+			b, ok := a[2].(bool)
+			if !ok {
+				return nil, e.errf(c.pos, "%s: keep wants true or false, have %s", kind, describe(a[2]))
+			}
+			keep = b
+		}
+		var r *ir.Value
+		switch kind {
+		case "sum":
+			r = e.b.Reduce(ir.OpReduceSum, t, axes)
+		case "mean":
+			if !t.Type.DType.IsFloat() {
+				return nil, e.errf(c.pos, "mean wants a float tensor, have %v", t.Type)
+			}
+			n := 1
+			for _, ax := range axes {
+				n *= t.Type.Shape[ax]
+			}
+			r = e.b.Reduce(ir.OpReduceSum, t, axes)
+			r = e.b.Binary(ir.OpMul, r, e.b.Broadcast(e.b.Constant(ir.T(t.Type.DType), 1/float64(n)), r.Type.Shape, []int{}))
+		case "max":
+			r = e.b.Reduce(ir.OpReduceMax, t, axes)
+		case "min":
+			r = e.b.Unary(ir.OpNeg, e.b.Reduce(ir.OpReduceMax, e.b.Unary(ir.OpNeg, t), axes))
+		}
+		if keep {
+			s := t.Type.Shape.Clone()
+			for _, ax := range axes {
+				s[ax] = 1
+			}
+			r = e.b.Reshape(r, s)
+		}
+		return e.emit(r)
+	}
+}
+
+func (e *elab) shapeArg(pos lexer.Position, name string, v any) (ir.Shape, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, e.errf(pos, "%s: want a shape list such as [2, 3], have %s", name, describe(v))
+	}
+	s := ir.Shape{}
+	for _, it := range l {
+		n, ok := it.(int64)
+		if !ok || n < -1 || n > math.MaxInt32 {
+			return nil, e.errf(pos, "%s: a dimension must be a non-negative integer, have %s", name, describe(it))
+		}
+		s = append(s, int(n))
+	}
+	return s, nil
+}
+
+func biReshape(e *elab, c *call, a []any) (any, error) {
+	t, err := e.tensorArg(c, "reshape", a[0])
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.shapeArg(c.pos, "reshape", a[1])
+	if err != nil {
+		return nil, err
+	}
+	known, hole := 1, -1
+	for i, d := range s {
+		if d == -1 {
+			if hole >= 0 {
+				return nil, e.errf(c.pos, "reshape: at most one -1")
+			}
+			hole = i
+		} else {
+			known *= d
+		}
+	}
+	n := t.Type.Shape.NumElements()
+	if hole >= 0 && known > 0 && n%known == 0 {
+		s[hole] = n / known
+	}
+	if s.NumElements() != n || hole >= 0 && s[hole] == -1 {
+		return nil, e.errf(c.pos, "cannot reshape %v to %v", t.Type, s)
+	}
+	if s.Equal(t.Type.Shape) {
+		return t, nil
+	}
+	return e.emit(e.b.Reshape(t, s))
+}
+
+func biTranspose(e *elab, c *call, a []any) (any, error) {
+	t, err := e.tensorArg(c, "transpose", a[0])
+	if err != nil {
+		return nil, err
+	}
+	r := t.Type.Rank()
+	var perm []int
+	if a[1] == nil {
+		if r < 2 {
+			return nil, e.errf(c.pos, "transpose of %v needs a perm", t.Type)
+		}
+		for i := 0; i < r; i++ {
+			perm = append(perm, i)
+		}
+		perm[r-2], perm[r-1] = r-1, r-2
+	} else {
+		s, err := e.shapeArg(c.pos, "transpose", a[1])
+		if err != nil {
+			return nil, err
+		}
+		perm = s
+	}
+	seen := map[int]bool{}
+	for _, p := range perm {
+		if p < 0 || p >= r || seen[p] {
+			return nil, e.errf(c.pos, "transpose: %v is not a permutation of %d axes", ir.Shape(perm), r)
+		}
+		seen[p] = true
+	}
+	if len(perm) != r {
+		return nil, e.errf(c.pos, "transpose: %v is not a permutation of %d axes", ir.Shape(perm), r)
+	}
+	return e.emit(e.b.Transpose(t, perm))
+}
+
+func biDim(e *elab, c *call, a []any) (any, error) {
+	t, err := e.tensorArg(c, "dim", a[0])
+	if err != nil {
+		return nil, err
+	}
+	ax, err := e.axes(c.pos, "dim", a[1], t.Type.Rank())
+	if err != nil {
+		return nil, err
+	}
+	if len(ax) != 1 {
+		return nil, e.errf(c.pos, "dim wants one axis")
+	}
+	return int64(t.Type.Shape[ax[0]]), nil
+}
+
+func biGather(e *elab, c *call, a []any) (any, error) {
+	t, err := e.tensorArg(c, "gather", a[0])
+	if err != nil {
+		return nil, err
+	}
+	idx, err := e.tensorArg(c, "gather", a[1])
+	if err != nil {
+		return nil, err
+	}
+	if !idx.Type.DType.IsInt() {
+		return nil, e.errf(c.pos, "gather wants integer indices, have %v", idx.Type)
+	}
+	axis := int64(0)
+	if a[2] != nil {
+		ax, err := e.axes(c.pos, "gather", a[2], t.Type.Rank())
+		if err != nil {
+			return nil, err
+		}
+		axis = int64(ax[0])
+	}
+	if t.Type.Rank() == 0 {
+		return nil, e.errf(c.pos, "gather wants a table of rank >= 1, have %v", t.Type)
+	}
+	return e.emit(e.b.Gather(t, idx, int(axis)))
+}
+
+func (e *elab) dtypeArg(pos lexer.Position, v any, def ir.DType) (ir.DType, error) {
+	if v == nil {
+		return def, nil
+	}
+	s, _ := v.(string)
+	d, ok := ir.ParseDType(s)
+	if !ok {
+		return 0, e.errf(pos, "unknown dtype %s", describe(v))
+	}
+	return d, nil
+}
+
+func biIota(e *elab, c *call, a []any) (any, error) {
+	s, err := e.shapeArg(c.pos, "iota", a[0])
+	if err != nil {
+		return nil, err
+	}
+	d, err := e.dtypeArg(c.pos, a[2], ir.I32)
+	if err != nil {
+		return nil, err
+	}
+	axis := 0
+	if a[1] != nil {
+		ax, err := e.axes(c.pos, "iota", a[1], len(s))
+		if err != nil {
+			return nil, err
+		}
+		axis = ax[0]
+	}
+	if len(s) == 0 || d == ir.Bool {
+		return nil, e.errf(c.pos, "iota wants a non-empty shape and a numeric dtype")
+	}
+	return e.emit(e.b.Iota(ir.Type{DType: d, Shape: s}, axis))
+}
+
+func filled(v float64) builtinFn {
+	return func(e *elab, c *call, a []any) (any, error) {
+		s, err := e.shapeArg(c.pos, "zeros", a[0])
+		if err != nil {
+			return nil, err
+		}
+		d, err := e.dtypeArg(c.pos, a[1], ir.F32)
+		if err != nil {
+			return nil, err
+		}
+		return e.emit(e.b.Constant(ir.Type{DType: d, Shape: s}, v))
+	}
+}
+
+// rngKey returns the function's random key parameter, adding it on first use.
+func (e *elab) rngKeyParam() *ir.Value {
+	if e.rngKey == nil {
+		e.rngKey = e.b.Param("rng_key", ir.T(ir.I64), ir.Attrs{}.Set("role", "rng"))
+	}
+	return e.rngKey
+}
+
+func random(dist string) builtinFn {
+	return func(e *elab, c *call, a []any) (any, error) {
+		s, err := e.shapeArg(c.pos, dist, a[0])
+		if err != nil {
+			return nil, err
+		}
+		d, err := e.dtypeArg(c.pos, a[1], ir.F32)
+		if err != nil {
+			return nil, err
+		}
+		if !d.IsFloat() {
+			return nil, e.errf(c.pos, "%s draws floats, not %v", dist, d)
+		}
+		e.rngStream++
+		return e.emit(e.b.Rng(e.rngKeyParam(), ir.Type{DType: d, Shape: s}, dist, e.rngStream))
+	}
+}
+
+func biConcat(e *elab, c *call, a []any) (any, error) {
+	l, ok := a[0].([]any)
+	if !ok || len(l) == 0 {
+		return nil, e.errf(c.pos, "concat wants a non-empty list of tensors, have %s", describe(a[0]))
+	}
+	ts := make([]*ir.Value, len(l))
+	for i, v := range l {
+		t, ok := v.(*ir.Value)
+		if !ok {
+			return nil, e.errf(c.pos, "concat wants tensors, have %s", describe(v))
+		}
+		ts[i] = t
+	}
+	axis := 0
+	if a[1] != nil {
+		ax, err := e.axes(c.pos, "concat", a[1], ts[0].Type.Rank())
+		if err != nil {
+			return nil, err
+		}
+		axis = ax[0]
+	}
+	for _, t := range ts[1:] {
+		ok := t.Type.DType == ts[0].Type.DType && t.Type.Rank() == ts[0].Type.Rank()
+		for i := 0; ok && i < t.Type.Rank(); i++ {
+			ok = i == axis || t.Type.Shape[i] == ts[0].Type.Shape[i]
+		}
+		if !ok {
+			return nil, e.errf(c.pos, "cannot concat %v and %v on axis %d", ts[0].Type, t.Type, axis)
+		}
+	}
+	return e.emit(e.b.Concat(axis, ts...))
+}
+
+func (e *elab) convert(c *call, x any, d ir.DType) (any, error) {
+	t, ok := x.(*ir.Value)
+	if !ok {
+		return nil, e.errf(c.pos, "%v wants a tensor, have %s (use float() or int() for numbers)", d, describe(x))
+	}
+	if t.Type.DType == d {
+		return t, nil
+	}
+	if d == ir.Bool {
+		return e.emit(e.b.Binary(ir.OpNe, t, e.broadcastTo(e.b.Constant(ir.T(t.Type.DType), 0), t.Type.Shape)))
+	}
+	return e.emit(e.b.Convert(t, d))
+}
+
+func init() {
+	register("is_tensor", "x", 1, func(e *elab, c *call, a []any) (any, error) {
+		_, ok := a[0].(*ir.Value)
+		return ok, nil
+	})
+}
