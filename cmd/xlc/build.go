@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+
+	"xlc/passes"
+	"xlc/runtime"
+)
+
+func cmdBuild(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("build", stderr)
+	var defs defines
+	fs.Var(&defs, "D", "override a config value: -D key=value (repeatable)")
+	emit := fs.String("emit", "ir", "what to write: ir")
+	out := fs.String("o", "", "write the output to this file (atomically) instead of standard output")
+	verify := fs.Bool("verify", false, "verify the IR after every pass")
+	dumpAfter := fs.String("dump-after", "", "write the IR after each pass whose name matches this regexp")
+	dumpDir := fs.String("dump-dir", ".", "folder for --dump-after files")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("xlc build: want one model file, have %d (see xlc help)", len(pos))
+	}
+	if *emit != "ir" {
+		return fmt.Errorf("xlc build: --emit=%s: only --emit=ir exists yet", *emit)
+	}
+	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir}
+	if *dumpAfter != "" {
+		re, err := regexp.Compile(*dumpAfter)
+		if err != nil {
+			return fmt.Errorf("xlc build: --dump-after: %v", err)
+		}
+		opt.DumpAfter = re
+	}
+	prog, err := compile(pos[0], defs)
+	if err != nil {
+		return err
+	}
+	f := prog.Func
+	before := len(f.Body)
+	if err := passes.Run(f, opt); err != nil {
+		return fmt.Errorf("xlc build: %v", err)
+	}
+	if err := f.Verify(); err != nil {
+		return fmt.Errorf("xlc build: internal error: %v", err)
+	}
+	text := f.String()
+	if *out != "" {
+		if err := runtime.WriteFileAtomic(*out, []byte(text), 0o644); err != nil {
+			return fmt.Errorf("xlc build: %v", err)
+		}
+	} else {
+		fmt.Fprint(stdout, text)
+	}
+	nparams, nfloats := 0, 0
+	for _, p := range f.Params {
+		if p.Role() == "param" {
+			nparams++
+			nfloats += p.Type.Shape.NumElements()
+		}
+	}
+	fmt.Fprintf(stderr, "%s: %d instructions (%d before passes), %d parameter tensors, %d parameters\n",
+		prog.Name, len(f.Body), before, nparams, nfloats)
+	return nil
+}
