@@ -50,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
 	case "fmt":
-		err = fmt.Errorf("fmt: not yet")
+		err = cmdFmt(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0

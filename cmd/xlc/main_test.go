@@ -154,3 +154,29 @@ func BenchmarkBuildDeep(b *testing.B) {
 		}
 	}
 }
+
+// TestModelsFormatted checks that xlc fmt leaves the shipped models unchanged
+// and that fmt -w rewrites a messy file into canonical form.
+func TestModelsFormatted(t *testing.T) {
+	files, _ := filepath.Glob("../../models/*.xl")
+	for _, f := range files {
+		src, _ := os.ReadFile(f)
+		out, errs, code := xlc(t, "fmt", f)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", f, code, errs)
+		}
+		if out != string(src) {
+			t.Errorf("%s is not in canonical form; run xlc fmt -w %s", f, f)
+		}
+	}
+	messy := filepath.Join(t.TempDir(), "m.xl")
+	os.WriteFile(messy, []byte("model m{input a:f32[2]\noutput y=sum(a*2)}"), 0o644)
+	if _, errs, code := xlc(t, "fmt", "-w", messy); code != 0 {
+		t.Fatalf("fmt -w: exit %d: %s", code, errs)
+	}
+	got, _ := os.ReadFile(messy)
+	want := "model m {\n  input a: f32[2]\n  output y = sum(a * 2)\n}\n"
+	if string(got) != want {
+		t.Errorf("fmt -w wrote %q, want %q", got, want)
+	}
+}
