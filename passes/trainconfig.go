@@ -1,0 +1,224 @@
+package passes
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// TrainConfig is the train section of a model after command-line overrides.
+// Every field has a documented default (see DefaultTrainConfig) and a key of
+// the same name in snake case (Optimizer: optimizer, WeightDecay: weight_decay).
+type TrainConfig struct {
+	// Optimizer is sgd, adamw, eg (EG± on every parameter; plain EG on those
+	// matching EGNonneg), eg_adaptive (SEEDS.md §3 simplified per-coordinate
+	// step sizes) or eg_adam (the paper's global scale and per-coordinate
+	// gains by EG on top of Adam).
+	Optimizer string
+	// LR is the peak learning rate.
+	LR float64
+	// WeightDecay is decoupled (AdamW-style) decay, applied to parameters of
+	// rank >= 2 only unless DecayAll; norms' gains and biases skip it.
+	WeightDecay float64
+	DecayAll    bool
+	// Beta1, Beta2 and Eps are Adam's; Momentum and Nesterov are SGD's.
+	Beta1, Beta2, Eps float64
+	Momentum          float64
+	Nesterov          bool
+	// Clip is the global gradient-norm bound; 0 turns clipping off.
+	Clip float64
+	// Schedule is constant, cosine or linear (decay to MinLRRatio·LR at
+	// Steps), after a linear warmup of Warmup steps.
+	Schedule   string
+	Warmup     int
+	Steps      int
+	MinLRRatio float64
+	// EGGamma is the meta learning rate γ of eg_adaptive and eg_adam; 0
+	// means auto: γ = 0.01 / mean(g²) of the first step's gradient, frozen.
+	EGGamma float64
+	// EGNonneg is a regexp of parameter names updated by plain EG (they must
+	// stay positive); the rest use EG± when Optimizer is eg.
+	EGNonneg string
+	// Losses names the outputs that are task losses, in task order; empty
+	// means every output whose name ends in "loss".
+	Losses []string
+	// Combiner is sum, initial, realtime, gradnorm, minnorm or main_aux.
+	Combiner string
+	// Weights are the fixed task weights of sum (default all 1).
+	Weights []float64
+	// FWIters is the number of Frank–Wolfe iterations of minnorm (n > 2) and
+	// of coordinate sweeps of main_aux (n > 1 auxiliary tasks).
+	FWIters int
+	// InputPenalty ε adds (ε/2)·‖∇_x L‖² for the value tapped as
+	// InputPenaltyOn; ParamPenalty λ adds (λ/2)·‖∇_θ L‖².
+	InputPenalty   float64
+	InputPenaltyOn string
+	ParamPenalty   float64
+	// LossScale is none, static (ScaleInit, never changed, no skipping) or
+	// dynamic (start ScaleInit, ×2 after ScaleInterval finite steps, ÷2 and
+	// skip the update on a non-finite gradient).
+	LossScale     string
+	ScaleInit     float64
+	ScaleInterval int
+}
+
+// DefaultTrainConfig returns the defaults: AdamW, lr 3e-4, β = (0.9, 0.999),
+// ε = 1e-8, weight decay 0.01, SGD momentum 0, clip 1.0, constant schedule
+// with no warmup over 1000 steps, min_lr_ratio 0.1, combiner sum, 20
+// Frank–Wolfe iterations, no penalties, no loss scaling (scale_init 2^15 and
+// scale_interval 2000 apply once loss_scale is set).
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{
+		Optimizer: "adamw", LR: 3e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+		Clip: 1.0, Schedule: "constant", Steps: 1000, MinLRRatio: 0.1,
+		Combiner: "sum", FWIters: 20, LossScale: "none", ScaleInit: 32768, ScaleInterval: 2000,
+	}
+}
+
+// Set assigns one setting by key. Values are int64, float64, bool, string
+// or []any (lists), as the parser produces them.
+func (c *TrainConfig) Set(key string, v any) error {
+	bad := func(want string) error { return fmt.Errorf("train setting %s: want %s, have %v", key, want, v) }
+	num := func(dst *float64) error {
+		switch x := v.(type) {
+		case int64:
+			*dst = float64(x)
+		case float64:
+			*dst = x
+		default:
+			return bad("a number")
+		}
+		return nil
+	}
+	integer := func(dst *int) error {
+		x, ok := v.(int64)
+		if !ok || x < 0 {
+			return bad("a non-negative integer")
+		}
+		*dst = int(x)
+		return nil
+	}
+	str := func(dst *string, allowed ...string) error {
+		s, ok := v.(string)
+		if !ok {
+			return bad("a string")
+		}
+		if len(allowed) > 0 && !contains(allowed, s) {
+			return bad("one of " + strings.Join(allowed, ", "))
+		}
+		*dst = s
+		return nil
+	}
+	boolean := func(dst *bool) error {
+		b, ok := v.(bool)
+		if !ok {
+			return bad("true or false")
+		}
+		*dst = b
+		return nil
+	}
+	switch key {
+	case "optimizer":
+		return str(&c.Optimizer, "sgd", "adamw", "eg", "eg_adaptive", "eg_adam")
+	case "lr":
+		return num(&c.LR)
+	case "weight_decay":
+		return num(&c.WeightDecay)
+	case "decay_all":
+		return boolean(&c.DecayAll)
+	case "beta1":
+		return num(&c.Beta1)
+	case "beta2":
+		return num(&c.Beta2)
+	case "eps":
+		return num(&c.Eps)
+	case "momentum":
+		return num(&c.Momentum)
+	case "nesterov":
+		return boolean(&c.Nesterov)
+	case "clip":
+		return num(&c.Clip)
+	case "schedule":
+		return str(&c.Schedule, "constant", "cosine", "linear")
+	case "warmup":
+		return integer(&c.Warmup)
+	case "steps":
+		return integer(&c.Steps)
+	case "min_lr_ratio":
+		return num(&c.MinLRRatio)
+	case "eg_gamma":
+		return num(&c.EGGamma)
+	case "eg_nonneg":
+		return str(&c.EGNonneg)
+	case "losses":
+		switch x := v.(type) {
+		case string:
+			c.Losses = strings.FieldsFunc(x, func(r rune) bool { return r == ',' || r == ' ' })
+		case []any:
+			c.Losses = nil
+			for _, it := range x {
+				s, ok := it.(string)
+				if !ok {
+					return bad("a list of output names")
+				}
+				c.Losses = append(c.Losses, s)
+			}
+		default:
+			return bad("a list of output names")
+		}
+		return nil
+	case "combiner":
+		return str(&c.Combiner, "sum", "initial", "realtime", "gradnorm", "minnorm", "main_aux")
+	case "weights":
+		l, ok := v.([]any)
+		if !ok {
+			return bad("a list of numbers")
+		}
+		c.Weights = nil
+		for _, it := range l {
+			switch x := it.(type) {
+			case int64:
+				c.Weights = append(c.Weights, float64(x))
+			case float64:
+				c.Weights = append(c.Weights, x)
+			default:
+				return bad("a list of numbers")
+			}
+		}
+		return nil
+	case "fw_iters":
+		return integer(&c.FWIters)
+	case "input_penalty":
+		return num(&c.InputPenalty)
+	case "input_penalty_on":
+		return str(&c.InputPenaltyOn)
+	case "param_penalty":
+		return num(&c.ParamPenalty)
+	case "loss_scale":
+		return str(&c.LossScale, "none", "static", "dynamic")
+	case "scale_init":
+		return num(&c.ScaleInit)
+	case "scale_interval":
+		return integer(&c.ScaleInterval)
+	}
+	return fmt.Errorf("unknown train setting %s (known: %s)", key, strings.Join(TrainKeys(), ", "))
+}
+
+// TrainKeys lists every train setting's key.
+func TrainKeys() []string {
+	keys := []string{"optimizer", "lr", "weight_decay", "decay_all", "beta1", "beta2", "eps", "momentum",
+		"nesterov", "clip", "schedule", "warmup", "steps", "min_lr_ratio", "eg_gamma", "eg_nonneg", "losses",
+		"combiner", "weights", "fw_iters", "input_penalty", "input_penalty_on", "param_penalty", "loss_scale",
+		"scale_init", "scale_interval"}
+	sort.Strings(keys)
+	return keys
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
