@@ -643,6 +643,21 @@ func (e *elab) convert(c *call, x any, d ir.DType) (any, error) {
 }
 
 func init() {
+	register("tap", "name x", 2, func(e *elab, c *call, a []any) (any, error) {
+		name, ok := a[0].(string)
+		if !ok || name == "" {
+			return nil, e.errf(c.pos, "tap wants a name string first, have %s", describe(a[0]))
+		}
+		t, err := e.tensorArg(c, "tap", a[1])
+		if err != nil {
+			return nil, err
+		}
+		if e.taps[name] != nil {
+			return nil, e.errf(c.pos, "tap %q given twice", name)
+		}
+		e.taps[name] = t
+		return t, nil
+	})
 	register("is_tensor", "x", 1, func(e *elab, c *call, a []any) (any, error) {
 		_, ok := a[0].(*ir.Value)
 		return ok, nil

@@ -24,10 +24,12 @@ func StdlibSource() []byte { return stdlibSrc }
 // Define is a config override from the command line: -D key=value.
 type Define struct{ Key, Value string }
 
-// Setting is one config value after overrides.
+// Setting is one config or train value after overrides.
 type Setting struct {
 	Name  string
-	Value any // int64, float64, bool or string
+	Value any // int64, float64, bool, string or []any
+	// Pos is where the value was written (Filename "command line" for -D).
+	Pos lexer.Position
 }
 
 // Program is an elaborated model: its forward function and its settings.
@@ -35,8 +37,11 @@ type Program struct {
 	Name   string
 	Func   *ir.Func
 	Config []Setting
-	// Train is the train section as written, for the trainer to interpret.
-	Train *Section
+	// Train holds the train section's values, then -D overrides of train keys.
+	Train []Setting
+	// Taps are the values named with tap("name", x), for gradients with
+	// respect to intermediates and for reading them out (e.g. logits).
+	Taps map[string]*ir.Value
 }
 
 // closure is a def with the scope it was defined in.
@@ -58,13 +63,17 @@ type elab struct {
 	outVals   []*ir.Value
 	inputs    int
 	rngKey    *ir.Value
+	taps      map[string]*ir.Value
 	rngStream int
 	pos       lexer.Position
 }
 
-// Compile parses and elaborates the model in src into IR. The returned
-// error, if any, is an *Error with file:line:col.
-func Compile(filename string, src []byte, defines []Define) (*Program, error) {
+// Compile parses and elaborates the model in src into IR. A define whose key
+// is a config name overrides that config value; one whose key is in the
+// train section or in trainKeys (the trainer's known settings) overrides or
+// adds that train setting; any other key is an error. The returned error,
+// if any, is an *Error with file:line:col.
+func Compile(filename string, src []byte, defines []Define, trainKeys ...string) (*Program, error) {
 	lib, err := stdlib()
 	if err != nil {
 		return nil, fmt.Errorf("stdlib: %v", err)
@@ -78,6 +87,7 @@ func Compile(filename string, src []byte, defines []Define) (*Program, error) {
 		global: newScope(nil),
 		segs:   map[string]int{},
 		params: map[string]bool{},
+		taps:   map[string]*ir.Value{},
 	}
 	for _, d := range lib.Decls {
 		if d.Def != nil {
@@ -85,7 +95,8 @@ func Compile(filename string, src []byte, defines []Define) (*Program, error) {
 		}
 	}
 	var model *Model
-	prog := &Program{}
+	var train *Section
+	prog := &Program{Taps: e.taps}
 	userDefs := map[string]bool{}
 	for _, d := range f.Decls {
 		switch {
@@ -104,10 +115,10 @@ func Compile(filename string, src []byte, defines []Define) (*Program, error) {
 			if d.Train.Kind != "train" {
 				return nil, e.errf(d.Train.Pos, "a config section belongs inside the model")
 			}
-			if prog.Train != nil {
+			if train != nil {
 				return nil, e.errf(d.Train.Pos, "train section given twice")
 			}
-			prog.Train = d.Train
+			train = d.Train
 		}
 	}
 	if model == nil {
@@ -115,11 +126,23 @@ func Compile(filename string, src []byte, defines []Define) (*Program, error) {
 	}
 	prog.Name = model.Name
 	e.b = ir.NewBuilder("forward")
-	cfg, err := e.config(model, defines)
+	known := map[string]bool{}
+	for _, k := range trainKeys {
+		known[k] = true
+	}
+	if train != nil {
+		for _, en := range train.Entries {
+			known[en.Name] = true
+		}
+	}
+	cfg, rest, err := e.config(model, defines, known)
 	if err != nil {
 		return nil, err
 	}
 	prog.Config = cfg
+	if prog.Train, err = e.trainSettings(train, rest); err != nil {
+		return nil, err
+	}
 	ms := newScope(e.global)
 	for _, st := range model.Items {
 		if st.Config != nil {
@@ -176,7 +199,7 @@ func (e *elab) errf(pos lexer.Position, format string, args ...any) error {
 
 // config evaluates the model's config section in order, applying overrides
 // as each name is defined so later entries see them.
-func (e *elab) config(m *Model, defines []Define) ([]Setting, error) {
+func (e *elab) config(m *Model, defines []Define, trainKeys map[string]bool) ([]Setting, []Define, error) {
 	over := map[string]string{}
 	for _, d := range defines {
 		over[d.Key] = d.Value
@@ -188,47 +211,136 @@ func (e *elab) config(m *Model, defines []Define) ([]Setting, error) {
 			continue
 		}
 		if st.Config.Kind != "config" {
-			return nil, e.errf(st.Config.Pos, "the train section goes after the model, not inside it")
+			return nil, nil, e.errf(st.Config.Pos, "the train section goes after the model, not inside it")
 		}
 		if seen++; seen > 1 {
-			return nil, e.errf(st.Config.Pos, "config section given twice")
+			return nil, nil, e.errf(st.Config.Pos, "config section given twice")
 		}
 		for _, en := range st.Config.Entries {
 			if _, dup := e.global.vars[en.Name]; dup {
-				return nil, e.errf(en.Pos, "config %s defined twice or shadows a function", en.Name)
+				return nil, nil, e.errf(en.Pos, "config %s defined twice or shadows a function", en.Name)
+			}
+			v, err := e.expr(en.Value, e.global)
+			if err != nil {
+				return nil, nil, err
+			}
+			switch v.(type) {
+			case int64, float64, bool, string:
+			default:
+				return nil, nil, e.errf(en.Value.Pos, "config %s must be a number, bool or string, have %s", en.Name, describe(v))
+			}
+			pos := en.Pos
+			if s, ok := over[en.Name]; ok {
+				if v, err = overrideValue(en.Name, s, v); err != nil {
+					return nil, nil, commandLineError(err.Error())
+				}
+				delete(over, en.Name)
+				pos = commandLine
+			}
+			e.global.vars[en.Name] = v
+			out = append(out, Setting{en.Name, v, pos})
+		}
+	}
+	var rest []Define
+	var unknown, have []string
+	for _, d := range defines {
+		if _, ok := over[d.Key]; !ok {
+			continue
+		}
+		if trainKeys[d.Key] {
+			rest = append(rest, d)
+		} else {
+			unknown = append(unknown, d.Key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		for _, s := range out {
+			have = append(have, s.Name)
+		}
+		msg := fmt.Sprintf("-D %s: unknown config key (the model has: %s)", unknown[0], strings.Join(have, ", "))
+		if len(trainKeys) > 0 {
+			msg += "; nor is it a train setting"
+		}
+		return nil, nil, commandLineError(msg)
+	}
+	return out, rest, nil
+}
+
+var commandLine = lexer.Position{Filename: "command line", Line: 1, Column: 1}
+
+func commandLineError(msg string) error { return &Error{Pos: commandLine, Msg: msg} }
+
+// trainSettings evaluates the train section (its values may use config
+// names) and applies the -D overrides of train keys.
+func (e *elab) trainSettings(train *Section, defines []Define) ([]Setting, error) {
+	var out []Setting
+	index := map[string]int{}
+	if train != nil {
+		for _, en := range train.Entries {
+			if _, dup := index[en.Name]; dup {
+				return nil, e.errf(en.Pos, "train setting %s given twice", en.Name)
 			}
 			v, err := e.expr(en.Value, e.global)
 			if err != nil {
 				return nil, err
 			}
 			switch v.(type) {
-			case int64, float64, bool, string:
+			case int64, float64, bool, string, []any:
 			default:
-				return nil, e.errf(en.Value.Pos, "config %s must be a number, bool or string, have %s", en.Name, describe(v))
+				return nil, e.errf(en.Value.Pos, "train setting %s must be a number, bool, string or list, have %s", en.Name, describe(v))
 			}
-			if s, ok := over[en.Name]; ok {
-				if v, err = overrideValue(en.Name, s, v); err != nil {
-					return nil, &Error{Pos: lexer.Position{Filename: "command line", Line: 1, Column: 1}, Msg: err.Error()}
-				}
-				delete(over, en.Name)
-			}
-			e.global.vars[en.Name] = v
-			out = append(out, Setting{en.Name, v})
+			index[en.Name] = len(out)
+			out = append(out, Setting{en.Name, v, en.Pos})
 		}
 	}
-	if len(over) > 0 {
-		var keys, have []string
-		for k := range over {
-			keys = append(keys, k)
+	for _, d := range defines {
+		i, ok := index[d.Key]
+		if !ok {
+			index[d.Key] = len(out)
+			out = append(out, Setting{d.Key, inferValue(d.Value), commandLine})
+			continue
 		}
-		sort.Strings(keys)
-		for _, s := range out {
-			have = append(have, s.Name)
+		v := inferValue(d.Value)
+		if _, isStr := out[i].Value.(string); isStr {
+			v = d.Value
+			if u, err := strconv.Unquote(d.Value); err == nil {
+				v = u
+			}
+		} else if _, isList := out[i].Value.([]any); !isList {
+			var err error
+			if v, err = overrideValue(d.Key, d.Value, out[i].Value); err != nil {
+				return nil, commandLineError(err.Error())
+			}
 		}
-		return nil, &Error{Pos: lexer.Position{Filename: "command line", Line: 1, Column: 1},
-			Msg: fmt.Sprintf("-D %s: unknown config key (the model has: %s)", keys[0], strings.Join(have, ", "))}
+		out[i] = Setting{d.Key, v, commandLine}
 	}
 	return out, nil
+}
+
+// inferValue reads a -D value with no default to go by: an integer, a
+// number, a bool, a comma-separated list, else a string.
+func inferValue(s string) any {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return f
+	}
+	if b, err := strconv.ParseBool(s); err == nil {
+		return b
+	}
+	if u, err := strconv.Unquote(s); err == nil {
+		return u
+	}
+	if strings.Contains(s, ",") {
+		var l []any
+		for _, part := range strings.Split(s, ",") {
+			l = append(l, inferValue(strings.TrimSpace(part)))
+		}
+		return l
+	}
+	return s
 }
 
 // overrideValue parses a -D value with the kind of the default it replaces.
