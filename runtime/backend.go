@@ -37,4 +37,6 @@ func (Interp) Load(f *ir.Func) (Executable, error) {
 
 type interpExec struct{ f *ir.Func }
 
-func (x interpExec) Run(args []*interp.Tensor) ([]*interp.Tensor, error) { return interp.Run(x.f, args) }
+func (x interpExec) Run(args []*interp.Tensor) ([]*interp.Tensor, error) {
+	return interp.Run(x.f, args)
+}

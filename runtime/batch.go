@@ -108,7 +108,9 @@ func BindInputs(f *ir.Func, d *Dataset, split string, seed uint64, step int64) (
 	return out, nil
 }
 
-func sameShape(p, q *ir.Value) bool { return p.Type.Shape.Equal(q.Type.Shape) && p.Type.DType != ir.Invalid }
+func sameShape(p, q *ir.Value) bool {
+	return p.Type.Shape.Equal(q.Type.Shape) && p.Type.DType != ir.Invalid
+}
 
 // mlmMask marks maskRate of the positions of a [B, S] batch, never position 0.
 func mlmMask(s ir.Shape, seed uint64, step int64) []int64 {
