@@ -1,0 +1,248 @@
+package passes
+
+import (
+	"fmt"
+
+	"xlc/ir"
+)
+
+// Combine appends the combination of per-task gradients into one update
+// direction. grads[i][j] is task i's gradient of parameter j (all tasks share
+// the parameter list; shapes agree per j); losses[i] is task i's loss (f32[]).
+// step is the i64[] step counter (0 at the first step). It returns the
+// combined gradient per parameter and the per-task weights actually applied
+// (f32[] each, for logging as metrics).
+//
+// The combiner is cfg.Combiner (SEEDS.md §4); an empty name means sum:
+//
+//   - sum: Σ w_i g_i with w = cfg.Weights (all 1 when empty; any other
+//     length than the number of tasks is an error).
+//   - initial: Σ g_i / L_i(init), the gradient of Σ L_i / L_i(init).
+//     L_i(init) is the loss at step 0, kept as the f32[] state
+//     "combine.initial.<i>" (st must not be nil): set to sg(L_i) when
+//     step == 0, then frozen.
+//   - realtime: Σ g_i / sg(L_i), the direction of the geometric mean of the
+//     losses.
+//   - gradnorm: Σ g_i / ‖g_i‖, with ‖g_i‖ the global L2 norm of task i's
+//     gradient over all parameters.
+//   - minnorm (MGDA): u = Σ α_i g_i with α on the simplex minimising ‖u‖²,
+//     from the Gram matrix G_ij = ⟨g_i, g_j⟩ computed once: the closed form
+//     for two tasks, cfg.FWIters unrolled Frank–Wolfe iterations from the
+//     uniform α for more.
+//   - main_aux: task 0 (the first of cfg.Losses) is the main task:
+//     u = g_0 + Σ λ_i g_i with λ ≥ 0 minimising ‖u‖²; the closed form for
+//     one auxiliary task, cfg.FWIters sweeps of exact coordinate updates
+//     for more. The reported weights are 1 and the λ_i.
+//
+// Division by a zero quantity is guarded with selects, so no NaN (or Inf)
+// appears: a zero loss (realtime, initial) or a zero gradient (gradnorm)
+// gives its task weight 0, a zero ‖g_τ‖ gives λ_τ = 0 in main_aux, and
+// ‖a−b‖ = 0 in the two-task minnorm step gives γ = 1/2 (any γ gives the same
+// u there; Frank–Wolfe keeps α).
+//
+// With one task every combiner returns that task's gradient, except the
+// scale-type ones: gradnorm gives g/‖g‖, initial g/L(init) and realtime g/L.
+// The losses of realtime and initial are divided by as they are: a negative
+// loss flips its gradient, as the formulas say.
+//
+// Every dot product, norm and weight is computed in f32 (gradients of other
+// float dtypes are converted for them); the combined gradient of parameter j
+// has grads[0][j]'s type.
+func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) (combined []*ir.Value, weights []*ir.Value, err error) {
+	if err := b.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := combineCheck(cfg, step, losses, grads); err != nil {
+		return nil, nil, err
+	}
+	n := len(grads)
+	switch cfg.Combiner {
+	case "", "sum":
+		ws := cfg.Weights
+		if len(ws) == 0 {
+			ws = make([]float64, n)
+			for i := range ws {
+				ws[i] = 1
+			}
+		}
+		if len(ws) != n {
+			return nil, nil, fmt.Errorf("combine: sum has %d weights for %d tasks", len(ws), n)
+		}
+		for _, w := range ws {
+			weights = append(weights, combConst(b, w))
+		}
+		combined = combApply(b, weights, ws, grads)
+	case "initial":
+		if st == nil {
+			return nil, nil, fmt.Errorf("combine: initial needs a state set for the initial losses")
+		}
+		first := b.Binary(ir.OpEq, step, b.Constant(step.Type, 0))
+		for i, l := range losses {
+			name := fmt.Sprintf("combine.initial.%d", i)
+			old := st.Get(name, ir.T(ir.F32), "zeros", 0)
+			init := b.Select(first, b.Unary(ir.OpStopGradient, combF32(b, l)), old)
+			st.Set(name, init)
+			weights = append(weights, combDivOrZero(b, combConst(b, 1), init))
+		}
+		combined = combApply(b, weights, nil, grads)
+	case "realtime":
+		for _, l := range losses {
+			weights = append(weights, combDivOrZero(b, combConst(b, 1), b.Unary(ir.OpStopGradient, combF32(b, l))))
+		}
+		combined = combApply(b, weights, nil, grads)
+	case "gradnorm":
+		for _, g := range grads {
+			sq := combInner(b, g, g)
+			pos := b.Binary(ir.OpGt, sq, combConst(b, 0))
+			safe := b.Select(pos, sq, combConst(b, 1))
+			weights = append(weights, b.Select(pos, b.Unary(ir.OpRsqrt, safe), combConst(b, 0)))
+		}
+		combined = combApply(b, weights, nil, grads)
+	case "minnorm":
+		if n > 2 && cfg.FWIters < 1 {
+			return nil, nil, fmt.Errorf("combine: minnorm with %d tasks needs fw_iters >= 1", n)
+		}
+		weights = combMinNorm(b, combGram(b, grads), cfg.FWIters)
+		combined = combApply(b, weights, nil, grads)
+	case "main_aux":
+		if n > 2 && cfg.FWIters < 1 {
+			return nil, nil, fmt.Errorf("combine: main_aux with %d auxiliary tasks needs fw_iters >= 1", n-1)
+		}
+		weights = combMainAux(b, combGram(b, grads), cfg.FWIters)
+		ws := make([]float64, n)
+		ws[0] = 1 // the main task's weight is exactly 1: add g_0 as it is
+		combined = combApply(b, weights, ws, grads)
+	default:
+		return nil, nil, fmt.Errorf("combine: unknown combiner %q (known: sum, initial, realtime, gradnorm, minnorm, main_aux)", cfg.Combiner)
+	}
+	if err := b.Err(); err != nil {
+		return nil, nil, fmt.Errorf("combine: %s: %v", cfg.Combiner, err)
+	}
+	return combined, weights, nil
+}
+
+// combineCheck validates Combine's operands.
+func combineCheck(cfg *TrainConfig, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) error {
+	if cfg == nil {
+		return fmt.Errorf("combine: nil train config")
+	}
+	n := len(grads)
+	if n == 0 {
+		return fmt.Errorf("combine: no tasks")
+	}
+	if len(losses) != n {
+		return fmt.Errorf("combine: %d losses for %d tasks", len(losses), n)
+	}
+	if step == nil || step.Type.Rank() != 0 || !step.Type.DType.IsInt() {
+		return fmt.Errorf("combine: want an integer scalar step counter")
+	}
+	for i, l := range losses {
+		if l == nil || l.Type.Rank() != 0 || !l.Type.DType.IsFloat() {
+			return fmt.Errorf("combine: loss %d: want a float scalar", i)
+		}
+	}
+	if len(grads[0]) == 0 {
+		return fmt.Errorf("combine: no parameters")
+	}
+	for i, g := range grads {
+		if len(g) != len(grads[0]) {
+			return fmt.Errorf("combine: task %d has %d gradients, task 0 has %d", i, len(g), len(grads[0]))
+		}
+		for j, v := range g {
+			if v == nil || !v.Type.DType.IsFloat() {
+				return fmt.Errorf("combine: task %d gradient %d: want a float tensor", i, j)
+			}
+			if !v.Type.Equal(grads[0][j].Type) {
+				return fmt.Errorf("combine: task %d gradient %d is %v, task 0's is %v", i, j, v.Type, grads[0][j].Type)
+			}
+		}
+	}
+	return nil
+}
+
+// combConst is the f32[] constant v.
+func combConst(b *ir.Builder, v float64) *ir.Value { return b.Constant(ir.T(ir.F32), v) }
+
+// combF32 converts x to f32 unless it is f32 already.
+func combF32(b *ir.Builder, x *ir.Value) *ir.Value {
+	if x.Type.DType == ir.F32 {
+		return x
+	}
+	return b.Convert(x, ir.F32)
+}
+
+// combAllAxes lists the axes of a rank-r tensor.
+func combAllAxes(r int) []int {
+	axes := make([]int, r)
+	for i := range axes {
+		axes[i] = i
+	}
+	return axes
+}
+
+// combInner is the global inner product Σ_j reduce_sum(x_j·y_j) in f32.
+func combInner(b *ir.Builder, xs, ys []*ir.Value) *ir.Value {
+	var acc *ir.Value
+	for j := range xs {
+		x := combF32(b, xs[j])
+		var p *ir.Value
+		if xs[j] == ys[j] {
+			p = b.Binary(ir.OpMul, x, x)
+		} else {
+			p = b.Binary(ir.OpMul, x, combF32(b, ys[j]))
+		}
+		if r := p.Type.Rank(); r > 0 {
+			p = b.Reduce(ir.OpReduceSum, p, combAllAxes(r))
+		}
+		if acc == nil {
+			acc = p
+		} else {
+			acc = b.Binary(ir.OpAdd, acc, p)
+		}
+	}
+	return acc
+}
+
+// combDivOrZero is num/den where den != 0 and 0 elsewhere, without ever
+// dividing by zero.
+func combDivOrZero(b *ir.Builder, num, den *ir.Value) *ir.Value {
+	zero := b.Constant(den.Type, 0)
+	ok := b.Binary(ir.OpNe, den, zero)
+	safe := b.Select(ok, den, b.Constant(den.Type, 1))
+	return b.Select(ok, b.Binary(ir.OpDiv, num, safe), zero)
+}
+
+// combClip01 clamps x to [0, 1].
+func combClip01(b *ir.Builder, x *ir.Value) *ir.Value {
+	return b.Binary(ir.OpMax, b.Binary(ir.OpMin, x, combConst(b, 1)), combConst(b, 0))
+}
+
+// combApply returns Σ_i w_i g_i per parameter. When known is not nil, a
+// task whose known[i] is 1 is added without a multiply.
+func combApply(b *ir.Builder, w []*ir.Value, known []float64, grads [][]*ir.Value) []*ir.Value {
+	out := make([]*ir.Value, len(grads[0]))
+	for j := range out {
+		var acc *ir.Value
+		for i := range grads {
+			g := grads[i][j]
+			term := g
+			if known == nil || known[i] != 1 {
+				wi := w[i]
+				if g.Type.DType != ir.F32 {
+					wi = b.Convert(wi, g.Type.DType)
+				}
+				if g.Type.Rank() > 0 {
+					wi = b.Broadcast(wi, g.Type.Shape, []int{})
+				}
+				term = b.Binary(ir.OpMul, wi, g)
+			}
+			if acc == nil {
+				acc = term
+			} else {
+				acc = b.Binary(ir.OpAdd, acc, term)
+			}
+		}
+		out[j] = acc
+	}
+	return out
+}
