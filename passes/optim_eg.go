@@ -1,0 +1,186 @@
+package passes
+
+import "xlc/ir"
+
+// egPairOffset is c in EG±'s first split p⁺ = relu(p) + c, p⁻ = relu(−p) + c.
+const egPairOffset = 1e-3
+
+// buildEG is exponentiated gradient (SEEDS.md §3). Parameters whose name
+// matches cfg.EGNonneg (a Go regexp, unanchored as regexp.MatchString; the
+// default "" matches none) take plain EG, gradient descent on log p:
+// p ← p ⊙ exp(−lr·g); they must start and stay positive. Every other
+// parameter takes EG±: it is kept as the difference p = p⁺ − p⁻ of two
+// positive parts (states "eg.pos.<p>" and "eg.neg.<p>") updated by EG,
+// p⁺ ← p⁺ ⊙ exp(−lr·g), p⁻ ← p⁻ ⊙ exp(+lr·g), p ← p⁺ − p⁻. The parts are
+// created in-graph on the first update (state "eg.t", an f32 step counter,
+// is 0): p⁺ = relu(p) + c, p⁻ = relu(−p) + c with c = 1e-3, so that
+// p⁺ − p⁻ = p exactly in real arithmetic whatever p was initialised to;
+// the declared zeros of eg.pos and eg.neg are never used. Weight decay is
+// not applied.
+func buildEG(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) ([]*ir.Value, error) {
+	re, err := compileNonneg(cfg)
+	if err != nil {
+		return nil, err
+	}
+	_, first := g.counter(st, "eg.t")
+	out := make([]*ir.Value, len(ps))
+	for i, p := range ps {
+		s := p.Type.Shape
+		down := g.exp(g.neg(g.smul(lr, gs[i]))) // exp(−lr·g)
+		if re != nil && re.MatchString(params[i].Name) {
+			out[i] = g.mul(p, down)
+			continue
+		}
+		pos := stateLike(st, "eg.pos", params[i], "zeros")
+		neg := stateLike(st, "eg.neg", params[i], "zeros")
+		zero, c := g.full(s, 0), g.full(s, egPairOffset)
+		pos = g.sel(first, g.add(g.max(p, zero), c), pos)
+		neg = g.sel(first, g.add(g.max(g.neg(p), zero), c), neg)
+		pos = g.mul(pos, down)
+		neg = g.mul(neg, g.exp(g.smul(lr, gs[i])))
+		st.Set("eg.pos."+params[i].Name, pos)
+		st.Set("eg.neg."+params[i].Name, neg)
+		out[i] = g.sub(pos, neg)
+	}
+	return out, nil
+}
+
+// egAutoGammaScale is the numerator of the automatic meta learning rate
+// γ = 0.01 / (mean(g²) + 1e-30).
+const (
+	egAutoGammaScale = 0.01
+	egAutoGammaTiny  = 1e-30
+)
+
+// metaRate returns the meta learning rate γ of eg_adaptive and eg_adam as
+// an f32[] value: cfg.EGGamma when it is non-zero; otherwise (the default,
+// "auto") γ = 0.01 / (mean(g²) + 1e-30), the mean taken over every
+// coordinate of every parameter's gradient at the first update (first is
+// true), kept in the scalar state "<prefix>.gamma" and frozen from then on.
+// SEEDS.md §3 asks for γ "around 1e-2 of 1/‖g‖² scale": with this choice
+// the exponent γ·g_prev·g of a coordinate whose gradients are of typical
+// size is about 0.01, so a step size changes by about 1% a step when
+// signs agree and shrinks as much when they alternate.
+func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, first *ir.Value, gs []*ir.Value) *ir.Value {
+	if cfg.EGGamma != 0 {
+		return g.c(cfg.EGGamma)
+	}
+	name := prefix + ".gamma"
+	old := st.Get(name, scalarF32, "zeros", 0)
+	var sq *ir.Value
+	n := 0
+	for _, gi := range gs {
+		s := g.sum(g.mul(gi, gi))
+		if sq == nil {
+			sq = s
+		} else {
+			sq = g.add(sq, s)
+		}
+		n += gi.Type.Shape.NumElements()
+	}
+	if sq == nil {
+		sq = g.c(0)
+	}
+	mean := g.div(sq, g.c(float64(max(n, 1))))
+	gamma := g.sel(first, g.div(g.c(egAutoGammaScale), g.add(mean, g.c(egAutoGammaTiny))), old)
+	st.Set(name, gamma)
+	return gamma
+}
+
+// buildEGAdaptive is SEEDS.md §3's step-size adaptation by EG, simplified
+// form, exactly: per-coordinate step sizes ν (state "eg_adaptive.nu.<p>",
+// ones) and the previous gradient g_prev (state "eg_adaptive.gprev.<p>",
+// zeros); ν ← ν ⊙ exp(γ · g_prev ⊙ g); p ← p − lr · ν ⊙ g; g_prev ← g.
+// Consistent gradient signs grow a coordinate's step, alternating signs
+// shrink it; the first update is plain SGD (g_prev = 0). γ is cfg.EGGamma,
+// or when that is 0 (the default) the automatic rate of metaRate, which
+// adds the states "eg_adaptive.t" (f32 step counter) and
+// "eg_adaptive.gamma". Weight decay is not applied.
+func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+	var first *ir.Value
+	if cfg.EGGamma == 0 {
+		_, first = g.counter(st, "eg_adaptive.t")
+	}
+	gamma := metaRate(g, st, cfg, "eg_adaptive", first, gs)
+	out := make([]*ir.Value, len(ps))
+	for i, p := range ps {
+		nu := stateLike(st, "eg_adaptive.nu", params[i], "ones")
+		prev := stateLike(st, "eg_adaptive.gprev", params[i], "zeros")
+		nu = g.mul(nu, g.exp(g.smul(gamma, g.mul(prev, gs[i]))))
+		st.Set("eg_adaptive.nu."+params[i].Name, nu)
+		st.Set("eg_adaptive.gprev."+params[i].Name, gs[i])
+		out[i] = g.sub(p, g.smul(lr, g.mul(nu, gs[i])))
+	}
+	return out
+}
+
+// buildEGAdam is the step-size adaptation of Amid, Anil, Fifty and Warmuth
+// (2022) on top of Adam: a global scale s (state "eg_adam.s", init 1) and
+// per-coordinate gains q (state "eg_adam.q.<p>", ones), both updated by EG
+// from the alignment of the current gradient with the previous step's
+// applied direction u_prev = q⊙u (state "eg_adam.u.<p>", zeros). Adam's
+// moments are those of adamw (states "eg_adam.t", "eg_adam.m.<p>",
+// "eg_adam.v.<p>"; β1, β2, ε from cfg) and u = m̂/(√v̂ + ε). One update:
+//
+//	q ← q ⊙ exp(γ·lr · g ⊙ u_prev), then q ← q / mean(q) per parameter
+//	s ← s · exp(γ·lr · Σ_params ⟨g, u_prev⟩)
+//	p ← p·(1 − lr·wd) (decayed parameters only) − lr·s · q ⊙ u
+//	u_prev ← q ⊙ u
+//
+// The signs, derived: the previous step moved θ_t = θ_{t−1} − lr·s·u_prev
+// with u_prev = q⊙u_{t−1}, so the loss at θ_t depends on the gains through
+// that step and dL(θ_t)/ds = −lr·⟨g_t, u_prev⟩; EG on s is
+// s ← s·exp(−γ·dL/ds) = s·exp(+γ·lr·⟨g_t, u_prev⟩). A current gradient that
+// still points along the previous step (⟨g_t, u_prev⟩ > 0: the loss keeps
+// falling along −u_prev) grows the scale; one that points back shrinks it.
+// Per coordinate, dL(θ_t)/dq_i = −lr·s·g_i·u_{t−1,i} has the same sign as
+// −g_i·u_prev,i; the gains take EG with the gradient measured relative to
+// the gain, q_i·dL/dq_i = −lr·s·g_i·u_prev,i, with the factor s left out
+// (s is adapted on its own, and this keeps the gains' effective meta rate
+// independent of the scale), so q_i ← q_i·exp(+γ·lr·g_i·u_prev,i): same
+// sign rule as s. Renormalising q to mean 1 leaves the overall step size to
+// s. lr is the current step's rate (equal to the previous one's but at
+// schedule changes). γ is cfg.EGGamma, or when 0 (the default) the
+// automatic rate of metaRate (state "eg_adam.gamma", from the first
+// update's gradient). On the first update u_prev = 0, so q and s stay 1
+// and the step is AdamW's.
+func buildEGAdam(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+	a := adamMoments(g, st, cfg, "eg_adam", params, gs)
+	gamma := metaRate(g, st, cfg, "eg_adam", a.first, gs)
+	rate := g.mul(gamma, lr)
+	prevs := make([]*ir.Value, len(ps))
+	var align *ir.Value
+	for i := range ps {
+		prevs[i] = stateLike(st, "eg_adam.u", params[i], "zeros")
+		d := g.sum(g.mul(gs[i], prevs[i]))
+		if align == nil {
+			align = d
+		} else {
+			align = g.add(align, d)
+		}
+	}
+	if align == nil {
+		align = g.c(0)
+	}
+	s := st.Get("eg_adam.s", scalarF32, "ones", 0)
+	s = g.mul(s, g.exp(g.mul(rate, align)))
+	st.Set("eg_adam.s", s)
+	step := g.mul(lr, s)
+	out := make([]*ir.Value, len(ps))
+	for i, p := range ps {
+		shape := p.Type.Shape
+		q := stateLike(st, "eg_adam.q", params[i], "ones")
+		q = g.mul(q, g.exp(g.smul(rate, g.mul(gs[i], prevs[i]))))
+		mean := g.div(g.sum(q), g.c(float64(max(shape.NumElements(), 1))))
+		q = g.div(q, g.bc(mean, shape))
+		st.Set("eg_adam.q."+params[i].Name, q)
+		u := g.div(g.div(a.m[i], g.bc(a.bc1, shape)), a.denom(g, i))
+		dir := g.mul(q, u)
+		st.Set("eg_adam.u."+params[i].Name, dir)
+		if decays(cfg, params[i]) {
+			p = g.smul(g.sub(g.c(1), g.mul(lr, g.c(cfg.WeightDecay))), p)
+		}
+		out[i] = g.sub(p, g.smul(step, dir))
+	}
+	return out
+}
