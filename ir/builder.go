@@ -100,6 +100,13 @@ func (b *Builder) Slice(x *Value, start, limit, stride []int) *Value {
 	return b.Emit(OpSlice, Type{}, a, x)
 }
 
+// Pad surrounds x with low and high zeros on every axis and puts interior
+// zeros between neighbouring elements.
+func (b *Builder) Pad(x *Value, low, high, interior []int) *Value {
+	a := Attrs{}.Set("high", high).Set("interior", interior).Set("low", low)
+	return b.Emit(OpPad, Type{}, a, x)
+}
+
 // Concat joins xs along axis.
 func (b *Builder) Concat(axis int, xs ...*Value) *Value {
 	return b.Emit(OpConcat, Type{}, Attrs{}.Set("axis", axis), xs...)

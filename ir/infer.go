@@ -2,6 +2,7 @@ package ir
 
 import (
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -79,6 +80,8 @@ func Infer(op Op, args []Type, attrs Attrs, declared Type) (Type, error) {
 		return Type{args[0].DType, s}, nil
 	case OpSlice:
 		return inferSlice(args[0], attrs)
+	case OpPad:
+		return inferPad(args[0], attrs)
 	case OpConcat:
 		return inferConcat(args, attrs)
 	case OpIota:
@@ -164,6 +167,27 @@ func inferSlice(x Type, attrs Attrs) (Type, error) {
 			return Type{}, fmt.Errorf("slice: axis %d: want 0 <= start <= limit <= %d and stride >= 1, have %d:%d:%d", i, x.Shape[i], start[i], limit[i], stride[i])
 		}
 		s[i] = (limit[i] - start[i] + stride[i] - 1) / stride[i]
+	}
+	return Type{x.DType, s}, nil
+}
+
+// inferPad gives result dim i = low[i] + n + (n-1)*interior[i] + high[i] for
+// an operand dim n > 0, and low[i] + high[i] for n = 0.
+func inferPad(x Type, attrs Attrs) (Type, error) {
+	low, high, interior := attrs.Ints("low"), attrs.Ints("high"), attrs.Ints("interior")
+	r := x.Rank()
+	if len(low) != r || len(high) != r || len(interior) != r {
+		return Type{}, fmt.Errorf("pad: want low, high and interior of %d entries, have low=%v, high=%v, interior=%v", r, Shape(low), Shape(high), Shape(interior))
+	}
+	s := make(Shape, r)
+	for i, n := range x.Shape {
+		if min(low[i], high[i], interior[i]) < 0 || max(low[i], high[i], interior[i]) > math.MaxInt32 {
+			return Type{}, fmt.Errorf("pad: axis %d: want low, high and interior in [0, 2^31), have %d, %d, %d", i, low[i], high[i], interior[i])
+		}
+		s[i] = low[i] + high[i]
+		if n > 0 {
+			s[i] += n + (n-1)*interior[i]
+		}
 	}
 	return Type{x.DType, s}, nil
 }

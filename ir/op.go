@@ -61,6 +61,7 @@ const (
 	OpReshape    // reshape %x : <same element count>
 	OpTranspose  // transpose %x {perm=[...]}: result dim i is operand dim perm[i]
 	OpSlice      // slice %x {start=[...], limit=[...], stride=[...]}
+	OpPad        // pad %x {low=[...], high=[...], interior=[...]}: zero padding; operand element j of axis i lands at low[i] + j*(interior[i]+1)
 	OpConcat     // concat %a, %b, ... {axis=k}
 	OpIota       // iota {axis=k}: element = its index along axis k
 	OpConstant   // constant {value=v}: every element is v
@@ -117,6 +118,7 @@ var opTable = [numOps]opInfo{
 	OpReshape:      {"reshape", ClassOther, 1},
 	OpTranspose:    {"transpose", ClassOther, 1},
 	OpSlice:        {"slice", ClassOther, 1},
+	OpPad:          {"pad", ClassOther, 1},
 	OpConcat:       {"concat", ClassOther, -1},
 	OpIota:         {"iota", ClassOther, 0},
 	OpConstant:     {"constant", ClassOther, 0},

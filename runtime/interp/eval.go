@@ -117,6 +117,8 @@ func Eval(op ir.Op, attrs ir.Attrs, t ir.Type, args []*Tensor) (*Tensor, error) 
 		return transpose(args[0], attrs.Ints("perm"), t), nil
 	case ir.OpSlice:
 		return slice(args[0], attrs.Ints("start"), attrs.Ints("stride"), t), nil
+	case ir.OpPad:
+		return pad(args[0], attrs.Ints("low"), attrs.Ints("interior"), t), nil
 	case ir.OpConcat:
 		return concat(args, attrs.Int("axis"), t), nil
 	case ir.OpIota:
