@@ -1,0 +1,69 @@
+package runtime
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// PlotLosses draws series (each a list of (step, loss) points, such as
+// "train loss" and "val loss") as lines on one chart with a legend, x axis
+// "step" and y axis "loss", and writes it to path as an 8x5 inch PNG,
+// atomically. Series are drawn in name order; NaN and infinite points are
+// left out, and a series with under 50 points also gets markers so that a
+// sparse one, like validation loss, stays visible.
+func PlotLosses(path string, series map[string][][2]float64, title string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "loss"
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	drawn := 0
+	for _, name := range slices.Sorted(maps.Keys(series)) {
+		var xys plotter.XYs
+		for _, pt := range series[name] {
+			if plotFinite(pt[0]) && plotFinite(pt[1]) {
+				xys = append(xys, plotter.XY{X: pt[0], Y: pt[1]})
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return fmt.Errorf("%s: series %q: %v", path, name, err)
+		}
+		line.Color = plotutil.Color(drawn)
+		drawn++
+		line.Width = vg.Points(1.5)
+		p.Add(line)
+		if len(xys) < 50 {
+			points.Color = line.Color
+			points.Shape = draw.CircleGlyph{}
+			p.Add(points)
+			p.Legend.Add(name, line, points)
+		} else {
+			p.Legend.Add(name, line)
+		}
+	}
+	w, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, "png")
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return WriteFileAtomic(path, buf.Bytes(), 0o644)
+}
+
+func plotFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
