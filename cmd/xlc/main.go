@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"xlc/parser"
@@ -49,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBuild(args[1:], stdout, stderr)
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "train":
+		err = cmdTrain(args[1:], stdout, stderr)
+	case "sample":
+		err = cmdSample(args[1:], stdout, stderr)
 	case "fmt":
 		err = cmdFmt(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
@@ -112,4 +117,17 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("xlc "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+func defineSteps(n int64) parser.Define {
+	return parser.Define{Key: "steps", Value: fmt.Sprint(n)}
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

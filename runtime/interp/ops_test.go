@@ -157,7 +157,7 @@ func TestOps(t *testing.T) {
 		}())},
 		{"constant f32", "", "%0 = constant {value=0.1} : f32[2]", nil, ten("f32[2]", f32(0.1), f32(0.1))},
 		{"constant -inf", "", "%0 = constant {value=-inf} : f16[]", nil, ten("f16[]", -inf)},
-		{"constant int into float", "", "%0 = constant {value=3} : bf16[]", nil, ten("bf16[]", 3)},
+		{"constant bf16", "", "%0 = constant {value=3.0} : bf16[]", nil, ten("bf16[]", 3)},
 		{"constant i32", "", "%0 = constant {value=-3} : i32[]", nil, ten("i32[]", -3)},
 		{"constant bool", "", "%0 = constant {value=1} : bool[2]", nil, ten("bool[2]", 1, 1)},
 

@@ -1,0 +1,92 @@
+// Package build turns a model file into what the runtime runs: the train
+// step and the evaluation forward pass, each after the pass pipeline, with
+// the model's train settings resolved.
+package build
+
+import (
+	"fmt"
+
+	"xlc/ir"
+	"xlc/parser"
+	"xlc/passes"
+)
+
+// Model is a model compiled for training.
+type Model struct {
+	Name    string
+	Path    string
+	Source  []byte
+	Defines []parser.Define
+	Config  []parser.Setting
+	Train   passes.TrainConfig
+	// Step is train_step (see passes.BuildTrainStep); Eval is the forward
+	// pass returning the model's outputs. Both went through the pipeline.
+	Step *ir.Func
+	Eval *ir.Func
+}
+
+// Options are the compiler settings of a build.
+type Options struct {
+	Passes passes.Options
+}
+
+// Compile builds the train step and the evaluation function of the model in
+// src. defines override config values and train settings alike.
+func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Model, error) {
+	prog, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := TrainConfig(prog)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Name: prog.Name, Path: path, Source: src, Defines: defines, Config: prog.Config, Train: cfg}
+	if err := passes.BuildTrainStep(prog.Func, prog.Taps, &m.Train); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	m.Step = prog.Func
+	if err := passes.Run(m.Step, opt.Passes); err != nil {
+		return nil, fmt.Errorf("%s: train step: %v", path, err)
+	}
+	eval, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	if err != nil {
+		return nil, err
+	}
+	m.Eval = eval.Func
+	if err := passes.Run(m.Eval, opt.Passes); err != nil {
+		return nil, fmt.Errorf("%s: forward: %v", path, err)
+	}
+	return m, nil
+}
+
+// TrainConfig resolves a program's train settings over the defaults; an
+// invalid one is reported at the place it was written.
+func TrainConfig(prog *parser.Program) (passes.TrainConfig, error) {
+	cfg := passes.DefaultTrainConfig()
+	for _, s := range prog.Train {
+		if err := cfg.Set(s.Name, s.Value); err != nil {
+			return cfg, fmt.Errorf("%s:%d:%d: %v", s.Pos.Filename, s.Pos.Line, s.Pos.Column, err)
+		}
+	}
+	return cfg, nil
+}
+
+// Tapped compiles the forward pass with the tapped value name as its only
+// result (e.g. "logits" for sampling), after the pipeline.
+func Tapped(path string, src []byte, defines []parser.Define, name string) (*ir.Func, error) {
+	prog, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	if err != nil {
+		return nil, err
+	}
+	v := prog.Taps[name]
+	if v == nil {
+		return nil, fmt.Errorf("%s: the model has no tap %q (name it with tap(%q, x))", path, name, name)
+	}
+	f := prog.Func
+	f.Results, f.ResultNames = []*ir.Value{v}, []string{name}
+	if err := passes.Run(f, passes.Options{}); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return f, nil
+}

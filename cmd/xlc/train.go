@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"xlc/build"
+	"xlc/passes"
+	"xlc/runtime"
+)
+
+func cmdTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", stderr)
+	var defs defines
+	fs.Var(&defs, "D", "override a config value or train setting: -D key=value (repeatable)")
+	data := fs.String("data", "", "a text file or a folder of text files (default: built-in generated text)")
+	steps := fs.Int64("steps", 0, "train until this step (default: the model's steps setting)")
+	out := fs.String("out", "out", "folder for the checkpoint, metrics.jsonl and loss.png")
+	seed := fs.Uint64("seed", 1, "seed for initialisation, batches and dropout")
+	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
+	evalEvery := fs.Int64("eval-every", 0, "validate every N steps (default steps/10)")
+	ckptEvery := fs.Int64("ckpt-every", 0, "write a checkpoint every N steps (default: as eval-every)")
+	evalBatches := fs.Int("eval-batches", 4, "validation batches per evaluation")
+	verify := fs.Bool("verify", false, "verify the IR after every pass")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("xlc train: want one model file, have %d (see xlc help)", len(pos))
+	}
+	if *steps > 0 {
+		defs = append(defs, defineSteps(*steps))
+	}
+	src, err := os.ReadFile(pos[0])
+	if err != nil {
+		return fmt.Errorf("xlc train: %v", err)
+	}
+	m, err := build.Compile(pos[0], src, defs, build.Options{Passes: passes.Options{Verify: *verify}})
+	if err != nil {
+		return err
+	}
+	ds, err := loadData(*data, m)
+	if err != nil {
+		return fmt.Errorf("xlc train: %v", err)
+	}
+	meta, err := modelMeta(m)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, %s, %d steps, backend interp\n",
+		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, describeCombiner(m), m.Train.Steps)
+	res, err := runtime.Train(ctx, runtime.Interp{}, m.Step, m.Eval, runtime.TrainOptions{
+		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume,
+		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
+	})
+	if err != nil {
+		return fmt.Errorf("xlc train: %v", err)
+	}
+	if res.Interrupted {
+		fmt.Fprintf(stdout, "interrupted at step %d; checkpoint saved in %s (continue with --resume)\n", res.Step, *out)
+		return nil
+	}
+	fmt.Fprintf(stdout, "step %d:", res.Step)
+	for _, k := range sortedKeys(res.Last) {
+		fmt.Fprintf(stdout, " %s=%.4g", k, res.Last[k])
+	}
+	fmt.Fprintf(stdout, "\ncheckpoint %s, metrics %s, plot %s\n",
+		filepath.Join(*out, runtime.CheckpointName), filepath.Join(*out, "metrics.jsonl"), filepath.Join(*out, "loss.png"))
+	return nil
+}
+
+func describeCombiner(m *build.Model) string {
+	return "combiner " + m.Train.Combiner
+}
+
+// loadData reads --data, or the built-in text when it is empty, checking
+// that windows of the model's seq+1 bytes fit.
+func loadData(path string, m *build.Model) (*runtime.Dataset, error) {
+	minLen := 2
+	if tok := m.Step.Param("tokens"); tok != nil && tok.Type.Rank() == 2 {
+		minLen = tok.Type.Shape[1] + 1
+	}
+	if path == "" {
+		return runtime.BuiltinText(), nil
+	}
+	return runtime.LoadText(path, 0.1, minLen)
+}
+
+// modelMeta is what a checkpoint records to rebuild its model.
+func modelMeta(m *build.Model) (map[string]string, error) {
+	defs, err := json.Marshal(m.Defines)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{
+		"model":        m.Name,
+		"model_path":   m.Path,
+		"model_source": string(m.Source),
+		"defines":      string(defs),
+	}, nil
+}

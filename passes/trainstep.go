@@ -1,0 +1,270 @@
+package passes
+
+import (
+	"fmt"
+	"strings"
+
+	"xlc/ir"
+)
+
+// BuildTrainStep turns the elaborated forward function f into the whole
+// training step, in place, renamed train_step:
+//
+//	train_step(inputs, params, state, rng_key) -> (losses, metrics, params', state')
+//
+// In order it appends: the gradient penalties of each task loss (by double
+// backward), loss scaling, one backward pass per task sharing the forward,
+// unscaling, the global all-finite check, the multi-task combination, global
+// norm clipping, the learning-rate schedule and the optimizer update, and
+// the loss-scale update. Afterwards:
+//   - every parameter with role=param and every state parameter (role=state:
+//     optimizer moments, "step", "loss_scale") has a result of the same name
+//     holding its new value (the trainer donates the buffer);
+//   - the other results are, in order, the task losses (the outputs named
+//     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
+//     metrics grad_norm, lr, and where they apply loss_scale, finite,
+//     input_penalty.<task>, param_penalty.<task> and weight.<task>;
+//   - with dynamic loss scaling a non-finite gradient leaves every parameter
+//     and optimizer state unchanged and halves the scale.
+//
+// taps are the values named with tap() in the model, for the input penalty.
+func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) error {
+	b := &ir.Builder{F: f}
+	st := NewStateSet(b)
+	taskNames, tasks, others, otherNames, err := splitOutputs(f, cfg)
+	if err != nil {
+		return err
+	}
+	var params []*ir.Value
+	for _, p := range f.Params {
+		if p.Role() == "param" {
+			params = append(params, p)
+			st.Track(p)
+		}
+	}
+	if len(params) == 0 {
+		return fmt.Errorf("the model has no parameters to train")
+	}
+	step := st.Get("step", ir.T(ir.I64), "zeros", 0)
+	m := &metrics{}
+
+	// Penalised objectives, one per task.
+	objs := make([]*ir.Value, len(tasks))
+	for i, l := range tasks {
+		obj := l
+		if cfg.InputPenalty != 0 {
+			x := taps[cfg.InputPenaltyOn]
+			if x == nil {
+				return fmt.Errorf("input_penalty_on = %q: the model has no such tap (name a value with tap(\"name\", x))", cfg.InputPenaltyOn)
+			}
+			g, err := Grad(f, l, []*ir.Value{x})
+			if err != nil {
+				return err
+			}
+			pen := scaleBy(b, sumSquares(b, g), cfg.InputPenalty/2)
+			m.add("input_penalty."+taskNames[i], pen)
+			obj = b.Binary(ir.OpAdd, obj, pen)
+		}
+		if cfg.ParamPenalty != 0 {
+			g, err := Grad(f, l, params)
+			if err != nil {
+				return err
+			}
+			pen := scaleBy(b, sumSquares(b, g), cfg.ParamPenalty/2)
+			m.add("param_penalty."+taskNames[i], pen)
+			obj = b.Binary(ir.OpAdd, obj, pen)
+		}
+		objs[i] = obj
+	}
+
+	// Loss scaling and one backward pass per task.
+	var lossScale *ir.Value
+	switch cfg.LossScale {
+	case "static":
+		lossScale = b.Constant(ir.T(ir.F32), cfg.ScaleInit)
+	case "dynamic":
+		lossScale = st.Get("loss_scale", ir.T(ir.F32), "constant", cfg.ScaleInit)
+	}
+	grads := make([][]*ir.Value, len(objs))
+	for i, obj := range objs {
+		y := obj
+		if lossScale != nil {
+			y = b.Binary(ir.OpMul, obj, lossScale)
+		}
+		g, err := Grad(f, y, params)
+		if err != nil {
+			return err
+		}
+		if lossScale != nil {
+			inv := b.Unary(ir.OpRecip, lossScale)
+			for j := range g {
+				g[j] = b.Binary(ir.OpMul, g[j], b.Broadcast(inv, g[j].Type.Shape, []int{}))
+			}
+		}
+		grads[i] = g
+	}
+
+	// One global all-finite reduction: x·0 is 0 for finite x, NaN otherwise.
+	var finite *ir.Value
+	if cfg.LossScale == "dynamic" {
+		var total *ir.Value
+		for _, g := range grads {
+			for _, gj := range g {
+				zero := b.Broadcast(b.Constant(ir.T(gj.Type.DType), 0), gj.Type.Shape, []int{})
+				s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, gj, zero), axesOf(gj))
+				if total == nil {
+					total = s
+				} else {
+					total = b.Binary(ir.OpAdd, total, s)
+				}
+			}
+		}
+		finite = b.Binary(ir.OpEq, total, b.Constant(ir.T(ir.F32), 0))
+	}
+
+	combined, weights, err := Combine(b, st, cfg, step, objs, grads)
+	if err != nil {
+		return err
+	}
+	if len(tasks) > 1 {
+		for i, w := range weights {
+			m.add("weight."+taskNames[i], w)
+		}
+	}
+	clipped, norm := ClipGlobalNorm(b, combined, cfg.Clip)
+	m.add("grad_norm", norm)
+	lr := BuildSchedule(b, cfg, step)
+	m.add("lr", lr)
+	updated, err := BuildOptimizer(b, st, cfg, lr, params, clipped)
+	if err != nil {
+		return err
+	}
+	for j, p := range params {
+		st.Set(p.Name, updated[j])
+	}
+	if finite != nil {
+		st.Gate(finite)
+		updateScale(b, st, cfg, lossScale, finite)
+		m.add("finite", b.Convert(finite, ir.F32))
+	}
+	if lossScale != nil {
+		m.add("loss_scale", lossScale)
+	}
+	st.Set("step", b.Binary(ir.OpAdd, step, b.Constant(ir.T(ir.I64), 1)))
+
+	stateNames, stateVals, err := st.Results()
+	if err != nil {
+		return err
+	}
+	names := append(append(append([]string{}, taskNames...), otherNames...), m.names...)
+	vals := append(append(append([]*ir.Value{}, tasks...), others...), m.vals...)
+	seen := map[string]bool{}
+	for _, n := range names {
+		seen[n] = true
+	}
+	for _, n := range stateNames {
+		if seen[n] {
+			return fmt.Errorf("output %s has the name of a parameter or state", n)
+		}
+	}
+	f.Name = "train_step"
+	f.Results = append(vals, stateVals...)
+	f.ResultNames = append(names, stateNames...)
+	if err := b.Err(); err != nil {
+		return fmt.Errorf("train step: %v", err)
+	}
+	return nil
+}
+
+// splitOutputs separates the task losses from the other outputs.
+func splitOutputs(f *ir.Func, cfg *TrainConfig) (taskNames []string, tasks, others []*ir.Value, otherNames []string, err error) {
+	isTask := map[string]bool{}
+	for _, n := range cfg.Losses {
+		if f.Result(n) == nil {
+			return nil, nil, nil, nil, fmt.Errorf("losses: the model has no output %s (outputs: %s)", n, strings.Join(f.ResultNames, ", "))
+		}
+		isTask[n] = true
+		taskNames = append(taskNames, n)
+	}
+	if len(cfg.Losses) == 0 {
+		for _, n := range f.ResultNames {
+			if strings.HasSuffix(n, "loss") {
+				isTask[n] = true
+				taskNames = append(taskNames, n)
+			}
+		}
+	}
+	if len(taskNames) == 0 {
+		return nil, nil, nil, nil, fmt.Errorf("no task loss: name an output ...loss or list them in losses = [...]")
+	}
+	for _, n := range taskNames {
+		l := f.Result(n)
+		if l.Type.Rank() != 0 || !l.Type.DType.IsFloat() {
+			return nil, nil, nil, nil, fmt.Errorf("loss %s must be a float scalar, have %v", n, l.Type)
+		}
+		if l.Type.DType != ir.F32 {
+			return nil, nil, nil, nil, fmt.Errorf("loss %s must be f32, have %v", n, l.Type)
+		}
+		tasks = append(tasks, l)
+	}
+	for i, n := range f.ResultNames {
+		if !isTask[n] {
+			others = append(others, f.Results[i])
+			otherNames = append(otherNames, n)
+		}
+	}
+	return taskNames, tasks, others, otherNames, nil
+}
+
+// updateScale is dynamic loss scaling: halve on a non-finite step, double
+// after cfg.ScaleInterval finite steps in a row.
+func updateScale(b *ir.Builder, st *StateSet, cfg *TrainConfig, s, finite *ir.Value) {
+	good := st.Get("loss_scale.good", ir.T(ir.I64), "zeros", 0)
+	one := b.Constant(ir.T(ir.I64), 1)
+	zero := b.Constant(ir.T(ir.I64), 0)
+	next := b.Select(finite, b.Binary(ir.OpAdd, good, one), zero)
+	grow := b.Binary(ir.OpGe, next, b.Constant(ir.T(ir.I64), float64(cfg.ScaleInterval)))
+	two := b.Constant(ir.T(ir.F32), 2)
+	grown := b.Select(grow, b.Binary(ir.OpMul, s, two), s)
+	st.Set("loss_scale", b.Select(finite, grown, b.Binary(ir.OpDiv, s, two)))
+	st.Set("loss_scale.good", b.Select(grow, zero, next))
+}
+
+type metrics struct {
+	names []string
+	vals  []*ir.Value
+}
+
+func (m *metrics) add(name string, v *ir.Value) {
+	m.names = append(m.names, name)
+	m.vals = append(m.vals, v)
+}
+
+// sumSquares is Σ_j Σ x_j² over every element of every value, in f32.
+func sumSquares(b *ir.Builder, xs []*ir.Value) *ir.Value {
+	var total *ir.Value
+	for _, x := range xs {
+		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, x, x), axesOf(x))
+		if s.Type.DType != ir.F32 {
+			s = b.Convert(s, ir.F32)
+		}
+		if total == nil {
+			total = s
+		} else {
+			total = b.Binary(ir.OpAdd, total, s)
+		}
+	}
+	return total
+}
+
+func scaleBy(b *ir.Builder, x *ir.Value, c float64) *ir.Value {
+	return b.Binary(ir.OpMul, x, b.Constant(x.Type, c))
+}
+
+func axesOf(x *ir.Value) []int {
+	axes := make([]int, x.Type.Rank())
+	for i := range axes {
+		axes[i] = i
+	}
+	return axes
+}

@@ -1,0 +1,311 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"xlc/ir"
+	"xlc/runtime/interp"
+)
+
+// CheckpointName is the file in the output folder that holds the latest
+// checkpoint.
+const CheckpointName = "checkpoint.safetensors"
+
+// TrainOptions configure a training run.
+type TrainOptions struct {
+	Data *Dataset
+	// Steps is the step the run ends at (a resumed run continues to it).
+	Steps int64
+	// OutDir receives checkpoint.safetensors, metrics.jsonl and loss.png.
+	OutDir string
+	Seed   uint64
+	// Resume continues from OutDir's checkpoint.
+	Resume bool
+	// EvalEvery and CkptEvery are in steps; 0 picks Steps/10 (at least 1).
+	EvalEvery, CkptEvery int64
+	// EvalBatches is the number of validation batches per evaluation
+	// (default 4); they are the same batches every time.
+	EvalBatches int
+	// Log receives the progress display.
+	Log io.Writer
+	// Meta is stored in every checkpoint (the model source and settings, so
+	// that xlc sample can rebuild the model).
+	Meta map[string]string
+}
+
+// TrainResult summarises a finished or interrupted run.
+type TrainResult struct {
+	Step        int64
+	Interrupted bool
+	// Last holds the final step's scalar outputs and, when evaluated, val_loss.
+	Last         map[string]float64
+	TokensPerSec float64
+}
+
+// Train runs step (a train_step from passes.BuildTrainStep) until
+// opt.Steps, evaluating eval (the forward pass) on validation batches,
+// logging metrics and writing checkpoints atomically. Cancelling ctx (Ctrl-C)
+// ends the run after the current step with a checkpoint. Every input check
+// (data, checkpoint) happens before any file is written.
+func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOptions) (*TrainResult, error) {
+	if opt.EvalEvery <= 0 {
+		opt.EvalEvery = max(opt.Steps/10, 1)
+	}
+	if opt.CkptEvery <= 0 {
+		opt.CkptEvery = opt.EvalEvery
+	}
+	if opt.EvalBatches <= 0 {
+		opt.EvalBatches = 4
+	}
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	state, err := startState(step, opt)
+	if err != nil {
+		return nil, err
+	}
+	start := state["step"].I[0]
+	if start > opt.Steps {
+		return nil, fmt.Errorf("the checkpoint is at step %d, past --steps %d", start, opt.Steps)
+	}
+	stepExe, err := be.Load(step)
+	if err != nil {
+		return nil, fmt.Errorf("train step: %v", err)
+	}
+	evalExe, err := be.Load(eval)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %v", err)
+	}
+	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	mw, err := OpenMetrics(filepath.Join(opt.OutDir, "metrics.jsonl"), start)
+	if err != nil {
+		return nil, err
+	}
+	defer mw.Close()
+	tokensPerStep := 0
+	if tok := step.Param("tokens"); tok != nil {
+		tokensPerStep = tok.Type.Shape.NumElements()
+	}
+	res := &TrainResult{Step: start}
+	prog := NewProgress(opt.Log, opt.Steps, start)
+	var busy time.Duration
+	done := int64(0)
+	for s := start; s < opt.Steps; s++ {
+		if ctx.Err() != nil {
+			res.Interrupted = true
+			break
+		}
+		t0 := time.Now()
+		named, err := BindInputs(step, opt.Data, "train", opt.Seed, s)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range state {
+			named[k] = v
+		}
+		args, err := Args(step, named)
+		if err != nil {
+			return nil, err
+		}
+		out, err := stepExe.Run(args)
+		if err != nil {
+			return nil, fmt.Errorf("step %d: %v", s, err)
+		}
+		m := map[string]float64{}
+		for i, name := range step.ResultNames {
+			if _, isState := state[name]; isState {
+				state[name] = out[i]
+			} else if out[i].Type.Rank() == 0 {
+				m[name] = out[i].Scalar()
+			}
+		}
+		busy += time.Since(t0)
+		done++
+		tps := float64(done) * float64(tokensPerStep) / busy.Seconds()
+		m["tokens_per_s"] = tps
+		res.TokensPerSec = tps
+		if (s+1)%opt.EvalEvery == 0 || s+1 == opt.Steps {
+			val, err := evaluate(evalExe, eval, state, opt)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range val {
+				m[k] = v
+			}
+		}
+		if err := mw.Write(s+1, m); err != nil {
+			return nil, err
+		}
+		prog.Update(s+1, firstLoss(step, m), tps)
+		res.Step, res.Last = s+1, m
+		if (s+1)%opt.CkptEvery == 0 && s+1 != opt.Steps {
+			if err := saveState(state, step, opt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	prog.Finish()
+	if err := saveState(state, step, opt); err != nil {
+		return nil, err
+	}
+	if err := plotMetrics(opt.OutDir); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// startState initialises parameters and state, or loads them from the
+// checkpoint when resuming, checking that it belongs to this model.
+func startState(step *ir.Func, opt TrainOptions) (map[string]*interp.Tensor, error) {
+	if !opt.Resume {
+		state, err := InitParams(step, opt.Seed)
+		if err != nil {
+			return nil, err
+		}
+		st, err := InitState(step, opt.Seed)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range st {
+			state[k] = v
+		}
+		return state, nil
+	}
+	path := filepath.Join(opt.OutDir, CheckpointName)
+	tensors, meta, err := LoadCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	if s := meta["seed"]; s != strconv.FormatUint(opt.Seed, 10) {
+		return nil, fmt.Errorf("%s: written with --seed %s, this run has --seed %d; resume with the same seed", path, s, opt.Seed)
+	}
+	if err := checkSignature(path, tensors, step); err != nil {
+		return nil, err
+	}
+	return tensors, nil
+}
+
+// checkSignature checks that the checkpoint holds exactly the parameters
+// and state of step, with their types.
+func checkSignature(path string, tensors map[string]*interp.Tensor, step *ir.Func) error {
+	want := 0
+	for _, p := range step.Params {
+		if r := p.Role(); r != "param" && r != "state" {
+			continue
+		}
+		want++
+		t := tensors[p.Name]
+		if t == nil {
+			return fmt.Errorf("%s: written for a different model or training setup: it has no %s %s", path, p.Role(), p.Name)
+		}
+		if !t.Type.Equal(p.Type) {
+			return fmt.Errorf("%s: written for a different model: %s is %v there, %v here", path, p.Name, t.Type, p.Type)
+		}
+	}
+	if len(tensors) != want {
+		var extra []string
+		for name := range tensors {
+			if step.Param(name) == nil {
+				extra = append(extra, name)
+			}
+		}
+		sort.Strings(extra)
+		return fmt.Errorf("%s: written for a different model or training setup: it has %s, which this one lacks", path, extra[0])
+	}
+	return nil
+}
+
+func saveState(state map[string]*interp.Tensor, step *ir.Func, opt TrainOptions) error {
+	meta := map[string]string{}
+	for k, v := range opt.Meta {
+		meta[k] = v
+	}
+	meta["step"] = strconv.FormatInt(state["step"].I[0], 10)
+	meta["seed"] = strconv.FormatUint(opt.Seed, 10)
+	meta["data"] = opt.Data.Source
+	meta["signature"] = Signature(step)
+	return SaveCheckpoint(filepath.Join(opt.OutDir, CheckpointName), state, meta)
+}
+
+// Signature is a hash of a function's parameter and state names and types.
+func Signature(f *ir.Func) string {
+	h := fnv.New64a()
+	for _, p := range f.Params {
+		if r := p.Role(); r == "param" || r == "state" {
+			fmt.Fprintf(h, "%s %s %v\n", r, p.Name, p.Type)
+		}
+	}
+	return strconv.FormatUint(h.Sum64(), 16)
+}
+
+// evaluate runs the forward pass on opt.EvalBatches fixed validation batches
+// and returns the mean of each scalar output, named val_<output>.
+func evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, opt TrainOptions) (map[string]float64, error) {
+	sums := map[string]float64{}
+	for k := 0; k < opt.EvalBatches; k++ {
+		named, err := BindInputs(f, opt.Data, "val", opt.Seed^0xe7a1, int64(k))
+		if err != nil {
+			return nil, err
+		}
+		for name, v := range state {
+			if f.Param(name) != nil {
+				named[name] = v
+			}
+		}
+		args, err := Args(f, named)
+		if err != nil {
+			return nil, err
+		}
+		out, err := exe.Run(args)
+		if err != nil {
+			return nil, fmt.Errorf("validation: %v", err)
+		}
+		for i, name := range f.ResultNames {
+			if out[i].Type.Rank() == 0 {
+				sums["val_"+name] += out[i].Scalar() / float64(opt.EvalBatches)
+			}
+		}
+	}
+	return sums, nil
+}
+
+// firstLoss is the value shown on the progress line: the first result,
+// which BuildTrainStep makes the first task loss.
+func firstLoss(step *ir.Func, m map[string]float64) float64 {
+	if len(step.ResultNames) == 0 {
+		return math.NaN()
+	}
+	return m[step.ResultNames[0]]
+}
+
+// plotMetrics draws every loss series of metrics.jsonl into loss.png.
+func plotMetrics(dir string) error {
+	rows, err := ReadMetrics(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		return err
+	}
+	series := map[string][][2]float64{}
+	for _, r := range rows {
+		for k, v := range r {
+			if k != "step" && isLossName(k) && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				series[k] = append(series[k], [2]float64{r["step"], v})
+			}
+		}
+	}
+	return PlotLosses(filepath.Join(dir, "loss.png"), series, "loss")
+}
+
+func isLossName(k string) bool {
+	return len(k) >= 4 && k[len(k)-4:] == "loss"
+}
