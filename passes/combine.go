@@ -18,9 +18,11 @@ import (
 //   - sum: Σ w_i g_i with w = cfg.Weights (all 1 when empty; any other
 //     length than the number of tasks is an error).
 //   - initial: Σ g_i / L_i(init), the gradient of Σ L_i / L_i(init).
-//     L_i(init) is the loss at step 0, kept as the f32[] state
-//     "combine.initial.<i>" (st must not be nil): set to sg(L_i) when
-//     step == 0, then frozen.
+//     L_i(init) is the loss at the first step, kept as the f32[] state
+//     "combine.initial.<i>" (st must not be nil): set to sg(L_i) while it
+//     is still 0, then frozen. Keying on the stored value rather than on
+//     step == 0 keeps it right when dynamic loss scaling skips the first
+//     steps (a skipped step leaves the state at 0).
 //   - realtime: Σ g_i / sg(L_i), the direction of the geometric mean of the
 //     losses.
 //   - gradnorm: Σ g_i / ‖g_i‖, with ‖g_i‖ the global L2 norm of task i's
@@ -76,11 +78,11 @@ func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, loss
 		if st == nil {
 			return nil, nil, fmt.Errorf("combine: initial needs a state set for the initial losses")
 		}
-		first := b.Binary(ir.OpEq, step, b.Constant(step.Type, 0))
 		for i, l := range losses {
 			name := fmt.Sprintf("combine.initial.%d", i)
 			old := st.Get(name, ir.T(ir.F32), "zeros", 0)
-			init := b.Select(first, b.Unary(ir.OpStopGradient, combF32(b, l)), old)
+			unset := b.Binary(ir.OpEq, old, combConst(b, 0))
+			init := b.Select(unset, b.Unary(ir.OpStopGradient, combF32(b, l)), old)
 			st.Set(name, init)
 			weights = append(weights, combDivOrZero(b, combConst(b, 1), init))
 		}

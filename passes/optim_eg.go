@@ -46,7 +46,8 @@ func buildEG(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, p
 }
 
 // egAutoGammaScale is the numerator of the automatic meta learning rate
-// γ = 0.01 / (mean(g²) + 1e-30).
+// γ = 0.01 / (‖g‖² + 1e-30) of eg_adaptive and 0.01 / (mean(g²) + 1e-30) of
+// eg_adam.
 const (
 	egAutoGammaScale = 0.01
 	egAutoGammaTiny  = 1e-30
@@ -54,14 +55,17 @@ const (
 
 // metaRate returns the meta learning rate γ of eg_adaptive and eg_adam as
 // an f32[] value: cfg.EGGamma when it is non-zero; otherwise (the default,
-// "auto") γ = 0.01 / (mean(g²) + 1e-30), the mean taken over every
-// coordinate of every parameter's gradient at the first update (first is
-// true), kept in the scalar state "<prefix>.gamma" and frozen from then on.
-// SEEDS.md §3 asks for γ "around 1e-2 of 1/‖g‖² scale": with this choice
-// the exponent γ·g_prev·g of a coordinate whose gradients are of typical
-// size is about 0.01, so a step size changes by about 1% a step when
-// signs agree and shrinks as much when they alternate.
-func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, first *ir.Value, gs []*ir.Value) *ir.Value {
+// "auto") γ = 0.01 / (s + 1e-30), where s is ‖g‖², the squared global norm
+// of the first update's gradient (perCoordinate false, eg_adaptive), or
+// its mean over coordinates mean(g²) (perCoordinate true, eg_adam); it is
+// kept in the scalar state "<prefix>.gamma" and frozen from then on.
+// SEEDS.md §3 asks for γ "around 1e-2 of 1/‖g‖² scale". For eg_adaptive
+// that bounds every coordinate's exponent γ·g_prev·g by about 0.01 while
+// gradients keep their first size (a per-coordinate mean instead made the
+// exponent of coordinates with large gradients ≫ 1, and the step sizes of a
+// small GPT exploded within 20 steps). eg_adam's exponent multiplies g by
+// the Adam direction, of size about 1 per coordinate, so the mean suits it.
+func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, first *ir.Value, gs []*ir.Value, perCoordinate bool) *ir.Value {
 	if cfg.EGGamma != 0 {
 		return g.c(cfg.EGGamma)
 	}
@@ -81,8 +85,10 @@ func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, first *
 	if sq == nil {
 		sq = g.c(0)
 	}
-	mean := g.div(sq, g.c(float64(max(n, 1))))
-	gamma := g.sel(first, g.div(g.c(egAutoGammaScale), g.add(mean, g.c(egAutoGammaTiny))), old)
+	if perCoordinate {
+		sq = g.div(sq, g.c(float64(max(n, 1))))
+	}
+	gamma := g.sel(first, g.div(g.c(egAutoGammaScale), g.add(sq, g.c(egAutoGammaTiny))), old)
 	st.Set(name, gamma)
 	return gamma
 }
@@ -101,7 +107,7 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, p
 	if cfg.EGGamma == 0 {
 		_, first = g.counter(st, "eg_adaptive.t")
 	}
-	gamma := metaRate(g, st, cfg, "eg_adaptive", first, gs)
+	gamma := metaRate(g, st, cfg, "eg_adaptive", first, gs, false)
 	out := make([]*ir.Value, len(ps))
 	for i, p := range ps {
 		nu := stateLike(st, "eg_adaptive.nu", params[i], "ones")
@@ -146,7 +152,7 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, p
 // and the step is AdamW's.
 func buildEGAdam(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	a := adamMoments(g, st, cfg, "eg_adam", params, gs)
-	gamma := metaRate(g, st, cfg, "eg_adam", a.first, gs)
+	gamma := metaRate(g, st, cfg, "eg_adam", a.first, gs, true)
 	rate := g.mul(gamma, lr)
 	prevs := make([]*ir.Value, len(ps))
 	var align *ir.Value

@@ -61,8 +61,9 @@ func (r *optRef) decays(p optParam) bool {
 	return r.cfg.WeightDecay != 0 && (r.cfg.DecayAll || len(p.shape) >= 2)
 }
 
-// gammaAuto is 0.01 / (mean g² + 1e-30) over all coordinates of grads.
-func gammaAuto(grads [][]float64) float64 {
+// gammaAuto is 0.01 / (s + 1e-30) with s the sum of g² over all
+// coordinates of grads, or their mean when perCoordinate.
+func gammaAuto(grads [][]float64, perCoordinate bool) float64 {
 	sum, n := 0.0, 0
 	for _, g := range grads {
 		for _, x := range g {
@@ -70,7 +71,10 @@ func gammaAuto(grads [][]float64) float64 {
 			n++
 		}
 	}
-	return 0.01 / (sum/float64(n) + 1e-30)
+	if perCoordinate {
+		sum /= float64(n)
+	}
+	return 0.01 / (sum + 1e-30)
 }
 
 // adam updates the moments under prefix and returns the directions
@@ -163,7 +167,7 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 			t := r.scalar("eg_adaptive.t", 0)
 			r.st["eg_adaptive.t"] = []float64{t + 1}
 			if t == 0 {
-				r.st["eg_adaptive.gamma"] = []float64{gammaAuto(grads)}
+				r.st["eg_adaptive.gamma"] = []float64{gammaAuto(grads, false)}
 			}
 			gamma = r.st["eg_adaptive.gamma"][0]
 		}
@@ -182,7 +186,7 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 		gamma := c.EGGamma
 		if gamma == 0 {
 			if t == 0 {
-				r.st["eg_adam.gamma"] = []float64{gammaAuto(grads)}
+				r.st["eg_adam.gamma"] = []float64{gammaAuto(grads, true)}
 			}
 			gamma = r.st["eg_adam.gamma"][0]
 		}

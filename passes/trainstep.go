@@ -22,7 +22,7 @@ import (
 //     holding its new value (the trainer donates the buffer);
 //   - the other results are, in order, the task losses (the outputs named
 //     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
-//     metrics grad_norm, lr, and where they apply loss_scale, finite,
+//     metrics grad_norm, lr, and where they apply scale (the loss scale used), finite,
 //     input_penalty.<task>, param_penalty.<task> and weight.<task>;
 //   - with dynamic loss scaling a non-finite gradient leaves every parameter
 //     and optimizer state unchanged and halves the scale.
@@ -51,30 +51,9 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	// Penalised objectives, one per task.
 	objs := make([]*ir.Value, len(tasks))
 	for i, l := range tasks {
-		obj := l
-		if cfg.InputPenalty != 0 {
-			x := taps[cfg.InputPenaltyOn]
-			if x == nil {
-				return fmt.Errorf("input_penalty_on = %q: the model has no such tap (name a value with tap(\"name\", x))", cfg.InputPenaltyOn)
-			}
-			g, err := Grad(f, l, []*ir.Value{x})
-			if err != nil {
-				return err
-			}
-			pen := scaleBy(b, sumSquares(b, g), cfg.InputPenalty/2)
-			m.add("input_penalty."+taskNames[i], pen)
-			obj = b.Binary(ir.OpAdd, obj, pen)
+		if objs[i], err = penalize(f, l, taskNames[i], taps, params, cfg, m); err != nil {
+			return err
 		}
-		if cfg.ParamPenalty != 0 {
-			g, err := Grad(f, l, params)
-			if err != nil {
-				return err
-			}
-			pen := scaleBy(b, sumSquares(b, g), cfg.ParamPenalty/2)
-			m.add("param_penalty."+taskNames[i], pen)
-			obj = b.Binary(ir.OpAdd, obj, pen)
-		}
-		objs[i] = obj
 	}
 
 	// Loss scaling and one backward pass per task.
@@ -148,7 +127,7 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 		m.add("finite", b.Convert(finite, ir.F32))
 	}
 	if lossScale != nil {
-		m.add("loss_scale", lossScale)
+		m.add("scale", lossScale)
 	}
 	st.Set("step", b.Binary(ir.OpAdd, step, b.Constant(ir.T(ir.I64), 1)))
 
@@ -174,6 +153,38 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 		return fmt.Errorf("train step: %v", err)
 	}
 	return nil
+}
+
+// penalize returns the task loss l plus its gradient penalties (SEEDS.md
+// §5), each by double backward: (ε/2)·‖∇_x l‖² for the tapped value x named
+// cfg.InputPenaltyOn, and (λ/2)·‖∇_θ l‖² over params. Each penalty is also
+// recorded as a metric named after the task.
+func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *TrainConfig, m *metrics) (*ir.Value, error) {
+	b := &ir.Builder{F: f}
+	obj := l
+	if cfg.InputPenalty != 0 {
+		x := taps[cfg.InputPenaltyOn]
+		if x == nil {
+			return nil, fmt.Errorf("input_penalty_on = %q: the model has no such tap (name a value with tap(\"name\", x))", cfg.InputPenaltyOn)
+		}
+		g, err := Grad(f, l, []*ir.Value{x})
+		if err != nil {
+			return nil, err
+		}
+		pen := scaleBy(b, sumSquares(b, g, l.Type.DType), cfg.InputPenalty/2)
+		m.add("input_penalty."+task, pen)
+		obj = b.Binary(ir.OpAdd, obj, pen)
+	}
+	if cfg.ParamPenalty != 0 {
+		g, err := Grad(f, l, params)
+		if err != nil {
+			return nil, err
+		}
+		pen := scaleBy(b, sumSquares(b, g, l.Type.DType), cfg.ParamPenalty/2)
+		m.add("param_penalty."+task, pen)
+		obj = b.Binary(ir.OpAdd, obj, pen)
+	}
+	return obj, b.Err()
 }
 
 // splitOutputs separates the task losses from the other outputs.
@@ -240,13 +251,13 @@ func (m *metrics) add(name string, v *ir.Value) {
 	m.vals = append(m.vals, v)
 }
 
-// sumSquares is Σ_j Σ x_j² over every element of every value, in f32.
-func sumSquares(b *ir.Builder, xs []*ir.Value) *ir.Value {
+// sumSquares is Σ_j Σ x_j² over every element of every value, in dtype d.
+func sumSquares(b *ir.Builder, xs []*ir.Value, d ir.DType) *ir.Value {
 	var total *ir.Value
 	for _, x := range xs {
 		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, x, x), axesOf(x))
-		if s.Type.DType != ir.F32 {
-			s = b.Convert(s, ir.F32)
+		if s.Type.DType != d {
+			s = b.Convert(s, d)
 		}
 		if total == nil {
 			total = s
