@@ -101,11 +101,16 @@ var intBinary = map[ir.Op]func(a, b int64) int64{
 func binary(op ir.Op, x, y *Tensor) *Tensor {
 	out := NewTensor(x.Type)
 	d := x.Type.DType
+	if d == ir.F32 && binaryF32(op, out.F, x.F, y.F) {
+		return out
+	}
 	if d.IsFloat() {
 		fn := floatBinary[op]
-		for i := range out.F {
-			out.F[i] = Round(d, fn(x.F[i], y.F[i]))
-		}
+		parallelFor(len(out.F), len(out.F), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				out.F[i] = Round(d, fn(x.F[i], y.F[i]))
+			}
+		})
 		return out
 	}
 	fn := intBinary[op]
@@ -186,4 +191,41 @@ func convert(x *Tensor, t ir.Type) *Tensor {
 		}
 	}
 	return out
+}
+
+// binaryF32 is the fast path of the commonest f32 ops: the same results as
+// the general loop (each result rounded to f32), without a call per element.
+// It reports whether it handled op.
+func binaryF32(op ir.Op, out, x, y []float64) bool {
+	var loop func(lo, hi int)
+	switch op {
+	case ir.OpAdd:
+		loop = func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				out[i] = float64(float32(x[i] + y[i]))
+			}
+		}
+	case ir.OpSub:
+		loop = func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				out[i] = float64(float32(x[i] - y[i]))
+			}
+		}
+	case ir.OpMul:
+		loop = func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				out[i] = float64(float32(x[i] * y[i]))
+			}
+		}
+	case ir.OpDiv:
+		loop = func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				out[i] = float64(float32(x[i] / y[i]))
+			}
+		}
+	default:
+		return false
+	}
+	parallelFor(len(out), len(out), loop)
+	return true
 }
