@@ -178,3 +178,18 @@ func TestTrainingReducesLoss(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTrainStepDeep builds the whole train step (and the evaluation
+// forward pass) of a 1,000-layer DeepNorm GPT with d=64.
+func BenchmarkTrainStepDeep(b *testing.B) {
+	src, err := os.ReadFile("../models/gpt.xl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defs := []parser.Define{{Key: "layers", Value: "1000"}, {Key: "norm", Value: "deepnorm"}, {Key: "d", Value: "64"}}
+	for i := 0; i < b.N; i++ {
+		if _, err := Compile("gpt.xl", src, defs, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

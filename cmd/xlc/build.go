@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 
+	"xlc/build"
+	"xlc/ir"
 	"xlc/passes"
 	"xlc/runtime"
 )
@@ -14,6 +17,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	var defs defines
 	fs.Var(&defs, "D", "override a config value: -D key=value (repeatable)")
 	emit := fs.String("emit", "ir", "what to write: ir")
+	which := fs.String("func", "train_step", "which function: train_step (forward, backward, optimizer as one graph) or forward")
 	out := fs.String("o", "", "write the output to this file (atomically) instead of standard output")
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
 	dumpAfter := fs.String("dump-after", "", "write the IR after each pass whose name matches this regexp")
@@ -36,14 +40,30 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		}
 		opt.DumpAfter = re
 	}
-	prog, err := compile(pos[0], defs)
-	if err != nil {
-		return err
-	}
-	f := prog.Func
-	before := len(f.Body)
-	if err := passes.Run(f, opt); err != nil {
-		return fmt.Errorf("xlc build: %v", err)
+	var f *ir.Func
+	var name string
+	switch *which {
+	case "train_step":
+		src, err := os.ReadFile(pos[0])
+		if err != nil {
+			return fmt.Errorf("xlc build: %v", err)
+		}
+		m, err := build.Compile(pos[0], src, defs, build.Options{Passes: opt})
+		if err != nil {
+			return err
+		}
+		f, name = m.Step, m.Name
+	case "forward":
+		prog, err := compile(pos[0], defs)
+		if err != nil {
+			return err
+		}
+		if err := passes.Run(prog.Func, opt); err != nil {
+			return fmt.Errorf("xlc build: %v", err)
+		}
+		f, name = prog.Func, prog.Name
+	default:
+		return fmt.Errorf("xlc build: --func=%s: want train_step or forward", *which)
 	}
 	if err := f.Verify(); err != nil {
 		return fmt.Errorf("xlc build: internal error: %v", err)
@@ -63,7 +83,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 			nfloats += p.Type.Shape.NumElements()
 		}
 	}
-	fmt.Fprintf(stderr, "%s: %d instructions (%d before passes), %d parameter tensors, %d parameters\n",
-		prog.Name, len(f.Body), before, nparams, nfloats)
+	fmt.Fprintf(stderr, "%s @%s: %d instructions, %d parameter tensors, %d parameters\n",
+		name, f.Name, len(f.Body), nparams, nfloats)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"xlc/parser"
+	"xlc/passes"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -18,11 +19,23 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `xlc compiles transformer models written in the .xl language.
 
 Usage:
-  xlc build MODEL.xl [-D key=value]... [--emit=ir] [-o FILE] [--verify]
-            [--dump-after=REGEX --dump-dir=DIR]
-      Parse the model, lower it to IR, run the pass pipeline and write the
-      result (--emit=ir: the IR text form) to FILE or standard output.
-      Prints a summary (instructions, parameters) on standard error.
+  xlc build MODEL.xl [-D key=value]... [--func=train_step|forward] [--emit=ir]
+            [-o FILE] [--verify] [--dump-after=REGEX --dump-dir=DIR]
+      Parse the model, derive the whole training step (forward, backward,
+      penalties, task combination, optimizer, loss scaling) as one graph, run
+      the pass pipeline and write the IR text to FILE or standard output.
+      --func=forward gives the forward pass alone. Prints a summary on
+      standard error.
+  xlc train MODEL.xl [-D key=value]... [--data PATH] [--steps N] [--out DIR]
+            [--seed S] [--resume] [--eval-every N] [--ckpt-every N]
+      Train on byte-level text (a file or a folder; built-in generated text
+      when --data is absent) on the reference interpreter. DIR receives
+      checkpoint.safetensors, metrics.jsonl and loss.png. Ctrl-C saves a
+      checkpoint; --resume continues bit-identically. Train settings
+      (optimizer, lr, combiner, ...) come from the model's train section and
+      can be overridden with -D like config values.
+  xlc sample CHECKPOINT [--prompt TEXT] [--tokens N] [--temperature T]
+      Generate text from a trained checkpoint.
   xlc run MODEL.xl [-D key=value]... [--seed S]
       Run the model's forward pass on the reference interpreter with
       parameters initialised and inputs drawn at random from seed S, and
@@ -36,6 +49,17 @@ Every config value of a model can be overridden: -D layers=24 -D norm=post.
 Try:
   xlc run models/gpt.xl -D batch=2 -D seq=16
   xlc build models/gpt.xl -D layers=2 --emit=ir | less
+  xlc train models/gpt.xl -D layers=2 -D d=64 -D seq=64 --steps 300 --out out/gpt
+  xlc sample out/gpt/checkpoint.safetensors --prompt "The "
+
+Train settings (defaults in parentheses): optimizer (adamw: sgd, adamw, eg,
+eg_adaptive, eg_adam), lr (3e-4), weight_decay (0.01, rank >= 2 only unless
+decay_all), beta1 beta2 eps, momentum nesterov (sgd), clip (1.0), schedule
+(constant: cosine, linear), warmup (0), steps (1000), min_lr_ratio (0.1),
+eg_gamma (0 = auto), eg_nonneg, losses, combiner (sum: initial, realtime,
+gradnorm, minnorm, main_aux), weights, fw_iters (20), input_penalty,
+input_penalty_on (a tap name), param_penalty, loss_scale (none: static,
+dynamic), scale_init (32768), scale_interval (2000).
 `
 
 // run is the whole CLI; it returns the exit status.
@@ -104,13 +128,14 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// compile reads and elaborates one model file.
+// compile reads and elaborates one model file's forward pass; train
+// settings may be overridden too, though only training uses them.
 func compile(path string, defs defines) (*parser.Program, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("xlc: %v", err)
 	}
-	return parser.Compile(path, src, defs)
+	return parser.Compile(path, src, defs, passes.TrainKeys()...)
 }
 
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
