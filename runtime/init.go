@@ -35,14 +35,19 @@ func nameStream(name string) uint64 {
 // parameter does not change the others. A missing or unknown init, or a
 // random init of an integer parameter, is an error naming the parameter.
 func InitParams(f *ir.Func, seed uint64) (map[string]*interp.Tensor, error) {
+	return initRole(f, seed, "param")
+}
+
+// initRole initialises every parameter of f with the given role.
+func initRole(f *ir.Func, seed uint64, role string) (map[string]*interp.Tensor, error) {
 	out := map[string]*interp.Tensor{}
 	for _, p := range f.Params {
-		if p.Role() != "param" {
+		if p.Role() != role {
 			continue
 		}
 		t, err := initParam(p, seed)
 		if err != nil {
-			return nil, fmt.Errorf("parameter %%%s: %v", p.Name, err)
+			return nil, fmt.Errorf("%s %%%s: %v", role, p.Name, err)
 		}
 		out[p.Name] = t
 	}
