@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"xlc/runtime"
 )
@@ -127,4 +129,66 @@ func snapshot(t *testing.T, dir string) string {
 		return nil
 	})
 	return b.String()
+}
+
+// TestSample checks xlc sample continues the prompt by --tokens bytes,
+// deterministically for a seed, and rejects a file that is no checkpoint.
+func TestSample(t *testing.T) {
+	dir := t.TempDir()
+	train(t, dir, "--steps", "2")
+	ckpt := filepath.Join(dir, runtime.CheckpointName)
+	a, stderr, code := xlc(t, "sample", ckpt, "--prompt", "Hello", "--tokens", "20", "--seed", "3")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(a, "Hello") || len(a) != len("Hello")+20+1 {
+		t.Errorf("sample %q: want the prompt and 20 bytes", a)
+	}
+	if b, _, _ := xlc(t, "sample", ckpt, "--prompt", "Hello", "--tokens", "20", "--seed", "3"); b != a {
+		t.Errorf("same seed, different samples: %q and %q", a, b)
+	}
+	greedy, _, _ := xlc(t, "sample", ckpt, "--prompt", "Hello", "--tokens", "5", "--temperature", "0")
+	if len(greedy) != len("Hello")+5+1 {
+		t.Errorf("greedy sample %q", greedy)
+	}
+	bad := filepath.Join(dir, "bad.safetensors")
+	os.WriteFile(bad, []byte("not a checkpoint"), 0o644)
+	if _, stderr, code := xlc(t, "sample", bad); code == 0 || !strings.Contains(stderr, "bad.safetensors") {
+		t.Errorf("bad checkpoint: exit %d, %q", code, stderr)
+	}
+}
+
+// TestInterrupt sends SIGINT during training: the run stops after the
+// current step, saves a checkpoint at that step and exits 0.
+func TestInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	done := make(chan string)
+	go func() {
+		out, _, _ := xlc(t, append(append([]string{"train"}, tinyGPT...), "--out", dir, "--steps", "100000", "--eval-every", "1000")...)
+		done <- out
+	}()
+	// Wait until steps run (so the signal handler is installed), then
+	// interrupt; a SIGINT before that would end the test binary.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if rows, _ := runtime.ReadMetrics(filepath.Join(dir, "metrics.jsonl")); len(rows) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("training did not start within 60 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	out := <-done
+	if !strings.Contains(out, "interrupted at step") {
+		t.Fatalf("stdout %q: want an interruption message", out)
+	}
+	_, meta, err := runtime.LoadCheckpoint(filepath.Join(dir, runtime.CheckpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "step "+meta["step"]+";") {
+		t.Errorf("stdout %q, checkpoint at step %s", out, meta["step"])
+	}
 }
