@@ -140,6 +140,8 @@ func TestTrainingReducesLoss(t *testing.T) {
 		{"bert", []parser.Define{{Key: "lr", Value: "0.01"}, {Key: "combiner", Value: "gradnorm"}}},
 		{"bert", []parser.Define{{Key: "lr", Value: "0.01"}, {Key: "combiner", Value: "minnorm"}}},
 		{"bert", []parser.Define{{Key: "lr", Value: "0.01"}, {Key: "combiner", Value: "main_aux"}, {Key: "losses", Value: "mlm_loss,cls_loss"}}},
+		{"bert", []parser.Define{{Key: "lr", Value: "0.01"}, {Key: "combiner", Value: "minnorm"}, {Key: "combine_on", Value: "encoded"}, {Key: "loss_scale", Value: "dynamic"}}},
+		{"bert", []parser.Define{{Key: "lr", Value: "0.01"}, {Key: "combiner", Value: "gradnorm"}, {Key: "combine_on", Value: "encoded"}}},
 	}
 	for _, c := range cases {
 		path := "../models/" + c.model + ".xl"

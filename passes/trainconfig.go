@@ -46,6 +46,14 @@ type TrainConfig struct {
 	Combiner string
 	// Weights are the fixed task weights of sum (default all 1).
 	Weights []float64
+	// CombineOn, when set, names a tap H (a shared representation such as
+	// the encoder output): the combiner's task weights come from the
+	// gradients with respect to H instead of all parameters, then one
+	// backward pass of Σ w_i·L_i gives the update. Cheaper (n short backward
+	// passes to H plus one full one) but approximate: for minnorm,
+	// ‖Σ α_i ∇_θ L_i‖ ≤ ‖∂H/∂θ‖·‖Σ α_i ∇_H L_i‖, so it minimises an upper
+	// bound of the full objective (MGDA-UB), not the objective itself.
+	CombineOn string
 	// FWIters is the number of Frank–Wolfe iterations of minnorm (n > 2) and
 	// of coordinate sweeps of main_aux (n > 1 auxiliary tasks).
 	FWIters int
@@ -186,6 +194,8 @@ func (c *TrainConfig) Set(key string, v any) error {
 			}
 		}
 		return nil
+	case "combine_on":
+		return str(&c.CombineOn)
 	case "fw_iters":
 		return integer(&c.FWIters)
 	case "input_penalty":
@@ -208,7 +218,7 @@ func (c *TrainConfig) Set(key string, v any) error {
 func TrainKeys() []string {
 	keys := []string{"optimizer", "lr", "weight_decay", "decay_all", "beta1", "beta2", "eps", "momentum",
 		"nesterov", "clip", "schedule", "warmup", "steps", "min_lr_ratio", "eg_gamma", "eg_nonneg", "losses",
-		"combiner", "weights", "fw_iters", "input_penalty", "input_penalty_on", "param_penalty", "loss_scale",
+		"combiner", "weights", "combine_on", "fw_iters", "input_penalty", "input_penalty_on", "param_penalty", "loss_scale",
 		"scale_init", "scale_interval"}
 	sort.Strings(keys)
 	return keys

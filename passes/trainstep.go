@@ -64,47 +64,87 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	case "dynamic":
 		lossScale = st.Get("loss_scale", ir.T(ir.F32), "constant", cfg.ScaleInit)
 	}
-	grads := make([][]*ir.Value, len(objs))
-	for i, obj := range objs {
+	// backward is the gradient of obj scaled by the loss scale, unscaled.
+	backward := func(obj *ir.Value, wrt []*ir.Value) ([]*ir.Value, error) {
 		y := obj
 		if lossScale != nil {
 			y = b.Binary(ir.OpMul, obj, lossScale)
 		}
-		g, err := Grad(f, y, params)
-		if err != nil {
+		g, err := Grad(f, y, wrt)
+		if err != nil || lossScale == nil {
+			return g, err
+		}
+		inv := b.Unary(ir.OpRecip, lossScale)
+		for j := range g {
+			g[j] = b.Binary(ir.OpMul, g[j], b.Broadcast(b.Convert(inv, g[j].Type.DType), g[j].Type.Shape, []int{}))
+		}
+		return g, nil
+	}
+	var combined, weights, checked []*ir.Value
+	if cfg.CombineOn == "" {
+		// One backward pass per task over all parameters, then combine.
+		grads := make([][]*ir.Value, len(objs))
+		for i, obj := range objs {
+			if grads[i], err = backward(obj, params); err != nil {
+				return err
+			}
+			checked = append(checked, grads[i]...)
+		}
+		if combined, weights, err = Combine(b, st, cfg, step, objs, grads); err != nil {
 			return err
 		}
-		if lossScale != nil {
-			inv := b.Unary(ir.OpRecip, lossScale)
-			for j := range g {
-				g[j] = b.Binary(ir.OpMul, g[j], b.Broadcast(inv, g[j].Type.Shape, []int{}))
+	} else {
+		// The cheaper variant: task weights from the gradients with
+		// respect to a shared representation H, then one backward pass of
+		// Σ sg(w_i)·L_i over all parameters.
+		h := taps[cfg.CombineOn]
+		if h == nil {
+			return fmt.Errorf("combine_on = %q: the model has no such tap (name a value with tap(\"name\", x))", cfg.CombineOn)
+		}
+		hgrads := make([][]*ir.Value, len(objs))
+		for i, obj := range objs {
+			if hgrads[i], err = backward(obj, []*ir.Value{h}); err != nil {
+				return err
+			}
+			checked = append(checked, hgrads[i]...)
+		}
+		if _, weights, err = Combine(b, st, cfg, step, objs, hgrads); err != nil {
+			return err
+		}
+		var total *ir.Value
+		for i, obj := range objs {
+			term := b.Binary(ir.OpMul, b.Unary(ir.OpStopGradient, b.Convert(weights[i], obj.Type.DType)), obj)
+			if total == nil {
+				total = term
+			} else {
+				total = b.Binary(ir.OpAdd, total, term)
 			}
 		}
-		grads[i] = g
+		if combined, err = backward(total, params); err != nil {
+			return err
+		}
+		checked = append(checked, combined...)
 	}
 
 	// One global all-finite reduction: x·0 is 0 for finite x, NaN otherwise.
 	var finite *ir.Value
 	if cfg.LossScale == "dynamic" {
 		var total *ir.Value
-		for _, g := range grads {
-			for _, gj := range g {
-				zero := b.Broadcast(b.Constant(ir.T(gj.Type.DType), 0), gj.Type.Shape, []int{})
-				s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, gj, zero), axesOf(gj))
-				if total == nil {
-					total = s
-				} else {
-					total = b.Binary(ir.OpAdd, total, s)
-				}
+		for _, g := range checked {
+			zero := b.Broadcast(b.Constant(ir.T(g.Type.DType), 0), g.Type.Shape, []int{})
+			s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, g, zero), axesOf(g))
+			if s.Type.DType != ir.F32 {
+				s = b.Convert(s, ir.F32)
+			}
+			if total == nil {
+				total = s
+			} else {
+				total = b.Binary(ir.OpAdd, total, s)
 			}
 		}
 		finite = b.Binary(ir.OpEq, total, b.Constant(ir.T(ir.F32), 0))
 	}
 
-	combined, weights, err := Combine(b, st, cfg, step, objs, grads)
-	if err != nil {
-		return err
-	}
 	if len(tasks) > 1 {
 		for i, w := range weights {
 			m.add("weight."+taskNames[i], w)
