@@ -17,7 +17,7 @@ func TestGradTransformers(t *testing.T) {
 	tiny := []parser.Define{{Key: "layers", Value: "1"}, {Key: "d", Value: "4"}, {Key: "heads", Value: "2"}, {Key: "seq", Value: "3"}, {Key: "batch", Value: "2"}, {Key: "vocab", Value: "5"}}
 	cases := []struct {
 		model, loss string
-		extra []parser.Define
+		extra       []parser.Define
 	}{
 		{"gpt", "loss", []parser.Define{{Key: "norm", Value: "pre"}}},
 		{"gpt", "loss", []parser.Define{{Key: "norm", Value: "post"}}},

@@ -45,52 +45,38 @@ func buildEG(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, p
 	return out, nil
 }
 
-// egAutoGammaScale is the numerator of the automatic meta learning rate
-// γ = 0.01 / (‖g‖² + 1e-30) of eg_adaptive and 0.01 / (mean(g²) + 1e-30) of
-// eg_adam.
+// egAutoGammaScale is the numerator of the automatic meta learning rates.
 const (
 	egAutoGammaScale = 0.01
 	egAutoGammaTiny  = 1e-30
 )
 
-// metaRate returns the meta learning rate γ of eg_adaptive and eg_adam as
-// an f32[] value: cfg.EGGamma when it is non-zero; otherwise (the default,
-// "auto") γ = 0.01 / (s + 1e-30), where s is ‖g‖², the squared global norm
-// of the first update's gradient (perCoordinate false, eg_adaptive), or
-// its mean over coordinates mean(g²) (perCoordinate true, eg_adam); it is
-// kept in the scalar state "<prefix>.gamma" and frozen from then on.
-// SEEDS.md §3 asks for γ "around 1e-2 of 1/‖g‖² scale". For eg_adaptive
-// that bounds every coordinate's exponent γ·g_prev·g by about 0.01 while
-// gradients keep their first size (a per-coordinate mean instead made the
-// exponent of coordinates with large gradients ≫ 1, and the step sizes of a
-// small GPT exploded within 20 steps). eg_adam's exponent multiplies g by
-// the Adam direction, of size about 1 per coordinate, so the mean suits it.
-func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, first *ir.Value, gs []*ir.Value, perCoordinate bool) *ir.Value {
+// metaRate returns a meta learning rate as an f32[] value: cfg.EGGamma when
+// it is non-zero; otherwise (the default, "auto") 0.01 / (denom + 1e-30)
+// with denom measured at the first update (first is true), kept in the
+// scalar state name and frozen from then on. Each caller picks denom so
+// that its EG exponents start near 0.01 (see buildEGAdaptive and
+// buildEGAdam): SEEDS.md §3 gives no default, only "around 1e-2 of 1/‖g‖²
+// scale".
+func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, name string, first, denom *ir.Value) *ir.Value {
 	if cfg.EGGamma != 0 {
 		return g.c(cfg.EGGamma)
 	}
-	name := prefix + ".gamma"
 	old := st.Get(name, scalarF32, "zeros", 0)
-	var sq *ir.Value
-	n := 0
-	for _, gi := range gs {
-		s := g.sum(g.mul(gi, gi))
-		if sq == nil {
-			sq = s
-		} else {
-			sq = g.add(sq, s)
-		}
-		n += gi.Type.Shape.NumElements()
-	}
-	if sq == nil {
-		sq = g.c(0)
-	}
-	if perCoordinate {
-		sq = g.div(sq, g.c(float64(max(n, 1))))
-	}
-	gamma := g.sel(first, g.div(g.c(egAutoGammaScale), g.add(sq, g.c(egAutoGammaTiny))), old)
+	gamma := g.sel(first, g.div(g.c(egAutoGammaScale), g.add(denom, g.c(egAutoGammaTiny))), old)
 	st.Set(name, gamma)
 	return gamma
+}
+
+// gradSums returns Σ g² and Σ |g| over every coordinate of gs, and their count.
+func gradSums(g optGraph, gs []*ir.Value) (sq, abs *ir.Value, n int) {
+	sq, abs = g.c(0), g.c(0)
+	for _, gi := range gs {
+		sq = g.add(sq, g.sum(g.mul(gi, gi)))
+		abs = g.add(abs, g.sum(g.b.Unary(ir.OpAbs, gi)))
+		n += gi.Type.Shape.NumElements()
+	}
+	return sq, abs, n
 }
 
 // buildEGAdaptive is SEEDS.md §3's step-size adaptation by EG, simplified
@@ -99,15 +85,20 @@ func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, first *
 // zeros); ν ← ν ⊙ exp(γ · g_prev ⊙ g); p ← p − lr · ν ⊙ g; g_prev ← g.
 // Consistent gradient signs grow a coordinate's step, alternating signs
 // shrink it; the first update is plain SGD (g_prev = 0). γ is cfg.EGGamma,
-// or when that is 0 (the default) the automatic rate of metaRate, which
-// adds the states "eg_adaptive.t" (f32 step counter) and
-// "eg_adaptive.gamma". Weight decay is not applied.
+// or when that is 0 (the default) γ = 0.01/‖g‖² of the first update's
+// gradient (metaRate; states "eg_adaptive.t", an f32 step counter, and
+// "eg_adaptive.gamma"): every coordinate's exponent γ·g_prev·g then starts
+// at most about 0.01. (A per-coordinate mean, 0.01/mean(g²), made the
+// exponents of coordinates with large gradients ≫ 1, and a small GPT's step
+// sizes exploded within 20 steps.) With the default clip of 1 this makes
+// adaptation slow; set eg_gamma for faster. Weight decay is not applied.
 func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	var first *ir.Value
 	if cfg.EGGamma == 0 {
 		_, first = g.counter(st, "eg_adaptive.t")
 	}
-	gamma := metaRate(g, st, cfg, "eg_adaptive", first, gs, false)
+	sq, _, _ := gradSums(g, gs)
+	gamma := metaRate(g, st, cfg, "eg_adaptive.gamma", first, sq)
 	out := make([]*ir.Value, len(ps))
 	for i, p := range ps {
 		nu := stateLike(st, "eg_adaptive.nu", params[i], "ones")
@@ -146,14 +137,21 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, p
 // independent of the scale), so q_i ← q_i·exp(+γ·lr·g_i·u_prev,i): same
 // sign rule as s. Renormalising q to mean 1 leaves the overall step size to
 // s. lr is the current step's rate (equal to the previous one's but at
-// schedule changes). γ is cfg.EGGamma, or when 0 (the default) the
-// automatic rate of metaRate (state "eg_adam.gamma", from the first
-// update's gradient). On the first update u_prev = 0, so q and s stay 1
-// and the step is AdamW's.
+// schedule changes). γ is cfg.EGGamma for both; when that is 0 (the
+// default) each gets its own automatic rate (metaRate) from the first
+// update's gradient and the peak rate cfg.LR, so that both exponents start
+// near 0.01 given |u| ≈ 1 per coordinate: γ_q = 0.01/(LR·mean|g|) (state
+// "eg_adam.gamma") and γ_s = 0.01/(LR·‖g‖₁) (state "eg_adam.gamma_s"; the
+// alignment sums over every coordinate, so one rate for both made s
+// explode on a small GPT). On the first update u_prev = 0, so q and s stay
+// 1 and the step is AdamW's.
 func buildEGAdam(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	a := adamMoments(g, st, cfg, "eg_adam", params, gs)
-	gamma := metaRate(g, st, cfg, "eg_adam", a.first, gs, true)
-	rate := g.mul(gamma, lr)
+	_, abs, n := gradSums(g, gs)
+	peak := g.c(cfg.LR)
+	gammaQ := metaRate(g, st, cfg, "eg_adam.gamma", a.first, g.mul(peak, g.div(abs, g.c(float64(max(n, 1))))))
+	gammaS := metaRate(g, st, cfg, "eg_adam.gamma_s", a.first, g.mul(peak, abs))
+	rateQ, rateS := g.mul(gammaQ, lr), g.mul(gammaS, lr)
 	prevs := make([]*ir.Value, len(ps))
 	var align *ir.Value
 	for i := range ps {
@@ -169,14 +167,14 @@ func buildEGAdam(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, param
 		align = g.c(0)
 	}
 	s := st.Get("eg_adam.s", scalarF32, "ones", 0)
-	s = g.mul(s, g.exp(g.mul(rate, align)))
+	s = g.mul(s, g.exp(g.mul(rateS, align)))
 	st.Set("eg_adam.s", s)
 	step := g.mul(lr, s)
 	out := make([]*ir.Value, len(ps))
 	for i, p := range ps {
 		shape := p.Type.Shape
 		q := stateLike(st, "eg_adam.q", params[i], "ones")
-		q = g.mul(q, g.exp(g.smul(rate, g.mul(gs[i], prevs[i]))))
+		q = g.mul(q, g.exp(g.smul(rateQ, g.mul(gs[i], prevs[i]))))
 		mean := g.div(g.sum(q), g.c(float64(max(shape.NumElements(), 1))))
 		q = g.div(q, g.bc(mean, shape))
 		st.Set("eg_adam.q."+params[i].Name, q)

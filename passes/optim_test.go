@@ -61,18 +61,13 @@ func (r *optRef) decays(p optParam) bool {
 	return r.cfg.WeightDecay != 0 && (r.cfg.DecayAll || len(p.shape) >= 2)
 }
 
-// gammaAuto is 0.01 / (s + 1e-30) with s the sum of g² over all
-// coordinates of grads, or their mean when perCoordinate.
-func gammaAuto(grads [][]float64, perCoordinate bool) float64 {
-	sum, n := 0.0, 0
+// gammaAuto is 0.01 / (‖g‖² + 1e-30) over all coordinates of grads.
+func gammaAuto(grads [][]float64) float64 {
+	sum := 0.0
 	for _, g := range grads {
 		for _, x := range g {
 			sum += x * x
-			n++
 		}
-	}
-	if perCoordinate {
-		sum /= float64(n)
 	}
 	return 0.01 / (sum + 1e-30)
 }
@@ -167,7 +162,7 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 			t := r.scalar("eg_adaptive.t", 0)
 			r.st["eg_adaptive.t"] = []float64{t + 1}
 			if t == 0 {
-				r.st["eg_adaptive.gamma"] = []float64{gammaAuto(grads, false)}
+				r.st["eg_adaptive.gamma"] = []float64{gammaAuto(grads)}
 			}
 			gamma = r.st["eg_adaptive.gamma"][0]
 		}
@@ -183,12 +178,20 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 		}
 	case "eg_adam":
 		dirs, t := r.adam("eg_adam", grads)
-		gamma := c.EGGamma
-		if gamma == 0 {
+		gammaQ, gammaS := c.EGGamma, c.EGGamma
+		if c.EGGamma == 0 {
 			if t == 0 {
-				r.st["eg_adam.gamma"] = []float64{gammaAuto(grads, true)}
+				abs, n := 0.0, 0
+				for _, g := range grads {
+					for _, x := range g {
+						abs += math.Abs(x)
+						n++
+					}
+				}
+				r.st["eg_adam.gamma"] = []float64{0.01 / (c.LR*abs/float64(n) + 1e-30)}
+				r.st["eg_adam.gamma_s"] = []float64{0.01 / (c.LR*abs + 1e-30)}
 			}
-			gamma = r.st["eg_adam.gamma"][0]
+			gammaQ, gammaS = r.st["eg_adam.gamma"][0], r.st["eg_adam.gamma_s"][0]
 		}
 		align := 0.0
 		for i, p := range r.params {
@@ -197,7 +200,7 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 				align += g * prev[j]
 			}
 		}
-		s := r.scalar("eg_adam.s", 1) * math.Exp(gamma*lr*align)
+		s := r.scalar("eg_adam.s", 1) * math.Exp(gammaS*lr*align)
 		r.st["eg_adam.s"] = []float64{s}
 		for i, p := range r.params {
 			w := r.p[p.name]
@@ -205,7 +208,7 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 			prev := r.st["eg_adam.u."+p.name]
 			mean := 0.0
 			for j, g := range grads[i] {
-				q[j] *= math.Exp(gamma * lr * g * prev[j])
+				q[j] *= math.Exp(gammaQ * lr * g * prev[j])
 				mean += q[j]
 			}
 			mean /= float64(len(q))
@@ -415,8 +418,8 @@ func TestOptimizers(t *testing.T) {
 		{"eg_adam", with(func(c *TrainConfig) { c.Optimizer, c.EGGamma, c.WeightDecay = "eg_adam", 3, 0.2 }),
 			[]string{"eg_adam.t", "eg_adam.m.layer0.fc.w", "eg_adam.v.layer0.fc.w", "eg_adam.m.layer0.fc.b", "eg_adam.v.layer0.fc.b", "eg_adam.m.layer0.gain", "eg_adam.v.layer0.gain",
 				"eg_adam.s", "eg_adam.u.layer0.fc.w", "eg_adam.u.layer0.fc.b", "eg_adam.u.layer0.gain", "eg_adam.q.layer0.fc.w", "eg_adam.q.layer0.fc.b", "eg_adam.q.layer0.gain"}},
-		{"eg_adam_auto", with(func(c *TrainConfig) { c.Optimizer = "eg_adam" }),
-			[]string{"eg_adam.t", "eg_adam.gamma", "eg_adam.m.layer0.fc.w", "eg_adam.v.layer0.fc.w", "eg_adam.m.layer0.fc.b", "eg_adam.v.layer0.fc.b", "eg_adam.m.layer0.gain", "eg_adam.v.layer0.gain",
+		{"eg_adam_auto", with(func(c *TrainConfig) { c.Optimizer, c.LR = "eg_adam", 0.1 }),
+			[]string{"eg_adam.t", "eg_adam.gamma", "eg_adam.gamma_s", "eg_adam.m.layer0.fc.w", "eg_adam.v.layer0.fc.w", "eg_adam.m.layer0.fc.b", "eg_adam.v.layer0.fc.b", "eg_adam.m.layer0.gain", "eg_adam.v.layer0.gain",
 				"eg_adam.s", "eg_adam.u.layer0.fc.w", "eg_adam.u.layer0.fc.b", "eg_adam.u.layer0.gain", "eg_adam.q.layer0.fc.w", "eg_adam.q.layer0.fc.b", "eg_adam.q.layer0.gain"}},
 	}
 	for _, tc := range cases {
