@@ -13,21 +13,25 @@ import (
 //	train_step(inputs, params, state, rng_key) -> (losses, metrics, params', state')
 //
 // In order it appends: the gradient penalties of each task loss (by double
-// backward), loss scaling, one backward pass per task sharing the forward,
-// unscaling, the global all-finite check, the multi-task combination, global
-// norm clipping, the learning-rate schedule and the optimizer update, and
-// the loss-scale update. Afterwards:
+// backward), loss scaling, one backward pass per task sharing the forward
+// (or, with cfg.CombineOn, per-task gradients with respect to that tap and
+// one backward pass of the weighted sum), unscaling, the global all-finite
+// check, the multi-task combination, global norm clipping, the
+// learning-rate schedule and the optimizer update, and the loss-scale
+// update. Afterwards:
 //   - every parameter with role=param and every state parameter (role=state:
 //     optimizer moments, "step", "loss_scale") has a result of the same name
 //     holding its new value (the trainer donates the buffer);
 //   - the other results are, in order, the task losses (the outputs named
 //     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
-//     metrics grad_norm, lr, and where they apply scale (the loss scale used), finite,
-//     input_penalty.<task>, param_penalty.<task> and weight.<task>;
+//     metrics grad_norm, lr, and where they apply scale (the loss scale
+//     used), finite, input_penalty.<task>, param_penalty.<task> and
+//     weight.<task>;
 //   - with dynamic loss scaling a non-finite gradient leaves every parameter
 //     and optimizer state unchanged and halves the scale.
 //
-// taps are the values named with tap() in the model, for the input penalty.
+// taps are the values named with tap() in the model, for the input penalty
+// and combine_on.
 func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) error {
 	b := &ir.Builder{F: f}
 	st := NewStateSet(b)
