@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -98,10 +99,28 @@ func (c *TrainConfig) Set(key string, v any) error {
 		}
 		return nil
 	}
-	integer := func(dst *int) error {
+	// ranged checks a number against a range whose bounds are open or
+	// closed, as want describes it.
+	ranged := func(dst *float64, ok func(float64) bool, want string) error {
+		var x float64
+		if err := num(&x); err != nil {
+			return err
+		}
+		if !ok(x) || math.IsNaN(x) || math.IsInf(x, 0) {
+			return bad(want)
+		}
+		*dst = x
+		return nil
+	}
+	nonNeg := func(dst *float64) error { return ranged(dst, func(x float64) bool { return x >= 0 }, "a number >= 0") }
+	positive := func(dst *float64) error { return ranged(dst, func(x float64) bool { return x > 0 }, "a number > 0") }
+	unit := func(dst *float64) error {
+		return ranged(dst, func(x float64) bool { return x >= 0 && x < 1 }, "a number in [0, 1)")
+	}
+	integer := func(dst *int, least int) error {
 		x, ok := v.(int64)
-		if !ok || x < 0 {
-			return bad("a non-negative integer")
+		if !ok || x < int64(least) || x > math.MaxInt32 {
+			return bad(fmt.Sprintf("an integer >= %d", least))
 		}
 		*dst = int(x)
 		return nil
@@ -129,33 +148,33 @@ func (c *TrainConfig) Set(key string, v any) error {
 	case "optimizer":
 		return str(&c.Optimizer, "sgd", "adamw", "eg", "eg_adaptive", "eg_adam")
 	case "lr":
-		return num(&c.LR)
+		return nonNeg(&c.LR)
 	case "weight_decay":
-		return num(&c.WeightDecay)
+		return nonNeg(&c.WeightDecay)
 	case "decay_all":
 		return boolean(&c.DecayAll)
 	case "beta1":
-		return num(&c.Beta1)
+		return unit(&c.Beta1)
 	case "beta2":
-		return num(&c.Beta2)
+		return unit(&c.Beta2)
 	case "eps":
-		return num(&c.Eps)
+		return positive(&c.Eps)
 	case "momentum":
-		return num(&c.Momentum)
+		return unit(&c.Momentum)
 	case "nesterov":
 		return boolean(&c.Nesterov)
 	case "clip":
-		return num(&c.Clip)
+		return nonNeg(&c.Clip)
 	case "schedule":
 		return str(&c.Schedule, "constant", "cosine", "linear")
 	case "warmup":
-		return integer(&c.Warmup)
+		return integer(&c.Warmup, 0)
 	case "steps":
-		return integer(&c.Steps)
+		return integer(&c.Steps, 1)
 	case "min_lr_ratio":
-		return num(&c.MinLRRatio)
+		return ranged(&c.MinLRRatio, func(x float64) bool { return x >= 0 && x <= 1 }, "a number in [0, 1]")
 	case "eg_gamma":
-		return num(&c.EGGamma)
+		return nonNeg(&c.EGGamma)
 	case "eg_nonneg":
 		return str(&c.EGNonneg)
 	case "losses":
@@ -173,6 +192,11 @@ func (c *TrainConfig) Set(key string, v any) error {
 			}
 		default:
 			return bad("a list of output names")
+		}
+		for i, n := range c.Losses {
+			if contains(c.Losses[:i], n) {
+				return bad("distinct output names (" + n + " is listed twice)")
+			}
 		}
 		return nil
 	case "combiner":
@@ -197,19 +221,19 @@ func (c *TrainConfig) Set(key string, v any) error {
 	case "combine_on":
 		return str(&c.CombineOn)
 	case "fw_iters":
-		return integer(&c.FWIters)
+		return integer(&c.FWIters, 1)
 	case "input_penalty":
-		return num(&c.InputPenalty)
+		return nonNeg(&c.InputPenalty)
 	case "input_penalty_on":
 		return str(&c.InputPenaltyOn)
 	case "param_penalty":
-		return num(&c.ParamPenalty)
+		return nonNeg(&c.ParamPenalty)
 	case "loss_scale":
 		return str(&c.LossScale, "none", "static", "dynamic")
 	case "scale_init":
-		return num(&c.ScaleInit)
+		return positive(&c.ScaleInit)
 	case "scale_interval":
-		return integer(&c.ScaleInterval)
+		return integer(&c.ScaleInterval, 1)
 	}
 	return fmt.Errorf("unknown train setting %s (known: %s)", key, strings.Join(TrainKeys(), ", "))
 }

@@ -28,8 +28,14 @@ type TrainOptions struct {
 	// OutDir receives checkpoint.safetensors, metrics.jsonl and loss.png.
 	OutDir string
 	Seed   uint64
-	// Resume continues from OutDir's checkpoint.
+	// Resume continues from OutDir's checkpoint. Its metadata must agree
+	// with Meta on every key in Match (the model source, the settings, the
+	// data), so that a resumed run is the run it continues.
 	Resume bool
+	Match  []string
+	// StopAt, when positive, ends the run early at that step with a
+	// checkpoint, as Ctrl-C would, to be continued with Resume.
+	StopAt int64
 	// EvalEvery and CkptEvery are in steps; 0 picks Steps/10 (at least 1).
 	EvalEvery, CkptEvery int64
 	// EvalBatches is the number of validation batches per evaluation
@@ -77,6 +83,13 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	if start > opt.Steps {
 		return nil, fmt.Errorf("the checkpoint is at step %d, past --steps %d", start, opt.Steps)
 	}
+	if start == opt.Steps {
+		return &TrainResult{Step: start}, nil // nothing to do; touch nothing
+	}
+	end := opt.Steps
+	if opt.StopAt > start && opt.StopAt < end {
+		end = opt.StopAt
+	}
 	stepExe, err := be.Load(step)
 	if err != nil {
 		return nil, fmt.Errorf("train step: %v", err)
@@ -101,7 +114,7 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	prog := NewProgress(opt.Log, opt.Steps, start)
 	var busy time.Duration
 	done := int64(0)
-	for s := start; s < opt.Steps; s++ {
+	for s := start; s < end; s++ {
 		if ctx.Err() != nil {
 			res.Interrupted = true
 			break
@@ -155,6 +168,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 			}
 		}
 	}
+	if end < opt.Steps && res.Step == end {
+		res.Interrupted = true
+	}
 	prog.Finish()
 	if err := saveState(state, step, opt); err != nil {
 		return nil, err
@@ -190,10 +206,32 @@ func startState(step *ir.Func, opt TrainOptions) (map[string]*interp.Tensor, err
 	if s := meta["seed"]; s != strconv.FormatUint(opt.Seed, 10) {
 		return nil, fmt.Errorf("%s: written with --seed %s, this run has --seed %d; resume with the same seed", path, s, opt.Seed)
 	}
+	for _, k := range opt.Match {
+		if meta[k] != opt.Meta[k] {
+			return nil, fmt.Errorf("%s: written with a different %s (%s there, %s here); resume with the same model, settings and data", path, k, clip(meta[k]), clip(opt.Meta[k]))
+		}
+	}
 	if err := checkSignature(path, tensors, step); err != nil {
 		return nil, err
 	}
+	if n := tensors["step"].I[0]; n < 0 || strconv.FormatInt(n, 10) != meta["step"] {
+		return nil, fmt.Errorf("%s: corrupted: step tensor %d, metadata step %q", path, n, meta["step"])
+	}
+	if ls := tensors["loss_scale"]; ls != nil && !(ls.F[0] > 0 && !math.IsInf(ls.F[0], 0)) {
+		return nil, fmt.Errorf("%s: corrupted: loss scale %v", path, ls.F[0])
+	}
 	return tensors, nil
+}
+
+// clip shortens a metadata value for an error message.
+func clip(s string) string {
+	if s == "" {
+		return "none"
+	}
+	if len(s) > 60 {
+		return fmt.Sprintf("%q...", s[:60])
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // checkSignature checks that the checkpoint holds exactly the parameters

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"xlc/build"
+	"xlc/parser"
 	"xlc/passes"
 	"xlc/runtime"
 )
@@ -22,7 +23,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int64("steps", 0, "train until this step (default: the model's steps setting)")
 	out := fs.String("out", "out", "folder for the checkpoint, metrics.jsonl and loss.png")
 	seed := fs.Uint64("seed", 1, "seed for initialisation, batches and dropout")
-	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
+	resume := fs.Bool("resume", false, "continue from the checkpoint in --out (same model, settings, data and seed)")
+	stopAt := fs.Int64("stop-at", 0, "stop early at this step with a checkpoint, as Ctrl-C would")
 	evalEvery := fs.Int64("eval-every", 0, "validate every N steps (default steps/10)")
 	ckptEvery := fs.Int64("ckpt-every", 0, "write a checkpoint every N steps (default: as eval-every)")
 	evalBatches := fs.Int("eval-batches", 4, "validation batches per evaluation")
@@ -49,7 +51,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("xlc train: %v", err)
 	}
-	meta, err := modelMeta(m)
+	meta, err := modelMeta(m, ds)
 	if err != nil {
 		return err
 	}
@@ -58,7 +60,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, %s, %d steps, backend interp\n",
 		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, describeCombiner(m), m.Train.Steps)
 	res, err := runtime.Train(ctx, runtime.Interp{}, m.Step, m.Eval, runtime.TrainOptions{
-		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume,
+		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume, StopAt: *stopAt,
+		Match: []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
 	})
 	if err != nil {
@@ -66,6 +69,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if res.Interrupted {
 		fmt.Fprintf(stdout, "interrupted at step %d; checkpoint saved in %s (continue with --resume)\n", res.Step, *out)
+		return nil
+	}
+	if res.Last == nil {
+		fmt.Fprintf(stdout, "the checkpoint in %s is already at step %d; nothing to do\n", *out, res.Step)
 		return nil
 	}
 	fmt.Fprintf(stdout, "step %d:", res.Step)
@@ -94,9 +101,22 @@ func loadData(path string, m *build.Model) (*runtime.Dataset, error) {
 	return runtime.LoadText(path, 0.1, minLen)
 }
 
-// modelMeta is what a checkpoint records to rebuild its model.
-func modelMeta(m *build.Model) (map[string]string, error) {
+// modelMeta is what a checkpoint records to rebuild its model (the source
+// and the defines) and to check a resumed run continues it: the settings
+// (the defines but steps, which only moves the end of the run and the
+// schedule's horizon) and the data.
+func modelMeta(m *build.Model, ds *runtime.Dataset) (map[string]string, error) {
 	defs, err := json.Marshal(m.Defines)
+	if err != nil {
+		return nil, err
+	}
+	var kept []parser.Define
+	for _, d := range m.Defines {
+		if d.Key != "steps" {
+			kept = append(kept, d)
+		}
+	}
+	settings, err := json.Marshal(kept)
 	if err != nil {
 		return nil, err
 	}
@@ -105,5 +125,7 @@ func modelMeta(m *build.Model) (map[string]string, error) {
 		"model_path":   m.Path,
 		"model_source": string(m.Source),
 		"defines":      string(defs),
+		"settings":     string(settings),
+		"data":         ds.Source,
 	}, nil
 }

@@ -46,10 +46,14 @@ func loadState(t *testing.T, dir string) map[string][]float64 {
 func TestResumeBitIdentical(t *testing.T) {
 	dir := t.TempDir()
 	whole, split := filepath.Join(dir, "whole"), filepath.Join(dir, "split")
-	opts := []string{"-D", "pdrop=0.1", "--eval-every", "3"}
-	train(t, whole, append(opts, "--steps", "6")...)
-	train(t, split, append(opts, "--steps", "3")...)
-	train(t, split, append(opts, "--steps", "6", "--resume")...)
+	// A cosine schedule without warmup, so every step's rate depends on the
+	// horizon of 6 steps.
+	opts := []string{"-D", "pdrop=0.1", "-D", "warmup=0", "-D", "schedule=cosine", "--eval-every", "3", "--steps", "6"}
+	train(t, whole, opts...)
+	if out := train(t, split, append(opts, "--stop-at", "3")...); !strings.Contains(out, "interrupted at step 3") {
+		t.Errorf("--stop-at 3: %q", out)
+	}
+	train(t, split, append(opts, "--resume")...)
 	a, b := loadState(t, whole), loadState(t, split)
 	if len(a) != len(b) || len(a) == 0 {
 		t.Fatalf("%d tensors vs %d", len(a), len(b))
@@ -89,16 +93,36 @@ func TestTrainBadInput(t *testing.T) {
 	os.MkdirAll(truncated, 0o755)
 	os.WriteFile(filepath.Join(truncated, runtime.CheckpointName), orig[:len(orig)-100], 0o644)
 
+	edited := filepath.Join(dir, "edited.xl")
+	src, _ := os.ReadFile("../../models/gpt.xl")
+	os.WriteFile(edited, append(src, []byte("# edited\n")...), 0o644)
+
+	badStep := filepath.Join(dir, "badstep")
+	os.MkdirAll(badStep, 0o755)
+	tensors, meta, err := runtime.LoadCheckpoint(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors["step"].I[0] = -3
+	if err := runtime.SaveCheckpoint(filepath.Join(badStep, runtime.CheckpointName), tensors, meta); err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"edited model", append(append([]string{"train", edited}, tinyGPT[1:]...), "--resume", "--steps", "3", "--out", good), "different model_source"},
+		{"corrupted step", append(append([]string{"train"}, tinyGPT...), "--resume", "--steps", "3", "--out", badStep), "corrupted: step"},
 		{"missing data", append(append([]string{"train"}, tinyGPT...), "--data", filepath.Join(dir, "nope.txt"), "--out", filepath.Join(dir, "o1")), "no such file"},
 		{"empty data", append(append([]string{"train"}, tinyGPT...), "--data", empty, "--out", filepath.Join(dir, "o2")), "empty.txt"},
 		{"corrupted checkpoint", append(append([]string{"train"}, tinyGPT...), "--resume", "--steps", "3", "--out", corrupt), "checkpoint.safetensors"},
 		{"truncated checkpoint", append(append([]string{"train"}, tinyGPT...), "--resume", "--steps", "3", "--out", truncated), "truncated"},
-		{"another model", []string{"train", "../../models/gpt.xl", "-D", "layers=2", "-D", "d=16", "-D", "heads=2", "-D", "seq=8", "-D", "batch=4", "--resume", "--steps", "3", "--out", good}, "different model"},
+		{"another model", []string{"train", "../../models/gpt.xl", "-D", "layers=2", "-D", "d=16", "-D", "heads=2", "-D", "seq=8", "-D", "batch=4", "--resume", "--steps", "3", "--out", good}, "different settings"},
+		{"other settings", append(append([]string{"train"}, tinyGPT...), "-D", "lr=0.5", "--resume", "--steps", "3", "--out", good), "different settings"},
+		{"other data", append(append([]string{"train"}, tinyGPT...), "--data", "../../models/gpt.xl", "--resume", "--steps", "3", "--out", good), "different data"},
+		{"other seed", append(append([]string{"train"}, tinyGPT...), "--seed", "9", "--resume", "--steps", "3", "--out", good), "--seed"},
 		{"missing checkpoint", append(append([]string{"train"}, tinyGPT...), "--resume", "--out", filepath.Join(dir, "o3")), "no such file"},
 	}
 	for _, c := range cases {
