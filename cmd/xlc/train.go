@@ -61,7 +61,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, describeCombiner(m), m.Train.Steps)
 	res, err := runtime.Train(ctx, runtime.Interp{}, m.Step, m.Eval, runtime.TrainOptions{
 		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume, StopAt: *stopAt,
-		Match: []string{"model_source", "settings", "data"},
+		Match:     []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
 	})
 	if err != nil {
