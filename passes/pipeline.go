@@ -6,10 +6,10 @@ package passes
 import (
 	"fmt"
 	"hash/fnv"
-	"os"
 	"path/filepath"
 	"regexp"
 
+	"xlc/internal/atomicfile"
 	"xlc/ir"
 )
 
@@ -110,7 +110,7 @@ func run(f *ir.Func, opt Options, table []pass) error {
 				dir = "."
 			}
 			name := fmt.Sprintf("%s_%02d__%s.ir", f.Name, seq, p.name)
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(f.String()), 0o644); err != nil {
+			if err := atomicfile.Write(filepath.Join(dir, name), []byte(f.String()), 0o644); err != nil {
 				return fmt.Errorf("after pass %s: %v", p.name, err)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/x448/float16"
 
+	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/runtime/interp"
 )
@@ -45,7 +46,7 @@ func SaveCheckpoint(path string, tensors map[string]*interp.Tensor, meta map[str
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	return WriteFileAtomic(path, data, 0o644)
+	return atomicfile.Write(path, data, 0o644)
 }
 
 func encodeCheckpoint(tensors map[string]*interp.Tensor, meta map[string]string) ([]byte, error) {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+
+	"xlc/internal/atomicfile"
 )
 
 // MetricsWriter appends one JSON object per training step to a metrics file
@@ -41,7 +43,7 @@ func OpenMetrics(path string, truncateAfterStep int64) (*MetricsWriter, error) {
 			return nil, err
 		}
 		if len(kept) != len(data) {
-			if err := WriteFileAtomic(path, kept, 0o644); err != nil {
+			if err := atomicfile.Write(path, kept, 0o644); err != nil {
 				return nil, err
 			}
 		}

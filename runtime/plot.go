@@ -12,6 +12,8 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"xlc/internal/atomicfile"
 )
 
 // PlotLosses draws series (each a list of (step, loss) points, such as
@@ -63,7 +65,7 @@ func PlotLosses(path string, series map[string][][2]float64, title string) error
 	if _, err := w.WriteTo(&buf); err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	return WriteFileAtomic(path, buf.Bytes(), 0o644)
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
 
 func plotFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -7,9 +7,9 @@ import (
 	"regexp"
 
 	"xlc/build"
+	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/passes"
-	"xlc/runtime"
 )
 
 func cmdBuild(args []string, stdout, stderr io.Writer) error {
@@ -70,7 +70,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	text := f.String()
 	if *out != "" {
-		if err := runtime.WriteFileAtomic(*out, []byte(text), 0o644); err != nil {
+		if err := atomicfile.Write(*out, []byte(text), 0o644); err != nil {
 			return fmt.Errorf("xlc build: %v", err)
 		}
 	} else {

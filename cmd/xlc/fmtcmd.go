@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 
+	"xlc/internal/atomicfile"
 	"xlc/parser"
-	"xlc/runtime"
 )
 
 func cmdFmt(args []string, stdout, stderr io.Writer) error {
@@ -37,7 +37,7 @@ func cmdFmt(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("xlc fmt: %v", err)
 			}
-			if err := runtime.WriteFileAtomic(path, out, st.Mode().Perm()); err != nil {
+			if err := atomicfile.Write(path, out, st.Mode().Perm()); err != nil {
 				return fmt.Errorf("xlc fmt: %v", err)
 			}
 		}

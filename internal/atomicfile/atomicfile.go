@@ -1,15 +1,17 @@
-package runtime
+// Package atomicfile writes files so that a reader, or a run killed midway,
+// sees either the old file or the whole new one.
+package atomicfile
 
 import (
 	"os"
 	"path/filepath"
 )
 
-// WriteFileAtomic writes data to path so that a reader, or a run killed
+// Write writes data to path so that a reader, or a run killed
 // midway, sees either the old file or the whole new one: it writes a
 // temporary file in the same folder, syncs it, renames it over path, and
 // syncs the folder.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+func Write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
