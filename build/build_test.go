@@ -195,3 +195,77 @@ func BenchmarkTrainStepDeep(b *testing.B) {
 		}
 	}
 }
+
+const gatedModel = `model m {
+  input x: f32[2]
+  param w: f32[2] = ones
+  param v: f32[2] = ones
+  output a_loss = sum(w * 1e35) + sum(x) * 0.0
+  output b_loss = sum(v * v)
+}
+
+train {
+  optimizer = "adamw"
+  lr = 1e-3
+  clip = 0.0
+  loss_scale = "dynamic"
+  combiner = "initial"
+}
+`
+
+// TestSkippedStepKeepsAllState checks that a non-finite step leaves every
+// parameter and every optimizer and combiner state bit-identical (AdamW's
+// moments and count, the initial losses), while the step counter advances
+// and the scale halves; the first finite step then changes them.
+func TestSkippedStepKeepsAllState(t *testing.T) {
+	m, err := Compile("m.xl", []byte(gatedModel), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStepper(t, m)
+	snapshot := func() map[string][]float64 {
+		out := map[string][]float64{}
+		for k, v := range s.state {
+			if k == "step" || k == "loss_scale" || k == "loss_scale.good" {
+				continue
+			}
+			vals := make([]float64, v.Len())
+			for i := range vals {
+				vals[i] = v.At(i)
+			}
+			out[k] = vals
+		}
+		return out
+	}
+	before := snapshot()
+	for _, k := range []string{"adamw.m.w", "adamw.v.v", "adamw.t", "combine.initial.0", "combine.initial.1", "w", "v"} {
+		if before[k] == nil {
+			t.Fatalf("no state %s (have %v)", k, before)
+		}
+	}
+	for i := int64(0); ; i++ {
+		out := s.step(i)
+		after := snapshot()
+		changed := ""
+		for k, vals := range after {
+			for j := range vals {
+				if math.Float64bits(vals[j]) != math.Float64bits(before[k][j]) {
+					changed = k
+				}
+			}
+		}
+		if out["finite"] == 0 {
+			if changed != "" {
+				t.Fatalf("step %d was skipped but %s changed", i, changed)
+			}
+			if s.state["step"].I[0] != i+1 {
+				t.Fatalf("the step counter did not advance on a skipped step")
+			}
+			continue
+		}
+		if i == 0 || changed == "" {
+			t.Fatalf("step %d: finite=%v, changed %q: want a few skipped steps, then an update", i, out["finite"], changed)
+		}
+		break
+	}
+}

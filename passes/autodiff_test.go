@@ -56,7 +56,6 @@ func awayFromZero(r *rand.Rand) float64 {
 }
 
 // allAxes lists 0..rank-1.
-func allAxes(t ir.Type) []int { return adSeq(0, t.Rank()) }
 
 // fdSetup builds c's function with its loss and draws its arguments. It
 // returns the function, the loss, the differentiated parameters and the
@@ -83,7 +82,7 @@ func fdSetup(t *testing.T, c fdCase, r *rand.Rand) (*ir.Func, *ir.Value, []*ir.V
 	sq := b.Binary(ir.OpMul, b.Binary(ir.OpMul, u, out), out)
 	half := b.Constant(out.Type, 0.5)
 	terms := b.Binary(ir.OpAdd, b.Binary(ir.OpMul, w, out), b.Binary(ir.OpMul, half, sq))
-	loss := b.Reduce(ir.OpReduceSum, terms, allAxes(out.Type))
+	loss := b.Reduce(ir.OpReduceSum, terms, allAxes(out.Type.Rank()))
 	if err := b.Err(); err != nil {
 		t.Fatalf("%s: build: %v", c.name, err)
 	}
@@ -168,7 +167,7 @@ func checkCase(t *testing.T, c fdCase, seed uint64) {
 	for _, g := range grads {
 		v := b.Param(fmt.Sprintf("v%d", len(f.Params)), g.Type, nil)
 		in = append(in, randFloats(r, g.Type, nil))
-		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, g, v), allAxes(g.Type))
+		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, g, v), allAxes(g.Type.Rank()))
 		if loss2 == nil {
 			loss2 = s
 		} else {
@@ -272,7 +271,7 @@ func TestGradMLPModel(t *testing.T) {
 	b := &ir.Builder{F: f}
 	var loss2 *ir.Value
 	for _, g := range grads {
-		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, g, g), allAxes(g.Type))
+		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, g, g), allAxes(g.Type.Rank()))
 		if loss2 == nil {
 			loss2 = s
 		} else {

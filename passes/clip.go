@@ -13,20 +13,13 @@ const clipNormEps = 1e-6
 // still computed; with no grads the norm is 0.
 func ClipGlobalNorm(b *ir.Builder, grads []*ir.Value, clip float64) ([]*ir.Value, *ir.Value) {
 	g := optGraph{b}
-	var sq *ir.Value
-	for _, gr := range grads {
-		x := g.f32(gr)
-		s := g.sum(g.mul(x, x))
-		if sq == nil {
-			sq = s
-		} else {
-			sq = g.add(sq, s)
-		}
-	}
-	if sq == nil {
+	if len(grads) == 0 {
 		return grads, g.c(0)
 	}
-	norm := g.sqrt(sq)
+	norm := g.sqrt(totalSum(b, len(grads), ir.F32, func(j int) *ir.Value {
+		x := g.f32(grads[j])
+		return g.mul(x, x)
+	}))
 	if clip <= 0 {
 		return grads, norm
 	}

@@ -173,36 +173,15 @@ func combF32(b *ir.Builder, x *ir.Value) *ir.Value {
 	return b.Convert(x, ir.F32)
 }
 
-// combAllAxes lists the axes of a rank-r tensor.
-func combAllAxes(r int) []int {
-	axes := make([]int, r)
-	for i := range axes {
-		axes[i] = i
-	}
-	return axes
-}
-
 // combInner is the global inner product Σ_j reduce_sum(x_j·y_j) in f32.
 func combInner(b *ir.Builder, xs, ys []*ir.Value) *ir.Value {
-	var acc *ir.Value
-	for j := range xs {
+	return totalSum(b, len(xs), ir.F32, func(j int) *ir.Value {
 		x := combF32(b, xs[j])
-		var p *ir.Value
 		if xs[j] == ys[j] {
-			p = b.Binary(ir.OpMul, x, x)
-		} else {
-			p = b.Binary(ir.OpMul, x, combF32(b, ys[j]))
+			return b.Binary(ir.OpMul, x, x)
 		}
-		if r := p.Type.Rank(); r > 0 {
-			p = b.Reduce(ir.OpReduceSum, p, combAllAxes(r))
-		}
-		if acc == nil {
-			acc = p
-		} else {
-			acc = b.Binary(ir.OpAdd, acc, p)
-		}
-	}
-	return acc
+		return b.Binary(ir.OpMul, x, combF32(b, ys[j]))
+	})
 }
 
 // combDivOrZero is num/den where den != 0 and 0 elsewhere, without ever

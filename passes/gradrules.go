@@ -140,12 +140,16 @@ func gradMinMax(b *ir.Builder, x, g *ir.Value, cmp ir.Op) []*ir.Value {
 	return []*ir.Value{b.Select(p, g, z), b.Select(p, z, g)}
 }
 
-// gradPow is g·b·a^(b-1) for the base and g·y·log a for the exponent where
-// a > 0 and 0 elsewhere; the logarithm reads a safe operand (1 where a <= 0)
-// so that the unselected branch, and its own gradient, hold no NaN.
+// gradPow is g·b·a^(b-1) for the base (0 where b = 0, even at a = 0 where
+// the product would be 0·inf) and g·y·log a for the exponent where a > 0
+// and 0 elsewhere. Both read safe operands (exponent 1 where b = 0, base 1
+// where a <= 0) so that the unselected branches, and their own gradients,
+// hold no NaN.
 func gradPow(b *ir.Builder, x, g *ir.Value) []*ir.Value {
 	a, e := x.Args[0], x.Args[1]
-	da := adMul(b, g, adMul(b, e, b.Binary(ir.OpPow, a, b.Binary(ir.OpSub, e, adSplat(b, e, 1)))))
+	nonzero := b.Binary(ir.OpNe, e, adZeros(b, e))
+	es := b.Select(nonzero, e, adSplat(b, e, 1))
+	da := b.Select(nonzero, adMul(b, g, adMul(b, es, b.Binary(ir.OpPow, a, b.Binary(ir.OpSub, es, adSplat(b, es, 1))))), adZeros(b, a))
 	pos := b.Binary(ir.OpGt, a, adZeros(b, a))
 	safe := b.Select(pos, a, adSplat(b, a, 1))
 	de := adMul(b, g, b.Select(pos, adMul(b, x, b.Unary(ir.OpLog, safe)), adZeros(b, x)))

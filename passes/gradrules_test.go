@@ -218,12 +218,12 @@ func gradValues(t *testing.T, xt ir.Type, x []float64, fn func(b *ir.Builder, x 
 	b := ir.NewBuilder("f")
 	p := b.Param("x", xt, nil)
 	out := fn(b, p)
-	loss := b.Reduce(ir.OpReduceSum, out, allAxes(out.Type))
+	loss := b.Reduce(ir.OpReduceSum, out, allAxes(out.Type.Rank()))
 	gs, err := Grad(b.F, loss, []*ir.Value{p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	loss2 := b.Reduce(ir.OpReduceSum, gs[0], allAxes(xt))
+	loss2 := b.Reduce(ir.OpReduceSum, gs[0], allAxes(xt.Rank()))
 	hs, err := Grad(b.F, loss2, []*ir.Value{p})
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +297,13 @@ func TestGradTiesAndKinks(t *testing.T) {
 				t.Errorf("pow(x, 3): second derivative %v, want %v", h, want)
 			}
 		}
+	}
+	// pow(x, 0) = 1 has derivative 0 everywhere, at x = 0 too (not 0·0^-1).
+	g, h := gradValues(t, f64(3), []float64{0, 1, -2}, func(b *ir.Builder, x *ir.Value) *ir.Value {
+		return b.Binary(ir.OpPow, x, b.Constant(x.Type, 0))
+	})
+	if want := []float64{0, 0, 0}; !sameFloats(g, want) || !sameFloats(h, want) {
+		t.Errorf("pow(x, 0): gradient %v, second %v; want zeros", g, h)
 	}
 }
 

@@ -48,11 +48,7 @@ func (g optGraph) sum(x *ir.Value) *ir.Value {
 	if x.Type.Rank() == 0 {
 		return x
 	}
-	axes := make([]int, x.Type.Rank())
-	for i := range axes {
-		axes[i] = i
-	}
-	return g.b.Reduce(ir.OpReduceSum, x, axes)
+	return g.b.Reduce(ir.OpReduceSum, x, allAxes(x.Type.Rank()))
 }
 
 // sel is select(pred, x, y) with the bool[] scalar pred broadcast to x.
@@ -132,9 +128,10 @@ func decays(cfg *TrainConfig, p *ir.Value) bool {
 //     p ← p·(1 − lr·wd) − lr·s·q ⊙ m̂/(√v̂ + ε) (derivation at buildEGAdam).
 //
 // The meta learning rate γ of eg_adaptive and eg_adam is cfg.EGGamma; its
-// default 0 means auto, γ = 0.01/(mean g² + 1e-30) over every coordinate of
-// the first update's gradient, kept frozen in the state "<opt>.gamma" (with
-// the counter "<opt>.t"); see metaRate.
+// default 0 means auto: a rate measured on the first update's gradient and
+// kept frozen in state (eg_adaptive: 0.01/‖g‖²; eg_adam: 0.01/(LR·max|g|)
+// for the gains and 0.01/(LR·‖g‖₁) for the scale); see metaRate and its
+// callers.
 //
 // An unknown optimizer, mismatched params and grads, a non-scalar lr or a
 // bad cfg.EGNonneg regexp is an error; so is any builder error met.

@@ -68,12 +68,24 @@ func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, name string, first, de
 	return gamma
 }
 
+// maxAbs is the largest |g| over every coordinate of gs.
+func maxAbs(g optGraph, gs []*ir.Value) *ir.Value {
+	m := g.c(0)
+	for _, gi := range gs {
+		x := g.b.Unary(ir.OpAbs, g.f32(gi))
+		if r := x.Type.Rank(); r > 0 {
+			x = g.b.Reduce(ir.OpReduceMax, x, allAxes(r))
+		}
+		m = g.max(m, x)
+	}
+	return m
+}
+
 // gradSums returns Σ g² and Σ |g| over every coordinate of gs, and their count.
 func gradSums(g optGraph, gs []*ir.Value) (sq, abs *ir.Value, n int) {
-	sq, abs = g.c(0), g.c(0)
+	sq = totalSum(g.b, len(gs), ir.F32, func(j int) *ir.Value { return g.mul(gs[j], gs[j]) })
+	abs = totalSum(g.b, len(gs), ir.F32, func(j int) *ir.Value { return g.b.Unary(ir.OpAbs, gs[j]) })
 	for _, gi := range gs {
-		sq = g.add(sq, g.sum(g.mul(gi, gi)))
-		abs = g.add(abs, g.sum(g.b.Unary(ir.OpAbs, gi)))
 		n += gi.Type.Shape.NumElements()
 	}
 	return sq, abs, n
@@ -140,16 +152,17 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, p
 // schedule changes). γ is cfg.EGGamma for both; when that is 0 (the
 // default) each gets its own automatic rate (metaRate) from the first
 // update's gradient and the peak rate cfg.LR, so that both exponents start
-// near 0.01 given |u| ≈ 1 per coordinate: γ_q = 0.01/(LR·mean|g|) (state
-// "eg_adam.gamma") and γ_s = 0.01/(LR·‖g‖₁) (state "eg_adam.gamma_s"; the
-// alignment sums over every coordinate, so one rate for both made s
-// explode on a small GPT). On the first update u_prev = 0, so q and s stay
+// at most about 0.01 given |u| ≈ 1 per coordinate: γ_q = 0.01/(LR·max|g|)
+// (state "eg_adam.gamma") and γ_s = 0.01/(LR·‖g‖₁) (state
+// "eg_adam.gamma_s"). On a small GPT one rate for both made s explode (the
+// alignment sums over every coordinate), and γ_q from mean|g| made the
+// gains of coordinates with large gradients blow up the loss. On the first update u_prev = 0, so q and s stay
 // 1 and the step is AdamW's.
 func buildEGAdam(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	a := adamMoments(g, st, cfg, "eg_adam", params, gs)
-	_, abs, n := gradSums(g, gs)
+	_, abs, _ := gradSums(g, gs)
 	peak := g.c(cfg.LR)
-	gammaQ := metaRate(g, st, cfg, "eg_adam.gamma", a.first, g.mul(peak, g.div(abs, g.c(float64(max(n, 1))))))
+	gammaQ := metaRate(g, st, cfg, "eg_adam.gamma", a.first, g.mul(peak, maxAbs(g, gs)))
 	gammaS := metaRate(g, st, cfg, "eg_adam.gamma_s", a.first, g.mul(peak, abs))
 	rateQ, rateS := g.mul(gammaQ, lr), g.mul(gammaS, lr)
 	prevs := make([]*ir.Value, len(ps))

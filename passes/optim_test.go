@@ -181,14 +181,14 @@ func (r *optRef) step(grads [][]float64, lr float64) {
 		gammaQ, gammaS := c.EGGamma, c.EGGamma
 		if c.EGGamma == 0 {
 			if t == 0 {
-				abs, n := 0.0, 0
+				abs, mx := 0.0, 0.0
 				for _, g := range grads {
 					for _, x := range g {
 						abs += math.Abs(x)
-						n++
+						mx = math.Max(mx, math.Abs(x))
 					}
 				}
-				r.st["eg_adam.gamma"] = []float64{0.01 / (c.LR*abs/float64(n) + 1e-30)}
+				r.st["eg_adam.gamma"] = []float64{0.01 / (c.LR*mx + 1e-30)}
 				r.st["eg_adam.gamma_s"] = []float64{0.01 / (c.LR*abs + 1e-30)}
 			}
 			gammaQ, gammaS = r.st["eg_adam.gamma"][0], r.st["eg_adam.gamma_s"][0]

@@ -35,7 +35,9 @@ type TrainConfig struct {
 	Steps      int
 	MinLRRatio float64
 	// EGGamma is the meta learning rate γ of eg_adaptive and eg_adam; 0
-	// means auto: γ = 0.01 / mean(g²) of the first step's gradient, frozen.
+	// means auto: measured on the first update's gradient so that the EG
+	// exponents start near 0.01, then frozen (details at buildEGAdaptive
+	// and buildEGAdam).
 	EGGamma float64
 	// EGNonneg is a regexp of parameter names updated by plain EG (they must
 	// stay positive); the rest use EG± when Optimizer is eg.

@@ -24,11 +24,17 @@ import (
 //     holding its new value (the trainer donates the buffer);
 //   - the other results are, in order, the task losses (the outputs named
 //     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
-//     metrics grad_norm, lr, and where they apply scale (the loss scale
-//     used), finite, input_penalty.<task>, param_penalty.<task> and
-//     weight.<task>;
+//     metrics: where they apply input_penalty.<task> and
+//     param_penalty.<task>, weight.<task> (several tasks), then grad_norm,
+//     lr, and with loss scaling finite (dynamic only) and scale (the loss
+//     scale used);
 //   - with dynamic loss scaling a non-finite gradient leaves every parameter
-//     and optimizer state unchanged and halves the scale.
+//     and optimizer state unchanged and halves the scale; the step counter
+//     still advances, so the schedule moves on.
+//
+// The penalties' inner gradients are taken without the loss scale (they
+// are part of the objective the scale multiplies); in half precision a tiny
+// penalty gradient may underflow.
 //
 // taps are the values named with tap() in the model, for the input penalty
 // and combine_on.
@@ -97,6 +103,8 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 		if combined, weights, err = Combine(b, st, cfg, step, objs, grads); err != nil {
 			return err
 		}
+		// The combiner's arithmetic (Gram matrices, 1/‖g‖) can overflow too.
+		checked = append(checked, combined...)
 	} else {
 		// The cheaper variant: task weights from the gradients with
 		// respect to a shared representation H, then one backward pass of
@@ -133,19 +141,10 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	// One global all-finite reduction: x·0 is 0 for finite x, NaN otherwise.
 	var finite *ir.Value
 	if cfg.LossScale == "dynamic" {
-		var total *ir.Value
-		for _, g := range checked {
-			zero := b.Broadcast(b.Constant(ir.T(g.Type.DType), 0), g.Type.Shape, []int{})
-			s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, g, zero), axesOf(g))
-			if s.Type.DType != ir.F32 {
-				s = b.Convert(s, ir.F32)
-			}
-			if total == nil {
-				total = s
-			} else {
-				total = b.Binary(ir.OpAdd, total, s)
-			}
-		}
+		total := totalSum(b, len(checked), ir.F32, func(j int) *ir.Value {
+			g := checked[j]
+			return b.Binary(ir.OpMul, g, b.Broadcast(b.Constant(ir.T(g.Type.DType), 0), g.Type.Shape, []int{}))
+		})
 		finite = b.Binary(ir.OpEq, total, b.Constant(ir.T(ir.F32), 0))
 	}
 
@@ -297,29 +296,10 @@ func (m *metrics) add(name string, v *ir.Value) {
 
 // sumSquares is Σ_j Σ x_j² over every element of every value, in dtype d.
 func sumSquares(b *ir.Builder, xs []*ir.Value, d ir.DType) *ir.Value {
-	var total *ir.Value
-	for _, x := range xs {
-		s := b.Reduce(ir.OpReduceSum, b.Binary(ir.OpMul, x, x), axesOf(x))
-		if s.Type.DType != d {
-			s = b.Convert(s, d)
-		}
-		if total == nil {
-			total = s
-		} else {
-			total = b.Binary(ir.OpAdd, total, s)
-		}
-	}
-	return total
+	return totalSum(b, len(xs), d, func(j int) *ir.Value { return b.Binary(ir.OpMul, xs[j], xs[j]) })
 }
 
 func scaleBy(b *ir.Builder, x *ir.Value, c float64) *ir.Value {
 	return b.Binary(ir.OpMul, x, b.Constant(x.Type, c))
 }
 
-func axesOf(x *ir.Value) []int {
-	axes := make([]int, x.Type.Rank())
-	for i := range axes {
-		axes[i] = i
-	}
-	return axes
-}

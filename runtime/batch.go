@@ -34,8 +34,8 @@ func StepKey(seed uint64, step int64) int64 {
 //     clean window, mlm_mask (bool [B, S]) marks 15% of the positions after
 //     the first, and tokens has those positions replaced by MaskToken;
 //   - pad_mask (bool [B, S]): all true (windows have no padding);
-//   - labels [B] with range [0, k): the first byte of the window modulo k, a
-//     sequence label the model can learn from position 0;
+//   - labels [B] with range [lo, hi): lo + the first byte of the window
+//     modulo hi-lo, a sequence label the model can learn from position 0;
 //   - the rng key: StepKey(seed, step);
 //   - any other input: seeded random values as RandomInputs draws them, with
 //     the seed mixed with the step.
@@ -48,6 +48,9 @@ func BindInputs(f *ir.Func, d *Dataset, split string, seed uint64, step int64) (
 	if tok != nil {
 		if tok.Type.Rank() != 2 || !tok.Type.DType.IsInt() {
 			return nil, fmt.Errorf("input tokens must be an integer [batch, seq] tensor, have %v", tok.Type)
+		}
+		if r := tok.Attrs.Ints("range"); len(r) == 2 && (r[0] > 0 || r[1] < 256) {
+			return nil, fmt.Errorf("input tokens has range %d..%d, but byte-level text needs 0..256 (set vocab = 256)", r[0], r[1])
 		}
 		b, s := tok.Type.Shape[0], tok.Type.Shape[1]
 		if len(d.Train) < s+1 || len(d.Val) < s+1 {
@@ -91,14 +94,14 @@ func BindInputs(f *ir.Func, d *Dataset, split string, seed uint64, step int64) (
 			}
 			out[p.Name] = interp.FromInts(t, ones)
 		case p.Name == "labels" && t.DType.IsInt() && t.Rank() == 1 && t.Shape[0] == tok.Type.Shape[0]:
-			k := int64(2)
+			lo, k := int64(0), int64(2)
 			if r := p.Attrs.Ints("range"); len(r) == 2 && r[1] > r[0] {
-				k = int64(r[1] - r[0])
+				lo, k = int64(r[0]), int64(r[1]-r[0])
 			}
 			s := tok.Type.Shape[1]
 			labels := make([]int64, t.Shape[0])
 			for i := range labels {
-				labels[i] = tokens[i*s] % k
+				labels[i] = lo + tokens[i*s]%k
 			}
 			out[p.Name] = interp.FromInts(t, labels)
 		default:

@@ -20,8 +20,9 @@ func Sample(exe Executable, f *ir.Func, params map[string]*interp.Tensor, prompt
 	if tok == nil || tok.Type.Rank() != 2 {
 		return nil, fmt.Errorf("sampling needs an input tokens: [batch, seq]")
 	}
-	if len(f.Results) != 1 || f.Results[0].Type.Rank() != 3 {
-		return nil, fmt.Errorf("sampling needs a logits result [batch, seq, vocab]")
+	if r := f.Results; len(r) != 1 || r[0].Type.Rank() != 3 || !r[0].Type.DType.IsFloat() ||
+		r[0].Type.Shape[0] != tok.Type.Shape[0] || r[0].Type.Shape[1] != tok.Type.Shape[1] {
+		return nil, fmt.Errorf("sampling needs a float logits result [batch, seq, vocab] matching tokens %v", tok.Type)
 	}
 	if temperature < 0 || math.IsNaN(temperature) {
 		return nil, fmt.Errorf("temperature must be >= 0, have %v", temperature)

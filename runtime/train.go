@@ -98,6 +98,14 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	if err != nil {
 		return nil, fmt.Errorf("forward: %v", err)
 	}
+	// Bind the first batches now, so that data that does not fit the model
+	// is reported before any file is written.
+	if _, err := BindInputs(step, opt.Data, "train", opt.Seed, start); err != nil {
+		return nil, err
+	}
+	if _, err := BindInputs(eval, opt.Data, "val", opt.Seed, 0); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
 		return nil, err
 	}

@@ -123,6 +123,7 @@ func TestTrainBadInput(t *testing.T) {
 		{"other settings", append(append([]string{"train"}, tinyGPT...), "-D", "lr=0.5", "--resume", "--steps", "3", "--out", good), "different settings"},
 		{"other data", append(append([]string{"train"}, tinyGPT...), "--data", "../../models/gpt.xl", "--resume", "--steps", "3", "--out", good), "different data"},
 		{"other seed", append(append([]string{"train"}, tinyGPT...), "--seed", "9", "--resume", "--steps", "3", "--out", good), "--seed"},
+		{"vocab too small for bytes", append(append([]string{"train"}, tinyGPT...), "-D", "vocab=64", "--out", filepath.Join(dir, "o4")), "needs 0..256"},
 		{"missing checkpoint", append(append([]string{"train"}, tinyGPT...), "--resume", "--out", filepath.Join(dir, "o3")), "no such file"},
 	}
 	for _, c := range cases {
