@@ -302,4 +302,3 @@ func sumSquares(b *ir.Builder, xs []*ir.Value, d ir.DType) *ir.Value {
 func scaleBy(b *ir.Builder, x *ir.Value, c float64) *ir.Value {
 	return b.Binary(ir.OpMul, x, b.Constant(x.Type, c))
 }
-
