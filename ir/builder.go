@@ -1,6 +1,9 @@
 package ir
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Builder appends instructions to a function. It computes every result type
 // with Infer; the first error sticks (later calls are no-ops returning a
@@ -16,9 +19,21 @@ func NewBuilder(name string) *Builder { return &Builder{F: &Func{Name: name}} }
 // Err is the first error met, or nil.
 func (b *Builder) Err() error { return b.err }
 
-// Param adds a parameter.
+// Param adds a parameter. A name the text form cannot hold (see
+// CheckParamName) or a type that fails CheckType is an error.
 func (b *Builder) Param(name string, t Type, attrs Attrs) *Value {
 	p := &Value{Name: name, Type: t, Attrs: attrs}
+	if b.err != nil {
+		return p
+	}
+	if err := CheckParamName(name); err != nil {
+		b.err = err
+		return p
+	}
+	if err := CheckType(t); err != nil {
+		b.err = fmt.Errorf("%%%s: %v", name, err)
+		return p
+	}
 	b.F.Params = append(b.F.Params, p)
 	return p
 }
@@ -44,6 +59,10 @@ func (b *Builder) Emit(op Op, declared Type, attrs Attrs, args ...*Value) *Value
 		b.err = err
 		return &Value{Op: op, Type: declared}
 	}
+	if err := CheckType(t); err != nil {
+		b.err = fmt.Errorf("%v: %v", op, err)
+		return &Value{Op: op, Type: t}
+	}
 	v := &Value{Op: op, Args: args, Type: t, Attrs: attrs, ID: len(b.F.Body)}
 	b.F.Body = append(b.F.Body, v)
 	return v
@@ -63,15 +82,58 @@ func (b *Builder) Convert(x *Value, d DType) *Value {
 	return b.Emit(OpConvert, Type{d, x.Type.Shape}, nil, x)
 }
 
-// Constant is a splat constant of type t.
+// Constant is a splat constant of type t; val must pass CheckConstant,
+// else the builder records an error.
 func (b *Builder) Constant(t Type, val float64) *Value {
-	var a Attrs
-	if t.DType.IsFloat() {
-		a = a.Set("value", val)
-	} else {
-		a = a.Set("value", int64(val))
+	if err := CheckConstant(t.DType, val); err != nil {
+		b.Fail("constant: %v", err)
+		return &Value{Op: OpConstant, Type: t}
 	}
-	return b.Emit(OpConstant, t, a)
+	if t.DType.IsFloat() {
+		return b.Emit(OpConstant, t, Attrs{}.Set("value", val))
+	}
+	return b.Emit(OpConstant, t, Attrs{}.Set("value", int64(val)))
+}
+
+// CheckConstant reports whether val can be a constant of dtype d. A float
+// dtype takes any value, infinities and NaN included (a -inf mask is
+// legitimate); an integer or bool dtype wants an integer in its range
+// (IntRange).
+func CheckConstant(d DType, val float64) error {
+	if d.IsFloat() {
+		return nil
+	}
+	lo, hi := IntRange(d)
+	// hi+1 is a power of two, exact in float64; hi itself may not be.
+	if lo > hi || val != math.Trunc(val) || val < float64(lo) || val >= float64(hi)+1 {
+		return fmt.Errorf("%v does not fit %v", FormatFloat(val), d)
+	}
+	return nil
+}
+
+// ConstantInt is a splat constant of an integer or bool type t; n must lie
+// in the dtype's range (see IntRange), else the builder records an error.
+func (b *Builder) ConstantInt(t Type, n int64) *Value {
+	lo, hi := IntRange(t.DType)
+	if lo > hi || n < lo || n > hi {
+		b.Fail("constant: %d does not fit %v", n, t.DType)
+		return &Value{Op: OpConstant, Type: t}
+	}
+	return b.Emit(OpConstant, t, Attrs{}.Set("value", n))
+}
+
+// IntRange is the range of values of an integer or bool dtype; for any other
+// dtype it is empty (lo > hi).
+func IntRange(d DType) (lo, hi int64) {
+	switch d {
+	case I32:
+		return math.MinInt32, math.MaxInt32
+	case I64:
+		return math.MinInt64, math.MaxInt64
+	case Bool:
+		return 0, 1
+	}
+	return 1, 0
 }
 
 // Iota numbers elements along axis.

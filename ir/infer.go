@@ -21,12 +21,21 @@ func Infer(op Op, args []Type, attrs Attrs, declared Type) (Type, error) {
 	switch op.Class() {
 	case ClassUnary:
 		t := args[0]
-		if op == OpNot {
+		switch op {
+		case OpNot:
 			if t.DType != Bool {
 				return Type{}, fmt.Errorf("not: want bool operand, have %v", t)
 			}
-		} else if t.DType == Bool && op != OpStopGradient || op != OpStopGradient && op != OpNeg && op != OpAbs && op != OpSign && !t.DType.IsFloat() {
-			return Type{}, fmt.Errorf("%v: want a float operand, have %v", op, t)
+		case OpStopGradient:
+			// Any dtype.
+		case OpNeg, OpAbs, OpSign:
+			if t.DType == Bool {
+				return Type{}, fmt.Errorf("%v: want a numeric operand, have %v", op, t)
+			}
+		default:
+			if !t.DType.IsFloat() {
+				return Type{}, fmt.Errorf("%v: want a float operand, have %v", op, t)
+			}
 		}
 		return t, nil
 	case ClassBinary, ClassCompare:

@@ -14,12 +14,13 @@ func Parse(src string) (m *Module, err error) {
 	p.next()
 	m = &Module{}
 	for p.tok.kind != tEOF {
-		f, err := p.parseFunc()
+		name := p.tok // the function's name follows "func"
+		f, err := p.parseFunc(&name)
 		if err != nil {
 			return nil, err
 		}
 		if m.Func(f.Name) != nil {
-			return nil, fmt.Errorf("function @%s defined twice", f.Name)
+			return nil, fmt.Errorf("%d:%d: function @%s defined twice", name.line, name.col, f.Name)
 		}
 		m.Funcs = append(m.Funcs, f)
 	}
@@ -183,7 +184,18 @@ func (p *irParser) expect(punct string) error {
 
 func (p *irParser) isPunct(s string) bool { return p.tok.kind == tPunct && p.tok.text == s }
 
-func (p *irParser) parseFunc() (*Func, error) {
+// peek returns the token after the current one without consuming anything.
+func (p *irParser) peek() token {
+	save := *p
+	p.next()
+	t := p.tok
+	*p = save
+	return t
+}
+
+// parseFunc reads one function; it sets *name to the function's name token,
+// the position of the errors about the function as a whole.
+func (p *irParser) parseFunc(name *token) (*Func, error) {
 	if p.tok.kind != tIdent || p.tok.text != "func" {
 		return nil, p.errorf("want \"func\", have %s", p.describe())
 	}
@@ -191,6 +203,7 @@ func (p *irParser) parseFunc() (*Func, error) {
 	if p.tok.kind != tGlobal {
 		return nil, p.errorf("want a function name @name, have %s", p.describe())
 	}
+	*name = p.tok
 	f := &Func{Name: p.tok.text}
 	p.values = map[string]*Value{}
 	p.next()
@@ -207,6 +220,9 @@ func (p *irParser) parseFunc() (*Func, error) {
 			return nil, p.errorf("want a parameter %%name, have %s", p.describe())
 		}
 		name := p.tok.text
+		if err := CheckParamName(name); err != nil {
+			return nil, p.errorf("%v", err)
+		}
 		if p.values[name] != nil {
 			return nil, p.errorf("%%%s defined twice", name)
 		}
@@ -241,15 +257,15 @@ func (p *irParser) parseFunc() (*Func, error) {
 				return nil, err
 			}
 		}
+		// A result is "name: type" or a bare type; a name may be spelled
+		// like a dtype (f32: f32[]), so the ":" decides.
 		name := ""
 		if p.tok.kind == tIdent {
-			if _, isType := ParseDType(p.tok.text); !isType {
+			if nt := p.peek(); nt.kind == tPunct && nt.text == ":" {
 				name = p.tok.text
 				named = true
 				p.next()
-				if err := p.expect(":"); err != nil {
-					return nil, err
-				}
+				p.next()
 			}
 		}
 		t, err := p.parseType()
@@ -289,11 +305,11 @@ func (p *irParser) parseFunc() (*Func, error) {
 	}
 	p.next()
 	if len(f.Results) != len(resTypes) {
-		return nil, fmt.Errorf("@%s: returns %d values, declares %d", f.Name, len(f.Results), len(resTypes))
+		return nil, fmt.Errorf("%d:%d: @%s: returns %d values, declares %d", name.line, name.col, f.Name, len(f.Results), len(resTypes))
 	}
 	for i, r := range f.Results {
 		if !r.Type.Equal(resTypes[i]) {
-			return nil, fmt.Errorf("@%s: result %d: declared %v, returns %v", f.Name, i, resTypes[i], r.Type)
+			return nil, fmt.Errorf("%d:%d: @%s: result %d: declared %v, returns %v", name.line, name.col, f.Name, i, resTypes[i], r.Type)
 		}
 	}
 	return f, nil
@@ -376,7 +392,7 @@ func (p *irParser) parseType() (Type, error) {
 		return Type{}, p.errorf("unknown dtype %q", p.tok.text)
 	}
 	p.next()
-	l, err := p.parseList()
+	l, err := p.parseList(1)
 	if err != nil {
 		return Type{}, err
 	}
@@ -390,7 +406,7 @@ func (p *irParser) parseType() (Type, error) {
 		}
 	}
 	t := Type{d, Shape(dims)}
-	if err := checkType(t); err != nil {
+	if err := CheckType(t); err != nil {
 		return Type{}, p.errorf("%v", err)
 	}
 	return t, nil
@@ -468,14 +484,16 @@ func (p *irParser) parseAttrValue() (any, error) {
 		return s, nil
 	case tPunct:
 		if p.isPunct("[") {
-			return p.parseList()
+			return p.parseList(2)
 		}
 	}
 	return nil, p.errorf("want an attribute value, have %s", p.describe())
 }
 
-// parseList reads [1,2] as []int, [[1],[2]] as [][]int and [] as []int{}.
-func (p *irParser) parseList() (any, error) {
+// parseList reads [1,2] as []int, [[1],[2]] as [][]int and [] as []int{};
+// depth is how many levels of brackets it may read (1: a list of integers,
+// 2: a list of lists), so that no input can make it recurse deeply.
+func (p *irParser) parseList(depth int) (any, error) {
 	if err := p.expect("["); err != nil {
 		return nil, err
 	}
@@ -495,16 +513,14 @@ func (p *irParser) parseList() (any, error) {
 			}
 			ints = append(ints, n)
 			p.next()
+		case p.isPunct("[") && depth == 1:
+			return nil, p.errorf("want an integer, have %s", p.describe())
 		case p.isPunct("[") && len(ints) == 0:
-			l, err := p.parseList()
+			l, err := p.parseList(depth - 1)
 			if err != nil {
 				return nil, err
 			}
-			inner, ok := l.([]int)
-			if !ok {
-				return nil, p.errorf("lists nest at most two deep")
-			}
-			lists = append(lists, inner)
+			lists = append(lists, l.([]int))
 		default:
 			return nil, p.errorf("want a list element, have %s", p.describe())
 		}

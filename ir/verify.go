@@ -19,7 +19,10 @@ func (f *Func) Verify() error {
 		if names[p.Name] {
 			return fmt.Errorf("@%s: parameter %%%s defined twice", f.Name, p.Name)
 		}
-		if err := checkType(p.Type); err != nil {
+		if err := CheckParamName(p.Name); err != nil {
+			return fmt.Errorf("@%s: %v", f.Name, err)
+		}
+		if err := CheckType(p.Type); err != nil {
 			return fmt.Errorf("%%%s: %v", p.Name, err)
 		}
 		names[p.Name] = true
@@ -40,7 +43,7 @@ func (f *Func) Verify() error {
 			}
 			args = append(args, a.Type)
 		}
-		if err := checkType(v.Type); err != nil {
+		if err := CheckType(v.Type); err != nil {
 			return fmt.Errorf("%v: %v", v.Ref(), err)
 		}
 		t, err := Infer(v.Op, args, v.Attrs, v.Type)
@@ -65,22 +68,67 @@ func (f *Func) Verify() error {
 			return fmt.Errorf("@%s: result %v is not defined", f.Name, r.Ref())
 		}
 	}
+	for _, n := range f.ResultNames {
+		if n != "" && !isResultName(n) {
+			return fmt.Errorf("@%s: result name %q: want a letter or _ first, then letters, digits, _ and .", f.Name, n)
+		}
+	}
 	return nil
 }
 
-func checkType(t Type) error {
-	if t.DType == Invalid {
-		return fmt.Errorf("invalid dtype")
+// isResultName reports whether a result name prints as one identifier token.
+func isResultName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		if !isNameChar(n[i]) {
+			return false
+		}
+	}
+	c := n[0]
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// MaxElements is the most elements a tensor may have (2^31-1).
+const MaxElements = math.MaxInt32
+
+// CheckType reports whether t is a type a value may have: a valid dtype,
+// every dim >= 0 and at most MaxElements elements (the product is computed
+// without overflow, so [2^32, 2^32] does not pass as 0 elements).
+func CheckType(t Type) error {
+	if t.DType == Invalid || int(t.DType) >= len(dtypeNames) {
+		return fmt.Errorf("invalid dtype in %v", t)
+	}
+	for _, d := range t.Shape {
+		if d < 0 {
+			return fmt.Errorf("negative dimension in %v", t)
+		}
 	}
 	n := 1
 	for _, d := range t.Shape {
-		if d < 0 {
-			return fmt.Errorf("negative dim in %v", t)
+		if d == 0 {
+			return nil
 		}
-		if d > 0 && n > math.MaxInt32/d {
-			return fmt.Errorf("%v has too many elements", t)
+		if n > MaxElements/d {
+			return fmt.Errorf("%v has too many elements (at most %d)", t, MaxElements)
 		}
 		n *= d
+	}
+	return nil
+}
+
+// CheckParamName reports whether name can name a parameter in the text form:
+// one or more of [A-Za-z0-9_.], not beginning with a digit (%0, %1, ... are
+// the instructions).
+func CheckParamName(name string) error {
+	if name == "" {
+		return fmt.Errorf("a parameter has no name")
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameChar(name[i]) {
+			return fmt.Errorf("parameter name %q: want letters, digits, _ and . only", name)
+		}
+	}
+	if name[0] >= '0' && name[0] <= '9' {
+		return fmt.Errorf("parameter name %%%s begins with a digit (%%0, %%1, ... name instructions)", name)
 	}
 	return nil
 }
