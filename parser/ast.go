@@ -2,6 +2,19 @@
 // elaboration of configs, functions, params and repeat loops into ir, the
 // standard library written in the language itself, diagnostics with
 // file:line:col and a caret, and the canonical formatter behind `xlc fmt`.
+//
+// Limits, each reported as a diagnostic at the source:
+//   - nesting: at most 256 levels, where every open bracket ( [ { (the
+//     model's braces included) and every prefix - or !, ** and else if of an
+//     unfinished expression counts one (see checkNesting); so neither the
+//     parser, the formatter nor the elaborator can overflow the stack;
+//   - repeat: at most 100,000 iterations per compile, all loops together;
+//     a range lo..hi wants lo <= hi;
+//   - function calls nest at most 256 deep;
+//   - a tensor has at most 2^31-1 elements (ir.CheckType); integer constant
+//     arithmetic must not overflow int64;
+//   - rng_key is reserved for the random key parameter, and inputs and
+//     parameters share one namespace of IR parameter names.
 package parser
 
 import "github.com/alecthomas/participle/v2/lexer"
@@ -199,7 +212,13 @@ type Unary struct {
 type PowExpr struct {
 	Pos  lexer.Position
 	Base *Postfix `parser:"@@"`
-	Exp  *Unary   `parser:"( '**' @@ )?"`
+	Exp  *PowTail `parser:"@@?"`
+}
+
+// PowTail is `parser:"** exponent"`; its Pos is that of the operator.
+type PowTail struct {
+	Pos lexer.Position
+	X   *Unary `parser:"'**' @@"`
 }
 
 // Postfix is a primary followed by calls and indexing.

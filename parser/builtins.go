@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -101,14 +102,14 @@ func init() {
 	})
 	register("gather", "table indices axis", 2, biGather)
 	register("iota", "shape axis dtype", 1, biIota)
-	register("zeros", "shape dtype", 1, filled(0))
-	register("ones", "shape dtype", 1, filled(1))
+	register("zeros", "shape dtype", 1, filled("zeros", 0))
+	register("ones", "shape dtype", 1, filled("ones", 1))
 	register("full", "shape value dtype", 2, func(e *elab, c *call, a []any) (any, error) {
 		v, ok := toFloat(a[1])
 		if !ok {
 			return nil, e.errf(c.pos, "full: want a number, have %s", describe(a[1]))
 		}
-		return filled(v)(e, c, []any{a[0], a[2]})
+		return filled("full", v)(e, c, []any{a[0], a[2]})
 	})
 	register("uniform", "shape dtype", 1, random("uniform"))
 	register("normal", "shape dtype", 1, random("normal"))
@@ -263,7 +264,7 @@ func (e *elab) unify(pos lexer.Position, name string, vals ...any) ([]*ir.Value,
 		t, ok := v.(*ir.Value)
 		if !ok {
 			var err error
-			if t, err = e.constTensor(pos, v, d, "+", vals[0]); err != nil {
+			if t, err = e.constTensor(pos, v, d, "+", v, nil); err != nil {
 				return nil, e.errf(pos, "%s: cannot use %s with %v tensors", name, describe(v), d)
 			}
 		}
@@ -344,6 +345,19 @@ func (e *elab) axes(pos lexer.Position, name string, v any, rank int) ([]int, er
 	return out, nil
 }
 
+// oneAxis reads an axis argument that must name exactly one axis: an integer
+// or a list of one integer (negative counts from the end).
+func (e *elab) oneAxis(pos lexer.Position, name string, v any, rank int) (int, error) {
+	ax, err := e.axes(pos, name, v, rank)
+	if err != nil {
+		return 0, err
+	}
+	if len(ax) != 1 {
+		return 0, e.errf(pos, "%s wants one axis, have %s", name, describe(v))
+	}
+	return ax[0], nil
+}
+
 func reduction(kind string) builtinFn {
 	return func(e *elab, c *call, a []any) (any, error) {
 		t, err := e.tensorArg(c, kind, a[0])
@@ -395,20 +409,39 @@ func reduction(kind string) builtinFn {
 	}
 }
 
-func (e *elab) shapeArg(pos lexer.Position, name string, v any) (ir.Shape, error) {
+// intList reads a list of integers in [min, 2^31), such as a shape with
+// reshape's -1 (min -1) or a permutation; what is the noun for the message.
+func (e *elab) intList(pos lexer.Position, name, what string, v any, min int64) ([]int, error) {
 	l, ok := v.([]any)
 	if !ok {
-		return nil, e.errf(pos, "%s: want a shape list such as [2, 3], have %s", name, describe(v))
+		return nil, e.errf(pos, "%s: want a %s list such as [2, 3], have %s", name, what, describe(v))
 	}
-	s := ir.Shape{}
+	s := []int{}
 	for _, it := range l {
 		n, ok := it.(int64)
-		if !ok || n < -1 || n > math.MaxInt32 {
-			return nil, e.errf(pos, "%s: a dimension must be a non-negative integer, have %s", name, describe(it))
+		if !ok || n < min || n > math.MaxInt32 {
+			bound := "a non-negative integer"
+			if min < 0 {
+				bound = fmt.Sprintf("an integer >= %d", min)
+			}
+			return nil, e.errf(pos, "%s: a %s entry must be %s, have %s", name, what, bound, describe(it))
 		}
 		s = append(s, int(n))
 	}
 	return s, nil
+}
+
+// shapeArg reads a shape: non-negative dims with at most ir.MaxElements
+// elements in all.
+func (e *elab) shapeArg(pos lexer.Position, name string, v any) (ir.Shape, error) {
+	l, err := e.intList(pos, name, "shape", v, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := ir.CheckType(ir.Type{DType: ir.F32, Shape: l}); err != nil {
+		return nil, e.errf(pos, "%s: shape %v has too many elements (at most %d)", name, ir.Shape(l), ir.MaxElements)
+	}
+	return ir.Shape(l), nil
 }
 
 func biReshape(e *elab, c *call, a []any) (any, error) {
@@ -416,10 +449,11 @@ func biReshape(e *elab, c *call, a []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := e.shapeArg(c.pos, "reshape", a[1])
+	l, err := e.intList(c.pos, "reshape", "shape", a[1], -1)
 	if err != nil {
 		return nil, err
 	}
+	s := ir.Shape(l)
 	known, hole := 1, -1
 	for i, d := range s {
 		if d == -1 {
@@ -435,7 +469,8 @@ func biReshape(e *elab, c *call, a []any) (any, error) {
 	if hole >= 0 && known > 0 && n%known == 0 {
 		s[hole] = n / known
 	}
-	if s.NumElements() != n || hole >= 0 && s[hole] == -1 {
+	// CheckType first: a product of large dims may wrap around to n.
+	if ir.CheckType(ir.Type{DType: t.Type.DType, Shape: s}) != nil || s.NumElements() != n {
 		return nil, e.errf(c.pos, "cannot reshape %v to %v", t.Type, s)
 	}
 	if s.Equal(t.Type.Shape) {
@@ -460,11 +495,9 @@ func biTranspose(e *elab, c *call, a []any) (any, error) {
 		}
 		perm[r-2], perm[r-1] = r-1, r-2
 	} else {
-		s, err := e.shapeArg(c.pos, "transpose", a[1])
-		if err != nil {
+		if perm, err = e.intList(c.pos, "transpose", "perm", a[1], 0); err != nil {
 			return nil, err
 		}
-		perm = s
 	}
 	seen := map[int]bool{}
 	for _, p := range perm {
@@ -484,14 +517,11 @@ func biDim(e *elab, c *call, a []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ax, err := e.axes(c.pos, "dim", a[1], t.Type.Rank())
+	ax, err := e.oneAxis(c.pos, "dim", a[1], t.Type.Rank())
 	if err != nil {
 		return nil, err
 	}
-	if len(ax) != 1 {
-		return nil, e.errf(c.pos, "dim wants one axis")
-	}
-	return int64(t.Type.Shape[ax[0]]), nil
+	return int64(t.Type.Shape[ax]), nil
 }
 
 func biGather(e *elab, c *call, a []any) (any, error) {
@@ -506,18 +536,16 @@ func biGather(e *elab, c *call, a []any) (any, error) {
 	if !idx.Type.DType.IsInt() {
 		return nil, e.errf(c.pos, "gather wants integer indices, have %v", idx.Type)
 	}
-	axis := int64(0)
-	if a[2] != nil {
-		ax, err := e.axes(c.pos, "gather", a[2], t.Type.Rank())
-		if err != nil {
-			return nil, err
-		}
-		axis = int64(ax[0])
-	}
 	if t.Type.Rank() == 0 {
 		return nil, e.errf(c.pos, "gather wants a table of rank >= 1, have %v", t.Type)
 	}
-	return e.emit(e.b.Gather(t, idx, int(axis)))
+	axis := 0
+	if a[2] != nil {
+		if axis, err = e.oneAxis(c.pos, "gather", a[2], t.Type.Rank()); err != nil {
+			return nil, err
+		}
+	}
+	return e.emit(e.b.Gather(t, idx, axis))
 }
 
 func (e *elab) dtypeArg(pos lexer.Position, v any, def ir.DType) (ir.DType, error) {
@@ -541,23 +569,23 @@ func biIota(e *elab, c *call, a []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	axis := 0
-	if a[1] != nil {
-		ax, err := e.axes(c.pos, "iota", a[1], len(s))
-		if err != nil {
-			return nil, err
-		}
-		axis = ax[0]
-	}
 	if len(s) == 0 || d == ir.Bool {
 		return nil, e.errf(c.pos, "iota wants a non-empty shape and a numeric dtype")
+	}
+	axis := 0
+	if a[1] != nil {
+		if axis, err = e.oneAxis(c.pos, "iota", a[1], len(s)); err != nil {
+			return nil, err
+		}
 	}
 	return e.emit(e.b.Iota(ir.Type{DType: d, Shape: s}, axis))
 }
 
-func filled(v float64) builtinFn {
+// filled makes the builtin name: a tensor of the given shape and dtype with
+// every element v.
+func filled(name string, v float64) builtinFn {
 	return func(e *elab, c *call, a []any) (any, error) {
-		s, err := e.shapeArg(c.pos, "zeros", a[0])
+		s, err := e.shapeArg(c.pos, name, a[0])
 		if err != nil {
 			return nil, err
 		}
@@ -565,14 +593,18 @@ func filled(v float64) builtinFn {
 		if err != nil {
 			return nil, err
 		}
+		if err := ir.CheckConstant(d, v); err != nil {
+			return nil, e.errf(c.pos, "%s: %v", name, err)
+		}
 		return e.emit(e.b.Constant(ir.Type{DType: d, Shape: s}, v))
 	}
 }
 
-// rngKey returns the function's random key parameter, adding it on first use.
+// rngKeyParam returns the function's random key parameter, adding it on
+// first use. Its name, rngKeyName, is reserved (see claim).
 func (e *elab) rngKeyParam() *ir.Value {
 	if e.rngKey == nil {
-		e.rngKey = e.b.Param("rng_key", ir.T(ir.I64), ir.Attrs{}.Set("role", "rng"))
+		e.rngKey = e.b.Param(rngKeyName, ir.T(ir.I64), ir.Attrs{}.Set("role", "rng"))
 	}
 	return e.rngKey
 }
@@ -610,11 +642,10 @@ func biConcat(e *elab, c *call, a []any) (any, error) {
 	}
 	axis := 0
 	if a[1] != nil {
-		ax, err := e.axes(c.pos, "concat", a[1], ts[0].Type.Rank())
-		if err != nil {
+		var err error
+		if axis, err = e.oneAxis(c.pos, "concat", a[1], ts[0].Type.Rank()); err != nil {
 			return nil, err
 		}
-		axis = ax[0]
 	}
 	for _, t := range ts[1:] {
 		ok := t.Type.DType == ts[0].Type.DType && t.Type.Rank() == ts[0].Type.Rank()

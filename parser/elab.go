@@ -58,7 +58,8 @@ type elab struct {
 	segs      map[string]int
 	stack     []*Def
 	calls     []*call
-	params    map[string]bool
+	irNames   map[string]claimed // the IR parameter names taken: inputs, params, the rng key
+	repeats   int                // repeat iterations counted so far (at most maxRepeatIterations)
 	outputs   []string
 	outVals   []*ir.Value
 	inputs    int
@@ -83,11 +84,11 @@ func Compile(filename string, src []byte, defines []Define, trainKeys ...string)
 		return nil, err
 	}
 	e := &elab{
-		srcs:   map[string][]byte{filename: src, "stdlib.xl": stdlibSrc},
-		global: newScope(nil),
-		segs:   map[string]int{},
-		params: map[string]bool{},
-		taps:   map[string]*ir.Value{},
+		srcs:    map[string][]byte{filename: src, "stdlib.xl": stdlibSrc},
+		global:  newScope(nil),
+		segs:    map[string]int{},
+		irNames: map[string]claimed{rngKeyName: {what: "random key"}},
+		taps:    map[string]*ir.Value{},
 	}
 	for _, d := range lib.Decls {
 		if d.Def != nil {

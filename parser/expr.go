@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -108,7 +109,7 @@ func (e *elab) unary(x *Unary, s *scope) (any, error) {
 		if err != nil || x.Pow.Exp == nil {
 			return v, err
 		}
-		r, err := e.unary(x.Pow.Exp, s)
+		r, err := e.unary(x.Pow.Exp.X, s)
 		if err != nil {
 			return nil, err
 		}
@@ -123,6 +124,9 @@ func (e *elab) unary(x *Unary, s *scope) (any, error) {
 	case "-":
 		switch c := v.(type) {
 		case int64:
+			if c == math.MinInt64 {
+				return nil, e.errf(x.Pos, "integer overflow in -")
+			}
 			return -c, nil
 		case float64:
 			return -c, nil
@@ -341,8 +345,8 @@ func (e *elab) callDef(cl *closure, c *call) (any, error) {
 			set[k.name] = true
 		case k.name == "name":
 			n, ok := k.val.(string)
-			if !ok || n == "" || strings.ContainsAny(n, ". ") {
-				return nil, e.errf(k.pos, "name= wants a plain string, have %s", describe(k.val))
+			if !ok || !isIdent(n) {
+				return nil, e.errf(k.pos, "name= wants an identifier string ([A-Za-z_][A-Za-z0-9_]*), have %s", describe(k.val))
 			}
 			seg, explicit = n, true
 		default:
@@ -380,6 +384,17 @@ func (e *elab) callDef(cl *closure, c *call) (any, error) {
 	e.stack = e.stack[:len(e.stack)-1]
 	e.path = e.path[:len(e.path)-1]
 	return v, err
+}
+
+// isIdent reports whether s is an identifier: [A-Za-z_][A-Za-z0-9_]*.
+func isIdent(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func plural(n int, word string) string {

@@ -83,7 +83,7 @@ func (p *printer) unary(e *Unary) {
 		p.postfix(e.Pow.Base)
 		if e.Pow.Exp != nil {
 			p.write(" ** ")
-			p.unary(e.Pow.Exp)
+			p.unary(e.Pow.Exp.X)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/tools/txtar"
+
+	"xlc/ir"
 )
 
 var update = flag.Bool("update", false, "rewrite the want sections of testdata/dsl")
@@ -100,10 +102,21 @@ func TestModelsCompile(t *testing.T) {
 		if err := p.Func.Verify(); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
+		text := p.Func.String()
+		f, err := ir.ParseFunc(text)
+		if err != nil {
+			t.Errorf("%s: the printed IR does not parse: %v", path, err)
+			continue
+		}
+		if again := f.String(); again != text {
+			t.Errorf("%s: the IR does not round-trip:\n--- printed\n%s--- parsed and printed again\n%s", path, text, again)
+		}
 	}
 }
 
-// FuzzCompile feeds arbitrary text to the DSL: errors are fine, panics are not.
+// FuzzCompile feeds arbitrary text to the DSL: diagnostics are fine; a panic,
+// an error that is not an *Error (file:line:col), or an internal error (the
+// elaborated IR failed Compile's own Verify) is not.
 func FuzzCompile(f *testing.F) {
 	seeds, _ := filepath.Glob("../models/*.xl")
 	for _, p := range seeds {
@@ -121,11 +134,12 @@ func FuzzCompile(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		p, err := Compile("fuzz.xl", src, nil)
+		_, err := Compile("fuzz.xl", src, nil)
 		if err == nil {
-			if verr := p.Func.Verify(); verr != nil {
-				t.Fatalf("compiled IR does not verify: %v", verr)
-			}
+			return
+		}
+		if _, ok := err.(*Error); !ok || strings.Contains(err.Error(), "internal error") {
+			t.Fatalf("want a diagnostic, have %T: %v", err, err)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package parser
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -46,6 +47,9 @@ func lineStart(t lexer.Token) (lexer.Token, error) {
 
 // parseFile parses src into its syntax tree.
 func parseFile(filename string, src []byte) (*File, error) {
+	if err := checkNesting(filename, src); err != nil {
+		return nil, err
+	}
 	f, err := xlParser.ParseBytes(filename, src)
 	if err != nil {
 		if pe, ok := err.(participle.Error); ok {
@@ -72,5 +76,113 @@ func comments(filename string, src []byte) []lexer.Token {
 		if t.Type == commentType {
 			out = append(out, t)
 		}
+	}
+}
+
+// maxNesting bounds how deeply a file may nest. The parser, the formatter
+// and the elaborator all recurse once per level, so without a bound a long
+// enough input overflows the Go stack, which no recover can catch.
+const maxNesting = 256
+
+// chainEnd holds the tokens that end an operand chain: every binary operator
+// looser than ** and prefix minus (a binary - is decided by the token before
+// it), and the separators.
+var chainEnd = map[string]bool{
+	"+": true, "*": true, "/": true, "%": true, "@": true,
+	"==": true, "!=": true, "<": true, "<=": true, ">": true, ">=": true, "&&": true, "||": true,
+	",": true, ";": true, ":": true, "..": true, "=": true,
+}
+
+// checkNesting scans src's tokens before the parser sees them and refuses,
+// at the token that goes too deep, a file whose nesting exceeds maxNesting.
+// The nesting at a token is the number of open brackets ( [ { plus, at every
+// open bracket level (and the top level), the prefix operators (- !), the
+// ** and the else ifs of the operand chain in progress there. A chain ends
+// at a binary operator other than ** (a - that follows an operand is binary),
+// at a separator (, ; : .. =) and where a line begins with - or ( (a new
+// expression); an if's condition is its own level. So 257 nested
+// parentheses, a run of 257 minus signs, a chain 2 ** 2 ** ... of 257 ** and
+// 129 parenthesised levels of two minus signs each are all refused, while
+// a + a + ... of any length, or a ** 2 on each of a thousand lines, is not.
+// Lexing errors are left to the parser to report.
+func checkNesting(filename string, src []byte) error {
+	lx, err := xlLexer.Lex(filename, bytes.NewReader(src))
+	if err != nil {
+		return nil
+	}
+	syms := xlLexer.Symbols()
+	skip := map[lexer.TokenType]bool{syms["Comment"]: true, syms["Whitespace"]: true}
+	lineStarts := map[lexer.TokenType]bool{syms["LineMinus"]: true, syms["LineParen"]: true}
+	operand := map[lexer.TokenType]bool{syms["Int"]: true, syms["Float"]: true, syms["String"]: true, syms["Ident"]: true}
+	type level struct {
+		open  string // "(", "[", "{", or "if" for an if's condition; "" at the top
+		chain int    // prefix operators, ** and else ifs of the chain in progress
+	}
+	stack := []level{{}}
+	depth := 0 // open levels after the top one plus every level's chain
+	var prev lexer.Token
+	for {
+		t, err := lx.Next()
+		if err != nil || t.EOF() {
+			return nil
+		}
+		if skip[t.Type] {
+			continue
+		}
+		if lineStarts[t.Type] {
+			t, _ = lineStart(t)
+		}
+		top := &stack[len(stack)-1]
+		endChain := func() {
+			depth -= top.chain
+			top.chain = 0
+		}
+		deeper := 0 // how much this token adds
+		switch v := t.Value; {
+		case lineStarts[t.Type]:
+			endChain()
+			if v == "-" {
+				top.chain++
+			} else {
+				stack = append(stack, level{open: "("})
+			}
+			deeper = 1
+		case v == "(" || v == "[" || v == "{":
+			if v == "{" && top.open == "if" && prev.Value != "else" {
+				// The then-block replaces the condition's level.
+				depth -= 1 + top.chain
+				stack = stack[:len(stack)-1]
+			}
+			stack = append(stack, level{open: v})
+			deeper = 1
+		case v == ")" || v == "]" || v == "}":
+			// Close up to and including the innermost bracket; an if left
+			// open is a syntax error the parser reports.
+			for len(stack) > 1 {
+				l := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				depth -= 1 + l.chain
+				if l.open != "if" {
+					break
+				}
+			}
+		case v == "if" && t.Type == syms["Ident"]:
+			if prev.Value == "else" && prev.Type == syms["Ident"] {
+				top.chain++
+				depth++
+			}
+			stack = append(stack, level{open: "if"})
+			deeper = 1
+		case v == "**" || v == "!" || v == "-" && !(operand[prev.Type] || prev.Value == ")" || prev.Value == "]" || prev.Value == "}"):
+			top.chain++
+			deeper = 1
+		case t.Type == syms["Punct"] && (chainEnd[v] || v == "-"):
+			endChain()
+		}
+		depth += deeper
+		if depth > maxNesting {
+			return &Error{Pos: t.Pos, Msg: fmt.Sprintf("nesting deeper than %d (each bracket, prefix - or !, ** and else if in an unfinished expression counts one)", maxNesting), src: src}
+		}
+		prev = t
 	}
 }

@@ -92,6 +92,35 @@ func (e *elab) define(pos lexer.Position, name string, s *scope) error {
 	return nil
 }
 
+// rngKeyName names the random key parameter that uniform, normal and
+// dropout draw from. It is reserved from the start, so that an input or a
+// parameter of that name is refused at its declaration whether or not the
+// model draws random numbers.
+const rngKeyName = "rng_key"
+
+// claimed is what took an IR parameter name, and where.
+type claimed struct {
+	what string // "input", "parameter" or "random key"
+	pos  lexer.Position
+}
+
+// claim takes name in the one namespace of IR parameters (inputs,
+// parameters wherever they are declared, the rng key) for the declaration
+// at pos, or reports the clash there.
+func (e *elab) claim(pos lexer.Position, name, what string) error {
+	prev, taken := e.irNames[name]
+	switch {
+	case !taken:
+		e.irNames[name] = claimed{what, pos}
+		return nil
+	case prev.what == "random key":
+		return e.errf(pos, "%s %s: the name %s is reserved for the random key that uniform, normal and dropout draw from", what, name, name)
+	case prev.what == "parameter" && what == "parameter":
+		return e.errf(pos, "parameter %s declared twice (give the calls distinct name= arguments)", name)
+	}
+	return e.errf(pos, "%s %s clashes with the %s %s declared at %s:%d:%d", what, name, prev.what, name, prev.pos.Filename, prev.pos.Line, prev.pos.Column)
+}
+
 func (e *elab) dims(t *TypeExpr, s *scope) (ir.Type, error) {
 	d, ok := ir.ParseDType(t.DType)
 	if !ok {
@@ -110,8 +139,8 @@ func (e *elab) dims(t *TypeExpr, s *scope) (ir.Type, error) {
 		shape = append(shape, int(n))
 	}
 	t2 := ir.Type{DType: d, Shape: shape}
-	if t2.Shape.NumElements() > 1<<31-1 || t2.Shape.NumElements() < 0 {
-		return ir.Type{}, e.errf(t.Pos, "%v has too many elements", t2)
+	if err := ir.CheckType(t2); err != nil {
+		return ir.Type{}, e.errf(t.Pos, "%v", err)
 	}
 	return t2, nil
 }
@@ -122,6 +151,9 @@ func (e *elab) input(in *Input, s *scope) error {
 	}
 	t, err := e.dims(in.Type, s)
 	if err != nil {
+		return err
+	}
+	if err := e.claim(in.Pos, in.Name, "input"); err != nil {
 		return err
 	}
 	var attrs ir.Attrs
@@ -181,10 +213,9 @@ func (e *elab) param(p *Param, s *scope) error {
 		return err
 	}
 	full := strings.Join(append(append([]string{}, e.path...), p.Name), ".")
-	if e.params[full] {
-		return e.errf(p.Pos, "parameter %s declared twice (give the calls distinct name= arguments)", full)
+	if err := e.claim(p.Pos, full, "parameter"); err != nil {
+		return err
 	}
-	e.params[full] = true
 	attrs := ir.Attrs{}.Set("role", "param").Set("init", name)
 	if initializers[name] {
 		attrs = attrs.Set("scale", scale)
@@ -253,6 +284,12 @@ func (e *elab) output(o *Output, s *scope) error {
 	return nil
 }
 
+// maxRepeatIterations bounds the repeat iterations of one compile, all loops
+// together (nested ones count every inner iteration): every iteration is
+// inlined, so a bigger count is a mistake, not a model (a 1,000-layer model
+// needs 1,000).
+const maxRepeatIterations = 100_000
+
 func (e *elab) repeat(r *Repeat, s *scope) error {
 	lo, err := e.intExpr(r.Lo, s)
 	if err != nil {
@@ -265,6 +302,14 @@ func (e *elab) repeat(r *Repeat, s *scope) error {
 	if keywords[r.Var] {
 		return e.errf(r.Pos, "%s is a keyword and cannot name a value", r.Var)
 	}
+	if hi < lo {
+		return e.errf(r.Lo.Pos, "repeat range %d..%d runs backwards (want lo <= hi; lo == hi runs no iteration)", lo, hi)
+	}
+	// hi-lo may overflow int64; as a uint64 it is exact.
+	if n := uint64(hi) - uint64(lo); n > uint64(maxRepeatIterations-e.repeats) {
+		return e.errf(r.Pos, "repeat %s in %d..%d: %d more iterations pass the limit of %d per model (%d used so far)", r.Var, lo, hi, n, maxRepeatIterations, e.repeats)
+	}
+	e.repeats += int(hi - lo)
 	for i := lo; i < hi; i++ {
 		body := newScope(s)
 		body.vars[r.Var] = i

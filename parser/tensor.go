@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/alecthomas/participle/v2/lexer"
@@ -27,7 +28,11 @@ func (e *elab) binop(pos lexer.Position, op string, a, b any) (any, error) {
 	ta, aT := a.(*ir.Value)
 	tb, bT := b.(*ir.Value)
 	if !aT && !bT {
-		if v, ok := constBinop(op, a, b); ok {
+		v, ok, err := constBinop(op, a, b)
+		if err != nil {
+			return nil, e.errf(pos, "%v", err)
+		}
+		if ok {
 			return v, nil
 		}
 		return nil, e.errf(pos, "cannot %s %s and %s", verbs[op], describe(a), describe(b))
@@ -44,12 +49,12 @@ func (e *elab) binop(pos lexer.Position, op string, a, b any) (any, error) {
 	}
 	var err error
 	if !aT {
-		if ta, err = e.constTensor(pos, a, tb.Type.DType, op, b); err != nil {
+		if ta, err = e.constTensor(pos, a, tb.Type.DType, op, a, b); err != nil {
 			return nil, err
 		}
 	}
 	if !bT {
-		if tb, err = e.constTensor(pos, b, ta.Type.DType, op, a); err != nil {
+		if tb, err = e.constTensor(pos, b, ta.Type.DType, op, a, b); err != nil {
 			return nil, err
 		}
 	}
@@ -71,16 +76,33 @@ func (e *elab) binop(pos lexer.Position, op string, a, b any) (any, error) {
 	return e.emit(e.b.Binary(irop, ta, tb))
 }
 
-// constTensor turns a constant into a scalar tensor of dtype d; other is the
-// tensor it meets, for the message.
-func (e *elab) constTensor(pos lexer.Position, c any, d ir.DType, op string, other any) (*ir.Value, error) {
+// constTensor turns the constant c, one of the operands a and b of op (in
+// source order, for the message), into a scalar tensor of dtype d. The value
+// must fit d: an integer in range for i32 and i64 (an int64 is taken
+// exactly), any number for a float dtype (an infinity makes a -inf mask).
+func (e *elab) constTensor(pos lexer.Position, c any, d ir.DType, op string, a, b any) (*ir.Value, error) {
 	f, ok := toFloat(c)
 	_, isBool := c.(bool)
+	bad := func(why string) (*ir.Value, error) {
+		if why != "" {
+			why = ": " + why
+		}
+		return nil, e.errf(pos, "cannot %s %s and %s%s", verbs[op], describe(a), describe(b), why)
+	}
 	switch {
 	case !ok, isBool != (d == ir.Bool):
-		return nil, e.errf(pos, "cannot %s %s and %s", verbs[op], describe(c), describe(other))
-	case d.IsInt() && f != math.Trunc(f):
-		return nil, e.errf(pos, "cannot %s %s and %s: the number is not an integer", verbs[op], describe(c), describe(other))
+		return bad("")
+	case d.IsInt() && !math.IsInf(f, 0) && !math.IsNaN(f) && f != math.Trunc(f):
+		return bad("the number is not an integer")
+	}
+	if n, isInt := c.(int64); isInt && d.IsInt() {
+		if lo, hi := ir.IntRange(d); n < lo || n > hi {
+			return bad(fmt.Sprintf("the number does not fit %v", d))
+		}
+		return e.b.ConstantInt(ir.T(d), n), nil
+	}
+	if ir.CheckConstant(d, f) != nil {
+		return bad(fmt.Sprintf("the number does not fit %v", d))
 	}
 	return e.b.Constant(ir.T(d), f), nil
 }
@@ -166,8 +188,22 @@ func (e *elab) matmul(pos lexer.Position, a, b *ir.Value) (any, error) {
 	return bad()
 }
 
-// constBinop folds an operator on two constants.
-func constBinop(op string, a, b any) (any, bool) {
+// constBinop folds an operator on two constants: ok is false when op does
+// not apply to them; err is an integer overflow.
+func constBinop(op string, a, b any) (v any, ok bool, err error) {
+	v, ok = constBinop1(op, a, b)
+	if o, isOverflow := v.(overflow); isOverflow {
+		return nil, false, o
+	}
+	return v, ok, nil
+}
+
+// overflow is the result of integer arithmetic that does not fit int64.
+type overflow struct{ op string }
+
+func (o overflow) Error() string { return "integer overflow in " + o.op }
+
+func constBinop1(op string, a, b any) (any, bool) {
 	if sa, ok := a.(string); ok {
 		sb, ok := b.(string)
 		if !ok {
@@ -212,13 +248,15 @@ func constBinop(op string, a, b any) (any, bool) {
 	}
 	if aInt && bInt {
 		switch op {
-		case "+":
-			return ia + ib, true
-		case "-":
-			return ia - ib, true
-		case "*":
-			return ia * ib, true
+		case "+", "-", "*":
+			if r, ok := intArith(op, ia, ib); ok {
+				return r, true
+			}
+			return overflow{op}, true
 		case "/":
+			if ia == math.MinInt64 && ib == -1 {
+				return overflow{op}, true
+			}
 			if ib != 0 && ia%ib == 0 {
 				return ia / ib, true
 			}
@@ -228,12 +266,11 @@ func constBinop(op string, a, b any) (any, bool) {
 			}
 			return nil, false
 		case "**":
-			if ib >= 0 && ib < 64 {
-				r := int64(1)
-				for i := int64(0); i < ib; i++ {
-					r *= ia
+			if ib >= 0 {
+				if r, ok := intPow(ia, ib); ok {
+					return r, true
 				}
-				return r, true
+				return overflow{op}, true
 			}
 		}
 	}
@@ -266,6 +303,49 @@ func constBinop(op string, a, b any) (any, bool) {
 	return nil, false
 }
 
+// intArith is a + b, a - b or a * b, and whether it fits int64.
+func intArith(op string, a, b int64) (int64, bool) {
+	switch op {
+	case "+":
+		r := a + b
+		return r, (r > a) == (b > 0)
+	case "-":
+		r := a - b
+		return r, (r < a) == (b > 0)
+	case "*":
+		if a == 0 || b == 0 {
+			return 0, true
+		}
+		r := a * b
+		if r/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+			return 0, false
+		}
+		return r, true
+	}
+	return 0, false
+}
+
+// intPow is a ** n for n >= 0, and whether it fits int64.
+func intPow(a, n int64) (int64, bool) {
+	switch {
+	case n == 0 || a == 1:
+		return 1, true
+	case a == 0:
+		return 0, true
+	case a == -1:
+		return 1 - 2*(n%2), true
+	}
+	// |a| >= 2: at most 63 multiplications before an overflow.
+	r := int64(1)
+	for ; n > 0; n-- {
+		var ok bool
+		if r, ok = intArith("*", r, a); !ok {
+			return 0, false
+		}
+	}
+	return r, true
+}
+
 // index applies x[items] to a list or a tensor. Tensor indices are
 // constants: an integer removes the axis, a slice keeps it.
 func (e *elab) index(pos lexer.Position, v any, items []*Index, s *scope) (any, error) {
@@ -273,15 +353,16 @@ func (e *elab) index(pos lexer.Position, v any, items []*Index, s *scope) (any, 
 		if len(items) != 1 || items[0].Colon || items[0].Start == nil {
 			return nil, e.errf(pos, "a list takes one integer index")
 		}
-		i, err := e.intExpr(items[0].Start, s)
+		written, err := e.intExpr(items[0].Start, s)
 		if err != nil {
 			return nil, err
 		}
+		i := written
 		if i < 0 {
 			i += int64(len(l))
 		}
 		if i < 0 || i >= int64(len(l)) {
-			return nil, e.errf(items[0].Pos, "index %d out of range for a list of %d", i, len(l))
+			return nil, e.errf(items[0].Pos, "index %d out of range for a list of %d", written, len(l))
 		}
 		return l[i], nil
 	}
@@ -303,19 +384,23 @@ func (e *elab) index(pos lexer.Position, v any, items []*Index, s *scope) (any, 
 			continue
 		}
 		it := items[i]
-		bound := func(x *Expr, def int64) (int64, error) {
+		// bound reads an index or slice bound, negative counting from the
+		// end; limit is the largest value allowed (n for a slice bound, n-1
+		// for an index). A message shows the index as written.
+		bound := func(x *Expr, def, limit int64) (int64, error) {
 			if x == nil {
 				return def, nil
 			}
-			j, err := e.intExpr(x, s)
+			written, err := e.intExpr(x, s)
 			if err != nil {
 				return 0, err
 			}
+			j := written
 			if j < 0 {
 				j += n
 			}
-			if j < 0 || j > n {
-				return 0, e.errf(x.Pos, "index %d out of range for axis %d of %v", j, i, t.Type)
+			if j < 0 || j > limit {
+				return 0, e.errf(x.Pos, "index %d out of range for axis %d of %v", written, i, t.Type)
 			}
 			return j, nil
 		}
@@ -323,21 +408,18 @@ func (e *elab) index(pos lexer.Position, v any, items []*Index, s *scope) (any, 
 			if it.Start == nil {
 				return nil, e.errf(it.Pos, "empty index")
 			}
-			j, err := bound(it.Start, 0)
+			j, err := bound(it.Start, 0, n-1)
 			if err != nil {
 				return nil, err
-			}
-			if j == n {
-				return nil, e.errf(it.Pos, "index %d out of range for axis %d of %v", j, i, t.Type)
 			}
 			start[i], limit[i] = int(j), int(j)+1
 			continue
 		}
-		lo, err := bound(it.Start, 0)
+		lo, err := bound(it.Start, 0, n)
 		if err != nil {
 			return nil, err
 		}
-		hi, err := bound(it.End, n)
+		hi, err := bound(it.End, n, n)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 )
 
 // A value during elaboration is one of: int64, float64, string, bool,
-// []any (a list), *ir.Value (a tensor), *Def (a function), builtin.
+// []any (a list), *ir.Value (a tensor), *closure (a function), *builtin.
 type builtin struct {
 	name string
 	fn   func(e *elab, c *call) (any, error)
@@ -33,8 +33,8 @@ func describe(v any) string {
 		return "list [" + strings.Join(parts, ", ") + "]"
 	case *ir.Value:
 		return v.Type.String()
-	case *Def:
-		return "function " + v.Name
+	case *closure:
+		return "function " + v.def.Name
 	case *builtin:
 		return "builtin " + v.name
 	case nil:
@@ -55,7 +55,7 @@ func short(v any) string {
 	return describe(v)
 }
 
-// isConst reports whether v is a compile-time number or bool.
+// isNumber reports whether v is a compile-time number or bool.
 func isNumber(v any) bool {
 	switch v.(type) {
 	case int64, float64, bool:
