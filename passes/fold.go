@@ -210,18 +210,9 @@ func evalFloat(op ir.Op, a, b float64) (float64, bool) {
 		return math.Min(a, b), true
 	case ir.OpPow:
 		return math.Pow(a, b), true
-	case ir.OpEq:
-		return b2f(a == b), true
-	case ir.OpNe:
-		return b2f(a != b), true
-	case ir.OpLt:
-		return b2f(a < b), true
-	case ir.OpLe:
-		return b2f(a <= b), true
-	case ir.OpGt:
-		return b2f(a > b), true
-	case ir.OpGe:
-		return b2f(a >= b), true
+	}
+	if r, ok := compare(op, a, b); ok {
+		return b2f(r), true
 	}
 	return 0, false
 }
@@ -267,20 +258,30 @@ func evalInt(op ir.Op, d ir.DType, a, b int64) (int64, bool) {
 		return max(a, b), true
 	case ir.OpMin:
 		return min(a, b), true
-	case ir.OpEq:
-		return b2i(a == b), true
-	case ir.OpNe:
-		return b2i(a != b), true
-	case ir.OpLt:
-		return b2i(a < b), true
-	case ir.OpLe:
-		return b2i(a <= b), true
-	case ir.OpGt:
-		return b2i(a > b), true
-	case ir.OpGe:
-		return b2i(a >= b), true
+	}
+	if r, ok := compare(op, a, b); ok {
+		return b2i(r), true
 	}
 	return 0, false
+}
+
+// compare applies a compare op; with NaN every compare but ne is false.
+func compare[T int64 | float64](op ir.Op, a, b T) (result, ok bool) {
+	switch op {
+	case ir.OpEq:
+		return a == b, true
+	case ir.OpNe:
+		return a != b, true
+	case ir.OpLt:
+		return a < b, true
+	case ir.OpLe:
+		return a <= b, true
+	case ir.OpGt:
+		return a > b, true
+	case ir.OpGe:
+		return a >= b, true
+	}
+	return false, false
 }
 
 // wrap reduces an integer to dtype d: two's complement for i32, 0 or 1 for
