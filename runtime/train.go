@@ -94,10 +94,12 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	if err != nil {
 		return nil, fmt.Errorf("train step: %v", err)
 	}
+	defer closeExe(stepExe)
 	evalExe, err := be.Load(eval)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %v", err)
 	}
+	defer closeExe(evalExe)
 	// Bind the first batches now, so that data that does not fit the model
 	// is reported before any file is written.
 	if _, err := BindInputs(step, opt.Data, "train", opt.Seed, start); err != nil {
@@ -128,28 +130,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 			break
 		}
 		t0 := time.Now()
-		named, err := BindInputs(step, opt.Data, "train", opt.Seed, s)
+		m, err := runStep(stepExe, step, opt.Data, opt.Seed, s, state)
 		if err != nil {
 			return nil, err
-		}
-		for k, v := range state {
-			named[k] = v
-		}
-		args, err := Args(step, named)
-		if err != nil {
-			return nil, err
-		}
-		out, err := stepExe.Run(args)
-		if err != nil {
-			return nil, fmt.Errorf("step %d: %v", s, err)
-		}
-		m := map[string]float64{}
-		for i, name := range step.ResultNames {
-			if _, isState := state[name]; isState {
-				state[name] = out[i]
-			} else if out[i].Type.Rank() == 0 {
-				m[name] = out[i].Scalar()
-			}
 		}
 		busy += time.Since(t0)
 		done++
@@ -187,6 +170,43 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		return nil, err
 	}
 	return res, nil
+}
+
+// closeExe releases an executable that holds resources (native memory).
+func closeExe(x Executable) {
+	if c, ok := x.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// runStep runs train step number s on a batch bound from d, replaces every
+// state tensor in state by its new value (the donated results) and returns
+// the step's scalar outputs by name.
+func runStep(exe Executable, step *ir.Func, d *Dataset, seed uint64, s int64, state map[string]*interp.Tensor) (map[string]float64, error) {
+	named, err := BindInputs(step, d, "train", seed, s)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range state {
+		named[k] = v
+	}
+	args, err := Args(step, named)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exe.Run(args)
+	if err != nil {
+		return nil, fmt.Errorf("step %d: %v", s, err)
+	}
+	m := map[string]float64{}
+	for i, name := range step.ResultNames {
+		if _, isState := state[name]; isState {
+			state[name] = out[i]
+		} else if out[i].Type.Rank() == 0 {
+			m[name] = out[i].Scalar()
+		}
+	}
+	return m, nil
 }
 
 // startState initialises parameters and state, or loads them from the

@@ -40,6 +40,9 @@ Usage:
       Run the model's forward pass on the reference interpreter with
       parameters initialised and inputs drawn at random from seed S, and
       print every named output.
+  xlc bench MODEL.xl [-D key=value]... [--steps N] [--warmup W] [--backend B]
+      Time the train step alone (no validation, metrics or checkpoints) and
+      print tokens/s.
   xlc fmt [-w] MODEL.xl...
       Print each model file in canonical form; -w rewrites the files.
   xlc help
@@ -78,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTrain(args[1:], stdout, stderr)
 	case "sample":
 		err = cmdSample(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "fmt":
 		err = cmdFmt(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":

@@ -180,3 +180,14 @@ func TestModelsFormatted(t *testing.T) {
 		t.Errorf("fmt -w wrote %q, want %q", got, want)
 	}
 }
+
+// TestBench checks xlc bench times the train step and rejects unknown backends.
+func TestBench(t *testing.T) {
+	out, errs, code := xlc(t, "bench", "../../models/gpt.xl", "-D", "layers=1", "-D", "d=16", "-D", "heads=2", "-D", "seq=8", "-D", "batch=2", "--steps", "2", "--warmup", "1")
+	if code != 0 || !strings.Contains(out, "tokens/s") {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	if _, errs, code := xlc(t, "bench", "../../models/gpt.xl", "--backend", "nope"); code == 0 || !strings.Contains(errs, "unknown backend") {
+		t.Errorf("unknown backend: exit %d, %q", code, errs)
+	}
+}

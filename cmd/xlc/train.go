@@ -29,6 +29,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	ckptEvery := fs.Int64("ckpt-every", 0, "write a checkpoint every N steps (default: as eval-every)")
 	evalBatches := fs.Int("eval-batches", 4, "validation batches per evaluation")
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
+	be := fs.String("backend", "interp", "where the step runs")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -38,6 +39,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if *steps > 0 {
 		defs = append(defs, defineSteps(*steps))
+	}
+	b, err := backend(*be)
+	if err != nil {
+		return fmt.Errorf("xlc train: %v", err)
 	}
 	src, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -57,9 +62,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, %s, %d steps, backend interp\n",
-		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, describeCombiner(m), m.Train.Steps)
-	res, err := runtime.Train(ctx, runtime.Interp{}, m.Step, m.Eval, runtime.TrainOptions{
+	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, combiner %s, %d steps, backend %s\n",
+		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, m.Train.Combiner, m.Train.Steps, b.Name())
+	res, err := runtime.Train(ctx, b, m.Step, m.Eval, runtime.TrainOptions{
 		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume, StopAt: *stopAt,
 		Match:     []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
@@ -82,10 +87,6 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\ncheckpoint %s, metrics %s, plot %s\n",
 		filepath.Join(*out, runtime.CheckpointName), filepath.Join(*out, "metrics.jsonl"), filepath.Join(*out, "loss.png"))
 	return nil
-}
-
-func describeCombiner(m *build.Model) string {
-	return "combiner " + m.Train.Combiner
 }
 
 // loadData reads --data, or the built-in text when it is empty, checking

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"xlc/build"
+	"xlc/runtime"
+)
+
+// backends are the runtime backends selectable with --backend.
+var backends = map[string]func() runtime.Backend{
+	"interp": func() runtime.Backend { return runtime.Interp{} },
+}
+
+// backend returns the backend named name.
+func backend(name string) (runtime.Backend, error) {
+	mk := backends[name]
+	if mk == nil {
+		var names []string
+		for n := range backends {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("--backend=%s: unknown backend (have: %s)", name, strings.Join(names, ", "))
+	}
+	return mk(), nil
+}
+
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	var defs defines
+	fs.Var(&defs, "D", "override a config value or train setting: -D key=value (repeatable)")
+	steps := fs.Int("steps", 10, "timed steps")
+	warmup := fs.Int("warmup", 2, "untimed steps first")
+	be := fs.String("backend", "interp", "where the step runs")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("xlc bench: want one model file, have %d (see xlc help)", len(pos))
+	}
+	if *steps < 1 || *warmup < 0 {
+		return fmt.Errorf("xlc bench: want --steps >= 1 and --warmup >= 0")
+	}
+	b, err := backend(*be)
+	if err != nil {
+		return fmt.Errorf("xlc bench: %v", err)
+	}
+	src, err := os.ReadFile(pos[0])
+	if err != nil {
+		return fmt.Errorf("xlc bench: %v", err)
+	}
+	m, err := build.Compile(pos[0], src, defs, build.Options{})
+	if err != nil {
+		return err
+	}
+	res, err := runtime.Bench(b, m.Step, runtime.BuiltinText(), *warmup, *steps)
+	if err != nil {
+		return fmt.Errorf("xlc bench: %v", err)
+	}
+	fmt.Fprintf(stdout, "%s on %s: %.1f tokens/s (%d steps, %.4f s/step)\n",
+		m.Name, b.Name(), res.TokensPerSec(), res.Steps, res.Seconds/float64(res.Steps))
+	return nil
+}

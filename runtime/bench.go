@@ -1,0 +1,55 @@
+package runtime
+
+import (
+	"time"
+
+	"xlc/ir"
+)
+
+// BenchResult is the speed of a train step on a backend.
+type BenchResult struct {
+	Steps         int
+	Seconds       float64 // wall time of the timed steps
+	TokensPerStep int
+}
+
+// TokensPerSec is the throughput of the timed steps.
+func (r BenchResult) TokensPerSec() float64 {
+	return float64(r.Steps*r.TokensPerStep) / r.Seconds
+}
+
+// Bench loads step on be, runs warmup untimed steps and then steps timed
+// ones, feeding the state back as Train does (batches from d, seed 1). It
+// measures the step alone: no validation, metrics or checkpoints.
+func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResult, error) {
+	exe, err := be.Load(step)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer closeExe(exe)
+	state, err := startState(step, TrainOptions{Seed: 1})
+	if err != nil {
+		return BenchResult{}, err
+	}
+	res := BenchResult{Steps: steps}
+	if tok := step.Param("tokens"); tok != nil {
+		res.TokensPerStep = tok.Type.Shape.NumElements()
+	}
+	run := func(s int64) error {
+		_, err := runStep(exe, step, d, 1, s, state)
+		return err
+	}
+	for s := 0; s < warmup; s++ {
+		if err := run(int64(s)); err != nil {
+			return res, err
+		}
+	}
+	t0 := time.Now()
+	for s := 0; s < steps; s++ {
+		if err := run(int64(warmup + s)); err != nil {
+			return res, err
+		}
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	return res, nil
+}
