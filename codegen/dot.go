@@ -1,0 +1,252 @@
+package codegen
+
+import (
+	"fmt"
+
+	llir "github.com/llir/llvm/ir"
+
+	"xlc/ir"
+)
+
+// DotSpec describes one batched f32 matrix product kernel:
+//
+//	C[b] = Alpha · A[b]·B[b] (+ Bias broadcast over rows) (+ C[b] when Accumulate)
+//
+// for b in [0, Batch), with A[b] an M×K matrix (stored K×M when TransA),
+// B[b] a K×N matrix (stored N×K when TransB) and C[b] M×N. Every operand is
+// dense and row-major; the batches of each operand follow one another.
+//
+// The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only when
+// Bias is set; N floats), C.
+type DotSpec struct {
+	Batch, M, N, K int
+	TransA, TransB bool
+	// Alpha multiplies the product; 0 is taken as 1.
+	Alpha float32
+	// Bias adds a vector of N floats (one more buffer, before C) to every
+	// row of the result.
+	Bias bool
+	// Accumulate adds the result to what C holds (BLAS beta = 1) instead of
+	// overwriting it.
+	Accumulate bool
+	// CPU is the function attribute "target-cpu"; "" means znver4. The
+	// kernel assumes AVX-512 (it computes on <16 x float> vectors).
+	CPU string
+
+	// tune, when not nil, replaces the blocking that DotKernel would
+	// choose (benchmarks and tests only).
+	tune *gemmPlan
+}
+
+// gemmPlan is the blocking of one kernel (Goto's algorithm, as in BLIS):
+// the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/16
+// accumulators of <16 x float>); B is packed by panels of KC×NC into
+// slivers of NR columns; A is read in place or packed (PackA) by blocks of
+// MC×KC into slivers of MR rows.
+type gemmPlan struct {
+	MR, NR     int  // micro-tile; NR is a multiple of 16
+	KC, MC, NC int  // cache blocks; MC and RB are multiples of MR, NC of NR
+	RB         int  // rows of C in one unit of the parallel range
+	KU         int  // unrolling of the micro-kernel's k loop
+	PackA      bool // copy A blocks into slivers before use
+}
+
+// Blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 zmm registers).
+const (
+	gemmMR = 12
+	gemmNR = 32
+	gemmKC = 256
+	gemmMC = 96
+	gemmNC = 1024
+	gemmKU = 4
+)
+
+func (s DotSpec) plan() gemmPlan {
+	if s.tune != nil {
+		return *s.tune
+	}
+	p := gemmPlan{MR: gemmMR, NR: gemmNR, KC: gemmKC, MC: gemmMC, NC: gemmNC, KU: gemmKU}
+	p.RB = p.MC
+	// Packing A costs about one move per element of A and pays back in
+	// fewer cache misses; it only pays for wide products, and for A
+	// stored transposed, whose slivers would otherwise be strided.
+	p.PackA = s.TransA && s.N >= 4*p.NR
+	return p.fit(s)
+}
+
+// fit shrinks the blocks to the problem, keeping their multiples.
+func (p gemmPlan) fit(s DotSpec) gemmPlan {
+	roundUp := func(x, m int) int { return (x + m - 1) / m * m }
+	if p.MR <= 0 || p.NR <= 0 || p.NR%16 != 0 {
+		panic(fmt.Sprintf("codegen: bad dot micro-tile %d×%d", p.MR, p.NR))
+	}
+	p.MC = roundUp(max(p.MC, p.MR), p.MR)
+	p.RB = roundUp(max(p.RB, p.MR), p.MR)
+	p.NC = roundUp(max(p.NC, p.NR), p.NR)
+	p.KC = max(p.KC, 1)
+	p.KU = max(p.KU, 1)
+	if m := roundUp(s.M, p.MR); p.MC > m {
+		p.MC = m
+	}
+	if m := roundUp(s.M, p.MR); p.RB > m {
+		p.RB = m
+	}
+	if n := roundUp(s.N, p.NR); p.NC > n {
+		p.NC = n
+	}
+	if s.K < p.KC {
+		p.KC = s.K
+	} else {
+		// Even K blocks: K = 600 with KC 256 gives 200, 200, 200, not
+		// 256, 256, 88.
+		nb := (s.K + p.KC - 1) / p.KC
+		p.KC = (s.K + nb - 1) / nb
+	}
+	return p
+}
+
+func (s DotSpec) check() error {
+	if s.Batch < 1 || s.M < 1 || s.N < 1 || s.K < 1 {
+		return fmt.Errorf("codegen: dot: sizes must be positive: batch %d, M %d, N %d, K %d", s.Batch, s.M, s.N, s.K)
+	}
+	const lim = 1 << 40
+	if int64(s.Batch)*int64(s.M)*int64(s.K) > lim || int64(s.Batch)*int64(s.K)*int64(s.N) > lim || int64(s.Batch)*int64(s.M)*int64(s.N) > lim {
+		return fmt.Errorf("codegen: dot: operands too large: batch %d, M %d, N %d, K %d", s.Batch, s.M, s.N, s.K)
+	}
+	return nil
+}
+
+// Extent is the size of the kernel's parallel range: Batch times the
+// number of row blocks of C per batch. Unit u covers rows
+// [r·RB, min(M, (r+1)·RB)) of batch u / blocks, with r = u mod blocks.
+func (s DotSpec) Extent() int64 {
+	p := s.plan()
+	return int64(s.Batch) * int64((s.M+p.RB-1)/p.RB)
+}
+
+// Flops is the number of floating-point operations of the product (2·B·M·N·K).
+func (s DotSpec) Flops() float64 {
+	return 2 * float64(s.Batch) * float64(s.M) * float64(s.N) * float64(s.K)
+}
+
+// DotKernel adds to mod the kernel name computing spec, with the kernel ABI
+// of this package:
+//
+//	void name(void **bufs, int64_t lo, int64_t hi)
+//
+// bufs holds A, B, the bias when spec.Bias, then C; the call computes units
+// [lo, hi) of the parallel range, whose size it returns (see
+// DotSpec.Extent). Units are blocks of whole rows of C, so calls on
+// disjoint ranges may run at once. A call packs the panels of B it uses,
+// so give each call a large range (the range split evenly across threads,
+// not one unit at a time). The packing buffers live on the caller's
+// stack: at most KC·NC + MC·KC floats (about 1.1 MiB) with the default
+// blocking.
+//
+// The module gets the x86-64 triple and data layout when it has none.
+func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err error) {
+	if err := spec.check(); err != nil {
+		return 0, err
+	}
+	if name == "" {
+		return 0, fmt.Errorf("codegen: dot: empty kernel name")
+	}
+	for _, f := range mod.Funcs {
+		if f.Name() == name || f.Name() == name+".body" {
+			return 0, fmt.Errorf("codegen: dot: module already has a function %q", f.Name())
+		}
+	}
+	if mod.TargetTriple == "" {
+		mod.TargetTriple = gemmTriple
+	}
+	if mod.DataLayout == "" {
+		mod.DataLayout = gemmDataLayout
+	}
+	p := spec.plan()
+	g := &gemmGen{mod: mod, s: spec, p: p, name: name}
+	g.emit()
+	return spec.Extent(), nil
+}
+
+const (
+	gemmTriple     = "x86_64-pc-linux-gnu"
+	gemmDataLayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+)
+
+// DotSpecOf returns the DotSpec of a dot instruction with operand types a
+// and b and attributes attrs when its layout is one the kernel reads in
+// place: the batch dims lead both operands in the same order, and in each
+// operand the free dims and the contracting dims form two runs (the
+// contracting run last for A unless TransA, first for B unless TransB).
+// Several free or contracting dims are flattened into one (a
+// [b,s,d]·[d,e] product has M = b·s).
+func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
+	if a.DType != ir.F32 || b.DType != ir.F32 {
+		return DotSpec{}, fmt.Errorf("codegen: dot: only f32 operands, have %v and %v", a, b)
+	}
+	lb, rb, lc, rc := ir.DotDims(attrs)
+	if len(lb) != len(rb) || len(lc) != len(rc) {
+		return DotSpec{}, fmt.Errorf("codegen: dot: batch and contract lists must pair up")
+	}
+	s := DotSpec{Batch: 1, M: 1, N: 1, K: 1}
+	for i := range lb {
+		if lb[i] != i || rb[i] != i {
+			return DotSpec{}, fmt.Errorf("codegen: dot: batch dims must lead both operands in order, have %v and %v", lb, rb)
+		}
+		s.Batch *= a.Shape[i]
+	}
+	nb := len(lb)
+	// side classifies an operand: its free dims and contracting dims after
+	// the batch dims must form two runs; contractFirst tells their order.
+	side := func(t ir.Type, contract []int) (free, k int, contractFirst bool, err error) {
+		free, k = 1, 1
+		fd := ir.DotFree(t.Rank(), nil, append(append([]int{}, contract...), gemmIota(nb)...))
+		for _, d := range fd {
+			free *= t.Shape[d]
+		}
+		for _, d := range contract {
+			k *= t.Shape[d]
+		}
+		// contracting dims must be consecutive, in order, at one end.
+		nc := len(contract)
+		atEnd, atStart := true, true
+		for i, d := range contract {
+			if d != t.Rank()-nc+i {
+				atEnd = false
+			}
+			if d != nb+i {
+				atStart = false
+			}
+		}
+		switch {
+		case nc == 0 || atEnd:
+			return free, k, false, nil
+		case atStart:
+			return free, k, true, nil
+		}
+		return 0, 0, false, fmt.Errorf("codegen: dot: contracting dims %v of %v are not one run at either end", contract, t)
+	}
+	m, ka, cfA, err := side(a, lc)
+	if err != nil {
+		return DotSpec{}, err
+	}
+	n, kb, cfB, err := side(b, rc)
+	if err != nil {
+		return DotSpec{}, err
+	}
+	if ka != kb {
+		return DotSpec{}, fmt.Errorf("codegen: dot: contracting sizes differ: %v and %v", a, b)
+	}
+	s.M, s.N, s.K = m, n, ka
+	s.TransA = cfA && m > 1
+	s.TransB = !cfB && n > 1 && len(rc) > 0
+	return s, nil
+}
+
+func gemmIota(n int) []int {
+	r := make([]int, n)
+	for i := range r {
+		r[i] = i
+	}
+	return r
+}

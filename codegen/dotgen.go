@@ -1,0 +1,609 @@
+package codegen
+
+import (
+	"fmt"
+
+	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+)
+
+// The emitter of dot kernels. The kernel's body runs Goto's loop nest on
+// the rows of C its range covers, one batch at a time:
+//
+//	for jc in 0..N step NC          (columns of the B panel)
+//	  for pc in 0..K step KC        (depth of the panel)
+//	    pack B[pc:pc+kc, jc:jc+nc] into slivers of NR columns (zero padded)
+//	    for ic in r0..r1 step MC    (rows of the A block)
+//	      [pack A[ic:ic+mc, pc:pc+kc] into slivers of MR rows]
+//	      for jr in 0..nc step NR
+//	        for ir in 0..mc step MR
+//	          micro-kernel: C tile (MR×NR) (+)= A sliver · B sliver
+//
+// The micro-kernel holds the tile in MR·NR/16 vector accumulators, loads
+// NR/16 vectors of B and broadcasts MR floats of A for each k, with
+// llvm.fma.v16f32. Since shapes are static, the edge tiles (M mod MR rows,
+// N mod NR columns, the last with a lane mask) get micro-kernels of their
+// own.
+
+var (
+	gemmF32  = types.Float
+	gemmPF32 = types.NewPointer(types.Float)
+	gemmV16  = types.NewVector(16, types.Float)
+	gemmPV16 = types.NewPointer(gemmV16)
+	gemmM16  = types.NewVector(16, types.I1)
+)
+
+func gemmI64(v int64) *constant.Int { return constant.NewInt(types.I64, v) }
+
+type gemmGen struct {
+	mod  *llir.Module
+	s    DotSpec
+	p    gemmPlan
+	name string
+
+	f    *llir.Func
+	cur  *llir.Block
+	nblk int
+
+	micro map[[2]int]*llir.Func // by rows, columns
+}
+
+// intrinsic returns the declaration of an intrinsic, adding it to the
+// module once.
+func (g *gemmGen) intrinsic(name string, ret types.Type, params ...types.Type) *llir.Func {
+	for _, f := range g.mod.Funcs {
+		if f.Name() == name {
+			return f
+		}
+	}
+	ps := make([]*llir.Param, len(params))
+	for i, t := range params {
+		ps[i] = llir.NewParam("", t)
+	}
+	return g.mod.NewFunc(name, ret, ps...)
+}
+
+func (g *gemmGen) fma(a, b, c value.Value) value.Value {
+	f := g.intrinsic("llvm.fma.v16f32", gemmV16, gemmV16, gemmV16, gemmV16)
+	return g.cur.NewCall(f, a, b, c)
+}
+
+func (g *gemmGen) maskedLoad(p value.Value, mask constant.Constant) value.Value {
+	f := g.intrinsic("llvm.masked.load.v16f32.p0v16f32", gemmV16, gemmPV16, types.I32, gemmM16, gemmV16)
+	return g.cur.NewCall(f, g.cur.NewBitCast(p, gemmPV16), constant.NewInt(types.I32, 4), mask, constant.NewZeroInitializer(gemmV16))
+}
+
+func (g *gemmGen) maskedStore(v, p value.Value, mask constant.Constant) {
+	f := g.intrinsic("llvm.masked.store.v16f32.p0v16f32", types.Void, gemmV16, gemmPV16, types.I32, gemmM16)
+	g.cur.NewCall(f, v, g.cur.NewBitCast(p, gemmPV16), constant.NewInt(types.I32, 4), mask)
+}
+
+// mask16 is the lane mask of the first n lanes.
+func gemmMask16(n int) constant.Constant {
+	e := make([]constant.Constant, 16)
+	for i := range e {
+		e[i] = constant.NewBool(i < n)
+	}
+	return constant.NewVector(gemmM16, e...)
+}
+
+func (g *gemmGen) attrs(f *llir.Func) {
+	cpu := g.s.CPU
+	if cpu == "" {
+		cpu = "znver4"
+	}
+	f.FuncAttrs = append(f.FuncAttrs,
+		llir.AttrPair{Key: "target-cpu", Value: cpu},
+		llir.AttrPair{Key: "min-legal-vector-width", Value: "512"},
+		llir.AttrPair{Key: "prefer-vector-width", Value: "512"},
+		enum.FuncAttrNoUnwind)
+}
+
+func (g *gemmGen) block(name string) *llir.Block {
+	g.nblk++
+	return g.f.NewBlock(fmt.Sprintf("%s.%d", name, g.nblk))
+}
+
+func (g *gemmGen) gep(p value.Value, idx value.Value) value.Value {
+	if c, ok := idx.(*constant.Int); ok && c.X.Sign() == 0 {
+		return p
+	}
+	e := g.cur.NewGetElementPtr(gemmF32, p, idx)
+	e.InBounds = true
+	return e
+}
+
+func (g *gemmGen) add(a, b value.Value) value.Value { return g.cur.NewAdd(a, b) }
+func (g *gemmGen) sub(a, b value.Value) value.Value { return g.cur.NewSub(a, b) }
+func (g *gemmGen) mul(a, b value.Value) value.Value { return g.cur.NewMul(a, b) }
+func (g *gemmGen) addc(a value.Value, c int64) value.Value {
+	if c == 0 {
+		return a
+	}
+	return g.cur.NewAdd(a, gemmI64(c))
+}
+func (g *gemmGen) mulc(a value.Value, c int64) value.Value {
+	if c == 1 {
+		return a
+	}
+	return g.cur.NewMul(a, gemmI64(c))
+}
+func (g *gemmGen) min(a, b value.Value) value.Value {
+	return g.cur.NewSelect(g.cur.NewICmp(enum.IPredSLT, a, b), a, b)
+}
+func (g *gemmGen) le(a, b value.Value) value.Value { return g.cur.NewICmp(enum.IPredSLE, a, b) }
+
+// loop emits `for i := from; i < to; i = body(i) {}`; body returns the next
+// value of i and leaves g.cur at the end of the iteration.
+func (g *gemmGen) loop(name string, from, to value.Value, body func(i value.Value) value.Value) {
+	pre := g.cur
+	head, bodyB, exit := g.block(name+".head"), g.block(name+".body"), g.block(name+".exit")
+	pre.NewBr(head)
+	g.cur = head
+	i := head.NewPhi(llir.NewIncoming(from, pre))
+	head.NewCondBr(head.NewICmp(enum.IPredSLT, i, to), bodyB, exit)
+	g.cur = bodyB
+	next := body(i)
+	i.Incs = append(i.Incs, llir.NewIncoming(next, g.cur))
+	g.cur.NewBr(head)
+	g.cur = exit
+}
+
+// loopStep is loop with a constant step.
+func (g *gemmGen) loopStep(name string, from, to value.Value, step int64, body func(i value.Value)) {
+	g.loop(name, from, to, func(i value.Value) value.Value {
+		body(i)
+		return g.addc(i, step)
+	})
+}
+
+// ifElse emits if cond { then() } else { els() }; els may be nil.
+func (g *gemmGen) ifElse(name string, cond value.Value, then, els func()) {
+	tb, eb, join := g.block(name+".then"), g.block(name+".else"), g.block(name+".join")
+	g.cur.NewCondBr(cond, tb, eb)
+	g.cur = tb
+	then()
+	g.cur.NewBr(join)
+	g.cur = eb
+	if els != nil {
+		els()
+	}
+	g.cur.NewBr(join)
+	g.cur = join
+}
+
+func (g *gemmGen) loadF(p value.Value) value.Value {
+	l := g.cur.NewLoad(gemmF32, p)
+	l.Align = 4
+	return l
+}
+
+func (g *gemmGen) storeF(v, p value.Value) {
+	s := g.cur.NewStore(v, p)
+	s.Align = 4
+}
+
+func (g *gemmGen) loadV(p value.Value, align int) value.Value {
+	l := g.cur.NewLoad(gemmV16, g.cur.NewBitCast(p, gemmPV16))
+	l.Align = llir.Align(align)
+	return l
+}
+
+func (g *gemmGen) storeV(v, p value.Value, align int) {
+	s := g.cur.NewStore(v, g.cur.NewBitCast(p, gemmPV16))
+	s.Align = llir.Align(align)
+}
+
+func (g *gemmGen) splat(x value.Value) value.Value {
+	v := g.cur.NewInsertElement(constant.NewUndef(gemmV16), x, constant.NewInt(types.I32, 0))
+	return g.cur.NewShuffleVector(v, constant.NewUndef(gemmV16), constant.NewZeroInitializer(types.NewVector(16, types.I32)))
+}
+
+func (g *gemmGen) emit() {
+	s, p := g.s, g.p
+	g.micro = map[[2]int]*llir.Func{}
+
+	// The body: (A, B, [bias,] C, lo, hi), pointers noalias.
+	names := []string{"a", "b"}
+	if s.Bias {
+		names = append(names, "bias")
+	}
+	names = append(names, "c")
+	var params []*llir.Param
+	for _, n := range names {
+		q := llir.NewParam(n, gemmPF32)
+		q.Attrs = append(q.Attrs, enum.ParamAttrNoAlias, enum.ParamAttrNoCapture)
+		params = append(params, q)
+	}
+	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
+	body := g.mod.NewFunc(g.name+".body", types.Void, append(params, lo, hi)...)
+	body.Linkage = enum.LinkageInternal
+	g.attrs(body)
+	body.FuncAttrs = append(body.FuncAttrs, llir.AttrPair{Key: "probe-stack", Value: "inline-asm"})
+
+	// The exported entry: load the pointers and call the body.
+	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
+	elo, ehi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
+	entry := g.mod.NewFunc(g.name, types.Void, bufs, elo, ehi)
+	g.attrs(entry)
+	eb := entry.NewBlock("entry")
+	var args []value.Value
+	for i := range names {
+		slot := eb.NewGetElementPtr(types.I8Ptr, bufs, gemmI64(int64(i)))
+		slot.InBounds = true
+		ptr := eb.NewLoad(types.I8Ptr, slot)
+		ptr.Align = 8
+		args = append(args, eb.NewBitCast(ptr, gemmPF32))
+	}
+	eb.NewCall(body, append(args, elo, ehi)...)
+	eb.NewRet(nil)
+
+	// Micro-kernels, before the body's blocks so that g.f is free.
+	mrem, nrem := s.M%p.MR, s.N%p.NR
+	g.microFor(p.MR, p.NR)
+	if mrem != 0 {
+		g.microFor(mrem, p.NR)
+	}
+	if nrem != 0 {
+		g.microFor(p.MR, nrem)
+		if mrem != 0 {
+			g.microFor(mrem, nrem)
+		}
+	}
+
+	g.f = body
+	g.cur = g.block("entry")
+	A, B, C := value.Value(params[0]), value.Value(params[1]), value.Value(params[len(params)-1])
+	var bias value.Value
+	if s.Bias {
+		bias = params[2]
+	}
+	bpackN := int64(p.KC) * int64(p.NC)
+	bpack := g.alloca(bpackN)
+	var apack value.Value
+	if p.PackA {
+		apack = g.alloca(int64(p.MC) * int64(p.KC))
+	}
+
+	bpb := int64((s.M + p.RB - 1) / p.RB) // row blocks per batch
+	ext := int64(s.Batch) * bpb
+	// Clamp the range to [0, extent).
+	clo := g.cur.NewSelect(g.cur.NewICmp(enum.IPredSLT, lo, gemmI64(0)), gemmI64(0), lo)
+	chi := g.min(hi, gemmI64(ext))
+	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+
+	g.loop("seg", clo, chi, func(u value.Value) value.Value {
+		b := g.cur.NewSDiv(u, gemmI64(bpb))
+		bStart := g.mulc(b, bpb)
+		uend := g.min(chi, g.addc(bStart, bpb))
+		r0 := g.mulc(g.sub(u, bStart), int64(p.RB))
+		r1 := g.min(gemmI64(M), g.mulc(g.sub(uend, bStart), int64(p.RB)))
+		Ab := g.gep(A, g.mulc(b, M*K))
+		Bb := g.gep(B, g.mulc(b, K*N))
+		Cb := g.gep(C, g.mulc(b, M*N))
+		g.rows(Ab, Bb, Cb, bias, bpack, apack, r0, r1)
+		return uend
+	})
+	g.cur.NewRet(nil)
+}
+
+// alloca reserves n floats, 64-byte aligned, in the entry block.
+func (g *gemmGen) alloca(n int64) value.Value {
+	a := g.cur.NewAlloca(types.NewArray(uint64(n), gemmF32))
+	a.Align = 64
+	e := g.cur.NewGetElementPtr(a.ElemType, a, gemmI64(0), gemmI64(0))
+	e.InBounds = true
+	return e
+}
+
+// rows emits the loop nest for rows [r0, r1) of one batch.
+func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
+	s, p := g.s, g.p
+	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+	mrem, nrem := int(M)%p.MR, int(N)%p.NR
+	g.loopStep("jc", gemmI64(0), gemmI64(N), int64(p.NC), func(jc value.Value) {
+		nc := g.min(gemmI64(int64(p.NC)), g.sub(gemmI64(N), jc))
+		g.loopStep("pc", gemmI64(0), gemmI64(K), int64(p.KC), func(pc value.Value) {
+			kc := g.min(gemmI64(int64(p.KC)), g.sub(gemmI64(K), pc))
+			first := g.cur.NewICmp(enum.IPredEQ, pc, gemmI64(0))
+			g.packB(B, bpack, pc, kc, jc, nc)
+			g.loopStep("ic", r0, r1, int64(p.MC), func(ic value.Value) {
+				mc := g.min(gemmI64(int64(p.MC)), g.sub(r1, ic))
+				if p.PackA {
+					g.packA(A, apack, ic, mc, pc, kc)
+				}
+				g.loopStep("jr", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
+					bp := g.gep(bpack, g.mul(jr, kc))
+					var bb value.Value
+					if bias != nil {
+						bb = g.gep(bias, g.add(jc, jr))
+					}
+					g.loopStep("ir", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
+						var ap value.Value
+						switch {
+						case p.PackA:
+							ap = g.gep(apack, g.mul(ir, kc))
+						case s.TransA:
+							ap = g.gep(A, g.add(g.mulc(pc, M), g.add(ic, ir)))
+						default:
+							ap = g.gep(A, g.add(g.mulc(g.add(ic, ir), K), pc))
+						}
+						cp := g.gep(C, g.add(g.mulc(g.add(ic, ir), N), g.add(jc, jr)))
+						call := func(mr, nr int) {
+							args := []value.Value{ap, bp, cp}
+							if bb != nil {
+								args = append(args, bb)
+							}
+							g.cur.NewCall(g.micro[[2]int{mr, nr}], append(args, kc, first)...)
+						}
+						byCols := func(mr int) {
+							if nrem == 0 {
+								call(mr, p.NR)
+								return
+							}
+							g.ifElse("cols", g.le(g.addc(jr, int64(p.NR)), nc),
+								func() { call(mr, p.NR) }, func() { call(mr, nrem) })
+						}
+						if mrem == 0 {
+							byCols(p.MR)
+							return
+						}
+						g.ifElse("rows", g.le(g.addc(ir, int64(p.MR)), mc),
+							func() { byCols(p.MR) }, func() { byCols(mrem) })
+					})
+				})
+			})
+		})
+	})
+}
+
+// packB copies B[pc:pc+kc, jc:jc+nc] into bpack: sliver jr/NR at
+// bpack + jr·kc, holding NR floats for each k (zero past column nc).
+func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
+	s, p := g.s, g.p
+	N, K := int64(s.N), int64(s.K)
+	nrem := int(N) % p.NR
+	g.loopStep("pbj", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
+		dst := g.gep(bpack, g.mul(jr, kc))
+		col := g.add(jc, jr)
+		if !s.TransB {
+			src := g.gep(B, g.add(g.mulc(pc, N), col))
+			copyRows := func(cols int) {
+				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
+					sp := g.gep(src, g.mulc(k, N))
+					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
+					for v := 0; v < p.NR/16; v++ {
+						var x value.Value
+						switch n := cols - 16*v; {
+						case n >= 16:
+							x = g.loadV(g.gep(sp, gemmI64(int64(16*v))), 4)
+						case n > 0:
+							x = g.maskedLoad(g.gep(sp, gemmI64(int64(16*v))), gemmMask16(n))
+						default:
+							x = constant.NewZeroInitializer(gemmV16)
+						}
+						g.storeV(x, g.gep(dp, gemmI64(int64(16*v))), 64)
+					}
+				})
+			}
+			if nrem == 0 {
+				copyRows(p.NR)
+				return
+			}
+			g.ifElse("pbfull", g.le(g.addc(jr, int64(p.NR)), nc),
+				func() { copyRows(p.NR) }, func() { copyRows(nrem) })
+			return
+		}
+		// B stored N×K: column j of B is row j of the buffer.
+		src := g.gep(B, g.add(g.mulc(col, K), pc))
+		copyCols := func(cols int) {
+			for j := 0; j < p.NR; j++ {
+				dj := g.gep(dst, gemmI64(int64(j)))
+				if j >= cols {
+					g.loopStep("pbz", gemmI64(0), kc, 1, func(k value.Value) {
+						g.storeF(constant.NewFloat(gemmF32, 0), g.gep(dj, g.mulc(k, int64(p.NR))))
+					})
+					continue
+				}
+				sj := g.gep(src, gemmI64(int64(j)*K))
+				g.loopStep("pbt", gemmI64(0), kc, 1, func(k value.Value) {
+					g.storeF(g.loadF(g.gep(sj, k)), g.gep(dj, g.mulc(k, int64(p.NR))))
+				})
+			}
+		}
+		if nrem == 0 {
+			copyCols(p.NR)
+			return
+		}
+		g.ifElse("pbfull", g.le(g.addc(jr, int64(p.NR)), nc),
+			func() { copyCols(p.NR) }, func() { copyCols(nrem) })
+	})
+}
+
+// packA copies A[ic:ic+mc, pc:pc+kc] into apack: sliver ir/MR at
+// apack + ir·kc, holding MR floats for each k (only M mod MR of them in the
+// last sliver of the matrix).
+func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
+	s, p := g.s, g.p
+	M, K := int64(s.M), int64(s.K)
+	mrem := int(M) % p.MR
+	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
+		dst := g.gep(apack, g.mul(ir, kc))
+		row := g.add(ic, ir)
+		copyRows := func(rows int) {
+			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
+				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
+				for i := 0; i < rows; i++ {
+					var sp value.Value
+					if s.TransA {
+						sp = g.gep(A, g.add(g.mulc(g.add(pc, k), M), g.addc(row, int64(i))))
+					} else {
+						sp = g.gep(A, g.add(g.mulc(g.addc(row, int64(i)), K), g.add(pc, k)))
+					}
+					g.storeF(g.loadF(sp), g.gep(dp, gemmI64(int64(i))))
+				}
+			})
+		}
+		if mrem == 0 {
+			copyRows(p.MR)
+			return
+		}
+		g.ifElse("pafull", g.le(g.addc(ir, int64(p.MR)), mc),
+			func() { copyRows(p.MR) }, func() { copyRows(mrem) })
+	})
+}
+
+// microFor emits the micro-kernel for a tile of mr rows and nr columns:
+//
+//	micro(a, b, c, [bias,] kc, first)
+//
+// a: the A sliver (addressed per the plan), b: the packed B sliver, c: the
+// tile's corner in C, bias: the bias at the tile's first column; first
+// tells whether this is the first K block (store rather than add).
+func (g *gemmGen) microFor(mr, nr int) {
+	s, p := g.s, g.p
+	key := [2]int{mr, nr}
+	if g.micro[key] != nil {
+		return
+	}
+	names := []string{"a", "b", "c"}
+	if s.Bias {
+		names = append(names, "bias")
+	}
+	var params []*llir.Param
+	for _, n := range names {
+		q := llir.NewParam(n, gemmPF32)
+		q.Attrs = append(q.Attrs, enum.ParamAttrNoAlias, enum.ParamAttrNoCapture)
+		params = append(params, q)
+	}
+	kcP, firstP := llir.NewParam("kc", types.I64), llir.NewParam("first", types.I1)
+	f := g.mod.NewFunc(fmt.Sprintf("%s.micro.%dx%d", g.name, mr, nr), types.Void, append(params, kcP, firstP)...)
+	f.Linkage = enum.LinkageInternal
+	g.attrs(f)
+	g.micro[key] = f
+	g.f, g.nblk = f, 0
+	g.cur = g.block("entry")
+	a, b, c := params[0], params[1], params[2]
+	nv := (nr + 15) / 16
+	M, N := int64(s.M), int64(s.N)
+
+	// A's addressing: element (i, k) of the sliver at a + k·sk + i·si.
+	var sk, si int64
+	switch {
+	case p.PackA:
+		sk, si = int64(p.MR), 1
+	case s.TransA:
+		sk, si = M, 1
+	default:
+		sk, si = 1, int64(s.K)
+	}
+
+	zero := constant.NewZeroInitializer(gemmV16)
+	acc := make([]value.Value, mr*nv)
+	for i := range acc {
+		acc[i] = zero
+	}
+	// step does one k: acc += A[:, k] ⊗ B[k, :].
+	step := func(k value.Value, acc []value.Value) []value.Value {
+		bv := make([]value.Value, nv)
+		brow := g.gep(b, g.mulc(k, int64(p.NR)))
+		for v := range bv {
+			bv[v] = g.loadV(g.gep(brow, gemmI64(int64(16*v))), 64)
+		}
+		acol := g.gep(a, g.mulc(k, sk))
+		out := make([]value.Value, len(acc))
+		for i := 0; i < mr; i++ {
+			av := g.splat(g.loadF(g.gep(acol, gemmI64(int64(i)*si))))
+			for v := 0; v < nv; v++ {
+				out[i*nv+v] = g.fma(av, bv[v], acc[i*nv+v])
+			}
+		}
+		return out
+	}
+	// kloop runs k from `from` while k < to, by ku steps per iteration,
+	// carrying the accumulators; it returns the final k and accumulators.
+	kloop := func(name string, from, to value.Value, ku int, acc []value.Value) (value.Value, []value.Value) {
+		pre := g.cur
+		head, body, exit := g.block(name+".head"), g.block(name+".body"), g.block(name+".exit")
+		pre.NewBr(head)
+		g.cur = head
+		k := head.NewPhi(llir.NewIncoming(from, pre))
+		phis := make([]*llir.InstPhi, len(acc))
+		cur := make([]value.Value, len(acc))
+		for i := range acc {
+			phis[i] = head.NewPhi(llir.NewIncoming(acc[i], pre))
+			cur[i] = phis[i]
+		}
+		head.NewCondBr(head.NewICmp(enum.IPredSLT, k, to), body, exit)
+		g.cur = body
+		for u := 0; u < ku; u++ {
+			cur = step(g.addc(k, int64(u)), cur)
+		}
+		k.Incs = append(k.Incs, llir.NewIncoming(g.addc(k, int64(ku)), g.cur))
+		for i := range phis {
+			phis[i].Incs = append(phis[i].Incs, llir.NewIncoming(cur[i], g.cur))
+		}
+		g.cur.NewBr(head)
+		g.cur = exit
+		out := make([]value.Value, len(phis))
+		for i := range phis {
+			out[i] = phis[i]
+		}
+		return k, out
+	}
+	kmain := value.Value(kcP)
+	if p.KU > 1 {
+		kmain = g.sub(kcP, g.cur.NewSRem(kcP, gemmI64(int64(p.KU))))
+		var k value.Value
+		k, acc = kloop("kmain", gemmI64(0), kmain, p.KU, acc)
+		kmain = k
+		_, acc = kloop("krem", kmain, kcP, 1, acc)
+	} else {
+		_, acc = kloop("k", gemmI64(0), kcP, 1, acc)
+	}
+
+	// Store the tile.
+	alpha := s.Alpha
+	if alpha == 0 {
+		alpha = 1
+	}
+	var alphaV value.Value
+	if alpha != 1 {
+		alphaV = g.splat(constant.NewFloat(gemmF32, float64(alpha)))
+	}
+	store := func(isFirst bool) {
+		for i := 0; i < mr; i++ {
+			crow := g.gep(c, gemmI64(int64(i)*N))
+			for v := 0; v < nv; v++ {
+				lanes := min(16, nr-16*v)
+				x := acc[i*nv+v]
+				if alphaV != nil {
+					x = g.cur.NewFMul(x, alphaV)
+				}
+				cp := g.gep(crow, gemmI64(int64(16*v)))
+				load := func(q value.Value) value.Value {
+					if lanes == 16 {
+						return g.loadV(q, 4)
+					}
+					return g.maskedLoad(q, gemmMask16(lanes))
+				}
+				if isFirst && s.Bias {
+					x = g.cur.NewFAdd(x, load(g.gep(params[3], gemmI64(int64(16*v)))))
+				}
+				if !isFirst || s.Accumulate {
+					x = g.cur.NewFAdd(x, load(cp))
+				}
+				if lanes == 16 {
+					g.storeV(x, cp, 4)
+				} else {
+					g.maskedStore(x, cp, gemmMask16(lanes))
+				}
+			}
+		}
+	}
+	g.ifElse("store", firstP, func() { store(true) }, func() { store(false) })
+	g.cur.NewRet(nil)
+}
