@@ -12,6 +12,10 @@ type Value struct {
 	// ID is the value's number, dense per function: parameters are not
 	// numbered, instructions are numbered in order by Func.Renumber.
 	ID int
+	// Callee is the fused sub-function a fusion instruction calls; its
+	// name is the attribute calls=, which whoever sets Callee keeps equal.
+	// Nil for every other op.
+	Callee *Func
 }
 
 // IsParam reports whether v is a function parameter.

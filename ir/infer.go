@@ -128,6 +128,13 @@ func Infer(op Op, args []Type, attrs Attrs, declared Type) (Type, error) {
 			return Type{}, fmt.Errorf("rng: want dist=uniform|normal and a float type, have dist=%q, %v", d, declared)
 		}
 		return declared, nil
+	case OpFusion:
+		// The result is the callee's; Func.Verify checks the operands and
+		// the declared type against Value.Callee, which Infer cannot see.
+		if attrs.String("calls") == "" || !IsFusionKind(attrs.String("kind")) || declared.DType == Invalid {
+			return Type{}, fmt.Errorf("fusion: want calls=<function>, kind=loop|reduce|dot and a type, have %s %v", attrs.Format(), declared)
+		}
+		return declared, nil
 	}
 	return Type{}, fmt.Errorf("%v: no type rule", op)
 }

@@ -71,6 +71,7 @@ const (
 	OpGather     // gather %table, %idx {axis=k}: result = table[:k] ++ idx ++ table[k+1:]
 	OpScatterAdd // scatter_add %upd, %idx {axis=k}: the adjoint of gather; result type is the table's
 	OpRng        // rng %key {dist=uniform|normal, stream=n}: counter-based random numbers
+	OpFusion     // fusion %a, ... {calls=name, kind=loop|reduce|dot}: calls the fused sub-function Value.Callee
 
 	numOps
 )
@@ -128,6 +129,7 @@ var opTable = [numOps]opInfo{
 	OpGather:       {"gather", ClassOther, 2},
 	OpScatterAdd:   {"scatter_add", ClassOther, 2},
 	OpRng:          {"rng", ClassOther, 1},
+	OpFusion:       {"fusion", ClassOther, -1},
 }
 
 var opByName = func() map[string]Op {

@@ -24,19 +24,36 @@ func Parse(src string) (m *Module, err error) {
 		}
 		m.Funcs = append(m.Funcs, f)
 	}
+	// A fusion names its callee, which may be defined later in the text.
+	for _, c := range p.calls {
+		name := c.v.Attrs.String("calls")
+		callee := m.Func(name)
+		if callee == nil {
+			return nil, fmt.Errorf("%d:%d: fusion calls @%s, which is not defined", c.line, c.col, name)
+		}
+		c.v.Callee = callee
+		if err := checkCall(c.v); err != nil {
+			return nil, fmt.Errorf("%d:%d: %v", c.line, c.col, err)
+		}
+	}
 	return m, nil
 }
 
-// ParseFunc reads exactly one function.
+// ParseFunc reads one function followed by the fused functions it calls
+// (the text Func.String prints) and returns the first.
 func ParseFunc(src string) (*Func, error) {
 	m, err := Parse(src)
 	if err != nil {
 		return nil, err
 	}
-	if len(m.Funcs) != 1 {
-		return nil, fmt.Errorf("want one function, have %d", len(m.Funcs))
+	if len(m.Funcs) == 0 {
+		return nil, fmt.Errorf("want one function, have none")
 	}
-	return m.Funcs[0], nil
+	f := m.Funcs[0]
+	if n := len(f.Callees()); len(m.Funcs) != 1+n {
+		return nil, fmt.Errorf("want one function and the %d it calls, have %d functions", n, len(m.Funcs))
+	}
+	return f, nil
 }
 
 type tokKind int
@@ -64,6 +81,14 @@ type irParser struct {
 	line, col int
 	tok       token
 	values    map[string]*Value
+	// calls are the fusion instructions read so far, with the position of
+	// their op, resolved against the module's functions at the end.
+	calls []pendingCall
+}
+
+type pendingCall struct {
+	v         *Value
+	line, col int
 }
 
 func isNameChar(c byte) bool {
@@ -378,6 +403,9 @@ func (p *irParser) parseInstr() (*Value, error) {
 	}
 	if n := op.Arity(); n >= 0 && len(v.Args) != n {
 		return nil, fmt.Errorf("%d:%d: %v takes %d operands, have %d", line, col, op, n, len(v.Args))
+	}
+	if op == OpFusion {
+		p.calls = append(p.calls, pendingCall{v, line, col})
 	}
 	p.values[name] = v
 	return v, nil

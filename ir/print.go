@@ -5,15 +5,15 @@ import (
 	"strings"
 )
 
-// String prints the function in the IR text form. Instructions are numbered
-// densely in order, so the output is deterministic.
+// String prints the function in the IR text form, followed by the fused
+// functions it calls (see Module.String), so that the text is complete and
+// ParseFunc reads it back. Instructions are numbered densely in order, so
+// the output is deterministic.
 func (f *Func) String() string {
-	var b strings.Builder
-	f.Print(&b)
-	return b.String()
+	return (&Module{Funcs: []*Func{f}}).String()
 }
 
-// Print writes f's text form to b.
+// Print writes f's own text form to b, without its callees.
 func (f *Func) Print(b *strings.Builder) {
 	f.Renumber()
 	b.WriteString("func @")
@@ -80,14 +80,27 @@ func (v *Value) Ref() string {
 	return "%" + strconv.Itoa(v.ID)
 }
 
-// String prints the module's functions separated by blank lines.
+// String prints the module's functions separated by blank lines: each
+// function is followed by the fused functions it calls, in the order of
+// their first use; every function is printed once.
 func (m *Module) String() string {
 	var b strings.Builder
-	for i, f := range m.Funcs {
-		if i > 0 {
+	printed := map[*Func]bool{}
+	emit := func(f *Func) {
+		if printed[f] {
+			return
+		}
+		printed[f] = true
+		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
 		f.Print(&b)
+	}
+	for _, f := range m.Funcs {
+		emit(f)
+		for _, c := range f.Callees() {
+			emit(c)
+		}
 	}
 	return b.String()
 }

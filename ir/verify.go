@@ -7,8 +7,15 @@ import (
 
 // Verify checks f: every instruction's operands are defined before it (SSA
 // order), its op has the right arity and attributes, and its declared type is
-// the one its type rule gives. Errors name the value: "%7: want f32[2], have f32[3]".
+// the one its type rule gives. A fusion instruction is checked against its
+// callee (operand and result types, one result, no nested fusion, the kind)
+// and each callee is verified once. Errors name the value: "%7: want
+// f32[2], have f32[3]".
 func (f *Func) Verify() error {
+	return f.verify(map[*Func]bool{f: true})
+}
+
+func (f *Func) verify(callees map[*Func]bool) error {
 	f.Renumber()
 	defined := make(map[*Value]bool, len(f.Params)+len(f.Body))
 	names := make(map[string]bool, len(f.Params))
@@ -57,6 +64,19 @@ func (f *Func) Verify() error {
 			if err := checkConstant(v); err != nil {
 				return fmt.Errorf("%v: %v", v.Ref(), err)
 			}
+		}
+		if v.Op == OpFusion {
+			if err := checkCall(v); err != nil {
+				return fmt.Errorf("%v: %v", v.Ref(), err)
+			}
+			if !callees[v.Callee] {
+				callees[v.Callee] = true
+				if err := v.Callee.verify(callees); err != nil {
+					return fmt.Errorf("%v: in @%s: %v", v.Ref(), v.Callee.Name, err)
+				}
+			}
+		} else if v.Callee != nil {
+			return fmt.Errorf("%v: a %v with a callee", v.Ref(), v.Op)
 		}
 		defined[v] = true
 	}

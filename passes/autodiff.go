@@ -36,6 +36,11 @@ func Grad(f *ir.Func, y *ir.Value, wrt []*ir.Value) ([]*ir.Value, error) {
 	if !y.Type.DType.IsFloat() || y.Type.Rank() != 0 {
 		return nil, fmt.Errorf("grad: @%s: want a float scalar to differentiate, have %v %v", f.Name, y.Ref(), y.Type)
 	}
+	for _, v := range f.Body {
+		if v.Op == ir.OpFusion {
+			return nil, fmt.Errorf("grad: @%s: %s is a fusion; differentiate before the fusion pass", f.Name, v.Ref())
+		}
+	}
 	ws := make([]int, len(wrt))
 	for i, w := range wrt {
 		if w == nil {

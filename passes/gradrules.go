@@ -96,6 +96,9 @@ var gradRules = map[ir.Op]gradRule{
 		return []*ir.Value{b.Gather(g, x.Args[1], x.Attrs.Int("axis")), nil}
 	},
 	ir.OpRng: noGrad,
+	// Fusion runs after autodiff (the pipeline's last pass); Grad refuses a
+	// function that holds a fusion rather than skip it.
+	ir.OpFusion: noGrad,
 }
 
 func adOne(v *ir.Value) []*ir.Value { return []*ir.Value{v} }

@@ -32,6 +32,13 @@ func Run(f *ir.Func, args []*Tensor) (res []*Tensor, err error) {
 			res, err = nil, fmt.Errorf("interp: @%s: internal error: %v", f.Name, r)
 		}
 	}()
+	return exec(f, env)
+}
+
+// exec evaluates the verified function f whose parameters are bound in env.
+// A fusion instruction evaluates its callee, op by op, on its operands, so
+// a fused function gives bit for bit the results of the unfused one.
+func exec(f *ir.Func, env map[*ir.Value]*Tensor) ([]*Tensor, error) {
 	last := lastUses(f)
 	in := make([]*Tensor, 0, 4)
 	for i, v := range f.Body {
@@ -39,7 +46,13 @@ func Run(f *ir.Func, args []*Tensor) (res []*Tensor, err error) {
 		for _, a := range v.Args {
 			in = append(in, env[a])
 		}
-		out, err := Eval(v.Op, v.Attrs, v.Type, in)
+		var out *Tensor
+		var err error
+		if v.Op == ir.OpFusion {
+			out, err = call(v, in)
+		} else {
+			out, err = Eval(v.Op, v.Attrs, v.Type, in)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("interp: @%s: %v = %v: %v", f.Name, v.Ref(), v.Op, err)
 		}
@@ -50,7 +63,7 @@ func Run(f *ir.Func, args []*Tensor) (res []*Tensor, err error) {
 			}
 		}
 	}
-	res = make([]*Tensor, len(f.Results))
+	res := make([]*Tensor, len(f.Results))
 	for i, r := range f.Results {
 		res[i] = env[r]
 		if r.IsParam() {
@@ -58,6 +71,21 @@ func Run(f *ir.Func, args []*Tensor) (res []*Tensor, err error) {
 		}
 	}
 	return res, nil
+}
+
+// call evaluates the fusion instruction v (verified with its caller) on the
+// operand tensors in.
+func call(v *ir.Value, in []*Tensor) (*Tensor, error) {
+	c := v.Callee
+	env := make(map[*ir.Value]*Tensor, len(c.Params)+len(c.Body))
+	for i, p := range c.Params {
+		env[p] = in[i]
+	}
+	res, err := exec(c, env)
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
 }
 
 // lastUses maps every value to the index of the last instruction that reads
@@ -139,6 +167,8 @@ func Eval(op ir.Op, attrs ir.Attrs, t ir.Type, args []*Tensor) (*Tensor, error) 
 		return scatterAdd(args[0], args[1], attrs.Int("axis"), t), nil
 	case ir.OpRng:
 		return rng(args[0], attrs, t)
+	case ir.OpFusion:
+		return nil, fmt.Errorf("fusion: needs its callee; Run evaluates it")
 	}
 	return nil, fmt.Errorf("%v: not implemented", op)
 }
