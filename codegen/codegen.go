@@ -1,0 +1,236 @@
+// Package codegen lowers an ir.Func to an LLVM IR module (built with
+// github.com/llir/llvm, printed in LLVM 14 typed-pointer syntax, which LLVM 19
+// reads) of native CPU kernels, and wraps the LLVM toolchain that turns the
+// module into a shared object (toolchain.go).
+//
+// # Kernels and their ABI
+//
+// Every instruction of the function that is not a no-op becomes one kernel
+// (fusion will later hand multi-instruction kernels to the same lowering).
+// Kernel i is the exported C function
+//
+//	void xlc_k<i>(void **bufs, int64_t lo, int64_t hi);
+//
+// where <i> is the instruction's index in f.Body, bufs holds the operand
+// buffers in operand order followed by the result buffer, and the call
+// computes the part [lo, hi) of the kernel's parallel range [0, Extent).
+// Calls on disjoint parts may run at the same time. The exported function
+// only loads the pointers and calls an internal always-inline body whose
+// pointer parameters are noalias, which is what lets opt vectorize.
+//
+// Buffers are dense and row-major. Element types: f32 float, f64 double,
+// f16 and bf16 i16 (bit patterns, converted explicitly), i32, i64, bool i8
+// holding 0 or 1.
+//
+// # Semantics
+//
+// Kernels compute what runtime/interp computes. f32 and f64 arithmetic is
+// done in the type itself (add, sub, mul, div, sqrt give the interpreter's
+// results exactly; exp, log, tanh, erf, sin, cos, pow call libm and may
+// differ in the last place). f16 and bf16 values are computed in double and
+// rounded to the dtype after every op, with the interpreter's single
+// round-to-nearest-even (a round-to-odd step to f32 first), so they match it
+// bit for bit up to libm. Reductions, dot and scatter_add accumulate floats
+// in double and integers in their own type (wrapping), and round once, as
+// the interpreter does.
+//
+// # Parallel ranges
+//
+//   - Elemental kernels (elementwise, broadcast, transpose, slice, pad,
+//     concat, iota, constant, gather): the flattened result element count.
+//     A call walks its part row by row (the last dimension), so the inner
+//     loop is contiguous in the result and opt can vectorize it.
+//   - reduce_sum, reduce_max, dot: the flattened result element count; each
+//     result element loops over the reduced (contracting) axes inside.
+//   - scatter_add: the result rows (outer·n for a table of shape
+//     pre ++ [n] ++ post), each owned by one call, so there are no races;
+//     updates are read in order.
+//   - rng: blocks of four values (one Philox4x32-10 block each).
+//
+// reshape and stop_gradient are no-ops: they get no kernel, and the
+// Program's Aliases tell the runtime to share the operand's buffer.
+package codegen
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/llir/llvm/ir/types"
+
+	"xlc/ir"
+)
+
+// Options are the code generation settings.
+type Options struct {
+	// CPU is the "target-cpu" of every kernel; "" means the host's
+	// (HostCPU).
+	CPU string
+}
+
+// Kernel is one compiled instruction.
+type Kernel struct {
+	// Symbol is the exported C function, xlc_k<Instr>.
+	Symbol string
+	// Instr is the instruction's index in f.Body.
+	Instr int
+	// Extent is the size of the parallel range [0, Extent).
+	Extent int64
+	// Args are the operands whose buffers come first in bufs, in order; the
+	// result buffer (f.Body[Instr]) follows them.
+	Args []*ir.Value
+	// Cost estimates the scalar operations per unit of the range, for
+	// deciding how to split it.
+	Cost int64
+}
+
+// Alias says that instruction Instr is a no-op whose result shares the
+// buffer of Of (which may itself be an alias).
+type Alias struct {
+	Instr int
+	Of    *ir.Value
+}
+
+// Program is a function lowered to one LLVM module.
+type Program struct {
+	// LL is the module's text.
+	LL string
+	// CPU is the target CPU the kernels were compiled for.
+	CPU string
+	// Kernels are in instruction order; run them in this order.
+	Kernels []Kernel
+	// Aliases are the no-op instructions.
+	Aliases []Alias
+}
+
+// Compile lowers every instruction of f to a kernel. f must verify.
+func Compile(f *ir.Func, opt Options) (p *Program, err error) {
+	if f == nil {
+		return nil, fmt.Errorf("codegen: nil function")
+	}
+	if err := f.Verify(); err != nil {
+		return nil, fmt.Errorf("codegen: @%s: %v", f.Name, err)
+	}
+	cpu := opt.CPU
+	if cpu == "" {
+		if cpu, err = HostCPU(); err != nil {
+			return nil, err
+		}
+	}
+	mod := newModule(cpu)
+	p = &Program{CPU: cpu}
+	for i, v := range f.Body {
+		if isNoop(v) {
+			p.Aliases = append(p.Aliases, Alias{Instr: i, Of: v.Args[0]})
+			continue
+		}
+		k, err := mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v)
+		if err != nil {
+			return nil, fmt.Errorf("codegen: @%s: %%%d = %v: %v", f.Name, i, v.Op, err)
+		}
+		k.Instr = i
+		p.Kernels = append(p.Kernels, k)
+	}
+	p.LL = mod.String()
+	return p, nil
+}
+
+// isNoop reports whether v only renames its operand's buffer: a reshape of
+// a dense row-major buffer, or stop_gradient.
+func isNoop(v *ir.Value) bool {
+	return v.Op == ir.OpReshape || v.Op == ir.OpStopGradient
+}
+
+// lowerInstr emits the kernel named sym for the single instruction v.
+func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ce, ok := r.(codegenError)
+			if !ok {
+				panic(r)
+			}
+			err = ce
+		}
+	}()
+	g := m.newKernel(sym, v.Args, v)
+	k = Kernel{Symbol: sym, Args: v.Args}
+	switch v.Op {
+	case ir.OpReduceSum, ir.OpReduceMax:
+		k.Extent, k.Cost = g.emitReduce(v)
+	case ir.OpDot:
+		k.Extent, k.Cost = g.emitDot(v)
+	case ir.OpScatterAdd:
+		k.Extent, k.Cost = g.emitScatterAdd(v)
+	case ir.OpRng:
+		k.Extent, k.Cost = g.emitRng(v)
+	default:
+		k.Extent, k.Cost = g.emitElemental(v)
+	}
+	g.finish()
+	return k, nil
+}
+
+// codegenError is raised (panicked) inside the emitters for an instruction
+// they cannot lower, and returned by Compile.
+type codegenError string
+
+func (e codegenError) Error() string { return string(e) }
+
+func fail(format string, args ...any) {
+	panic(codegenError(fmt.Sprintf(format, args...)))
+}
+
+// The target description of every module.
+const (
+	TargetTriple = "x86_64-pc-linux-gnu"
+	DataLayout   = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+)
+
+// storageType is the LLVM type of one buffer element of dtype d.
+func storageType(d ir.DType) types.Type {
+	switch d {
+	case ir.F32:
+		return types.Float
+	case ir.F64:
+		return types.Double
+	case ir.F16, ir.BF16:
+		return types.I16
+	case ir.I32:
+		return types.I32
+	case ir.I64:
+		return types.I64
+	case ir.Bool:
+		return types.I8
+	}
+	fail("no storage type for %v", d)
+	return nil
+}
+
+// computeType is the LLVM type a kernel computes values of dtype d in: f16
+// and bf16 in double (holding values already rounded to the dtype), bool in
+// i1.
+func computeType(d ir.DType) types.Type {
+	switch d {
+	case ir.F32:
+		return types.Float
+	case ir.F64, ir.F16, ir.BF16:
+		return types.Double
+	case ir.I32:
+		return types.I32
+	case ir.I64:
+		return types.I64
+	case ir.Bool:
+		return types.I1
+	}
+	fail("no compute type for %v", d)
+	return nil
+}
+
+// sanitize keeps identifier characters for LLVM names.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
+}

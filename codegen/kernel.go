@@ -1,0 +1,222 @@
+package codegen
+
+import (
+	"fmt"
+
+	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// module is the LLVM module being built, with its external declarations.
+type module struct {
+	m     *llir.Module
+	cpu   string
+	decls map[string]*llir.Func
+}
+
+func newModule(cpu string) *module {
+	m := llir.NewModule()
+	m.TargetTriple = TargetTriple
+	m.DataLayout = DataLayout
+	return &module{m: m, cpu: cpu, decls: map[string]*llir.Func{}}
+}
+
+func (m *module) String() string { return m.m.String() }
+
+// declare returns the external function name (a libm/libc function or an
+// LLVM intrinsic), declaring it on first use.
+func (m *module) declare(name string, ret types.Type, params ...types.Type) *llir.Func {
+	if f, ok := m.decls[name]; ok {
+		return f
+	}
+	ps := make([]*llir.Param, len(params))
+	for i, t := range params {
+		ps[i] = llir.NewParam("", t)
+	}
+	f := m.m.NewFunc(name, ret, ps...)
+	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
+	m.decls[name] = f
+	return f
+}
+
+// kernelAttrs are the attributes of every kernel function.
+func (m *module) kernelAttrs(f *llir.Func) {
+	f.FuncAttrs = append(f.FuncAttrs, llir.AttrPair{Key: "target-cpu", Value: m.cpu}, enum.FuncAttrNoUnwind)
+}
+
+// kgen builds the body function of one kernel.
+type kgen struct {
+	mod   *module
+	sym   string
+	body  *llir.Func
+	entry *llir.Block // holds the allocas; branches to the first code block
+	first *llir.Block
+	b     *llir.Block // the block being appended to
+	nblk  int
+
+	// ptrs maps each value read from a buffer to its body parameter.
+	ptrs map[*ir.Value]value.Value
+	out  value.Value
+	res  *ir.Value
+	lo   value.Value
+	hi   value.Value
+
+	cache map[elemKey]value.Value
+}
+
+// newKernel declares kernel sym reading args and writing res: the exported
+// wrapper and the internal body, whose code the emitters then append.
+func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value) *kgen {
+	g := &kgen{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res, cache: map[elemKey]value.Value{}}
+	var params []*llir.Param
+	for i, a := range args {
+		p := llir.NewParam(fmt.Sprintf("a%d", i), types.NewPointer(storageType(a.Type.DType)))
+		p.Attrs = append(p.Attrs, enum.ParamAttrNoAlias)
+		params = append(params, p)
+		if _, ok := g.ptrs[a]; !ok {
+			g.ptrs[a] = p
+		}
+	}
+	out := llir.NewParam("out", types.NewPointer(storageType(res.Type.DType)))
+	out.Attrs = append(out.Attrs, enum.ParamAttrNoAlias)
+	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
+	params = append(params, out, lo, hi)
+	g.out, g.lo, g.hi = out, lo, hi
+	g.body = m.m.NewFunc(sym+"_body", types.Void, params...)
+	g.body.Linkage = enum.LinkageInternal
+	m.kernelAttrs(g.body)
+	g.body.FuncAttrs = append(g.body.FuncAttrs, enum.FuncAttrAlwaysInline)
+	g.entry = g.body.NewBlock("entry")
+	g.first = g.newBlock("start")
+	g.b = g.first
+
+	// The exported wrapper: load the buffer pointers, call the body.
+	i8pp := types.NewPointer(types.NewPointer(types.I8))
+	bufs := llir.NewParam("bufs", i8pp)
+	wlo, whi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
+	w := m.m.NewFunc(sym, types.Void, bufs, wlo, whi)
+	m.kernelAttrs(w)
+	wb := w.NewBlock("entry")
+	var cargs []value.Value
+	for i, p := range params[:len(params)-2] {
+		slot := wb.NewGetElementPtr(types.NewPointer(types.I8), bufs, i64c(int64(i)))
+		raw := wb.NewLoad(types.NewPointer(types.I8), slot)
+		cargs = append(cargs, wb.NewBitCast(raw, p.Typ))
+	}
+	cargs = append(cargs, wlo, whi)
+	wb.NewCall(g.body, cargs...)
+	wb.NewRet(nil)
+	return g
+}
+
+// finish terminates the body.
+func (g *kgen) finish() {
+	g.entry.NewBr(g.first)
+	g.b.NewRet(nil)
+}
+
+func (g *kgen) newBlock(name string) *llir.Block {
+	g.nblk++
+	return g.body.NewBlock(fmt.Sprintf("%s%d", name, g.nblk))
+}
+
+// alloca reserves a stack slot in the entry block.
+func (g *kgen) alloca(t types.Type) value.Value {
+	return g.entry.NewAlloca(t)
+}
+
+func i64c(v int64) *constant.Int { return constant.NewInt(types.I64, v) }
+func i32c(v int64) *constant.Int { return constant.NewInt(types.I32, int64(int32(v))) }
+
+// forLoop emits for i := from; i < to; i++ { body(i) } and continues after
+// it.
+func (g *kgen) forLoop(name string, from, to value.Value, body func(i value.Value)) {
+	pre := g.b
+	head, bb, exit := g.newBlock(name+".head"), g.newBlock(name+".body"), g.newBlock(name+".exit")
+	pre.NewBr(head)
+	phi := head.NewPhi(llir.NewIncoming(from, pre))
+	head.NewCondBr(head.NewICmp(enum.IPredSLT, phi, to), bb, exit)
+	g.b = bb
+	body(phi)
+	next := g.b.NewAdd(phi, i64c(1))
+	g.b.NewBr(head)
+	phi.Incs = append(phi.Incs, llir.NewIncoming(next, g.b))
+	g.b = exit
+}
+
+// ifThen emits if cond { body() } and continues after it.
+func (g *kgen) ifThen(name string, cond value.Value, body func()) {
+	then, done := g.newBlock(name+".then"), g.newBlock(name+".end")
+	g.b.NewCondBr(cond, then, done)
+	g.b = then
+	body()
+	g.b.NewBr(done)
+	g.b = done
+}
+
+// gep addresses element i of the buffer p of dtype d.
+func (g *kgen) gep(d ir.DType, p, i value.Value) value.Value {
+	return g.b.NewGetElementPtr(storageType(d), p, i)
+}
+
+// loadAt loads element i of buffer p of dtype d as a compute value.
+func (g *kgen) loadAt(d ir.DType, p, i value.Value) value.Value {
+	return g.fromStorage(d, g.b.NewLoad(storageType(d), g.gep(d, p, i)))
+}
+
+// storeAt stores the compute value x as element i of buffer p of dtype d.
+func (g *kgen) storeAt(d ir.DType, x, p, i value.Value) {
+	g.b.NewStore(g.toStorage(d, x), g.gep(d, p, i))
+}
+
+// fromStorage converts a loaded element to its compute type.
+func (g *kgen) fromStorage(d ir.DType, x value.Value) value.Value {
+	b := g.b
+	switch d {
+	case ir.F16:
+		return b.NewFPExt(b.NewBitCast(x, types.Half), types.Double)
+	case ir.BF16:
+		w := b.NewShl(b.NewZExt(x, types.I32), i32c(16))
+		return b.NewFPExt(b.NewBitCast(w, types.Float), types.Double)
+	case ir.Bool:
+		return b.NewICmp(enum.IPredNE, x, constant.NewInt(types.I8, 0))
+	}
+	return x
+}
+
+// toStorage converts a compute value (already rounded to d) to its storage
+// type.
+func (g *kgen) toStorage(d ir.DType, x value.Value) value.Value {
+	b := g.b
+	switch d {
+	case ir.F16:
+		// Exact: x holds an f16 value.
+		return b.NewBitCast(b.NewFPTrunc(b.NewFPTrunc(x, types.Float), types.Half), types.I16)
+	case ir.BF16:
+		w := b.NewBitCast(b.NewFPTrunc(x, types.Float), types.I32)
+		return b.NewTrunc(b.NewLShr(w, i32c(16)), types.I16)
+	case ir.Bool:
+		return b.NewZExt(x, types.I8)
+	}
+	return x
+}
+
+// min64 returns the smaller of two i64 values.
+func (g *kgen) min64(x, y value.Value) value.Value {
+	return g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, x, y), x, y)
+}
+
+// clampIndex sign-extends the index x to i64 and clamps it to [0, n-1].
+func (g *kgen) clampIndex(x value.Value, n int) value.Value {
+	b := g.b
+	if x.Type().Equal(types.I32) {
+		x = b.NewSExt(x, types.I64)
+	}
+	x = b.NewSelect(b.NewICmp(enum.IPredSLT, x, i64c(0)), i64c(0), x)
+	return b.NewSelect(b.NewICmp(enum.IPredSGT, x, i64c(int64(n-1))), i64c(int64(n-1)), x)
+}

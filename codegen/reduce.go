@@ -1,0 +1,180 @@
+package codegen
+
+import (
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// accType is the type sums of dtype d accumulate in: double for floats (as
+// the interpreter), the integer type itself otherwise (sums wrap).
+func accType(d ir.DType) types.Type {
+	if d.IsFloat() {
+		return types.Double
+	}
+	return computeType(d)
+}
+
+// accumulate adds the compute value x of dtype d into the accumulator value
+// acc (of accType(d)).
+func (g *kgen) accumulate(d ir.DType, acc, x value.Value) value.Value {
+	if d.IsFloat() {
+		return g.b.NewFAdd(acc, g.toDouble(x))
+	}
+	return g.b.NewAdd(acc, x)
+}
+
+// finishSum rounds an accumulated sum to d's compute value.
+func (g *kgen) finishSum(d ir.DType, acc value.Value) value.Value {
+	if d.IsFloat() {
+		return g.roundDouble(d, acc)
+	}
+	return acc
+}
+
+// nestedLoops runs body over every combination of loop indices for the
+// given sizes, the last innermost.
+func (g *kgen) nestedLoops(name string, sizes []int, body func(ix []value.Value)) {
+	var rec func(k int, ix []value.Value)
+	rec = func(k int, ix []value.Value) {
+		if k == len(sizes) {
+			body(ix)
+			return
+		}
+		g.forLoop(name, i64c(0), i64c(int64(sizes[k])), func(i value.Value) {
+			rec(k+1, append(ix, i))
+		})
+	}
+	rec(0, nil)
+}
+
+// emitReduce: the parallel range is the flattened result; each result
+// element loops over the reduced axes in order (the last innermost), as the
+// interpreter sums them. Sums accumulate in double for floats; max starts
+// from -inf (the integer minimum) and propagates NaN.
+func (g *kgen) emitReduce(v *ir.Value) (extent, cost int64) {
+	x := v.Args[0]
+	d := v.Type.DType
+	axes := v.Attrs.Ints("axes")
+	reduced := make([]bool, x.Type.Rank())
+	var sizes []int
+	red := int64(1)
+	for _, a := range axes {
+		reduced[a] = true
+		sizes = append(sizes, x.Type.Shape[a])
+		red *= int64(x.Type.Shape[a])
+	}
+	n := int64(v.Type.Shape.NumElements())
+	if n == 0 {
+		return 0, 1
+	}
+	isMax := v.Op == ir.OpReduceMax
+	at := accType(d)
+	if isMax {
+		at = computeType(d)
+	}
+	acc := g.alloca(at)
+	g.forLoop("out", g.lo, g.hi, func(o value.Value) {
+		kept := g.dims(atLinear(v.Type.Shape, o))
+		if isMax {
+			g.b.NewStore(minValue(d), acc)
+		} else {
+			g.b.NewStore(zeroAcc(d), acc)
+		}
+		g.nestedLoops("red", sizes, func(ri []value.Value) {
+			full := make([]value.Value, x.Type.Rank())
+			k, r := 0, 0
+			for i := range full {
+				if reduced[i] {
+					full[i] = ri[r]
+					r++
+				} else {
+					full[i] = kept[k]
+					k++
+				}
+			}
+			e := g.elem(x, atDims(x.Type.Shape, full))
+			a := g.b.NewLoad(at, acc)
+			var s value.Value
+			switch {
+			case isMax && d.IsFloat():
+				s = g.maxMin(true, a, e)
+			case isMax:
+				s = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, e, a), e, a)
+			default:
+				s = g.accumulate(d, a, e)
+			}
+			g.b.NewStore(s, acc)
+		})
+		res := value.Value(g.b.NewLoad(at, acc))
+		if !isMax {
+			res = g.finishSum(d, res)
+		}
+		g.storeAt(d, res, g.out, o)
+	})
+	return n, 1 + red
+}
+
+// zeroAcc is 0 of accType(d).
+func zeroAcc(d ir.DType) value.Value {
+	if d.IsFloat() {
+		return fconst(types.Double, 0)
+	}
+	return zeroValue(d)
+}
+
+// emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post, the
+// parallel range is the outer·n result rows; each call owns its rows, so
+// there are no races. For a row (o, r) it zeroes a heap accumulator of
+// |post| elements (double for floats, the integer type otherwise), adds
+// every update row j with clamp(idx[j]) == r in order of j, and rounds once,
+// as the interpreter.
+func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
+	upd, idx := v.Args[0], v.Args[1]
+	d := v.Type.DType
+	axis := v.Attrs.Int("axis")
+	s := v.Type.Shape
+	n := s[axis]
+	outer := int64(s[:axis].NumElements())
+	inner := int64(s[axis+1:].NumElements())
+	m := int64(idx.Type.Shape.NumElements())
+	if n == 0 || outer == 0 || inner == 0 {
+		return 0, 1
+	}
+	at := accType(d)
+	b := g.b
+	i8p := types.NewPointer(types.I8)
+	malloc := g.mod.declare("malloc", i8p, types.I64)
+	free := g.mod.declare("free", types.Void, i8p)
+	g.ifThen("work", b.NewICmp(enum.IPredSLT, g.lo, g.hi), func() {
+		raw := g.b.NewCall(malloc, i64c(inner*8))
+		accp := g.b.NewBitCast(raw, types.NewPointer(at))
+		g.forLoop("row", g.lo, g.hi, func(row value.Value) {
+			o := g.b.NewUDiv(row, i64c(int64(n)))
+			r := g.b.NewURem(row, i64c(int64(n)))
+			g.forLoop("zero", i64c(0), i64c(inner), func(i value.Value) {
+				g.b.NewStore(zeroAcc(d), g.b.NewGetElementPtr(at, accp, i))
+			})
+			g.forLoop("upd", i64c(0), i64c(m), func(j value.Value) {
+				c := g.clampIndex(g.elem(idx, atLinear(idx.Type.Shape, j)), n)
+				g.ifThen("hit", g.b.NewICmp(enum.IPredEQ, c, r), func() {
+					src := g.b.NewMul(g.b.NewAdd(g.b.NewMul(o, i64c(m)), j), i64c(inner))
+					g.forLoop("add", i64c(0), i64c(inner), func(i value.Value) {
+						e := g.elem(upd, atLinear(upd.Type.Shape, g.b.NewAdd(src, i)))
+						p := g.b.NewGetElementPtr(at, accp, i)
+						g.b.NewStore(g.accumulate(d, g.b.NewLoad(at, p), e), p)
+					})
+				})
+			})
+			dst := g.b.NewMul(row, i64c(inner))
+			g.forLoop("store", i64c(0), i64c(inner), func(i value.Value) {
+				a := g.b.NewLoad(at, g.b.NewGetElementPtr(at, accp, i))
+				g.storeAt(d, g.finishSum(d, a), g.out, g.b.NewAdd(dst, i))
+			})
+		})
+		g.b.NewCall(free, raw)
+	})
+	return outer * int64(n), 1 + m + m*inner/int64(n)
+}

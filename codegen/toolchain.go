@@ -1,0 +1,170 @@
+package codegen
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// The tools Build runs. opt-19 and llc-19 come from Debian's llvm-19
+// package; cc (gcc) links the shared object.
+const (
+	optTool = "opt-19"
+	llcTool = "llc-19"
+	ccTool  = "cc"
+)
+
+var toolInfo struct {
+	once     sync.Once
+	err      error
+	opt, llc string
+	cc       string
+	versions string // opt, llc and cc --version, for the cache key
+	hostCPU  string
+}
+
+func loadTools() error {
+	t := &toolInfo
+	t.once.Do(func() {
+		var err1, err2, err3 error
+		t.opt, err1 = exec.LookPath(optTool)
+		t.llc, err2 = exec.LookPath(llcTool)
+		if err1 != nil || err2 != nil {
+			t.err = fmt.Errorf("codegen: %s and %s not found in PATH: install the Debian package llvm-19 (apt-get install llvm-19)", optTool, llcTool)
+			return
+		}
+		t.cc, err3 = exec.LookPath(ccTool)
+		if err3 != nil {
+			t.err = fmt.Errorf("codegen: %s not found in PATH: install the Debian package gcc (apt-get install gcc)", ccTool)
+			return
+		}
+		var vs []string
+		for _, tool := range []string{t.opt, t.llc, t.cc} {
+			out, err := exec.Command(tool, "--version").Output()
+			if err != nil {
+				t.err = fmt.Errorf("codegen: %s --version: %v", tool, err)
+				return
+			}
+			vs = append(vs, string(out))
+			if tool == t.llc {
+				for _, line := range strings.Split(string(out), "\n") {
+					if cpu, ok := strings.CutPrefix(strings.TrimSpace(line), "Host CPU:"); ok {
+						t.hostCPU = strings.TrimSpace(cpu)
+					}
+				}
+			}
+		}
+		t.versions = strings.Join(vs, "\x00")
+		if t.hostCPU == "" || t.hostCPU == "(unknown)" {
+			t.hostCPU = "x86-64"
+		}
+	})
+	return t.err
+}
+
+// Available reports whether the toolchain (opt-19, llc-19, cc) is installed.
+func Available() bool { return loadTools() == nil }
+
+// HostCPU is the host's CPU name as llc-19 reports it ("Host CPU:"), e.g.
+// znver4; x86-64 when llc does not know it.
+func HostCPU() (string, error) {
+	if err := loadTools(); err != nil {
+		return "", err
+	}
+	return toolInfo.hostCPU, nil
+}
+
+// CacheDir is the root of the shared-object cache: os.UserCacheDir()/xlc,
+// or $XLC_CACHE when set.
+func CacheDir() (string, error) {
+	if d := os.Getenv("XLC_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("codegen: no cache folder: %v", err)
+	}
+	return filepath.Join(d, "xlc"), nil
+}
+
+// Build turns the module text ll into a shared object and returns its path:
+// opt-19 -O3, llc-19 -O3 -filetype=obj -relocation-model=pic, cc -shared.
+// Results are cached under CacheDir()/<sha256 of ll and the tools'
+// versions>/kernels.so; a build happens in a temporary folder that is
+// renamed into place, so concurrent builds and interrupted ones never leave
+// a partial entry.
+func Build(ll string) (string, error) {
+	if err := loadTools(); err != nil {
+		return "", err
+	}
+	root, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte(toolInfo.versions))
+	h.Write([]byte{0})
+	h.Write([]byte(ll))
+	key := hex.EncodeToString(h.Sum(nil))
+	dir := filepath.Join(root, key)
+	so := filepath.Join(dir, "kernels.so")
+	if _, err := os.Stat(so); err == nil {
+		return so, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	tmp, err := os.MkdirTemp(root, ".build-")
+	if err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	defer os.RemoveAll(tmp) // gone after a successful rename
+	in := filepath.Join(tmp, "kernels.ll")
+	if err := os.WriteFile(in, []byte(ll), 0o644); err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	bc, obj, lib := filepath.Join(tmp, "kernels.bc"), filepath.Join(tmp, "kernels.o"), filepath.Join(tmp, "kernels.so")
+	steps := [][]string{
+		{toolInfo.opt, "-O3", in, "-o", bc},
+		{toolInfo.llc, "-O3", "-filetype=obj", "-relocation-model=pic", bc, "-o", obj},
+		{toolInfo.cc, "-shared", "-o", lib, obj, "-lm"},
+	}
+	for _, s := range steps {
+		if err := runTool(s); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another build may have placed the same entry first.
+		if _, err2 := os.Stat(so); err2 == nil {
+			return so, nil
+		}
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	return so, nil
+}
+
+func runTool(args []string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 4000 {
+			msg = msg[:4000] + "..."
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && msg != "" {
+			return fmt.Errorf("codegen: %s failed: %s", filepath.Base(args[0]), msg)
+		}
+		return fmt.Errorf("codegen: %s: %v: %s", filepath.Base(args[0]), err, msg)
+	}
+	return nil
+}

@@ -1,0 +1,362 @@
+// Package cpu is the compiled CPU backend: it lowers a function to native
+// kernels with codegen (one kernel per instruction for now), builds them
+// into a shared object with the LLVM toolchain, loads it with dlopen and
+// runs the kernels in order, splitting each kernel's parallel range across
+// GOMAXPROCS goroutines.
+//
+// Memory: every buffer lives in C memory (cgo forbids handing the kernels
+// Go memory), in one 64-byte-aligned arena per Executable holding one
+// buffer per value — each parameter and each instruction that is not a
+// no-op alias; there is no buffer reuse yet. Run copies the arguments into
+// their buffers (converting from interp.Tensor's float64/int64 storage to
+// the element type) and copies the results out.
+//
+// An Executable holds C memory and a loaded library: the caller of Load
+// closes it (Close). An Executable that becomes unreachable unclosed is
+// also freed by a cleanup, as a safety net.
+package cpu
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*xlc_kernel)(void **, int64_t, int64_t);
+
+static void xlc_call(void *fn, void **bufs, int64_t lo, int64_t hi) {
+	((xlc_kernel)fn)(bufs, lo, hi);
+}
+
+static void *xlc_alloc(size_t n) {
+	void *p = NULL;
+	if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
+	memset(p, 0, n);
+	return p;
+}
+
+static void *xlc_dlopen(const char *path) { return dlopen(path, RTLD_NOW | RTLD_LOCAL); }
+static const char *xlc_dlerror(void) { const char *e = dlerror(); return e ? e : "unknown error"; }
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	goruntime "runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/x448/float16"
+
+	"xlc/codegen"
+	"xlc/ir"
+	"xlc/runtime"
+	"xlc/runtime/interp"
+)
+
+// Backend compiles functions to native code for this machine.
+type Backend struct {
+	// CPU is the LLVM target CPU; "" means the host's.
+	CPU string
+}
+
+var _ runtime.Backend = Backend{}
+
+// Name is "cpu".
+func (Backend) Name() string { return "cpu" }
+
+// Load compiles f (codegen.Compile, codegen.Build, dlopen) and allocates its
+// buffers. The caller closes the result.
+func (b Backend) Load(f *ir.Func) (runtime.Executable, error) {
+	return b.LoadExec(f)
+}
+
+// LoadExec is Load returning the concrete type.
+func (b Backend) LoadExec(f *ir.Func) (*Executable, error) {
+	prog, err := codegen.Compile(f, codegen.Options{CPU: b.CPU})
+	if err != nil {
+		return nil, err
+	}
+	so, err := codegen.Build(prog.LL)
+	if err != nil {
+		return nil, err
+	}
+	return newExecutable(f, prog, so)
+}
+
+// Executable runs one loaded function. Runs are serialized.
+type Executable struct {
+	mu      sync.Mutex
+	f       *ir.Func
+	res     *resources
+	cleanup goruntime.Cleanup
+	bufs    map[*ir.Value]unsafe.Pointer
+	kernels []kernel
+}
+
+// resources are the C-side things an Executable owns.
+type resources struct {
+	lib   unsafe.Pointer // dlopen handle
+	arena unsafe.Pointer // every buffer
+	args  unsafe.Pointer // every kernel's void *bufs[]
+}
+
+func (r *resources) free() {
+	if r.arena != nil {
+		C.free(r.arena)
+		r.arena = nil
+	}
+	if r.args != nil {
+		C.free(r.args)
+		r.args = nil
+	}
+	if r.lib != nil {
+		C.dlclose(r.lib)
+		r.lib = nil
+	}
+}
+
+type kernel struct {
+	sym    string
+	fn     unsafe.Pointer
+	args   *unsafe.Pointer // C array: operand buffers, then the result's
+	extent int64
+	cost   int64
+}
+
+func align64(n int) int { return (n + 63) &^ 63 }
+
+func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable, err error) {
+	res := &resources{}
+	defer func() {
+		if err != nil {
+			res.free()
+		}
+	}()
+	cpath := C.CString(so)
+	res.lib = C.xlc_dlopen(cpath)
+	C.free(unsafe.Pointer(cpath))
+	if res.lib == nil {
+		return nil, fmt.Errorf("cpu: dlopen %s: %s", so, C.GoString(C.xlc_dlerror()))
+	}
+
+	// Lay out one buffer per parameter and per non-alias instruction.
+	alias := map[int]*ir.Value{}
+	for _, a := range prog.Aliases {
+		alias[a.Instr] = a.Of
+	}
+	offsets := map[*ir.Value]int{}
+	size := 0
+	place := func(v *ir.Value) {
+		offsets[v] = size
+		size += align64(max(1, v.Type.Shape.NumElements()*v.Type.DType.Size()))
+	}
+	for _, p := range f.Params {
+		place(p)
+	}
+	for i, v := range f.Body {
+		if _, ok := alias[i]; !ok {
+			place(v)
+		}
+	}
+	res.arena = C.xlc_alloc(C.size_t(size))
+	if res.arena == nil {
+		return nil, fmt.Errorf("cpu: @%s: cannot allocate %d bytes of buffers", f.Name, size)
+	}
+	e := &Executable{f: f, res: res, bufs: map[*ir.Value]unsafe.Pointer{}}
+	for v, off := range offsets {
+		e.bufs[v] = unsafe.Add(res.arena, off)
+	}
+	for i, v := range f.Body {
+		if of, ok := alias[i]; ok {
+			e.bufs[v] = e.bufs[of]
+		}
+	}
+
+	nptr := 0
+	for _, k := range prog.Kernels {
+		nptr += len(k.Args) + 1
+	}
+	res.args = C.xlc_alloc(C.size_t(max(1, nptr) * int(unsafe.Sizeof(uintptr(0)))))
+	if res.args == nil {
+		return nil, fmt.Errorf("cpu: @%s: cannot allocate kernel arguments", f.Name)
+	}
+	slots := unsafe.Slice((*unsafe.Pointer)(res.args), max(1, nptr))
+	at := 0
+	for _, k := range prog.Kernels {
+		csym := C.CString(k.Symbol)
+		fn := C.dlsym(res.lib, csym)
+		C.free(unsafe.Pointer(csym))
+		if fn == nil {
+			return nil, fmt.Errorf("cpu: %s: symbol %s missing", so, k.Symbol)
+		}
+		kk := kernel{sym: k.Symbol, fn: fn, args: &slots[at], extent: k.Extent, cost: k.Cost}
+		for _, a := range k.Args {
+			slots[at] = e.bufs[a]
+			at++
+		}
+		slots[at] = e.bufs[f.Body[k.Instr]]
+		at++
+		e.kernels = append(e.kernels, kk)
+	}
+	e.cleanup = goruntime.AddCleanup(e, func(r *resources) { r.free() }, res)
+	return e, nil
+}
+
+// Close frees the buffers and unloads the library. It is safe to call more
+// than once; Run fails afterwards.
+func (e *Executable) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.res == nil {
+		return nil
+	}
+	e.cleanup.Stop()
+	e.res.free()
+	e.res = nil
+	return nil
+}
+
+// Run takes the arguments in the function's parameter order and returns its
+// results in order.
+func (e *Executable) Run(args []*interp.Tensor) ([]*interp.Tensor, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.res == nil {
+		return nil, fmt.Errorf("cpu: @%s: run after Close", e.f.Name)
+	}
+	f := e.f
+	if len(args) != len(f.Params) {
+		return nil, fmt.Errorf("cpu: @%s takes %d arguments, have %d", f.Name, len(f.Params), len(args))
+	}
+	for i, p := range f.Params {
+		if err := args[i].Check(p.Type); err != nil {
+			return nil, fmt.Errorf("cpu: @%s: argument %%%s: %v", f.Name, p.Name, err)
+		}
+	}
+	for i, p := range f.Params {
+		writeTensor(e.bufs[p], args[i])
+	}
+	for i := range e.kernels {
+		e.kernels[i].run()
+	}
+	out := make([]*interp.Tensor, len(f.Results))
+	for i, r := range f.Results {
+		out[i] = readTensor(e.bufs[r], r.Type)
+	}
+	goruntime.KeepAlive(e)
+	return out, nil
+}
+
+// minParallelWork is the estimated work below which a kernel runs on the
+// calling goroutine.
+const minParallelWork = 1 << 15
+
+// run calls the kernel on its whole range, split into GOMAXPROCS contiguous
+// parts when it is big enough.
+func (k *kernel) run() {
+	n := k.extent
+	if n <= 0 {
+		return
+	}
+	args := (*unsafe.Pointer)(unsafe.Pointer(k.args))
+	p := int64(goruntime.GOMAXPROCS(0))
+	if p > n {
+		p = n
+	}
+	if p <= 1 || n*k.cost < minParallelWork {
+		C.xlc_call(k.fn, args, 0, C.int64_t(n))
+		return
+	}
+	var wg sync.WaitGroup
+	for w := int64(1); w < p; w++ {
+		lo, hi := n*w/p, n*(w+1)/p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			C.xlc_call(k.fn, args, C.int64_t(lo), C.int64_t(hi))
+		}()
+	}
+	C.xlc_call(k.fn, args, 0, C.int64_t(n/p))
+	wg.Wait()
+}
+
+// writeTensor stores t's elements at p in t's element type.
+func writeTensor(p unsafe.Pointer, t *interp.Tensor) {
+	n := t.Len()
+	if n == 0 {
+		return
+	}
+	switch t.Type.DType {
+	case ir.F32:
+		s := unsafe.Slice((*float32)(p), n)
+		for i, v := range t.F {
+			s[i] = float32(v)
+		}
+	case ir.F64:
+		copy(unsafe.Slice((*float64)(p), n), t.F)
+	case ir.F16:
+		s := unsafe.Slice((*uint16)(p), n)
+		for i, v := range t.F {
+			s[i] = float16.Fromfloat32(float32(v)).Bits()
+		}
+	case ir.BF16:
+		s := unsafe.Slice((*uint16)(p), n)
+		for i, v := range t.F {
+			s[i] = uint16(math.Float32bits(float32(v)) >> 16)
+		}
+	case ir.I32:
+		s := unsafe.Slice((*int32)(p), n)
+		for i, v := range t.I {
+			s[i] = int32(v)
+		}
+	case ir.I64:
+		copy(unsafe.Slice((*int64)(p), n), t.I)
+	case ir.Bool:
+		s := unsafe.Slice((*uint8)(p), n)
+		for i, v := range t.I {
+			s[i] = 0
+			if v != 0 {
+				s[i] = 1
+			}
+		}
+	}
+}
+
+// readTensor returns a tensor of type t holding the elements at p.
+func readTensor(p unsafe.Pointer, t ir.Type) *interp.Tensor {
+	out := interp.NewTensor(t)
+	n := out.Len()
+	if n == 0 {
+		return out
+	}
+	switch t.DType {
+	case ir.F32:
+		for i, v := range unsafe.Slice((*float32)(p), n) {
+			out.F[i] = float64(v)
+		}
+	case ir.F64:
+		copy(out.F, unsafe.Slice((*float64)(p), n))
+	case ir.F16:
+		for i, v := range unsafe.Slice((*uint16)(p), n) {
+			out.F[i] = float64(float16.Frombits(v).Float32())
+		}
+	case ir.BF16:
+		for i, v := range unsafe.Slice((*uint16)(p), n) {
+			out.F[i] = float64(math.Float32frombits(uint32(v) << 16))
+		}
+	case ir.I32:
+		for i, v := range unsafe.Slice((*int32)(p), n) {
+			out.I[i] = int64(v)
+		}
+	case ir.I64:
+		copy(out.I, unsafe.Slice((*int64)(p), n))
+	case ir.Bool:
+		for i, v := range unsafe.Slice((*uint8)(p), n) {
+			out.I[i] = int64(v)
+		}
+	}
+	return out
+}
