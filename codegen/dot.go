@@ -33,22 +33,54 @@ type DotSpec struct {
 	// kernel assumes AVX-512 (it computes on <16 x float> vectors).
 	CPU string
 
-	// tune, when not nil, replaces the blocking that DotKernel would
-	// choose (benchmarks and tests only).
-	tune *gemmPlan
+	// Blocking, when not nil, sets the blocking (benchmarks and tuning);
+	// its zero fields take the defaults.
+	Blocking *DotBlocking
 }
 
-// gemmPlan is the blocking of one kernel (Goto's algorithm, as in BLIS):
-// the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/16
+// DotBlocking is the blocking of one kernel (Goto's algorithm, as in
+// BLIS): the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/16
 // accumulators of <16 x float>); B is packed by panels of KC×NC into
-// slivers of NR columns; A is read in place or packed (PackA) by blocks of
-// MC×KC into slivers of MR rows.
-type gemmPlan struct {
-	MR, NR     int  // micro-tile; NR is a multiple of 16
-	KC, MC, NC int  // cache blocks; MC and RB are multiples of MR, NC of NR
-	RB         int  // rows of C in one unit of the parallel range
-	KU         int  // unrolling of the micro-kernel's k loop
-	PackA      bool // copy A blocks into slivers before use
+// slivers of NR columns; A is read in place or packed by blocks of MC×KC
+// into slivers of MR rows.
+type DotBlocking struct {
+	MR, NR     int // micro-tile; NR is a multiple of 16
+	KC, MC, NC int // cache blocks; MC and RB are made multiples of MR, NC of NR
+	RB         int // rows of C in one unit of the parallel range
+	KU         int // unrolling of the micro-kernel's k loop
+	PackA      int // 1: copy A blocks before use; -1: read A in place; 0: decide
+}
+
+// The micro-kernel broadcasts A[i, k] for its MR rows i from addresses
+// a + k·sk + i·si with constant strides. Read in place, A's rows are K
+// floats apart; when 4·K bytes is a multiple of a large power of two, all
+// MR rows fall in one set of the 8-way L1 and evict each other. Packing A
+// copies the block row by row to a stride of gemmLDA(KC) (a memcpy per row)
+// whose rows spread over the sets. A stored transposed is packed into
+// slivers of MR floats per k instead, so that the micro-kernel reads it
+// contiguously.
+
+// gemmL1Crowd is the largest number of the MR rows, k floats apart, that
+// share one set of a 64-set L1 (lines of 64 bytes).
+func gemmL1Crowd(mr, k int) int {
+	count := map[int]int{}
+	most := 0
+	for i := 0; i < mr; i++ {
+		set := (i * k * 4 / 64) % 64
+		count[set]++
+		most = max(most, count[set])
+	}
+	return most
+}
+
+// gemmLDA is the row stride of packed A blocks: at least kc, a multiple of
+// 16 floats, with at most 2 of the MR rows sharing an L1 set.
+func gemmLDA(mr, kc int) int {
+	ld := (kc + 15) / 16 * 16
+	for gemmL1Crowd(mr, ld) > 2 {
+		ld += 16
+	}
+	return ld
 }
 
 // Blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 zmm registers).
@@ -61,25 +93,39 @@ const (
 	gemmKU = 4
 )
 
-func (s DotSpec) plan() gemmPlan {
-	if s.tune != nil {
-		return *s.tune
+func (s DotSpec) plan() DotBlocking {
+	var p DotBlocking
+	if s.Blocking != nil {
+		p = *s.Blocking
 	}
-	p := gemmPlan{MR: gemmMR, NR: gemmNR, KC: gemmKC, MC: gemmMC, NC: gemmNC, KU: gemmKU}
-	p.RB = p.MC
-	// Packing A costs about one move per element of A and pays back in
-	// fewer cache misses; it only pays for wide products, and for A
-	// stored transposed, whose slivers would otherwise be strided.
-	p.PackA = s.TransA && s.N >= 4*p.NR
+	def := func(x *int, v int) {
+		if *x <= 0 {
+			*x = v
+		}
+	}
+	def(&p.MR, gemmMR)
+	def(&p.NR, gemmNR)
+	def(&p.KC, gemmKC)
+	def(&p.MC, gemmMC)
+	def(&p.NC, gemmNC)
+	def(&p.KU, gemmKU)
+	def(&p.RB, p.MC)
+	if p.PackA == 0 {
+		// Packing A costs a copy of A per panel of B; it pays when A's
+		// rows would crowd the L1, and for A stored transposed (whose
+		// rows would be read with a stride of M) unless the product is
+		// too narrow to pay for the copy.
+		p.PackA = -1
+		if s.TransA && s.N >= 4*p.NR || !s.TransA && gemmL1Crowd(p.MR, s.K) > 4 {
+			p.PackA = 1
+		}
+	}
 	return p.fit(s)
 }
 
 // fit shrinks the blocks to the problem, keeping their multiples.
-func (p gemmPlan) fit(s DotSpec) gemmPlan {
+func (p DotBlocking) fit(s DotSpec) DotBlocking {
 	roundUp := func(x, m int) int { return (x + m - 1) / m * m }
-	if p.MR <= 0 || p.NR <= 0 || p.NR%16 != 0 {
-		panic(fmt.Sprintf("codegen: bad dot micro-tile %d×%d", p.MR, p.NR))
-	}
 	p.MC = roundUp(max(p.MC, p.MR), p.MR)
 	p.RB = roundUp(max(p.RB, p.MR), p.MR)
 	p.NC = roundUp(max(p.NC, p.NR), p.NR)
@@ -112,6 +158,9 @@ func (s DotSpec) check() error {
 	const lim = 1 << 40
 	if int64(s.Batch)*int64(s.M)*int64(s.K) > lim || int64(s.Batch)*int64(s.K)*int64(s.N) > lim || int64(s.Batch)*int64(s.M)*int64(s.N) > lim {
 		return fmt.Errorf("codegen: dot: operands too large: batch %d, M %d, N %d, K %d", s.Batch, s.M, s.N, s.K)
+	}
+	if b := s.Blocking; b != nil && (b.NR%16 != 0 || b.MR > 64 || b.NR > 256) {
+		return fmt.Errorf("codegen: dot: bad micro-tile %d×%d (NR must be a multiple of 16)", b.MR, b.NR)
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func gemmI64(v int64) *constant.Int { return constant.NewInt(types.I64, v) }
 type gemmGen struct {
 	mod  *llir.Module
 	s    DotSpec
-	p    gemmPlan
+	p    DotBlocking
 	name string
 
 	f    *llir.Func
@@ -264,8 +264,12 @@ func (g *gemmGen) emit() {
 	bpackN := int64(p.KC) * int64(p.NC)
 	bpack := g.alloca(bpackN)
 	var apack value.Value
-	if p.PackA {
-		apack = g.alloca(int64(p.MC) * int64(p.KC))
+	if p.PackA > 0 {
+		if s.TransA {
+			apack = g.alloca(int64(p.MC) * int64(p.KC))
+		} else {
+			apack = g.alloca(int64(p.MC) * int64(gemmLDA(p.MR, p.KC)))
+		}
 	}
 
 	bpb := int64((s.M + p.RB - 1) / p.RB) // row blocks per batch
@@ -312,7 +316,7 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 			g.packB(B, bpack, pc, kc, jc, nc)
 			g.loopStep("ic", r0, r1, int64(p.MC), func(ic value.Value) {
 				mc := g.min(gemmI64(int64(p.MC)), g.sub(r1, ic))
-				if p.PackA {
+				if p.PackA > 0 {
 					g.packA(A, apack, ic, mc, pc, kc)
 				}
 				g.loopStep("jr", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
@@ -324,8 +328,10 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 					g.loopStep("ir", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 						var ap value.Value
 						switch {
-						case p.PackA:
+						case p.PackA > 0 && s.TransA:
 							ap = g.gep(apack, g.mul(ir, kc))
+						case p.PackA > 0:
+							ap = g.gep(apack, g.mulc(ir, int64(gemmLDA(p.MR, p.KC))))
 						case s.TransA:
 							ap = g.gep(A, g.add(g.mulc(pc, M), g.add(ic, ir)))
 						default:
@@ -423,27 +429,34 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 	})
 }
 
-// packA copies A[ic:ic+mc, pc:pc+kc] into apack: sliver ir/MR at
+// packA copies A[ic:ic+mc, pc:pc+kc] into apack. A stored M×K: row r of
+// the block at apack + r·gemmLDA(MR, KC). A stored K×M: sliver ir/MR at
 // apack + ir·kc, holding MR floats for each k (only M mod MR of them in the
 // last sliver of the matrix).
 func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	s, p := g.s, g.p
 	M, K := int64(s.M), int64(s.K)
+	if !s.TransA {
+		ld := int64(gemmLDA(p.MR, p.KC))
+		g.loopStep("par", gemmI64(0), mc, 1, func(r value.Value) {
+			src := g.gep(A, g.add(g.mulc(g.add(ic, r), K), pc))
+			dst := g.gep(apack, g.mulc(r, ld))
+			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
+				g.storeF(g.loadF(g.gep(src, k)), g.gep(dst, k))
+			})
+		})
+		return
+	}
 	mrem := int(M) % p.MR
 	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 		dst := g.gep(apack, g.mul(ir, kc))
-		row := g.add(ic, ir)
+		src := g.gep(A, g.add(g.mulc(pc, M), g.add(ic, ir)))
 		copyRows := func(rows int) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
+				sp := g.gep(src, g.mulc(k, M))
 				for i := 0; i < rows; i++ {
-					var sp value.Value
-					if s.TransA {
-						sp = g.gep(A, g.add(g.mulc(g.add(pc, k), M), g.addc(row, int64(i))))
-					} else {
-						sp = g.gep(A, g.add(g.mulc(g.addc(row, int64(i)), K), g.add(pc, k)))
-					}
-					g.storeF(g.loadF(sp), g.gep(dp, gemmI64(int64(i))))
+					g.storeF(g.loadF(g.gep(sp, gemmI64(int64(i)))), g.gep(dp, gemmI64(int64(i))))
 				}
 			})
 		}
@@ -493,8 +506,10 @@ func (g *gemmGen) microFor(mr, nr int) {
 	// A's addressing: element (i, k) of the sliver at a + k·sk + i·si.
 	var sk, si int64
 	switch {
-	case p.PackA:
+	case p.PackA > 0 && s.TransA:
 		sk, si = int64(p.MR), 1
+	case p.PackA > 0:
+		sk, si = 1, int64(gemmLDA(p.MR, p.KC))
 	case s.TransA:
 		sk, si = M, 1
 	default:
