@@ -24,13 +24,15 @@
 //
 // # Semantics
 //
-// Kernels compute what runtime/interp computes. f32 and f64 arithmetic is
-// done in the type itself (add, sub, mul, div, sqrt give the interpreter's
-// results exactly; exp, log, tanh, erf, sin, cos, pow call libm and may
-// differ in the last place). f16 and bf16 values are computed in double and
-// rounded to the dtype after every op, with the interpreter's single
-// round-to-nearest-even (a round-to-odd step to f32 first), so they match it
-// bit for bit up to libm. Reductions, dot and scatter_add accumulate floats
+// Kernels compute what runtime/interp computes. f32 add, sub, mul, div,
+// sqrt, recip, max, min, compares and conversions are done in float and are
+// correctly rounded, so they equal the interpreter's results; exp, log,
+// tanh, erf, sin, cos, rsqrt and pow are computed in double (libm) and
+// rounded once, as the interpreter does, so they differ from it only where
+// libm and Go's math differ in the last place of a double. f16 and bf16
+// values are computed in double and rounded to the dtype after every op,
+// with the interpreter's single round-to-nearest-even (a round-to-odd step
+// to f32 first). Reductions, dot and scatter_add accumulate floats
 // in double and integers in their own type (wrapping), and round once, as
 // the interpreter does.
 //

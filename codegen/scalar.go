@@ -47,6 +47,16 @@ func fconst(t types.Type, x float64) value.Value {
 // isHalf reports whether d is computed in double and rounded after each op.
 func isHalf(d ir.DType) bool { return d == ir.F16 || d == ir.BF16 }
 
+// inDouble are the f32 ops computed in double and rounded once, as the
+// interpreter does: libm's double functions are within an ulp of Go's, so
+// the f32 results are (all but always) the interpreter's bit for bit. The
+// f32 ops not listed (add, sub, mul, div, sqrt, recip, ...) are correctly
+// rounded in float itself.
+var inDouble = map[ir.Op]bool{
+	ir.OpExp: true, ir.OpLog: true, ir.OpTanh: true, ir.OpErf: true, ir.OpSin: true,
+	ir.OpCos: true, ir.OpRsqrt: true, ir.OpPow: true,
+}
+
 // unary applies a unary elementwise op to x, a compute value of dtype d.
 func (g *kgen) unary(op ir.Op, d ir.DType, x value.Value) value.Value {
 	b := g.b
@@ -68,6 +78,9 @@ func (g *kgen) unary(op ir.Op, d ir.DType, x value.Value) value.Value {
 			return x
 		}
 		fail("%v on %v", op, d)
+	}
+	if d == ir.F32 && inDouble[op] {
+		return b.NewFPTrunc(g.unary(op, ir.F64, b.NewFPExt(x, types.Double)), types.Float)
 	}
 	var r value.Value
 	exact := false // the result needs no rounding to d
@@ -142,6 +155,9 @@ func (g *kgen) binary(op ir.Op, d ir.DType, x, y value.Value) value.Value {
 			return b.NewOr(x, y)
 		}
 		fail("%v on %v", op, d)
+	}
+	if d == ir.F32 && inDouble[op] {
+		return b.NewFPTrunc(g.binary(op, ir.F64, b.NewFPExt(x, types.Double), b.NewFPExt(y, types.Double)), types.Float)
 	}
 	var r value.Value
 	exact := false
