@@ -49,6 +49,13 @@
 //     updates are read in order.
 //   - rng: blocks of four values (one Philox4x32-10 block each).
 //
+// A fusion instruction is one kernel for its whole callee: the callee's
+// parameters are the operand buffers and its instructions are computed
+// elementally inside the kernel's loops (a reduce or dot inside the callee
+// loops over its reduced or contracting axes where its value is needed).
+// The root decides the loop: a reduce or dot root loops over the result
+// elements, anything else as an elemental kernel.
+//
 // reshape and stop_gradient are no-ops: they get no kernel, and the
 // Program's Aliases tell the runtime to share the operand's buffer.
 package codegen
@@ -155,17 +162,30 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 	}()
 	g := m.newKernel(sym, v.Args, v)
 	k = Kernel{Symbol: sym, Args: v.Args}
-	switch v.Op {
+	root := v
+	if v.Op == ir.OpFusion {
+		// The callee's parameters are the kernel's operand buffers; its
+		// instructions are computed inside the kernel.
+		c := v.Callee
+		for i, p := range c.Params {
+			g.ptrs[p] = g.ptrs[v.Args[i]]
+		}
+		root = c.Results[0]
+	}
+	switch root.Op {
 	case ir.OpReduceSum, ir.OpReduceMax:
-		k.Extent, k.Cost = g.emitReduce(v)
+		k.Extent, k.Cost = g.emitFlat(root)
 	case ir.OpDot:
-		k.Extent, k.Cost = g.emitDot(v)
+		k.Extent, k.Cost = g.emitDot(root)
 	case ir.OpScatterAdd:
-		k.Extent, k.Cost = g.emitScatterAdd(v)
+		k.Extent, k.Cost = g.emitScatterAdd(root)
 	case ir.OpRng:
-		k.Extent, k.Cost = g.emitRng(v)
+		k.Extent, k.Cost = g.emitRng(root)
 	default:
-		k.Extent, k.Cost = g.emitElemental(v)
+		k.Extent, k.Cost = g.emitElemental(root)
+	}
+	if v.Op == ir.OpFusion {
+		k.Cost = fusionCost(v.Callee)
 	}
 	g.finish()
 	return k, nil
@@ -235,4 +255,22 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// fusionCost estimates the work per result element of a fused callee: its
+// instructions, each reduce or dot counting its reduced elements.
+func fusionCost(c *ir.Func) int64 {
+	cost := int64(1)
+	for _, w := range c.Body {
+		cost++
+		switch w.Op {
+		case ir.OpReduceSum, ir.OpReduceMax, ir.OpDot:
+			n := int64(w.Args[0].Type.Shape.NumElements())
+			if out := int64(w.Type.Shape.NumElements()); out > 0 {
+				n /= out
+			}
+			cost += 2 * max(n, 1)
+		}
+	}
+	return cost
 }

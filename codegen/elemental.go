@@ -159,6 +159,12 @@ func (g *kgen) elemOp(v *ir.Value, ix *index) value.Value {
 		return constValue(d, val)
 	case ir.OpGather:
 		return g.elemGather(v, ix)
+	case ir.OpReduceSum, ir.OpReduceMax:
+		return g.elemReduce(v, ix)
+	case ir.OpDot:
+		return g.elemDot(v, ix)
+	case ir.OpRng:
+		return g.elemRng(v, ix)
 	}
 	fail("%v is not elemental", v.Op)
 	return nil

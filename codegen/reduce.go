@@ -50,25 +50,33 @@ func (g *kgen) nestedLoops(name string, sizes []int, body func(ix []value.Value)
 	rec(0, nil)
 }
 
-// emitReduce: the parallel range is the flattened result; each result
-// element loops over the reduced axes in order (the last innermost), as the
-// interpreter sums them. Sums accumulate in double for floats; max starts
-// from -inf (the integer minimum) and propagates NaN.
-func (g *kgen) emitReduce(v *ir.Value) (extent, cost int64) {
-	x := v.Args[0]
-	d := v.Type.DType
-	axes := v.Attrs.Ints("axes")
-	reduced := make([]bool, x.Type.Rank())
-	var sizes []int
-	red := int64(1)
-	for _, a := range axes {
-		reduced[a] = true
-		sizes = append(sizes, x.Type.Shape[a])
-		red *= int64(x.Type.Shape[a])
-	}
+// emitFlat emits a kernel whose parallel range is the flattened result,
+// each call computing its elements one by one (reduce and dot roots, which
+// loop inside every element).
+func (g *kgen) emitFlat(v *ir.Value) (extent, cost int64) {
 	n := int64(v.Type.Shape.NumElements())
 	if n == 0 {
 		return 0, 1
+	}
+	g.forLoop("out", g.lo, g.hi, func(o value.Value) {
+		g.storeAt(g.res.Type.DType, g.elem(v, atLinear(v.Type.Shape, o)), g.out, o)
+	})
+	red := int64(v.Args[0].Type.Shape.NumElements()) / n
+	return n, 1 + red
+}
+
+// elemReduce computes one element of a reduce: a loop over the reduced axes
+// in order (the last innermost), as the interpreter sums them. Sums
+// accumulate in double for floats; max starts from -inf (the integer
+// minimum) and propagates NaN as Go's math.Max.
+func (g *kgen) elemReduce(v *ir.Value, ix *index) value.Value {
+	x := v.Args[0]
+	d := v.Type.DType
+	reduced := make([]bool, x.Type.Rank())
+	var sizes []int
+	for _, a := range v.Attrs.Ints("axes") {
+		reduced[a] = true
+		sizes = append(sizes, x.Type.Shape[a])
 	}
 	isMax := v.Op == ir.OpReduceMax
 	at := accType(d)
@@ -76,45 +84,42 @@ func (g *kgen) emitReduce(v *ir.Value) (extent, cost int64) {
 		at = computeType(d)
 	}
 	acc := g.alloca(at)
-	g.forLoop("out", g.lo, g.hi, func(o value.Value) {
-		kept := g.dims(atLinear(v.Type.Shape, o))
-		if isMax {
-			g.b.NewStore(minValue(d), acc)
-		} else {
-			g.b.NewStore(zeroAcc(d), acc)
-		}
-		g.nestedLoops("red", sizes, func(ri []value.Value) {
-			full := make([]value.Value, x.Type.Rank())
-			k, r := 0, 0
-			for i := range full {
-				if reduced[i] {
-					full[i] = ri[r]
-					r++
-				} else {
-					full[i] = kept[k]
-					k++
-				}
+	kept := g.dims(ix)
+	if isMax {
+		g.b.NewStore(minValue(d), acc)
+	} else {
+		g.b.NewStore(zeroAcc(d), acc)
+	}
+	g.nestedLoops("red", sizes, func(ri []value.Value) {
+		full := make([]value.Value, x.Type.Rank())
+		k, r := 0, 0
+		for i := range full {
+			if reduced[i] {
+				full[i] = ri[r]
+				r++
+			} else {
+				full[i] = kept[k]
+				k++
 			}
-			e := g.elem(x, atDims(x.Type.Shape, full))
-			a := g.b.NewLoad(at, acc)
-			var s value.Value
-			switch {
-			case isMax && d.IsFloat():
-				s = g.maxMin(true, a, e)
-			case isMax:
-				s = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, e, a), e, a)
-			default:
-				s = g.accumulate(d, a, e)
-			}
-			g.b.NewStore(s, acc)
-		})
-		res := value.Value(g.b.NewLoad(at, acc))
-		if !isMax {
-			res = g.finishSum(d, res)
 		}
-		g.storeAt(d, res, g.out, o)
+		e := g.elem(x, atDims(x.Type.Shape, full))
+		a := g.b.NewLoad(at, acc)
+		var s value.Value
+		switch {
+		case isMax && d.IsFloat():
+			s = g.maxMin(true, a, e)
+		case isMax:
+			s = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, e, a), e, a)
+		default:
+			s = g.accumulate(d, a, e)
+		}
+		g.b.NewStore(s, acc)
 	})
-	return n, 1 + red
+	res := value.Value(g.b.NewLoad(at, acc))
+	if !isMax {
+		res = g.finishSum(d, res)
+	}
+	return res
 }
 
 // zeroAcc is 0 of accType(d).

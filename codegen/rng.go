@@ -37,6 +37,81 @@ func (g *kgen) philox(k0, k1 value.Value, c [4]value.Value) [4]value.Value {
 	return c
 }
 
+// rngSetup returns the key words of an rng instruction's seed operand.
+func (g *kgen) rngKey(v *ir.Value) (k0, k1 value.Value) {
+	seed := g.elem(v.Args[0], atDims(ir.Shape{}, nil))
+	k0 = g.b.NewTrunc(seed, types.I32)
+	k1 = g.b.NewTrunc(g.b.NewLShr(seed, i64c(32)), types.I32)
+	return k0, k1
+}
+
+// rngUniforms returns the four uniforms (doubles in [0, 1), 32 random bits
+// each) of Philox block blk of v's stream.
+func (g *kgen) rngUniforms(v *ir.Value, k0, k1, blk value.Value) [4]value.Value {
+	stream := uint64(int64(v.Attrs.Int("stream")))
+	b := g.b
+	ctr := [4]value.Value{
+		b.NewTrunc(blk, types.I32), b.NewTrunc(b.NewLShr(blk, i64c(32)), types.I32),
+		i32c(int64(uint32(stream))), i32c(int64(uint32(stream >> 32))),
+	}
+	w := g.philox(k0, k1, ctr)
+	var u [4]value.Value
+	for i := range u {
+		u[i] = b.NewFMul(b.NewUIToFP(w[i], types.Double), fconst(types.Double, 0x1p-32))
+	}
+	return u
+}
+
+// boxMuller returns r·cos(2π u1) and r·sin(2π u1) with r = sqrt(-2 ln(1-u0)),
+// as interp.Normal.
+func (g *kgen) boxMuller(u0, u1 value.Value) (z0, z1 value.Value) {
+	b := g.b
+	l := g.callF("log", false, b.NewFSub(fconst(types.Double, 1), u0))
+	r := g.callF("sqrt", false, b.NewFMul(fconst(types.Double, -2), l))
+	th := b.NewFMul(fconst(types.Double, 2*math.Pi), u1)
+	return b.NewFMul(r, g.callF("cos", false, th)), b.NewFMul(r, g.callF("sin", false, th))
+}
+
+// rngRound rounds a double from the stream to v's dtype; uniform values that
+// round up to 1 become the largest value below 1, as the interpreter.
+func (g *kgen) rngRound(v *ir.Value, x value.Value) value.Value {
+	d := v.Type.DType
+	x = g.roundDouble(d, x)
+	if v.Attrs.String("dist") == "normal" {
+		return x
+	}
+	below1 := map[ir.DType]float64{ir.F64: 1 - 0x1p-53, ir.F32: 1 - 0x1p-24, ir.F16: 1 - 0x1p-11, ir.BF16: 1 - 0x1p-8}[d]
+	t := x.Type()
+	one := g.b.NewFCmp(enum.FPredOGE, x, fconst(t, 1))
+	return g.b.NewSelect(one, fconst(t, below1), x)
+}
+
+// elemRng computes one element i of an rng: word i%4 of block i/4 (uniform),
+// or the cosine (even i) or sine (odd i) of the pair i&^1 (normal).
+func (g *kgen) elemRng(v *ir.Value, ix *index) value.Value {
+	b := g.b
+	k0, k1 := g.rngKey(v)
+	lin := g.linear(ix)
+	u := g.rngUniforms(v, k0, k1, b.NewLShr(lin, i64c(2)))
+	word := b.NewAnd(lin, i64c(3))
+	pick := func(w value.Value, xs [4]value.Value) value.Value {
+		r := xs[3]
+		for i := 2; i >= 0; i-- {
+			r = b.NewSelect(b.NewICmp(enum.IPredEQ, w, i64c(int64(i))), xs[i], r)
+		}
+		return r
+	}
+	if v.Attrs.String("dist") != "normal" {
+		return g.rngRound(v, pick(word, u))
+	}
+	first := b.NewICmp(enum.IPredULT, word, i64c(2))
+	u0 := b.NewSelect(first, u[0], u[2])
+	u1 := b.NewSelect(first, u[1], u[3])
+	z0, z1 := g.boxMuller(u0, u1)
+	odd := b.NewICmp(enum.IPredNE, b.NewAnd(word, i64c(1)), i64c(0))
+	return g.rngRound(v, b.NewSelect(odd, z1, z0))
+}
+
 // emitRng: the parallel range is the blocks of four values; block b is the
 // Philox block with key (seed low, seed high) and counter (b low, b high,
 // stream low, stream high), so value i is word i%4 of block i/4, as
@@ -48,45 +123,18 @@ func (g *kgen) emitRng(v *ir.Value) (extent, cost int64) {
 	if n == 0 {
 		return 0, 1
 	}
-	stream := uint64(int64(v.Attrs.Int("stream")))
-	normal := v.Attrs.String("dist") == "normal"
-	blocks := (n + 3) / 4
-	seed := g.elem(v.Args[0], atDims(ir.Shape{}, nil))
-	k0 := g.b.NewTrunc(seed, types.I32)
-	k1 := g.b.NewTrunc(g.b.NewLShr(seed, i64c(32)), types.I32)
-	below1 := map[ir.DType]float64{ir.F64: 1 - 0x1p-53, ir.F32: 1 - 0x1p-24, ir.F16: 1 - 0x1p-11, ir.BF16: 1 - 0x1p-8}[d]
+	k0, k1 := g.rngKey(v)
 	g.forLoop("block", g.lo, g.hi, func(blk value.Value) {
-		b := g.b
-		ctr := [4]value.Value{
-			b.NewTrunc(blk, types.I32), b.NewTrunc(b.NewLShr(blk, i64c(32)), types.I32),
-			i32c(int64(uint32(stream))), i32c(int64(uint32(stream >> 32))),
+		u := g.rngUniforms(v, k0, k1, blk)
+		z := u
+		if v.Attrs.String("dist") == "normal" {
+			z[0], z[1] = g.boxMuller(u[0], u[1])
+			z[2], z[3] = g.boxMuller(u[2], u[3])
 		}
-		w := g.philox(k0, k1, ctr)
-		var u [4]value.Value
-		for i := range u {
-			u[i] = b.NewFMul(b.NewUIToFP(w[i], types.Double), fconst(types.Double, 0x1p-32))
+		for i := range z {
+			z[i] = g.rngRound(v, z[i])
 		}
-		var z [4]value.Value
-		if normal {
-			for j := 0; j < 4; j += 2 {
-				l := g.callF("log", false, b.NewFSub(fconst(types.Double, 1), u[j]))
-				r := g.callF("sqrt", false, b.NewFMul(fconst(types.Double, -2), l))
-				th := b.NewFMul(fconst(types.Double, 2*math.Pi), u[j+1])
-				z[j] = b.NewFMul(r, g.callF("cos", false, th))
-				z[j+1] = b.NewFMul(r, g.callF("sin", false, th))
-			}
-			for i := range z {
-				z[i] = g.roundDouble(d, z[i])
-			}
-		} else {
-			for i := range z {
-				x := g.roundDouble(d, u[i])
-				t := x.Type()
-				one := b.NewFCmp(enum.FPredOGE, x, fconst(t, 1))
-				z[i] = b.NewSelect(one, fconst(t, below1), x)
-			}
-		}
-		first := b.NewMul(blk, i64c(4))
+		first := g.b.NewMul(blk, i64c(4))
 		for i := range z {
 			at := g.b.NewAdd(first, i64c(int64(i)))
 			if n%4 == 0 {
@@ -98,5 +146,5 @@ func (g *kgen) emitRng(v *ir.Value) (extent, cost int64) {
 			})
 		}
 	})
-	return blocks, 100
+	return (n + 3) / 4, 100
 }

@@ -1,0 +1,113 @@
+package cpu
+
+import (
+	"math/rand"
+	"os"
+	"testing"
+
+	"xlc/ir"
+	"xlc/runtime/interp"
+)
+
+// fusedText has one fusion of each kind on shapes big enough to split
+// across cores: a loop fusion, a dot with an epilogue (batched), and row
+// kernels (softmax, layer norm) whose reduced values are broadcast back.
+const fusedText = `func @fused(%x: f32[64,48], %b: f32[48], %w: f32[4,48,40], %k: i64[]) -> (loop: f32[64,48], dot: f32[4,16,40], softmax: f32[64,48], norm: f32[64,48], noise: f32[64,48], sums: f32[64]) {
+  %0 = fusion %x, %b {calls=fused.0, kind=loop} : f32[64,48]
+  %1 = reshape %0 : f32[4,16,48]
+  %2 = fusion %1, %w {calls=fused.1, kind=dot} : f32[4,16,40]
+  %3 = fusion %0 {calls=fused.2, kind=reduce} : f32[64,48]
+  %4 = fusion %x, %b {calls=fused.3, kind=reduce} : f32[64,48]
+  %5 = fusion %k, %x {calls=fused.4, kind=loop} : f32[64,48]
+  %6 = fusion %x {calls=fused.5, kind=reduce} : f32[64]
+  return %0, %2, %3, %4, %5, %6
+}
+
+func @fused.0(%p0: f32[64,48], %p1: f32[48]) -> (f32[64,48]) {
+  %0 = broadcast %p1 {dims=[1]} : f32[64,48]
+  %1 = add %p0, %0 : f32[64,48]
+  %2 = tanh %1 : f32[64,48]
+  return %2
+}
+
+func @fused.1(%p0: f32[4,16,48], %p1: f32[4,48,40]) -> (f32[4,16,40]) {
+  %0 = dot %p0, %p1 {batch=[[0],[0]], contract=[[2],[1]]} : f32[4,16,40]
+  %1 = constant {value=0.5} : f32[4,16,40]
+  %2 = mul %0, %1 : f32[4,16,40]
+  %3 = max %2, %1 : f32[4,16,40]
+  return %3
+}
+
+func @fused.2(%p0: f32[64,48]) -> (f32[64,48]) {
+  %0 = reduce_max %p0 {axes=[1]} : f32[64]
+  %1 = broadcast %0 {dims=[0]} : f32[64,48]
+  %2 = sub %p0, %1 : f32[64,48]
+  %3 = exp %2 : f32[64,48]
+  %4 = reduce_sum %3 {axes=[1]} : f32[64]
+  %5 = broadcast %4 {dims=[0]} : f32[64,48]
+  %6 = div %3, %5 : f32[64,48]
+  return %6
+}
+
+func @fused.3(%p0: f32[64,48], %p1: f32[48]) -> (f32[64,48]) {
+  %0 = reduce_sum %p0 {axes=[1]} : f32[64]
+  %1 = constant {value=0.020833333333333332} : f32[64]
+  %2 = mul %0, %1 : f32[64]
+  %3 = broadcast %2 {dims=[0]} : f32[64,48]
+  %4 = sub %p0, %3 : f32[64,48]
+  %5 = mul %4, %4 : f32[64,48]
+  %6 = reduce_sum %5 {axes=[1]} : f32[64]
+  %7 = mul %6, %1 : f32[64]
+  %8 = constant {value=1e-05} : f32[64]
+  %9 = add %7, %8 : f32[64]
+  %10 = rsqrt %9 : f32[64]
+  %11 = broadcast %10 {dims=[0]} : f32[64,48]
+  %12 = mul %4, %11 : f32[64,48]
+  %13 = broadcast %p1 {dims=[1]} : f32[64,48]
+  %14 = mul %12, %13 : f32[64,48]
+  return %14
+}
+
+func @fused.4(%p0: i64[], %p1: f32[64,48]) -> (f32[64,48]) {
+  %0 = rng %p0 {dist=uniform, stream=3} : f32[64,48]
+  %1 = constant {value=0.1} : f32[64,48]
+  %2 = lt %0, %1 : bool[64,48]
+  %3 = constant {value=0.0} : f32[64,48]
+  %4 = select %2, %3, %p1 : f32[64,48]
+  return %4
+}
+
+func @fused.5(%p0: f32[64,48]) -> (f32[64]) {
+  %0 = mul %p0, %p0 : f32[64,48]
+  %1 = reduce_sum %0 {axes=[1]} : f32[64]
+  %2 = sqrt %1 : f32[64]
+  return %2
+}
+`
+
+// TestFusion runs fusion instructions of every kind (each one kernel)
+// against the interpreter, which evaluates the callees op by op.
+func TestFusion(t *testing.T) {
+	needLLVM(t)
+	src, err := os.ReadFile("../../testdata/ir/fusion.ir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{string(src), fusedText} {
+		f, err := ir.ParseFunc(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewSource(1))
+		args := make([]*interp.Tensor, len(f.Params))
+		for i, p := range f.Params {
+			args[i] = randomTensor(r, p.Type, 0, 1<<40)
+		}
+		want, got := runBoth(t, f, args)
+		for i := range f.Results {
+			if msg := diff(got[i], want[i], 1e-5); msg != "" {
+				t.Errorf("@%s: %s: %s", f.Name, f.ResultNames[i], msg)
+			}
+		}
+	}
+}
