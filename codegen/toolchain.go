@@ -30,19 +30,25 @@ var toolInfo struct {
 	hostCPU  string
 }
 
+// lookTools finds the tools in PATH; the error is one line naming the
+// Debian package to install.
+func lookTools() (opt, llc, cc string, err error) {
+	var err1, err2 error
+	opt, err1 = exec.LookPath(optTool)
+	llc, err2 = exec.LookPath(llcTool)
+	if err1 != nil || err2 != nil {
+		return "", "", "", fmt.Errorf("codegen: %s and %s not found in PATH: install the Debian package llvm-19 (apt-get install llvm-19)", optTool, llcTool)
+	}
+	if cc, err = exec.LookPath(ccTool); err != nil {
+		return "", "", "", fmt.Errorf("codegen: %s not found in PATH: install the Debian package gcc (apt-get install gcc)", ccTool)
+	}
+	return opt, llc, cc, nil
+}
+
 func loadTools() error {
 	t := &toolInfo
 	t.once.Do(func() {
-		var err1, err2, err3 error
-		t.opt, err1 = exec.LookPath(optTool)
-		t.llc, err2 = exec.LookPath(llcTool)
-		if err1 != nil || err2 != nil {
-			t.err = fmt.Errorf("codegen: %s and %s not found in PATH: install the Debian package llvm-19 (apt-get install llvm-19)", optTool, llcTool)
-			return
-		}
-		t.cc, err3 = exec.LookPath(ccTool)
-		if err3 != nil {
-			t.err = fmt.Errorf("codegen: %s not found in PATH: install the Debian package gcc (apt-get install gcc)", ccTool)
+		if t.opt, t.llc, t.cc, t.err = lookTools(); t.err != nil {
 			return
 		}
 		var vs []string
