@@ -2,8 +2,10 @@ package passes
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,6 +20,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/p
 // pass on input.ir with Verify and Check and compares the printed result with
 // want.ir, or the error with want.err. It also checks that the golden is a
 // fixed point: the pass reports no change on want.ir and prints it back.
+// The archive comment may hold options ("fuel: N"); a fusion archive's
+// decisions section is the pass's decision log.
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob("../testdata/passes/*/*.txtar")
 	if err != nil {
@@ -33,6 +37,22 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// goldenOptions reads the pass options from an archive's comment: a line
+// "fuel: N" sets FusionFuel (default unlimited).
+func goldenOptions(comment string) (Options, error) {
+	opt := Options{FusionFuel: UnlimitedFuel}
+	for _, line := range strings.Split(comment, "\n") {
+		if v, ok := strings.CutPrefix(line, "fuel:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return opt, fmt.Errorf("comment: %q: %v", line, err)
+			}
+			opt.FusionFuel = n
+		}
+	}
+	return opt, nil
+}
+
 func section(a *txtar.Archive, name string) (string, bool) {
 	for _, f := range a.Files {
 		if f.Name == name {
@@ -43,7 +63,7 @@ func section(a *txtar.Archive, name string) (string, bool) {
 }
 
 func runGolden(t *testing.T, file, pass string) {
-	fn, ok := Lookup(pass)
+	_, ok := Lookup(pass)
 	if !ok {
 		t.Fatalf("no pass named %q", pass)
 	}
@@ -62,19 +82,35 @@ func runGolden(t *testing.T, file, pass string) {
 	if err := f.Verify(); err != nil {
 		t.Fatalf("input.ir does not verify: %v", err)
 	}
+	opt, err := goldenOptions(string(a.Comment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	if pass == "fusion" {
+		opt.FusionLog = &log
+	}
 	var gotName, got string
-	if err := Run(f, Options{Verify: true, Check: true, Passes: []string{pass}}); err != nil {
+	run := opt
+	run.Verify, run.Check, run.Passes = true, true, []string{pass}
+	if err := Run(f, run); err != nil {
 		gotName, got = "want.err", err.Error()+"\n"
 	} else {
 		gotName, got = "want.ir", f.String()
 	}
 	if *update {
 		files := []txtar.File{{Name: "input.ir", Data: []byte(input)}, {Name: gotName, Data: []byte(got)}}
+		if log.Len() > 0 {
+			files = append(files, txtar.File{Name: "decisions", Data: []byte(log.String())})
+		}
 		a.Files = files
 		if err := os.WriteFile(file, txtar.Format(a), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
+	}
+	if want, ok := section(a, "decisions"); (ok || log.Len() > 0) && want != log.String() {
+		t.Errorf("decisions differ:\n--- have\n%s--- want\n%s", log.String(), want)
 	}
 	want, ok := section(a, gotName)
 	if !ok {
@@ -90,7 +126,8 @@ func runGolden(t *testing.T, file, pass string) {
 	if err != nil {
 		t.Fatalf("want.ir: %v", err)
 	}
-	changed, err := fn(g)
+	opt.FusionLog = nil
+	changed, err := runPass(pass, g, opt)
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}

@@ -6,6 +6,7 @@ package passes
 import (
 	"fmt"
 	"hash/fnv"
+	"io"
 	"path/filepath"
 	"regexp"
 
@@ -18,20 +19,32 @@ type Pass func(f *ir.Func) (changed bool, err error)
 
 type pass struct {
 	name string // kebab-case
-	fn   Pass
-	doc  string
+	fn   func(f *ir.Func, opt Options) (changed bool, err error)
+	// on, when set, decides from the options whether the pass runs when
+	// Options.Passes does not name the passes; nil runs it always.
+	on  func(opt Options) bool
+	doc string
+}
+
+// plain adapts a pass that takes no options.
+func plain(p Pass) func(*ir.Func, Options) (bool, error) {
+	return func(f *ir.Func, _ Options) (bool, error) { return p(f) }
 }
 
 // pipeline is every pass, in the order Run runs them.
 var pipeline = [...]pass{
-	{name: "simplify", fn: simplify, doc: "fold constants, apply algebraic identities, fold shape ops, CSE and DCE to a fixed point"},
-	{name: "cse", fn: cse, doc: "merge identical instructions"},
-	{name: "dce", fn: dce, doc: "drop instructions that no result depends on"},
+	{name: "simplify", fn: plain(simplify), doc: "fold constants, apply algebraic identities, fold shape ops, CSE and DCE to a fixed point"},
+	{name: "cse", fn: plain(cse), doc: "merge identical instructions"},
+	{name: "dce", fn: plain(dce), doc: "drop instructions that no result depends on"},
+	{name: "fusion", fn: fusion, on: func(opt Options) bool { return opt.Fuse },
+		doc: "group instructions into loop, reduce and dot kernels called as fused functions (Options.Fuse)"},
 }
 
 // passOrder lists pairs of passes where before must run before after.
 var passOrder = [...]struct{ before, after string }{
-	{"cse", "dce"}, // CSE leaves the operands of merged duplicates dead
+	{"cse", "dce"},         // CSE leaves the operands of merged duplicates dead
+	{"simplify", "fusion"}, // fused functions are not simplified
+	{"dce", "fusion"},      // a dead value would become a kernel
 }
 
 func init() {
@@ -65,8 +78,21 @@ type Options struct {
 	// DumpDir (default ".") as <func>_<seq>__<pass>.ir.
 	DumpAfter *regexp.Regexp
 	DumpDir   string
-	// Passes names the passes to run, in pipeline order; nil runs them all.
+	// Passes names the passes to run, in pipeline order; nil runs them all
+	// but those off by default (fusion).
 	Passes []string
+
+	// Fuse runs the fusion pass, off by default: the interpreter gains
+	// nothing from it; a compiled backend sets it.
+	Fuse bool
+	// FusionFuel is how many decisions to fuse the fusion pass may take
+	// (the first N, in its deterministic order), so that a miscompile can be
+	// bisected to one decision; UnlimitedFuel (-1) takes them all. The zero
+	// value fuses nothing: set -1 with Fuse.
+	FusionFuel int
+	// FusionLog, when set, receives one line per fusion decision with its
+	// reason: "fuse %12 (exp) into %13 (reduce_sum): producer of a reduction".
+	FusionLog io.Writer
 }
 
 // Run runs the pipeline's passes on f in order.
@@ -85,14 +111,14 @@ func run(f *ir.Func, opt Options, table []pass) error {
 		want[n] = true
 	}
 	for seq, p := range table {
-		if opt.Passes != nil && !want[p.name] {
+		if opt.Passes != nil && !want[p.name] || opt.Passes == nil && p.on != nil && !p.on(opt) {
 			continue
 		}
 		var before uint64
 		if opt.Check {
 			before = textHash(f)
 		}
-		changed, err := p.fn(f)
+		changed, err := p.fn(f, opt)
 		if err != nil {
 			return fmt.Errorf("in pass %s: %v", p.name, err)
 		}
@@ -124,14 +150,27 @@ func textHash(f *ir.Func) uint64 {
 	return h.Sum64()
 }
 
-// Lookup returns the pass named name.
+// Lookup returns the pass named name, with default options (for fusion:
+// unlimited fuel, no log).
 func Lookup(name string) (Pass, bool) {
 	for _, p := range pipeline {
 		if p.name == name {
-			return p.fn, true
+			fn := p.fn
+			return func(f *ir.Func) (bool, error) { return fn(f, Options{FusionFuel: UnlimitedFuel}) }, true
 		}
 	}
 	return nil, false
+}
+
+// runPass runs the pass named name once with opt and reports whether it
+// changed f.
+func runPass(name string, f *ir.Func, opt Options) (bool, error) {
+	for _, p := range pipeline {
+		if p.name == name {
+			return p.fn(f, opt)
+		}
+	}
+	return false, fmt.Errorf("unknown pass %q", name)
 }
 
 // Names lists the passes in pipeline order.

@@ -58,7 +58,7 @@ func TestCheckCatchesUnreportedChange(t *testing.T) {
 		f.Results[0] = f.Body[len(f.Body)-1]
 		return false, nil
 	}
-	table := []pass{{name: "liar", fn: liar}}
+	table := []pass{{name: "liar", fn: plain(liar)}}
 	err := run(parse(t, smallFunc), Options{Check: true}, table)
 	if err == nil || !strings.Contains(err.Error(), "after pass liar: the function changed, but the pass reported no change") {
 		t.Errorf("have %v, want the liar caught", err)
@@ -73,7 +73,7 @@ func TestVerifyAfterPass(t *testing.T) {
 		f.Body[len(f.Body)-1].Args[0] = &ir.Value{Op: ir.OpExp, Type: ir.T(ir.F32, 2)}
 		return true, nil
 	}
-	err := run(parse(t, smallFunc), Options{Verify: true}, []pass{{name: "breaker", fn: breaker}})
+	err := run(parse(t, smallFunc), Options{Verify: true}, []pass{{name: "breaker", fn: plain(breaker)}})
 	if err == nil || !strings.HasPrefix(err.Error(), "after pass breaker: %2: operand") {
 		t.Errorf("have %v, want a verifier error after pass breaker", err)
 	}

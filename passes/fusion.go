@@ -1,0 +1,273 @@
+package passes
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"xlc/ir"
+)
+
+// UnlimitedFuel is the Options.FusionFuel that lets the fusion pass take
+// every decision to fuse.
+const UnlimitedFuel = -1
+
+// fusion groups f's instructions into kernels and replaces each group of two
+// or more by a fusion instruction calling a fused function (ir.OpFusion).
+// Afterwards:
+//   - every fusion's callee holds a loop kernel (elementwise and shape ops),
+//     a reduce kernel (reductions over one set of rows, see ir.FusionReduce)
+//     or a dot kernel (one dot and an elementwise epilogue), and has no
+//     fusion inside;
+//   - gather, scatter_add and rng are never fused: each stays its own kernel;
+//   - no value is computed twice, except constants, iotas and broadcasts of
+//     scalars, which are copied into each kernel that uses them;
+//   - identical fused functions (same ops, types, attributes and parameter
+//     order) are one function, named fused.N in order of first use, so a
+//     model's number of distinct kernels does not grow with its depth;
+//   - evaluating f gives bit for bit what it gave before: every callee
+//     computes the same ops on the same values;
+//   - running fusion again changes nothing (fusions are never re-fused).
+//
+// The rules, each decision logged with its reason (Options.FusionLog) and
+// counted against Options.FusionFuel, are in fusion_rules.go. The pass is
+// linear in the size of f apart from the work per kernel, which is bounded.
+func fusion(f *ir.Func, opt Options) (bool, error) {
+	z := newFuser(f, opt)
+	if z.log != nil {
+		fmt.Fprintf(z.log, "# fusion @%s\n", f.Name)
+	}
+	z.dotEpilogues()
+	z.grow()
+	return z.rewrite()
+}
+
+// A kernel is a group of instructions that becomes one fusion: its root is
+// the one value used outside it.
+type kernel struct {
+	root    *ir.Value
+	members map[*ir.Value]bool // the root, the instructions fused into it and the copies of cheap ones
+	dot     *ir.Value          // the dot of a dot kernel
+	reduces bool
+}
+
+func (k *kernel) kind() string {
+	switch {
+	case k.dot != nil:
+		return ir.FusionDot
+	case k.reduces:
+		return ir.FusionReduce
+	}
+	return ir.FusionLoop
+}
+
+// fuser is the state of one run of the fusion pass.
+type fuser struct {
+	f      *ir.Func
+	users  [][]*ir.Value // by ID: the distinct instructions using the value
+	result []bool        // by ID: the value is a result of f
+	kernel []*kernel     // by ID: the kernel an instruction belongs to (copies of cheap ones excluded)
+	copied []bool        // by ID: a cheap instruction copied into a kernel
+	needed []bool        // by ID, for cheap instructions: the original stays in f
+	fuel   int           // decisions to fuse left; negative: unlimited
+	log    io.Writer
+}
+
+func newFuser(f *ir.Func, opt Options) *fuser {
+	f.Renumber()
+	n := len(f.Body)
+	z := &fuser{
+		f:      f,
+		users:  make([][]*ir.Value, n),
+		result: make([]bool, n),
+		kernel: make([]*kernel, n),
+		copied: make([]bool, n),
+		needed: make([]bool, n),
+		fuel:   opt.FusionFuel,
+		log:    opt.FusionLog,
+	}
+	for _, v := range f.Body {
+		for _, a := range v.Args {
+			if a.IsParam() {
+				continue
+			}
+			if u := z.users[a.ID]; len(u) == 0 || u[len(u)-1] != v {
+				z.users[a.ID] = append(u, v)
+			}
+		}
+	}
+	for _, r := range f.Results {
+		if !r.IsParam() {
+			z.result[r.ID] = true
+		}
+	}
+	return z
+}
+
+// name is how the log names v: "%12 (exp)".
+func name(v *ir.Value) string { return v.Ref() + " (" + v.Op.String() + ")" }
+
+func (z *fuser) logf(format string, args ...any) {
+	if z.log != nil {
+		fmt.Fprintf(z.log, format+"\n", args...)
+	}
+}
+
+// take spends one unit of fuel; false when none is left.
+func (z *fuser) take() bool {
+	if z.fuel == 0 {
+		return false
+	}
+	if z.fuel > 0 {
+		z.fuel--
+	}
+	return true
+}
+
+// rewrite replaces every kernel of two or more members by a fusion and
+// drops the copied cheap instructions that nothing uses any more.
+func (z *fuser) rewrite() (bool, error) {
+	f := z.f
+	byKey := map[string]*ir.Func{}
+	next := 0
+	for _, c := range f.Callees() {
+		byKey[calleeKey(c)] = c
+		if s, ok := strings.CutPrefix(c.Name, "fused."); ok {
+			if n, err := strconv.Atoi(s); err == nil && n >= next {
+				next = n + 1
+			}
+		}
+	}
+	repl := make([]*ir.Value, len(f.Body))
+	body := make([]*ir.Value, 0, len(f.Body))
+	changed := false
+	get := func(a *ir.Value) *ir.Value {
+		if !a.IsParam() && repl[a.ID] != nil {
+			return repl[a.ID]
+		}
+		return a
+	}
+	for _, v := range f.Body {
+		k := z.kernel[v.ID]
+		switch {
+		case k != nil && len(k.members) > 1:
+			changed = true
+			if v != k.root {
+				continue // inside the kernel
+			}
+			callee, inputs := buildCallee(k)
+			key := calleeKey(callee)
+			if c, ok := byKey[key]; ok {
+				callee = c
+			} else {
+				byKey[key] = callee
+				for f.Name == "fused."+strconv.Itoa(next) {
+					next++
+				}
+				callee.Name = "fused." + strconv.Itoa(next)
+				next++
+			}
+			for i, a := range inputs {
+				inputs[i] = get(a)
+			}
+			fv := &ir.Value{
+				Op:     ir.OpFusion,
+				Args:   inputs,
+				Type:   v.Type,
+				Attrs:  ir.Attrs{}.Set("calls", callee.Name).Set("kind", k.kind()),
+				Callee: callee,
+			}
+			repl[v.ID] = fv
+			body = append(body, fv)
+		case z.copied[v.ID] && !z.needed[v.ID]:
+			changed = true // copied into every kernel that uses it
+		default:
+			for i, a := range v.Args {
+				v.Args[i] = get(a)
+			}
+			body = append(body, v)
+		}
+	}
+	for i, r := range f.Results {
+		f.Results[i] = get(r)
+	}
+	f.Body = body
+	f.Renumber()
+	return changed, nil
+}
+
+// buildCallee makes k's fused function (unnamed): its body is k's members
+// in the post-order of a walk from the root over operands left to right, a
+// canonical order (two kernels that compute the same thing print the same,
+// wherever their constants were defined), its parameters are the values k
+// reads from outside in order of first use, and its result is the root. It
+// returns those values too.
+func buildCallee(k *kernel) (*ir.Func, []*ir.Value) {
+	var order []*ir.Value
+	done := make(map[*ir.Value]bool, len(k.members))
+	type frame struct {
+		v    *ir.Value
+		next int
+	}
+	stack := []frame{{v: k.root}}
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if top.next < len(top.v.Args) {
+			a := top.v.Args[top.next]
+			top.next++
+			if k.members[a] && !done[a] {
+				done[a] = true
+				stack = append(stack, frame{v: a})
+			}
+			continue
+		}
+		order = append(order, top.v)
+		stack = stack[:len(stack)-1]
+	}
+	c := &ir.Func{}
+	val := make(map[*ir.Value]*ir.Value, len(order))
+	var inputs []*ir.Value
+	for _, m := range order {
+		args := make([]*ir.Value, len(m.Args))
+		for i, a := range m.Args {
+			w, ok := val[a]
+			if !ok {
+				w = &ir.Value{Name: "p" + strconv.Itoa(len(c.Params)), Type: cloneType(a.Type)}
+				c.Params = append(c.Params, w)
+				inputs = append(inputs, a)
+				val[a] = w
+			}
+			args[i] = w
+		}
+		w := &ir.Value{Op: m.Op, Args: args, Type: cloneType(m.Type), Attrs: m.Attrs, ID: len(c.Body)}
+		c.Body = append(c.Body, w)
+		val[m] = w
+	}
+	c.Results = []*ir.Value{val[k.root]}
+	return c, inputs
+}
+
+// calleeKey is the structural identity of a fused function: its text
+// without its name (ops, types, attributes, parameter order).
+func calleeKey(c *ir.Func) string {
+	saved := c.Name
+	c.Name = ""
+	var b strings.Builder
+	c.Print(&b)
+	c.Name = saved
+	return b.String()
+}
+
+// Kernels counts the kernels f runs: its fusions and its other instructions
+// except constants (splats, which a backend folds into their users) and
+// reshapes (a row-major reshape moves no data).
+func Kernels(f *ir.Func) int {
+	n := 0
+	for _, v := range f.Body {
+		if v.Op != ir.OpConstant && v.Op != ir.OpReshape {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,487 @@
+package passes
+
+import (
+	"fmt"
+	"slices"
+
+	"xlc/ir"
+)
+
+// The fusion rules. Kernels form in two sweeps; every decision to fuse
+// spends one unit of fuel and, like every decision not to, is logged with
+// its reason.
+//
+// Dot epilogues (dotEpilogues, in body order): a dot with one user takes the
+// elementwise ops over its output that follow it (bias add, activation,
+// residual add, convert) as long as the group keeps a single output; the
+// dot's operands are read from memory (no prologue).
+//
+// Producers into consumers (grow, in reverse body order, so consumers come
+// first): each kernel, rooted at the last value not yet in one, takes its
+// producers:
+//   - an elementwise or shape op (broadcast, reshape, transpose, slice, pad,
+//     concat, convert, select, compares, iota, constant) whose users are all
+//     in the kernel (loop fusion);
+//   - a constant, an iota or a broadcast of a scalar used elsewhere too is
+//     copied into the kernel (cheap to recompute; the scalar is read);
+//   - a reduce_sum or reduce_max whose users are all in the kernel, if every
+//     reduction of the kernel reduces the same axes of the same shape (its
+//     rows) and the reduced values only come back through broadcasts along
+//     the reduced axes (checkRows): softmax and layer norm become one kernel
+//     each, the reduction being the root or not;
+//   - never a gather, scatter_add or rng (each stays its own kernel and
+//     reads its operands from memory), a dot into a non-epilogue, a
+//     reduction into a dot kernel, or a value with users outside the kernel.
+
+// isLoopOp reports whether v may sit in a loop kernel.
+func isLoopOp(v *ir.Value) bool {
+	if v.Op.IsElementwise() {
+		return true
+	}
+	switch v.Op {
+	case ir.OpBroadcast, ir.OpReshape, ir.OpTranspose, ir.OpSlice, ir.OpPad, ir.OpConcat, ir.OpIota, ir.OpConstant:
+		return true
+	}
+	return false
+}
+
+// isCheap reports whether v is copied into each kernel that uses it.
+func isCheap(v *ir.Value) bool {
+	switch v.Op {
+	case ir.OpConstant, ir.OpIota:
+		return true
+	case ir.OpBroadcast:
+		return v.Args[0].Type.Rank() == 0
+	}
+	return false
+}
+
+// alone is the reason an op is never fused with others, or "".
+func alone(v *ir.Value) string {
+	switch v.Op {
+	case ir.OpGather:
+		return "a gather stays its own kernel (it reads its table from memory)"
+	case ir.OpScatterAdd:
+		return "a scatter_add stays its own kernel (it accumulates into its output)"
+	case ir.OpRng:
+		return "an rng stays its own kernel (counter-based draws)"
+	case ir.OpFusion:
+		return "already fused"
+	}
+	return ""
+}
+
+func isReduce(v *ir.Value) bool { return v.Op == ir.OpReduceSum || v.Op == ir.OpReduceMax }
+
+// usersText describes how many users v has: "two users".
+func (z *fuser) usersText(v *ir.Value) string {
+	n := len(z.users[v.ID])
+	switch {
+	case z.result[v.ID]:
+		return "a result of the function"
+	case n == 2:
+		return "two users"
+	}
+	return fmt.Sprintf("%d users", n)
+}
+
+// Epilogues are searched over at most this many waves of users and members.
+const (
+	maxEpilogueWaves   = 16
+	maxEpilogueMembers = 64
+	maxDependsVisits   = 512
+)
+
+// dotEpilogues makes a kernel of every dot and, for a dot with one user, the
+// largest elementwise epilogue with one output found by adding the users of
+// the group wave by wave.
+func (z *fuser) dotEpilogues() {
+	for _, d := range z.f.Body {
+		if d.Op != ir.OpDot {
+			continue
+		}
+		k := &kernel{root: d, members: map[*ir.Value]bool{d: true}, dot: d}
+		z.kernel[d.ID] = k
+		if z.result[d.ID] || len(z.users[d.ID]) != 1 {
+			z.logf("keep %s: %s", name(d), z.usersText(d))
+			continue
+		}
+		eligible := func(u *ir.Value, in map[*ir.Value]bool) bool {
+			if !u.Op.IsElementwise() || !u.Type.Shape.Equal(d.Type.Shape) || z.kernel[u.ID] != nil {
+				return false
+			}
+			for _, a := range u.Args {
+				if !in[a] && z.dependsOn(a, in, d.ID) {
+					return false
+				}
+			}
+			return true
+		}
+		in := map[*ir.Value]bool{d: true}
+		order := []*ir.Value{d}
+		best := 1
+		for wave := 0; wave < maxEpilogueWaves && len(order) < maxEpilogueMembers; wave++ {
+			var add []*ir.Value
+			for _, m := range order {
+				for _, u := range z.users[m.ID] {
+					if !in[u] && !slices.Contains(add, u) && eligible(u, in) {
+						add = append(add, u)
+					}
+				}
+			}
+			if len(add) == 0 {
+				break
+			}
+			for _, u := range add {
+				in[u] = true
+				order = append(order, u)
+			}
+			if z.exits(order, in) == 1 && (z.fuel < 0 || len(order)-1 <= z.fuel) {
+				best = len(order)
+			}
+		}
+		if best == 1 {
+			u := z.users[d.ID][0]
+			if !u.Op.IsElementwise() || !u.Type.Shape.Equal(d.Type.Shape) {
+				z.logf("keep %s: its user %s is not elementwise over its output", name(d), name(u))
+			} else if z.fuel == 0 {
+				z.logf("keep %s: out of fuel", name(d))
+			} else {
+				z.logf("keep %s: no elementwise epilogue with a single output", name(d))
+			}
+			continue
+		}
+		order = order[:best]
+		slices.SortFunc(order, func(a, b *ir.Value) int { return a.ID - b.ID })
+		for _, m := range order[1:] {
+			z.take()
+			z.logf("fuse %s into %s: elementwise epilogue of a dot", name(m), name(d))
+			k.members[m] = true
+			z.kernel[m.ID] = k
+		}
+		k.root = order[len(order)-1]
+		for _, m := range order {
+			if z.result[m.ID] || slices.ContainsFunc(z.users[m.ID], func(u *ir.Value) bool { return !k.members[u] }) {
+				k.root = m
+			}
+		}
+	}
+}
+
+// exits counts the members of a group that are used outside it.
+func (z *fuser) exits(members []*ir.Value, in map[*ir.Value]bool) int {
+	n := 0
+	for _, m := range members {
+		if z.result[m.ID] || slices.ContainsFunc(z.users[m.ID], func(u *ir.Value) bool { return !in[u] }) {
+			n++
+		}
+	}
+	return n
+}
+
+// dependsOn reports whether v is computed from a member of in; only values
+// after the instruction numbered from can be. A search that grows too large
+// answers true, which only keeps an epilogue smaller.
+func (z *fuser) dependsOn(v *ir.Value, in map[*ir.Value]bool, from int) bool {
+	seen := map[*ir.Value]bool{}
+	stack := []*ir.Value{v}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if x.IsParam() || x.ID < from || seen[x] {
+			continue
+		}
+		if in[x] || len(seen) > maxDependsVisits {
+			return true
+		}
+		seen[x] = true
+		stack = append(stack, x.Args...)
+	}
+	return false
+}
+
+// grow visits f's instructions from the last to the first; each one not yet
+// in a kernel roots a new kernel, which then takes its producers.
+func (z *fuser) grow() {
+	body := z.f.Body
+	for i := len(body) - 1; i >= 0; i-- {
+		v := body[i]
+		k := z.kernel[v.ID]
+		if k != nil && k.root != v {
+			continue // inside a kernel
+		}
+		if isCheap(v) {
+			z.needed[v.ID] = z.isNeeded(v)
+			if !z.needed[v.ID] {
+				continue
+			}
+		}
+		if k == nil {
+			k = &kernel{root: v, members: map[*ir.Value]bool{v: true}, reduces: isReduce(v)}
+			z.kernel[v.ID] = k
+		}
+		if why := alone(v); why != "" {
+			for _, a := range v.Args {
+				if !a.IsParam() {
+					z.logf("keep %s out of %s: %s", name(a), name(v), why)
+				}
+			}
+			continue
+		}
+		z.fill(k)
+	}
+}
+
+// isNeeded reports whether the cheap instruction v must stay in f: it is a
+// result, or one of its users (itself needed) did not copy it.
+func (z *fuser) isNeeded(v *ir.Value) bool {
+	if z.result[v.ID] || len(z.users[v.ID]) == 0 {
+		return true
+	}
+	for _, u := range z.users[v.ID] {
+		if isCheap(u) && !z.needed[u.ID] {
+			continue
+		}
+		if k := z.kernel[u.ID]; k == nil || !k.members[v] {
+			return true
+		}
+	}
+	return false
+}
+
+// fill adds to k its fusible producers, repeatedly: a producer with users
+// outside k waits until no other producer can be added.
+func (z *fuser) fill(k *kernel) {
+	var queue, waiting []*ir.Value
+	queued := map[*ir.Value]bool{}
+	push := func(m *ir.Value) {
+		for _, a := range m.Args {
+			switch {
+			case a.IsParam() || k.members[a] || queued[a]:
+			case m == k.dot:
+				queued[a] = true
+				z.logf("keep %s out of %s: operand of a dot (read from memory)", name(a), name(m))
+			default:
+				queued[a] = true
+				queue = append(queue, a)
+			}
+		}
+	}
+	members := make([]*ir.Value, 0, len(k.members))
+	for m := range k.members {
+		members = append(members, m)
+	}
+	slices.SortFunc(members, func(a, b *ir.Value) int { return b.ID - a.ID })
+	for _, m := range members {
+		push(m)
+	}
+	for {
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			switch z.decide(k, p) {
+			case fused:
+				push(p)
+			case waits:
+				waiting = append(waiting, p)
+			}
+		}
+		progress := false
+		rest := waiting[:0]
+		for _, p := range waiting {
+			if z.allUsersIn(k, p) {
+				queue = append(queue, p)
+				progress = true
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		waiting = rest
+		if !progress {
+			break
+		}
+	}
+	for _, p := range waiting {
+		z.logf("keep %s out of %s: %s", name(p), name(k.root), z.usersText(p))
+	}
+}
+
+// allUsersIn reports whether every use of p is in k. A copy of a cheap
+// instruction does not count: its original may stay and still read p.
+func (z *fuser) allUsersIn(k *kernel, p *ir.Value) bool {
+	if z.result[p.ID] {
+		return false
+	}
+	for _, u := range z.users[p.ID] {
+		if !k.members[u] || z.copied[u.ID] {
+			return false
+		}
+	}
+	return true
+}
+
+type outcome uint8
+
+const (
+	kept  outcome = iota // logged
+	fused                // fused or copied into the kernel, logged
+	waits                // has users outside the kernel; not logged yet
+)
+
+// decide fuses (or copies) the producer p into k if a rule allows it.
+func (z *fuser) decide(k *kernel, p *ir.Value) outcome {
+	into := name(k.root)
+	if why := alone(p); why != "" {
+		z.logf("keep %s out of %s: %s", name(p), into, why)
+		return kept
+	}
+	if o := z.kernel[p.ID]; o != nil {
+		switch {
+		case p == o.dot && !z.allUsersIn(k, p):
+			z.logf("keep %s out of %s: %s", name(p), into, z.usersText(p))
+		case p == o.dot:
+			z.logf("keep %s out of %s: a dot only takes an elementwise epilogue", name(p), into)
+		case o.dot != nil:
+			z.logf("keep %s out of %s: a dot kernel ends at its elementwise epilogue", name(p), into)
+		default:
+			z.logf("keep %s out of %s: root of another kernel", name(p), into)
+		}
+		return kept
+	}
+	all := z.allUsersIn(k, p)
+	if !all && !isCheap(p) {
+		return waits // another producer may bring its other users in
+	}
+	if k.dot != nil && slices.Contains(k.dot.Args, p) {
+		z.logf("keep %s out of %s: operand of a dot (read from memory)", name(p), into)
+		return kept
+	}
+	var why string
+	switch {
+	case isReduce(p):
+		if k.dot != nil {
+			z.logf("keep %s out of %s: a reduction does not fuse into a dot kernel", name(p), into)
+			return kept
+		}
+		if err := z.checkRows(k, p); err != nil {
+			z.logf("keep %s out of %s: %v", name(p), into, err)
+			return kept
+		}
+		why = "a reduction over the kernel's rows"
+	case p.Op == ir.OpDot:
+		z.logf("keep %s out of %s: a dot only takes an elementwise epilogue", name(p), into)
+		return kept
+	case !isLoopOp(p):
+		z.logf("keep %s out of %s: %v is not fusible", name(p), into, p.Op)
+		return kept
+	case !all:
+		why = "cheap to recompute"
+	case k.reduces:
+		why = "producer of a reduction"
+	case k.dot != nil:
+		why = "producer of a dot epilogue"
+	case len(z.users[p.ID]) == 1:
+		why = "its only user"
+	default:
+		why = "all its users are in the kernel"
+	}
+	if !z.take() {
+		z.logf("keep %s out of %s: out of fuel", name(p), into)
+		return kept
+	}
+	if all {
+		z.logf("fuse %s into %s: %s", name(p), into, why)
+		z.kernel[p.ID] = k
+	} else {
+		z.logf("duplicate %s into %s: %s", name(p), into, why)
+		z.copied[p.ID] = true
+	}
+	k.members[p] = true
+	if isReduce(p) {
+		k.reduces = true
+	}
+	return fused
+}
+
+// A row state says how a value inside a reduce kernel relates to the
+// kernel's rows: free (computed from values read from outside the kernel,
+// no reduction on its way), reduced (one element per row) or spread (a
+// reduced value broadcast back along the rows).
+type rowState uint8
+
+const (
+	free rowState = iota
+	reduced
+	spread
+)
+
+// checkRows checks that k with the reduction p added is a row kernel: all
+// its reductions reduce the same axes of operands of one shape, a reduced
+// value is used only by elementwise ops, reshapes and broadcasts that put it
+// back along the reduced axes, and no value mixes reduced and spread ones.
+func (z *fuser) checkRows(k *kernel, p *ir.Value) error {
+	members := make([]*ir.Value, 0, len(k.members)+1)
+	for m := range k.members {
+		members = append(members, m)
+	}
+	members = append(members, p)
+	slices.SortFunc(members, func(a, b *ir.Value) int { return a.ID - b.ID })
+	state := map[*ir.Value]rowState{}
+	var rows, rshape ir.Shape
+	var axes, kept []int
+	var first *ir.Value
+	for _, m := range members {
+		switch {
+		case isReduce(m):
+			x := m.Args[0]
+			if state[x] == reduced {
+				return fmt.Errorf("%s reduces values already reduced", name(m))
+			}
+			a := m.Attrs.Ints("axes")
+			if first == nil {
+				first, rows, axes = m, x.Type.Shape, a
+				for i := range rows {
+					if !slices.Contains(axes, i) {
+						kept = append(kept, i)
+					}
+				}
+				for _, i := range kept {
+					rshape = append(rshape, rows[i])
+				}
+			} else if !rows.Equal(x.Type.Shape) || !slices.Equal(axes, a) {
+				return fmt.Errorf("%s reduces axes %v of %v, %s axes %v of %v: not the same rows", name(first), ir.Shape(axes), rows, name(m), ir.Shape(a), x.Type.Shape)
+			}
+			state[m] = reduced
+		case m.Op == ir.OpBroadcast:
+			switch state[m.Args[0]] {
+			case reduced:
+				if !m.Args[0].Type.Shape.Equal(rshape) || !m.Type.Shape.Equal(rows) || !slices.Equal(m.Attrs.Ints("dims"), kept) {
+					return fmt.Errorf("%s does not put reduced values back along the reduced axes", name(m))
+				}
+				state[m] = spread
+			case spread:
+				return fmt.Errorf("%s broadcasts values spread along the rows", name(m))
+			}
+		case m.Op == ir.OpReshape:
+			state[m] = state[m.Args[0]]
+		case m.Op.IsElementwise():
+			s := free
+			for _, a := range m.Args {
+				if t := state[a]; t != free {
+					if s != free && s != t {
+						return fmt.Errorf("%s mixes reduced values and values spread along the rows", name(m))
+					}
+					s = t
+				}
+			}
+			state[m] = s
+		default:
+			for _, a := range m.Args {
+				if state[a] != free {
+					return fmt.Errorf("%s moves values computed from a reduction", name(m))
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package passes_test
+
+import (
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"xlc/build"
+	"xlc/ir"
+	"xlc/parser"
+	"xlc/passes"
+	"xlc/runtime"
+	"xlc/runtime/interp"
+)
+
+// tinyGPT is the small GPT the fusion tests compile.
+func tinyGPT(layers string) []parser.Define {
+	return []parser.Define{{Key: "layers", Value: layers}, {Key: "d", Value: "16"}, {Key: "seq", Value: "8"}, {Key: "heads", Value: "2"}, {Key: "batch", Value: "2"}}
+}
+
+// compileGPT builds models/gpt.xl's train step and forward pass after the
+// default pipeline (no fusion).
+func compileGPT(t testing.TB, defs []parser.Define) *build.Model {
+	t.Helper()
+	src, err := os.ReadFile("../models/gpt.xl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := build.Compile("gpt.xl", src, defs, build.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// fused runs the fusion pass alone on a copy of f (reparsed from its text).
+func fused(t testing.TB, f *ir.Func, fuel int) *ir.Func {
+	t.Helper()
+	g, err := ir.ParseFunc(f.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := passes.Run(g, passes.Options{Verify: true, Check: true, Passes: []string{"fusion"}, FusionFuel: fuel}); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestFusionKernelCounts fuses the forward pass and the train step of a tiny
+// GPT, logs their kernel counts before and after, and checks what fusion
+// promises: fewer kernels, valid callees, gather/scatter_add/rng alone, and
+// a second run that changes nothing.
+func TestFusionKernelCounts(t *testing.T) {
+	m := compileGPT(t, tinyGPT("1"))
+	for _, f := range []*ir.Func{m.Eval, m.Step} {
+		before := passes.Kernels(f)
+		g := fused(t, f, passes.UnlimitedFuel)
+		after := passes.Kernels(g)
+		kinds := map[string]int{}
+		for _, v := range g.Body {
+			if v.Op == ir.OpFusion {
+				kinds[v.Attrs.String("kind")]++
+			}
+		}
+		t.Logf("@%s: %d instructions, %d kernels before fusion; %d kernels after (%d loop, %d reduce, %d dot fusions; %d distinct fused functions)",
+			f.Name, len(f.Body), before, after, kinds["loop"], kinds["reduce"], kinds["dot"], len(g.Callees()))
+		if after*2 > before {
+			t.Errorf("@%s: %d kernels after fusion, %d before: want at most half", f.Name, after, before)
+		}
+		for _, c := range g.Callees() {
+			for _, v := range c.Body {
+				if v.Op == ir.OpGather || v.Op == ir.OpScatterAdd || v.Op == ir.OpRng {
+					t.Errorf("@%s: %v fused into @%s", f.Name, v.Op, c.Name)
+				}
+			}
+		}
+		changed, err := passes.Lookup("fusion")
+		if !err {
+			t.Fatal("no fusion pass")
+		}
+		text := g.String()
+		if again, e := changed(g); e != nil || again || g.String() != text {
+			t.Errorf("@%s: a second fusion run changed the function (%v, %v)", f.Name, again, e)
+		}
+	}
+	// The forward pass, kernel by kernel: embedding gather, embedding add,
+	// per layer LN, three QKV dot kernels, two head splits, K's transpose,
+	// scores dot (scale and causal mask as its epilogue), softmax, PV dot,
+	// head merge, output projection (bias and residual), LN, MLP up (bias
+	// and GELU), MLP down (bias and residual); then the final LN, the
+	// logits dot, log-softmax, target index, gather and mean.
+	g := fused(t, m.Eval, passes.UnlimitedFuel)
+	if n := passes.Kernels(g); n != 23 {
+		t.Errorf("forward: %d kernels, want 23:\n%s", n, g)
+	}
+}
+
+// TestFusionKernelsPerPattern checks the kernel counts the fusion goldens
+// show, one pattern at a time.
+func TestFusionKernelsPerPattern(t *testing.T) {
+	want := map[string]int{
+		"elementwise_chain":     1,
+		"softmax":               1,
+		"layer_norm":            1,
+		"dot_bias_gelu":         1,
+		"cross_entropy":         5, // logits dot, log-softmax, index, gather, mean
+		"gather_alone":          3,
+		"rng_alone":             2,
+		"two_users":             3,
+		"reductions_other_rows": 2,
+	}
+	for name, n := range want {
+		src, err := os.ReadFile("../testdata/passes/fusion/" + name + ".txtar")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(src)
+		in := text[strings.Index(text, "-- input.ir --\n")+len("-- input.ir --\n") : strings.Index(text, "-- want.ir --")]
+		f, err := ir.ParseFunc(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := passes.Kernels(fused(t, f, passes.UnlimitedFuel)); got != n {
+			t.Errorf("%s: %d kernels, want %d", name, got, n)
+		}
+	}
+}
+
+// gptArgs binds every parameter of a tiny GPT's train step or forward pass:
+// initialised weights and state, random inputs.
+func gptArgs(t testing.TB, f *ir.Func) []*interp.Tensor {
+	t.Helper()
+	named := map[string]*interp.Tensor{}
+	for _, init := range []func(*ir.Func, uint64) (map[string]*interp.Tensor, error){runtime.InitParams, runtime.InitState, runtime.RandomInputs} {
+		m, err := init(f, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m {
+			named[k] = v
+		}
+	}
+	args, err := runtime.Args(f, named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return args
+}
+
+func sameBits(t *testing.T, what string, a, b []*interp.Tensor) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%s: %d results, want %d", what, len(a), len(b))
+	}
+	for i := range a {
+		if !a[i].Type.Equal(b[i].Type) || len(a[i].F) != len(b[i].F) || len(a[i].I) != len(b[i].I) {
+			t.Fatalf("%s: result %d: %v, want %v", what, i, a[i].Type, b[i].Type)
+		}
+		for j := range a[i].F {
+			if math.Float64bits(a[i].F[j]) != math.Float64bits(b[i].F[j]) {
+				t.Fatalf("%s: result %d element %d: %v, want %v", what, i, j, a[i].F[j], b[i].F[j])
+			}
+		}
+		for j := range a[i].I {
+			if a[i].I[j] != b[i].I[j] {
+				t.Fatalf("%s: result %d element %d: %v, want %v", what, i, j, a[i].I[j], b[i].I[j])
+			}
+		}
+	}
+}
+
+// TestFusionSameResults runs a tiny GPT's train step on the interpreter
+// before and after fusion, and the forward pass at several fuel limits: the
+// results agree bit for bit, since the callees evaluate the same ops.
+func TestFusionSameResults(t *testing.T) {
+	m := compileGPT(t, tinyGPT("2"))
+	for _, f := range []*ir.Func{m.Step, m.Eval} {
+		args := gptArgs(t, f)
+		want, err := interp.Run(f, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fuels := []int{passes.UnlimitedFuel}
+		if f == m.Eval {
+			fuels = append(fuels, 0, 1, 5, 20, 60, 100)
+		}
+		for _, fuel := range fuels {
+			g := fused(t, f, fuel)
+			got, err := interp.Run(g, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameBits(t, f.Name+" fuel "+strconv.Itoa(fuel), got, want)
+		}
+	}
+}
+
+// TestFusionSharesCallees compiles GPTs of 2 and 20 layers, runs simplify
+// then fusion on their train steps, and checks that both have the same
+// number of distinct fused functions: identical kernels are shared, so depth
+// does not add kernels to compile.
+func TestFusionSharesCallees(t *testing.T) {
+	var counts []int
+	for _, layers := range []string{"2", "20"} {
+		m := compileGPT(t, tinyGPT(layers))
+		f := m.Step
+		if err := passes.Run(f, passes.Options{Verify: true, Passes: []string{"simplify", "fusion"}, FusionFuel: passes.UnlimitedFuel}); err != nil {
+			t.Fatal(err)
+		}
+		fusions := 0
+		for _, v := range f.Body {
+			if v.Op == ir.OpFusion {
+				fusions++
+			}
+		}
+		t.Logf("%s layers: %d fusions calling %d distinct fused functions", layers, fusions, len(f.Callees()))
+		counts = append(counts, len(f.Callees()))
+	}
+	if counts[0] != counts[1] {
+		t.Errorf("distinct fused functions: %d with 2 layers, %d with 20", counts[0], counts[1])
+	}
+}
+
+// TestFusionOffByDefault checks that the default pipeline does not fuse and
+// that Options.Fuse does.
+func TestFusionOffByDefault(t *testing.T) {
+	m := compileGPT(t, tinyGPT("1"))
+	for _, v := range m.Step.Body {
+		if v.Op == ir.OpFusion {
+			t.Fatal("the default pipeline fused")
+		}
+	}
+	f, err := ir.ParseFunc(m.Eval.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	if err := passes.Run(f, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, FusionLog: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Callees()) == 0 || !strings.Contains(log.String(), "fuse %") {
+		t.Fatalf("Options.Fuse did not fuse; log:\n%s", log.String())
+	}
+}
