@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 
 	"xlc/build"
 	"xlc/internal/atomicfile"
@@ -22,6 +23,10 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
 	dumpAfter := fs.String("dump-after", "", "write the IR after each pass whose name matches this regexp")
 	dumpDir := fs.String("dump-dir", ".", "folder for --dump-after files")
+	fuse := fs.Bool("fuse", false, "run the fusion pass: group instructions into kernels (fused functions)")
+	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
+	var debug debugFlags
+	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -32,7 +37,10 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	if *emit != "ir" {
 		return fmt.Errorf("xlc build: --emit=%s: only --emit=ir exists yet", *emit)
 	}
-	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir}
+	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse, FusionFuel: *fuel}
+	if debug["fusion"] {
+		opt.FusionLog = stderr
+	}
 	if *dumpAfter != "" {
 		re, err := regexp.Compile(*dumpAfter)
 		if err != nil {
@@ -85,5 +93,26 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "%s @%s: %d instructions, %d parameter tensors, %d parameters\n",
 		name, f.Name, len(f.Body), nparams, nfloats)
+	if *fuse {
+		fmt.Fprintf(stderr, "%s @%s: %d kernels, %d fused functions\n", name, f.Name, passes.Kernels(f), len(f.Callees()))
+	}
+	return nil
+}
+
+// debugFlags collects -d names (repeatable, comma-separated).
+type debugFlags map[string]bool
+
+func (d *debugFlags) String() string { return "" }
+
+func (d *debugFlags) Set(s string) error {
+	if *d == nil {
+		*d = debugFlags{}
+	}
+	for _, n := range strings.Split(s, ",") {
+		if n != "fusion" {
+			return fmt.Errorf("want -d fusion, have %q", n)
+		}
+		(*d)[n] = true
+	}
 	return nil
 }

@@ -21,11 +21,15 @@ const usage = `xlc compiles transformer models written in the .xl language.
 Usage:
   xlc build MODEL.xl [-D key=value]... [--func=train_step|forward] [--emit=ir]
             [-o FILE] [--verify] [--dump-after=REGEX --dump-dir=DIR]
+            [--fuse [--fusion-fuel=N] [-d fusion]]
       Parse the model, derive the whole training step (forward, backward,
       penalties, task combination, optimizer, loss scaling) as one graph, run
       the pass pipeline and write the IR text to FILE or standard output.
       --func=forward gives the forward pass alone. Prints a summary on
-      standard error.
+      standard error. --fuse groups the instructions into kernels (fused
+      functions, printed after the function); -d fusion prints each fusion
+      decision and its reason on standard error; --fusion-fuel=N takes only
+      the first N decisions, to bisect a miscompile.
   xlc train MODEL.xl [-D key=value]... [--data PATH] [--steps N] [--out DIR]
             [--seed S] [--resume] [--eval-every N] [--ckpt-every N]
       Train on byte-level text (a file or a folder; built-in generated text
