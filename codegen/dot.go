@@ -109,7 +109,7 @@ func (s DotSpec) plan() DotBlocking {
 	def(&p.MC, gemmMC)
 	def(&p.NC, gemmNC)
 	def(&p.KU, gemmKU)
-	def(&p.RB, p.MC)
+	def(&p.RB, p.MR) // fine units: a range covering several merges them
 	if p.PackA == 0 {
 		// Packing A costs a copy of A per panel of B; it pays when A's
 		// rows would crowd the L1, and for A stored transposed (whose

@@ -403,30 +403,79 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 				func() { copyRows(p.NR) }, func() { copyRows(nrem) })
 			return
 		}
-		// B stored N×K: column j of B is row j of the buffer.
+		// B stored N×K: column j of B is row j of the buffer. Full slivers
+		// go by 16×16 blocks transposed in registers; the k remainder and
+		// the partial sliver element by element.
 		src := g.gep(B, g.add(g.mulc(col, K), pc))
-		copyCols := func(cols int) {
+		scalar := func(cols int, k0 value.Value) {
 			for j := 0; j < p.NR; j++ {
 				dj := g.gep(dst, gemmI64(int64(j)))
 				if j >= cols {
-					g.loopStep("pbz", gemmI64(0), kc, 1, func(k value.Value) {
+					g.loopStep("pbz", k0, kc, 1, func(k value.Value) {
 						g.storeF(constant.NewFloat(gemmF32, 0), g.gep(dj, g.mulc(k, int64(p.NR))))
 					})
 					continue
 				}
 				sj := g.gep(src, gemmI64(int64(j)*K))
-				g.loopStep("pbt", gemmI64(0), kc, 1, func(k value.Value) {
+				g.loopStep("pbt", k0, kc, 1, func(k value.Value) {
 					g.storeF(g.loadF(g.gep(sj, k)), g.gep(dj, g.mulc(k, int64(p.NR))))
 				})
 			}
 		}
+		full := func() {
+			k16 := g.sub(kc, g.cur.NewSRem(kc, gemmI64(16)))
+			g.loopStep("pbv", gemmI64(0), k16, 16, func(k value.Value) {
+				for jg := 0; jg < p.NR/16; jg++ {
+					rows := make([]value.Value, 16)
+					for r := range rows {
+						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*16+r)*K)), 4)
+					}
+					rows = g.transpose16(rows)
+					dk := g.gep(dst, g.addc(g.mulc(k, int64(p.NR)), int64(jg*16)))
+					for r := range rows {
+						g.storeV(rows[r], g.gep(dk, gemmI64(int64(r*p.NR))), 64)
+					}
+				}
+			})
+			scalar(p.NR, k16)
+		}
 		if nrem == 0 {
-			copyCols(p.NR)
+			full()
 			return
 		}
 		g.ifElse("pbfull", g.le(g.addc(jr, int64(p.NR)), nc),
-			func() { copyCols(p.NR) }, func() { copyCols(nrem) })
+			full, func() { scalar(nrem, gemmI64(0)) })
 	})
+}
+
+// transpose16 transposes the 16×16 matrix whose rows are the vectors x:
+// four stages that swap the off-diagonal blocks of 8, 4, 2 and 1.
+func (g *gemmGen) transpose16(x []value.Value) []value.Value {
+	for b := 8; b >= 1; b /= 2 {
+		lo := make([]constant.Constant, 16)
+		hi := make([]constant.Constant, 16)
+		for l := 0; l < 16; l++ {
+			if l&b == 0 {
+				lo[l] = constant.NewInt(types.I32, int64(l))
+				hi[l] = constant.NewInt(types.I32, int64(l+b))
+			} else {
+				lo[l] = constant.NewInt(types.I32, int64(16+l-b))
+				hi[l] = constant.NewInt(types.I32, int64(16+l))
+			}
+		}
+		mlo := constant.NewVector(types.NewVector(16, types.I32), lo...)
+		mhi := constant.NewVector(types.NewVector(16, types.I32), hi...)
+		y := make([]value.Value, 16)
+		for r := 0; r < 16; r++ {
+			if r&b != 0 {
+				continue
+			}
+			y[r] = g.cur.NewShuffleVector(x[r], x[r+b], mlo)
+			y[r+b] = g.cur.NewShuffleVector(x[r], x[r+b], mhi)
+		}
+		x = y
+	}
+	return x
 }
 
 // packA copies A[ic:ic+mc, pc:pc+kc] into apack. A stored M×K: row r of
