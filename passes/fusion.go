@@ -50,6 +50,8 @@ type kernel struct {
 	members map[*ir.Value]bool // the root, the instructions fused into it and the copies of cheap ones
 	dot     *ir.Value          // the dot of a dot kernel
 	reduces bool
+	rows    *rows                  // a reduce kernel's row structure
+	state   map[*ir.Value]rowState // a reduce kernel's members' row states (absent: free)
 }
 
 func (k *kernel) kind() string {

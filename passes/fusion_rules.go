@@ -27,7 +27,7 @@ import (
 //   - a reduce_sum or reduce_max whose users are all in the kernel, if every
 //     reduction of the kernel reduces the same axes of the same shape (its
 //     rows) and the reduced values only come back through broadcasts along
-//     the reduced axes (checkRows): softmax and layer norm become one kernel
+//     the reduced axes (addReduction): softmax and layer norm become one kernel
 //     each, the reduction being the root or not;
 //   - never a gather, scatter_add or rng (each stays its own kernel and
 //     reads its operands from memory), a dot into a non-epilogue, a
@@ -219,6 +219,11 @@ func (z *fuser) grow() {
 		if k == nil {
 			k = &kernel{root: v, members: map[*ir.Value]bool{v: true}, reduces: isReduce(v)}
 			z.kernel[v.ID] = k
+			if k.reduces {
+				if err := z.addReduction(k, v); err != nil {
+					panic(err) // a lone reduction is a row kernel
+				}
+			}
 		}
 		if why := alone(v); why != "" {
 			for _, a := range v.Args {
@@ -363,7 +368,7 @@ func (z *fuser) decide(k *kernel, p *ir.Value) outcome {
 			z.logf("keep %s out of %s: a reduction does not fuse into a dot kernel", name(p), into)
 			return kept
 		}
-		if err := z.checkRows(k, p); err != nil {
+		if err := z.addReduction(k, p); err != nil {
 			z.logf("keep %s out of %s: %v", name(p), into, err)
 			return kept
 		}
@@ -415,73 +420,112 @@ const (
 	spread
 )
 
-// checkRows checks that k with the reduction p added is a row kernel: all
-// its reductions reduce the same axes of operands of one shape, a reduced
-// value is used only by elementwise ops, reshapes and broadcasts that put it
-// back along the reduced axes, and no value mixes reduced and spread ones.
-func (z *fuser) checkRows(k *kernel, p *ir.Value) error {
-	members := make([]*ir.Value, 0, len(k.members)+1)
-	for m := range k.members {
-		members = append(members, m)
+// rows is the row structure of a reduce kernel: its reductions reduce axes
+// of operands of shape rows, leaving shape reduced (the kept axes).
+type rows struct {
+	first         *ir.Value // the first reduction, for messages
+	shape, rshape ir.Shape
+	axes, kept    []int
+}
+
+// addReduction adds the reduction p to k if k stays a row kernel: all its
+// reductions reduce the same axes of operands of one shape, a reduced value
+// is used only by elementwise ops, reshapes and broadcasts that put it back
+// along the reduced axes, and no value mixes reduced and spread ones. The
+// states of k's members are kept up to date incrementally: only the members
+// whose state changes are visited, so a kernel that gathers many reductions
+// costs time linear in its size.
+func (z *fuser) addReduction(k *kernel, p *ir.Value) error {
+	x := p.Args[0]
+	if k.state[x] == reduced {
+		return fmt.Errorf("%s reduces values already reduced", name(p))
 	}
-	members = append(members, p)
-	slices.SortFunc(members, func(a, b *ir.Value) int { return a.ID - b.ID })
-	state := map[*ir.Value]rowState{}
-	var rows, rshape ir.Shape
-	var axes, kept []int
-	var first *ir.Value
-	for _, m := range members {
-		switch {
-		case isReduce(m):
-			x := m.Args[0]
-			if state[x] == reduced {
-				return fmt.Errorf("%s reduces values already reduced", name(m))
+	a := p.Attrs.Ints("axes")
+	r := k.rows
+	if r == nil {
+		r = &rows{first: p, shape: x.Type.Shape, axes: a}
+		for i := range r.shape {
+			if !slices.Contains(a, i) {
+				r.kept = append(r.kept, i)
+				r.rshape = append(r.rshape, r.shape[i])
 			}
-			a := m.Attrs.Ints("axes")
-			if first == nil {
-				first, rows, axes = m, x.Type.Shape, a
-				for i := range rows {
-					if !slices.Contains(axes, i) {
-						kept = append(kept, i)
-					}
-				}
-				for _, i := range kept {
-					rshape = append(rshape, rows[i])
-				}
-			} else if !rows.Equal(x.Type.Shape) || !slices.Equal(axes, a) {
-				return fmt.Errorf("%s reduces axes %v of %v, %s axes %v of %v: not the same rows", name(first), ir.Shape(axes), rows, name(m), ir.Shape(a), x.Type.Shape)
+		}
+	} else if !r.shape.Equal(x.Type.Shape) || !slices.Equal(r.axes, a) {
+		return fmt.Errorf("%s reduces axes %v of %v, %s axes %v of %v: not the same rows", name(r.first), ir.Shape(r.axes), r.shape, name(p), ir.Shape(a), x.Type.Shape)
+	}
+	if k.state == nil {
+		k.state = map[*ir.Value]rowState{}
+	}
+	type change struct {
+		v   *ir.Value
+		old rowState
+	}
+	undo := []change{{p, k.state[p]}}
+	k.state[p] = reduced
+	work := []*ir.Value{p}
+	for len(work) > 0 {
+		v := work[len(work)-1]
+		work = work[:len(work)-1]
+		for _, u := range z.users[v.ID] {
+			if !k.members[u] {
+				continue
 			}
-			state[m] = reduced
-		case m.Op == ir.OpBroadcast:
-			switch state[m.Args[0]] {
-			case reduced:
-				if !m.Args[0].Type.Shape.Equal(rshape) || !m.Type.Shape.Equal(rows) || !slices.Equal(m.Attrs.Ints("dims"), kept) {
-					return fmt.Errorf("%s does not put reduced values back along the reduced axes", name(m))
+			s, err := rowStateOf(u, k.state, r)
+			if err != nil {
+				for i := len(undo) - 1; i >= 0; i-- {
+					k.state[undo[i].v] = undo[i].old
 				}
-				state[m] = spread
-			case spread:
-				return fmt.Errorf("%s broadcasts values spread along the rows", name(m))
+				return err
 			}
-		case m.Op == ir.OpReshape:
-			state[m] = state[m.Args[0]]
-		case m.Op.IsElementwise():
-			s := free
-			for _, a := range m.Args {
-				if t := state[a]; t != free {
-					if s != free && s != t {
-						return fmt.Errorf("%s mixes reduced values and values spread along the rows", name(m))
-					}
-					s = t
-				}
-			}
-			state[m] = s
-		default:
-			for _, a := range m.Args {
-				if state[a] != free {
-					return fmt.Errorf("%s moves values computed from a reduction", name(m))
-				}
+			if s != k.state[u] {
+				undo = append(undo, change{u, k.state[u]})
+				k.state[u] = s
+				work = append(work, u)
 			}
 		}
 	}
+	k.rows = r
 	return nil
+}
+
+// rowStateOf is the row state of the member m of a row kernel with rows r,
+// given its operands' states.
+func rowStateOf(m *ir.Value, state map[*ir.Value]rowState, r *rows) (rowState, error) {
+	switch {
+	case isReduce(m):
+		if state[m.Args[0]] == reduced {
+			return 0, fmt.Errorf("%s reduces values already reduced", name(m))
+		}
+		return reduced, nil
+	case m.Op == ir.OpBroadcast:
+		switch state[m.Args[0]] {
+		case reduced:
+			if !m.Args[0].Type.Shape.Equal(r.rshape) || !m.Type.Shape.Equal(r.shape) || !slices.Equal(m.Attrs.Ints("dims"), r.kept) {
+				return 0, fmt.Errorf("%s does not put reduced values back along the reduced axes", name(m))
+			}
+			return spread, nil
+		case spread:
+			return 0, fmt.Errorf("%s broadcasts values spread along the rows", name(m))
+		}
+		return free, nil
+	case m.Op == ir.OpReshape:
+		return state[m.Args[0]], nil
+	case m.Op.IsElementwise():
+		s := free
+		for _, a := range m.Args {
+			if t := state[a]; t != free {
+				if s != free && s != t {
+					return 0, fmt.Errorf("%s mixes reduced values and values spread along the rows", name(m))
+				}
+				s = t
+			}
+		}
+		return s, nil
+	}
+	for _, a := range m.Args {
+		if state[a] != free {
+			return 0, fmt.Errorf("%s moves values computed from a reduction", name(m))
+		}
+	}
+	return free, nil
 }
