@@ -11,7 +11,6 @@ import (
 
 	"xlc/build"
 	"xlc/parser"
-	"xlc/passes"
 	"xlc/runtime"
 )
 
@@ -48,7 +47,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("xlc train: %v", err)
 	}
-	m, err := build.Compile(pos[0], src, defs, build.Options{Passes: passes.Options{Verify: *verify}})
+	m, err := build.Compile(pos[0], src, defs, compileOptions(b, *verify))
 	if err != nil {
 		return err
 	}
