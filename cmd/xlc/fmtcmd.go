@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"xlc/internal/atomicfile"
 	"xlc/parser"
@@ -51,16 +50,11 @@ func fmtFile(path string, write bool, stdout io.Writer) error {
 	if string(out) == string(src) {
 		return nil
 	}
-	// Replace the file a link points at, not the link.
-	target, err := filepath.EvalSymlinks(path)
+	st, err := os.Stat(path) // the file a link names, whose mode is kept
 	if err != nil {
 		return fmt.Errorf("xlc fmt: %v", err)
 	}
-	st, err := os.Stat(target)
-	if err != nil {
-		return fmt.Errorf("xlc fmt: %v", err)
-	}
-	if err := atomicfile.Write(target, out, st.Mode().Perm()); err != nil {
+	if err := atomicfile.Write(path, out, st.Mode().Perm()); err != nil {
 		return fmt.Errorf("xlc fmt: %v", err)
 	}
 	return nil

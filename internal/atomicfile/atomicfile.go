@@ -3,6 +3,7 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -11,7 +12,21 @@ import (
 // midway, sees either the old file or the whole new one: it writes a
 // temporary file in the same folder, syncs it, renames it over path, and
 // syncs the folder.
+//
+// A symbolic link is followed, so the file it names is replaced and the link
+// stays. A path that names something other than a regular file — a device
+// such as /dev/null or /dev/stdout, a pipe — is written in place: renaming
+// over it would replace the device with a file.
 func Write(path string, data []byte, perm os.FileMode) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+		if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+			if st.IsDir() {
+				return fmt.Errorf("%s is a directory", path)
+			}
+			return os.WriteFile(path, data, perm)
+		}
+	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
