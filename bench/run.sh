@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Side by side, in one run: xlc's train step on a backend (default cpu)
+# against PyTorch (Debian's python3-torch with OpenBLAS-OpenMP, its best of
+# eager and torch.jit.script) for GPT configs S and M. Two-thread timings
+# vary 20-30% here, so the peers are interleaved ROUNDS times and the median
+# ratio is reported, with the fraction of the 222 GFLOP/s FMA peak.
+#
+#   bench/run.sh [S|M|all]      ROUNDS=5 STEPS_S=10 STEPS_M=3 BACKEND=cpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-all}
+ROUNDS=${ROUNDS:-5}
+BACKEND=${BACKEND:-cpu}
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch libopenblas0-openmp
+fi
+blas=$(dirname "$(dpkg -L libopenblas0-openmp | grep -m1 'libopenblas.*\.so')")
+xlc=$(mktemp -d)/xlc
+go build -o "$xlc" ./cmd/xlc
+
+declare -A defs=(
+  [S]="-D d=128 -D layers=4 -D heads=4 -D seq=128 -D batch=16"
+  [M]="-D d=256 -D layers=6 -D heads=8 -D seq=256 -D batch=8"
+)
+declare -A gflop=([S]=11.7 [M]=68.5)  # per step (DESIGN.md), tokens: 2048 per step in both
+declare -A steps=([S]=${STEPS_S:-10} [M]=${STEPS_M:-3})
+
+configs=(S M)
+[ "$which" != all ] && configs=("$which")
+for c in "${configs[@]}"; do
+  # Build once so the timed runs hit the kernel cache.
+  "$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps 1 --warmup 0 >/dev/null
+  x=() e=() j=()
+  for r in $(seq "$ROUNDS"); do
+    x+=("$("$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/')")
+    e+=("$(LD_LIBRARY_PATH="$blas" /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" eager)")
+    j+=("$(LD_LIBRARY_PATH="$blas" /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" jit)")
+  done
+  /usr/bin/python3 - "$c" "${gflop[$c]}" "${x[*]}" "${e[*]}" "${j[*]}" "$BACKEND" <<'PY'
+import statistics as st, sys
+cfg, gflop = sys.argv[1], float(sys.argv[2])
+xs, es, js = ([float(v) for v in a.split()] for a in sys.argv[3:6])
+backend = sys.argv[6]
+x, e, j = st.median(xs), st.median(es), st.median(js)
+best = max(e, j)
+tokens = 2048
+frac = lambda t: t / tokens * gflop / 222.0
+print(f"config {cfg}: xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
+      f"| ratio xlc/torch-best {x / best:.2f} (median of {len(xs)} interleaved rounds)")
+PY
+done
