@@ -181,3 +181,33 @@ func Names() []string {
 	}
 	return names
 }
+
+// analyses run on the final function, after the pipeline, and change
+// nothing: each returns a printable result (a golden test's want.plan).
+var analyses = [...]struct {
+	name string
+	fn   func(f *ir.Func) (fmt.Stringer, error)
+	doc  string
+}{
+	{name: "buffers", fn: planAndVerify, doc: "plan every value's buffer (liveness, arena offsets with reuse, donated results in place) and verify the plan"},
+}
+
+// Analyze runs the analysis named name on f.
+func Analyze(name string, f *ir.Func) (fmt.Stringer, error) {
+	for _, a := range analyses {
+		if a.name == name {
+			return a.fn(f)
+		}
+	}
+	return nil, fmt.Errorf("unknown analysis %q", name)
+}
+
+// IsAnalysis reports whether name is an analysis rather than a pass.
+func IsAnalysis(name string) bool {
+	for _, a := range analyses {
+		if a.name == name {
+			return true
+		}
+	}
+	return false
+}
