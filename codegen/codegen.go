@@ -11,7 +11,11 @@
 //
 //	void xlc_k<i>(void **bufs, int64_t lo, int64_t hi);
 //
-// where <i> is the instruction's index in f.Body, bufs holds the operand
+// where <i> is the index in f.Body of the first instruction with that
+// kernel: instructions whose kernels are structurally identical (kernelKey:
+// op, attributes, types, operand sharing, callee text) share one symbol, so
+// a 20-layer model has as many kernel functions as a 2-layer one. bufs
+// holds the operand
 // buffers in operand order followed by the result buffer, and the call
 // computes the part [lo, hi) of the kernel's parallel range [0, Extent).
 // Calls on disjoint parts may run at the same time. The exported function
@@ -48,20 +52,37 @@
 //     pre ++ [n] ++ post), each owned by one call, so there are no races;
 //     updates are read in order.
 //   - rng: blocks of four values (one Philox4x32-10 block each).
+//   - f32 dot that DotSpecOf reads in place, on an AVX-512 target CPU: the
+//     fast kernel's (DotKernel, DotSpec.Extent: blocks of rows of the
+//     product); it accumulates in float, not double.
 //
 // A fusion instruction is one kernel for its whole callee: the callee's
 // parameters are the operand buffers and its instructions are computed
 // elementally inside the kernel's loops (a reduce or dot inside the callee
 // loops over its reduced or contracting axes where its value is needed).
-// The root decides the loop: a reduce or dot root loops over the result
-// elements, anything else as an elemental kernel.
+// The loop is decided as follows (rows.go, fastdot.go):
+//
+//   - a callee with one f32 dot the fast kernel takes, followed by an
+//     elementwise f32 epilogue of the dot's shape: the fast dot kernel's
+//     range; each call computes the product's rows for its units, then the
+//     epilogue in place over those rows.
+//   - a callee whose reductions all reduce the same axes of one shape, the
+//     reduced values coming back only through elementwise ops and
+//     broadcasts along the kept axes (softmax, layer norm, cross-entropy):
+//     a row kernel, whose range is the rows (the kept index space); per row
+//     each reduction is computed once, in order, in double, then one loop
+//     over the row's elements computes the root.
+//   - otherwise the root decides: a reduce or dot root loops over the
+//     result elements, anything else as an elemental kernel.
 //
 // reshape and stop_gradient are no-ops: they get no kernel, and the
 // Program's Aliases tell the runtime to share the operand's buffer.
 package codegen
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/llir/llvm/ir/types"
@@ -127,16 +148,22 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 	}
 	mod := newModule(cpu)
 	p = &Program{CPU: cpu}
+	seen := map[[sha256.Size]byte]Kernel{}
 	for i, v := range f.Body {
 		if isNoop(v) {
 			p.Aliases = append(p.Aliases, Alias{Instr: i, Of: v.Args[0]})
 			continue
 		}
-		k, err := mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v)
-		if err != nil {
-			return nil, fmt.Errorf("codegen: @%s: %%%d = %v: %v", f.Name, i, v.Op, err)
+		key := kernelKey(v)
+		k, ok := seen[key]
+		if !ok {
+			k, err = mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v)
+			if err != nil {
+				return nil, fmt.Errorf("codegen: @%s: %%%d = %v: %v", f.Name, i, v.Op, err)
+			}
+			seen[key] = k
 		}
-		k.Instr = i
+		k.Instr, k.Args = i, v.Args
 		p.Kernels = append(p.Kernels, k)
 	}
 	p.LL = mod.String()
@@ -163,6 +190,8 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 	g := m.newKernel(sym, v.Args, v)
 	k = Kernel{Symbol: sym, Args: v.Args}
 	root := v
+	body := []*ir.Value{v}
+	var rows *rowPlan
 	if v.Op == ir.OpFusion {
 		// The callee's parameters are the kernel's operand buffers; its
 		// instructions are computed inside the kernel.
@@ -171,24 +200,38 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 			g.ptrs[p] = g.ptrs[v.Args[i]]
 		}
 		root = c.Results[0]
+		body = c.Body
+		rows = planRows(c)
 	}
-	switch root.Op {
-	case ir.OpReduceSum, ir.OpReduceMax:
-		k.Extent, k.Cost = g.emitFlat(root)
-	case ir.OpDot:
-		k.Extent, k.Cost = g.emitDot(root)
-	case ir.OpScatterAdd:
-		k.Extent, k.Cost = g.emitScatterAdd(root)
-	case ir.OpRng:
-		k.Extent, k.Cost = g.emitRng(root)
+	fd := g.planFastDot(body, root)
+	switch {
+	case fd != nil:
+		k.Extent, k.Cost = g.emitFastDot(fd)
+	case rows != nil:
+		k.Extent, k.Cost = g.emitRows(rows, root, len(body))
 	default:
-		k.Extent, k.Cost = g.emitElemental(root)
-	}
-	if v.Op == ir.OpFusion {
-		k.Cost = fusionCost(v.Callee)
+		k.Extent, k.Cost = g.lowerRoot(root)
+		if v.Op == ir.OpFusion {
+			k.Cost = fusionCost(v.Callee)
+		}
 	}
 	g.finish()
 	return k, nil
+}
+
+// lowerRoot emits the loop of a kernel computing root elementally.
+func (g *kgen) lowerRoot(root *ir.Value) (extent, cost int64) {
+	switch root.Op {
+	case ir.OpReduceSum, ir.OpReduceMax:
+		return g.emitFlat(root)
+	case ir.OpDot:
+		return g.emitDot(root)
+	case ir.OpScatterAdd:
+		return g.emitScatterAdd(root)
+	case ir.OpRng:
+		return g.emitRng(root)
+	}
+	return g.emitElemental(root)
 }
 
 // codegenError is raised (panicked) inside the emitters for an instruction
@@ -273,4 +316,34 @@ func fusionCost(c *ir.Func) int64 {
 		}
 	}
 	return cost
+}
+
+// kernelKey is the structural hash of the kernel of instruction v: its op,
+// attributes, operand and result types, which operands are the same value,
+// and for a fusion the callee's text without its name (the fusion pass
+// names parameters by position, p0, p1, ...). Kernels with equal keys have the same code, so one
+// symbol serves them all.
+func kernelKey(v *ir.Value) [sha256.Size]byte {
+	var b strings.Builder
+	b.WriteString(v.Op.String())
+	for i, a := range v.Args {
+		b.WriteString(" " + a.Type.String())
+		for j := range i {
+			if v.Args[j] == a {
+				b.WriteString("=" + strconv.Itoa(j))
+				break
+			}
+		}
+	}
+	b.WriteString(" : " + v.Type.String())
+	if v.Op == ir.OpFusion {
+		var cb strings.Builder
+		v.Callee.Print(&cb)
+		text := cb.String()
+		text = text[strings.IndexByte(text, '('):]
+		b.WriteString("\n" + text)
+	} else if len(v.Attrs) > 0 {
+		b.WriteString(" " + v.Attrs.Format())
+	}
+	return sha256.Sum256([]byte(b.String()))
 }

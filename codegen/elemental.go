@@ -80,6 +80,9 @@ func atLinear(s ir.Shape, lin value.Value) *index { return &index{shape: s, lin:
 // when v is read from a buffer, else v's op applied to its operands'
 // elements, as XLA's elemental emitter. Values are memoized per index.
 func (g *kgen) elem(v *ir.Value, ix *index) value.Value {
+	if r, ok := g.rowVals[v]; ok {
+		return r
+	}
 	if p, ok := g.ptrs[v]; ok {
 		return g.loadAt(v.Type.DType, p, g.linear(ix))
 	}

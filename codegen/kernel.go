@@ -67,6 +67,8 @@ type kgen struct {
 	hi   value.Value
 
 	cache map[elemKey]value.Value
+	// rowVals are the current row's values in a row kernel (rows.go).
+	rowVals map[*ir.Value]value.Value
 }
 
 // newKernel declares kernel sym reading args and writing res: the exported

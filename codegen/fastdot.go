@@ -1,0 +1,127 @@
+package codegen
+
+import (
+	"strings"
+
+	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// avx512CPUs are the target CPUs the fast dot kernel (which computes on
+// <16 x float>) may be compiled for.
+var avx512CPUs = map[string]bool{
+	"znver4": true, "znver5": true, "x86-64-v4": true, "skylake-avx512": true,
+	"cascadelake": true, "cooperlake": true, "cannonlake": true, "icelake-client": true,
+	"icelake-server": true, "tigerlake": true, "rocketlake": true, "sapphirerapids": true,
+	"emeraldrapids": true, "graniterapids": true, "graniterapids-d": true, "knl": true, "knm": true,
+}
+
+// fastDot is the use of the fast f32 dot kernel (DotKernel) for one
+// kernel: the dot, its spec, and the root of its elementwise epilogue (the
+// dot itself when there is none).
+type fastDot struct {
+	dot, root *ir.Value
+	spec      DotSpec
+}
+
+// planFastDot returns how kernel g (whose operands' pointers are known)
+// computes root with the fast dot kernel, or nil when it cannot: the dot
+// must be f32 with a layout DotSpecOf reads in place, read its operands
+// from buffers, and every value depending on it up to the root must be an
+// elementwise f32 op of the dot's shape (so the epilogue can run in place
+// over the product, element by element).
+func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
+	if !avx512CPUs[strings.ToLower(g.mod.cpu)] {
+		return nil
+	}
+	var dot *ir.Value
+	dep := map[*ir.Value]bool{}
+	for _, v := range body {
+		if v.Op == ir.OpDot {
+			if dot != nil {
+				return nil
+			}
+			dot = v
+			dep[v] = true
+			continue
+		}
+		for _, a := range v.Args {
+			if dep[a] {
+				dep[v] = true
+			}
+		}
+		if dep[v] && (!elementwise(v) || !v.Type.Shape.Equal(dot.Type.Shape)) {
+			return nil
+		}
+	}
+	if dot == nil || !dep[root] || dot.Type.DType != ir.F32 || root.Type.DType != ir.F32 ||
+		!root.Type.Shape.Equal(dot.Type.Shape) {
+		return nil
+	}
+	for _, a := range dot.Args {
+		if _, ok := g.ptrs[a]; !ok {
+			return nil
+		}
+	}
+	spec, err := DotSpecOf(dot.Args[0].Type, dot.Args[1].Type, dot.Attrs)
+	if err != nil || spec.check() != nil {
+		return nil
+	}
+	spec.CPU = g.mod.cpu
+	return &fastDot{dot: dot, root: root, spec: spec}
+}
+
+// emitFastDot emits a kernel that calls the fast dot kernel (added to the
+// module as <sym>.gemm, writing the f32 product to the result buffer) on
+// its units [lo, hi), then, when there is an epilogue, computes the root
+// in place over the rows of the result those units cover. The parallel
+// range is the dot kernel's (blocks of rows of C, see DotSpec.Extent).
+func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
+	s := fd.spec
+	name := g.sym + ".gemm"
+	if _, err := DotKernel(g.mod.m, name, s); err != nil {
+		fail("%v", err)
+	}
+	var gemm *llir.Func
+	for _, f := range g.mod.m.Funcs {
+		if f.Name() == name {
+			gemm = f
+		}
+	}
+	gemm.Linkage = enum.LinkageInternal
+	i8p := types.NewPointer(types.I8)
+	arr := types.NewArray(3, i8p)
+	slots := g.alloca(arr)
+	b := g.b
+	for i, p := range []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], g.out} {
+		slot := b.NewGetElementPtr(arr, slots, i64c(0), i64c(int64(i)))
+		b.NewStore(b.NewBitCast(p, i8p), slot)
+	}
+	b.NewCall(gemm, b.NewGetElementPtr(arr, slots, i64c(0), i64c(0)), g.lo, g.hi)
+	p := s.plan()
+	extent = s.Extent()
+	cost = 2 * int64(min(p.RB, s.M)) * int64(s.N) * int64(s.K)
+	if fd.root == fd.dot {
+		return extent, cost
+	}
+	// Unit u covers rows [r·RB, min(M, (r+1)·RB)) of batch u / blocks,
+	// r = u mod blocks: the elements [E(lo), E(hi)) of C with
+	// E(u) = (u / blocks)·M·N + min(r·RB, M)·N.
+	blocks := int64((s.M + p.RB - 1) / p.RB)
+	elt := func(u value.Value) value.Value {
+		bt := g.b.NewUDiv(u, i64c(blocks))
+		r := g.b.NewURem(u, i64c(blocks))
+		row := g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M)))
+		return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M)*int64(s.N))), g.b.NewMul(row, i64c(int64(s.N))))
+	}
+	lo, hi := g.lo, g.hi
+	g.lo, g.hi = elt(lo), elt(hi)
+	g.ptrs[fd.dot] = g.out
+	g.emitElemental(fd.root)
+	g.lo, g.hi = lo, hi
+	return extent, cost + int64(min(p.RB, s.M))*int64(s.N)*int64(len(fd.dot.Args)+2)
+}

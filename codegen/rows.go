@@ -1,0 +1,130 @@
+package codegen
+
+import (
+	"slices"
+
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// rowPlan is how a fused callee whose reductions all reduce the same axes
+// of one shape is lowered as a row kernel: the parallel range is the rows
+// (the kept index space, the reductions' result shape); per row, each
+// reduction is computed once, in callee order, and kept with the row
+// values derived from it; then one loop over the row's elements computes
+// the root (unless the root is itself a row value).
+type rowPlan struct {
+	shape ir.Shape // the reductions' operand shape
+	axes  []int    // the reduced axes, in the reductions' order
+	kept  []int    // the other axes, in order
+	rows  ir.Shape // shape minus the reduced axes
+	// row holds the values with one value per row: the reductions and the
+	// elementwise ops on them (shape rows), in callee order.
+	row []*ir.Value
+}
+
+// elementwise reports whether v's element at an index depends only on its
+// operands' elements at that index.
+func elementwise(v *ir.Value) bool {
+	switch v.Op.Class() {
+	case ir.ClassUnary, ir.ClassBinary, ir.ClassCompare:
+		return true
+	}
+	return v.Op == ir.OpSelect || v.Op == ir.OpConvert
+}
+
+// planRows returns the row plan of callee c, or nil when c does not have
+// the form of a row kernel: at least one reduction, every reduction over the
+// same axes of operands of one shape, and every value that depends on a
+// reduction either a row value (a reduction or an elementwise op of the
+// rows' shape), a broadcast of a row value back to the operand shape along
+// the kept axes, or an elementwise op of the operand shape; the root
+// depends on a reduction.
+func planRows(c *ir.Func) *rowPlan {
+	var p *rowPlan
+	dep := map[*ir.Value]bool{}
+	for _, v := range c.Body {
+		if v.Op == ir.OpReduceSum || v.Op == ir.OpReduceMax {
+			axes := v.Attrs.Ints("axes")
+			s := v.Args[0].Type.Shape
+			if p == nil {
+				if len(axes) == 0 {
+					return nil
+				}
+				p = &rowPlan{shape: s, axes: axes, rows: v.Type.Shape}
+				for i := range s {
+					if !slices.Contains(axes, i) {
+						p.kept = append(p.kept, i)
+					}
+				}
+			} else if !s.Equal(p.shape) || !slices.Equal(axes, p.axes) {
+				return nil
+			}
+			dep[v] = true
+			p.row = append(p.row, v)
+			continue
+		}
+		for _, a := range v.Args {
+			if dep[a] {
+				dep[v] = true
+			}
+		}
+		if !dep[v] {
+			continue
+		}
+		s := v.Type.Shape
+		switch {
+		case elementwise(v) && s.Equal(p.rows) && len(s) != len(p.shape):
+			p.row = append(p.row, v)
+		case elementwise(v) && s.Equal(p.shape):
+		case v.Op == ir.OpBroadcast && s.Equal(p.shape) && v.Args[0].Type.Shape.Equal(p.rows) &&
+			slices.Equal(v.Attrs.Ints("dims"), p.kept):
+		default:
+			return nil
+		}
+	}
+	if p == nil || len(c.Results) != 1 || !dep[c.Results[0]] {
+		return nil
+	}
+	return p
+}
+
+// emitRows emits the row kernel of plan p with root root.
+func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
+	n := int64(p.rows.NumElements())
+	if n == 0 {
+		return 0, 1
+	}
+	var sizes []int
+	r := int64(1)
+	for _, a := range p.axes {
+		sizes = append(sizes, p.shape[a])
+		r *= int64(p.shape[a])
+	}
+	rootIsRow := slices.Contains(p.row, root)
+	g.forLoop("rowk", g.lo, g.hi, func(row value.Value) {
+		rix := atLinear(p.rows, row)
+		g.rowVals = map[*ir.Value]value.Value{}
+		for _, w := range p.row {
+			g.rowVals[w] = g.elemOp(w, rix)
+		}
+		if rootIsRow {
+			g.storeAt(g.res.Type.DType, g.rowVals[root], g.out, row)
+			return
+		}
+		kept := g.dims(rix)
+		g.nestedLoops("elt", sizes, func(ri []value.Value) {
+			full := make([]value.Value, len(p.shape))
+			for i, a := range p.kept {
+				full[a] = kept[i]
+			}
+			for i, a := range p.axes {
+				full[a] = ri[i]
+			}
+			ix := atDims(p.shape, full)
+			g.storeAt(g.res.Type.DType, g.elem(root, ix), g.out, g.linear(ix))
+		})
+	})
+	return n, 1 + int64(instrs)*max(r, 1)
+}
