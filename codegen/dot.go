@@ -173,6 +173,21 @@ func (s DotSpec) Extent() int64 {
 	return int64(s.Batch) * int64((s.M+p.RB-1)/p.RB)
 }
 
+// StackBytes is the size of the packing buffers that a call of the kernel
+// allocates on its thread's stack.
+func (s DotSpec) StackBytes() int64 {
+	p := s.plan()
+	n := int64(p.KC) * int64(p.NC)
+	if p.PackA > 0 {
+		if s.TransA {
+			n += int64(p.MC) * int64(p.KC)
+		} else {
+			n += int64(p.MC) * int64(gemmLDA(p.MR, p.KC))
+		}
+	}
+	return 4 * n
+}
+
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).
 func (s DotSpec) Flops() float64 {
 	return 2 * float64(s.Batch) * float64(s.M) * float64(s.N) * float64(s.K)
@@ -189,8 +204,8 @@ func (s DotSpec) Flops() float64 {
 // disjoint ranges may run at once. A call packs the panels of B it uses,
 // so give each call a large range (the range split evenly across threads,
 // not one unit at a time). The packing buffers live on the caller's
-// stack: at most KC·NC + MC·KC floats (about 1.1 MiB) with the default
-// blocking.
+// stack (DotSpec.StackBytes; at most about 1.1 MiB with the default
+// blocking), probed page by page.
 //
 // The module gets the x86-64 triple and data layout when it has none.
 func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err error) {

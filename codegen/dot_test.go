@@ -162,6 +162,9 @@ func TestDotKernel(t *testing.T) {
 		if ext[i], err = DotKernel(mod, fmt.Sprintf("k%d", i), c.s); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
+		if st := c.s.StackBytes(); st <= 0 || st > 1200<<10 {
+			t.Fatalf("%s: %d bytes of stack", c.name, st)
+		}
 		if ext[i] != c.s.Extent() {
 			t.Fatalf("%s: extent %d, Extent() %d", c.name, ext[i], c.s.Extent())
 		}
@@ -191,7 +194,7 @@ func TestDotKernel(t *testing.T) {
 				bufs = append(bufs, c)
 				switch split {
 				case 0:
-					k.CallF32(bufs, 0, ext[i])
+					k.CallF32(bufs, -3, ext[i]+5) // clamped to the range
 				case 1:
 					var wg sync.WaitGroup
 					h := ext[i] / 2
