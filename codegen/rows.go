@@ -20,7 +20,9 @@ type rowPlan struct {
 	kept  []int    // the other axes, in order
 	rows  ir.Shape // shape minus the reduced axes
 	// row holds the values with one value per row: the reductions and the
-	// elementwise ops on them (shape rows), in callee order.
+	// elementwise ops and reshapes of them (shaped as rows up to dimensions of
+	// size 1, so that they have one value per row in row order), in callee
+	// order.
 	row []*ir.Value
 }
 
@@ -37,9 +39,9 @@ func elementwise(v *ir.Value) bool {
 // planRows returns the row plan of callee c, or nil when c does not have
 // the form of a row kernel: at least one reduction, every reduction over the
 // same axes of operands of one shape, and every value that depends on a
-// reduction either a row value (a reduction or an elementwise op of the
-// rows' shape), a broadcast of a row value back to the operand shape along
-// the kept axes, or an elementwise op of the operand shape; the root
+// reduction either a row value (a reduction, or an elementwise op or a
+// reshape whose shape is the rows' up to dimensions of size 1), a
+// broadcast of a row value back to the operand shape along the kept axes, or an elementwise op of the operand shape; the root
 // depends on a reduction.
 func planRows(c *ir.Func) *rowPlan {
 	var p *rowPlan
@@ -75,11 +77,11 @@ func planRows(c *ir.Func) *rowPlan {
 		}
 		s := v.Type.Shape
 		switch {
-		case elementwise(v) && s.Equal(p.rows) && len(s) != len(p.shape):
-			p.row = append(p.row, v)
 		case elementwise(v) && s.Equal(p.shape):
-		case v.Op == ir.OpBroadcast && s.Equal(p.shape) && v.Args[0].Type.Shape.Equal(p.rows) &&
-			slices.Equal(v.Attrs.Ints("dims"), p.kept):
+		case (elementwise(v) || v.Op == ir.OpReshape) && slices.Equal(squeeze(s), squeeze(p.rows)):
+			p.row = append(p.row, v)
+		case v.Op == ir.OpBroadcast && s.Equal(p.shape) && slices.Contains(p.row, v.Args[0]) &&
+			slices.Equal(p.keptOf(v.Args[0].Type.Shape, v.Attrs.Ints("dims")), p.keptOf(p.rows, p.kept)):
 		default:
 			return nil
 		}
@@ -88,6 +90,29 @@ func planRows(c *ir.Func) *rowPlan {
 		return nil
 	}
 	return p
+}
+
+// squeeze is s without its dimensions of size 1.
+func squeeze(s ir.Shape) []int {
+	var r []int
+	for _, n := range s {
+		if n != 1 {
+			r = append(r, n)
+		}
+	}
+	return r
+}
+
+// keptOf lists, for the dimensions of shape s not of size 1, the axis of
+// the reductions' operand each maps to (by dims).
+func (p *rowPlan) keptOf(s ir.Shape, dims []int) []int {
+	var r []int
+	for i, n := range s {
+		if n != 1 {
+			r = append(r, dims[i])
+		}
+	}
+	return r
 }
 
 // emitRows emits the row kernel of plan p with root root.
@@ -107,7 +132,12 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 		rix := atLinear(p.rows, row)
 		g.rowVals = map[*ir.Value]value.Value{}
 		for _, w := range p.row {
-			g.rowVals[w] = g.elemOp(w, rix)
+			// Each at an index of its own shape: same linear index.
+			wix := rix
+			if !w.Type.Shape.Equal(p.rows) {
+				wix = atLinear(w.Type.Shape, row)
+			}
+			g.rowVals[w] = g.elemOp(w, wix)
 		}
 		if rootIsRow {
 			g.storeAt(g.res.Type.DType, g.rowVals[root], g.out, row)
