@@ -91,12 +91,28 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 			nfloats += p.Type.Shape.NumElements()
 		}
 	}
-	fmt.Fprintf(stderr, "%s @%s: %d instructions, %d parameter tensors, %d parameters\n",
-		name, f.Name, len(f.Body), nparams, nfloats)
+	plan, err := passes.PlanBuffers(f)
+	if err == nil {
+		err = plan.Verify(f)
+	}
+	if err != nil {
+		return fmt.Errorf("xlc build: internal error: %v", err)
+	}
+	fmt.Fprintf(stderr, "%s @%s: %d instructions, %d parameter tensors, %d parameters, peak %s MiB (%s MiB without buffer reuse)\n",
+		name, f.Name, len(f.Body), nparams, nfloats, mib(plan.PeakBytes), mib(plan.NaiveBytes))
 	if *fuse {
 		fmt.Fprintf(stderr, "%s @%s: %d kernels, %d fused functions\n", name, f.Name, passes.Kernels(f), len(f.Callees()))
 	}
 	return nil
+}
+
+// mib formats a byte count in MiB: two decimals below 10 MiB, one above.
+func mib(n int) string {
+	m := float64(n) / (1 << 20)
+	if m < 10 {
+		return fmt.Sprintf("%.2f", m)
+	}
+	return fmt.Sprintf("%.1f", m)
 }
 
 // debugFlags collects -d names (repeatable, comma-separated).

@@ -5,11 +5,16 @@
 // GOMAXPROCS goroutines.
 //
 // Memory: every buffer lives in C memory (cgo forbids handing the kernels
-// Go memory), in one 64-byte-aligned arena per Executable holding one
-// buffer per value — each parameter and each instruction that is not a
-// no-op alias; there is no buffer reuse yet. Run copies the arguments into
-// their buffers (converting from interp.Tensor's float64/int64 storage to
-// the element type) and copies the results out.
+// Go memory), in one 64-byte-aligned block per Executable laid out by
+// passes.PlanBuffers (verified at Load): one buffer per parameter, then an
+// arena in which values whose lives do not overlap share bytes; no-op
+// aliases share their operand's buffer, and a donated result (the new value
+// of a role=param or role=state parameter) that the plan puts in place is
+// written into its parameter's buffer. Run copies the arguments into the
+// parameters' buffers (converting from interp.Tensor's float64/int64
+// storage to the element type) and copies every result out: Run's outputs
+// are copies, so a result written in place stays correct after the next
+// Run overwrites the parameter's buffer.
 //
 // An Executable holds C memory and a loaded library: the caller of Load
 // closes it (Close). An Executable that becomes unreachable unclosed is
@@ -52,6 +57,7 @@ import (
 
 	"xlc/codegen"
 	"xlc/ir"
+	"xlc/passes"
 	"xlc/runtime"
 	"xlc/runtime/interp"
 )
@@ -92,14 +98,18 @@ type Executable struct {
 	f       *ir.Func
 	res     *resources
 	cleanup goruntime.Cleanup
+	plan    *passes.BufferPlan
 	bufs    map[*ir.Value]unsafe.Pointer
 	kernels []kernel
 }
 
+// Plan is the buffer plan the executable's memory follows.
+func (e *Executable) Plan() *passes.BufferPlan { return e.plan }
+
 // resources are the C-side things an Executable owns.
 type resources struct {
 	lib   unsafe.Pointer // dlopen handle
-	arena unsafe.Pointer // every buffer
+	arena unsafe.Pointer // the parameters' buffers, then the plan's arena
 	args  unsafe.Pointer // every kernel's void *bufs[]
 }
 
@@ -142,36 +152,34 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		return nil, fmt.Errorf("cpu: dlopen %s: %s", so, C.GoString(C.xlc_dlerror()))
 	}
 
-	// Lay out one buffer per parameter and per non-alias instruction.
-	alias := map[int]*ir.Value{}
-	for _, a := range prog.Aliases {
-		alias[a.Instr] = a.Of
+	// Memory follows the buffer plan: one buffer per parameter, then one
+	// arena in which values whose lives are disjoint share bytes; donated
+	// results the plan puts in place live in their parameter's buffer.
+	plan, err := passes.PlanBuffers(f)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: %v", err)
 	}
-	offsets := map[*ir.Value]int{}
-	size := 0
-	place := func(v *ir.Value) {
-		offsets[v] = size
-		size += align64(max(1, v.Type.Shape.NumElements()*v.Type.DType.Size()))
+	if err := plan.Verify(f); err != nil {
+		return nil, fmt.Errorf("cpu: %v", err)
 	}
-	for _, p := range f.Params {
-		place(p)
+	res.arena = C.xlc_alloc(C.size_t(plan.ParamBytes + plan.ArenaBytes))
+	if res.arena == nil {
+		return nil, fmt.Errorf("cpu: @%s: cannot allocate %d bytes of buffers", f.Name, plan.ParamBytes+plan.ArenaBytes)
+	}
+	e := &Executable{f: f, res: res, plan: plan, bufs: map[*ir.Value]unsafe.Pointer{}}
+	for i, p := range f.Params {
+		e.bufs[p] = unsafe.Add(res.arena, plan.ParamOffset[i])
 	}
 	for i, v := range f.Body {
-		if _, ok := alias[i]; !ok {
-			place(v)
+		if l := plan.Loc[i]; l.Param >= 0 {
+			e.bufs[v] = e.bufs[f.Params[l.Param]]
+		} else {
+			e.bufs[v] = unsafe.Add(res.arena, plan.ParamBytes+l.Offset)
 		}
 	}
-	res.arena = C.xlc_alloc(C.size_t(size))
-	if res.arena == nil {
-		return nil, fmt.Errorf("cpu: @%s: cannot allocate %d bytes of buffers", f.Name, size)
-	}
-	e := &Executable{f: f, res: res, bufs: map[*ir.Value]unsafe.Pointer{}}
-	for v, off := range offsets {
-		e.bufs[v] = unsafe.Add(res.arena, off)
-	}
-	for i, v := range f.Body {
-		if of, ok := alias[i]; ok {
-			e.bufs[v] = e.bufs[of]
+	for _, a := range prog.Aliases {
+		if e.bufs[f.Body[a.Instr]] != e.bufs[a.Of] {
+			return nil, fmt.Errorf("cpu: @%s: %%%d is a no-op for codegen but has its own buffer in the plan", f.Name, a.Instr)
 		}
 	}
 
