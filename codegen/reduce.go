@@ -132,10 +132,12 @@ func zeroAcc(d ir.DType) value.Value {
 
 // emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post, the
 // parallel range is the outer·n result rows; each call owns its rows, so
-// there are no races. For a row (o, r) it zeroes a heap accumulator of
-// |post| elements (double for floats, the integer type otherwise), adds
-// every update row j with clamp(idx[j]) == r in order of j, and rounds once,
-// as the interpreter.
+// there are no races. A call zeroes a heap accumulator for its rows (double
+// for floats, the integer type otherwise), reads the updates once in order
+// of j, adding update row (o, j) into row (o, clamp(idx[j])) when that row
+// is one of its own, and rounds once: every element sums its updates in
+// order of j, as the interpreter. Each call reads all the indices, so the
+// work is calls·m + m·|post|, not rows·m.
 func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	upd, idx := v.Args[0], v.Args[1]
 	d := v.Type.DType
@@ -154,32 +156,34 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	malloc := g.mod.declare("malloc", i8p, types.I64)
 	free := g.mod.declare("free", types.Void, i8p)
 	g.ifThen("work", b.NewICmp(enum.IPredSLT, g.lo, g.hi), func() {
-		raw := g.b.NewCall(malloc, i64c(inner*8))
+		count := g.b.NewMul(g.b.NewSub(g.hi, g.lo), i64c(inner))
+		raw := g.b.NewCall(malloc, g.b.NewMul(count, i64c(8)))
 		accp := g.b.NewBitCast(raw, types.NewPointer(at))
-		g.forLoop("row", g.lo, g.hi, func(row value.Value) {
-			o := g.b.NewUDiv(row, i64c(int64(n)))
-			r := g.b.NewURem(row, i64c(int64(n)))
-			g.forLoop("zero", i64c(0), i64c(inner), func(i value.Value) {
-				g.b.NewStore(zeroAcc(d), g.b.NewGetElementPtr(at, accp, i))
-			})
-			g.forLoop("upd", i64c(0), i64c(m), func(j value.Value) {
-				c := g.clampIndex(g.elem(idx, atLinear(idx.Type.Shape, j)), n)
-				g.ifThen("hit", g.b.NewICmp(enum.IPredEQ, c, r), func() {
+		g.forLoop("zero", i64c(0), count, func(i value.Value) {
+			g.b.NewStore(zeroAcc(d), g.b.NewGetElementPtr(at, accp, i))
+		})
+		g.forLoop("upd", i64c(0), i64c(m), func(j value.Value) {
+			c := g.clampIndex(g.elem(idx, atLinear(idx.Type.Shape, j)), n)
+			g.forLoop("outer", i64c(0), i64c(outer), func(o value.Value) {
+				row := g.b.NewAdd(g.b.NewMul(o, i64c(int64(n))), c)
+				mine := g.b.NewAnd(g.b.NewICmp(enum.IPredSGE, row, g.lo), g.b.NewICmp(enum.IPredSLT, row, g.hi))
+				g.ifThen("hit", mine, func() {
 					src := g.b.NewMul(g.b.NewAdd(g.b.NewMul(o, i64c(m)), j), i64c(inner))
+					dst := g.b.NewMul(g.b.NewSub(row, g.lo), i64c(inner))
 					g.forLoop("add", i64c(0), i64c(inner), func(i value.Value) {
 						e := g.elem(upd, atLinear(upd.Type.Shape, g.b.NewAdd(src, i)))
-						p := g.b.NewGetElementPtr(at, accp, i)
+						p := g.b.NewGetElementPtr(at, accp, g.b.NewAdd(dst, i))
 						g.b.NewStore(g.accumulate(d, g.b.NewLoad(at, p), e), p)
 					})
 				})
 			})
-			dst := g.b.NewMul(row, i64c(inner))
-			g.forLoop("store", i64c(0), i64c(inner), func(i value.Value) {
-				a := g.b.NewLoad(at, g.b.NewGetElementPtr(at, accp, i))
-				g.storeAt(d, g.finishSum(d, a), g.out, g.b.NewAdd(dst, i))
-			})
+		})
+		base := g.b.NewMul(g.lo, i64c(inner))
+		g.forLoop("store", i64c(0), count, func(i value.Value) {
+			a := g.b.NewLoad(at, g.b.NewGetElementPtr(at, accp, i))
+			g.storeAt(d, g.finishSum(d, a), g.out, g.b.NewAdd(base, i))
 		})
 		g.b.NewCall(free, raw)
 	})
-	return outer * int64(n), 1 + m + m*inner/int64(n)
+	return outer * int64(n), 2 + 2*inner + m*outer*inner/(outer*int64(n))
 }
