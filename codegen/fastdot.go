@@ -20,6 +20,12 @@ var avx512CPUs = map[string]bool{
 	"emeraldrapids": true, "graniterapids": true, "graniterapids-d": true, "knl": true, "knm": true,
 }
 
+// minFastDotFlops is the size of product below which the naive dot is
+// used: each fast dot kernel is about 100 KiB of LLVM IR of its own (the
+// tiny GPT's train step spent 9 s in opt and llc, 92% of its module being
+// fast dots of 16×16 matrices), and small products gain little from it.
+const minFastDotFlops = 1 << 20
+
 // fastDot is the use of the fast f32 dot kernel (DotKernel) for one
 // kernel: the dot, its spec, and the root of its elementwise epilogue (the
 // dot itself when there is none).
@@ -30,7 +36,8 @@ type fastDot struct {
 
 // planFastDot returns how kernel g (whose operands' pointers are known)
 // computes root with the fast dot kernel, or nil when it cannot: the dot
-// must be f32 with a layout DotSpecOf reads in place, read its operands
+// must be f32 with a layout DotSpecOf reads in place, of at least
+// minFastDotFlops, read its operands
 // from buffers, and every value depending on it up to the root must be an
 // elementwise f32 op of the dot's shape (so the epilogue can run in place
 // over the product, element by element).
@@ -68,7 +75,7 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 		}
 	}
 	spec, err := DotSpecOf(dot.Args[0].Type, dot.Args[1].Type, dot.Attrs)
-	if err != nil || spec.check() != nil {
+	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops {
 		return nil
 	}
 	spec.CPU = g.mod.cpu
