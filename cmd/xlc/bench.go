@@ -23,8 +23,8 @@ var backends = map[string]func() runtime.Backend{
 // compileOptions are the compiler settings a backend wants: fusion on for
 // the cpu backend, whose codegen lowers each fusion as one kernel (row
 // kernels for softmax, layer norm and cross-entropy; the fast dot with its
-// epilogue), which made the GPT train step faster (2-layer d=64: 45k vs 29k
-// tokens/s; config S: 10k vs 8.7k, on 2 cores). The interpreter gains
+// epilogue), which made the GPT train step faster (2-layer d=64: 34k vs 29k
+// tokens/s; config S: 10.0k vs 9.1k; on a 2-core AMD EPYC). The interpreter gains
 // nothing from fusion, so it stays off there.
 func compileOptions(b runtime.Backend, verify bool) build.Options {
 	opt := build.Options{Passes: passes.Options{Verify: verify}}
