@@ -30,6 +30,7 @@ var shapes = []shape{
 	{"att_qkT", 64, 256, 256, 32, false, true},
 	{"att_pv", 64, 256, 32, 256, false, false},
 	{"dW_tn", 1, 256, 1024, 2048, true, false},
+	{"dX_nt", 1, 2048, 256, 1024, false, true},
 }
 
 func main() {
