@@ -31,9 +31,10 @@
 // Kernels compute what runtime/interp computes. f32 add, sub, mul, div,
 // sqrt, recip, max, min, compares and conversions are done in float and are
 // correctly rounded, so they equal the interpreter's results; exp, log,
-// tanh, erf, sin, cos, rsqrt and pow are computed in double (libm) and
-// rounded once, as the interpreter does, so they differ from it only where
-// libm and Go's math differ in the last place of a double. f16 and bf16
+// tanh, erf, sin, cos, rsqrt and pow are computed in double (libm, or in
+// vectorized loops glibc's libmvec, within 4 ulps of a double) and rounded
+// once, as the interpreter does, so they differ from it only where libm and
+// Go's math differ in the last places of a double. f16 and bf16
 // values are computed in double and rounded to the dtype after every op,
 // with the interpreter's single round-to-nearest-even (a round-to-odd step
 // to f32 first). Reductions, dot and scatter_add accumulate floats
@@ -111,6 +112,9 @@ type Kernel struct {
 	// Cost estimates the scalar operations per unit of the range, for
 	// deciding how to split it.
 	Cost int64
+	// Lowering is how the kernel computes its instruction (LowerRows,
+	// LowerFastDot, ...), for profiles.
+	Lowering string
 }
 
 // Alias says that instruction Instr is a no-op whose result shares the
@@ -207,10 +211,16 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 	switch {
 	case fd != nil:
 		k.Extent, k.Cost = g.emitFastDot(fd)
+		k.Lowering = LowerFastDot
+		if fd.root != fd.dot {
+			k.Lowering = LowerFastDotEp
+		}
 	case rows != nil:
 		k.Extent, k.Cost = g.emitRows(rows, root, len(body))
+		k.Lowering = LowerRows
 	default:
 		k.Extent, k.Cost = g.lowerRoot(root)
+		k.Lowering = rootLowering(root)
 		if v.Op == ir.OpFusion {
 			k.Cost = fusionCost(v.Callee)
 		}
@@ -232,6 +242,21 @@ func (g *kgen) lowerRoot(root *ir.Value) (extent, cost int64) {
 		return g.emitRng(root)
 	}
 	return g.emitElemental(root)
+}
+
+// rootLowering is how lowerRoot computes root.
+func rootLowering(root *ir.Value) string {
+	switch root.Op {
+	case ir.OpReduceSum, ir.OpReduceMax:
+		return LowerReduce
+	case ir.OpDot:
+		return LowerNaiveDot
+	case ir.OpScatterAdd:
+		return LowerScatter
+	case ir.OpRng:
+		return LowerRng
+	}
+	return LowerElemental
 }
 
 // codegenError is raised (panicked) inside the emitters for an instruction

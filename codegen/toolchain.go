@@ -100,10 +100,20 @@ func CacheDir() (string, error) {
 	return filepath.Join(d, "xlc"), nil
 }
 
+// optFlags are opt's settings: -O3, and glibc's libmvec as the vector
+// library, so that loops calling llvm.exp/log/sin/cos.f64 vectorize (calls
+// to _ZGVdN4v_exp and the like; libmvec's double functions are within 4
+// ulps, so the f32 results, rounded once from double, are libm's all but
+// always). linkFlags link libmvec and libm. Both are part of the cache key.
+var (
+	optFlags  = []string{"-O3", "-vector-library=LIBMVEC-X86"}
+	linkFlags = []string{"-lmvec", "-lm"}
+)
+
 // Build turns the module text ll into a shared object and returns its path:
-// opt-19 -O3, llc-19 -O3 -filetype=obj -relocation-model=pic, cc -shared.
+// opt-19 -O3 (optFlags), llc-19 -O3 -filetype=obj -relocation-model=pic, cc -shared.
 // Results are cached under CacheDir()/<sha256 of ll and the tools'
-// versions>/kernels.so; a build happens in a temporary folder that is
+// versions and flags>/kernels.so; a build happens in a temporary folder that is
 // renamed into place, so concurrent builds and interrupted ones never leave
 // a partial entry.
 func Build(ll string) (string, error) {
@@ -116,6 +126,8 @@ func Build(ll string) (string, error) {
 	}
 	h := sha256.New()
 	h.Write([]byte(toolInfo.versions))
+	h.Write([]byte{0})
+	h.Write([]byte(strings.Join(optFlags, " ") + " | " + strings.Join(linkFlags, " ")))
 	h.Write([]byte{0})
 	h.Write([]byte(ll))
 	key := hex.EncodeToString(h.Sum(nil))
@@ -138,9 +150,9 @@ func Build(ll string) (string, error) {
 	}
 	bc, obj, lib := filepath.Join(tmp, "kernels.bc"), filepath.Join(tmp, "kernels.o"), filepath.Join(tmp, "kernels.so")
 	steps := [][]string{
-		{toolInfo.opt, "-O3", in, "-o", bc},
+		append(append([]string{toolInfo.opt}, optFlags...), in, "-o", bc),
 		{toolInfo.llc, "-O3", "-filetype=obj", "-relocation-model=pic", bc, "-o", obj},
-		{toolInfo.cc, "-shared", "-o", lib, obj, "-lm"},
+		append([]string{toolInfo.cc, "-shared", "-o", lib, obj}, linkFlags...),
 	}
 	for _, s := range steps {
 		if err := runTool(s); err != nil {

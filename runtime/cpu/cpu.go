@@ -16,6 +16,19 @@
 // are copies, so a result written in place stays correct after the next
 // Run overwrites the parameter's buffer.
 //
+// # Profiling
+//
+// With XLC_DEBUG=2 (or more) in the environment, an Executable times every
+// kernel launch and the copies in and out of Run, and at Close (and every
+// XLC_DEBUG_EVERY runs when that is set) prints to stderr a table sorted
+// by total time: the kernel symbol (kernels shared by several instructions
+// are one row, "×n"), its lowering (codegen.Kernel.Lowering: rows,
+// fast-dot, naive-dot, elemental, ...), launches, total ms, share of the
+// profiled time, µs per launch, the parallel extent, and the instruction
+// (codegen.Describe: op or fusion kind with the callee's ops, operand and
+// result types). The header names the shared object; its kernels.ll lies
+// beside it. Timing adds two clock reads per launch.
+//
 // An Executable holds C memory and a loaded library: the caller of Load
 // closes it (Close). An Executable that becomes unreachable unclosed is
 // also freed by a cleanup, as a safety net.
@@ -49,8 +62,10 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"os"
 	goruntime "runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/x448/float16"
@@ -101,6 +116,8 @@ type Executable struct {
 	plan    *passes.BufferPlan
 	bufs    map[*ir.Value]unsafe.Pointer
 	kernels []kernel
+	prof    *profile // nil unless XLC_DEBUG >= 2
+	so      string   // the shared object's path
 }
 
 // Plan is the buffer plan the executable's memory follows.
@@ -129,11 +146,13 @@ func (r *resources) free() {
 }
 
 type kernel struct {
-	sym    string
-	fn     unsafe.Pointer
-	args   *unsafe.Pointer // C array: operand buffers, then the result's
-	extent int64
-	cost   int64
+	sym      string
+	instr    int    // index in f.Body
+	lowering string // codegen.Kernel.Lowering
+	fn       unsafe.Pointer
+	args     *unsafe.Pointer // C array: operand buffers, then the result's
+	extent   int64
+	cost     int64
 }
 
 func align64(n int) int { return (n + 63) &^ 63 }
@@ -166,7 +185,7 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 	if res.arena == nil {
 		return nil, fmt.Errorf("cpu: @%s: cannot allocate %d bytes of buffers", f.Name, plan.ParamBytes+plan.ArenaBytes)
 	}
-	e := &Executable{f: f, res: res, plan: plan, bufs: map[*ir.Value]unsafe.Pointer{}}
+	e := &Executable{f: f, res: res, plan: plan, bufs: map[*ir.Value]unsafe.Pointer{}, so: so}
 	for i, p := range f.Params {
 		e.bufs[p] = unsafe.Add(res.arena, plan.ParamOffset[i])
 	}
@@ -200,7 +219,7 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		if fn == nil {
 			return nil, fmt.Errorf("cpu: %s: symbol %s missing", so, k.Symbol)
 		}
-		kk := kernel{sym: k.Symbol, fn: fn, args: &slots[at], extent: k.Extent, cost: k.Cost}
+		kk := kernel{sym: k.Symbol, instr: k.Instr, lowering: k.Lowering, fn: fn, args: &slots[at], extent: k.Extent, cost: k.Cost}
 		for _, a := range k.Args {
 			slots[at] = e.bufs[a]
 			at++
@@ -208,6 +227,9 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		slots[at] = e.bufs[f.Body[k.Instr]]
 		at++
 		e.kernels = append(e.kernels, kk)
+	}
+	if debugLevel() >= 2 {
+		e.prof = newProfile(len(e.kernels))
 	}
 	e.cleanup = goruntime.AddCleanup(e, func(r *resources) { r.free() }, res)
 	return e, nil
@@ -220,6 +242,9 @@ func (e *Executable) Close() error {
 	defer e.mu.Unlock()
 	if e.res == nil {
 		return nil
+	}
+	if e.prof != nil {
+		e.prof.print(os.Stderr, e)
 	}
 	e.cleanup.Stop()
 	e.res.free()
@@ -244,6 +269,9 @@ func (e *Executable) Run(args []*interp.Tensor) ([]*interp.Tensor, error) {
 			return nil, fmt.Errorf("cpu: @%s: argument %%%s: %v", f.Name, p.Name, err)
 		}
 	}
+	if e.prof != nil {
+		return e.runProfiled(args), nil
+	}
 	for i, p := range f.Params {
 		writeTensor(e.bufs[p], args[i])
 	}
@@ -256,6 +284,36 @@ func (e *Executable) Run(args []*interp.Tensor) ([]*interp.Tensor, error) {
 	}
 	goruntime.KeepAlive(e)
 	return out, nil
+}
+
+// runProfiled is Run's work timing each step (XLC_DEBUG >= 2).
+func (e *Executable) runProfiled(args []*interp.Tensor) []*interp.Tensor {
+	f, p := e.f, e.prof
+	t0 := time.Now()
+	for i, a := range f.Params {
+		writeTensor(e.bufs[a], args[i])
+	}
+	t1 := time.Now()
+	p.copyIn += t1.Sub(t0)
+	for i := range e.kernels {
+		e.kernels[i].run()
+		t2 := time.Now()
+		p.launches[i] += t2.Sub(t1)
+		t1 = t2
+	}
+	out := make([]*interp.Tensor, len(f.Results))
+	for i, r := range f.Results {
+		out[i] = readTensor(e.bufs[r], r.Type)
+	}
+	t3 := time.Now()
+	p.copyOut += t3.Sub(t1)
+	p.wall += t3.Sub(t0)
+	p.runs++
+	if p.every > 0 && p.runs%p.every == 0 {
+		p.print(os.Stderr, e)
+	}
+	goruntime.KeepAlive(e)
+	return out
 }
 
 // minParallelWork is the estimated work below which a kernel runs on the
