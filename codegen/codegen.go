@@ -206,6 +206,11 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 		root = c.Results[0]
 		body = c.Body
 		rows = planRows(c)
+		if rows != nil && len(rows.row) == 1 && rows.row[0] == root && leadingAxes(root) {
+			// A sum over leading axes of elementwise values (a layer-norm
+			// gain's gradient): the column sum reads contiguously.
+			rows = nil
+		}
 	}
 	fd := g.planFastDot(body, root)
 	switch {
@@ -233,6 +238,9 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 func (g *kgen) lowerRoot(root *ir.Value) (extent, cost int64) {
 	switch root.Op {
 	case ir.OpReduceSum, ir.OpReduceMax:
+		if extent, cost, ok := g.emitColumnSum(root); ok {
+			return extent, cost
+		}
 		return g.emitFlat(root)
 	case ir.OpDot:
 		return g.emitDot(root)
@@ -242,6 +250,21 @@ func (g *kgen) lowerRoot(root *ir.Value) (extent, cost int64) {
 		return g.emitRng(root)
 	}
 	return g.emitElemental(root)
+}
+
+// leadingAxes reports whether v is a float reduce_sum over axes 0..r-1
+// (emitColumnSum's reductions).
+func leadingAxes(v *ir.Value) bool {
+	if v.Op != ir.OpReduceSum || !v.Type.DType.IsFloat() || v.Type.Shape.NumElements() < 16 {
+		return false
+	}
+	axes := v.Attrs.Ints("axes")
+	for i, a := range axes {
+		if a != i {
+			return false
+		}
+	}
+	return len(axes) > 0
 }
 
 // rootLowering is how lowerRoot computes root.

@@ -187,3 +187,66 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	})
 	return outer * int64(n), 2 + 2*inner + m*outer*inner/(outer*int64(n))
 }
+
+// columnTile is the number of result elements a column sum accumulates at
+// once (in a stack array of doubles).
+const columnTile = 256
+
+// emitColumnSum emits a float reduce_sum over leading axes (axes
+// [0, 1, ..., r-1], a bias or layer-norm gradient) with the reduced index
+// outside and the result index inside, so that the inner loop reads x
+// contiguously and vectorizes: per tile of up to columnTile result
+// elements, for each reduced index in order, each element's double
+// accumulator adds x. Each element's sum has the order elemReduce's has, so
+// the results are the same bit for bit. It reports false, emitting
+// nothing, for other reductions.
+func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
+	if v.Op != ir.OpReduceSum || !v.Type.DType.IsFloat() {
+		return 0, 0, false
+	}
+	axes := v.Attrs.Ints("axes")
+	if len(axes) == 0 {
+		return 0, 0, false
+	}
+	for i, a := range axes {
+		if a != i {
+			return 0, 0, false
+		}
+	}
+	x := v.Args[0]
+	n := int64(v.Type.Shape.NumElements())
+	if n < 16 || n == 0 {
+		return 0, 0, false
+	}
+	red := int64(x.Type.Shape.NumElements()) / n
+	d := v.Type.DType
+	arr := types.NewArray(columnTile, types.Double)
+	acc := g.alloca(arr)
+	first := g.b.NewUDiv(g.lo, i64c(columnTile))
+	last := g.b.NewUDiv(g.b.NewAdd(g.hi, i64c(columnTile-1)), i64c(columnTile))
+	g.forLoop("ctile", first, last, func(t value.Value) {
+		start := g.b.NewMul(t, i64c(columnTile))
+		jlo := g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, g.lo, start), g.lo, start)
+		jhi := g.min64(g.hi, g.b.NewAdd(start, i64c(columnTile)))
+		cnt := g.b.NewSub(jhi, jlo)
+		slot := func(j value.Value) value.Value {
+			return g.b.NewGetElementPtr(arr, acc, i64c(0), j)
+		}
+		g.forLoop("czero", i64c(0), cnt, func(j value.Value) {
+			g.b.NewStore(zeroAcc(d), slot(j))
+		})
+		g.forLoop("crow", i64c(0), i64c(red), func(r value.Value) {
+			base := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
+			g.forLoop("ccol", i64c(0), cnt, func(j value.Value) {
+				e := g.elem(x, atLinear(x.Type.Shape, g.b.NewAdd(base, j)))
+				p := slot(j)
+				g.b.NewStore(g.accumulate(d, g.b.NewLoad(types.Double, p), e), p)
+			})
+		})
+		g.forLoop("cout", i64c(0), cnt, func(j value.Value) {
+			s := g.finishSum(d, g.b.NewLoad(types.Double, slot(j)))
+			g.storeAt(d, s, g.out, g.b.NewAdd(jlo, j))
+		})
+	})
+	return n, 1 + red, true
+}
