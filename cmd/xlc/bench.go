@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"xlc/build"
+	"xlc/codegen"
 	"xlc/passes"
 	"xlc/runtime"
 	"xlc/runtime/cpu"
@@ -34,8 +35,26 @@ func compileOptions(b runtime.Backend, verify bool) build.Options {
 	return opt
 }
 
-// backend returns the backend named name.
-func backend(name string) (runtime.Backend, error) {
+// toolchain reports why the LLVM toolchain the cpu backend needs is
+// unusable (one line naming the Debian package), or nil; tests replace it
+// to simulate a machine without LLVM.
+var toolchain = func() error {
+	_, err := codegen.HostCPU()
+	return err
+}
+
+// backend returns the backend named name. "auto" (the default) is cpu when
+// the LLVM toolchain is installed and otherwise the interpreter, after a
+// one-line warning on warn saying what it falls back to (doing: "training");
+// an explicit cpu without the toolchain is an error naming the package.
+func backend(name string, warn io.Writer, doing string) (runtime.Backend, error) {
+	if name == "auto" {
+		if toolchain() == nil {
+			return backends["cpu"](), nil
+		}
+		fmt.Fprintf(warn, "xlc: LLVM 19 not found (apt-get install llvm-19); %s on the interpreter\n", doing)
+		return backends["interp"](), nil
+	}
 	mk := backends[name]
 	if mk == nil {
 		var names []string
@@ -43,7 +62,12 @@ func backend(name string) (runtime.Backend, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("--backend=%s: unknown backend (have: %s)", name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("--backend=%s: unknown backend (have: auto, %s)", name, strings.Join(names, ", "))
+	}
+	if name == "cpu" {
+		if err := toolchain(); err != nil {
+			return nil, fmt.Errorf("--backend=cpu: %v", err)
+		}
 	}
 	return mk(), nil
 }
@@ -54,7 +78,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&defs, "D", "override a config value or train setting: -D key=value (repeatable)")
 	steps := fs.Int("steps", 10, "timed steps")
 	warmup := fs.Int("warmup", 2, "untimed steps first")
-	be := fs.String("backend", "interp", "where the step runs")
+	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
 	fuse := fs.String("fuse", "", "on or off: override the backend's fusion default")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -66,7 +90,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if *steps < 1 || *warmup < 0 {
 		return fmt.Errorf("xlc bench: want --steps >= 1 and --warmup >= 0")
 	}
-	b, err := backend(*be)
+	b, err := backend(*be, stderr, "benchmarking")
 	if err != nil {
 		return fmt.Errorf("xlc bench: %v", err)
 	}

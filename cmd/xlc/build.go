@@ -11,6 +11,7 @@ import (
 	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/passes"
+	"xlc/runtime/cpu"
 )
 
 func cmdBuild(args []string, stdout, stderr io.Writer) error {
@@ -25,6 +26,8 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	dumpDir := fs.String("dump-dir", ".", "folder for --dump-after files")
 	fuse := fs.Bool("fuse", false, "run the fusion pass: group instructions into kernels (fused functions)")
 	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
+	bundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
+	cpuName := fs.String("cpu", "", "with --bundle: the LLVM target CPU of the kernels (default: this machine's)")
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
 	pos, err := parseInterspersed(fs, args)
@@ -33,6 +36,12 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("xlc build: want one model file, have %d (see xlc help)", len(pos))
+	}
+	if *bundle || strings.HasSuffix(*out, ".xlc") {
+		if *out == "" {
+			return fmt.Errorf("xlc build: --bundle needs -o FILE.xlc")
+		}
+		return buildBundle(pos[0], defs, *out, *cpuName, *verify, debug["fusion"], stderr)
 	}
 	if *emit != "ir" {
 		return fmt.Errorf("xlc build: --emit=%s: only --emit=ir exists yet", *emit)
@@ -105,6 +114,39 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// buildBundle compiles the model as the cpu backend trains it (fusion on)
+// and writes its bundle to out: the model source and defines, the train
+// step's and the forward pass's IR and shared objects, the target CPU.
+func buildBundle(path string, defs defines, out, cpuName string, verify, fusionLog bool, stderr io.Writer) error {
+	if err := toolchain(); err != nil {
+		return fmt.Errorf("xlc build: a bundle needs LLVM: %v", err)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("xlc build: %v", err)
+	}
+	opt := compileOptions(cpu.Backend{}, verify)
+	if fusionLog {
+		opt.Passes.FusionLog = stderr
+	}
+	m, err := build.Compile(path, src, defs, opt)
+	if err != nil {
+		return err
+	}
+	b, err := build.NewBundle(m, cpuName)
+	if err != nil {
+		return fmt.Errorf("xlc build: %v", err)
+	}
+	if err := build.WriteBundle(out, b); err != nil {
+		return fmt.Errorf("xlc build: %v", err)
+	}
+	fmt.Fprintf(stderr, "%s: bundle %s for CPU %s: @%s %d kernels, @%s %d kernels, %s KiB of native code\n",
+		m.Name, out, b.CPU, m.Step.Name, passes.Kernels(m.Step), m.Eval.Name, passes.Kernels(m.Eval), kib(len(b.StepSO)+len(b.EvalSO)))
+	return nil
+}
+
+func kib(n int) string { return fmt.Sprintf("%.0f", float64(n)/1024) }
 
 // mib formats a byte count in MiB: two decimals below 10 MiB, one above.
 func mib(n int) string {

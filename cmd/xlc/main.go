@@ -30,10 +30,20 @@ Usage:
       functions, printed after the function); -d fusion prints each fusion
       decision and its reason on standard error; --fusion-fuel=N takes only
       the first N decisions, to bisect a miscompile.
+  xlc build MODEL.xl [-D key=value]... -o FILE.xlc [--cpu CPU]
+      Write a bundle (-o FILE.xlc or --bundle): the model source and
+      defines, the train step and forward pass as the cpu backend compiles
+      them (IR text and native shared objects) and the target CPU, for
+      xlc train --bundle. Needs LLVM 19.
   xlc train MODEL.xl [-D key=value]... [--data PATH] [--steps N] [--out DIR]
             [--seed S] [--resume] [--eval-every N] [--ckpt-every N]
+            [--backend auto|cpu|interp]
+  xlc train --bundle FILE.xlc [--data PATH] [--steps N] [--out DIR] [--resume] ...
       Train on byte-level text (a file or a folder; built-in generated text
-      when --data is absent) on the reference interpreter. DIR receives
+      when --data is absent). --backend auto (the default) compiles to native
+      code (cpu) when LLVM 19 is installed and otherwise warns and runs the
+      reference interpreter (interp). --bundle runs a bundle's prebuilt
+      kernels without the compiler or LLVM. DIR receives
       checkpoint.safetensors, metrics.jsonl and loss.png. Ctrl-C saves a
       checkpoint; --resume continues bit-identically. Train settings
       (optimizer, lr, combiner, ...) come from the model's train section and

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 
 	"xlc/build"
+	"xlc/ir"
 	"xlc/parser"
 	"xlc/runtime"
+	"xlc/runtime/cpu"
 )
 
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
@@ -28,28 +30,35 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	ckptEvery := fs.Int64("ckpt-every", 0, "write a checkpoint every N steps (default: as eval-every)")
 	evalBatches := fs.Int("eval-batches", 4, "validation batches per evaluation")
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
-	be := fs.String("backend", "interp", "where the step runs")
+	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
+	bundle := fs.String("bundle", "", "run a bundle written by xlc build -o FILE.xlc instead of a model file (no compiler needed)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return fmt.Errorf("xlc train: want one model file, have %d (see xlc help)", len(pos))
-	}
-	if *steps > 0 {
-		defs = append(defs, defineSteps(*steps))
-	}
-	b, err := backend(*be)
-	if err != nil {
-		return fmt.Errorf("xlc train: %v", err)
-	}
-	src, err := os.ReadFile(pos[0])
-	if err != nil {
-		return fmt.Errorf("xlc train: %v", err)
-	}
-	m, err := build.Compile(pos[0], src, defs, compileOptions(b, *verify))
-	if err != nil {
-		return err
+	var b runtime.Backend
+	var m *build.Model
+	if *bundle != "" {
+		if b, m, err = loadBundle(*bundle, pos, defs, *be, *steps); err != nil {
+			return fmt.Errorf("xlc train: %v", err)
+		}
+	} else {
+		if len(pos) != 1 {
+			return fmt.Errorf("xlc train: want one model file, have %d (see xlc help)", len(pos))
+		}
+		if *steps > 0 {
+			defs = append(defs, defineSteps(*steps))
+		}
+		if b, err = backend(*be, stderr, "training"); err != nil {
+			return fmt.Errorf("xlc train: %v", err)
+		}
+		src, err := os.ReadFile(pos[0])
+		if err != nil {
+			return fmt.Errorf("xlc train: %v", err)
+		}
+		if m, err = build.Compile(pos[0], src, defs, compileOptions(b, *verify)); err != nil {
+			return err
+		}
 	}
 	ds, err := loadData(*data, m)
 	if err != nil {
@@ -61,8 +70,12 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	where := b.Name()
+	if *bundle != "" {
+		where += " (bundle " + *bundle + ")"
+	}
 	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, combiner %s, %d steps, backend %s\n",
-		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, m.Train.Combiner, m.Train.Steps, b.Name())
+		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, m.Train.Combiner, m.Train.Steps, where)
 	res, err := runtime.Train(ctx, b, m.Step, m.Eval, runtime.TrainOptions{
 		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume, StopAt: *stopAt,
 		Match:     []string{"model_source", "settings", "data"},
@@ -86,6 +99,48 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\ncheckpoint %s, metrics %s, plot %s\n",
 		filepath.Join(*out, runtime.CheckpointName), filepath.Join(*out, "metrics.jsonl"), filepath.Join(*out, "loss.png"))
 	return nil
+}
+
+// loadBundle reads a bundle (xlc build -o FILE.xlc) and returns the backend
+// that runs its prebuilt kernels and the model it holds, as build.Compile
+// would have returned it, without parsing the model or running LLVM.
+// --steps N ends the run at step N; a cosine or linear schedule's horizon
+// was compiled into the step, so there N must be the bundle's steps.
+func loadBundle(path string, pos []string, defs defines, be string, steps int64) (runtime.Backend, *build.Model, error) {
+	if len(pos) != 0 {
+		return nil, nil, fmt.Errorf("--bundle %s runs the model it holds; drop %s", path, pos[0])
+	}
+	if len(defs) != 0 {
+		return nil, nil, fmt.Errorf("--bundle %s: -D %s would change the compiled model; rebuild the bundle with it (xlc build MODEL.xl -D ... -o %s)", path, defs[0].Key, path)
+	}
+	if be != "auto" && be != "cpu" {
+		return nil, nil, fmt.Errorf("--bundle runs on the cpu backend, not --backend=%s (train the model file for that)", be)
+	}
+	bu, err := build.ReadBundle(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := bu.CheckHost(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	step, eval, err := bu.Funcs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: corrupted bundle: %v", path, err)
+	}
+	m := &build.Model{Name: bu.Name, Path: bu.Path, Source: bu.Source, Defines: bu.Defines, Step: step, Eval: eval}
+	m.Train.Optimizer, m.Train.Combiner, m.Train.Schedule, m.Train.Steps = bu.Optimizer, bu.Combiner, bu.Schedule, bu.Steps
+	if steps > 0 && steps != int64(bu.Steps) {
+		if bu.Schedule != "" && bu.Schedule != "constant" {
+			return nil, nil, fmt.Errorf("%s: its %s schedule was compiled for %d steps; rebuild it with -D steps=%d", path, bu.Schedule, bu.Steps, steps)
+		}
+		m.Train.Steps = int(steps)
+		m.Defines = append(append([]parser.Define(nil), m.Defines...), defineSteps(steps))
+	}
+	b := cpu.Prebuilt{CPU: bu.CPU, Libs: map[*ir.Func]cpu.Lib{
+		step: {SO: bu.StepSO, LLSum: bu.StepLL},
+		eval: {SO: bu.EvalSO, LLSum: bu.EvalLL},
+	}}
+	return b, m, nil
 }
 
 // loadData reads --data, or the built-in text when it is empty, checking

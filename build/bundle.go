@@ -1,0 +1,306 @@
+package build
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"slices"
+	"strings"
+
+	"xlc/codegen"
+	"xlc/internal/atomicfile"
+	"xlc/ir"
+	"xlc/parser"
+)
+
+// BundleVersion is the bundle format this xlc writes and reads.
+const BundleVersion = 1
+
+// bundleMagic starts every bundle file.
+const bundleMagic = "xlcbndl\n"
+
+// Bundle is a model compiled for training on the cpu backend, with
+// everything `xlc train --bundle` needs to run it without the parser or the
+// LLVM toolchain: the train step and the evaluation forward pass as IR text
+// (after the pipeline, fused as the cpu backend compiles them), the shared
+// object built from each, and the target CPU.
+//
+// The file (WriteBundle, ReadBundle) is: the magic "xlcbndl\n", the format
+// version (uint32, little endian), the total file size (uint64), the number
+// of sections (uint32), then each section as a name (uint16 length, bytes)
+// and its data (uint64 length, bytes), and last the SHA-256 of every byte
+// before it. The sections are meta (JSON: the fields below but the IR, the
+// source and the shared objects), source, step.ir, eval.ir, step.so and
+// eval.so.
+type Bundle struct {
+	Name    string          `json:"name"`
+	Path    string          `json:"path"`
+	Source  []byte          `json:"-"`
+	Defines []parser.Define `json:"defines"`
+	// Optimizer, Combiner, Schedule and Steps are the resolved train
+	// settings the trainer reports and checks (a cosine or linear
+	// schedule's horizon is Steps, compiled into the step).
+	Optimizer string `json:"optimizer"`
+	Combiner  string `json:"combiner"`
+	Schedule  string `json:"schedule"`
+	Steps     int    `json:"steps"`
+	// CPU is the LLVM target CPU of the kernels; Features are the
+	// instruction-set extensions of the machine that built them (from
+	// /proc/cpuinfo), which the machine that runs them must have; GOARCH is
+	// its architecture.
+	CPU      string   `json:"cpu"`
+	Features []string `json:"features"`
+	GOARCH   string   `json:"goarch"`
+	// StepIR and EvalIR are the functions' text (ir.ParseFunc reads them);
+	// StepSO and EvalSO the shared objects built from codegen.Compile's
+	// module for each at CPU, whose SHA-256 are StepLL and EvalLL.
+	StepIR string `json:"-"`
+	EvalIR string `json:"-"`
+	StepSO []byte `json:"-"`
+	EvalSO []byte `json:"-"`
+	StepLL string `json:"step_ll_sha256"`
+	EvalLL string `json:"eval_ll_sha256"`
+}
+
+// NewBundle compiles m's train step and forward pass to shared objects for
+// cpu ("" means the host's; needs the LLVM toolchain). m should be compiled
+// with the cpu backend's options (fusion on). The shared objects are built
+// from the functions as ReadBundle will parse them back from their text, so
+// the kernel table the runtime derives at load matches them.
+func NewBundle(m *Model, cpu string) (*Bundle, error) {
+	if cpu == "" {
+		var err error
+		if cpu, err = codegen.HostCPU(); err != nil {
+			return nil, err
+		}
+	}
+	b := &Bundle{
+		Name: m.Name, Path: m.Path, Source: m.Source, Defines: m.Defines,
+		Optimizer: m.Train.Optimizer, Combiner: m.Train.Combiner, Schedule: m.Train.Schedule, Steps: m.Train.Steps,
+		CPU: cpu, Features: HostFeatures(), GOARCH: goruntime.GOARCH,
+		StepIR: m.Step.String(), EvalIR: m.Eval.String(),
+	}
+	var err error
+	if b.StepSO, b.StepLL, err = buildSO(b.StepIR, cpu); err != nil {
+		return nil, fmt.Errorf("%s: train step: %v", m.Path, err)
+	}
+	if b.EvalSO, b.EvalLL, err = buildSO(b.EvalIR, cpu); err != nil {
+		return nil, fmt.Errorf("%s: forward: %v", m.Path, err)
+	}
+	return b, nil
+}
+
+func buildSO(text, cpu string) (so []byte, llSum string, err error) {
+	f, err := ir.ParseFunc(text)
+	if err != nil {
+		return nil, "", err
+	}
+	prog, err := codegen.Compile(f, codegen.Options{CPU: cpu})
+	if err != nil {
+		return nil, "", err
+	}
+	path, err := codegen.Build(prog.LL)
+	if err != nil {
+		return nil, "", err
+	}
+	so, err = os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return so, LLSum(prog.LL), nil
+}
+
+// LLSum is the hex SHA-256 of an LLVM module's text, which a bundle records
+// for each shared object.
+func LLSum(ll string) string {
+	s := sha256.Sum256([]byte(ll))
+	return hex.EncodeToString(s[:])
+}
+
+// Funcs parses the bundle's train step and forward pass.
+func (b *Bundle) Funcs() (step, eval *ir.Func, err error) {
+	if step, err = ir.ParseFunc(b.StepIR); err != nil {
+		return nil, nil, fmt.Errorf("train step IR: %v", err)
+	}
+	if eval, err = ir.ParseFunc(b.EvalIR); err != nil {
+		return nil, nil, fmt.Errorf("forward IR: %v", err)
+	}
+	return step, eval, nil
+}
+
+// Encode returns the bundle's file contents.
+func (b *Bundle) Encode() ([]byte, error) {
+	meta, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	sections := []struct {
+		name string
+		data []byte
+	}{
+		{"meta", meta}, {"source", b.Source}, {"step.ir", []byte(b.StepIR)}, {"eval.ir", []byte(b.EvalIR)},
+		{"step.so", b.StepSO}, {"eval.so", b.EvalSO},
+	}
+	var buf bytes.Buffer
+	buf.WriteString(bundleMagic)
+	binary.Write(&buf, binary.LittleEndian, uint32(BundleVersion))
+	binary.Write(&buf, binary.LittleEndian, uint64(0)) // the size, set below
+	binary.Write(&buf, binary.LittleEndian, uint32(len(sections)))
+	for _, s := range sections {
+		binary.Write(&buf, binary.LittleEndian, uint16(len(s.name)))
+		buf.WriteString(s.name)
+		binary.Write(&buf, binary.LittleEndian, uint64(len(s.data)))
+		buf.Write(s.data)
+	}
+	data := buf.Bytes()
+	binary.LittleEndian.PutUint64(data[len(bundleMagic)+4:], uint64(len(data)+sha256.Size))
+	sum := sha256.Sum256(data)
+	return append(data, sum[:]...), nil
+}
+
+// WriteBundle writes b to path atomically.
+func WriteBundle(path string, b *Bundle) error {
+	data, err := b.Encode()
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return atomicfile.Write(path, data, 0o644)
+}
+
+// ReadBundle reads and checks a bundle file: its format version, size and
+// checksum, and every section. Errors are one line naming the file.
+func ReadBundle(path string) (*Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := DecodeBundle(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return b, nil
+}
+
+// DecodeBundle parses a bundle's file contents.
+func DecodeBundle(data []byte) (*Bundle, error) {
+	head := len(bundleMagic) + 4 + 8
+	if len(data) < len(bundleMagic) || string(data[:len(bundleMagic)]) != bundleMagic {
+		return nil, fmt.Errorf("not an xlc bundle (write one with xlc build MODEL.xl -o FILE.xlc)")
+	}
+	if len(data) < head {
+		return nil, fmt.Errorf("truncated bundle: %d bytes; rebuild it with xlc build", len(data))
+	}
+	if v := binary.LittleEndian.Uint32(data[len(bundleMagic):]); v != BundleVersion {
+		return nil, fmt.Errorf("bundle format %d, this xlc reads format %d; rebuild it with this xlc", v, BundleVersion)
+	}
+	if n := binary.LittleEndian.Uint64(data[len(bundleMagic)+4:]); n != uint64(len(data)) {
+		if n > uint64(len(data)) {
+			return nil, fmt.Errorf("truncated bundle: %d of %d bytes; rebuild it with xlc build", len(data), n)
+		}
+		return nil, fmt.Errorf("corrupted bundle: %d bytes, its header says %d; rebuild it with xlc build", len(data), n)
+	}
+	body := data[:len(data)-sha256.Size]
+	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], data[len(body):]) {
+		return nil, fmt.Errorf("corrupted bundle: checksum mismatch; rebuild it with xlc build")
+	}
+	r := body[head:]
+	corrupt := fmt.Errorf("corrupted bundle: bad section table; rebuild it with xlc build")
+	if len(r) < 4 {
+		return nil, corrupt
+	}
+	n := binary.LittleEndian.Uint32(r)
+	r = r[4:]
+	sec := map[string][]byte{}
+	for range n {
+		if len(r) < 2 {
+			return nil, corrupt
+		}
+		l := int(binary.LittleEndian.Uint16(r))
+		if len(r) < 2+l+8 {
+			return nil, corrupt
+		}
+		name := string(r[2 : 2+l])
+		r = r[2+l:]
+		dl := binary.LittleEndian.Uint64(r)
+		r = r[8:]
+		if dl > uint64(len(r)) {
+			return nil, corrupt
+		}
+		sec[name], r = r[:dl], r[dl:]
+	}
+	for _, name := range []string{"meta", "source", "step.ir", "eval.ir", "step.so", "eval.so"} {
+		if sec[name] == nil {
+			return nil, fmt.Errorf("corrupted bundle: no %s section; rebuild it with xlc build", name)
+		}
+	}
+	b := &Bundle{}
+	if err := json.Unmarshal(sec["meta"], b); err != nil {
+		return nil, fmt.Errorf("corrupted bundle: meta: %v", err)
+	}
+	b.Source, b.StepIR, b.EvalIR = sec["source"], string(sec["step.ir"]), string(sec["eval.ir"])
+	b.StepSO, b.EvalSO = sec["step.so"], sec["eval.so"]
+	return b, nil
+}
+
+// CheckHost reports, in one line, why this machine cannot run the bundle's
+// kernels: another architecture, or a missing instruction-set extension.
+func (b *Bundle) CheckHost() error {
+	if b.GOARCH != goruntime.GOARCH {
+		return fmt.Errorf("built for %s (CPU %s), this machine is %s; rebuild the bundle here with xlc build", b.GOARCH, b.CPU, goruntime.GOARCH)
+	}
+	have := HostFeatures()
+	var missing []string
+	for _, f := range b.Features {
+		if !slices.Contains(have, f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("built for CPU %s; this CPU lacks %s: rebuild the bundle here with xlc build", b.CPU, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// HostFeatures lists, sorted, the instruction-set extensions of this
+// machine that compiled kernels may use, from /proc/cpuinfo's flags (none
+// where that file is absent).
+func HostFeatures() []string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (strings.TrimSpace(k) != "flags" && strings.TrimSpace(k) != "Features") {
+			continue
+		}
+		for _, f := range strings.Fields(v) {
+			if isaFeature(f) && !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+		break
+	}
+	slices.Sort(out)
+	return out
+}
+
+// isaFeature reports whether a /proc/cpuinfo flag is an instruction-set
+// extension code generation may use (not a bug, power or virtualisation
+// flag, which differ between otherwise equal machines).
+func isaFeature(f string) bool {
+	for _, p := range []string{"sse", "ssse3", "avx", "fma", "f16c", "bmi", "popcnt", "abm", "lzcnt", "movbe",
+		"amx", "gfni", "vaes", "vpclmulqdq", "pclmulqdq", "aes", "adx", "sha_ni", "xsave", "cx16",
+		"asimd", "fp", "sve", "atomics"} {
+		if f == p || strings.HasPrefix(f, p) && p != "fp" && p != "aes" {
+			return true
+		}
+	}
+	return false
+}
