@@ -216,6 +216,14 @@ func (z *fuser) grow() {
 				continue
 			}
 		}
+		if k == nil && v.Op == ir.OpReshape {
+			// A reshape costs nothing on its own (the backends alias its
+			// operand's buffer); as a kernel's root it would only turn a row
+			// kernel's output into another shape (a flat log-softmax made
+			// the CPU lower its rows element by element: 23 s a batch).
+			z.logf("keep %s alone: free on its own, a copy as a kernel root", name(v))
+			continue
+		}
 		if k == nil {
 			k = &kernel{root: v, members: map[*ir.Value]bool{v: true}, reduces: isReduce(v)}
 			z.kernel[v.ID] = k
