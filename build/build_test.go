@@ -11,54 +11,33 @@ import (
 	"xlc/runtime/interp"
 )
 
-// stepper runs a train step repeatedly, feeding state back.
+// stepper runs a train step on the interpreter repeatedly, feeding state back.
 type stepper struct {
 	t     *testing.T
 	f     *ir.Func
+	exe   runtime.Executable
 	state map[string]*interp.Tensor
 	data  *runtime.Dataset
 }
 
 func newStepper(t *testing.T, m *Model) *stepper {
-	state, err := runtime.InitParams(m.Step, 1)
+	state, err := runtime.FreshState(m.Step, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := runtime.InitState(m.Step, 1)
+	exe, err := runtime.Interp{}.Load(m.Step)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range st {
-		state[k] = v
-	}
-	return &stepper{t: t, f: m.Step, state: state, data: runtime.BuiltinText()}
+	return &stepper{t: t, f: m.Step, exe: exe, state: state, data: runtime.BuiltinText()}
 }
 
 // step runs one step and returns its scalar outputs.
 func (s *stepper) step(i int64) map[string]float64 {
 	s.t.Helper()
-	named, err := runtime.BindInputs(s.f, s.data, "train", 1, i)
+	m, err := runtime.RunStep(s.exe, s.f, s.data, 1, i, s.state)
 	if err != nil {
 		s.t.Fatal(err)
-	}
-	for k, v := range s.state {
-		named[k] = v
-	}
-	args, err := runtime.Args(s.f, named)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	out, err := interp.Run(s.f, args)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	m := map[string]float64{}
-	for j, name := range s.f.ResultNames {
-		if _, ok := s.state[name]; ok {
-			s.state[name] = out[j]
-		} else if out[j].Type.Rank() == 0 {
-			m[name] = out[j].Scalar()
-		}
 	}
 	return m
 }

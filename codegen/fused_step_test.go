@@ -44,52 +44,23 @@ func TestFusedTrainStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	init := func() map[string]*interp.Tensor {
-		s, err := runtime.InitParams(f, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := runtime.InitState(f, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range st {
-			s[k] = v
-		}
-		return s
+	ref, err := runtime.Interp{}.Load(f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	states := [2]map[string]*interp.Tensor{init(), init()}
+	exes := [2]runtime.Executable{ref, x}
+	var states [2]map[string]*interp.Tensor
+	for b := range states {
+		if states[b], err = runtime.FreshState(f, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
 	data := runtime.BuiltinText()
 	for step := int64(0); step < 3; step++ {
 		var losses [2]map[string]float64
 		for b := range 2 {
-			named, err := runtime.BindInputs(f, data, "train", 1, step)
-			if err != nil {
+			if losses[b], err = runtime.RunStep(exes[b], f, data, 1, step, states[b]); err != nil {
 				t.Fatal(err)
-			}
-			for k, v := range states[b] {
-				named[k] = v
-			}
-			args, err := runtime.Args(f, named)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []*interp.Tensor
-			if b == 0 {
-				out, err = interp.Run(f, args)
-			} else {
-				out, err = x.Run(args)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			losses[b] = map[string]float64{}
-			for j, name := range f.ResultNames {
-				if _, ok := states[b][name]; ok {
-					states[b][name] = out[j]
-				} else if out[j].Type.Rank() == 0 {
-					losses[b][name] = out[j].Scalar()
-				}
 			}
 		}
 		if len(losses[0]) == 0 {

@@ -27,7 +27,7 @@ func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResul
 		return BenchResult{}, err
 	}
 	defer closeExe(exe)
-	state, err := startState(step, TrainOptions{Seed: 1})
+	state, err := FreshState(step, 1)
 	if err != nil {
 		return BenchResult{}, err
 	}
@@ -36,7 +36,7 @@ func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResul
 		res.TokensPerStep = tok.Type.Shape.NumElements()
 	}
 	run := func(s int64) error {
-		_, err := runStep(exe, step, d, 1, s, state)
+		_, err := RunStep(exe, step, d, 1, s, state)
 		return err
 	}
 	for s := 0; s < warmup; s++ {

@@ -130,7 +130,7 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 			break
 		}
 		t0 := time.Now()
-		m, err := runStep(stepExe, step, opt.Data, opt.Seed, s, state)
+		m, err := RunStep(stepExe, step, opt.Data, opt.Seed, s, state)
 		if err != nil {
 			return nil, err
 		}
@@ -179,10 +179,11 @@ func closeExe(x Executable) {
 	}
 }
 
-// runStep runs train step number s on a batch bound from d, replaces every
+// RunStep runs train step number s on a batch bound from d, replaces every
 // state tensor in state by its new value (the donated results) and returns
-// the step's scalar outputs by name.
-func runStep(exe Executable, step *ir.Func, d *Dataset, seed uint64, s int64, state map[string]*interp.Tensor) (map[string]float64, error) {
+// the step's scalar outputs by name. It is the trainer's step, exported for
+// tests that compare backends step by step.
+func RunStep(exe Executable, step *ir.Func, d *Dataset, seed uint64, s int64, state map[string]*interp.Tensor) (map[string]float64, error) {
 	named, err := BindInputs(step, d, "train", seed, s)
 	if err != nil {
 		return nil, err
@@ -207,6 +208,12 @@ func runStep(exe Executable, step *ir.Func, d *Dataset, seed uint64, s int64, st
 		}
 	}
 	return m, nil
+}
+
+// FreshState returns a fresh run's state of step: every parameter and every
+// state tensor initialised from seed (what Train starts from without Resume).
+func FreshState(step *ir.Func, seed uint64) (map[string]*interp.Tensor, error) {
+	return startState(step, TrainOptions{Seed: seed})
 }
 
 // startState initialises parameters and state, or loads them from the
