@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"xlc/codegen"
+	"xlc/internal/llvmtest"
 	"xlc/ir"
 	"xlc/parser"
 	"xlc/passes"
@@ -24,14 +25,7 @@ import (
 // runtime/cpu's tests).
 func needToolchain(t testing.TB) {
 	t.Helper()
-	if codegen.Available() {
-		return
-	}
-	_, err := codegen.HostCPU()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and the toolchain is missing: %v", err)
-	}
-	t.Skipf("toolchain missing: %v", err)
+	llvmtest.Require(t, codegen.ToolchainError())
 }
 
 // Tolerances of the cpu-versus-interpreter agreement: every scalar output

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"xlc/internal/llvmtest"
 	"xlc/ir"
 )
 
@@ -18,14 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata/codegen/*.ll")
 // CI=true, where it fails.
 func needTools(t *testing.T) {
 	t.Helper()
-	if Available() {
-		return
-	}
-	err := loadTools()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and the toolchain is missing: %v", err)
-	}
-	t.Skipf("toolchain missing: %v", err)
+	llvmtest.Require(t, loadTools())
 }
 
 // goldenCases are small functions whose emitted modules are kept in

@@ -13,6 +13,7 @@ import (
 	llir "github.com/llir/llvm/ir"
 
 	"xlc/codegen/internal/dlopen"
+	"xlc/internal/llvmtest"
 	"xlc/ir"
 )
 
@@ -29,12 +30,7 @@ func gemmTools(t testing.TB) (opt, llc, cc string) {
 		return p
 	}
 	opt, llc, cc = find("opt-19"), find("llc-19"), find("cc")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("toolchain: %v", err)
-		}
-		t.Skipf("toolchain: %v", err)
-	}
+	llvmtest.Require(t, err)
 	return
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"xlc/build"
 	"xlc/codegen"
+	"xlc/internal/llvmtest"
 	"xlc/parser"
 	"xlc/passes"
 	"xlc/runtime"
@@ -23,12 +24,7 @@ import (
 // rather than double (a relative error of at most about K·2⁻²⁴ ≈ 1.5e-5 of
 // the sum of magnitudes per product), which the losses average over.
 func TestFusedTrainStep(t *testing.T) {
-	if !codegen.Available() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true and the LLVM toolchain is missing")
-		}
-		t.Skip("LLVM toolchain missing")
-	}
+	llvmtest.Require(t, codegen.ToolchainError())
 	src, err := os.ReadFile("../models/gpt.xl")
 	if err != nil {
 		t.Fatal(err)

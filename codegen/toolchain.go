@@ -78,6 +78,10 @@ func loadTools() error {
 // Available reports whether the toolchain (opt-19, llc-19, cc) is installed.
 func Available() bool { return loadTools() == nil }
 
+// ToolchainError says why the toolchain is unusable (one line naming the
+// Debian package), or is nil.
+func ToolchainError() error { return loadTools() }
+
 // HostCPU is the host's CPU name as llc-19 reports it ("Host CPU:"), e.g.
 // znver4; x86-64 when llc does not know it.
 func HostCPU() (string, error) {

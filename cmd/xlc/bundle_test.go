@@ -11,6 +11,7 @@ import (
 
 	"xlc/build"
 	"xlc/codegen"
+	"xlc/internal/llvmtest"
 )
 
 // TestMain lets a test run this binary as xlc in a child process
@@ -106,12 +107,7 @@ func TestBackendFallbackPath(t *testing.T) {
 // unless CI=true, where it must be there.
 func needLLVM(t *testing.T) {
 	t.Helper()
-	if !codegen.Available() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LLVM 19 (opt-19, llc-19) is required when CI=true")
-		}
-		t.Skip("LLVM 19 not installed")
-	}
+	llvmtest.Require(t, codegen.ToolchainError())
 }
 
 // TestBundle builds a bundle of the tiny GPT, trains 3 steps from it in a

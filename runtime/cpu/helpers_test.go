@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"os"
 	"strings"
 	"testing"
 
 	"xlc/codegen"
+	"xlc/internal/llvmtest"
 	"xlc/ir"
 	"xlc/runtime/interp"
 )
@@ -17,14 +17,7 @@ import (
 // CI=true, where it fails.
 func needLLVM(t testing.TB) {
 	t.Helper()
-	if codegen.Available() {
-		return
-	}
-	_, err := codegen.HostCPU()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and the toolchain is missing: %v", err)
-	}
-	t.Skipf("toolchain missing: %v", err)
+	llvmtest.Require(t, codegen.ToolchainError())
 }
 
 // load compiles f for the cpu backend; the executable is closed when the
