@@ -73,11 +73,12 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 	}
 
 	// Donations: which instruction classes go into a parameter's buffer.
+	pidx := paramIndexes(f)
 	inParam := map[int]int{} // root body index → parameter index
 	claimed := map[int]bool{}
 	for k, r := range f.Results {
 		name := f.ResultNames[k]
-		pi := paramIndex(f, name)
+		pi := indexOr(pidx, name)
 		if pi < 0 {
 			continue
 		}
@@ -148,7 +149,7 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 		if isAlias(v) {
 			a := v.Args[0]
 			if a.IsParam() {
-				p.Loc[i] = Loc{Param: paramIndex(f, a.Name)}
+				p.Loc[i] = Loc{Param: pidx[a.Name]}
 				p.Bytes[i] = p.bytesOfParam(f, p.Loc[i].Param)
 			} else {
 				j := lv.index[a]
@@ -278,11 +279,20 @@ func bufferBytes(v *ir.Value) int {
 // isAlias reports whether v shares its operand's storage (codegen's no-ops).
 func isAlias(v *ir.Value) bool { return v.Op == ir.OpReshape || v.Op == ir.OpStopGradient }
 
-func paramIndex(f *ir.Func, name string) int {
+// paramIndexes maps each parameter's name to its index: one map, so that
+// lookups stay O(1) on functions with thousands of parameters.
+func paramIndexes(f *ir.Func) map[string]int {
+	m := make(map[string]int, len(f.Params))
 	for i, q := range f.Params {
-		if q.Name == name {
-			return i
-		}
+		m[q.Name] = i
+	}
+	return m
+}
+
+// indexOr returns m[name], or -1 when name is absent.
+func indexOr(m map[string]int, name string) int {
+	if i, ok := m[name]; ok {
+		return i
 	}
 	return -1
 }

@@ -47,9 +47,10 @@ func (p *BufferPlan) Verify(f *ir.Func) error {
 	}
 
 	// Every instruction's location; the classes placed in the arena.
+	pidx := paramIndexes(f)
 	locOf := func(v *ir.Value) Loc {
 		if v.IsParam() {
-			return Loc{Param: paramIndex(f, v.Name)}
+			return Loc{Param: pidx[v.Name]}
 		}
 		return p.Loc[lv.index[v]]
 	}
@@ -93,12 +94,18 @@ func (p *BufferPlan) Verify(f *ir.Func) error {
 	if p.PeakBytes != p.ParamBytes+p.ArenaBytes {
 		return errf("peak %d is not params %d + arena %d", p.PeakBytes, p.ParamBytes, p.ArenaBytes)
 	}
+	results := make(map[string]*ir.Value, len(f.Results))
+	for k, r := range f.Results {
+		if k < len(f.ResultNames) {
+			results[f.ResultNames[k]] = r
+		}
+	}
 	for _, name := range p.InPlace {
-		q, r := f.Param(name), f.Result(name)
-		if q == nil || r == nil {
+		pi, r := indexOr(pidx, name), results[name]
+		if pi < 0 || r == nil {
 			return errf("in-place result %q names no parameter and result", name)
 		}
-		if root := lv.root[r]; root != q && locOf(root) != (Loc{Param: paramIndex(f, name)}) {
+		if root := lv.root[r]; root != f.Params[pi] && locOf(root) != (Loc{Param: pi}) {
 			return errf("result %q is said to be in place, but is not in %%%s's buffer", name, name)
 		}
 	}
