@@ -1,8 +1,12 @@
 package codegen
 
 import (
+	"math"
 	"slices"
 
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 
 	"xlc/ir"
@@ -137,7 +141,11 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 			if !w.Type.Shape.Equal(p.rows) {
 				wix = atLinear(w.Type.Shape, row)
 			}
-			g.rowVals[w] = g.elemOp(w, wix)
+			if w.Op == ir.OpReduceMax && w.Type.DType.IsFloat() {
+				g.rowVals[w] = g.rowMax(w, wix)
+			} else {
+				g.rowVals[w] = g.elemOp(w, wix)
+			}
 		}
 		if rootIsRow {
 			g.storeAt(g.res.Type.DType, g.rowVals[root], g.out, row)
@@ -157,4 +165,69 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 		})
 	})
 	return n, 1 + int64(instrs)*max(r, 1)
+}
+
+// rowMax computes one element of a float reduce_max v at ix (v's shape) as
+// elemReduce does, with the same result, in a form opt vectorizes: the
+// fold of Go's math.Max from -inf depends only on the set of elements
+// (+inf if there is one, else NaN if there is one, else the largest, +0
+// beating -0), so it is two integer reductions, which LLVM reassociates.
+// Each element's bits b become the key b ^ ((b >>a (w-1)) >>l 1), whose
+// signed order is the float order with -0 < +0; the running key maximum
+// (a NaN's key is the integer minimum) starts at -inf's key, and a flag
+// ors in whether an element is NaN. The result is the float of the maximum
+// key (the key map is its own inverse), except NaN (the NaN maxMin gives)
+// when some element is NaN and the maximum is not +inf.
+func (g *kgen) rowMax(v *ir.Value, ix *index) value.Value {
+	x := v.Args[0]
+	t := computeType(v.Type.DType)
+	it, w := types.I64, int64(64)
+	if t.Equal(types.Float) {
+		it, w = types.I32, 32
+	}
+	ic := func(c int64) value.Value { return constant.NewInt(it, c) }
+	key := func(b value.Value) value.Value {
+		return g.b.NewXor(b, g.b.NewLShr(g.b.NewAShr(b, ic(w-1)), ic(1)))
+	}
+	bits := func(f float64) int64 {
+		if w == 32 {
+			return int64(int32(math.Float32bits(float32(f))))
+		}
+		return int64(math.Float64bits(f))
+	}
+	minKey := ic(-1 << (w - 1))
+	reduced := make([]bool, x.Type.Rank())
+	var sizes []int
+	for _, a := range v.Attrs.Ints("axes") {
+		reduced[a] = true
+		sizes = append(sizes, x.Type.Shape[a])
+	}
+	kacc, nacc := g.alloca(it), g.alloca(types.I8)
+	g.b.NewStore(key(ic(bits(math.Inf(-1)))), kacc)
+	g.b.NewStore(constant.NewInt(types.I8, 0), nacc)
+	kept := g.dims(ix)
+	g.nestedLoops("rmax", sizes, func(ri []value.Value) {
+		full := make([]value.Value, x.Type.Rank())
+		k, r := 0, 0
+		for i := range full {
+			if reduced[i] {
+				full[i] = ri[r]
+				r++
+			} else {
+				full[i] = kept[k]
+				k++
+			}
+		}
+		e := g.elem(x, atDims(x.Type.Shape, full))
+		nan := g.b.NewFCmp(enum.FPredUNO, e, e)
+		ke := g.b.NewSelect(nan, minKey, key(g.b.NewBitCast(e, it)))
+		a := g.b.NewLoad(it, kacc)
+		g.b.NewStore(g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, ke, a), ke, a), kacc)
+		g.b.NewStore(g.b.NewOr(g.b.NewLoad(types.I8, nacc), g.b.NewZExt(nan, types.I8)), nacc)
+	})
+	km := g.b.NewLoad(it, kacc)
+	m := g.b.NewBitCast(key(km), t)
+	anyNaN := g.b.NewICmp(enum.IPredNE, g.b.NewLoad(types.I8, nacc), constant.NewInt(types.I8, 0))
+	notInf := g.b.NewICmp(enum.IPredNE, km, ic(bits(math.Inf(1))))
+	return g.b.NewSelect(g.b.NewAnd(anyNaN, notInf), fconst(t, math.NaN()), m)
 }
