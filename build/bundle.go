@@ -242,6 +242,11 @@ func DecodeBundle(data []byte) (*Bundle, error) {
 	if err := json.Unmarshal(sec["meta"], b); err != nil {
 		return nil, fmt.Errorf("corrupted bundle: meta: %v", err)
 	}
+	// The module sums tie each shared object to the IR beside it; without
+	// them kernels could run on another buffer layout.
+	if len(b.StepLL) != 64 || len(b.EvalLL) != 64 {
+		return nil, fmt.Errorf("corrupted bundle: no module checksums; rebuild it with xlc build")
+	}
 	b.Source, b.StepIR, b.EvalIR = sec["source"], string(sec["step.ir"]), string(sec["eval.ir"])
 	b.StepSO, b.EvalSO = sec["step.so"], sec["eval.so"]
 	return b, nil

@@ -18,7 +18,7 @@ func TestBundleEncoding(t *testing.T) {
 		Optimizer: "adamw", Combiner: "sum", Schedule: "cosine", Steps: 3,
 		CPU: "znver4", Features: []string{"avx2"}, GOARCH: "amd64",
 		StepIR: "func @train_step() -> () {\n}\n", EvalIR: "func @forward() -> () {\n}\n",
-		StepSO: []byte("\x7fELF step"), EvalSO: []byte("\x7fELF eval"), StepLL: "aa", EvalLL: "bb",
+		StepSO: []byte("\x7fELF step"), EvalSO: []byte("\x7fELF eval"), StepLL: strings.Repeat("a", 64), EvalLL: strings.Repeat("b", 64),
 	}
 	data, err := b.Encode()
 	if err != nil {
@@ -27,6 +27,13 @@ func TestBundleEncoding(t *testing.T) {
 	got, err := DecodeBundle(data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	nosum := *b
+	nosum.StepLL = ""
+	if d, err := nosum.Encode(); err != nil {
+		t.Fatal(err)
+	} else if _, err := DecodeBundle(d); err == nil || !strings.Contains(err.Error(), "checksums") {
+		t.Errorf("a bundle without module checksums: %v", err)
 	}
 	if !reflect.DeepEqual(got, b) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, b)

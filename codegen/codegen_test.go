@@ -177,6 +177,17 @@ func TestBuildCache(t *testing.T) {
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("cache holds %v (%v), want one entry and no temporary folder", entries, err)
 	}
+	// A damaged entry (here truncated, as after a crash) is rebuilt.
+	whole, _ := os.ReadFile(so)
+	if err := os.Truncate(so, 10); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Build(p.LL); err != nil || again != so {
+		t.Fatalf("build after damage: %q, %v", again, err)
+	}
+	if now, _ := os.ReadFile(so); len(now) != len(whole) {
+		t.Errorf("damaged cache entry served: %d bytes, want %d", len(now), len(whole))
+	}
 	if _, err := Build("this is not LLVM IR"); err == nil || strings.Count(err.Error(), "\n") > 40 {
 		t.Errorf("bad module: err = %v", err)
 	}

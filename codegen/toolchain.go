@@ -137,9 +137,11 @@ func Build(ll string) (string, error) {
 	key := hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(root, key)
 	so := filepath.Join(dir, "kernels.so")
-	if _, err := os.Stat(so); err == nil {
+	if cached(so) {
 		return so, nil
 	}
+	// A damaged entry (a crash mid-write, a truncated file) is rebuilt.
+	os.RemoveAll(dir)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("codegen: %v", err)
 	}
@@ -163,14 +165,58 @@ func Build(ll string) (string, error) {
 			return "", err
 		}
 	}
+	if err := seal(lib, tmp); err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another build may have placed the same entry first.
-		if _, err2 := os.Stat(so); err2 == nil {
+		if cached(so) {
 			return so, nil
 		}
 		return "", fmt.Errorf("codegen: %v", err)
 	}
 	return so, nil
+}
+
+// seal records the shared object's SHA-256 beside it (kernels.so.sha256)
+// and syncs both and their folder, so that an entry renamed into the cache
+// is whole and can be checked.
+func seal(lib, dir string) error {
+	data, err := os.ReadFile(lib)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if err := os.WriteFile(lib+".sha256", []byte(hex.EncodeToString(sum[:])), 0o644); err != nil {
+		return err
+	}
+	for _, path := range []string{lib, lib + ".sha256", dir} {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cached reports whether so is a whole cache entry: it exists and matches
+// the SHA-256 that seal recorded.
+func cached(so string) bool {
+	want, err := os.ReadFile(so + ".sha256")
+	if err != nil {
+		return false
+	}
+	data, err := os.ReadFile(so)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]) == string(want)
 }
 
 func runTool(args []string) error {
