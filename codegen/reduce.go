@@ -91,18 +91,7 @@ func (g *kgen) elemReduce(v *ir.Value, ix *index) value.Value {
 		g.b.NewStore(zeroAcc(d), acc)
 	}
 	g.nestedLoops("red", sizes, func(ri []value.Value) {
-		full := make([]value.Value, x.Type.Rank())
-		k, r := 0, 0
-		for i := range full {
-			if reduced[i] {
-				full[i] = ri[r]
-				r++
-			} else {
-				full[i] = kept[k]
-				k++
-			}
-		}
-		e := g.elem(x, atDims(x.Type.Shape, full))
+		e := g.elem(x, atDims(x.Type.Shape, interleave(reduced, kept, ri)))
 		a := g.b.NewLoad(at, acc)
 		var s value.Value
 		switch {
@@ -249,4 +238,22 @@ func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 		})
 	})
 	return n, 1 + red, true
+}
+
+// interleave builds a full index from the kept indices and the reduced
+// ones: axis i takes the next reduced index where reduced[i], else the next
+// kept one.
+func interleave(reduced []bool, kept, red []value.Value) []value.Value {
+	full := make([]value.Value, len(reduced))
+	k, r := 0, 0
+	for i := range full {
+		if reduced[i] {
+			full[i] = red[r]
+			r++
+		} else {
+			full[i] = kept[k]
+			k++
+		}
+	}
+	return full
 }

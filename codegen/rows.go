@@ -207,18 +207,7 @@ func (g *kgen) rowMax(v *ir.Value, ix *index) value.Value {
 	g.b.NewStore(constant.NewInt(types.I8, 0), nacc)
 	kept := g.dims(ix)
 	g.nestedLoops("rmax", sizes, func(ri []value.Value) {
-		full := make([]value.Value, x.Type.Rank())
-		k, r := 0, 0
-		for i := range full {
-			if reduced[i] {
-				full[i] = ri[r]
-				r++
-			} else {
-				full[i] = kept[k]
-				k++
-			}
-		}
-		e := g.elem(x, atDims(x.Type.Shape, full))
+		e := g.elem(x, atDims(x.Type.Shape, interleave(reduced, kept, ri)))
 		nan := g.b.NewFCmp(enum.FPredUNO, e, e)
 		ke := g.b.NewSelect(nan, minKey, key(g.b.NewBitCast(e, it)))
 		a := g.b.NewLoad(it, kacc)
