@@ -107,6 +107,9 @@ var matrixCases = []matrixCase{
 	{model: "gpt", extra: defs("optimizer", "eg", "lr", "0.5"), short: true},
 	{model: "gpt", extra: defs("optimizer", "eg_adaptive", "lr", "0.1")},
 	{model: "gpt", extra: defs("optimizer", "eg_adam", "lr", "0.01"), short: true},
+	// Large enough for the fast f32 dot (products of at least 2^20 flops),
+	// which accumulates in float rather than double: within matrixRel.
+	{model: "gpt", extra: defs("layers", "2", "d", "32", "seq", "16")},
 	{model: "mlp", extra: defs("optimizer", "sgd", "lr", "0.1", "momentum", "0.9", "nesterov", "true")},
 	{model: "mlp", extra: defs("optimizer", "adamw", "lr", "0.01")},
 	{model: "mlp", extra: defs("optimizer", "eg", "lr", "0.5")},
