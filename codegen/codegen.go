@@ -22,6 +22,18 @@
 // only loads the pointers and calls an internal always-inline body whose
 // pointer parameters are noalias, which is what lets opt vectorize.
 //
+// In place: Compile assumes the runtime lays buffers out as
+// passes.PlanBuffers(f) does (runtime/cpu does, and verifies the plan), in
+// which a donated result may be written into the buffer of a parameter the
+// same instruction reads (an elementwise op or loop fusion reading it at
+// the index it writes). Such an operand's bufs slot then holds the result's
+// address, and noalias on two pointers to the same bytes, one of them
+// written, is undefined behaviour. So the body reads an in-place operand
+// through the result pointer: its own parameter is left unused and not
+// noalias, the result pointer stays noalias (no other pointer reaches those
+// bytes), and the loop still vectorizes. Kernel.InPlace lists those
+// operands; a kernel with them is never shared with one without.
+//
 // Buffers are dense and row-major. Element types: f32 float, f64 double,
 // f16 and bf16 i16 (bit patterns, converted explicitly), i32, i64, bool i8
 // holding 0 or 1.
@@ -89,6 +101,7 @@ import (
 	"github.com/llir/llvm/ir/types"
 
 	"xlc/ir"
+	"xlc/passes"
 )
 
 // Options are the code generation settings.
@@ -115,6 +128,11 @@ type Kernel struct {
 	// Lowering is how the kernel computes its instruction (LowerRows,
 	// LowerFastDot, ...), for profiles.
 	Lowering string
+	// InPlace are the indexes in Args of the operands that share the
+	// result's buffer in passes.PlanBuffers(f)'s plan (a donated result
+	// written in place): the kernel reads them through the result pointer,
+	// so the runtime must pass the same address for them and the result.
+	InPlace []int
 }
 
 // Alias says that instruction Instr is a no-op whose result shares the
@@ -150,6 +168,10 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 			return nil, err
 		}
 	}
+	inPlace, err := inPlaceOperands(f)
+	if err != nil {
+		return nil, fmt.Errorf("codegen: @%s: %v", f.Name, err)
+	}
 	mod := newModule(cpu)
 	p = &Program{CPU: cpu}
 	seen := map[[sha256.Size]byte]Kernel{}
@@ -158,10 +180,10 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 			p.Aliases = append(p.Aliases, Alias{Instr: i, Of: v.Args[0]})
 			continue
 		}
-		key := kernelKey(v)
+		key := kernelKey(v, inPlace[i])
 		k, ok := seen[key]
 		if !ok {
-			k, err = mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v)
+			k, err = mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v, inPlace[i])
 			if err != nil {
 				return nil, fmt.Errorf("codegen: @%s: %%%d = %v: %v", f.Name, i, v.Op, err)
 			}
@@ -180,8 +202,50 @@ func isNoop(v *ir.Value) bool {
 	return v.Op == ir.OpReshape || v.Op == ir.OpStopGradient
 }
 
-// lowerInstr emits the kernel named sym for the single instruction v.
-func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
+// inPlaceOperands returns, per instruction index, the indexes of the
+// operands that passes.PlanBuffers(f) places in the instruction's own
+// result buffer (donation in place); nil for the others.
+func inPlaceOperands(f *ir.Func) (map[int][]int, error) {
+	plan, err := passes.PlanBuffers(f)
+	if err != nil {
+		return nil, err
+	}
+	index := make(map[*ir.Value]int, len(f.Body))
+	for i, v := range f.Body {
+		index[v] = i
+	}
+	pidx := make(map[*ir.Value]int, len(f.Params))
+	for i, q := range f.Params {
+		pidx[q] = i
+	}
+	// param is the parameter whose buffer holds a, or -1.
+	param := func(a *ir.Value) int {
+		if i, ok := pidx[a]; ok {
+			return i
+		}
+		if i, ok := index[a]; ok {
+			return plan.Loc[i].Param
+		}
+		return -1
+	}
+	res := map[int][]int{}
+	for i, v := range f.Body {
+		dst := plan.Loc[i].Param
+		if dst < 0 || isNoop(v) {
+			continue
+		}
+		for j, a := range v.Args {
+			if param(a) == dst {
+				res[i] = append(res[i], j)
+			}
+		}
+	}
+	return res, nil
+}
+
+// lowerInstr emits the kernel named sym for the single instruction v, whose
+// operands inPlace share its result buffer.
+func (m *module) lowerInstr(sym string, v *ir.Value, inPlace []int) (k Kernel, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ce, ok := r.(codegenError)
@@ -191,8 +255,8 @@ func (m *module) lowerInstr(sym string, v *ir.Value) (k Kernel, err error) {
 			err = ce
 		}
 	}()
-	g := m.newKernel(sym, v.Args, v)
-	k = Kernel{Symbol: sym, Args: v.Args}
+	g := m.newKernel(sym, v.Args, v, inPlace)
+	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace}
 	root := v
 	body := []*ir.Value{v}
 	var rows *rowPlan
@@ -371,9 +435,12 @@ func fusionCost(c *ir.Func) int64 {
 // and for a fusion the callee's text without its name (the fusion pass
 // names parameters by position, p0, p1, ...). Kernels with equal keys have the same code, so one
 // symbol serves them all.
-func kernelKey(v *ir.Value) [sha256.Size]byte {
+func kernelKey(v *ir.Value, inPlace []int) [sha256.Size]byte {
 	var b strings.Builder
 	b.WriteString(v.Op.String())
+	if len(inPlace) > 0 {
+		fmt.Fprintf(&b, " inplace%v", inPlace)
+	}
 	for i, a := range v.Args {
 		b.WriteString(" " + a.Type.String())
 		for j := range i {

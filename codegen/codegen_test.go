@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,5 +201,54 @@ func TestMissingToolsMessage(t *testing.T) {
 	_, _, _, err := lookTools()
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "llvm-19") {
 		t.Errorf("error %q, want one line naming llvm-19", err)
+	}
+}
+
+// TestInPlaceNoAlias checks a donated result written in place (the plan puts
+// %0 in %w's buffer): the kernel reads %w through its result pointer, %w's
+// own parameter is not noalias (the runtime passes the same address for
+// both, and noalias on two pointers to bytes one of them writes is undefined
+// behaviour), the other pointers stay noalias, and the kernel is not shared
+// with the same update written to its own buffer.
+func TestInPlaceNoAlias(t *testing.T) {
+	f, err := ir.ParseFunc(`func @f(%x: f32[64,256] {role=input}, %w: f32[64,256] {role=param}, %v: f32[64,256] {role=param}) -> (w: f32[64,256], u: f32[64,256]) {
+  %0 = sub %w, %x : f32[64,256]
+  %1 = sub %v, %x : f32[64,256]
+  return %0, %1
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(f, Options{CPU: "x86-64-v3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Kernels) != 2 {
+		t.Fatalf("%d kernels, want 2", len(p.Kernels))
+	}
+	k0, k1 := p.Kernels[0], p.Kernels[1]
+	if fmt.Sprint(k0.InPlace) != "[0]" || len(k1.InPlace) != 0 {
+		t.Errorf("InPlace = %v and %v, want [0] and []", k0.InPlace, k1.InPlace)
+	}
+	if k0.Symbol == k1.Symbol {
+		t.Errorf("the in-place kernel shares symbol %s with the one writing its own buffer", k0.Symbol)
+	}
+	body := func(sym string) (header, text string) {
+		re := regexp.MustCompile(`(?ms)^define internal void @` + sym + `_body\(([^\n]*)\)[^\n]*\n(.*?)^}`)
+		m := re.FindStringSubmatch(p.LL)
+		if m == nil {
+			t.Fatalf("no body for %s in\n%s", sym, p.LL)
+		}
+		return m[1], m[2]
+	}
+	h, text := body(k0.Symbol)
+	if !regexp.MustCompile(`float\* %a0,`).MatchString(h) || !strings.Contains(h, "noalias %a1") || !strings.Contains(h, "noalias %out") {
+		t.Errorf("in-place kernel %s: want %%a0 without noalias, %%a1 and %%out noalias: (%s)", k0.Symbol, h)
+	}
+	if strings.Contains(text, "%a0") {
+		t.Errorf("in-place kernel %s reads %%a0, not the result pointer:\n%s", k0.Symbol, text)
+	}
+	if h, _ := body(k1.Symbol); !strings.Contains(h, "noalias %a0") {
+		t.Errorf("kernel %s writing its own buffer lost noalias: (%s)", k1.Symbol, h)
 	}
 }

@@ -72,17 +72,26 @@ type kgen struct {
 }
 
 // newKernel declares kernel sym reading args and writing res: the exported
-// wrapper and the internal body, whose code the emitters then append.
-func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value) *kgen {
+// wrapper and the internal body, whose code the emitters then append. The
+// operands at indexes inPlace share res's buffer (codegen.go, "In place"):
+// the body reads them through out, and their own parameters, unused, are
+// not noalias.
+func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value, inPlace []int) *kgen {
 	g := &kgen{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res, cache: map[elemKey]value.Value{}}
+	shared := map[*ir.Value]bool{}
+	for _, j := range inPlace {
+		shared[args[j]] = true
+	}
 	var params []*llir.Param
 	for i, a := range args {
 		p := llir.NewParam(fmt.Sprintf("a%d", i), types.NewPointer(storageType(a.Type.DType)))
-		p.Attrs = append(p.Attrs, enum.ParamAttrNoAlias)
-		params = append(params, p)
-		if _, ok := g.ptrs[a]; !ok {
-			g.ptrs[a] = p
+		if !shared[a] {
+			p.Attrs = append(p.Attrs, enum.ParamAttrNoAlias)
+			if _, ok := g.ptrs[a]; !ok {
+				g.ptrs[a] = p
+			}
 		}
+		params = append(params, p)
 	}
 	out := llir.NewParam("out", types.NewPointer(storageType(res.Type.DType)))
 	out.Attrs = append(out.Attrs, enum.ParamAttrNoAlias)
@@ -96,6 +105,16 @@ func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value) *kgen {
 	g.entry = g.body.NewBlock("entry")
 	g.first = g.newBlock("start")
 	g.b = g.first
+	for _, a := range args {
+		if _, ok := g.ptrs[a]; ok || !shared[a] {
+			continue
+		}
+		var p value.Value = out
+		if t := types.NewPointer(storageType(a.Type.DType)); !t.Equal(out.Typ) {
+			p = g.entry.NewBitCast(out, t)
+		}
+		g.ptrs[a] = p
+	}
 
 	// The exported wrapper: load the buffer pointers, call the body.
 	i8pp := types.NewPointer(types.NewPointer(types.I8))
