@@ -44,6 +44,47 @@ func (m *module) declare(name string, ret types.Type, params ...types.Type) *lli
 	return f
 }
 
+// oomHandler is the module's internal void xlc_oom(i8 *msg, i64 len):
+// write(2, msg, len), then abort(). It is cold and never returns.
+func (m *module) oomHandler() *llir.Func {
+	const name = "xlc_oom"
+	if f, ok := m.decls[name]; ok {
+		return f
+	}
+	i8p := types.NewPointer(types.I8)
+	write := m.declare("write", types.I64, types.I32, i8p, types.I64)
+	abort := m.declare("abort", types.Void)
+	abort.FuncAttrs = append(abort.FuncAttrs, enum.FuncAttrNoReturn)
+	msg, n := llir.NewParam("msg", i8p), llir.NewParam("len", types.I64)
+	f := m.m.NewFunc(name, types.Void, msg, n)
+	f.Linkage = enum.LinkageInternal
+	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrCold, enum.FuncAttrNoInline, enum.FuncAttrNoReturn, enum.FuncAttrNoUnwind)
+	b := f.NewBlock("entry")
+	b.NewCall(write, constant.NewInt(types.I32, 2), msg, n)
+	b.NewCall(abort)
+	b.NewUnreachable()
+	m.decls[name] = f
+	return f
+}
+
+// checkAlloc continues when p, a malloc result, is not null; otherwise the
+// kernel writes "xlc: out of memory in <kernel>" to stderr and aborts
+// (there is no way to return an error through the kernel ABI, and going on
+// would write through a null pointer).
+func (g *kgen) checkAlloc(p value.Value) {
+	text := "xlc: out of memory in " + g.sym + "\n"
+	arr := constant.NewCharArrayFromString(text)
+	glob := g.mod.m.NewGlobalDef(g.sym+".oom", arr)
+	glob.Linkage, glob.Immutable = enum.LinkagePrivate, true
+	msg := constant.NewGetElementPtr(arr.Typ, glob, i64c(0), i64c(0))
+	bad, ok := g.newBlock("oom"), g.newBlock("alloc.ok")
+	null := constant.NewNull(p.Type().(*types.PointerType))
+	g.b.NewCondBr(g.b.NewICmp(enum.IPredEQ, p, null), bad, ok)
+	bad.NewCall(g.mod.oomHandler(), msg, i64c(int64(len(text))))
+	bad.NewUnreachable()
+	g.b = ok
+}
+
 // kernelAttrs are the attributes of every kernel function.
 func (m *module) kernelAttrs(f *llir.Func) {
 	f.FuncAttrs = append(f.FuncAttrs, llir.AttrPair{Key: "target-cpu", Value: m.cpu}, enum.FuncAttrNoUnwind)

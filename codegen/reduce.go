@@ -122,7 +122,8 @@ func zeroAcc(d ir.DType) value.Value {
 // emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post, the
 // parallel range is the outer·n result rows; each call owns its rows, so
 // there are no races. A call zeroes a heap accumulator for its rows (double
-// for floats, the integer type otherwise), reads the updates once in order
+// for floats, the integer type otherwise; a null malloc reports "xlc: out
+// of memory in <kernel>" on stderr and aborts), reads the updates once in order
 // of j, adding update row (o, j) into row (o, clamp(idx[j])) when that row
 // is one of its own, and rounds once: every element sums its updates in
 // order of j, as the interpreter. Each call reads all the indices, so the
@@ -147,6 +148,7 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	g.ifThen("work", b.NewICmp(enum.IPredSLT, g.lo, g.hi), func() {
 		count := g.b.NewMul(g.b.NewSub(g.hi, g.lo), i64c(inner))
 		raw := g.b.NewCall(malloc, g.b.NewMul(count, i64c(8)))
+		g.checkAlloc(raw)
 		accp := g.b.NewBitCast(raw, types.NewPointer(at))
 		g.forLoop("zero", i64c(0), count, func(i value.Value) {
 			g.b.NewStore(zeroAcc(d), g.b.NewGetElementPtr(at, accp, i))
