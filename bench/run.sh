@@ -18,9 +18,11 @@ blas=$(dirname "$(dpkg -L libopenblas0-openmp | grep -m1 'libopenblas.*\.so')")
 xlc=$(mktemp -d)/xlc
 go build -o "$xlc" ./cmd/xlc
 
+# fp32, AdamW, pre-LN, tied head, tanh GELU (torch_gpt.py is the same model).
+model="-D tie=true -D gelu_approx=tanh"
 declare -A defs=(
-  [S]="-D d=128 -D layers=4 -D heads=4 -D seq=128 -D batch=16"
-  [M]="-D d=256 -D layers=6 -D heads=8 -D seq=256 -D batch=8"
+  [S]="$model -D d=128 -D layers=4 -D heads=4 -D seq=128 -D batch=16"
+  [M]="$model -D d=256 -D layers=6 -D heads=8 -D seq=256 -D batch=8"
 )
 declare -A gflop=([S]=11.7 [M]=68.5)  # per step (DESIGN.md), tokens: 2048 per step in both
 declare -A steps=([S]=${STEPS_S:-10} [M]=${STEPS_M:-3})

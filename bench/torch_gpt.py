@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch peer of xlc's CPU backend: the same GPT as models/gpt.xl
-(pre-LN, untied head, erf GELU, biases everywhere, AdamW, global-norm clip 1)
+(pre-LN, tied head, tanh GELU, biases everywhere, AdamW, global-norm clip 1,
+the issue's benchmark configuration; xlc runs gpt.xl with -D tie=true
+-D gelu_approx=tanh)
 trained on random byte windows; prints tokens/s of the best mode.
 
 Usage: torch_gpt.py CONFIG STEPS MODE   (CONFIG S or M; MODE eager or jit)
@@ -41,7 +43,7 @@ class Block(nn.Module):
         att = att.masked_fill(~mask, -1e9).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(b, s, d)
         x = x + self.o(y)
-        return x + self.proj(F.gelu(self.fc(self.ln2(x))))
+        return x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
 
 
 class GPT(nn.Module):
@@ -51,14 +53,13 @@ class GPT(nn.Module):
         self.wpe = nn.Parameter(torch.randn(seq, d) * 0.02)
         self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, vocab, bias=False)
         self.register_buffer("mask", torch.tril(torch.ones(seq, seq, dtype=torch.bool)))
 
     def forward(self, tokens, targets):
         x = self.wte[tokens] + self.wpe
         for blk in self.blocks:
             x = blk(x, self.mask)
-        logits = self.head(self.ln_f(x))
+        logits = self.ln_f(x) @ self.wte.t()  # tied head
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
 
 

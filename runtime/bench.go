@@ -19,7 +19,7 @@ func (r BenchResult) TokensPerSec() float64 {
 }
 
 // Bench loads step on be, runs warmup untimed steps and then steps timed
-// ones, feeding the state back as Train does (batches from d, seed 1). It
+// ones, feeding the state back as Train does (kept in the executable when it can) (batches from d, seed 1). It
 // measures the step alone: no validation, metrics or checkpoints.
 func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResult, error) {
 	exe, err := be.Load(step)
@@ -35,8 +35,9 @@ func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResul
 	if tok := step.Param("tokens"); tok != nil {
 		res.TokensPerStep = tok.Type.Shape.NumElements()
 	}
+	st := NewStepper(exe, step, state, true)
 	run := func(s int64) error {
-		_, err := RunStep(exe, step, d, 1, s, state)
+		_, err := st.Step(d, 1, s)
 		return err
 	}
 	for s := 0; s < warmup; s++ {

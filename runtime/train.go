@@ -124,13 +124,14 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	prog := NewProgress(opt.Log, opt.Steps, start)
 	var busy time.Duration
 	done := int64(0)
+	stepper := NewStepper(stepExe, step, state, true)
 	for s := start; s < end; s++ {
 		if ctx.Err() != nil {
 			res.Interrupted = true
 			break
 		}
 		t0 := time.Now()
-		m, err := RunStep(stepExe, step, opt.Data, opt.Seed, s, state)
+		m, err := stepper.Step(opt.Data, opt.Seed, s)
 		if err != nil {
 			return nil, err
 		}
@@ -140,6 +141,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		m["tokens_per_s"] = tps
 		res.TokensPerSec = tps
 		if (s+1)%opt.EvalEvery == 0 || s+1 == opt.Steps {
+			if err := stepper.Sync(); err != nil {
+				return nil, err
+			}
 			val, err := evaluate(evalExe, eval, state, opt)
 			if err != nil {
 				return nil, err
@@ -154,6 +158,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		prog.Update(s+1, firstLoss(step, m), tps)
 		res.Step, res.Last = s+1, m
 		if (s+1)%opt.CkptEvery == 0 && s+1 != opt.Steps {
+			if err := stepper.Sync(); err != nil {
+				return nil, err
+			}
 			if err := saveState(state, step, opt); err != nil {
 				return nil, err
 			}
@@ -163,6 +170,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		res.Interrupted = true
 	}
 	prog.Finish()
+	if err := stepper.Sync(); err != nil {
+		return nil, err
+	}
 	if err := saveState(state, step, opt); err != nil {
 		return nil, err
 	}
@@ -181,33 +191,11 @@ func closeExe(x Executable) {
 
 // RunStep runs train step number s on a batch bound from d, replaces every
 // state tensor in state by its new value (the donated results) and returns
-// the step's scalar outputs by name. It is the trainer's step, exported for
-// tests that compare backends step by step.
+// the step's scalar outputs by name. It is the trainer's step with the state
+// copied in and out (see Stepper), exported for tests that compare backends
+// step by step.
 func RunStep(exe Executable, step *ir.Func, d *Dataset, seed uint64, s int64, state map[string]*interp.Tensor) (map[string]float64, error) {
-	named, err := BindInputs(step, d, "train", seed, s)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range state {
-		named[k] = v
-	}
-	args, err := Args(step, named)
-	if err != nil {
-		return nil, err
-	}
-	out, err := exe.Run(args)
-	if err != nil {
-		return nil, fmt.Errorf("step %d: %v", s, err)
-	}
-	m := map[string]float64{}
-	for i, name := range step.ResultNames {
-		if _, isState := state[name]; isState {
-			state[name] = out[i]
-		} else if out[i].Type.Rank() == 0 {
-			m[name] = out[i].Scalar()
-		}
-	}
-	return m, nil
+	return NewStepper(exe, step, state, false).Step(d, seed, s)
 }
 
 // FreshState returns a fresh run's state of step: every parameter and every

@@ -14,7 +14,9 @@
 // parameters' buffers (converting from interp.Tensor's float64/int64
 // storage to the element type) and copies every result out: Run's outputs
 // are copies, so a result written in place stays correct after the next
-// Run overwrites the parameter's buffer.
+// Run overwrites the parameter's buffer. RunKept (runtime.Resident) leaves
+// chosen parameters (a train step's weights and optimizer state) in their
+// buffers from one run to the next: neither copied in nor out.
 //
 // # Profiling
 //
@@ -118,6 +120,10 @@ type Executable struct {
 	kernels []kernel
 	prof    *profile // nil unless XLC_DEBUG >= 2
 	so      string   // the shared object's path
+	// resultOf is, by parameter, the index of the result of the same name
+	// (-1 if none): the value RunKept feeds back.
+	resultOf []int
+	ran      bool // the last run completed: results can be read, values kept
 }
 
 // Plan is the buffer plan the executable's memory follows.
@@ -228,6 +234,15 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		at++
 		e.kernels = append(e.kernels, kk)
 	}
+	for _, p := range f.Params {
+		r := -1
+		for j, n := range f.ResultNames {
+			if n == p.Name && f.Results[j].Type.Equal(p.Type) {
+				r = j
+			}
+		}
+		e.resultOf = append(e.resultOf, r)
+	}
 	if debugLevel() >= 2 {
 		e.prof = newProfile(len(e.kernels))
 	}
@@ -255,44 +270,120 @@ func (e *Executable) Close() error {
 // Run takes the arguments in the function's parameter order and returns its
 // results in order.
 func (e *Executable) Run(args []*interp.Tensor) ([]*interp.Tensor, error) {
+	return e.RunKept(args, nil)
+}
+
+var _ runtime.Resident = (*Executable)(nil)
+
+// RunKept is Run, except that each parameter i with keep[i] keeps the value
+// its result of the same name had at the end of the previous run (args[i]
+// is not read) and that result comes back nil: a train step's weights and
+// optimizer state stay in the buffers the kernels update in place.
+func (e *Executable) RunKept(args []*interp.Tensor, keep []bool) ([]*interp.Tensor, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.res == nil {
 		return nil, fmt.Errorf("cpu: @%s: run after Close", e.f.Name)
 	}
 	f := e.f
-	if len(args) != len(f.Params) {
+	if len(args) != len(f.Params) || keep != nil && len(keep) != len(f.Params) {
 		return nil, fmt.Errorf("cpu: @%s takes %d arguments, have %d", f.Name, len(f.Params), len(args))
 	}
+	kept := map[int]bool{} // results not copied out
 	for i, p := range f.Params {
+		if keep != nil && keep[i] {
+			r := e.resultOf[i]
+			if r < 0 || !e.ran {
+				return nil, fmt.Errorf("cpu: @%s: parameter %%%s cannot keep a value: no result of that name, or no run before", f.Name, p.Name)
+			}
+			kept[r] = true
+			continue
+		}
 		if err := args[i].Check(p.Type); err != nil {
 			return nil, fmt.Errorf("cpu: @%s: argument %%%s: %v", f.Name, p.Name, err)
 		}
 	}
+	var t0 time.Time
 	if e.prof != nil {
-		return e.runProfiled(args), nil
+		t0 = time.Now()
 	}
+	e.ran = false
+	e.feedBack(keep)
 	for i, p := range f.Params {
-		writeTensor(e.bufs[p], args[i])
+		if keep == nil || !keep[i] {
+			writeTensor(e.bufs[p], args[i])
+		}
 	}
-	for i := range e.kernels {
-		e.kernels[i].run()
+	if e.prof != nil {
+		e.runProfiled(t0)
+	} else {
+		for i := range e.kernels {
+			e.kernels[i].run()
+		}
 	}
+	e.ran = true
 	out := make([]*interp.Tensor, len(f.Results))
+	var t1 time.Time
+	if e.prof != nil {
+		t1 = time.Now()
+	}
 	for i, r := range f.Results {
-		out[i] = readTensor(e.bufs[r], r.Type)
+		if !kept[i] {
+			out[i] = readTensor(e.bufs[r], r.Type)
+		}
+	}
+	if e.prof != nil {
+		e.prof.copyOut += time.Since(t1)
+		e.prof.wall += time.Since(t0)
+		e.prof.runs++
+		if p := e.prof; p.every > 0 && p.runs%p.every == 0 {
+			p.print(os.Stderr, e)
+		}
 	}
 	goruntime.KeepAlive(e)
 	return out, nil
 }
 
-// runProfiled is Run's work timing each step (XLC_DEBUG >= 2).
-func (e *Executable) runProfiled(args []*interp.Tensor) []*interp.Tensor {
-	f, p := e.f, e.prof
-	t0 := time.Now()
-	for i, a := range f.Params {
-		writeTensor(e.bufs[a], args[i])
+// feedBack copies the kept parameters' values from their results' buffers
+// into their own, where the plan did not already put them there. Results
+// living in another parameter's buffer are read before any is written.
+func (e *Executable) feedBack(keep []bool) {
+	type move struct {
+		dst unsafe.Pointer
+		src []byte
 	}
+	var moves []move
+	for i, p := range e.f.Params {
+		if keep == nil || !keep[i] {
+			continue
+		}
+		src := e.bufs[e.f.Results[e.resultOf[i]]]
+		if src == e.bufs[p] {
+			continue
+		}
+		n := p.Type.Shape.NumElements() * p.Type.DType.Size()
+		moves = append(moves, move{e.bufs[p], append([]byte(nil), unsafe.Slice((*byte)(src), n)...)})
+	}
+	for _, m := range moves {
+		copy(unsafe.Slice((*byte)(m.dst), len(m.src)), m.src)
+	}
+}
+
+// Result reads result i as the last run left it.
+func (e *Executable) Result(i int) (*interp.Tensor, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.res == nil || !e.ran || i < 0 || i >= len(e.f.Results) {
+		return nil, fmt.Errorf("cpu: @%s: no result %d to read", e.f.Name, i)
+	}
+	r := e.f.Results[i]
+	return readTensor(e.bufs[r], r.Type), nil
+}
+
+// runProfiled runs the kernels timing each (XLC_DEBUG >= 2); t0 is when
+// the run began (the copies in are counted from there).
+func (e *Executable) runProfiled(t0 time.Time) {
+	p := e.prof
 	t1 := time.Now()
 	p.copyIn += t1.Sub(t0)
 	for i := range e.kernels {
@@ -301,19 +392,6 @@ func (e *Executable) runProfiled(args []*interp.Tensor) []*interp.Tensor {
 		p.launches[i] += t2.Sub(t1)
 		t1 = t2
 	}
-	out := make([]*interp.Tensor, len(f.Results))
-	for i, r := range f.Results {
-		out[i] = readTensor(e.bufs[r], r.Type)
-	}
-	t3 := time.Now()
-	p.copyOut += t3.Sub(t1)
-	p.wall += t3.Sub(t0)
-	p.runs++
-	if p.every > 0 && p.runs%p.every == 0 {
-		p.print(os.Stderr, e)
-	}
-	goruntime.KeepAlive(e)
-	return out
 }
 
 // minParallelWork is the estimated work below which a kernel runs on the
