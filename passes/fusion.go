@@ -21,8 +21,9 @@ const UnlimitedFuel = -1
 //     or a dot kernel (one dot and an elementwise epilogue), and has no
 //     fusion inside;
 //   - gather, scatter_add and rng are never fused: each stays its own kernel;
-//   - no value is computed twice, except constants, iotas and broadcasts of
-//     scalars, which are copied into each kernel that uses them;
+//   - no value is computed twice, except cheap ones (constants, iotas,
+//     broadcasts, short chains of simple elementwise ops; see computeCheap),
+//     which are copied into each kernel that uses them;
 //   - identical fused functions (same ops, types, attributes and parameter
 //     order) are one function, named fused.N in order of first use, so a
 //     model's number of distinct kernels does not grow with its depth;
@@ -72,6 +73,7 @@ type fuser struct {
 	kernel []*kernel     // by ID: the kernel an instruction belongs to (copies of cheap ones excluded)
 	copied []bool        // by ID: a cheap instruction copied into a kernel
 	needed []bool        // by ID, for cheap instructions: the original stays in f
+	cheap  []cheapness   // by ID
 	fuel   int           // decisions to fuse left; negative: unlimited
 	log    io.Writer
 }
@@ -86,6 +88,7 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 		kernel: make([]*kernel, n),
 		copied: make([]bool, n),
 		needed: make([]bool, n),
+		cheap:  make([]cheapness, n),
 		fuel:   opt.FusionFuel,
 		log:    opt.FusionLog,
 	}
@@ -104,6 +107,7 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 			z.result[r.ID] = true
 		}
 	}
+	z.computeCheap()
 	return z
 }
 

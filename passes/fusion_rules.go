@@ -22,8 +22,9 @@ import (
 //   - an elementwise or shape op (broadcast, reshape, transpose, slice, pad,
 //     concat, convert, select, compares, iota, constant) whose users are all
 //     in the kernel (loop fusion);
-//   - a constant, an iota or a broadcast of a scalar used elsewhere too is
-//     copied into the kernel (cheap to recompute; the scalar is read);
+//   - a cheap value used elsewhere too (a constant, an iota, a broadcast, a
+//     short chain of simple elementwise ops reading one value of its size;
+//     see computeCheap) is copied into the kernel;
 //   - a reduce_sum or reduce_max whose users are all in the kernel, if every
 //     reduction of the kernel reduces the same axes of the same shape (its
 //     rows) and the reduced values only come back through broadcasts along
@@ -45,16 +46,60 @@ func isLoopOp(v *ir.Value) bool {
 	return false
 }
 
-// isCheap reports whether v is copied into each kernel that uses it.
-func isCheap(v *ir.Value) bool {
-	switch v.Op {
-	case ir.OpConstant, ir.OpIota:
-		return true
-	case ir.OpBroadcast:
-		return v.Args[0].Type.Rank() == 0
-	}
-	return false
+// Cheap values are copied into every kernel that uses them instead of being
+// computed once and read back from memory: constants, iotas, broadcasts
+// (their operand is smaller than they are, or they are free) and short
+// chains of simple elementwise ops (no transcendental) that read at most
+// one value of their own size besides cheap ones. Recomputing x − mean or
+// (x − mean)·rstd in each user reads no more than reading the stored result
+// would, and saves writing it.
+const maxCheapOps = 4
+
+// cheapness is what computeCheap records per value.
+type cheapness struct {
+	ok   bool
+	ops  int // instructions a copy recomputes
+	full int // values of its own size a copy reads
 }
+
+// simpleOps are the elementwise ops a cheap chain may hold.
+var simpleOps = map[ir.Op]bool{
+	ir.OpNeg: true, ir.OpAbs: true, ir.OpSign: true, ir.OpNot: true, ir.OpStopGradient: true,
+	ir.OpAdd: true, ir.OpSub: true, ir.OpMul: true, ir.OpMax: true, ir.OpMin: true,
+	ir.OpAnd: true, ir.OpOr: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true,
+	ir.OpGt: true, ir.OpGe: true, ir.OpSelect: true, ir.OpConvert: true,
+}
+
+// computeCheap fills z.cheap in body order.
+func (z *fuser) computeCheap() {
+	for _, v := range z.f.Body {
+		var c cheapness
+		switch {
+		case v.Op == ir.OpConstant || v.Op == ir.OpIota:
+			c = cheapness{ok: true}
+		case v.Op == ir.OpBroadcast:
+			c = cheapness{ok: true, ops: 1}
+			if a := v.Args[0]; z.isCheap(a) {
+				c.ops += z.cheap[a.ID].ops
+			}
+		case simpleOps[v.Op]:
+			c = cheapness{ok: true, ops: 1}
+			for _, a := range v.Args {
+				if z.isCheap(a) {
+					c.ops += z.cheap[a.ID].ops
+					c.full += z.cheap[a.ID].full
+				} else {
+					c.full++
+				}
+			}
+		}
+		c.ok = c.ok && c.ops <= maxCheapOps && c.full <= 1
+		z.cheap[v.ID] = c
+	}
+}
+
+// isCheap reports whether v is copied into each kernel that uses it.
+func (z *fuser) isCheap(v *ir.Value) bool { return !v.IsParam() && z.cheap[v.ID].ok }
 
 // alone is the reason an op is never fused with others, or "".
 func alone(v *ir.Value) string {
@@ -210,7 +255,7 @@ func (z *fuser) grow() {
 		if k != nil && k.root != v {
 			continue // inside a kernel
 		}
-		if isCheap(v) {
+		if z.isCheap(v) {
 			z.needed[v.ID] = z.isNeeded(v)
 			if !z.needed[v.ID] {
 				continue
@@ -246,13 +291,14 @@ func (z *fuser) grow() {
 }
 
 // isNeeded reports whether the cheap instruction v must stay in f: it is a
-// result, or one of its users (itself needed) did not copy it.
+// result, or one of its users did not copy it (a user that is itself a
+// copy whose original is dropped does not count).
 func (z *fuser) isNeeded(v *ir.Value) bool {
 	if z.result[v.ID] || len(z.users[v.ID]) == 0 {
 		return true
 	}
 	for _, u := range z.users[v.ID] {
-		if isCheap(u) && !z.needed[u.ID] {
+		if z.copied[u.ID] && !z.needed[u.ID] {
 			continue
 		}
 		if k := z.kernel[u.ID]; k == nil || !k.members[v] {
@@ -292,7 +338,7 @@ func (z *fuser) fill(k *kernel) {
 		for len(queue) > 0 {
 			p := queue[0]
 			queue = queue[1:]
-			switch z.decide(k, p) {
+			switch z.decide(k, p, false) {
 			case fused:
 				push(p)
 			case waits:
@@ -307,6 +353,21 @@ func (z *fuser) fill(k *kernel) {
 				progress = true
 			} else {
 				rest = append(rest, p)
+			}
+		}
+		waiting = rest
+		if progress {
+			continue
+		}
+		// Nothing else comes in: copy the cheap producers that wait.
+		rest = waiting[:0]
+		for _, p := range waiting {
+			switch {
+			case !z.isCheap(p):
+				rest = append(rest, p)
+			case z.decide(k, p, true) == fused:
+				push(p)
+				progress = true
 			}
 		}
 		waiting = rest
@@ -341,8 +402,9 @@ const (
 	waits                // has users outside the kernel; not logged yet
 )
 
-// decide fuses (or copies) the producer p into k if a rule allows it.
-func (z *fuser) decide(k *kernel, p *ir.Value) outcome {
+// decide fuses the producer p into k if a rule allows it; with copy set, a
+// cheap p whose other users are outside k is copied into it.
+func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 	into := name(k.root)
 	if why := alone(p); why != "" {
 		z.logf("keep %s out of %s: %s", name(p), into, why)
@@ -362,7 +424,7 @@ func (z *fuser) decide(k *kernel, p *ir.Value) outcome {
 		return kept
 	}
 	all := z.allUsersIn(k, p)
-	if !all && !isCheap(p) {
+	if !all && (!copy || !z.isCheap(p)) {
 		return waits // another producer may bring its other users in
 	}
 	if k.dot != nil && slices.Contains(k.dot.Args, p) {
