@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 which=${1:-all}
 ROUNDS=${ROUNDS:-5}
 BACKEND=${BACKEND:-cpu}
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1; then
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch libopenblas0-openmp
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch libopenblas0-openmp time
 fi
 blas=$(dirname "$(dpkg -L libopenblas0-openmp | grep -m1 'libopenblas.*\.so')")
 xlc=$(mktemp -d)/xlc
@@ -50,4 +50,11 @@ frac = lambda t: t / tokens * gflop / 222.0
 print(f"config {cfg}: xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
       f"| ratio xlc/torch-best {x / best:.2f} (median of {len(xs)} interleaved rounds)")
 PY
+  # Peak memory: the whole process's maximum resident set (xlc: compiler,
+  # runtime and the planned buffers; PyTorch: interpreter, libraries and its
+  # allocator), one run each of the same steps.
+  xm=$( { /usr/bin/time -f %M "$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 >/dev/null; } 2>&1 | tail -1)
+  tm=$( { LD_LIBRARY_PATH="$blas" /usr/bin/time -f %M /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" eager >/dev/null; } 2>&1 | tail -1)
+  plan=$("$xlc" build models/gpt.xl ${defs[$c]} --fuse -o /dev/null 2>&1 | sed -nE 's/.*@train_step: .*peak ([0-9.]+ MiB).*/\1/p')
+  echo "config $c memory: xlc peak RSS $((xm / 1024)) MiB (train step buffers $plan) | torch eager peak RSS $((tm / 1024)) MiB"
 done
