@@ -65,34 +65,60 @@ func tolerance(d ir.DType) float64 {
 }
 
 // diff describes the first element of got that differs from want by more
-// than rtol relative to the element, or rtol relative to the largest
-// magnitude of want (an absolute floor for cancellation near zero); "" when
-// they agree. NaNs agree with NaNs, infinities with equal infinities.
+// than rtol·|want| + rtol·floor(dtype) (floor: the smallest normal of a
+// float dtype, for results that underflow differently); "" when they agree.
+// The bound is per element: a small element must be as close as a large
+// one. NaNs agree with NaNs, infinities with equal infinities. Results that
+// cancel (a sum or dot whose terms are much larger than it) need a bound
+// scaled by their terms: diffAbs.
 func diff(got, want *interp.Tensor, rtol float64) string {
+	return diffAbs(got, want, rtol, nil)
+}
+
+// diffAbs is diff with an absolute allowance per element: element i may
+// differ by rtol·|want_i| + rtol·max(floor, terms[i]), where terms[i] is the
+// sum of the magnitudes of the terms that make element i (Σ|a·b| for a dot,
+// Σ|x| for a sum; nil: none). Two correct summations in double of the same
+// terms, rounded once, differ by much less than 1e-5·Σ|terms| however much
+// the sum cancels, so this is the bound codegen/dot_test.go uses.
+func diffAbs(got, want *interp.Tensor, rtol float64, terms []float64) string {
 	if !got.Type.Equal(want.Type) {
 		return fmt.Sprintf("type %v, want %v", got.Type, want.Type)
 	}
 	if err := got.Check(want.Type); err != nil {
 		return err.Error()
 	}
-	scale := 0.0
-	for i := range want.Len() {
-		if w := math.Abs(want.At(i)); !math.IsInf(w, 0) && !math.IsNaN(w) {
-			scale = max(scale, w)
-		}
-	}
+	floor := smallestNormal(want.Type.DType)
 	for i := range want.Len() {
 		g, w := got.At(i), want.At(i)
+		abs := floor
+		if terms != nil {
+			abs = max(abs, terms[i])
+		}
 		switch {
 		case g == w, math.IsNaN(g) && math.IsNaN(w):
 			continue
 		case math.IsInf(g, 0) || math.IsInf(w, 0) || math.IsNaN(g) || math.IsNaN(w):
-		case math.Abs(g-w) <= rtol*math.Max(math.Abs(w), scale):
+		case math.Abs(g-w) <= rtol*(math.Abs(w)+abs):
 			continue
 		}
-		return fmt.Sprintf("element %d: got %v, want %v (rtol %g)\n got  %v\n want %v", i, g, w, rtol, clip(got), clip(want))
+		return fmt.Sprintf("element %d: got %v, want %v (|diff| %.3g > rtol %g × (|want| + %.3g))\n got  %v\n want %v", i, g, w, math.Abs(g-w), rtol, abs, clip(got), clip(want))
 	}
 	return ""
+}
+
+// smallestNormal is the smallest positive normal number of float dtype d
+// (0 for the others).
+func smallestNormal(d ir.DType) float64 {
+	switch d {
+	case ir.F32, ir.BF16:
+		return 0x1p-126
+	case ir.F64:
+		return 0x1p-1022
+	case ir.F16:
+		return 0x1p-14
+	}
+	return 0
 }
 
 func clip(t *interp.Tensor) string {
@@ -140,4 +166,25 @@ func parseFunc(t testing.TB, params, body string) *ir.Func {
 		t.Fatalf("parse: %v\n%s", err, src)
 	}
 	return f
+}
+
+// TestDiffPerElement checks that diff bounds each element by its own
+// magnitude: a small element 10% off fails even beside a large one, and
+// diffAbs allows a cancelled sum the error its terms' magnitude explains.
+func TestDiffPerElement(t *testing.T) {
+	ty := ir.Type{DType: ir.F32, Shape: ir.Shape{2}}
+	want := interp.FromFloats(ty, []float64{100, 0.001})
+	if d := diff(interp.FromFloats(ty, []float64{100, 0.0011}), want, 1e-5); d == "" {
+		t.Error("0.0011 for 0.001 passed beside 100")
+	}
+	if d := diff(interp.FromFloats(ty, []float64{100.0005, 0.00100000001}), want, 1e-5); d != "" {
+		t.Errorf("results within 1e-5 of each element failed: %s", d)
+	}
+	if d := diff(interp.FromFloats(ty, []float64{100, 0.0011}), want, 0); d == "" {
+		t.Error("rtol 0 is not exact")
+	}
+	// 0.001 as the sum of terms of magnitude 1000: 1e-4 off is 1e-7 of them.
+	if d := diffAbs(interp.FromFloats(ty, []float64{100, 0.0011}), want, 1e-5, []float64{100, 1000}); d != "" {
+		t.Errorf("a cancelled sum within 1e-5 of its terms failed: %s", d)
+	}
 }
