@@ -18,10 +18,15 @@ func accType(d ir.DType) types.Type {
 }
 
 // accumulate adds the compute value x of dtype d into the accumulator value
-// acc (of accType(d)).
+// acc (of accType(d)). Float sums may be reassociated (reassoc), so that
+// opt vectorizes a loop of them into partial sums: the result differs from
+// the interpreter's left-to-right sum by double rounding errors only (below
+// an f32 result's rounding; for f64 sums, within the tests' tolerance).
 func (g *kgen) accumulate(d ir.DType, acc, x value.Value) value.Value {
 	if d.IsFloat() {
-		return g.b.NewFAdd(acc, g.toDouble(x))
+		add := g.b.NewFAdd(acc, g.toDouble(x))
+		add.FastMathFlags = []enum.FastMathFlag{enum.FastMathFlagReassoc}
+		return add
 	}
 	return g.b.NewAdd(acc, x)
 }

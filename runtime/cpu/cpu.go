@@ -66,6 +66,7 @@ import (
 	"math"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -224,6 +225,13 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		C.free(unsafe.Pointer(csym))
 		if fn == nil {
 			return nil, fmt.Errorf("cpu: %s: symbol %s missing", so, k.Symbol)
+		}
+		// The kernel reads an in-place operand through its result pointer and
+		// every other pointer is noalias: the plan must agree exactly.
+		for j, a := range k.Args {
+			if shared := e.bufs[a] == e.bufs[f.Body[k.Instr]]; shared != slices.Contains(k.InPlace, j) {
+				return nil, fmt.Errorf("cpu: @%s: %%%d: operand %d shares the result's buffer: %v in the plan, %v for codegen", f.Name, k.Instr, j, shared, !shared)
+			}
 		}
 		kk := kernel{sym: k.Symbol, instr: k.Instr, lowering: k.Lowering, fn: fn, args: &slots[at], extent: k.Extent, cost: k.Cost}
 		for _, a := range k.Args {

@@ -34,7 +34,7 @@ red.body6:
 	%9 = bitcast i16 %8 to half
 	%10 = fpext half %9 to double
 	%11 = load double, double* %0
-	%12 = fadd double %11, %10
+	%12 = fadd reassoc double %11, %10
 	store double %12, double* %0
 	%13 = add i64 %3, 1
 	br label %red.head5
