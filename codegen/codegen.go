@@ -42,11 +42,14 @@
 //
 // Kernels compute what runtime/interp computes. f32 add, sub, mul, div,
 // sqrt, recip, max, min, compares and conversions are done in float and are
-// correctly rounded, so they equal the interpreter's results; exp, log,
-// tanh, erf, sin, cos, rsqrt and pow are computed in double (libm, or in
-// vectorized loops glibc's libmvec, within 4 ulps of a double) and rounded
-// once, as the interpreter does, so they differ from it only where libm and
-// Go's math differ in the last places of a double. f16 and bf16
+// correctly rounded, so they equal the interpreter's results. f32 exp,
+// log, tanh and erf are computed in float by branch-free polynomial code
+// that vectorizes (vmath.go), within 2 ulps (measured: 1) of Go's double
+// function rounded to float, so they may differ from the interpreter in the
+// last place or two; sin, cos, rsqrt and pow are computed in double (libm,
+// or in vectorized loops glibc's libmvec, within 4 ulps of a double) and
+// rounded once, as the interpreter does, so they differ from it only where
+// libm and Go's math differ in the last places of a double. f16 and bf16
 // values are computed in double and rounded to the dtype after every op,
 // with the interpreter's single round-to-nearest-even (a round-to-odd step
 // to f32 first). Reductions, dot and scatter_add accumulate floats
