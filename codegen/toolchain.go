@@ -282,7 +282,9 @@ type llEntity struct {
 	// dup: the entity may be copied into every shard that uses it: a
 	// local constant, or a local noinline function using only
 	// declarations and other dup entities (the out-of-memory handler), whose
-	// callers' code does not depend on how many callers it has.
+	// callers' code does not depend on how many callers it has. (Where all
+	// of a copy's callers pass the same message, opt propagates it into
+	// the copy: only that cold path's argument set-up differs.)
 	dup  bool
 	refs []string // the global names (@name) it mentions
 }
