@@ -23,8 +23,8 @@ import (
 //     concat, convert, select, compares, iota, constant) whose users are all
 //     in the kernel (loop fusion);
 //   - a cheap value used elsewhere too (a constant, an iota, a broadcast, a
-//     short chain of simple elementwise ops reading one value of its size;
-//     see computeCheap) is copied into the kernel;
+//     short chain of elementwise ops reading one value of its size; see
+//     computeCheap) is copied into the kernel;
 //   - a reduce_sum or reduce_max whose users are all in the kernel, if every
 //     reduction of the kernel reduces the same axes of the same shape (its
 //     rows) and the reduced values only come back through broadcasts along
@@ -49,25 +49,36 @@ func isLoopOp(v *ir.Value) bool {
 // Cheap values are copied into every kernel that uses them instead of being
 // computed once and read back from memory: constants, iotas, broadcasts
 // (their operand is smaller than they are, or they are free) and short
-// chains of simple elementwise ops (no transcendental) that read at most
-// one value of their own size besides cheap ones. Recomputing x − mean or
-// (x − mean)·rstd in each user reads no more than reading the stored result
-// would, and saves writing it.
-const maxCheapOps = 4
+// chains of elementwise ops that read at most one value of their own size
+// besides cheap ones. Recomputing x − mean, (x − mean)·rstd or GELU's
+// tanh(c·(x + a·x³)) in each user reads no more than reading the stored
+// result would, and saves writing it. The chain's cost counts each simple
+// op 1 and each f32 exp, log, tanh or erf 4 (the backends compute those in
+// a few vector instructions; other transcendentals are not cheap).
+const maxCheapCost = 16
 
 // cheapness is what computeCheap records per value.
 type cheapness struct {
 	ok   bool
-	ops  int // instructions a copy recomputes
+	cost int // what a copy recomputes (see maxCheapCost)
 	full int // values of its own size a copy reads
 }
 
-// simpleOps are the elementwise ops a cheap chain may hold.
-var simpleOps = map[ir.Op]bool{
-	ir.OpNeg: true, ir.OpAbs: true, ir.OpSign: true, ir.OpNot: true, ir.OpStopGradient: true,
-	ir.OpAdd: true, ir.OpSub: true, ir.OpMul: true, ir.OpMax: true, ir.OpMin: true,
-	ir.OpAnd: true, ir.OpOr: true, ir.OpEq: true, ir.OpNe: true, ir.OpLt: true, ir.OpLe: true,
-	ir.OpGt: true, ir.OpGe: true, ir.OpSelect: true, ir.OpConvert: true,
+// opCost is the cost of one elementwise op v in a cheap chain, or 0 if v may
+// not be in one.
+func opCost(v *ir.Value) int {
+	switch v.Op {
+	case ir.OpNeg, ir.OpAbs, ir.OpSign, ir.OpNot, ir.OpStopGradient,
+		ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv, ir.OpMax, ir.OpMin,
+		ir.OpAnd, ir.OpOr, ir.OpEq, ir.OpNe, ir.OpLt, ir.OpLe, ir.OpGt, ir.OpGe,
+		ir.OpSelect, ir.OpConvert:
+		return 1
+	case ir.OpExp, ir.OpLog, ir.OpTanh, ir.OpErf:
+		if v.Type.DType == ir.F32 {
+			return 4
+		}
+	}
+	return 0
 }
 
 // computeCheap fills z.cheap in body order.
@@ -78,22 +89,22 @@ func (z *fuser) computeCheap() {
 		case v.Op == ir.OpConstant || v.Op == ir.OpIota:
 			c = cheapness{ok: true}
 		case v.Op == ir.OpBroadcast:
-			c = cheapness{ok: true, ops: 1}
+			c = cheapness{ok: true, cost: 1}
 			if a := v.Args[0]; z.isCheap(a) {
-				c.ops += z.cheap[a.ID].ops
+				c.cost += z.cheap[a.ID].cost
 			}
-		case simpleOps[v.Op]:
-			c = cheapness{ok: true, ops: 1}
+		case opCost(v) > 0:
+			c = cheapness{ok: true, cost: opCost(v)}
 			for _, a := range v.Args {
 				if z.isCheap(a) {
-					c.ops += z.cheap[a.ID].ops
+					c.cost += z.cheap[a.ID].cost
 					c.full += z.cheap[a.ID].full
 				} else {
 					c.full++
 				}
 			}
 		}
-		c.ok = c.ok && c.ops <= maxCheapOps && c.full <= 1
+		c.ok = c.ok && c.cost <= maxCheapCost && c.full <= 1
 		z.cheap[v.ID] = c
 	}
 }
