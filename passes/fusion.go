@@ -40,6 +40,7 @@ func fusion(f *ir.Func, opt Options) (bool, error) {
 		fmt.Fprintf(z.log, "# fusion @%s\n", f.Name)
 	}
 	z.dotEpilogues()
+	z.computeCheap()
 	z.grow()
 	return z.rewrite()
 }
@@ -107,7 +108,6 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 			z.result[r.ID] = true
 		}
 	}
-	z.computeCheap()
 	return z
 }
 

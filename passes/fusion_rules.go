@@ -60,8 +60,21 @@ const maxCheapCost = 16
 // cheapness is what computeCheap records per value.
 type cheapness struct {
 	ok   bool
-	cost int // what a copy recomputes (see maxCheapCost)
-	full int // values of its own size a copy reads
+	ops  []*ir.Value // the cheap instructions a copy recomputes, itself included
+	leaf *ir.Value   // the one value of its own size a copy reads, if any
+}
+
+// cost is the cost of recomputing c's instructions once each.
+func (c cheapness) cost() int {
+	n := 0
+	for _, v := range c.ops {
+		if v.Op == ir.OpBroadcast {
+			n++
+		} else {
+			n += opCost(v)
+		}
+	}
+	return n
 }
 
 // opCost is the cost of one elementwise op v in a cheap chain, or 0 if v may
@@ -81,32 +94,52 @@ func opCost(v *ir.Value) int {
 	return 0
 }
 
-// computeCheap fills z.cheap in body order.
+// computeCheap fills z.cheap in body order. Values already in a kernel (a
+// dot's epilogue) are not cheap: they are read.
 func (z *fuser) computeCheap() {
 	for _, v := range z.f.Body {
 		var c cheapness
 		switch {
+		case z.kernel[v.ID] != nil:
 		case v.Op == ir.OpConstant || v.Op == ir.OpIota:
 			c = cheapness{ok: true}
 		case v.Op == ir.OpBroadcast:
-			c = cheapness{ok: true, cost: 1}
+			c = cheapness{ok: true, ops: []*ir.Value{v}}
 			if a := v.Args[0]; z.isCheap(a) {
-				c.cost += z.cheap[a.ID].cost
+				c.ops = union(c.ops, z.cheap[a.ID].ops)
 			}
 		case opCost(v) > 0:
-			c = cheapness{ok: true, cost: opCost(v)}
+			c = cheapness{ok: true, ops: []*ir.Value{v}}
 			for _, a := range v.Args {
+				leaf := a
 				if z.isCheap(a) {
-					c.cost += z.cheap[a.ID].cost
-					c.full += z.cheap[a.ID].full
-				} else {
-					c.full++
+					c.ops = union(c.ops, z.cheap[a.ID].ops)
+					leaf = z.cheap[a.ID].leaf
+				}
+				switch {
+				case leaf == nil || leaf == c.leaf:
+				case c.leaf == nil:
+					c.leaf = leaf
+				default:
+					c.ok = false // a second value of its size
 				}
 			}
 		}
-		c.ok = c.ok && c.cost <= maxCheapCost && c.full <= 1
+		if !c.ok || c.cost() > maxCheapCost {
+			c = cheapness{}
+		}
 		z.cheap[v.ID] = c
 	}
+}
+
+// union is a with the values of b it lacks (short lists).
+func union(a, b []*ir.Value) []*ir.Value {
+	for _, v := range b {
+		if !slices.Contains(a, v) {
+			a = append(a, v)
+		}
+	}
+	return a
 }
 
 // isCheap reports whether v is copied into each kernel that uses it.
