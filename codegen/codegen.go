@@ -155,6 +155,8 @@ type Program struct {
 	Kernels []Kernel
 	// Aliases are the no-op instructions.
 	Aliases []Alias
+	// Warnings are one line per kernel lowered as LowerRecompute.
+	Warnings []string
 }
 
 // Compile lowers every instruction of f to a kernel. f must verify.
@@ -191,6 +193,9 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 				return nil, fmt.Errorf("codegen: @%s: %%%d = %v: %v", f.Name, i, v.Op, err)
 			}
 			seen[key] = k
+			if k.Lowering == LowerRecompute {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("@%s: %%%d = %s: the reductions inside are recomputed for every result element (no row plan); the step is much slower than it should be", f.Name, i, Describe(v)))
+			}
 		}
 		k.Instr, k.Args = i, v.Args
 		p.Kernels = append(p.Kernels, k)
@@ -295,10 +300,26 @@ func (m *module) lowerInstr(sym string, v *ir.Value, inPlace []int) (k Kernel, e
 		k.Lowering = rootLowering(root)
 		if v.Op == ir.OpFusion {
 			k.Cost = fusionCost(v.Callee)
+			if recomputes(v.Callee) {
+				k.Lowering = LowerRecompute
+			}
 		}
 	}
 	g.finish()
 	return k, nil
+}
+
+// recomputes reports whether lowering callee c elementally recomputes a
+// reduction for every element of a value that depends on it: c has a
+// reduction other than its root.
+func recomputes(c *ir.Func) bool {
+	root := c.Results[0]
+	for _, v := range c.Body {
+		if v != root && (v.Op == ir.OpReduceSum || v.Op == ir.OpReduceMax) {
+			return true
+		}
+	}
+	return false
 }
 
 // lowerRoot emits the loop of a kernel computing root elementally.

@@ -17,6 +17,11 @@ const (
 	LowerScatter   = "scatter"    // scatter_add by result rows
 	LowerRng       = "rng"        // Philox blocks
 	LowerFastDotEp = "fast-dot+e" // the fast dot and its elementwise epilogue
+	// LowerRecompute: a reduce fusion without a row plan, each result
+	// element recomputing the reductions it depends on (work: result size
+	// times row length). Compile warns about each; the fusion pass should
+	// only form reduce kernels the row lowering takes.
+	LowerRecompute = "recompute"
 )
 
 // Describe is a one-line summary of instruction v for profiles: its op

@@ -103,6 +103,9 @@ func (b Backend) LoadExec(f *ir.Func) (*Executable, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range prog.Warnings {
+		fmt.Fprintln(os.Stderr, "xlc: warning: cpu:", w)
+	}
 	so, err := codegen.Build(prog.LL)
 	if err != nil {
 		return nil, err
