@@ -13,14 +13,26 @@ import (
 //	C[b] = Alpha · A[b]·B[b] (+ Bias broadcast over rows) (+ C[b] when Accumulate)
 //
 // for b in [0, Batch), with A[b] an M×K matrix (stored K×M when TransA),
-// B[b] a K×N matrix (stored N×K when TransB) and C[b] M×N. Every operand is
-// dense and row-major; the batches of each operand follow one another.
+// B[b] a K×N matrix (stored N×K when TransB) and C[b] M×N. Each matrix is
+// stored by rows: unit stride along a row, LDA, LDB or LDC floats from one
+// row to the next (0: dense, the row's length). The batches follow one
+// another densely unless BatchDims says otherwise.
 //
 // The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only when
 // Bias is set; N floats), C.
 type DotSpec struct {
 	Batch, M, N, K int
 	TransA, TransB bool
+	// LDA, LDB and LDC are the row strides (leading dimensions) of A, B
+	// and C as stored, in floats; 0 means dense: K for A (M when TransA),
+	// N for B (K when TransB), N for C.
+	LDA, LDB, LDC int
+	// BatchDims, when not nil, splits the batch index b into dims,
+	// outermost first, whose sizes multiply to Batch; each has its own
+	// stride in A, B and C (the offset of batch b is the sum over the dims
+	// of index·stride). Nil means one dim of strides M·K, K·N and M·N with
+	// the dense leading dimensions (LDA·rows otherwise).
+	BatchDims []DotBatchDim
 	// Alpha multiplies the product; 0 is taken as 1.
 	Alpha float32
 	// Bias adds a vector of N floats (one more buffer, before C) to every
@@ -36,6 +48,52 @@ type DotSpec struct {
 	// Blocking, when not nil, sets the blocking (benchmarks and tuning);
 	// its zero fields take the defaults.
 	Blocking *DotBlocking
+}
+
+// DotBatchDim is one batch dim of a DotSpec: its size and its stride, in
+// floats, in each of A, B and C.
+type DotBatchDim struct {
+	Size    int
+	A, B, C int64
+}
+
+// lds returns the leading dimensions of A, B and C, with the dense
+// defaults filled in.
+func (s DotSpec) lds() (lda, ldb, ldc int64) {
+	lda, ldb, ldc = int64(s.LDA), int64(s.LDB), int64(s.LDC)
+	if lda == 0 {
+		lda = int64(s.K)
+		if s.TransA {
+			lda = int64(s.M)
+		}
+	}
+	if ldb == 0 {
+		ldb = int64(s.N)
+		if s.TransB {
+			ldb = int64(s.K)
+		}
+	}
+	if ldc == 0 {
+		ldc = int64(s.N)
+	}
+	return
+}
+
+// batchDims returns the batch dims, the dense default when BatchDims is
+// nil: one dim with the strides of a whole matrix of each operand.
+func (s DotSpec) batchDims() []DotBatchDim {
+	if s.BatchDims != nil {
+		return s.BatchDims
+	}
+	lda, ldb, ldc := s.lds()
+	ra, rb := int64(s.M), int64(s.K) // rows of A and B as stored
+	if s.TransA {
+		ra = int64(s.K)
+	}
+	if s.TransB {
+		rb = int64(s.N)
+	}
+	return []DotBatchDim{{Size: s.Batch, A: ra * lda, B: rb * ldb, C: int64(s.M) * ldc}}
 }
 
 // DotBlocking is the blocking of one kernel (Goto's algorithm, as in
@@ -116,7 +174,8 @@ func (s DotSpec) plan() DotBlocking {
 		// rows would be read with a stride of M) unless the product is
 		// too narrow to pay for the copy.
 		p.PackA = -1
-		if s.TransA && s.N >= 4*p.NR || !s.TransA && gemmL1Crowd(p.MR, s.K) > 4 {
+		lda, _, _ := s.lds()
+		if s.TransA && s.N >= 4*p.NR || !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
 			p.PackA = 1
 		}
 	}
@@ -159,6 +218,31 @@ func (s DotSpec) check() error {
 	if int64(s.Batch)*int64(s.M)*int64(s.K) > lim || int64(s.Batch)*int64(s.K)*int64(s.N) > lim || int64(s.Batch)*int64(s.M)*int64(s.N) > lim {
 		return fmt.Errorf("codegen: dot: operands too large: batch %d, M %d, N %d, K %d", s.Batch, s.M, s.N, s.K)
 	}
+	if s.LDA < 0 || s.LDB < 0 || s.LDC != 0 && s.LDC < s.N {
+		return fmt.Errorf("codegen: dot: bad leading dimensions %d, %d, %d", s.LDA, s.LDB, s.LDC)
+	}
+	if s.BatchDims != nil {
+		if len(s.BatchDims) > 8 {
+			return fmt.Errorf("codegen: dot: %d batch dims, at most 8", len(s.BatchDims))
+		}
+		n := int64(1)
+		for _, d := range s.BatchDims {
+			if d.Size < 1 || d.A < 0 || d.B < 0 || d.C < 0 || d.A > lim || d.B > lim || d.C > lim {
+				return fmt.Errorf("codegen: dot: bad batch dim %+v", d)
+			}
+			n *= int64(d.Size)
+			if n > lim {
+				break
+			}
+		}
+		if n != int64(s.Batch) {
+			return fmt.Errorf("codegen: dot: batch dims %+v do not multiply to %d", s.BatchDims, s.Batch)
+		}
+	}
+	lda, ldb, ldc := s.lds()
+	if lda > lim || ldb > lim || ldc > lim {
+		return fmt.Errorf("codegen: dot: leading dimensions too large: %d, %d, %d", lda, ldb, ldc)
+	}
 	if b := s.Blocking; b != nil && (b.NR%16 != 0 || b.MR > 64 || b.NR > 256) {
 		return fmt.Errorf("codegen: dot: bad micro-tile %d×%d (NR must be a multiple of 16)", b.MR, b.NR)
 	}
@@ -173,11 +257,12 @@ func (s DotSpec) Extent() int64 {
 	return int64(s.Batch) * int64((s.M+p.RB-1)/p.RB)
 }
 
-// StackBytes is the size of the packing buffers that a call of the kernel
-// allocates on its thread's stack.
-func (s DotSpec) StackBytes() int64 {
+// PackBytes is the size of the packing buffers that a call of the kernel
+// allocates on the heap (aligned_alloc at entry, free on return): a panel
+// of B, then, when A is packed, a block of A.
+func (s DotSpec) PackBytes() int64 {
 	p := s.plan()
-	n := int64(p.KC) * int64(p.NC)
+	n := (int64(p.KC)*int64(p.NC) + 15) / 16 * 16
 	if p.PackA > 0 {
 		if s.TransA {
 			n += int64(p.MC) * int64(p.KC)
@@ -203,9 +288,11 @@ func (s DotSpec) Flops() float64 {
 // DotSpec.Extent). Units are blocks of whole rows of C, so calls on
 // disjoint ranges may run at once. A call packs the panels of B it uses,
 // so give each call a large range (the range split evenly across threads,
-// not one unit at a time). The packing buffers live on the caller's
-// stack (DotSpec.StackBytes; at most about 1.1 MiB with the default
-// blocking), probed page by page.
+// not one unit at a time). The packing buffers are allocated on the
+// heap by each call (DotSpec.PackBytes; at most about 1.1 MiB with the
+// default blocking), so the caller's stack need not hold them; when the
+// allocation fails the kernel prints "xlc: out of memory for the dot
+// kernel's packing buffers" on stderr and aborts.
 //
 // The module gets the x86-64 triple and data layout when it has none.
 func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err error) {
@@ -228,6 +315,7 @@ func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err e
 	}
 	p := spec.plan()
 	g := &gemmGen{mod: mod, s: spec, p: p, name: name}
+	g.lda, g.ldb, g.ldc = spec.lds()
 	g.emit()
 	return spec.Extent(), nil
 }
@@ -239,11 +327,14 @@ const (
 
 // DotSpecOf returns the DotSpec of a dot instruction with operand types a
 // and b and attributes attrs when its layout is one the kernel reads in
-// place: the batch dims lead both operands in the same order, and in each
-// operand the free dims and the contracting dims form two runs (the
-// contracting run last for A unless TransA, first for B unless TransB).
-// Several free or contracting dims are flattened into one (a
-// [b,s,d]·[d,e] product has M = b·s).
+// place. Each operand is viewed as a strided matrix: its free dims must
+// merge into one strided run and its contracting dims, in list order, into
+// another (ir.MergeDims), one of the two with unit stride (the other is
+// the leading dimension; a [b,s,d]·[d,e] product has M = b·s). The batch
+// dims may lie anywhere, with any strides (BatchDims); batch dims whose
+// strides merge in all three operands are merged, and a spec that turns
+// out dense has no LDs or BatchDims set. The result C is dense. This is
+// the layout the layout pass (passes/layout.go) folds transposes into.
 func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 	if a.DType != ir.F32 || b.DType != ir.F32 {
 		return DotSpec{}, fmt.Errorf("codegen: dot: only f32 operands, have %v and %v", a, b)
@@ -252,58 +343,75 @@ func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 	if len(lb) != len(rb) || len(lc) != len(rc) {
 		return DotSpec{}, fmt.Errorf("codegen: dot: batch and contract lists must pair up")
 	}
-	s := DotSpec{Batch: 1, M: 1, N: 1, K: 1}
+	out, err := ir.Infer(ir.OpDot, []ir.Type{a, b}, attrs, ir.Type{})
+	if err != nil {
+		return DotSpec{}, fmt.Errorf("codegen: %v", err)
+	}
+	m, sm, ok1 := ir.MergeDims(a.Shape, ir.DotFree(a.Rank(), lb, lc))
+	k, sk, ok2 := ir.MergeDims(a.Shape, lc)
+	n, sn, ok3 := ir.MergeDims(b.Shape, ir.DotFree(b.Rank(), rb, rc))
+	kb, skb, ok4 := ir.MergeDims(b.Shape, rc)
+	if !ok1 || !ok2 || !ok3 || !ok4 || k != kb {
+		return DotSpec{}, fmt.Errorf("codegen: dot: the free or contracting dims of %v·%v (batch %v %v, contract %v %v) are not strided runs", a, b, lb, rb, lc, rc)
+	}
+	s := DotSpec{Batch: 1, M: m, N: n, K: k}
+	// A: M×K by rows (unit stride along k), or stored K×M (unit along m).
+	switch {
+	case k == 1 || sk == 1:
+		s.LDA = max(sm, k)
+	case m == 1 || sm == 1:
+		s.TransA, s.LDA = true, max(sk, m)
+	default:
+		return DotSpec{}, fmt.Errorf("codegen: dot: neither the free nor the contracting dims of %v have unit stride", a)
+	}
+	// B: K×N by rows (unit stride along n), or stored N×K.
+	switch {
+	case n == 1 || sn == 1:
+		s.LDB = max(skb, n)
+	case k == 1 || skb == 1:
+		s.TransB, s.LDB = true, max(sn, k)
+	default:
+		return DotSpec{}, fmt.Errorf("codegen: dot: neither the free nor the contracting dims of %v have unit stride", b)
+	}
+	// Batch dims, size-1 ones dropped, neighbours merged where all three
+	// operands allow.
+	sa, sb, sc := ir.RowMajorStrides(a.Shape), ir.RowMajorStrides(b.Shape), ir.RowMajorStrides(out.Shape)
+	var dims []DotBatchDim
 	for i := range lb {
-		if lb[i] != i || rb[i] != i {
-			return DotSpec{}, fmt.Errorf("codegen: dot: batch dims must lead both operands in order, have %v and %v", lb, rb)
+		d := DotBatchDim{Size: a.Shape[lb[i]], A: int64(sa[lb[i]]), B: int64(sb[rb[i]]), C: int64(sc[i])}
+		if d.Size == 1 {
+			continue
 		}
-		s.Batch *= a.Shape[i]
-	}
-	nb := len(lb)
-	// side classifies an operand: its free dims and contracting dims after
-	// the batch dims must form two runs; contractFirst tells their order.
-	side := func(t ir.Type, contract []int) (free, k int, contractFirst bool, err error) {
-		free, k = 1, 1
-		fd := ir.DotFree(t.Rank(), nil, append(append([]int{}, contract...), gemmIota(nb)...))
-		for _, d := range fd {
-			free *= t.Shape[d]
-		}
-		for _, d := range contract {
-			k *= t.Shape[d]
-		}
-		// contracting dims must be consecutive, in order, at one end.
-		nc := len(contract)
-		atEnd, atStart := true, true
-		for i, d := range contract {
-			if d != t.Rank()-nc+i {
-				atEnd = false
-			}
-			if d != nb+i {
-				atStart = false
+		s.Batch *= d.Size
+		if l := len(dims) - 1; l >= 0 {
+			p := &dims[l]
+			sz := int64(d.Size)
+			if p.A == d.A*sz && p.B == d.B*sz && p.C == d.C*sz {
+				p.Size *= d.Size
+				p.A, p.B, p.C = d.A, d.B, d.C
+				continue
 			}
 		}
-		switch {
-		case nc == 0 || atEnd:
-			return free, k, false, nil
-		case atStart:
-			return free, k, true, nil
+		dims = append(dims, d)
+	}
+	// Back to the dense defaults where they apply.
+	dense := DotSpec{Batch: s.Batch, M: m, N: n, K: k, TransA: s.TransA, TransB: s.TransB}
+	lda, ldb, _ := dense.lds()
+	if int64(s.LDA) == lda {
+		s.LDA = 0
+	}
+	if int64(s.LDB) == ldb {
+		s.LDB = 0
+	}
+	if len(dims) > 0 {
+		s.BatchDims = dims
+		if d := s; len(dims) == 1 {
+			d.BatchDims = nil
+			if d.batchDims()[0] == dims[0] {
+				s.BatchDims = nil
+			}
 		}
-		return 0, 0, false, fmt.Errorf("codegen: dot: contracting dims %v of %v are not one run at either end", contract, t)
 	}
-	m, ka, cfA, err := side(a, lc)
-	if err != nil {
-		return DotSpec{}, err
-	}
-	n, kb, cfB, err := side(b, rc)
-	if err != nil {
-		return DotSpec{}, err
-	}
-	if ka != kb {
-		return DotSpec{}, fmt.Errorf("codegen: dot: contracting sizes differ: %v and %v", a, b)
-	}
-	s.M, s.N, s.K = m, n, ka
-	s.TransA = cfA && m > 1
-	s.TransB = !cfB && n > 1 && len(rc) > 0
 	return s, nil
 }
 

@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	llir "github.com/llir/llvm/ir"
 
@@ -37,9 +40,22 @@ func gemmTools(t testing.TB) (opt, llc, cc string) {
 // gemmBuild compiles mod with opt -O3, llc -O3 and cc -shared and loads it.
 func gemmBuild(t testing.TB, mod *llir.Module) *dlopen.Lib {
 	t.Helper()
+	so := filepath.Join(t.TempDir(), "k.so")
+	gemmBuildTo(t, mod, so)
+	lib, err := dlopen.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lib.Close() })
+	return lib
+}
+
+// gemmBuildTo compiles mod into the shared object so.
+func gemmBuildTo(t testing.TB, mod *llir.Module, so string) {
+	t.Helper()
 	opt, llc, cc := gemmTools(t)
 	dir := t.TempDir()
-	ll, bc, obj, so := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.o"), filepath.Join(dir, "k.so")
+	ll, bc, obj := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.o")
 	if err := os.WriteFile(ll, []byte(mod.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -52,45 +68,78 @@ func gemmBuild(t testing.TB, mod *llir.Module) *dlopen.Lib {
 			t.Fatalf("%s: %v\n%s", filepath.Base(c[0]), err, out)
 		}
 	}
-	lib, err := dlopen.Open(so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lib.Close() })
-	return lib
 }
 
-// gemmRef is C = Alpha·A·B (+ bias) (+ C) in float64, with the bound
-// 1e-4·Σ|terms| for each element.
+// gemmOffsets returns the offsets of batch bt in A, B and C.
+func gemmOffsets(s DotSpec, bt int) (oa, ob, oc int) {
+	dims := s.batchDims()
+	for d := len(dims) - 1; d >= 0; d-- {
+		idx := bt % dims[d].Size
+		bt /= dims[d].Size
+		oa += idx * int(dims[d].A)
+		ob += idx * int(dims[d].B)
+		oc += idx * int(dims[d].C)
+	}
+	return
+}
+
+// gemmSizes returns the lengths of the A, B and C buffers of s: one past
+// the largest offset each reads or writes.
+func gemmSizes(s DotSpec) (na, nb, nc int) {
+	lda, ldb, ldc := s.lds()
+	ra, ca, rb, cb := s.M, s.K, s.K, s.N // rows and columns as stored
+	if s.TransA {
+		ra, ca = s.K, s.M
+	}
+	if s.TransB {
+		rb, cb = s.N, s.K
+	}
+	for bt := 0; bt < s.Batch; bt++ {
+		oa, ob, oc := gemmOffsets(s, bt)
+		na = max(na, oa+(ra-1)*int(lda)+ca)
+		nb = max(nb, ob+(rb-1)*int(ldb)+cb)
+		nc = max(nc, oc+(s.M-1)*int(ldc)+s.N)
+	}
+	return
+}
+
+// gemmRef is C = Alpha·A·B (+ bias) (+ C) in float64 over the whole C
+// buffer (c0 where the product writes nothing), with the bound
+// 1e-4·Σ|terms| for each element (0 where nothing is written).
 func gemmRef(s DotSpec, a, b, bias, c0 []float32) (want, bound []float64) {
 	alpha := float64(s.Alpha)
 	if alpha == 0 {
 		alpha = 1
 	}
-	want = make([]float64, s.Batch*s.M*s.N)
+	lda, ldb, ldc := s.lds()
+	want = make([]float64, len(c0))
 	bound = make([]float64, len(want))
+	for o := range c0 {
+		want[o] = float64(c0[o])
+	}
 	for bt := 0; bt < s.Batch; bt++ {
+		oa, ob, oc := gemmOffsets(s, bt)
 		for i := 0; i < s.M; i++ {
 			for j := 0; j < s.N; j++ {
 				var sum, abs float64
 				for k := 0; k < s.K; k++ {
 					var x, y float64
 					if s.TransA {
-						x = float64(a[bt*s.M*s.K+k*s.M+i])
+						x = float64(a[oa+k*int(lda)+i])
 					} else {
-						x = float64(a[bt*s.M*s.K+i*s.K+k])
+						x = float64(a[oa+i*int(lda)+k])
 					}
 					if s.TransB {
-						y = float64(b[bt*s.K*s.N+j*s.K+k])
+						y = float64(b[ob+j*int(ldb)+k])
 					} else {
-						y = float64(b[bt*s.K*s.N+k*s.N+j])
+						y = float64(b[ob+k*int(ldb)+j])
 					}
 					sum += x * y
 					abs += math.Abs(x * y)
 				}
 				sum *= alpha
 				abs *= math.Abs(alpha)
-				o := bt*s.M*s.N + i*s.N + j
+				o := oc + i*int(ldc) + j
 				if s.Bias {
 					sum += float64(bias[j])
 					abs += math.Abs(float64(bias[j]))
@@ -123,7 +172,11 @@ type gemmCase struct {
 func gemmCases() []gemmCase {
 	var cs []gemmCase
 	add := func(s DotSpec) {
-		cs = append(cs, gemmCase{fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha), s})
+		name := fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha)
+		if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
+			name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
+		}
+		cs = append(cs, gemmCase{name, s})
 	}
 	for _, ta := range []bool{false, true} {
 		for _, tb := range []bool{false, true} {
@@ -145,6 +198,56 @@ func gemmCases() []gemmCase {
 	add(DotSpec{Batch: 64, M: 128, N: 128, K: 32, TransB: true})
 	add(DotSpec{Batch: 64, M: 128, N: 32, K: 128})
 	add(DotSpec{Batch: 1, M: 512, N: 128, K: 2048, TransA: true})
+	// Strided operands, as the layout pass leaves them: attention's
+	// [b,s,h,dh] operands with batch dims (b,h), odd sizes, every
+	// transposition, and a C written with a row stride and batch strides
+	// of its own (a folded output transpose).
+	for _, ta := range []bool{false, true} {
+		for _, tb := range []bool{false, true} {
+			for _, d := range [][3]int{{13, 37, 7}, {29, 17, 33}, {40, 45, 19}} {
+				const bo, h = 3, 2
+				m, n, k := d[0], d[1], d[2]
+				// A stored [bo, rows, h, cols] with batch dims (bo, h).
+				ra, ca, rb, cb := m, k, k, n
+				if ta {
+					ra, ca = k, m
+				}
+				if tb {
+					rb, cb = n, k
+				}
+				s := DotSpec{Batch: bo * h, M: m, N: n, K: k, TransA: ta, TransB: tb,
+					LDA: h * ca, LDB: h*cb + 3, LDC: n + 5,
+					BatchDims: []DotBatchDim{
+						{Size: bo, A: int64(ra * h * ca), B: int64(rb * (h*cb + 3)), C: int64(h * m * (n + 5))},
+						{Size: h, A: int64(ca), B: int64(cb), C: int64(m * (n + 5))},
+					}}
+				add(s)
+				if ta == tb {
+					s.Bias, s.Accumulate, s.Alpha = true, ta, 0.75
+					add(s)
+				}
+			}
+		}
+	}
+	// The GPT's attention dots after the layout pass (d=128, 4 heads,
+	// seq 128, batch 16), as DotSpecOf makes them.
+	f32 := func(d ...int) ir.Type { return ir.Type{DType: ir.F32, Shape: ir.Shape(d)} }
+	for _, c := range []struct {
+		a, b           ir.Type
+		lb, rb, lc, rc []int
+	}{
+		{f32(16, 128, 4, 32), f32(16, 128, 4, 32), []int{0, 2}, []int{0, 2}, []int{3}, []int{3}},
+		{f32(16, 4, 128, 128), f32(16, 128, 4, 32), []int{0, 1}, []int{0, 2}, []int{3}, []int{1}},
+		{f32(16, 4, 128, 128), f32(16, 128, 4, 32), []int{0, 1}, []int{0, 2}, []int{2}, []int{1}},
+		{f32(16, 128, 4, 32), f32(16, 4, 128, 128), []int{0, 2}, []int{0, 1}, []int{1}, []int{2}},
+	} {
+		attrs := ir.Attrs{}.Set("batch", [][]int{c.lb, c.rb}).Set("contract", [][]int{c.lc, c.rc})
+		s, err := DotSpecOf(c.a, c.b, attrs)
+		if err != nil {
+			panic(err)
+		}
+		add(s)
+	}
 	return cs
 }
 
@@ -158,8 +261,8 @@ func TestDotKernel(t *testing.T) {
 		if ext[i], err = DotKernel(mod, fmt.Sprintf("k%d", i), c.s); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if st := c.s.StackBytes(); st <= 0 || st > 1200<<10 {
-			t.Fatalf("%s: %d bytes of stack", c.name, st)
+		if st := c.s.PackBytes(); st <= 0 || st > 1200<<10 {
+			t.Fatalf("%s: %d bytes of packing buffers", c.name, st)
 		}
 		if ext[i] != c.s.Extent() {
 			t.Fatalf("%s: extent %d, Extent() %d", c.name, ext[i], c.s.Extent())
@@ -174,10 +277,11 @@ func TestDotKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := gemmRand(r, s.Batch*s.M*s.K)
-			b := gemmRand(r, s.Batch*s.K*s.N)
+			na, nb, nc := gemmSizes(s)
+			a := gemmRand(r, na)
+			b := gemmRand(r, nb)
 			bias := gemmRand(r, s.N)
-			c0 := gemmRand(r, s.Batch*s.M*s.N)
+			c0 := gemmRand(r, nc)
 			want, bound := gemmRef(s, a, b, bias, c0)
 			// Three ways to split the range: one call, two threads, one unit
 			// per call in reverse order.
@@ -250,7 +354,20 @@ func TestDotSpecOf(t *testing.T) {
 		{a: f32(2, 3, 8), b: f32(8, 7), lc: []int{2}, rc: []int{0}, want: DotSpec{Batch: 1, M: 6, N: 7, K: 8}},
 		{a: f32(9, 3, 8), b: f32(9, 4, 8), lb: []int{0}, rb: []int{0}, lc: []int{2}, rc: []int{2}, want: DotSpec{Batch: 9, M: 3, N: 4, K: 8, TransB: true}},
 		{a: f32(2, 3, 8), b: f32(2, 3, 7), lc: []int{0, 1}, rc: []int{0, 1}, want: DotSpec{Batch: 1, M: 8, N: 7, K: 6, TransA: true}},
-		{a: f32(3, 9, 8), b: f32(9, 8, 4), lb: []int{1}, rb: []int{0}, lc: []int{2}, rc: []int{1}, wantFail: true},
+		// A batch dim in the middle of A: a strided batch.
+		{a: f32(3, 9, 8), b: f32(9, 8, 4), lb: []int{1}, rb: []int{0}, lc: []int{2}, rc: []int{1},
+			want: DotSpec{Batch: 9, M: 3, N: 4, K: 8, LDA: 72, BatchDims: []DotBatchDim{{Size: 9, A: 8, B: 32, C: 12}}}},
+		// Attention after the layout pass: [b,s,h,dh]·[b,s,h,dh]ᵀ with batch (b,h).
+		{a: f32(2, 5, 3, 4), b: f32(2, 6, 3, 4), lb: []int{0, 2}, rb: []int{0, 2}, lc: []int{3}, rc: []int{3},
+			want: DotSpec{Batch: 6, M: 5, N: 6, K: 4, TransB: true, LDA: 12, LDB: 12,
+				BatchDims: []DotBatchDim{{Size: 2, A: 60, B: 72, C: 90}, {Size: 3, A: 4, B: 4, C: 30}}}},
+		// Dense batch dims merge into one, and the spec is the dense one.
+		{a: f32(2, 3, 5, 4), b: f32(2, 3, 4, 6), lb: []int{0, 1}, rb: []int{0, 1}, lc: []int{3}, rc: []int{2},
+			want: DotSpec{Batch: 6, M: 5, N: 6, K: 4}},
+		// Contracting dim first, two free dims merged: A stored K×M.
+		{a: f32(4, 3, 5), b: f32(4, 6), lb: nil, rb: nil, lc: []int{0}, rc: []int{0}, want: DotSpec{Batch: 1, M: 15, N: 6, K: 4, TransA: true}},
+		// Free dims 0 and 2 around the contracting dim: no one run.
+		{a: f32(4, 3, 5), b: f32(3, 6), lc: []int{1}, rc: []int{0}, wantFail: true},
 		{a: f32(3, 8, 5), b: f32(8, 4), lc: []int{1}, rc: []int{0}, wantFail: true},
 	} {
 		attrs := ir.Attrs{}
@@ -263,8 +380,126 @@ func TestDotSpecOf(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%v·%v: have %+v, %v; want %+v", c.a, c.b, got, err, c.want)
 		}
+	}
+}
+
+// TestDotSmallStack runs a dot whose packing buffers (1 MiB of B panel and
+// more) would not fit a 1 MiB stack, in a child process started under
+// `ulimit -s 1024` (so its threads get 1 MiB stacks): the buffers are on
+// the heap, and the child computes the right product.
+func TestDotSmallStack(t *testing.T) {
+	spec := DotSpec{Batch: 1, M: 200, N: 1024, K: 512}
+	if so := os.Getenv("XLC_TEST_DOT_SO"); so != "" {
+		lib, err := dlopen.Open(so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lib.Close()
+		k, err := lib.Kernel("k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewSource(2))
+		a, b, c := gemmRand(r, spec.M*spec.K), gemmRand(r, spec.K*spec.N), make([]float32, spec.M*spec.N)
+		want, bound := gemmRef(spec, a, b, nil, c)
+		k.CallF32([][]float32{a, b, c}, 0, spec.Extent())
+		for o := range want {
+			if d := math.Abs(float64(c[o]) - want[o]); !(d <= bound[o]) {
+				t.Fatalf("C[%d] = %g, want %g", o, c[o], want[o])
+			}
+		}
+		return
+	}
+	if spec.PackBytes() <= 1<<20 {
+		t.Fatalf("packing buffers of %d bytes: the test needs more than the 1 MiB stack", spec.PackBytes())
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	mod := llir.NewModule()
+	if _, err := DotKernel(mod, "k", spec); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(mod.String(), "alloca [") {
+		t.Error("the kernel still allocates an array on the stack")
+	}
+	so := filepath.Join(t.TempDir(), "k.so")
+	gemmBuildTo(t, mod, so)
+	cmd := exec.Command(sh, "-c", `ulimit -s 1024 && exec "$0" -test.run='^TestDotSmallStack$' -test.v`, os.Args[0])
+	cmd.Env = append(os.Environ(), "XLC_TEST_DOT_SO="+so)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child under ulimit -s 1024: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestDotSmallStack") {
+		t.Fatalf("child did not pass:\n%s", out)
+	}
+}
+
+// TestDotStridedTiming (XLC_DOT_TIMING=1) times the GPT's attention dots
+// (d=128, 4 heads, seq 128, batch 16) read in place from [b,s,h,dh]
+// operands, as the layout pass leaves them, against the same products on
+// dense [b,h,s,dh] copies, as before it; interleaved, one thread, the best
+// of the rounds.
+func TestDotStridedTiming(t *testing.T) {
+	if os.Getenv("XLC_DOT_TIMING") == "" {
+		t.Skip("set XLC_DOT_TIMING=1")
+	}
+	f32 := func(d ...int) ir.Type { return ir.Type{DType: ir.F32, Shape: ir.Shape(d)} }
+	spec := func(a, b ir.Type, lb, rb, lc, rc []int) DotSpec {
+		s, err := DotSpecOf(a, b, ir.Attrs{}.Set("batch", [][]int{lb, rb}).Set("contract", [][]int{lc, rc}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	bshd, bhsd, bhss := f32(16, 128, 4, 32), f32(16, 4, 128, 32), f32(16, 4, 128, 128)
+	b01, b02 := []int{0, 1}, []int{0, 2}
+	pairs := []struct {
+		name            string
+		strided, before DotSpec
+	}{
+		{"q·kᵀ", spec(bshd, bshd, b02, b02, []int{3}, []int{3}), spec(bhsd, bhsd, b01, b01, []int{3}, []int{3})},
+		{"p·v", spec(bhss, bshd, b01, b02, []int{3}, []int{1}), spec(bhss, bhsd, b01, b01, []int{3}, []int{2})},
+		{"pᵀ·dy", spec(bhss, bshd, b01, b02, []int{2}, []int{1}), spec(bhss, bhsd, b01, b01, []int{2}, []int{2})},
+		{"qᵀ·ds", spec(bshd, bhss, b02, b01, []int{1}, []int{2}), spec(bhsd, bhss, b01, b01, []int{2}, []int{2})},
+	}
+	mod := llir.NewModule()
+	for i, p := range pairs {
+		for j, s := range []DotSpec{p.strided, p.before} {
+			if _, err := DotKernel(mod, fmt.Sprintf("k%d_%d", i, j), s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lib := gemmBuild(t, mod)
+	r := rand.New(rand.NewSource(1))
+	for i, p := range pairs {
+		var best [2]time.Duration
+		var bufs [2][][]float32
+		var ks [2]dlopen.Kernel
+		for j, s := range []DotSpec{p.strided, p.before} {
+			na, nb, nc := gemmSizes(s)
+			bufs[j] = [][]float32{gemmRand(r, na), gemmRand(r, nb), make([]float32, nc)}
+			k, err := lib.Kernel(fmt.Sprintf("k%d_%d", i, j))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks[j] = k
+		}
+		for round := 0; round < 30; round++ {
+			for j, s := range []DotSpec{p.strided, p.before} {
+				t0 := time.Now()
+				ks[j].CallF32(bufs[j], 0, s.Extent())
+				if d := time.Since(t0); round == 0 || d < best[j] {
+					best[j] = d
+				}
+			}
+		}
+		t.Logf("%-6s strided %v, dense before %v: %.2f×", p.name, best[0], best[1], float64(best[0])/float64(best[1]))
 	}
 }

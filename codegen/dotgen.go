@@ -43,6 +43,8 @@ type gemmGen struct {
 	s    DotSpec
 	p    DotBlocking
 	name string
+	// lda, ldb, ldc are the leading dimensions of A, B and C (DotSpec.lds).
+	lda, ldb, ldc int64
 
 	f    *llir.Func
 	cur  *llir.Block
@@ -222,7 +224,6 @@ func (g *gemmGen) emit() {
 	body := g.mod.NewFunc(g.name+".body", types.Void, append(params, lo, hi)...)
 	body.Linkage = enum.LinkageInternal
 	g.attrs(body)
-	body.FuncAttrs = append(body.FuncAttrs, llir.AttrPair{Key: "probe-stack", Value: "inline-asm"})
 
 	// The exported entry: load the pointers and call the body.
 	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
@@ -261,15 +262,15 @@ func (g *gemmGen) emit() {
 	if s.Bias {
 		bias = params[2]
 	}
+	// The packing buffers: one heap block per call (B's panel, then A's
+	// block), 64-byte aligned, freed on return.
 	bpackN := int64(p.KC) * int64(p.NC)
-	bpack := g.alloca(bpackN)
+	bpackN = (bpackN + 15) / 16 * 16 // keeps A's block 64-byte aligned
+	buf := g.heap(s.PackBytes())
+	bpack := value.Value(g.cur.NewBitCast(buf, gemmPF32))
 	var apack value.Value
 	if p.PackA > 0 {
-		if s.TransA {
-			apack = g.alloca(int64(p.MC) * int64(p.KC))
-		} else {
-			apack = g.alloca(int64(p.MC) * int64(gemmLDA(p.MR, p.KC)))
-		}
+		apack = g.gep(bpack, gemmI64(bpackN))
 	}
 
 	bpb := int64((s.M + p.RB - 1) / p.RB) // row blocks per batch
@@ -277,7 +278,8 @@ func (g *gemmGen) emit() {
 	// Clamp the range to [0, extent).
 	clo := g.cur.NewSelect(g.cur.NewICmp(enum.IPredSLT, lo, gemmI64(0)), gemmI64(0), lo)
 	chi := g.min(hi, gemmI64(ext))
-	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+	M := int64(s.M)
+	dims := s.batchDims()
 
 	g.loop("seg", clo, chi, func(u value.Value) value.Value {
 		b := g.cur.NewSDiv(u, gemmI64(bpb))
@@ -285,22 +287,95 @@ func (g *gemmGen) emit() {
 		uend := g.min(chi, g.addc(bStart, bpb))
 		r0 := g.mulc(g.sub(u, bStart), int64(p.RB))
 		r1 := g.min(gemmI64(M), g.mulc(g.sub(uend, bStart), int64(p.RB)))
-		Ab := g.gep(A, g.mulc(b, M*K))
-		Bb := g.gep(B, g.mulc(b, K*N))
-		Cb := g.gep(C, g.mulc(b, M*N))
+		// The batch's offsets: b split into the batch dims' indices,
+		// innermost last.
+		offA, offB, offC := value.Value(gemmI64(0)), value.Value(gemmI64(0)), value.Value(gemmI64(0))
+		rem := value.Value(b)
+		for i := len(dims) - 1; i >= 0; i-- {
+			d := dims[i]
+			idx := rem
+			if i > 0 {
+				idx = g.cur.NewSRem(rem, gemmI64(int64(d.Size)))
+				rem = g.cur.NewSDiv(rem, gemmI64(int64(d.Size)))
+			}
+			offA = g.add(offA, g.mulc(idx, d.A))
+			offB = g.add(offB, g.mulc(idx, d.B))
+			offC = g.add(offC, g.mulc(idx, d.C))
+		}
+		Ab := g.gep(A, offA)
+		Bb := g.gep(B, offB)
+		Cb := g.gep(C, offC)
 		g.rows(Ab, Bb, Cb, bias, bpack, apack, r0, r1)
 		return uend
 	})
+	g.cur.NewCall(g.declare("free", types.Void, types.I8Ptr), buf)
 	g.cur.NewRet(nil)
 }
 
-// alloca reserves n floats, 64-byte aligned, in the entry block.
-func (g *gemmGen) alloca(n int64) value.Value {
-	a := g.cur.NewAlloca(types.NewArray(uint64(n), gemmF32))
-	a.Align = 64
-	e := g.cur.NewGetElementPtr(a.ElemType, a, gemmI64(0), gemmI64(0))
-	e.InBounds = true
-	return e
+// gemmOOMMessage is what a kernel whose packing buffers cannot be
+// allocated prints before it aborts.
+const gemmOOMMessage = "xlc: out of memory for the dot kernel's packing buffers\n"
+
+// declare returns the module's function name, declaring it (an external C
+// function) when the module has none; emitFastDot declares the same
+// functions, with the same types, through the module's declare first.
+func (g *gemmGen) declare(name string, ret types.Type, params ...types.Type) *llir.Func {
+	return g.intrinsic(name, ret, params...)
+}
+
+// oom returns the module's xlc_oom(i8 *msg, i64 len) (the handler that
+// codegen's kernels share: write(2, msg, len), then abort()), defining it
+// when the module has none.
+func (g *gemmGen) oom() *llir.Func {
+	const name = "xlc_oom"
+	for _, f := range g.mod.Funcs {
+		if f.Name() == name {
+			return f
+		}
+	}
+	write := g.declare("write", types.I64, types.I32, types.I8Ptr, types.I64)
+	abort := g.declare("abort", types.Void)
+	if len(abort.FuncAttrs) == 0 {
+		abort.FuncAttrs = append(abort.FuncAttrs, enum.FuncAttrNoReturn)
+	}
+	msg, n := llir.NewParam("msg", types.I8Ptr), llir.NewParam("len", types.I64)
+	f := g.mod.NewFunc(name, types.Void, msg, n)
+	f.Linkage = enum.LinkageInternal
+	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrCold, enum.FuncAttrNoInline, enum.FuncAttrNoReturn, enum.FuncAttrNoUnwind)
+	b := f.NewBlock("entry")
+	b.NewCall(write, constant.NewInt(types.I32, 2), msg, n)
+	b.NewCall(abort)
+	b.NewUnreachable()
+	return f
+}
+
+// heap emits, in the current block, aligned_alloc(64, bytes rounded up to
+// 64) and a check: on a null result the kernel prints gemmOOMMessage and
+// aborts. It returns the block's i8 pointer.
+func (g *gemmGen) heap(bytes int64) value.Value {
+	const name = "xlc.dot.oom.msg"
+	var msg *llir.Global
+	for _, gl := range g.mod.Globals {
+		if gl.Name() == name {
+			msg = gl
+		}
+	}
+	if msg == nil {
+		msg = g.mod.NewGlobalDef(name, constant.NewCharArrayFromString(gemmOOMMessage))
+		msg.Immutable = true
+		msg.Linkage = enum.LinkagePrivate
+		msg.UnnamedAddr = enum.UnnamedAddrUnnamedAddr
+	}
+	alloc := g.declare("aligned_alloc", types.I8Ptr, types.I64, types.I64)
+	p := g.cur.NewCall(alloc, gemmI64(64), gemmI64((bytes+63)/64*64))
+	isNull := g.cur.NewICmp(enum.IPredEQ, p, constant.NewNull(types.I8Ptr))
+	fail, ok := g.block("oom"), g.block("heap.ok")
+	g.cur.NewCondBr(isNull, fail, ok)
+	ptr := fail.NewGetElementPtr(msg.ContentType, msg, gemmI64(0), gemmI64(0))
+	fail.NewCall(g.oom(), ptr, gemmI64(int64(len(gemmOOMMessage))))
+	fail.NewUnreachable()
+	g.cur = ok
+	return p
 }
 
 // rows emits the loop nest for rows [r0, r1) of one batch.
@@ -333,11 +408,11 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 						case p.PackA > 0:
 							ap = g.gep(apack, g.mulc(ir, int64(gemmLDA(p.MR, p.KC))))
 						case s.TransA:
-							ap = g.gep(A, g.add(g.mulc(pc, M), g.add(ic, ir)))
+							ap = g.gep(A, g.add(g.mulc(pc, g.lda), g.add(ic, ir)))
 						default:
-							ap = g.gep(A, g.add(g.mulc(g.add(ic, ir), K), pc))
+							ap = g.gep(A, g.add(g.mulc(g.add(ic, ir), g.lda), pc))
 						}
-						cp := g.gep(C, g.add(g.mulc(g.add(ic, ir), N), g.add(jc, jr)))
+						cp := g.gep(C, g.add(g.mulc(g.add(ic, ir), g.ldc), g.add(jc, jr)))
 						call := func(mr, nr int) {
 							args := []value.Value{ap, bp, cp}
 							if bb != nil {
@@ -370,16 +445,16 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 // bpack + jr·kc, holding NR floats for each k (zero past column nc).
 func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 	s, p := g.s, g.p
-	N, K := int64(s.N), int64(s.K)
+	N, ldb := int64(s.N), g.ldb
 	nrem := int(N) % p.NR
 	g.loopStep("pbj", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
 		dst := g.gep(bpack, g.mul(jr, kc))
 		col := g.add(jc, jr)
 		if !s.TransB {
-			src := g.gep(B, g.add(g.mulc(pc, N), col))
+			src := g.gep(B, g.add(g.mulc(pc, ldb), col))
 			copyRows := func(cols int) {
 				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
-					sp := g.gep(src, g.mulc(k, N))
+					sp := g.gep(src, g.mulc(k, ldb))
 					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
 					for v := 0; v < p.NR/16; v++ {
 						var x value.Value
@@ -406,7 +481,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 		// B stored N×K: column j of B is row j of the buffer. Full slivers
 		// go by 16×16 blocks transposed in registers; the k remainder and
 		// the partial sliver element by element.
-		src := g.gep(B, g.add(g.mulc(col, K), pc))
+		src := g.gep(B, g.add(g.mulc(col, ldb), pc))
 		scalar := func(cols int, k0 value.Value) {
 			for j := 0; j < p.NR; j++ {
 				dj := g.gep(dst, gemmI64(int64(j)))
@@ -416,7 +491,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 					})
 					continue
 				}
-				sj := g.gep(src, gemmI64(int64(j)*K))
+				sj := g.gep(src, gemmI64(int64(j)*ldb))
 				g.loopStep("pbt", k0, kc, 1, func(k value.Value) {
 					g.storeF(g.loadF(g.gep(sj, k)), g.gep(dj, g.mulc(k, int64(p.NR))))
 				})
@@ -428,7 +503,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 				for jg := 0; jg < p.NR/16; jg++ {
 					rows := make([]value.Value, 16)
 					for r := range rows {
-						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*16+r)*K)), 4)
+						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*16+r)*ldb)), 4)
 					}
 					rows = g.transpose16(rows)
 					dk := g.gep(dst, g.addc(g.mulc(k, int64(p.NR)), int64(jg*16)))
@@ -484,11 +559,11 @@ func (g *gemmGen) transpose16(x []value.Value) []value.Value {
 // last sliver of the matrix).
 func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	s, p := g.s, g.p
-	M, K := int64(s.M), int64(s.K)
+	M, lda := int64(s.M), g.lda
 	if !s.TransA {
 		ld := int64(gemmLDA(p.MR, p.KC))
 		g.loopStep("par", gemmI64(0), mc, 1, func(r value.Value) {
-			src := g.gep(A, g.add(g.mulc(g.add(ic, r), K), pc))
+			src := g.gep(A, g.add(g.mulc(g.add(ic, r), lda), pc))
 			dst := g.gep(apack, g.mulc(r, ld))
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				g.storeF(g.loadF(g.gep(src, k)), g.gep(dst, k))
@@ -499,11 +574,11 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	mrem := int(M) % p.MR
 	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 		dst := g.gep(apack, g.mul(ir, kc))
-		src := g.gep(A, g.add(g.mulc(pc, M), g.add(ic, ir)))
+		src := g.gep(A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
 		copyRows := func(rows int) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
-				sp := g.gep(src, g.mulc(k, M))
+				sp := g.gep(src, g.mulc(k, lda))
 				for i := 0; i < rows; i++ {
 					g.storeF(g.loadF(g.gep(sp, gemmI64(int64(i)))), g.gep(dp, gemmI64(int64(i))))
 				}
@@ -550,7 +625,6 @@ func (g *gemmGen) microFor(mr, nr int) {
 	g.cur = g.block("entry")
 	a, b, c := params[0], params[1], params[2]
 	nv := (nr + 15) / 16
-	M, N := int64(s.M), int64(s.N)
 
 	// A's addressing: element (i, k) of the sliver at a + k·sk + i·si.
 	var sk, si int64
@@ -560,9 +634,9 @@ func (g *gemmGen) microFor(mr, nr int) {
 	case p.PackA > 0:
 		sk, si = 1, int64(gemmLDA(p.MR, p.KC))
 	case s.TransA:
-		sk, si = M, 1
+		sk, si = g.lda, 1
 	default:
-		sk, si = 1, int64(s.K)
+		sk, si = 1, g.lda
 	}
 
 	zero := constant.NewZeroInitializer(gemmV16)
@@ -640,7 +714,7 @@ func (g *gemmGen) microFor(mr, nr int) {
 	}
 	store := func(isFirst bool) {
 		for i := 0; i < mr; i++ {
-			crow := g.gep(c, gemmI64(int64(i)*N))
+			crow := g.gep(c, gemmI64(int64(i)*g.ldc))
 			for v := 0; v < nv; v++ {
 				lanes := min(16, nr-16*v)
 				x := acc[i*nv+v]

@@ -90,6 +90,13 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
 	s := fd.spec
 	name := g.sym + ".gemm"
+	// The C functions the dot kernel calls (its packing buffers'
+	// allocation, the out-of-memory handler), declared through the
+	// module first so that the module declares each once.
+	i8p := types.NewPointer(types.I8)
+	g.mod.declare("aligned_alloc", i8p, types.I64, types.I64)
+	g.mod.declare("free", types.Void, i8p)
+	g.mod.oomHandler()
 	if _, err := DotKernel(g.mod.m, name, s); err != nil {
 		fail("%v", err)
 	}
@@ -100,7 +107,6 @@ func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
 		}
 	}
 	gemm.Linkage = enum.LinkageInternal
-	i8p := types.NewPointer(types.I8)
 	arr := types.NewArray(3, i8p)
 	slots := g.alloca(arr)
 	b := g.b

@@ -36,6 +36,10 @@ var pipeline = [...]pass{
 	{name: "simplify", fn: plain(simplify), doc: "fold constants, apply algebraic identities, fold shape ops, CSE and DCE to a fixed point"},
 	{name: "cse", fn: plain(cse), doc: "merge identical instructions"},
 	{name: "dce", fn: plain(dce), doc: "drop instructions that no result depends on"},
+	// layout runs where fusion does: the layouts it leaves are those the
+	// compiled kernels read in place; the interpreter reads any.
+	{name: "layout", fn: plain(layout), on: func(opt Options) bool { return opt.Fuse },
+		doc: "fold transposes into the dots and reductions that read them (dims renumbered), where the reader can take the other order (with Options.Fuse)"},
 	{name: "fusion", fn: fusion, on: func(opt Options) bool { return opt.Fuse },
 		doc: "group instructions into loop, reduce and dot kernels called as fused functions (Options.Fuse)"},
 }
@@ -45,6 +49,8 @@ var passOrder = [...]struct{ before, after string }{
 	{"cse", "dce"},         // CSE leaves the operands of merged duplicates dead
 	{"simplify", "fusion"}, // fused functions are not simplified
 	{"dce", "fusion"},      // a dead value would become a kernel
+	{"simplify", "layout"}, // transposes of transposes are composed first
+	{"layout", "fusion"},   // fusion would hide the transposes in loop kernels
 }
 
 func init() {
@@ -79,11 +85,11 @@ type Options struct {
 	DumpAfter *regexp.Regexp
 	DumpDir   string
 	// Passes names the passes to run, in pipeline order; nil runs them all
-	// but those off by default (fusion).
+	// but those off by default (layout and fusion).
 	Passes []string
 
-	// Fuse runs the fusion pass, off by default: the interpreter gains
-	// nothing from it; a compiled backend sets it.
+	// Fuse runs the layout and fusion passes, off by default: the
+	// interpreter gains nothing from them; a compiled backend sets it.
 	Fuse bool
 	// FusionFuel is how many decisions to fuse the fusion pass may take
 	// (the first N, in its deterministic order), so that a miscompile can be

@@ -1,0 +1,246 @@
+package passes
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"xlc/ir"
+)
+
+// layout folds transposes into the instructions that read them, so that no
+// transpose is materialised where the reader can take the other order
+// itself. Afterwards, to a fixed point:
+//
+//   - D1 (dot operand): no dot reads a transpose as an operand when the
+//     dot can read the transpose's operand x directly: dot(transpose(x, p), y)
+//     becomes dot(x, y) with the operand's batch and contracting dims
+//     mapped through p (transpose result dim i is x's dim p[i]). Batch and
+//     contracting dims pair up by list position, so their order is free;
+//     the free dims must keep their relative order under p, since the
+//     dot's result lists them in operand order. The rhs likewise. And x,
+//     read in place, must have a layout the CPU's fast dot reads: its free
+//     dims form one strided run, its contracting dims (in list order)
+//     another, and one of the two runs has unit stride (gemmLayout).
+//   - D2 (transposed dot): no transpose of a single-use dot whose
+//     permutation only reorders the batch dims, or reorders them and swaps
+//     the block of lhs free dims with the block of rhs free dims: the
+//     transpose becomes the dot itself, with the batch lists permuted (and
+//     the operands swapped). Other permutations (a free dim moved among the
+//     batch dims, as the head merge [b,h,s,dh] → [b,s,h,dh] does) are not a
+//     dot's result order, and stay.
+//   - R (reduction): no reduce_sum or reduce_max of a transpose whose
+//     reduced axes keep their relative order under the permutation (so the
+//     reduction visits its elements in the same order: results are
+//     bit-identical): reduce(transpose(x, p), axes) becomes reduce(x, p[axes])
+//     when the kept dims also keep their order, and otherwise
+//     transpose(reduce(x, p[axes]), q), a transpose of the smaller result.
+//
+// Every rewrite keeps the instruction's type. Reshapes between a transpose
+// and its reader are not looked through: a dot reading reshape(x) already
+// reads x's buffer (a reshape shares its operand's storage), and
+// reshape(transpose(x)) changes which dims are contiguous. The pass drops
+// the transposes that become dead.
+func layout(f *ir.Func) (bool, error) {
+	changed := false
+	for iter := 0; ; iter++ {
+		if iter > 64 {
+			return changed, fmt.Errorf("layout: no fixed point after %d sweeps", iter)
+		}
+		uses := f.Uses()
+		var body []*ir.Value
+		swept := false
+		for _, v := range f.Body {
+			var pre *ir.Value
+			var ok bool
+			var err error
+			switch v.Op {
+			case ir.OpDot:
+				ok, err = foldDotOperands(v)
+			case ir.OpTranspose:
+				ok, err = foldTransposedDot(v, uses)
+			case ir.OpReduceSum, ir.OpReduceMax:
+				pre, ok, err = foldReduceTranspose(v)
+			}
+			if err != nil {
+				return changed, err
+			}
+			if pre != nil {
+				body = append(body, pre)
+			}
+			body = append(body, v)
+			swept = swept || ok
+		}
+		f.Body = body
+		if !swept {
+			break
+		}
+		changed = true
+		deadCode(f)
+	}
+	f.Renumber()
+	return changed, nil
+}
+
+// retype checks that a rewritten instruction still has its type.
+func retype(v *ir.Value, what string) error {
+	args := make([]ir.Type, len(v.Args))
+	for i, a := range v.Args {
+		args[i] = a.Type
+	}
+	t, err := ir.Infer(v.Op, args, v.Attrs, v.Type)
+	if err != nil {
+		return fmt.Errorf("layout: %s: %v", what, err)
+	}
+	if !t.Equal(v.Type) {
+		return fmt.Errorf("layout: %s: type %v, want %v", what, t, v.Type)
+	}
+	return nil
+}
+
+// gemmLayout reports whether an operand of type t, read in place with the
+// given batch and contracting dims, has a layout the fast dot reads: its
+// free dims merge into one strided run, its contracting dims in list
+// order into another, and one of the two has unit stride (or size 1).
+// codegen.DotSpecOf accepts the same operands.
+func gemmLayout(t ir.Type, batch, contract []int) bool {
+	fm, fs, ok1 := ir.MergeDims(t.Shape, ir.DotFree(t.Rank(), batch, contract))
+	k, ks, ok2 := ir.MergeDims(t.Shape, contract)
+	return ok1 && ok2 && (fm <= 1 || k <= 1 || fs == 1 || ks == 1)
+}
+
+func mapDims(perm, dims []int) []int {
+	out := make([]int, len(dims))
+	for i, d := range dims {
+		out[i] = perm[d]
+	}
+	return out
+}
+
+// foldDotOperands applies rule D1 to both operands of dot v.
+func foldDotOperands(v *ir.Value) (bool, error) {
+	lb, rb, lc, rc := ir.DotDims(v.Attrs)
+	changed := false
+	for side := 0; side < 2; side++ {
+		t := v.Args[side]
+		if t.Op != ir.OpTranspose {
+			continue
+		}
+		x, perm := t.Args[0], t.Attrs.Ints("perm")
+		batch, contract := &lb, &lc
+		if side == 1 {
+			batch, contract = &rb, &rc
+		}
+		free := mapDims(perm, ir.DotFree(t.Type.Rank(), *batch, *contract))
+		if !sort.IntsAreSorted(free) {
+			continue
+		}
+		nb, nc := mapDims(perm, *batch), mapDims(perm, *contract)
+		if !gemmLayout(x.Type, nb, nc) {
+			continue
+		}
+		*batch, *contract = nb, nc
+		v.Args[side] = x
+		changed = true
+	}
+	if !changed {
+		return false, nil
+	}
+	v.Attrs = v.Attrs.Set("batch", [][]int{lb, rb}).Set("contract", [][]int{lc, rc})
+	return true, retype(v, "dot of a transpose")
+}
+
+// foldTransposedDot applies rule D2 to transpose v.
+func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
+	d := v.Args[0]
+	if d.Op != ir.OpDot || uses[d] != 1 {
+		return false, nil
+	}
+	perm := v.Attrs.Ints("perm")
+	lb, rb, lc, rc := ir.DotDims(d.Attrs)
+	nb := len(lb)
+	nl := len(ir.DotFree(d.Args[0].Type.Rank(), lb, lc))
+	nr := len(perm) - nb - nl
+	for i := 0; i < nb; i++ {
+		if perm[i] >= nb {
+			return false, nil
+		}
+	}
+	same, swapped := true, true
+	for i := nb; i < len(perm); i++ {
+		if perm[i] != i {
+			same = false
+		}
+		// swapped: the rhs free dims [nb+nl, nb+nl+nr) first, then the lhs ones.
+		want := nb + nl + (i - nb)
+		if i-nb >= nr {
+			want = nb + (i - nb - nr)
+		}
+		if perm[i] != want {
+			swapped = false
+		}
+	}
+	if !same && !swapped {
+		return false, nil
+	}
+	nlb, nrb := mapDims(lb, perm[:nb]), mapDims(rb, perm[:nb])
+	args := []*ir.Value{d.Args[0], d.Args[1]}
+	batch, contract := [][]int{nlb, nrb}, [][]int{lc, rc}
+	if !same {
+		args = []*ir.Value{d.Args[1], d.Args[0]}
+		batch, contract = [][]int{nrb, nlb}, [][]int{rc, lc}
+	}
+	v.Op = ir.OpDot
+	v.Args = args
+	v.Attrs = d.Attrs.Set("batch", batch).Set("contract", contract)
+	return true, retype(v, "transpose of a dot")
+}
+
+// foldReduceTranspose applies rule R to reduction v; it returns the new
+// reduction to insert before v when v becomes the transpose of it.
+func foldReduceTranspose(v *ir.Value) (*ir.Value, bool, error) {
+	t := v.Args[0]
+	if t.Op != ir.OpTranspose {
+		return nil, false, nil
+	}
+	x, perm := t.Args[0], t.Attrs.Ints("perm")
+	axes := v.Attrs.Ints("axes")
+	naxes := mapDims(perm, axes)
+	if !sort.IntsAreSorted(naxes) {
+		return nil, false, nil
+	}
+	reduced := make([]bool, len(perm))
+	for _, a := range axes {
+		reduced[a] = true
+	}
+	var kept []int // x's dims, in the order v's result lists them
+	for i, p := range perm {
+		if !reduced[i] {
+			kept = append(kept, p)
+		}
+	}
+	if sort.IntsAreSorted(kept) {
+		v.Args = []*ir.Value{x}
+		v.Attrs = v.Attrs.Set("axes", naxes)
+		return nil, true, retype(v, "reduction of a transpose")
+	}
+	sorted := slices.Clone(kept)
+	sort.Ints(sorted)
+	q := make([]int, len(kept))
+	for j, d := range kept {
+		q[j] = slices.Index(sorted, d)
+	}
+	shape := make(ir.Shape, len(sorted))
+	for j, d := range sorted {
+		shape[j] = x.Type.Shape[d]
+	}
+	r := &ir.Value{Op: v.Op, Args: []*ir.Value{x}, Type: ir.Type{DType: v.Type.DType, Shape: shape},
+		Attrs: v.Attrs.Set("axes", naxes)}
+	if err := retype(r, "reduction of a transpose"); err != nil {
+		return nil, false, err
+	}
+	v.Op = ir.OpTranspose
+	v.Args = []*ir.Value{r}
+	v.Attrs = ir.Attrs{}.Set("perm", q)
+	return r, true, retype(v, "reduction of a transpose")
+}
