@@ -1,0 +1,142 @@
+package build
+
+import (
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"xlc/codegen"
+	"xlc/ir"
+	"xlc/parser"
+	"xlc/passes"
+	"xlc/runtime"
+	"xlc/runtime/interp"
+)
+
+var updateReplay = flag.Bool("update", false, "rewrite testdata/replay/*.ir")
+
+// replayModels are the models whose final IR testdata/replay pins, each in
+// a small configuration.
+var replayModels = []struct {
+	name, model string
+	defines     []parser.Define
+}{
+	{"gpt_pre", "gpt", defs("layers", "1", "d", "16", "heads", "2", "seq", "8", "batch", "2")},
+	{"gpt_deepnorm_tied_tanh", "gpt", defs("layers", "2", "d", "16", "heads", "2", "seq", "8", "batch", "2", "norm", "deepnorm", "tie", "true", "gelu_approx", "tanh")},
+	{"bert", "bert", defs("layers", "1", "d", "16", "heads", "2", "seq", "8", "batch", "2")},
+	{"mlp", "mlp", nil},
+}
+
+// TestReplay pins every model's final IR — the train step and the forward
+// pass after the whole pipeline with fusion, as the cpu backend gets them —
+// in testdata/replay/<name>.{step,forward}.ir (go test ./build -update
+// rewrites them; review the diff: it is what a pass change did to real
+// models). Each golden is then replayed: parsed back and run on the
+// interpreter, it gives bit for bit what the freshly compiled function
+// gives.
+func TestReplay(t *testing.T) {
+	for _, c := range replayModels {
+		t.Run(c.name, func(t *testing.T) {
+			path := "../models/" + c.model + ".xl"
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Compile(path, src, c.defines, Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []*ir.Func{m.Step, m.Eval} {
+				// Every reduce kernel the fusion pass forms is one the
+				// CPU's row lowering takes (no per-element recomputation).
+				prog, err := codegen.Compile(f, codegen.Options{CPU: "znver4"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, w := range prog.Warnings {
+					t.Errorf("codegen: %s", w)
+				}
+				kind := "step"
+				if f == m.Eval {
+					kind = "forward"
+				}
+				golden := filepath.Join("../testdata/replay", c.name+"."+kind+".ir")
+				text := f.String()
+				if *updateReplay {
+					if err := os.WriteFile(golden, []byte(text), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (go test ./build -update writes it)", err)
+				}
+				if string(want) != text {
+					t.Errorf("%s: the final IR differs from %s (go test ./build -update rewrites it; review the diff)", kind, golden)
+					continue
+				}
+				g, err := ir.ParseFunc(string(want))
+				if err != nil {
+					t.Fatalf("%s: %v", golden, err)
+				}
+				if err := g.Verify(); err != nil {
+					t.Fatalf("%s: %v", golden, err)
+				}
+				args := replayArgs(t, f)
+				got, err := interp.Run(g, args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref, err := interp.Run(f, args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range ref {
+					if !sameTensor(got[i], ref[i]) {
+						t.Errorf("%s: result %d (%s) differs after replay", golden, i, f.ResultNames[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// replayArgs are fresh parameters and state and random inputs of f.
+func replayArgs(t *testing.T, f *ir.Func) []*interp.Tensor {
+	t.Helper()
+	named, err := runtime.FreshState(f, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := runtime.RandomInputs(f, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range in {
+		named[k] = v
+	}
+	args, err := runtime.Args(f, named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return args
+}
+
+func sameTensor(a, b *interp.Tensor) bool {
+	if !a.Type.Equal(b.Type) || len(a.F) != len(b.F) || len(a.I) != len(b.I) {
+		return false
+	}
+	for i := range a.F {
+		if math.Float64bits(a.F[i]) != math.Float64bits(b.F[i]) {
+			return false
+		}
+	}
+	for i := range a.I {
+		if a.I[i] != b.I[i] {
+			return false
+		}
+	}
+	return true
+}
