@@ -2,7 +2,6 @@ package build
 
 import (
 	"flag"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,7 +93,7 @@ func TestReplay(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i := range ref {
-					if !sameTensor(got[i], ref[i]) {
+					if !got[i].Identical(ref[i]) {
 						t.Errorf("%s: result %d (%s) differs after replay", golden, i, f.ResultNames[i])
 					}
 				}
@@ -122,21 +121,4 @@ func replayArgs(t *testing.T, f *ir.Func) []*interp.Tensor {
 		t.Fatal(err)
 	}
 	return args
-}
-
-func sameTensor(a, b *interp.Tensor) bool {
-	if !a.Type.Equal(b.Type) || len(a.F) != len(b.F) || len(a.I) != len(b.I) {
-		return false
-	}
-	for i := range a.F {
-		if math.Float64bits(a.F[i]) != math.Float64bits(b.F[i]) {
-			return false
-		}
-	}
-	for i := range a.I {
-		if a.I[i] != b.I[i] {
-			return false
-		}
-	}
-	return true
 }

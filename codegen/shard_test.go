@@ -94,7 +94,7 @@ func TestShardedBuildSameResults(t *testing.T) {
 	}
 	for name, w := range states[0] {
 		g := states[1][name]
-		if !sameBits(g, w) {
+		if !g.Identical(w) {
 			t.Errorf("%s differs between the sharded and the whole build", name)
 		}
 	}
@@ -109,21 +109,4 @@ func soPath(t *testing.T) string {
 		t.Fatalf("cache holds %v (%v), want one entry", m, err)
 	}
 	return m[0]
-}
-
-func sameBits(a, b *interp.Tensor) bool {
-	if a == nil || b == nil || len(a.F) != len(b.F) || len(a.I) != len(b.I) {
-		return false
-	}
-	for i := range a.F {
-		if math.Float64bits(a.F[i]) != math.Float64bits(b.F[i]) {
-			return false
-		}
-	}
-	for i := range a.I {
-		if a.I[i] != b.I[i] {
-			return false
-		}
-	}
-	return true
 }

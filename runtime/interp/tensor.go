@@ -6,6 +6,8 @@ package interp
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	"xlc/ir"
@@ -30,6 +32,24 @@ func NewTensor(t ir.Type) *Tensor {
 		x.I = make([]int64, n)
 	}
 	return x
+}
+
+// Identical reports whether t and u have the same type and the same
+// elements bit for bit (a NaN equals a NaN with the same bits); nil equals
+// only nil.
+func (t *Tensor) Identical(u *Tensor) bool {
+	if t == nil || u == nil {
+		return t == u
+	}
+	if !t.Type.Equal(u.Type) || len(t.F) != len(u.F) || len(t.I) != len(u.I) {
+		return false
+	}
+	for i := range t.F {
+		if math.Float64bits(t.F[i]) != math.Float64bits(u.F[i]) {
+			return false
+		}
+	}
+	return slices.Equal(t.I, u.I)
 }
 
 // FromFloats returns a tensor of type t holding v, each value rounded to
