@@ -1,6 +1,8 @@
 package codegen
 
 import (
+	"slices"
+
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -231,10 +233,17 @@ func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 		g.forLoop("czero", i64c(0), cnt, func(j value.Value) {
 			g.b.NewStore(zeroAcc(d), slot(j))
 		})
+		lead, trail := x.Type.Shape[:len(axes)], x.Type.Shape[len(axes):]
 		g.forLoop("crow", i64c(0), i64c(red), func(r value.Value) {
 			base := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
+			// The reduced axes' indices come from r, outside the column
+			// loop, so that operands broadcast along the kept axes (a
+			// layer norm's per-row statistics) are loaded once per row.
+			rdims := g.dims(atLinear(lead, r))
 			g.forLoop("ccol", i64c(0), cnt, func(j value.Value) {
-				e := g.elem(x, atLinear(x.Type.Shape, g.b.NewAdd(base, j)))
+				col := g.b.NewAdd(jlo, j)
+				full := append(slices.Clone(rdims), g.dims(atLinear(trail, col))...)
+				e := g.elem(x, &index{shape: x.Type.Shape, dims: full, lin: g.b.NewAdd(base, j)})
 				p := slot(j)
 				g.b.NewStore(g.accumulate(d, g.b.NewLoad(types.Double, p), e), p)
 			})
