@@ -73,6 +73,7 @@ type fuser struct {
 	result []bool        // by ID: the value is a result of f
 	kernel []*kernel     // by ID: the kernel an instruction belongs to (copies of cheap ones excluded)
 	copied []bool        // by ID: a cheap instruction copied into a kernel
+	copies [][]*kernel   // by ID: the kernels a cheap instruction is copied into
 	needed []bool        // by ID, for cheap instructions: the original stays in f
 	cheap  []cheapness   // by ID
 	fuel   int           // decisions to fuse left; negative: unlimited
@@ -88,6 +89,7 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 		result: make([]bool, n),
 		kernel: make([]*kernel, n),
 		copied: make([]bool, n),
+		copies: make([][]*kernel, n),
 		needed: make([]bool, n),
 		cheap:  make([]cheapness, n),
 		fuel:   opt.FusionFuel,

@@ -335,18 +335,24 @@ func (z *fuser) grow() {
 }
 
 // isNeeded reports whether the cheap instruction v must stay in f: it is a
-// result, or one of its users did not copy it (a user that is itself a
-// copy whose original is dropped does not count).
+// result, or some kernel holding one of its users (the user itself, or a
+// copy of it) does not hold v too, so it reads v.
 func (z *fuser) isNeeded(v *ir.Value) bool {
 	if z.result[v.ID] || len(z.users[v.ID]) == 0 {
 		return true
 	}
 	for _, u := range z.users[v.ID] {
-		if z.copied[u.ID] && !z.needed[u.ID] {
-			continue
+		holders := z.copies[u.ID]
+		if k := z.kernel[u.ID]; k != nil {
+			holders = append(holders[:len(holders):len(holders)], k)
 		}
-		if k := z.kernel[u.ID]; k == nil || !k.members[v] {
-			return true
+		if len(holders) == 0 {
+			return true // u stands alone (a reshape)
+		}
+		for _, k := range holders {
+			if !k.members[v] {
+				return true
+			}
 		}
 	}
 	return false
@@ -514,6 +520,7 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 	} else {
 		z.logf("duplicate %s into %s: %s", name(p), into, why)
 		z.copied[p.ID] = true
+		z.copies[p.ID] = append(z.copies[p.ID], k)
 	}
 	k.members[p] = true
 	if isReduce(p) {

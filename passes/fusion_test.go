@@ -244,3 +244,26 @@ func TestFusionOffByDefault(t *testing.T) {
 		t.Fatalf("Options.Fuse did not fuse; log:\n%s", log.String())
 	}
 }
+
+// TestFusionEveryFuel fuses a tiny GPT's train step with every fuel limit
+// from none to all its decisions: each result verifies (a cheap value
+// copied into one kernel but refused by another for lack of fuel stays
+// computed, since that kernel reads it).
+func TestFusionEveryFuel(t *testing.T) {
+	f := compileGPT(t, tinyGPT("1")).Step
+	var log strings.Builder
+	g, err := ir.ParseFunc(f.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := passes.Run(g, passes.Options{Passes: []string{"fusion"}, FusionFuel: passes.UnlimitedFuel, FusionLog: &log}); err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(log.String(), "\nfuse ") + strings.Count(log.String(), "\nduplicate ")
+	for fuel := 0; fuel <= n; fuel++ {
+		g, _ := ir.ParseFunc(f.String())
+		if err := passes.Run(g, passes.Options{Verify: true, Passes: []string{"fusion"}, FusionFuel: fuel}); err != nil {
+			t.Fatalf("fuel %d of %d: %v", fuel, n, err)
+		}
+	}
+}
