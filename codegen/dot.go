@@ -151,6 +151,46 @@ const (
 	gemmKU = 4
 )
 
+// gemmThreads is the number of parts runtime/cpu splits a kernel's range
+// into on the target host (GOMAXPROCS, 2 cores); chooseMR balances them.
+const gemmThreads = 2
+
+// gemmMR8Speed is the speed of the 8×32 micro-kernel relative to the
+// 12×32 one (fewer accumulators per broadcast).
+const gemmMR8Speed = 0.96
+
+// chooseMR returns the micro-tile rows, 12 or 8: the one whose busiest
+// thread (the range split into gemmThreads contiguous parts, as
+// runtime/cpu does) computes the fewest rows, weighted by the speed of
+// its micro-kernel; 12 on a tie. With M = 128 and one batch, 12 rows
+// give 11 units split 5/6 (60 and 68 rows), 8 rows give 8/8.
+func (s DotSpec) chooseMR() int {
+	busiest := func(mr int) float64 {
+		bpb := (s.M + mr - 1) / mr
+		n := int64(s.Batch) * int64(bpb)
+		if n > 1<<14 {
+			return 0 // fine enough either way
+		}
+		rows := func(lo, hi int64) int64 {
+			t := int64(0)
+			for u := lo; u < hi; u++ {
+				r := int(u % int64(bpb))
+				t += int64(min(s.M, (r+1)*mr) - r*mr)
+			}
+			return t
+		}
+		most := int64(0)
+		for w := int64(0); w < gemmThreads; w++ {
+			most = max(most, rows(n*w/gemmThreads, n*(w+1)/gemmThreads))
+		}
+		return float64(most)
+	}
+	if b12, b8 := busiest(gemmMR), busiest(8); b8/gemmMR8Speed < b12 {
+		return 8
+	}
+	return gemmMR
+}
+
 func (s DotSpec) plan() DotBlocking {
 	var p DotBlocking
 	if s.Blocking != nil {
@@ -161,7 +201,9 @@ func (s DotSpec) plan() DotBlocking {
 			*x = v
 		}
 	}
-	def(&p.MR, gemmMR)
+	if p.MR <= 0 {
+		p.MR = s.chooseMR()
+	}
 	def(&p.NR, gemmNR)
 	def(&p.KC, gemmKC)
 	def(&p.MC, gemmMC)
@@ -170,12 +212,14 @@ func (s DotSpec) plan() DotBlocking {
 	def(&p.RB, p.MR) // fine units: a range covering several merges them
 	if p.PackA == 0 {
 		// Packing A costs a copy of A per panel of B; it pays when A's
-		// rows would crowd the L1, and for A stored transposed (whose
-		// rows would be read with a stride of M) unless the product is
-		// too narrow to pay for the copy.
+		// rows would crowd the L1. A stored transposed is read in place:
+		// the micro-kernel's MR floats for one k are contiguous, and
+		// packing them (even by vectors) measured slower on every
+		// weight-gradient and attention shape of the GPT configs (e.g.
+		// 128×128×2048: 173 GFLOP/s packed, 183–190 in place).
 		p.PackA = -1
 		lda, _, _ := s.lds()
-		if s.TransA && s.N >= 4*p.NR || !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
+		if !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
 			p.PackA = 1
 		}
 	}

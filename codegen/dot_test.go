@@ -503,3 +503,18 @@ func TestDotStridedTiming(t *testing.T) {
 		t.Logf("%-6s strided %v, dense before %v: %.2f×", p.name, best[0], best[1], float64(best[0])/float64(best[1]))
 	}
 }
+
+// TestDotChooseMR checks the micro-tile rows chosen to balance the two
+// halves of a kernel's range.
+func TestDotChooseMR(t *testing.T) {
+	for _, c := range []struct {
+		batch, m, want int
+	}{
+		{1, 128, 8}, {1, 256, 12}, {1, 512, 12}, {1, 2048, 12}, {64, 32, 12}, {64, 128, 12}, {1, 12, 8}, {1, 40, 12}, {1, 13, 8}, {1, 300, 12},
+	} {
+		s := DotSpec{Batch: c.batch, M: c.m, N: 128, K: 2048, TransA: true}
+		if got := s.plan().MR; got != c.want {
+			t.Errorf("batch %d, M %d: MR %d, want %d", c.batch, c.m, got, c.want)
+		}
+	}
+}

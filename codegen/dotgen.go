@@ -575,12 +575,20 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 		dst := g.gep(apack, g.mul(ir, kc))
 		src := g.gep(A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
+		// Each k copies rows contiguous floats: by vectors of 16, the
+		// last masked.
 		copyRows := func(rows int) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
 				sp := g.gep(src, g.mulc(k, lda))
-				for i := 0; i < rows; i++ {
-					g.storeF(g.loadF(g.gep(sp, gemmI64(int64(i)))), g.gep(dp, gemmI64(int64(i))))
+				for i := 0; i < rows; i += 16 {
+					n := min(16, rows-i)
+					si, di := g.gep(sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
+					if n == 16 {
+						g.storeV(g.loadV(si, 4), di, 4)
+						continue
+					}
+					g.maskedStore(g.maskedLoad(si, gemmMask16(n)), di, gemmMask16(n))
 				}
 			})
 		}

@@ -2,7 +2,11 @@
 //
 //   driver KERNELS.so TABLE [ROUNDS]
 //
-// TABLE has one line per kernel: name batch M N K transA transB extent.
+// TABLE has one line per kernel: name batch M N K transA transB extent
+// floatsA floatsB floatsC strided. A strided kernel (leading dimensions or
+// batch strides of the model's layout) reads its own buffers of those
+// sizes; OpenBLAS runs the same flops on dense operands, and the results
+// are not compared (codegen's tests check those layouts).
 // Both sides use 2 threads: the xlc kernel's range is split in two halves
 // (the calling thread and one persistent worker); OpenBLAS runs with
 // openblas_set_num_threads(2) (batched shapes: one sgemm per batch, and
@@ -34,10 +38,11 @@ static setnt_t set_threads;
 
 typedef struct {
   char name[64];
-  int batch, m, n, k, ta, tb;
-  int64_t ext;
+  int batch, m, n, k, ta, tb, strided;
+  int64_t ext, na, nb, nc;
   kern_t fn;
-  float *a, *b, *c, *c2;
+  float *a, *b, *c, *c2; // the kernel's buffers; OpenBLAS reads a and b densely when !strided
+  float *da, *db;        // dense operands for OpenBLAS when strided
 } shape;
 
 // The worker thread runs one job at a time: spins for a while after each
@@ -118,7 +123,7 @@ static void blas_batches(shape *s, int b0, int b1, float *c) {
   int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
   for (int b = b0; b < b1; b++)
     sgemm(RowMajor, s->ta ? Trans : NoTrans, s->tb ? Trans : NoTrans, s->m, s->n, s->k, 1.0f,
-          s->a + (size_t)b * s->m * s->k, lda, s->b + (size_t)b * s->k * s->n, ldb, 0.0f,
+          s->da + (size_t)b * s->m * s->k, lda, s->db + (size_t)b * s->k * s->n, ldb, 0.0f,
           c + (size_t)b * s->m * s->n, s->n);
 }
 
@@ -227,15 +232,19 @@ int main(int argc, char **argv) {
   if (!f) { perror(argv[2]); return 1; }
   shape sh[64];
   int ns = 0;
-  while (ns < 64 && fscanf(f, "%63s %d %d %d %d %d %d %ld", sh[ns].name, &sh[ns].batch, &sh[ns].m, &sh[ns].n,
-                           &sh[ns].k, &sh[ns].ta, &sh[ns].tb, &sh[ns].ext) == 8) {
+  while (ns < 64 && fscanf(f, "%63s %d %d %d %d %d %d %ld %ld %ld %ld %d", sh[ns].name, &sh[ns].batch, &sh[ns].m,
+                           &sh[ns].n, &sh[ns].k, &sh[ns].ta, &sh[ns].tb, &sh[ns].ext, &sh[ns].na, &sh[ns].nb, &sh[ns].nc,
+                           &sh[ns].strided) == 12) {
     shape *s = &sh[ns];
     s->fn = (kern_t)dlsym(lib, s->name);
     if (!s->fn) { fprintf(stderr, "%s\n", dlerror()); return 1; }
-    s->a = randbuf((size_t)s->batch * s->m * s->k);
-    s->b = randbuf((size_t)s->batch * s->k * s->n);
-    s->c = randbuf((size_t)s->batch * s->m * s->n);
-    s->c2 = randbuf((size_t)s->batch * s->m * s->n);
+    size_t da = (size_t)s->batch * s->m * s->k, db = (size_t)s->batch * s->k * s->n, dc = (size_t)s->batch * s->m * s->n;
+    s->a = randbuf(s->strided ? (size_t)s->na : da);
+    s->b = randbuf(s->strided ? (size_t)s->nb : db);
+    s->c = randbuf(s->strided && (size_t)s->nc > dc ? (size_t)s->nc : dc);
+    s->c2 = randbuf(dc);
+    s->da = s->strided ? randbuf(da) : s->a;
+    s->db = s->strided ? randbuf(db) : s->b;
     ns++;
   }
   fclose(f);
@@ -248,6 +257,7 @@ int main(int argc, char **argv) {
     shape *s = &sh[i];
     run_xlc(s);
     run_blas(s);
+    if (s->strided) continue;
     size_t n = (size_t)s->batch * s->m * s->n;
     double maxd = 0;
     for (size_t j = 0; j < n; j++) {
@@ -276,19 +286,20 @@ int main(int argc, char **argv) {
       }
     }
   }
-  printf("%-10s %5s %5s %5s %5s %2s %2s  %8s %8s %8s  %6s\n", "shape", "batch", "M", "N", "K", "tA", "tB", "xlc", "blas", "blas/2t",
+  printf("%-12s %5s %5s %5s %5s %2s %2s  %8s %8s %8s  %6s\n", "shape", "batch", "M", "N", "K", "tA", "tB", "xlc", "blas", "blas/2t",
          "ratio");
   double lr = 0;
   for (int i = 0; i < ns; i++) {
     shape *s = &sh[i];
     double x = median(gx + i * rounds, rounds), b = median(gb + i * rounds, rounds), b2 = median(gb2 + i * rounds, rounds);
     double best = b2 > b ? b2 : b;
-    printf("%-10s %5d %5d %5d %5d %2d %2d  %8.1f %8.1f %8.1f  %6.2f\n", s->name, s->batch, s->m, s->n, s->k, s->ta, s->tb, x, b,
-           b2, x / best);
+    printf("%-12s %5d %5d %5d %5d %2d %2d  %8.1f %8.1f %8.1f  %6.2f%s\n", s->name, s->batch, s->m, s->n, s->k, s->ta, s->tb, x, b,
+           b2, x / best, s->strided ? " *" : "");
     lr += log(x / best);
   }
   if (loaded) printf("warning: %d of %d measurements ran while other processes kept the CPUs busy\n", loaded, rounds * ns);
-  printf("GFLOP/s, medians of %d interleaved rounds, %d threads; ratio = xlc / best OpenBLAS; geometric mean ratio %.2f\n",
+  printf("GFLOP/s, medians of %d interleaved rounds, %d threads; ratio = xlc / best OpenBLAS; geometric mean ratio %.2f\n"
+         "strided shapes (*): the model's layout for xlc, dense operands of the same flops for OpenBLAS\n",
          rounds, nthreads, exp(lr / ns));
   return 0;
 }
