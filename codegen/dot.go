@@ -317,6 +317,15 @@ func (s DotSpec) PackBytes() int64 {
 	return 4 * n
 }
 
+// key is a hash of everything the kernel's code depends on: the spec with
+// its blocking resolved (the plan), so that two specs with one key have
+// identical kernels.
+func (s DotSpec) key() string {
+	p := s.plan()
+	s.Blocking = nil
+	return gemmHash(fmt.Sprintf("%+v %+v", s, p))
+}
+
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).
 func (s DotSpec) Flops() float64 {
 	return 2 * float64(s.Batch) * float64(s.M) * float64(s.N) * float64(s.K)

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"hash/fnv"
 
 	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
@@ -35,6 +36,13 @@ var (
 	gemmPV16 = types.NewPointer(gemmV16)
 	gemmM16  = types.NewVector(16, types.I1)
 )
+
+// gemmHash is a short hash naming the functions that kernels share.
+func gemmHash(key string) string {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
 
 func gemmI64(v int64) *constant.Int { return constant.NewInt(types.I64, v) }
 
@@ -224,6 +232,7 @@ func (g *gemmGen) emit() {
 	body := g.mod.NewFunc(g.name+".body", types.Void, append(params, lo, hi)...)
 	body.Linkage = enum.LinkageInternal
 	g.attrs(body)
+	body.FuncAttrs = append(body.FuncAttrs, enum.FuncAttrNoInline)
 
 	// The exported entry: load the pointers and call the body.
 	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
@@ -614,26 +623,6 @@ func (g *gemmGen) microFor(mr, nr int) {
 	if g.micro[key] != nil {
 		return
 	}
-	names := []string{"a", "b", "c"}
-	if s.Bias {
-		names = append(names, "bias")
-	}
-	var params []*llir.Param
-	for _, n := range names {
-		q := llir.NewParam(n, gemmPF32)
-		q.Attrs = append(q.Attrs, enum.ParamAttrNoAlias, enum.ParamAttrNoCapture)
-		params = append(params, q)
-	}
-	kcP, firstP := llir.NewParam("kc", types.I64), llir.NewParam("first", types.I1)
-	f := g.mod.NewFunc(fmt.Sprintf("%s.micro.%dx%d", g.name, mr, nr), types.Void, append(params, kcP, firstP)...)
-	f.Linkage = enum.LinkageInternal
-	g.attrs(f)
-	g.micro[key] = f
-	g.f, g.nblk = f, 0
-	g.cur = g.block("entry")
-	a, b, c := params[0], params[1], params[2]
-	nv := (nr + 15) / 16
-
 	// A's addressing: element (i, k) of the sliver at a + k·sk + i·si.
 	var sk, si int64
 	switch {
@@ -646,6 +635,36 @@ func (g *gemmGen) microFor(mr, nr int) {
 	default:
 		sk, si = 1, g.lda
 	}
+	// The micro-kernel depends only on these: kernels of one module
+	// share it (by name, a hash of them).
+	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(fmt.Sprintf("%d %d %d %d %d %d %v %v %v %d %q",
+		mr, nr, p.NR, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)))
+	for _, f := range g.mod.Funcs {
+		if f.Name() == name {
+			g.micro[key] = f
+			return
+		}
+	}
+	names := []string{"a", "b", "c"}
+	if s.Bias {
+		names = append(names, "bias")
+	}
+	var params []*llir.Param
+	for _, n := range names {
+		q := llir.NewParam(n, gemmPF32)
+		q.Attrs = append(q.Attrs, enum.ParamAttrNoAlias, enum.ParamAttrNoCapture)
+		params = append(params, q)
+	}
+	kcP, firstP := llir.NewParam("kc", types.I64), llir.NewParam("first", types.I1)
+	f := g.mod.NewFunc(name, types.Void, append(params, kcP, firstP)...)
+	f.Linkage = enum.LinkageInternal
+	g.attrs(f)
+	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoInline)
+	g.micro[key] = f
+	g.f, g.nblk = f, 0
+	g.cur = g.block("entry")
+	a, b, c := params[0], params[1], params[2]
+	nv := (nr + 15) / 16
 
 	zero := constant.NewZeroInitializer(gemmV16)
 	acc := make([]value.Value, mr*nv)

@@ -89,7 +89,11 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 // range is the dot kernel's (blocks of rows of C, see DotSpec.Extent).
 func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
 	s := fd.spec
-	name := g.sym + ".gemm"
+	// Kernels of one module with the same spec share one dot kernel,
+	// named by a hash of the spec and its blocking; it and the functions
+	// it calls are internal and noinline, so that a shard of the module
+	// (toolchain.go) gets its own copy of those its kernels call.
+	name := "xlc.gemm." + s.key()
 	// The C functions the dot kernel calls (its packing buffers'
 	// allocation, the out-of-memory handler), declared through the
 	// module first so that the module declares each once.
@@ -97,16 +101,24 @@ func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
 	g.mod.declare("aligned_alloc", i8p, types.I64, types.I64)
 	g.mod.declare("free", types.Void, i8p)
 	g.mod.oomHandler()
-	if _, err := DotKernel(g.mod.m, name, s); err != nil {
-		fail("%v", err)
-	}
 	var gemm *llir.Func
 	for _, f := range g.mod.m.Funcs {
 		if f.Name() == name {
 			gemm = f
 		}
 	}
-	gemm.Linkage = enum.LinkageInternal
+	if gemm == nil {
+		if _, err := DotKernel(g.mod.m, name, s); err != nil {
+			fail("%v", err)
+		}
+		for _, f := range g.mod.m.Funcs {
+			if f.Name() == name {
+				gemm = f
+			}
+		}
+		gemm.Linkage = enum.LinkageInternal
+		gemm.FuncAttrs = append(gemm.FuncAttrs, enum.FuncAttrNoInline)
+	}
 	arr := types.NewArray(3, i8p)
 	slots := g.alloca(arr)
 	b := g.b
