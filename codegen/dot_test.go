@@ -173,6 +173,9 @@ func gemmCases() []gemmCase {
 	var cs []gemmCase
 	add := func(s DotSpec) {
 		name := fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha)
+		if b := s.Blocking; b != nil {
+			name += fmt.Sprintf("_mr%d_nr%d_kc%d_pa%d", b.MR, b.NR, b.KC, b.PackA)
+		}
 		if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
 			name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
 		}
@@ -198,6 +201,13 @@ func gemmCases() []gemmCase {
 	add(DotSpec{Batch: 64, M: 128, N: 128, K: 32, TransB: true})
 	add(DotSpec{Batch: 64, M: 128, N: 32, K: 128})
 	add(DotSpec{Batch: 1, M: 512, N: 128, K: 2048, TransA: true})
+	// A transposed: read in place with 8-row tiles (M=128 balances
+	// better with them), and packed by vectors when asked to, with tiles
+	// of more than 16 rows and odd remainders.
+	add(DotSpec{Batch: 1, M: 128, N: 96, K: 520, TransA: true})
+	add(DotSpec{Batch: 2, M: 29, N: 45, K: 31, TransA: true, Blocking: &DotBlocking{PackA: 1}})
+	add(DotSpec{Batch: 1, M: 37, N: 70, K: 300, TransA: true, Blocking: &DotBlocking{PackA: 1, MR: 20, NR: 16, KC: 64}})
+	add(DotSpec{Batch: 3, M: 13, N: 33, K: 9, TransA: true, TransB: true, Blocking: &DotBlocking{MR: 8, PackA: 1}})
 	// Strided operands, as the layout pass leaves them: attention's
 	// [b,s,h,dh] operands with batch dims (b,h), odd sizes, every
 	// transposition, and a C written with a row stride and batch strides
