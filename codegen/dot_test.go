@@ -174,7 +174,7 @@ func gemmCases() []gemmCase {
 	add := func(s DotSpec) {
 		name := fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha)
 		if b := s.Blocking; b != nil {
-			name += fmt.Sprintf("_mr%d_nr%d_kc%d_pa%d", b.MR, b.NR, b.KC, b.PackA)
+			name += fmt.Sprintf("_mr%d_nr%d_kc%d_pa%d_pb%d", b.MR, b.NR, b.KC, b.PackA, b.PackB)
 		}
 		if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
 			name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
@@ -208,6 +208,11 @@ func gemmCases() []gemmCase {
 	add(DotSpec{Batch: 2, M: 29, N: 45, K: 31, TransA: true, Blocking: &DotBlocking{PackA: 1}})
 	add(DotSpec{Batch: 1, M: 37, N: 70, K: 300, TransA: true, Blocking: &DotBlocking{PackA: 1, MR: 20, NR: 16, KC: 64}})
 	add(DotSpec{Batch: 3, M: 13, N: 33, K: 9, TransA: true, TransB: true, Blocking: &DotBlocking{MR: 8, PackA: 1}})
+	// B read in place (few row tiles share a sliver) or packed, with a
+	// partial last sliver, both ways, and B strided.
+	add(DotSpec{Batch: 1, M: 100, N: 77, K: 300, Blocking: &DotBlocking{PackB: -1}})
+	add(DotSpec{Batch: 2, M: 35, N: 45, K: 40, TransA: true, Blocking: &DotBlocking{PackB: 1}})
+	add(DotSpec{Batch: 2, M: 35, N: 45, K: 40, TransA: true, LDB: 50, Bias: true, Accumulate: true, Blocking: &DotBlocking{PackB: -1}})
 	// Strided operands, as the layout pass leaves them: attention's
 	// [b,s,h,dh] operands with batch dims (b,h), odd sizes, every
 	// transposition, and a C written with a row stride and batch strides
@@ -401,7 +406,7 @@ func TestDotSpecOf(t *testing.T) {
 // `ulimit -s 1024` (so its threads get 1 MiB stacks): the buffers are on
 // the heap, and the child computes the right product.
 func TestDotSmallStack(t *testing.T) {
-	spec := DotSpec{Batch: 1, M: 200, N: 1024, K: 512}
+	spec := DotSpec{Batch: 1, M: 200, N: 1024, K: 512, Blocking: &DotBlocking{PackB: 1}}
 	if so := os.Getenv("XLC_TEST_DOT_SO"); so != "" {
 		lib, err := dlopen.Open(so)
 		if err != nil {

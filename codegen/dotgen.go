@@ -275,6 +275,9 @@ func (g *gemmGen) emit() {
 	// block), 64-byte aligned, freed on return.
 	bpackN := int64(p.KC) * int64(p.NC)
 	bpackN = (bpackN + 15) / 16 * 16 // keeps A's block 64-byte aligned
+	if p.PackB < 0 {
+		bpackN = 0
+	}
 	buf := g.heap(s.PackBytes())
 	bpack := value.Value(g.cur.NewBitCast(buf, gemmPF32))
 	var apack value.Value
@@ -397,14 +400,21 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 		g.loopStep("pc", gemmI64(0), gemmI64(K), int64(p.KC), func(pc value.Value) {
 			kc := g.min(gemmI64(int64(p.KC)), g.sub(gemmI64(K), pc))
 			first := g.cur.NewICmp(enum.IPredEQ, pc, gemmI64(0))
-			g.packB(B, bpack, pc, kc, jc, nc)
+			if p.PackB > 0 {
+				g.packB(B, bpack, pc, kc, jc, nc)
+			}
 			g.loopStep("ic", r0, r1, int64(p.MC), func(ic value.Value) {
 				mc := g.min(gemmI64(int64(p.MC)), g.sub(r1, ic))
 				if p.PackA > 0 {
 					g.packA(A, apack, ic, mc, pc, kc)
 				}
 				g.loopStep("jr", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
-					bp := g.gep(bpack, g.mul(jr, kc))
+					var bp value.Value
+					if p.PackB > 0 {
+						bp = g.gep(bpack, g.mul(jr, kc))
+					} else {
+						bp = g.gep(B, g.add(g.mulc(pc, g.ldb), g.add(jc, jr)))
+					}
 					var bb value.Value
 					if bias != nil {
 						bb = g.gep(bias, g.add(jc, jr))
@@ -637,8 +647,14 @@ func (g *gemmGen) microFor(mr, nr int) {
 	}
 	// The micro-kernel depends only on these: kernels of one module
 	// share it (by name, a hash of them).
-	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(fmt.Sprintf("%d %d %d %d %d %d %v %v %v %d %q",
-		mr, nr, p.NR, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)))
+	// B's sliver: NR floats per k, packed (aligned, zero padded), or
+	// read in place, ldb floats per k (the last vector masked).
+	bStride, bPacked := int64(p.NR), p.PackB > 0
+	if !bPacked {
+		bStride = g.ldb
+	}
+	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(fmt.Sprintf("%d %d %d %v %d %d %d %v %v %v %d %q",
+		mr, nr, bStride, bPacked, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)))
 	for _, f := range g.mod.Funcs {
 		if f.Name() == name {
 			g.micro[key] = f
@@ -674,9 +690,17 @@ func (g *gemmGen) microFor(mr, nr int) {
 	// step does one k: acc += A[:, k] ⊗ B[k, :].
 	step := func(k value.Value, acc []value.Value) []value.Value {
 		bv := make([]value.Value, nv)
-		brow := g.gep(b, g.mulc(k, int64(p.NR)))
+		brow := g.gep(b, g.mulc(k, bStride))
 		for v := range bv {
-			bv[v] = g.loadV(g.gep(brow, gemmI64(int64(16*v))), 64)
+			q := g.gep(brow, gemmI64(int64(16*v)))
+			switch lanes := nr - 16*v; {
+			case bPacked:
+				bv[v] = g.loadV(q, 64)
+			case lanes >= 16:
+				bv[v] = g.loadV(q, 4)
+			default:
+				bv[v] = g.maskedLoad(q, gemmMask16(lanes))
+			}
 		}
 		acol := g.gep(a, g.mulc(k, sk))
 		out := make([]value.Value, len(acc))

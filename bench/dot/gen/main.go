@@ -115,6 +115,7 @@ func main() {
 	flag.IntVar(&b.RB, "rb", 0, "rows of C per parallel unit (0: default)")
 	flag.IntVar(&b.KU, "ku", 0, "k unrolling (0: default)")
 	flag.IntVar(&b.PackA, "packa", 0, "1 pack A, -1 read A in place, 0 decide")
+	flag.IntVar(&b.PackB, "packb", 0, "1 pack B, -1 read B in place (not transposed), 0 decide")
 	flag.Parse()
 	mod := llir.NewModule()
 	var tsv strings.Builder
