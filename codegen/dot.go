@@ -231,13 +231,16 @@ func (s DotSpec) plan() DotBlocking {
 		// 3 tiles a batch) 189 -> 221 GFLOP/s, the weight gradients
 		// (M = 128..512, K = 2048: 8..21 tiles a thread) +1..14%;
 		// neutral on attention's M = 128..256, slightly worse on
-		// 1024³ (43 tiles a thread, rows 4 KiB apart).
+		// 1024³ (43 tiles a thread, rows 4 KiB apart). B strided
+		// (attention's v and do, 32 floats of every 128) stays packed:
+		// in the train step its products ran 5-12% slower in place.
 		p.PackB = 1
 		rows := s.M
 		if s.Batch == 1 {
 			rows = (s.M + gemmThreads - 1) / gemmThreads
 		}
-		if !s.TransB && (rows+p.MR-1)/p.MR <= gemmInPlaceBTiles {
+		_, ldb, _ := s.lds()
+		if !s.TransB && ldb == int64(s.N) && (rows+p.MR-1)/p.MR <= gemmInPlaceBTiles {
 			p.PackB = -1
 		}
 	}
