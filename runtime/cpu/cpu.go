@@ -1,8 +1,8 @@
 // Package cpu is the compiled CPU backend: it lowers a function to native
-// kernels with codegen (one kernel per instruction for now), builds them
+// kernels with codegen (one kernel per instruction or fusion), builds them
 // into a shared object with the LLVM toolchain, loads it with dlopen and
-// runs the kernels in order, splitting each kernel's parallel range across
-// GOMAXPROCS goroutines.
+// runs the kernels in order, splitting each kernel's parallel range into
+// GOMAXPROCS parts run by a pool of C threads (pool.go).
 //
 // Memory: every buffer lives in C memory (cgo forbids handing the kernels
 // Go memory), in one 64-byte-aligned block per Executable laid out by
@@ -68,6 +68,7 @@ import (
 	goruntime "runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -406,11 +407,11 @@ func (e *Executable) runProfiled(t0 time.Time) {
 }
 
 // minParallelWork is the estimated work below which a kernel runs on the
-// calling goroutine.
+// calling thread.
 const minParallelWork = 1 << 15
 
 // run calls the kernel on its whole range, split into GOMAXPROCS contiguous
-// parts when it is big enough.
+// parts run on the thread pool (pool.go) when it is big enough.
 func (k *kernel) run() {
 	n := k.extent
 	if n <= 0 {
@@ -425,18 +426,16 @@ func (k *kernel) run() {
 		C.xlc_call(k.fn, args, 0, C.int64_t(n))
 		return
 	}
-	var wg sync.WaitGroup
-	for w := int64(1); w < p; w++ {
-		lo, hi := n*w/p, n*(w+1)/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			C.xlc_call(k.fn, args, C.int64_t(lo), C.int64_t(hi))
-		}()
+	if w := int64(workers.Load()); w+1 < p {
+		w = int64(poolWorkers(int(p - 1)))
+		workers.Store(int32(w))
+		p = min(p, w+1)
 	}
-	C.xlc_call(k.fn, args, 0, C.int64_t(n/p))
-	wg.Wait()
+	poolRun(k.fn, args, n, int(p))
 }
+
+// workers is how many pool threads run (poolWorkers' last answer).
+var workers atomic.Int32
 
 // writeTensor stores t's elements at p in t's element type.
 func writeTensor(p unsafe.Pointer, t *interp.Tensor) {
