@@ -417,6 +417,15 @@ const (
 // out dense has no LDs or BatchDims set. The result C is dense. This is
 // the layout the layout pass (passes/layout.go) folds transposes into.
 func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
+	return dotSpecStrided(a, b, attrs, nil)
+}
+
+// dotSpecStrided is DotSpecOf for a result whose dims have the strides cst
+// in its buffer (nil: dense), as ir.TransposedDotStrides gives for a
+// product written in a transposed order: the rhs free dims must merge into
+// one run of unit stride and the lhs free dims into one strided run (the
+// leading dimension of C).
+func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
 	if a.DType != ir.F32 || b.DType != ir.F32 {
 		return DotSpec{}, fmt.Errorf("codegen: dot: only f32 operands, have %v and %v", a, b)
 	}
@@ -457,6 +466,26 @@ func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 	// Batch dims, size-1 ones dropped, neighbours merged where all three
 	// operands allow.
 	sa, sb, sc := ir.RowMajorStrides(a.Shape), ir.RowMajorStrides(b.Shape), ir.RowMajorStrides(out.Shape)
+	if cst != nil {
+		nb, nm := len(lb), a.Rank()-len(lb)-len(lc)
+		var mdims, ndims []int
+		for d := nb; d < out.Rank(); d++ {
+			if d < nb+nm {
+				mdims = append(mdims, d)
+			} else {
+				ndims = append(ndims, d)
+			}
+		}
+		_, smc, okM := ir.MergeStrided(out.Shape, cst, mdims)
+		_, snc, okN := ir.MergeStrided(out.Shape, cst, ndims)
+		if !okM || !okN || n > 1 && snc != 1 {
+			return DotSpec{}, fmt.Errorf("codegen: dot: the result strides %v of %v are not rows of unit stride", cst, out)
+		}
+		sc = cst
+		if m > 1 {
+			s.LDC = smc
+		}
+	}
 	var dims []DotBatchDim
 	for i := range lb {
 		d := DotBatchDim{Size: a.Shape[lb[i]], A: int64(sa[lb[i]]), B: int64(sb[rb[i]]), C: int64(sc[i])}
@@ -477,12 +506,15 @@ func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 	}
 	// Back to the dense defaults where they apply.
 	dense := DotSpec{Batch: s.Batch, M: m, N: n, K: k, TransA: s.TransA, TransB: s.TransB}
-	lda, ldb, _ := dense.lds()
+	lda, ldb, ldc := dense.lds()
 	if int64(s.LDA) == lda {
 		s.LDA = 0
 	}
 	if int64(s.LDB) == ldb {
 		s.LDB = 0
+	}
+	if int64(s.LDC) == ldc {
+		s.LDC = 0
 	}
 	if len(dims) > 0 {
 		s.BatchDims = dims

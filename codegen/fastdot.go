@@ -45,6 +45,9 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	if !avx512CPUs[strings.ToLower(g.mod.cpu)] {
 		return nil
 	}
+	if root.Op == ir.OpTranspose && len(body) == 2 && body[0].Op == ir.OpDot && root.Args[0] == body[0] {
+		return g.planTransposedDot(body[0], root)
+	}
 	var dot *ir.Value
 	dep := map[*ir.Value]bool{}
 	for _, v := range body {
@@ -80,6 +83,30 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	}
 	spec.CPU = g.mod.cpu
 	return &fastDot{dot: dot, root: root, spec: spec}
+}
+
+// planTransposedDot plans a dot fusion whose root transposes the product
+// (fusion's transposed-result rule): the fast dot writes the product
+// straight in the transposed order, with the strides
+// ir.TransposedDotStrides gives (no epilogue).
+func (g *kgen) planTransposedDot(dot, root *ir.Value) *fastDot {
+	a, b := dot.Args[0], dot.Args[1]
+	lb, _, lc, _ := ir.DotDims(dot.Attrs)
+	cst, ok := ir.TransposedDotStrides(dot.Type.Shape, len(lb), a.Type.Rank()-len(lb)-len(lc), root.Attrs.Ints("perm"))
+	if !ok || dot.Type.DType != ir.F32 {
+		return nil
+	}
+	for _, x := range dot.Args {
+		if _, ok := g.ptrs[x]; !ok {
+			return nil
+		}
+	}
+	spec, err := dotSpecStrided(a.Type, b.Type, dot.Attrs, cst)
+	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops {
+		return nil
+	}
+	spec.CPU = g.mod.cpu
+	return &fastDot{dot: dot, root: dot, spec: spec}
 }
 
 // emitFastDot emits a kernel that calls the fast dot kernel (added to the

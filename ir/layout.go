@@ -21,7 +21,12 @@ func RowMajorStrides(s Shape) []int {
 // stride (the last non-unit dim's; 0 when every dim has size 1 or dims
 // is empty). The dims must be in range.
 func MergeDims(s Shape, dims []int) (size, stride int, ok bool) {
-	st := RowMajorStrides(s)
+	return MergeStrided(s, RowMajorStrides(s), dims)
+}
+
+// MergeStrided is MergeDims for an array of shape s whose dims have the
+// strides st (in elements).
+func MergeStrided(s Shape, st []int, dims []int) (size, stride int, ok bool) {
 	size, stride = 1, 0
 	prev := -1
 	for _, d := range dims {
@@ -36,4 +41,34 @@ func MergeDims(s Shape, dims []int) (size, stride int, ok bool) {
 		prev = d
 	}
 	return size, stride, true
+}
+
+// TransposedDotStrides returns the strides that the dims of a dot's result
+// of shape s (nb batch dims, then nm lhs free dims, then the rhs free dims)
+// have in the array transpose(result, perm), and whether a matrix product
+// can write that array directly: the rhs free dims merge into one run of
+// unit stride (rows of the product are contiguous) and the lhs free dims
+// into one strided run. Attention's head merge, [b,h,s,dh] to [b,s,h,dh],
+// is such a transpose.
+func TransposedDotStrides(s Shape, nb, nm int, perm []int) ([]int, bool) {
+	out := make(Shape, len(perm))
+	for i, p := range perm {
+		out[i] = s[p]
+	}
+	ost := RowMajorStrides(out)
+	st := make([]int, len(s))
+	for i, p := range perm {
+		st[p] = ost[i]
+	}
+	var mdims, ndims []int
+	for d := nb; d < len(s); d++ {
+		if d < nb+nm {
+			mdims = append(mdims, d)
+		} else {
+			ndims = append(ndims, d)
+		}
+	}
+	n, sn, okN := MergeStrided(s, st, ndims)
+	_, _, okM := MergeStrided(s, st, mdims)
+	return st, okN && okM && (n == 1 || sn == 1)
 }

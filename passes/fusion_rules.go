@@ -13,8 +13,11 @@ import (
 //
 // Dot epilogues (dotEpilogues, in body order): a dot with one user takes the
 // elementwise ops over its output that follow it (bias add, activation,
-// residual add, convert) as long as the group keeps a single output; the
-// dot's operands are read from memory (no prologue).
+// residual add, convert) as long as the group keeps a single output, or,
+// lacking those, a transpose of its result that a matrix product can write
+// in place of the dense result (rows of the product still contiguous:
+// attention's head merge); the dot's operands are read from memory (no
+// prologue).
 //
 // Producers into consumers (grow, in reverse body order, so consumers come
 // first): each kernel, rooted at the last value not yet in one, takes its
@@ -231,6 +234,17 @@ func (z *fuser) dotEpilogues() {
 		}
 		if best == 1 {
 			u := z.users[d.ID][0]
+			if z.transposedResult(d, u) {
+				if z.take() {
+					z.logf("fuse %s into %s: the dot writes its result in the transposed order", name(u), name(d))
+					k.members[u] = true
+					z.kernel[u.ID] = k
+					k.root = u
+				} else {
+					z.logf("keep %s out of %s: out of fuel", name(u), name(d))
+				}
+				continue
+			}
 			if !u.Op.IsElementwise() || !u.Type.Shape.Equal(d.Type.Shape) {
 				z.logf("keep %s: its user %s is not elementwise over its output", name(d), name(u))
 			} else if z.fuel == 0 {
@@ -255,6 +269,18 @@ func (z *fuser) dotEpilogues() {
 			}
 		}
 	}
+}
+
+// transposedResult reports whether u, the one user of the dot d, is a
+// transpose that a matrix product can write directly
+// (ir.TransposedDotStrides): attention's head merge.
+func (z *fuser) transposedResult(d, u *ir.Value) bool {
+	if u.Op != ir.OpTranspose || z.kernel[u.ID] != nil {
+		return false
+	}
+	lb, _, lc, _ := ir.DotDims(d.Attrs)
+	_, ok := ir.TransposedDotStrides(d.Type.Shape, len(lb), d.Args[0].Type.Rank()-len(lb)-len(lc), u.Attrs.Ints("perm"))
+	return ok
 }
 
 // exits counts the members of a group that are used outside it.
