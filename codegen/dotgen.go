@@ -345,20 +345,7 @@ func (g *gemmGen) oom() *llir.Func {
 			return f
 		}
 	}
-	write := g.declare("write", types.I64, types.I32, types.I8Ptr, types.I64)
-	abort := g.declare("abort", types.Void)
-	if len(abort.FuncAttrs) == 0 {
-		abort.FuncAttrs = append(abort.FuncAttrs, enum.FuncAttrNoReturn)
-	}
-	msg, n := llir.NewParam("msg", types.I8Ptr), llir.NewParam("len", types.I64)
-	f := g.mod.NewFunc(name, types.Void, msg, n)
-	f.Linkage = enum.LinkageInternal
-	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrCold, enum.FuncAttrNoInline, enum.FuncAttrNoReturn, enum.FuncAttrNoUnwind)
-	b := f.NewBlock("entry")
-	b.NewCall(write, constant.NewInt(types.I32, 2), msg, n)
-	b.NewCall(abort)
-	b.NewUnreachable()
-	return f
+	return defineOOM(g.mod, name, g.declare("write", types.I64, types.I32, types.I8Ptr, types.I64), g.declare("abort", types.Void))
 }
 
 // heap emits, in the current block, aligned_alloc(64, bytes rounded up to

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"slices"
 
 	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
@@ -52,18 +53,26 @@ func (m *module) oomHandler() *llir.Func {
 		return f
 	}
 	i8p := types.NewPointer(types.I8)
-	write := m.declare("write", types.I64, types.I32, i8p, types.I64)
-	abort := m.declare("abort", types.Void)
-	abort.FuncAttrs = append(abort.FuncAttrs, enum.FuncAttrNoReturn)
-	msg, n := llir.NewParam("msg", i8p), llir.NewParam("len", types.I64)
-	f := m.m.NewFunc(name, types.Void, msg, n)
+	f := defineOOM(m.m, name, m.declare("write", types.I64, types.I32, i8p, types.I64), m.declare("abort", types.Void))
+	m.decls[name] = f
+	return f
+}
+
+// defineOOM adds to mod the internal, cold, noinline function name(i8 *msg,
+// i64 len) that calls write(2, msg, len) and then abort (marked noreturn
+// here): the out-of-memory handler of codegen's kernels and dot kernels.
+func defineOOM(mod *llir.Module, name string, write, abort *llir.Func) *llir.Func {
+	if !slices.Contains(abort.FuncAttrs, llir.FuncAttribute(enum.FuncAttrNoReturn)) {
+		abort.FuncAttrs = append(abort.FuncAttrs, enum.FuncAttrNoReturn)
+	}
+	msg, n := llir.NewParam("msg", types.NewPointer(types.I8)), llir.NewParam("len", types.I64)
+	f := mod.NewFunc(name, types.Void, msg, n)
 	f.Linkage = enum.LinkageInternal
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrCold, enum.FuncAttrNoInline, enum.FuncAttrNoReturn, enum.FuncAttrNoUnwind)
 	b := f.NewBlock("entry")
 	b.NewCall(write, constant.NewInt(types.I32, 2), msg, n)
 	b.NewCall(abort)
 	b.NewUnreachable()
-	m.decls[name] = f
 	return f
 }
 
