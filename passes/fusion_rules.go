@@ -71,9 +71,12 @@ type cheapness struct {
 func (c cheapness) cost() int {
 	n := 0
 	for _, v := range c.ops {
-		if v.Op == ir.OpBroadcast {
+		switch v.Op {
+		case ir.OpBroadcast:
 			n++
-		} else {
+		case ir.OpReduceMax:
+			n += 2
+		default:
 			n += opCost(v)
 		}
 	}
@@ -110,7 +113,27 @@ func (z *fuser) computeCheap() {
 			c = cheapness{ok: true, ops: []*ir.Value{v}}
 			if a := v.Args[0]; z.isCheap(a) {
 				c.ops = union(c.ops, z.cheap[a.ID].ops)
+				// A row maximum's input is as large as its broadcast back.
+				if l := z.cheap[a.ID].leaf; l != nil && l.Type.Shape.NumElements() >= v.Type.Shape.NumElements() {
+					c.leaf = l
+				}
 			}
+		case v.Op == ir.OpReshape && z.isCheap(v.Args[0]):
+			// Free on its own; copied along with the cheap value it views.
+			a := z.cheap[v.Args[0].ID]
+			c = cheapness{ok: true, ops: union([]*ir.Value{v}, a.ops), leaf: a.leaf}
+		case v.Op == ir.OpReduceMax && v.Type.DType == ir.F32 && trailingRows(v):
+			// A row maximum (softmax's) is recomputed by each row kernel
+			// that needs it rather than stored: a pass over a row the
+			// kernel reads anyway, with no transcendental. Copied only into
+			// kernels whose rows it shares (addReduction).
+			a := v.Args[0]
+			c = cheapness{ok: true, ops: []*ir.Value{v}, leaf: a}
+			if z.isCheap(a) {
+				c.ops = union(c.ops, z.cheap[a.ID].ops)
+				c.leaf = z.cheap[a.ID].leaf
+			}
+			c.ok = c.leaf != nil
 		case opCost(v) > 0:
 			c = cheapness{ok: true, ops: []*ir.Value{v}}
 			for _, a := range v.Args {
@@ -133,6 +156,21 @@ func (z *fuser) computeCheap() {
 		}
 		z.cheap[v.ID] = c
 	}
+}
+
+// trailingRows reports whether the reduction v reduces contiguous rows: its
+// axes are the last ones of its operand and it keeps at least two rows.
+// Other reductions (a bias gradient's column sums, a global maximum) would
+// be recomputed in full by every kernel that copied them.
+func trailingRows(v *ir.Value) bool {
+	axes := v.Attrs.Ints("axes")
+	r := v.Args[0].Type.Rank()
+	for i, a := range axes {
+		if a != r-len(axes)+i {
+			return false
+		}
+	}
+	return len(axes) > 0 && v.Type.Shape.NumElements() > 1
 }
 
 // union is a with the values of b it lacks (short lists).
@@ -371,9 +409,8 @@ func (z *fuser) isNeeded(v *ir.Value) bool {
 		holders := z.copies[u.ID]
 		if k := z.kernel[u.ID]; k != nil {
 			holders = append(holders[:len(holders):len(holders)], k)
-		}
-		if len(holders) == 0 {
-			return true // u stands alone (a reshape)
+		} else if !z.isCheap(u) || z.needed[u.ID] {
+			return true // u stays in f on its own (a reshape) and reads v
 		}
 		for _, k := range holders {
 			if !k.members[v] {
@@ -512,6 +549,10 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 	case isReduce(p):
 		if k.dot != nil {
 			z.logf("keep %s out of %s: a reduction does not fuse into a dot kernel", name(p), into)
+			return kept
+		}
+		if z.fuel == 0 { // before addReduction changes k's row states
+			z.logf("keep %s out of %s: out of fuel", name(p), into)
 			return kept
 		}
 		if err := z.addReduction(k, p); err != nil {
