@@ -29,6 +29,12 @@ import (
 //     the operands swapped). Other permutations (a free dim moved among the
 //     batch dims, as the head merge [b,h,s,dh] → [b,s,h,dh] does) are not a
 //     dot's result order, and stay.
+//   - W (transposed write): no transpose of a single-use dot that the
+//     product could write directly (rows contiguous, see
+//     ir.TransposedDotStrides; fusion then makes the transpose the dot
+//     kernel's root) only once its operands are swapped: the dot becomes
+//     dot(rhs, lhs) and the permutation is rewritten (the backward's dK,
+//     [b,h,dh,s] → [b,s,h,dh], becomes [b,h,s,dh] → [b,s,h,dh]).
 //   - R (reduction): no reduce_sum or reduce_max of a transpose whose
 //     reduced axes keep their relative order under the permutation (so the
 //     reduction visits its elements in the same order: results are
@@ -59,6 +65,9 @@ func layout(f *ir.Func) (bool, error) {
 				ok, err = foldDotOperands(v)
 			case ir.OpTranspose:
 				ok, err = foldTransposedDot(v, uses)
+				if !ok && err == nil {
+					ok, err = swapForTransposedWrite(v, uses)
+				}
 			case ir.OpReduceSum, ir.OpReduceMax:
 				pre, ok, err = foldReduceTranspose(v)
 			}
@@ -194,6 +203,59 @@ func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
 	v.Args = args
 	v.Attrs = d.Attrs.Set("batch", batch).Set("contract", contract)
 	return true, retype(v, "transpose of a dot")
+}
+
+// swapForTransposedWrite applies rule W to the transpose v of a
+// single-use dot d whose product cannot be written in v's order directly
+// (ir.TransposedDotStrides) but can be once the operands are swapped: d
+// becomes dot(rhs, lhs), whose result lists the rhs free dims before the
+// lhs ones, and v's permutation is rewritten to give the same array.
+func swapForTransposedWrite(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
+	d := v.Args[0]
+	if d.Op != ir.OpDot || uses[d] != 1 {
+		return false, nil
+	}
+	perm := v.Attrs.Ints("perm")
+	lb, rb, lc, rc := ir.DotDims(d.Attrs)
+	nb := len(lb)
+	nl := len(ir.DotFree(d.Args[0].Type.Rank(), lb, lc))
+	nr := len(perm) - nb - nl
+	if _, ok := ir.TransposedDotStrides(d.Type.Shape, nb, nl, perm); ok {
+		return false, nil
+	}
+	// Dim j of the swapped product is dim from[j] of d's.
+	from := make([]int, len(perm))
+	to := make([]int, len(perm))
+	for j := range from {
+		switch {
+		case j < nb:
+			from[j] = j
+		case j < nb+nr:
+			from[j] = nb + nl + (j - nb)
+		default:
+			from[j] = nb + (j - nb - nr)
+		}
+		to[from[j]] = j
+	}
+	q := make([]int, len(perm))
+	shape := make(ir.Shape, len(perm))
+	for i, p := range perm {
+		q[i] = to[p]
+	}
+	for j, f := range from {
+		shape[j] = d.Type.Shape[f]
+	}
+	if _, ok := ir.TransposedDotStrides(shape, nb, nr, q); !ok {
+		return false, nil
+	}
+	d.Args = []*ir.Value{d.Args[1], d.Args[0]}
+	d.Attrs = d.Attrs.Set("batch", [][]int{rb, lb}).Set("contract", [][]int{rc, lc})
+	d.Type = ir.Type{DType: d.Type.DType, Shape: shape}
+	if err := retype(d, "swapped dot"); err != nil {
+		return false, err
+	}
+	v.Attrs = v.Attrs.Set("perm", q)
+	return true, retype(v, "transpose of a swapped dot")
 }
 
 // foldReduceTranspose applies rule R to reduction v; it returns the new
