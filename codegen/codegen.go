@@ -52,9 +52,11 @@
 // libm and Go's math differ in the last places of a double. f16 and bf16
 // values are computed in double and rounded to the dtype after every op,
 // with the interpreter's single round-to-nearest-even (a round-to-odd step
-// to f32 first). Reductions, dot and scatter_add accumulate floats
-// in double and integers in their own type (wrapping), and round once, as
-// the interpreter does.
+// to f32 first). Reductions, the naive dot and scatter_add accumulate
+// floats in double and integers in their own type (wrapping), and round
+// once, as the interpreter does; float reductions may be reassociated
+// (vectorized partial sums, double rounding differences only), and the fast
+// f32 dot accumulates in float.
 //
 // # Parallel ranges
 //
@@ -86,7 +88,7 @@
 //     reduced values coming back only through elementwise ops and
 //     broadcasts along the kept axes (softmax, layer norm, cross-entropy):
 //     a row kernel, whose range is the rows (the kept index space); per row
-//     each reduction is computed once, in order, in double, then one loop
+//     each reduction is computed once, in double, then one loop
 //     over the row's elements computes the root.
 //   - otherwise the root decides: a reduce or dot root loops over the
 //     result elements, anything else as an elemental kernel.

@@ -73,9 +73,10 @@ func (g *kgen) emitFlat(v *ir.Value) (extent, cost int64) {
 }
 
 // elemReduce computes one element of a reduce: a loop over the reduced axes
-// in order (the last innermost), as the interpreter sums them. Sums
-// accumulate in double for floats; max starts from -inf (the integer
-// minimum) and propagates NaN as Go's math.Max.
+// in order (the last innermost), as the interpreter sums them, though opt
+// may reassociate the float sums (see accumulate). Sums accumulate in
+// double for floats; max starts from -inf (the integer minimum) and
+// propagates NaN as Go's math.Max.
 func (g *kgen) elemReduce(v *ir.Value, ix *index) value.Value {
 	x := v.Args[0]
 	d := v.Type.DType
@@ -195,9 +196,9 @@ const columnTile = 256
 // outside and the result index inside, so that the inner loop reads x
 // contiguously and vectorizes: per tile of up to columnTile result
 // elements, for each reduced index in order, each element's double
-// accumulator adds x. Each element's sum has the order elemReduce's has, so
-// the results are the same bit for bit. It reports false, emitting
-// nothing, for other reductions.
+// accumulator adds x. Each element's sum runs over the reduced index in
+// order (the loop vectorizes across elements, not within one sum). It
+// reports false, emitting nothing, for other reductions.
 func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 	if v.Op != ir.OpReduceSum || !v.Type.DType.IsFloat() {
 		return 0, 0, false
