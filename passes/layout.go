@@ -159,17 +159,38 @@ func foldDotOperands(v *ir.Value) (bool, error) {
 	return true, retype(v, "dot of a transpose")
 }
 
-// foldTransposedDot applies rule D2 to transpose v.
-func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
+// A dotTranspose is a transpose v of a single-use dot d: v's permutation,
+// d's dimension lists, and the numbers of batch, lhs free and rhs free dims
+// of d's result.
+type dotTranspose struct {
+	d              *ir.Value
+	perm           []int
+	lb, rb, lc, rc []int
+	nb, nl, nr     int
+}
+
+// transposedDot describes the transpose v when it reads a single-use dot.
+func transposedDot(v *ir.Value, uses map[*ir.Value]int) (dotTranspose, bool) {
 	d := v.Args[0]
 	if d.Op != ir.OpDot || uses[d] != 1 {
+		return dotTranspose{}, false
+	}
+	t := dotTranspose{d: d, perm: v.Attrs.Ints("perm")}
+	t.lb, t.rb, t.lc, t.rc = ir.DotDims(d.Attrs)
+	t.nb = len(t.lb)
+	t.nl = len(ir.DotFree(d.Args[0].Type.Rank(), t.lb, t.lc))
+	t.nr = len(t.perm) - t.nb - t.nl
+	return t, true
+}
+
+// foldTransposedDot applies rule D2 to transpose v.
+func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
+	t, ok := transposedDot(v, uses)
+	if !ok {
 		return false, nil
 	}
-	perm := v.Attrs.Ints("perm")
-	lb, rb, lc, rc := ir.DotDims(d.Attrs)
-	nb := len(lb)
-	nl := len(ir.DotFree(d.Args[0].Type.Rank(), lb, lc))
-	nr := len(perm) - nb - nl
+	d, perm, nb, nl, nr := t.d, t.perm, t.nb, t.nl, t.nr
+	lb, rb, lc, rc := t.lb, t.rb, t.lc, t.rc
 	for i := 0; i < nb; i++ {
 		if perm[i] >= nb {
 			return false, nil
@@ -211,15 +232,12 @@ func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
 // becomes dot(rhs, lhs), whose result lists the rhs free dims before the
 // lhs ones, and v's permutation is rewritten to give the same array.
 func swapForTransposedWrite(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
-	d := v.Args[0]
-	if d.Op != ir.OpDot || uses[d] != 1 {
+	t, ok := transposedDot(v, uses)
+	if !ok {
 		return false, nil
 	}
-	perm := v.Attrs.Ints("perm")
-	lb, rb, lc, rc := ir.DotDims(d.Attrs)
-	nb := len(lb)
-	nl := len(ir.DotFree(d.Args[0].Type.Rank(), lb, lc))
-	nr := len(perm) - nb - nl
+	d, perm, nb, nl, nr := t.d, t.perm, t.nb, t.nl, t.nr
+	lb, rb, lc, rc := t.lb, t.rb, t.lc, t.rc
 	if _, ok := ir.TransposedDotStrides(d.Type.Shape, nb, nl, perm); ok {
 		return false, nil
 	}
