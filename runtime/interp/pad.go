@@ -11,7 +11,7 @@ func pad(x *Tensor, low, interior []int, t ir.Type) *Tensor {
 	if x.Len() == 0 {
 		return out
 	}
-	ost := rowMajorStrides(t.Shape)
+	ost := ir.RowMajorStrides(t.Shape)
 	base := 0
 	st := make([]int, len(ost))
 	for i := range ost {
@@ -29,18 +29,5 @@ func pad(x *Tensor, low, interior []int, t ir.Type) *Tensor {
 // scatterStrided is copyStrided's mirror: it stores src, a row-major array
 // of shape, at dst[base + Σ idx[k]*strides[k]] for each multi-index idx.
 func scatterStrided[E any](dst, src []E, shape ir.Shape, base int, strides []int) {
-	idx := make([]int, len(shape))
-	off := base
-	for i := range src {
-		dst[off] = src[i]
-		for k := len(shape) - 1; k >= 0; k-- {
-			idx[k]++
-			off += strides[k]
-			if idx[k] < shape[k] {
-				break
-			}
-			off -= strides[k] * shape[k]
-			idx[k] = 0
-		}
-	}
+	moveStrided(dst, src, shape, base, strides, false)
 }

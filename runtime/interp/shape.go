@@ -4,24 +4,26 @@ import (
 	"xlc/ir"
 )
 
-// rowMajorStrides returns the element strides of a row-major array of shape s.
-func rowMajorStrides(s ir.Shape) []int {
-	st := make([]int, len(s))
-	n := 1
-	for i := len(s) - 1; i >= 0; i-- {
-		st[i] = n
-		n *= s[i]
-	}
-	return st
-}
-
 // copyStrided fills dst, a row-major array of shape, with
 // src[base + Σ idx[k]*strides[k]] for each multi-index idx.
 func copyStrided[E any](dst, src []E, shape ir.Shape, base int, strides []int) {
+	moveStrided(dst, src, shape, base, strides, true)
+}
+
+// moveStrided walks the multi-indices idx of shape in row-major order, the
+// i-th at offset base + Σ idx[k]*strides[k]: with gather it sets dst[i] from
+// src at that offset (copyStrided), otherwise dst at that offset from src[i]
+// (scatterStrided).
+func moveStrided[E any](dst, src []E, shape ir.Shape, base int, strides []int, gather bool) {
 	idx := make([]int, len(shape))
 	off := base
-	for i := range dst {
-		dst[i] = src[off]
+	n := shape.NumElements()
+	for i := 0; i < n; i++ {
+		if gather {
+			dst[i] = src[off]
+		} else {
+			dst[off] = src[i]
+		}
 		for k := len(shape) - 1; k >= 0; k-- {
 			idx[k]++
 			off += strides[k]
@@ -49,7 +51,7 @@ func strided(x *Tensor, t ir.Type, base int, strides []int) *Tensor {
 // broadcast maps operand dim i to result dim dims[i]; operand dims of size 1
 // are repeated.
 func broadcast(x *Tensor, dims []int, t ir.Type) *Tensor {
-	in := rowMajorStrides(x.Type.Shape)
+	in := ir.RowMajorStrides(x.Type.Shape)
 	st := make([]int, t.Rank())
 	for i, d := range dims {
 		if x.Type.Shape[i] != 1 {
@@ -67,7 +69,7 @@ func reshape(x *Tensor, t ir.Type) *Tensor {
 
 // transpose makes result dim i operand dim perm[i].
 func transpose(x *Tensor, perm []int, t ir.Type) *Tensor {
-	in := rowMajorStrides(x.Type.Shape)
+	in := ir.RowMajorStrides(x.Type.Shape)
 	st := make([]int, len(perm))
 	for i, p := range perm {
 		st[i] = in[p]
@@ -78,7 +80,7 @@ func transpose(x *Tensor, perm []int, t ir.Type) *Tensor {
 // slice takes, along each axis i, the elements start[i], start[i]+stride[i],
 // ... below limit[i]; t already holds the resulting shape.
 func slice(x *Tensor, start, stride []int, t ir.Type) *Tensor {
-	in := rowMajorStrides(x.Type.Shape)
+	in := ir.RowMajorStrides(x.Type.Shape)
 	base := 0
 	st := make([]int, len(in))
 	for i := range in {
