@@ -10,24 +10,16 @@ import (
 	"xlc/ir"
 )
 
-// The Philox4x32 multipliers and Weyl key increments, as runtime/interp.
-const (
-	philoxM0 = 0xD2511F53
-	philoxM1 = 0xCD9E8D57
-	philoxW0 = 0x9E3779B9
-	philoxW1 = 0xBB67AE85
-)
-
 // philox emits Philox4x32-10 of key (k0, k1) and counter c (i32 values).
 func (g *kgen) philox(k0, k1 value.Value, c [4]value.Value) [4]value.Value {
 	b := g.b
 	for r := 0; r < 10; r++ {
 		if r > 0 {
-			k0 = b.NewAdd(k0, i32c(philoxW0))
-			k1 = b.NewAdd(k1, i32c(philoxW1))
+			k0 = b.NewAdd(k0, i32c(ir.PhiloxW0))
+			k1 = b.NewAdd(k1, i32c(ir.PhiloxW1))
 		}
-		p0 := b.NewMul(b.NewZExt(c[0], types.I64), i64c(philoxM0))
-		p1 := b.NewMul(b.NewZExt(c[2], types.I64), i64c(philoxM1))
+		p0 := b.NewMul(b.NewZExt(c[0], types.I64), i64c(ir.PhiloxM0))
+		p1 := b.NewMul(b.NewZExt(c[2], types.I64), i64c(ir.PhiloxM1))
 		hi := func(p value.Value) value.Value { return b.NewTrunc(b.NewLShr(p, i64c(32)), types.I32) }
 		c = [4]value.Value{
 			b.NewXor(b.NewXor(hi(p1), c[1]), k0), b.NewTrunc(p1, types.I32),

@@ -7,14 +7,6 @@ import (
 	"xlc/ir"
 )
 
-// The Philox4x32 multipliers and Weyl key increments (Salmon et al. 2011).
-const (
-	philoxM0 = 0xD2511F53
-	philoxM1 = 0xCD9E8D57
-	philoxW0 = 0x9E3779B9
-	philoxW1 = 0xBB67AE85
-)
-
 // Philox returns the Philox4x32-10 block for key and counter: ten rounds of
 // the counter-based generator of Salmon, Moraes, Dror and Shaw, "Parallel
 // random numbers: as easy as 1, 2, 3" (SC 2011), as in Random123's
@@ -23,11 +15,11 @@ func Philox(key [2]uint32, ctr [4]uint32) [4]uint32 {
 	k0, k1 := key[0], key[1]
 	for r := 0; r < 10; r++ {
 		if r > 0 {
-			k0 += philoxW0
-			k1 += philoxW1
+			k0 += ir.PhiloxW0
+			k1 += ir.PhiloxW1
 		}
-		p0 := uint64(philoxM0) * uint64(ctr[0])
-		p1 := uint64(philoxM1) * uint64(ctr[2])
+		p0 := uint64(ir.PhiloxM0) * uint64(ctr[0])
+		p1 := uint64(ir.PhiloxM1) * uint64(ctr[2])
 		ctr = [4]uint32{
 			uint32(p1>>32) ^ ctr[1] ^ k0, uint32(p1),
 			uint32(p0>>32) ^ ctr[3] ^ k1, uint32(p0),
