@@ -83,7 +83,10 @@ func TestReplay(t *testing.T) {
 				if err := g.Verify(); err != nil {
 					t.Fatalf("%s: %v", golden, err)
 				}
-				args := replayArgs(t, f)
+				args, err := runtime.SampleArgs(f, 1, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
 				got, err := interp.Run(g, args)
 				if err != nil {
 					t.Fatal(err)
@@ -100,25 +103,4 @@ func TestReplay(t *testing.T) {
 			}
 		})
 	}
-}
-
-// replayArgs are fresh parameters and state and random inputs of f.
-func replayArgs(t *testing.T, f *ir.Func) []*interp.Tensor {
-	t.Helper()
-	named, err := runtime.FreshState(f, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := runtime.RandomInputs(f, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range in {
-		named[k] = v
-	}
-	args, err := runtime.Args(f, named)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return args
 }

@@ -132,17 +132,7 @@ func TestFusionKernelsPerPattern(t *testing.T) {
 // initialised weights and state, random inputs.
 func gptArgs(t testing.TB, f *ir.Func) []*interp.Tensor {
 	t.Helper()
-	named := map[string]*interp.Tensor{}
-	for _, init := range []func(*ir.Func, uint64) (map[string]*interp.Tensor, error){runtime.InitParams, runtime.InitState, runtime.RandomInputs} {
-		m, err := init(f, 7)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range m {
-			named[k] = v
-		}
-	}
-	args, err := runtime.Args(f, named)
+	args, err := runtime.SampleArgs(f, 7, 7)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,3 +205,21 @@ func Args(f *ir.Func, named map[string]*interp.Tensor) ([]*interp.Tensor, error)
 	}
 	return args, nil
 }
+
+// SampleArgs returns arguments for every parameter of f, in order: its
+// parameters and state as a fresh run starts them from paramSeed
+// (FreshState) and its inputs drawn from inputSeed (RandomInputs).
+func SampleArgs(f *ir.Func, paramSeed, inputSeed uint64) ([]*interp.Tensor, error) {
+	named, err := FreshState(f, paramSeed)
+	if err != nil {
+		return nil, err
+	}
+	in, err := RandomInputs(f, inputSeed)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range in {
+		named[k] = v
+	}
+	return Args(f, named)
+}

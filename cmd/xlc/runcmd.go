@@ -30,18 +30,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := passes.Run(f, passes.Options{}); err != nil {
 		return fmt.Errorf("xlc run: %v", err)
 	}
-	named, err := runtime.InitParams(f, *seed)
-	if err != nil {
-		return fmt.Errorf("xlc run: %v", err)
-	}
-	inputs, err := runtime.RandomInputs(f, *seed)
-	if err != nil {
-		return fmt.Errorf("xlc run: %v", err)
-	}
-	for k, v := range inputs {
-		named[k] = v
-	}
-	argv, err := runtime.Args(f, named)
+	argv, err := runtime.SampleArgs(f, *seed, *seed)
 	if err != nil {
 		return fmt.Errorf("xlc run: %v", err)
 	}

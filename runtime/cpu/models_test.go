@@ -48,18 +48,7 @@ func TestModelForward(t *testing.T) {
 	} {
 		t.Run(c.model, func(t *testing.T) {
 			f := forward(t, c.model, c.defines)
-			named, err := runtime.InitParams(f, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in, err := runtime.RandomInputs(f, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range in {
-				named[k] = v
-			}
-			args, err := runtime.Args(f, named)
+			args, err := runtime.SampleArgs(f, 1, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
