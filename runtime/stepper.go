@@ -55,28 +55,17 @@ func (s *Stepper) Step(d *Dataset, seed uint64, n int64) (map[string]float64, er
 	if err != nil {
 		return nil, err
 	}
+	for k, v := range s.state {
+		named[k] = v // a kept tensor is stale while held; RunKept does not read it
+	}
+	args, err := Args(s.step, named)
+	if err != nil {
+		return nil, err
+	}
 	var out []*interp.Tensor
 	if s.held {
-		args := make([]*interp.Tensor, len(s.step.Params))
-		for i, p := range s.step.Params {
-			if !s.keep[i] {
-				if args[i] = named[p.Name]; args[i] == nil {
-					args[i] = s.state[p.Name]
-				}
-				if args[i] == nil {
-					return nil, fmt.Errorf("no value for parameter %%%s", p.Name)
-				}
-			}
-		}
 		out, err = s.exe.(Resident).RunKept(args, s.keep)
 	} else {
-		for k, v := range s.state {
-			named[k] = v
-		}
-		args, aerr := Args(s.step, named)
-		if aerr != nil {
-			return nil, aerr
-		}
 		out, err = s.exe.Run(args)
 	}
 	if err != nil {
