@@ -72,7 +72,6 @@ type fuser struct {
 	users  [][]*ir.Value // by ID: the distinct instructions using the value
 	result []bool        // by ID: the value is a result of f
 	kernel []*kernel     // by ID: the kernel an instruction belongs to (copies of cheap ones excluded)
-	copied []bool        // by ID: a cheap instruction copied into a kernel
 	copies [][]*kernel   // by ID: the kernels a cheap instruction is copied into
 	needed []bool        // by ID, for cheap instructions: the original stays in f
 	cheap  []cheapness   // by ID
@@ -88,7 +87,6 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 		users:  make([][]*ir.Value, n),
 		result: make([]bool, n),
 		kernel: make([]*kernel, n),
-		copied: make([]bool, n),
 		copies: make([][]*kernel, n),
 		needed: make([]bool, n),
 		cheap:  make([]cheapness, n),
@@ -188,7 +186,7 @@ func (z *fuser) rewrite() (bool, error) {
 			}
 			repl[v.ID] = fv
 			body = append(body, fv)
-		case z.copied[v.ID] && !z.needed[v.ID]:
+		case len(z.copies[v.ID]) > 0 && !z.needed[v.ID]:
 			changed = true // copied into every kernel that uses it
 		default:
 			for i, a := range v.Args {

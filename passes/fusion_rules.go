@@ -500,7 +500,7 @@ func (z *fuser) allUsersIn(k *kernel, p *ir.Value) bool {
 		return false
 	}
 	for _, u := range z.users[p.ID] {
-		if !k.members[u] || z.copied[u.ID] {
+		if !k.members[u] || len(z.copies[u.ID]) > 0 {
 			return false
 		}
 	}
@@ -586,7 +586,6 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 		z.kernel[p.ID] = k
 	} else {
 		z.logf("duplicate %s into %s: %s", name(p), into, why)
-		z.copied[p.ID] = true
 		z.copies[p.ID] = append(z.copies[p.ID], k)
 	}
 	k.members[p] = true
