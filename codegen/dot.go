@@ -467,23 +467,13 @@ func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
 	// operands allow.
 	sa, sb, sc := ir.RowMajorStrides(a.Shape), ir.RowMajorStrides(b.Shape), ir.RowMajorStrides(out.Shape)
 	if cst != nil {
-		nb, nm := len(lb), a.Rank()-len(lb)-len(lc)
-		var mdims, ndims []int
-		for d := nb; d < out.Rank(); d++ {
-			if d < nb+nm {
-				mdims = append(mdims, d)
-			} else {
-				ndims = append(ndims, d)
-			}
-		}
-		_, smc, okM := ir.MergeStrided(out.Shape, cst, mdims)
-		_, snc, okN := ir.MergeStrided(out.Shape, cst, ndims)
-		if !okM || !okN || n > 1 && snc != 1 {
+		ldc, ok := ir.DotResultRows(out.Shape, cst, len(lb), a.Rank()-len(lb)-len(lc))
+		if !ok {
 			return DotSpec{}, fmt.Errorf("codegen: dot: the result strides %v of %v are not rows of unit stride", cst, out)
 		}
 		sc = cst
 		if m > 1 {
-			s.LDC = smc
+			s.LDC = ldc
 		}
 	}
 	var dims []DotBatchDim

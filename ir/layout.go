@@ -60,6 +60,16 @@ func TransposedDotStrides(s Shape, nb, nm int, perm []int) ([]int, bool) {
 	for i, p := range perm {
 		st[p] = ost[i]
 	}
+	_, ok := DotResultRows(s, st, nb, nm)
+	return st, ok
+}
+
+// DotResultRows reports whether a dot result of shape s (nb batch dims, nm
+// lhs free dims, then the rhs free dims) whose dims have the strides st is
+// laid out as rows of a matrix: the rhs free dims merge into one run of
+// unit stride and the lhs free dims into one strided run, whose stride (the
+// leading dimension; 0 when the lhs free dims all have size 1) it returns.
+func DotResultRows(s Shape, st []int, nb, nm int) (ld int, ok bool) {
 	var mdims, ndims []int
 	for d := nb; d < len(s); d++ {
 		if d < nb+nm {
@@ -69,6 +79,6 @@ func TransposedDotStrides(s Shape, nb, nm int, perm []int) ([]int, bool) {
 		}
 	}
 	n, sn, okN := MergeStrided(s, st, ndims)
-	_, _, okM := MergeStrided(s, st, mdims)
-	return st, okN && okM && (n == 1 || sn == 1)
+	_, ld, okM := MergeStrided(s, st, mdims)
+	return ld, okN && okM && (n == 1 || sn == 1)
 }
