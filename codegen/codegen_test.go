@@ -117,20 +117,23 @@ func TestCompileKernels(t *testing.T) {
 
 // TestVectorized checks that opt-19 -O3 turns an elementwise f32 kernel
 // into vector code: the assembly llc makes for the host uses ymm or zmm
+// compileText parses src and compiles it for the host.
+func compileText(t *testing.T, src string) *Program {
+	t.Helper()
+	p, err := Compile(parse(t, src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // registers.
 func TestVectorized(t *testing.T) {
 	needTools(t)
-	f, err := ir.ParseFunc(`func @f(%x: f32[64,256], %y: f32[64,256]) -> (r: f32[64,256]) {
+	p := compileText(t, `func @f(%x: f32[64,256], %y: f32[64,256]) -> (r: f32[64,256]) {
   %0 = mul %x, %y : f32[64,256]
   return %0
 }`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	ll, bc, s := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.s")
 	if err := os.WriteFile(ll, []byte(p.LL), 0o644); err != nil {
@@ -155,17 +158,10 @@ func TestVectorized(t *testing.T) {
 func TestBuildCache(t *testing.T) {
 	needTools(t)
 	t.Setenv("XLC_CACHE", t.TempDir())
-	f, err := ir.ParseFunc(`func @f(%x: f32[3]) -> (r: f32[3]) {
+	p := compileText(t, `func @f(%x: f32[3]) -> (r: f32[3]) {
   %0 = neg %x : f32[3]
   return %0
 }`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	so, err := Build(p.LL)
 	if err != nil {
 		t.Fatal(err)

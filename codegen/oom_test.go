@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"xlc/codegen/internal/dlopen"
-	"xlc/ir"
 )
 
 // TestScatterAddOutOfMemory checks that a scatter_add kernel whose
@@ -20,17 +19,10 @@ func TestScatterAddOutOfMemory(t *testing.T) {
 	if os.Getenv("XLC_OOM_CHILD") == "" {
 		t.Setenv("XLC_CACHE", t.TempDir())
 	}
-	f, err := ir.ParseFunc(`func @f(%u: f32[4,8], %i: i32[4]) -> (r: f32[16,8]) {
+	p := compileText(t, `func @f(%u: f32[4,8], %i: i32[4]) -> (r: f32[16,8]) {
   %0 = scatter_add %u, %i {axis=0} : f32[16,8]
   return %0
 }`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	so, err := Build(p.LL)
 	if err != nil {
 		t.Fatal(err)

@@ -107,14 +107,7 @@ func TestSplitModule(t *testing.T) {
 func TestShardedBuildCache(t *testing.T) {
 	needTools(t)
 	t.Setenv("XLC_CACHE", t.TempDir())
-	f, err := ir.ParseFunc(shardCase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := compileText(t, shardCase)
 	t.Setenv("XLC_BUILD_SHARDS", "3")
 	so, err := Build(p.LL)
 	if err != nil {

@@ -162,10 +162,7 @@ func parse(t *testing.T, src string) *ir.Func {
 func runF32(t *testing.T, src string, xs []float32, results int) [][]float32 {
 	t.Helper()
 	t.Setenv("XLC_CACHE", t.TempDir())
-	p, err := Compile(parse(t, src), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := compileText(t, src)
 	so, err := Build(p.LL)
 	if err != nil {
 		t.Fatal(err)
