@@ -3,7 +3,6 @@ package cpu
 import (
 	"math"
 	"math/rand"
-	"os"
 	"strings"
 	"testing"
 
@@ -21,14 +20,7 @@ import (
 // before the next run refills it.
 func TestBufferPlan(t *testing.T) {
 	needLLVM(t)
-	src, err := os.ReadFile("../../models/gpt.xl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := build.Compile("gpt.xl", src, tinyGPT, build.Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := tinyGPTModel(t, build.Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
 	sgd, err := ir.ParseFunc(`func @sgd(%x: f32[8,16] {role=input}, %w: f32[8,16] {role=param}, %m: f32[8,16] {role=state}) -> (loss: f32[], w: f32[8,16], m: f32[8,16], y: f32[8,16]) {
   %0 = mul %x, %w : f32[8,16]
   %1 = reduce_sum %0 {axes=[0,1]} : f32[]

@@ -17,6 +17,21 @@ import (
 // tinyGPT is the small GPT configuration of the model tests.
 var tinyGPT = []parser.Define{{Key: "layers", Value: "1"}, {Key: "d", Value: "16"}, {Key: "heads", Value: "2"}, {Key: "seq", Value: "8"}, {Key: "batch", Value: "2"}}
 
+// tinyGPTModel compiles models/gpt.xl in the tinyGPT configuration.
+func tinyGPTModel(t testing.TB, opt build.Options) *build.Model {
+	t.Helper()
+	path := "../../models/gpt.xl"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := build.Compile(path, src, tinyGPT, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func forward(t *testing.T, model string, defines []parser.Define) *ir.Func {
 	t.Helper()
 	path := "../../models/" + model + ".xl"
@@ -69,16 +84,7 @@ func TestModelForward(t *testing.T) {
 // state back: the losses agree within 1e-4 relative at every step.
 func TestTrainStep(t *testing.T) {
 	needLLVM(t)
-	path := "../../models/gpt.xl"
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := build.Compile(path, src, tinyGPT, build.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := m.Step
+	f := tinyGPTModel(t, build.Options{}).Step
 	start := time.Now()
 	x := load(t, f)
 	t.Logf("train step: %d instructions, loaded in %v", len(f.Body), time.Since(start))

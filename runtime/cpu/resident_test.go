@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"os"
 	"testing"
 
 	"xlc/build"
@@ -16,16 +15,8 @@ import (
 // bit for bit the same.
 func TestResidentState(t *testing.T) {
 	needLLVM(t)
-	path := "../../models/gpt.xl"
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := build.Compile(path, src, tinyGPT, build.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := m.Step
+	f := tinyGPTModel(t, build.Options{}).Step
+	var err error
 	var exes [2]*Executable
 	var states [2]map[string]*interp.Tensor
 	var steppers [2]*runtime.Stepper
