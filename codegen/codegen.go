@@ -159,6 +159,9 @@ type Program struct {
 	Aliases []Alias
 	// Warnings are one line per kernel lowered as LowerRecompute.
 	Warnings []string
+	// Plan is passes.PlanBuffers(f), the layout the kernels assume (see
+	// Kernel.InPlace); the runtime lays its buffers out by it.
+	Plan *passes.BufferPlan
 }
 
 // Compile lowers every instruction of f to a kernel. f must verify.
@@ -175,12 +178,13 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 			return nil, err
 		}
 	}
-	inPlace, err := inPlaceOperands(f)
+	plan, err := passes.PlanBuffers(f)
 	if err != nil {
 		return nil, fmt.Errorf("codegen: @%s: %v", f.Name, err)
 	}
+	inPlace := inPlaceOperands(f, plan)
 	mod := newModule(cpu)
-	p = &Program{CPU: cpu}
+	p = &Program{CPU: cpu, Plan: plan}
 	seen := map[[sha256.Size]byte]Kernel{}
 	for i, v := range f.Body {
 		if isNoop(v) {
@@ -213,13 +217,9 @@ func isNoop(v *ir.Value) bool {
 }
 
 // inPlaceOperands returns, per instruction index, the indexes of the
-// operands that passes.PlanBuffers(f) places in the instruction's own
+// operands that plan (passes.PlanBuffers(f)) places in the instruction's own
 // result buffer (donation in place); nil for the others.
-func inPlaceOperands(f *ir.Func) (map[int][]int, error) {
-	plan, err := passes.PlanBuffers(f)
-	if err != nil {
-		return nil, err
-	}
+func inPlaceOperands(f *ir.Func, plan *passes.BufferPlan) map[int][]int {
 	index := make(map[*ir.Value]int, len(f.Body))
 	for i, v := range f.Body {
 		index[v] = i
@@ -250,7 +250,7 @@ func inPlaceOperands(f *ir.Func) (map[int][]int, error) {
 			}
 		}
 	}
-	return res, nil
+	return res
 }
 
 // lowerInstr emits the kernel named sym for the single instruction v, whose

@@ -185,10 +185,7 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 	// Memory follows the buffer plan: one buffer per parameter, then one
 	// arena in which values whose lives are disjoint share bytes; donated
 	// results the plan puts in place live in their parameter's buffer.
-	plan, err := passes.PlanBuffers(f)
-	if err != nil {
-		return nil, fmt.Errorf("cpu: %v", err)
-	}
+	plan := prog.Plan
 	if err := plan.Verify(f); err != nil {
 		return nil, fmt.Errorf("cpu: %v", err)
 	}
