@@ -42,29 +42,46 @@ func (f *Func) Callees() []*Func {
 // Fusion appends a fusion instruction calling callee on args with the given
 // kind; the callee must take args' types and return one value.
 func (b *Builder) Fusion(callee *Func, kind string, args ...*Value) *Value {
-	if b.err != nil {
-		return &Value{Op: OpFusion}
-	}
-	if callee == nil || len(callee.Results) != 1 {
+	if b.err == nil && (callee == nil || len(callee.Results) != 1) {
 		b.Fail("fusion: want a callee with one result")
-		return &Value{Op: OpFusion}
+	}
+	return b.FusionOutputs(callee, kind, args...)[0]
+}
+
+// FusionOutputs appends a fusion instruction calling callee on args with
+// the given kind, followed by an output instruction for each of the
+// callee's results after the first, and returns the callee's results in
+// order: the fusion, then the outputs.
+func (b *Builder) FusionOutputs(callee *Func, kind string, args ...*Value) []*Value {
+	if b.err != nil {
+		return []*Value{{Op: OpFusion}}
+	}
+	if callee == nil || len(callee.Results) == 0 {
+		b.Fail("fusion: want a callee with a result")
+		return []*Value{{Op: OpFusion}}
 	}
 	t := callee.Results[0].Type
 	v := b.Emit(OpFusion, t, Attrs{}.Set("calls", callee.Name).Set("kind", kind), args...)
 	if b.err != nil {
-		return v
+		return []*Value{v}
 	}
 	v.Callee = callee
 	if err := checkCall(v); err != nil {
 		b.err = err
+		return []*Value{v}
 	}
-	return v
+	out := []*Value{v}
+	for i, r := range callee.Results[1:] {
+		out = append(out, b.Emit(OpOutput, r.Type, Attrs{}.Set("index", i+1), v))
+	}
+	return out
 }
 
 // checkCall checks a fusion instruction against its callee: the callee is
-// set and named by calls=, takes the operands' types in order, returns one
-// value of the instruction's type, contains no fusion and fits the kind.
-// It does not verify the callee's body (Func.Verify does).
+// set and named by calls=, takes the operands' types in order, returns at
+// least one value, the first of the instruction's type (the others are its
+// output instructions'), contains no fusion and fits the kind. It does not
+// verify the callee's body (Func.Verify does).
 func checkCall(v *Value) error {
 	c := v.Callee
 	if c == nil {
@@ -81,8 +98,8 @@ func checkCall(v *Value) error {
 			return fmt.Errorf("fusion: operand %d: @%s wants %v, have %v", i, c.Name, c.Params[i].Type, a.Type)
 		}
 	}
-	if len(c.Results) != 1 {
-		return fmt.Errorf("fusion: @%s returns %d values, want 1", c.Name, len(c.Results))
+	if len(c.Results) == 0 {
+		return fmt.Errorf("fusion: @%s returns no value", c.Name)
 	}
 	if !c.Results[0].Type.Equal(v.Type) {
 		return fmt.Errorf("fusion: @%s returns %v, the instruction is %v", c.Name, c.Results[0].Type, v.Type)
@@ -107,4 +124,24 @@ func checkCall(v *Value) error {
 		return fmt.Errorf("fusion: @%s has %d dots, a kind=dot fusion one", c.Name, dots)
 	}
 	return nil
+}
+
+// checkOutputs checks the instructions after the fusion v at body[i]: a
+// fusion whose callee returns n values is followed directly by output
+// instructions of indexes 1 to n-1, in order, each of the type of the
+// callee's result. It returns the index of the first instruction after
+// them.
+func checkOutputs(body []*Value, i int) (int, error) {
+	v := body[i]
+	n := len(v.Callee.Results)
+	for k := 1; k < n; k++ {
+		j := i + k
+		if j >= len(body) || body[j].Op != OpOutput || len(body[j].Args) != 1 || body[j].Args[0] != v || body[j].Attrs.Int("index") != k {
+			return 0, fmt.Errorf("fusion: @%s returns %d values: want output %v {index=%d} next", v.Callee.Name, n, v.Ref(), k)
+		}
+		if t := v.Callee.Results[k].Type; !body[j].Type.Equal(t) {
+			return 0, fmt.Errorf("%v: output %d of @%s is %v, the instruction is %v", body[j].Ref(), k, v.Callee.Name, t, body[j].Type)
+		}
+	}
+	return i + n, nil
 }

@@ -118,3 +118,74 @@ func TestVerifyFusion(t *testing.T) {
 		t.Fatal("the builder accepted an ill-typed fusion")
 	}
 }
+
+const multiSrc = `func @f(%x: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
+  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[2,3]
+  %1 = output %0 {index=1} : f32[2]
+  %2 = output %0 {index=2} : f32[2,3]
+  return %0, %1, %2
+}
+
+func @fused.0(%p0: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
+  %0 = exp %p0 : f32[2,3]
+  %1 = reduce_sum %0 {axes=[1]} : f32[2]
+  %2 = broadcast %1 {dims=[0]} : f32[2,3]
+  %3 = div %0, %2 : f32[2,3]
+  return %3, %1, %0
+}
+`
+
+// TestMultiOutputFusion checks the text of a fusion with several results:
+// it round-trips, and its output instructions must directly follow it, in
+// order, with the callee's result types.
+func TestMultiOutputFusion(t *testing.T) {
+	f, err := ir.ParseFunc(multiSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.String(); got != multiSrc {
+		t.Fatalf("Func.String differs:\n%s", got)
+	}
+	bad := []struct{ name, from, to, want string }{
+		{"missing", "  %2 = output %0 {index=2}", "  %2 = exp %x",
+			"%0: fusion: @fused.0 returns 3 values: want output %0 {index=2} next"},
+		{"order", "{index=1} : f32[2]\n  %2 = output %0 {index=2} : f32[2,3]", "{index=2} : f32[2]\n  %2 = output %0 {index=1} : f32[2,3]",
+			"%0: fusion: @fused.0 returns 3 values: want output %0 {index=1} next"},
+		{"type", "(f32[2,3], f32[2], f32[2,3]) {\n  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[2,3]\n  %1 = output %0 {index=1} : f32[2]",
+			"(f32[2,3], f32[3], f32[2,3]) {\n  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[2,3]\n  %1 = output %0 {index=1} : f32[3]",
+			"%1: output 1 of @fused.0 is f32[2], the instruction is f32[3]"},
+		{"index", "{index=1}", "{index=0}", "want output %0 {index=1} next"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(multiSrc, tc.from, tc.to, 1)
+			g, err := ir.ParseFunc(src)
+			if err == nil {
+				err = g.Verify()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("have %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// An output anywhere but after its fusion.
+	b := ir.NewBuilder("g")
+	x := b.Param("x", ir.T(ir.F32, 2, 3), nil)
+	outs := b.FusionOutputs(f.Body[0].Callee, ir.FusionReduce, x)
+	if err := b.Err(); err != nil || len(outs) != 3 || outs[1].Op != ir.OpOutput {
+		t.Fatalf("FusionOutputs: %v, %d values", err, len(outs))
+	}
+	e := b.Unary(ir.OpExp, x)
+	b.Return(nil, outs[0], outs[1], e)
+	b.F.Body[2], b.F.Body[3] = b.F.Body[3], b.F.Body[2]
+	if err := b.F.Verify(); err == nil || !strings.Contains(err.Error(), "want output %0 {index=2} next") {
+		t.Fatalf("have %v", err)
+	}
+	b.F.Body = append(b.F.Body[:2], b.F.Body[3], b.F.Body[2], b.F.Body[3])
+	if err := b.F.Verify(); err == nil || !strings.Contains(err.Error(), "must directly follow its fusion") {
+		t.Fatalf("have %v", err)
+	}
+}

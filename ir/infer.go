@@ -135,6 +135,13 @@ func Infer(op Op, args []Type, attrs Attrs, declared Type) (Type, error) {
 			return Type{}, fmt.Errorf("fusion: want calls=<function>, kind=loop|reduce|dot and a type, have %s %v", attrs.Format(), declared)
 		}
 		return declared, nil
+	case OpOutput:
+		// The result is the fusion's callee's result index; Func.Verify
+		// checks it and where the instruction stands.
+		if attrs.Int("index") < 1 || declared.DType == Invalid {
+			return Type{}, fmt.Errorf("output: want index=k (k >= 1) and a type, have %s %v", attrs.Format(), declared)
+		}
+		return declared, nil
 	}
 	return Type{}, fmt.Errorf("%v: no type rule", op)
 }

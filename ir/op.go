@@ -72,6 +72,7 @@ const (
 	OpScatterAdd // scatter_add %upd, %idx {axis=k}: the adjoint of gather; result type is the table's
 	OpRng        // rng %key {dist=uniform|normal, stream=n}: counter-based random numbers
 	OpFusion     // fusion %a, ... {calls=name, kind=loop|reduce|dot}: calls the fused sub-function Value.Callee
+	OpOutput     // output %f {index=k}: result k (k >= 1) of the multi-output fusion %f, which writes it
 
 	numOps
 )
@@ -130,6 +131,7 @@ var opTable = [numOps]opInfo{
 	OpScatterAdd:   {"scatter_add", ClassOther, 2},
 	OpRng:          {"rng", ClassOther, 1},
 	OpFusion:       {"fusion", ClassOther, -1},
+	OpOutput:       {"output", ClassOther, 1},
 }
 
 var opByName = func() map[string]Op {

@@ -8,8 +8,9 @@ import (
 // Verify checks f: every instruction's operands are defined before it (SSA
 // order), its op has the right arity and attributes, and its declared type is
 // the one its type rule gives. A fusion instruction is checked against its
-// callee (operand and result types, one result, no nested fusion, the kind)
-// and each callee is verified once. Errors name the value: "%7: want
+// callee (operand and result types, no nested fusion, the kind), a fusion
+// whose callee returns several values is followed directly by its output
+// instructions, and each callee is verified once. Errors name the value: "%7: want
 // f32[2], have f32[3]".
 func (f *Func) Verify() error {
 	return f.verify(map[*Func]bool{f: true})
@@ -36,7 +37,11 @@ func (f *Func) verify(callees map[*Func]bool) error {
 		defined[p] = true
 	}
 	args := make([]Type, 0, 4)
-	for _, v := range f.Body {
+	outputsEnd := 0 // f.Body[:outputsEnd] holds no output instruction left to check
+	for i, v := range f.Body {
+		if v.Op == OpOutput && i >= outputsEnd {
+			return fmt.Errorf("%v: an output instruction must directly follow its fusion", v.Ref())
+		}
 		if v.IsParam() {
 			return fmt.Errorf("%v: a parameter in the body", v.Ref())
 		}
@@ -69,6 +74,11 @@ func (f *Func) verify(callees map[*Func]bool) error {
 			if err := checkCall(v); err != nil {
 				return fmt.Errorf("%v: %v", v.Ref(), err)
 			}
+			end, err := checkOutputs(f.Body, i)
+			if err != nil {
+				return fmt.Errorf("%v: %v", v.Ref(), err)
+			}
+			outputsEnd = end
 			if !callees[v.Callee] {
 				callees[v.Callee] = true
 				if err := v.Callee.verify(callees); err != nil {

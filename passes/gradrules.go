@@ -99,6 +99,7 @@ var gradRules = map[ir.Op]gradRule{
 	// Fusion runs after autodiff (the pipeline's last pass); Grad refuses a
 	// function that holds a fusion rather than skip it.
 	ir.OpFusion: noGrad,
+	ir.OpOutput: noGrad,
 }
 
 func adOne(v *ir.Value) []*ir.Value { return []*ir.Value{v} }

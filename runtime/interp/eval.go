@@ -41,6 +41,7 @@ func Run(f *ir.Func, args []*Tensor) (res []*Tensor, err error) {
 func exec(f *ir.Func, env map[*ir.Value]*Tensor) ([]*Tensor, error) {
 	last := lastUses(f)
 	in := make([]*Tensor, 0, 4)
+	var outs []*Tensor // the results of the last fusion
 	for i, v := range f.Body {
 		in = in[:0]
 		for _, a := range v.Args {
@@ -48,9 +49,16 @@ func exec(f *ir.Func, env map[*ir.Value]*Tensor) ([]*Tensor, error) {
 		}
 		var out *Tensor
 		var err error
-		if v.Op == ir.OpFusion {
-			out, err = call(v, in)
-		} else {
+		switch v.Op {
+		case ir.OpFusion:
+			outs, err = call(v, in)
+			if err == nil {
+				out = outs[0]
+			}
+		case ir.OpOutput:
+			// Verified: it follows its fusion directly.
+			out = outs[v.Attrs.Int("index")]
+		default:
 			out, err = Eval(v.Op, v.Attrs, v.Type, in)
 		}
 		if err != nil {
@@ -74,18 +82,15 @@ func exec(f *ir.Func, env map[*ir.Value]*Tensor) ([]*Tensor, error) {
 }
 
 // call evaluates the fusion instruction v (verified with its caller) on the
-// operand tensors in.
-func call(v *ir.Value, in []*Tensor) (*Tensor, error) {
+// operand tensors in and returns its callee's results: the fusion's, then
+// those of its output instructions.
+func call(v *ir.Value, in []*Tensor) ([]*Tensor, error) {
 	c := v.Callee
 	env := make(map[*ir.Value]*Tensor, len(c.Params)+len(c.Body))
 	for i, p := range c.Params {
 		env[p] = in[i]
 	}
-	res, err := exec(c, env)
-	if err != nil {
-		return nil, err
-	}
-	return res[0], nil
+	return exec(c, env)
 }
 
 // lastUses maps every value to the index of the last instruction that reads
@@ -169,6 +174,8 @@ func Eval(op ir.Op, attrs ir.Attrs, t ir.Type, args []*Tensor) (*Tensor, error) 
 		return rng(args[0], attrs, t)
 	case ir.OpFusion:
 		return nil, fmt.Errorf("fusion: needs its callee; Run evaluates it")
+	case ir.OpOutput:
+		return nil, fmt.Errorf("output: needs its fusion; Run evaluates it")
 	}
 	return nil, fmt.Errorf("%v: not implemented", op)
 }

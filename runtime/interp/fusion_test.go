@@ -71,3 +71,43 @@ func TestFusion(t *testing.T) {
 		t.Fatal("Eval ran a fusion without its callee")
 	}
 }
+
+// TestMultiOutputFusion runs a fusion with three results (softmax, its row
+// sums and its exponentials) and compares each with the unfused ops.
+func TestMultiOutputFusion(t *testing.T) {
+	fused, err := ir.ParseFunc(`func @f(%x: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
+  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[2,3]
+  %1 = output %0 {index=1} : f32[2]
+  %2 = output %0 {index=2} : f32[2,3]
+  return %0, %1, %2
+}
+
+func @fused.0(%p0: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
+  %0 = exp %p0 : f32[2,3]
+  %1 = reduce_sum %0 {axes=[1]} : f32[2]
+  %2 = broadcast %1 {dims=[0]} : f32[2,3]
+  %3 = div %0, %2 : f32[2,3]
+  return %3, %1, %0
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ten("f32[2,3]", 0.1, -0.2, 0.3, 0.4, -1, 2)
+	got, err := Run(fused, []*Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := make([]float64, 6)
+	for i, v := range x.F {
+		e[i] = f32(math.Exp(v))
+	}
+	s := []float64{f32(e[0] + e[1] + e[2]), f32(e[3] + e[4] + e[5])}
+	sm := make([]float64, 6)
+	for i := range sm {
+		sm[i] = f32(e[i] / s[i/3])
+	}
+	checkTensor(t, "softmax", got[0], ten("f32[2,3]", sm...))
+	checkTensor(t, "sums", got[1], ten("f32[2]", s...))
+	checkTensor(t, "exp", got[2], ten("f32[2,3]", e...))
+}
