@@ -19,7 +19,9 @@ import (
 //     (parameters: from the start) through the last instruction that uses
 //     any member; a class holding a result lives to the end (time
 //     len(f.Body)). A value nobody uses still lives at its own instruction,
-//     which writes it;
+//     which writes it. An output instruction is written by its fusion's
+//     kernel: its class is defined at the fusion's time, so it never shares
+//     bytes with what the fusion reads;
 //   - every parameter has its own buffer (ParamOffset, in a region of
 //     ParamBytes), which the caller fills before each run;
 //   - every other class has an arena offset, 64-byte aligned, chosen best-fit
@@ -96,7 +98,7 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 		case claimed[pi]:
 			d.Why = fmt.Sprintf("%%%s's buffer already holds another result", prm.Name)
 		default:
-			ri := lv.index[root]
+			ri, t := lv.index[root], lv.def[root] // t: when root's kernel runs
 			if q, ok := inParam[ri]; ok {
 				d.Why = fmt.Sprintf("%%%d already goes into %%%s", ri, f.Params[q].Name)
 				break
@@ -109,17 +111,17 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 			switch {
 			case last == n:
 				d.Why = fmt.Sprintf("%%%s is itself (an alias of) a result", prm.Name)
-			case last < ri:
+			case last < t:
 				d.InPlace = true
 				if last < 0 {
 					d.Why = fmt.Sprintf("%%%s is not used", prm.Name)
 				} else {
-					d.Why = fmt.Sprintf("last use of %%%s at %%%d, before %%%d", prm.Name, last, ri)
+					d.Why = fmt.Sprintf("last use of %%%s at %%%d, before %%%d", prm.Name, last, t)
 				}
-			case last == ri && inPlaceSafe(f.Body[ri], prm, lv):
-				d.InPlace, d.Why = true, fmt.Sprintf("last use of %%%s at %%%d, which reads it elementwise", prm.Name, ri)
-			case last == ri:
-				d.Why = fmt.Sprintf("%%%d reads %%%s at other indices than it writes", ri, prm.Name)
+			case last == t && inPlaceSafe(root, prm, lv):
+				d.InPlace, d.Why = true, fmt.Sprintf("last use of %%%s at %%%d, which reads it elementwise", prm.Name, t)
+			case last == t:
+				d.Why = fmt.Sprintf("%%%d reads %%%s at other indices than it writes", t, prm.Name)
 			default:
 				d.Why = fmt.Sprintf("%%%s is used at %%%d, after %%%d", prm.Name, last, ri)
 			}
@@ -138,9 +140,12 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 	expire := make([][]int, n+1) // by last use: roots whose class dies there
 	var fl freeList
 	cur := 0
+	released := 0 // times whose dead classes are released
 	for i, v := range f.Body {
-		if i > 0 {
-			for _, j := range expire[i-1] {
+		// An output is written at its fusion's time: what dies there is
+		// released only after every output of the fusion has its place.
+		for ; released < i && v.Op != ir.OpOutput; released++ {
+			for _, j := range expire[released] {
 				fl.release(p.Loc[j].Offset, p.Bytes[j])
 				cur -= p.Bytes[j]
 			}
@@ -318,6 +323,16 @@ func liveness(f *ir.Func) (*live, error) {
 	}
 	for i, v := range f.Body {
 		lv.index[v] = i
+		if v.Op == ir.OpOutput {
+			// Written by its fusion's kernel, at the fusion's time; it
+			// reads nothing.
+			t, ok := lv.index[v.Args[0]]
+			if !ok {
+				return nil, fmt.Errorf("buffers: @%s: %%%d is the output of a value not defined before it", f.Name, i)
+			}
+			lv.root[v], lv.def[v], lv.last[v] = v, t, t
+			continue
+		}
 		for _, a := range v.Args {
 			r, ok := lv.root[a]
 			if !ok {
@@ -342,11 +357,16 @@ func liveness(f *ir.Func) (*live, error) {
 }
 
 // inPlaceSafe reports whether instruction v may write its result over the
-// buffer of parameter prm (whose class v is the last to use): v reads every
-// operand of prm's class only at the index it writes.
+// buffer of parameter prm (whose class v's kernel is the last to use): the
+// kernel reads every operand of prm's class only at the index it writes.
+// For an output instruction, the kernel is its fusion's, which writes all
+// its results at each index of their one shape (a loop fusion).
 func inPlaceSafe(v *ir.Value, prm *ir.Value, lv *live) bool {
 	if v.Type.Shape.NumElements() != prm.Type.Shape.NumElements() || v.Type.DType.Size() != prm.Type.DType.Size() {
 		return false
+	}
+	if v.Op == ir.OpOutput {
+		v = v.Args[0]
 	}
 	var callee *ir.Func
 	switch {
@@ -371,11 +391,13 @@ func inPlaceSafe(v *ir.Value, prm *ir.Value, lv *live) bool {
 }
 
 // elementwiseToRoot reports whether every use of q in c, and of every value
-// computed from it, is elementwise, so c's result reads q only at its own
-// index.
+// computed from it, is elementwise, so each of c's results (all of one
+// shape) reads q only at its own index.
 func elementwiseToRoot(c *ir.Func, q *ir.Value) bool {
-	if len(c.Results) != 1 {
-		return false
+	for _, r := range c.Results {
+		if !r.Type.Shape.Equal(c.Results[0].Type.Shape) {
+			return false
+		}
 	}
 	tainted := map[*ir.Value]bool{q: true}
 	for _, w := range c.Body {

@@ -80,8 +80,8 @@ func (p *BufferPlan) Verify(f *ir.Func) error {
 				return errf("%%%d and %%%d are both in parameter %%%s", j, i, q.Name)
 			}
 			inParam[l.Param] = i
-			last := lv.last[q]
-			if last > i || last == i && !inPlaceSafe(v, q, lv) {
+			last, t := lv.last[q], lv.def[v]
+			if last > t || last == t && !inPlaceSafe(v, q, lv) {
 				return errf("%%%d is written into parameter %%%s, which is still live (last use at %d)", i, q.Name, last)
 			}
 			continue
@@ -116,7 +116,7 @@ func (p *BufferPlan) Verify(f *ir.Func) error {
 	var live treap
 	done := 0 // times whose expiring classes are dropped
 	for _, i := range arena {
-		for ; done < i; done++ {
+		for t := lv.def[f.Body[i]]; done < t; done++ {
 			for _, j := range expire[done] {
 				live.remove(p.Loc[j].Offset)
 			}
