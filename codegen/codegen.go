@@ -15,8 +15,9 @@
 // kernel: instructions whose kernels are structurally identical (kernelKey:
 // op, attributes, types, operand sharing, callee text) share one symbol, so
 // a 20-layer model has as many kernel functions as a 2-layer one. bufs
-// holds the operand
-// buffers in operand order followed by the result buffer, and the call
+// holds the operand buffers in operand order followed by the result
+// buffers (the instruction's and, for a multi-output fusion, those of its
+// output instructions, which get no kernel of their own), and the call
 // computes the part [lo, hi) of the kernel's parallel range [0, Extent).
 // Calls on disjoint parts may run at the same time. The exported function
 // only loads the pointers and calls an internal always-inline body whose
@@ -26,8 +27,9 @@
 // passes.PlanBuffers(f) does (runtime/cpu does, and verifies the plan), in
 // which a donated result may be written into the buffer of a parameter the
 // same instruction reads (an elementwise op or loop fusion reading it at
-// the index it writes). Such an operand's bufs slot then holds the result's
-// address, and noalias on two pointers to the same bytes, one of them
+// the index it writes; every result of a loop fusion is computed at an
+// index before any is stored). Such an operand's bufs slot then holds the
+// result's address, and noalias on two pointers to the same bytes, one of them
 // written, is undefined behaviour. So the body reads an in-place operand
 // through the result pointer: its own parameter is left unused and not
 // noalias, the result pointer stays noalias (no other pointer reaches those
@@ -93,6 +95,12 @@
 //   - otherwise the root decides: a reduce or dot root loops over the
 //     result elements, anything else as an elemental kernel.
 //
+// A multi-output fusion's results are written by one of these loops: a loop
+// fusion's (all of one shape) by the elemental loop, a row kernel's per row
+// (those with one value per row) or per element of the rows, and sums over
+// the same leading axes of one shape by one column-sum loop that computes
+// their operands once.
+//
 // reshape and stop_gradient are no-ops: they get no kernel, and the
 // Program's Aliases tell the runtime to share the operand's buffer.
 package codegen
@@ -100,6 +108,7 @@ package codegen
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,19 +134,22 @@ type Kernel struct {
 	// Extent is the size of the parallel range [0, Extent).
 	Extent int64
 	// Args are the operands whose buffers come first in bufs, in order; the
-	// result buffer (f.Body[Instr]) follows them.
-	Args []*ir.Value
+	// result buffers follow them: Results, f.Body[Instr] and, for a
+	// multi-output fusion, its output instructions.
+	Args    []*ir.Value
+	Results []*ir.Value
 	// Cost estimates the scalar operations per unit of the range, for
 	// deciding how to split it.
 	Cost int64
 	// Lowering is how the kernel computes its instruction (LowerRows,
 	// LowerFastDot, ...), for profiles.
 	Lowering string
-	// InPlace are the indexes in Args of the operands that share the
+	// InPlace maps the index in Args of each operand that shares a
 	// result's buffer in passes.PlanBuffers(f)'s plan (a donated result
-	// written in place): the kernel reads them through the result pointer,
-	// so the runtime must pass the same address for them and the result.
-	InPlace []int
+	// written in place) to that result's index in Results: the kernel reads
+	// it through the result pointer, so the runtime must pass the same
+	// address for both.
+	InPlace map[int]int
 }
 
 // Alias says that instruction Instr is a no-op whose result shares the
@@ -191,10 +203,17 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 			p.Aliases = append(p.Aliases, Alias{Instr: i, Of: v.Args[0]})
 			continue
 		}
+		if v.Op == ir.OpOutput {
+			continue // written by its fusion's kernel
+		}
+		results := []*ir.Value{v}
+		if v.Op == ir.OpFusion {
+			results = f.Body[i : i+len(v.Callee.Results)]
+		}
 		key := kernelKey(v, inPlace[i])
 		k, ok := seen[key]
 		if !ok {
-			k, err = mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v, inPlace[i])
+			k, err = mod.lowerInstr(fmt.Sprintf("xlc_k%d", i), v, results, inPlace[i])
 			if err != nil {
 				return nil, fmt.Errorf("codegen: @%s: %%%d = %v: %v", f.Name, i, v.Op, err)
 			}
@@ -203,7 +222,7 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("@%s: %%%d = %s: the reductions inside are recomputed for every result element (no row plan); the step is much slower than it should be", f.Name, i, Describe(v)))
 			}
 		}
-		k.Instr, k.Args = i, v.Args
+		k.Instr, k.Args, k.Results = i, v.Args, results
 		p.Kernels = append(p.Kernels, k)
 	}
 	p.LL = mod.String()
@@ -216,10 +235,11 @@ func isNoop(v *ir.Value) bool {
 	return v.Op == ir.OpReshape || v.Op == ir.OpStopGradient
 }
 
-// inPlaceOperands returns, per instruction index, the indexes of the
-// operands that plan (passes.PlanBuffers(f)) places in the instruction's own
-// result buffer (donation in place); nil for the others.
-func inPlaceOperands(f *ir.Func, plan *passes.BufferPlan) map[int][]int {
+// inPlaceOperands returns, per instruction index, the operands that plan
+// (passes.PlanBuffers(f)) places in one of the kernel's own result buffers
+// (donation in place): operand index → result index (0: the instruction's,
+// k: its output k's); nil for the others.
+func inPlaceOperands(f *ir.Func, plan *passes.BufferPlan) map[int]map[int]int {
 	index := make(map[*ir.Value]int, len(f.Body))
 	for i, v := range f.Body {
 		index[v] = i
@@ -238,24 +258,37 @@ func inPlaceOperands(f *ir.Func, plan *passes.BufferPlan) map[int][]int {
 		}
 		return -1
 	}
-	res := map[int][]int{}
+	res := map[int]map[int]int{}
 	for i, v := range f.Body {
-		dst := plan.Loc[i].Param
-		if dst < 0 || isNoop(v) {
+		if isNoop(v) || v.Op == ir.OpOutput {
 			continue
 		}
-		for j, a := range v.Args {
-			if param(a) == dst {
-				res[i] = append(res[i], j)
+		n := 1
+		if v.Op == ir.OpFusion {
+			n = len(v.Callee.Results)
+		}
+		for k := range n {
+			dst := plan.Loc[i+k].Param
+			if dst < 0 {
+				continue
+			}
+			for j, a := range v.Args {
+				if param(a) == dst {
+					if res[i] == nil {
+						res[i] = map[int]int{}
+					}
+					res[i][j] = k
+				}
 			}
 		}
 	}
 	return res
 }
 
-// lowerInstr emits the kernel named sym for the single instruction v, whose
-// operands inPlace share its result buffer.
-func (m *module) lowerInstr(sym string, v *ir.Value, inPlace []int) (k Kernel, err error) {
+// lowerInstr emits the kernel named sym for the single instruction v with
+// result buffers for results (v and its outputs), whose operands inPlace
+// share a result's buffer.
+func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlace map[int]int) (k Kernel, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ce, ok := r.(codegenError)
@@ -265,11 +298,12 @@ func (m *module) lowerInstr(sym string, v *ir.Value, inPlace []int) (k Kernel, e
 			err = ce
 		}
 	}()
-	g := m.newKernel(sym, v.Args, v, inPlace)
+	g := m.newKernel(sym, v.Args, results, inPlace)
 	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace}
 	root := v
 	body := []*ir.Value{v}
 	var rows *rowPlan
+	columns := false
 	if v.Op == ir.OpFusion {
 		// The callee's parameters are the kernel's operand buffers; its
 		// instructions are computed inside the kernel.
@@ -278,16 +312,29 @@ func (m *module) lowerInstr(sym string, v *ir.Value, inPlace []int) (k Kernel, e
 			g.ptrs[p] = g.ptrs[v.Args[i]]
 		}
 		root = c.Results[0]
+		g.results = c.Results
 		body = c.Body
 		rows = planRows(c)
-		if rows != nil && len(rows.row) == 1 && rows.row[0] == root && leadingAxes(root) {
-			// A sum over leading axes of elementwise values (a layer-norm
-			// gain's gradient): the column sum reads contiguously.
-			rows = nil
+		if rows != nil && len(rows.row) == len(c.Results) && !slices.ContainsFunc(c.Results, func(r *ir.Value) bool {
+			return !leadingAxes(r) || !slices.Contains(rows.row, r)
+		}) {
+			// Sums over leading axes of elementwise values (a layer-norm
+			// gain's and bias's gradients): the column sum reads
+			// contiguously.
+			rows, columns = nil, true
 		}
 	}
-	fd := g.planFastDot(body, root)
+	multi := len(g.results) > 1
+	var fd *fastDot
+	if !multi {
+		fd = g.planFastDot(body, root)
+	}
 	switch {
+	case multi && columns:
+		k.Extent, k.Cost = g.emitColumnSums(g.results)
+		k.Lowering = LowerReduce
+	case multi && rows == nil && v.Attrs.String("kind") != ir.FusionLoop:
+		fail("a %s fusion with %d results has no row plan", v.Attrs.String("kind"), len(g.results))
 	case fd != nil:
 		k.Extent, k.Cost = g.emitFastDot(fd)
 		k.Lowering = LowerFastDot
@@ -461,7 +508,7 @@ func fusionCost(c *ir.Func) int64 {
 // and for a fusion the callee's text without its name (the fusion pass
 // names parameters by position, p0, p1, ...). Kernels with equal keys have the same code, so one
 // symbol serves them all.
-func kernelKey(v *ir.Value, inPlace []int) [sha256.Size]byte {
+func kernelKey(v *ir.Value, inPlace map[int]int) [sha256.Size]byte {
 	var b strings.Builder
 	b.WriteString(v.Op.String())
 	if len(inPlace) > 0 {

@@ -223,8 +223,8 @@ func TestInPlaceNoAlias(t *testing.T) {
 		t.Fatalf("%d kernels, want 2", len(p.Kernels))
 	}
 	k0, k1 := p.Kernels[0], p.Kernels[1]
-	if fmt.Sprint(k0.InPlace) != "[0]" || len(k1.InPlace) != 0 {
-		t.Errorf("InPlace = %v and %v, want [0] and []", k0.InPlace, k1.InPlace)
+	if fmt.Sprint(k0.InPlace) != "map[0:0]" || len(k1.InPlace) != 0 {
+		t.Errorf("InPlace = %v and %v, want map[0:0] and map[]", k0.InPlace, k1.InPlace)
 	}
 	if k0.Symbol == k1.Symbol {
 		t.Errorf("the in-place kernel shares symbol %s with the one writing its own buffer", k0.Symbol)

@@ -279,20 +279,25 @@ func (g *kgen) elemGather(v *ir.Value, ix *index) value.Value {
 	return g.elem(table, atDims(table.Type.Shape, td))
 }
 
-// emitElemental emits the loop of an elemental kernel: the parallel range is
-// the flattened result; a call walks its part one row (last dimension) at a
-// time with a contiguous inner loop.
+// emitElemental emits the loop of an elemental kernel computing v, the
+// first of the kernel's results (the others, a loop fusion's outputs, have
+// its shape): the parallel range is the flattened result; a call walks its
+// part one row (last dimension) at a time with a contiguous inner loop.
 func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
 	s := v.Type.Shape
 	n := int64(s.NumElements())
-	d := v.Type.DType
 	cost = 1 + int64(len(v.Args))
+	for _, r := range g.results {
+		if !r.Type.Shape.Equal(s) {
+			fail("a loop kernel's results have shapes %v and %v", s, r.Type.Shape)
+		}
+	}
 	if n == 0 {
 		return 0, cost
 	}
 	if len(s) == 0 {
 		g.ifThen("scalar", g.b.NewICmp(enum.IPredSLT, g.lo, g.hi), func() {
-			g.storeAt(d, g.elem(v, atDims(s, nil)), g.out, i64c(0))
+			g.storeResults(atDims(s, nil), i64c(0))
 		})
 		return 1, cost
 	}
@@ -313,11 +318,25 @@ func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
 	g.forLoop("col", j0, j1, func(j value.Value) {
 		dims := append(append([]value.Value{}, outer...), j)
 		ix := &index{shape: s, dims: dims, lin: g.b.NewAdd(base, j)}
-		g.storeAt(d, g.elem(v, ix), g.out, ix.lin)
+		g.storeResults(ix, ix.lin)
 	})
 	next := g.b.NewAdd(base, j1)
 	g.b.NewBr(head)
 	i.Incs = append(i.Incs, llir.NewIncoming(next, g.b))
 	g.b = exit
 	return n, cost
+}
+
+// storeResults computes every result of the kernel at ix (their shape) and
+// then stores each at the linear index at: all loads come before the
+// stores, so an operand read through a result's pointer (in place) is read
+// before it is overwritten.
+func (g *kgen) storeResults(ix *index, at value.Value) {
+	vals := make([]value.Value, len(g.results))
+	for k, r := range g.results {
+		vals[k] = g.elem(r, ix)
+	}
+	for k, r := range g.results {
+		g.storeAt(r.Type.DType, vals[k], g.outs[k], at)
+	}
 }

@@ -111,31 +111,37 @@ type kgen struct {
 
 	// ptrs maps each value read from a buffer to its body parameter.
 	ptrs map[*ir.Value]value.Value
-	out  value.Value
-	res  *ir.Value
-	lo   value.Value
-	hi   value.Value
+	out  value.Value // outs[0]
+	res  *ir.Value   // the instruction
+	// outs are the result pointers: the instruction's, then its outputs'
+	// (a multi-output fusion); results are the values they receive (the
+	// callee's results for a fusion, else the instruction).
+	outs    []value.Value
+	results []*ir.Value
+	lo      value.Value
+	hi      value.Value
 
 	cache map[elemKey]value.Value
 	// rowVals are the current row's values in a row kernel (rows.go).
 	rowVals map[*ir.Value]value.Value
 }
 
-// newKernel declares kernel sym reading args and writing res: the exported
-// wrapper and the internal body, whose code the emitters then append. The
-// operands at indexes inPlace share res's buffer (codegen.go, "In place"):
-// the body reads them through out, and their own parameters, unused, are
-// not noalias.
-func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value, inPlace []int) *kgen {
-	g := &kgen{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res, cache: map[elemKey]value.Value{}}
-	shared := map[*ir.Value]bool{}
-	for _, j := range inPlace {
-		shared[args[j]] = true
+// newKernel declares kernel sym reading args and writing res (the
+// instruction's result and, for a multi-output fusion, its outputs'): the
+// exported wrapper and the internal body, whose code the emitters then
+// append. inPlace[j] is the index in res of the result whose buffer the
+// operand j shares (codegen.go, "In place"): the body reads it through that
+// result's pointer, and its own parameter, unused, is not noalias.
+func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int) *kgen {
+	g := &kgen{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res[0], results: res[:1], cache: map[elemKey]value.Value{}}
+	shared := map[*ir.Value]int{}
+	for j, r := range inPlace {
+		shared[args[j]] = r
 	}
 	var params []*llir.Param
 	for i, a := range args {
 		p := llir.NewParam(fmt.Sprintf("a%d", i), types.NewPointer(storageType(a.Type.DType)))
-		if !shared[a] {
+		if _, ok := shared[a]; !ok {
 			p.Attrs = append(p.Attrs, enum.ParamAttrNoAlias)
 			if _, ok := g.ptrs[a]; !ok {
 				g.ptrs[a] = p
@@ -143,11 +149,19 @@ func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value, inPlace 
 		}
 		params = append(params, p)
 	}
-	out := llir.NewParam("out", types.NewPointer(storageType(res.Type.DType)))
-	out.Attrs = append(out.Attrs, enum.ParamAttrNoAlias)
+	for k, r := range res {
+		name := "out"
+		if k > 0 {
+			name = fmt.Sprintf("out%d", k)
+		}
+		out := llir.NewParam(name, types.NewPointer(storageType(r.Type.DType)))
+		out.Attrs = append(out.Attrs, enum.ParamAttrNoAlias)
+		params = append(params, out)
+		g.outs = append(g.outs, out)
+	}
 	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
-	params = append(params, out, lo, hi)
-	g.out, g.lo, g.hi = out, lo, hi
+	params = append(params, lo, hi)
+	g.out, g.lo, g.hi = g.outs[0], lo, hi
 	g.body = m.m.NewFunc(sym+"_body", types.Void, params...)
 	g.body.Linkage = enum.LinkageInternal
 	m.kernelAttrs(g.body)
@@ -156,12 +170,13 @@ func (m *module) newKernel(sym string, args []*ir.Value, res *ir.Value, inPlace 
 	g.first = g.newBlock("start")
 	g.b = g.first
 	for _, a := range args {
-		if _, ok := g.ptrs[a]; ok || !shared[a] {
+		k, isShared := shared[a]
+		if _, ok := g.ptrs[a]; ok || !isShared {
 			continue
 		}
-		var p value.Value = out
-		if t := types.NewPointer(storageType(a.Type.DType)); !t.Equal(out.Typ) {
-			p = g.entry.NewBitCast(out, t)
+		p := g.outs[k]
+		if t := types.NewPointer(storageType(a.Type.DType)); !t.Equal(p.Type()) {
+			p = g.entry.NewBitCast(p, t)
 		}
 		g.ptrs[a] = p
 	}

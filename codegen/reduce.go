@@ -194,33 +194,40 @@ const columnTile = 256
 // emitColumnSum emits a float reduce_sum over leading axes (axes
 // [0, 1, ..., r-1], a bias or layer-norm gradient) with the reduced index
 // outside and the result index inside, so that the inner loop reads x
-// contiguously and vectorizes: per tile of up to columnTile result
-// elements, for each reduced index in order, each element's double
-// accumulator adds x. Each element's sum runs over the reduced index in
-// order (the loop vectorizes across elements, not within one sum). It
-// reports false, emitting nothing, for other reductions.
+// contiguously and vectorizes (emitColumnSums). It reports false, emitting
+// nothing, for other reductions.
 func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
-	if v.Op != ir.OpReduceSum || !v.Type.DType.IsFloat() {
+	if !leadingAxes(v) {
 		return 0, 0, false
 	}
+	extent, cost = g.emitColumnSums([]*ir.Value{v})
+	return extent, cost, true
+}
+
+// emitColumnSums emits the float reduce_sums vs over the same leading axes
+// of operands of one shape (leadingAxes; a multi-output fusion's layer-norm
+// gain and bias gradients), writing each to the kernel's result of the same
+// index: per tile of up to columnTile result elements, for each reduced
+// index in order, each element's double accumulators add their operands'
+// values, computed once for all sums. Each element's sum runs over the
+// reduced index in order (the loop vectorizes across elements, not within
+// one sum).
+func (g *kgen) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
+	v := vs[0]
 	axes := v.Attrs.Ints("axes")
-	if len(axes) == 0 {
-		return 0, 0, false
-	}
-	for i, a := range axes {
-		if a != i {
-			return 0, 0, false
+	for _, w := range vs {
+		if !leadingAxes(w) || !slices.Equal(w.Attrs.Ints("axes"), axes) || !w.Args[0].Type.Shape.Equal(v.Args[0].Type.Shape) {
+			fail("column sums over different axes or shapes")
 		}
 	}
-	x := v.Args[0]
+	shape := v.Args[0].Type.Shape
 	n := int64(v.Type.Shape.NumElements())
-	if n < 16 || n == 0 {
-		return 0, 0, false
-	}
-	red := int64(x.Type.Shape.NumElements()) / n
-	d := v.Type.DType
+	red := int64(shape.NumElements()) / n
 	arr := types.NewArray(columnTile, types.Double)
-	acc := g.alloca(arr)
+	accs := make([]value.Value, len(vs))
+	for k := range vs {
+		accs[k] = g.alloca(arr)
+	}
 	first := g.b.NewUDiv(g.lo, i64c(columnTile))
 	last := g.b.NewUDiv(g.b.NewAdd(g.hi, i64c(columnTile-1)), i64c(columnTile))
 	g.forLoop("ctile", first, last, func(t value.Value) {
@@ -228,13 +235,15 @@ func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 		jlo := g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, g.lo, start), g.lo, start)
 		jhi := g.min64(g.hi, g.b.NewAdd(start, i64c(columnTile)))
 		cnt := g.b.NewSub(jhi, jlo)
-		slot := func(j value.Value) value.Value {
-			return g.b.NewGetElementPtr(arr, acc, i64c(0), j)
+		slot := func(k int, j value.Value) value.Value {
+			return g.b.NewGetElementPtr(arr, accs[k], i64c(0), j)
 		}
 		g.forLoop("czero", i64c(0), cnt, func(j value.Value) {
-			g.b.NewStore(zeroAcc(d), slot(j))
+			for k, w := range vs {
+				g.b.NewStore(zeroAcc(w.Type.DType), slot(k, j))
+			}
 		})
-		lead, trail := x.Type.Shape[:len(axes)], x.Type.Shape[len(axes):]
+		lead, trail := shape[:len(axes)], shape[len(axes):]
 		g.forLoop("crow", i64c(0), i64c(red), func(r value.Value) {
 			base := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
 			// The reduced axes' indices come from r, outside the column
@@ -244,17 +253,22 @@ func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 			g.forLoop("ccol", i64c(0), cnt, func(j value.Value) {
 				col := g.b.NewAdd(jlo, j)
 				full := append(slices.Clone(rdims), g.dims(atLinear(trail, col))...)
-				e := g.elem(x, &index{shape: x.Type.Shape, dims: full, lin: g.b.NewAdd(base, j)})
-				p := slot(j)
-				g.b.NewStore(g.accumulate(d, g.b.NewLoad(types.Double, p), e), p)
+				ix := &index{shape: shape, dims: full, lin: g.b.NewAdd(base, j)}
+				for k, w := range vs {
+					e := g.elem(w.Args[0], ix)
+					p := slot(k, j)
+					g.b.NewStore(g.accumulate(w.Type.DType, g.b.NewLoad(types.Double, p), e), p)
+				}
 			})
 		})
 		g.forLoop("cout", i64c(0), cnt, func(j value.Value) {
-			s := g.finishSum(d, g.b.NewLoad(types.Double, slot(j)))
-			g.storeAt(d, s, g.out, g.b.NewAdd(jlo, j))
+			for k, w := range vs {
+				d := w.Type.DType
+				g.storeAt(d, g.finishSum(d, g.b.NewLoad(types.Double, slot(k, j))), g.outs[k], g.b.NewAdd(jlo, j))
+			}
 		})
 	})
-	return n, 1 + red, true
+	return n, 1 + red*int64(len(vs))
 }
 
 // interleave builds a full index from the kept indices and the reduced

@@ -90,8 +90,15 @@ func planRows(c *ir.Func) *rowPlan {
 			return nil
 		}
 	}
-	if p == nil || len(c.Results) != 1 || !dep[c.Results[0]] {
+	if p == nil || !dep[c.Results[0]] {
 		return nil
+	}
+	// A multi-output fusion's other results are stored per row or per
+	// element of the rows.
+	for _, r := range c.Results[1:] {
+		if s := r.Type.Shape; !s.Equal(p.shape) && !slices.Equal(squeeze(s), squeeze(p.rows)) {
+			return nil
+		}
 	}
 	return p
 }
@@ -119,7 +126,10 @@ func (p *rowPlan) keptOf(s ir.Shape, dims []int) []int {
 	return r
 }
 
-// emitRows emits the row kernel of plan p with root root.
+// emitRows emits the row kernel of plan p with root root, the first of the
+// kernel's results: per row, the row values, then the results with one
+// value per row are stored, then one loop over the row's elements computes
+// and stores the results of the rows' shape.
 func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
 	n := int64(p.rows.NumElements())
 	if n == 0 {
@@ -131,7 +141,14 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 		sizes = append(sizes, p.shape[a])
 		r *= int64(p.shape[a])
 	}
-	rootIsRow := slices.Contains(p.row, root)
+	var perRow, perElem []int // indexes in g.results
+	for k, r := range g.results {
+		if slices.Contains(p.row, r) || !r.Type.Shape.Equal(p.shape) {
+			perRow = append(perRow, k)
+		} else {
+			perElem = append(perElem, k)
+		}
+	}
 	g.forLoop("rowk", g.lo, g.hi, func(row value.Value) {
 		rix := atLinear(p.rows, row)
 		g.rowVals = map[*ir.Value]value.Value{}
@@ -147,8 +164,11 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 				g.rowVals[w] = g.elemOp(w, wix)
 			}
 		}
-		if rootIsRow {
-			g.storeAt(g.res.Type.DType, g.rowVals[root], g.out, row)
+		for _, k := range perRow {
+			r := g.results[k]
+			g.storeAt(r.Type.DType, g.elem(r, atLinear(r.Type.Shape, row)), g.outs[k], row)
+		}
+		if len(perElem) == 0 {
 			return
 		}
 		kept := g.dims(rix)
@@ -161,7 +181,14 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 				full[a] = ri[i]
 			}
 			ix := atDims(p.shape, full)
-			g.storeAt(g.res.Type.DType, g.elem(root, ix), g.out, g.linear(ix))
+			vals := make([]value.Value, len(perElem))
+			for i, k := range perElem {
+				vals[i] = g.elem(g.results[k], ix)
+			}
+			at := g.linear(ix)
+			for i, k := range perElem {
+				g.storeAt(g.results[k].Type.DType, vals[i], g.outs[k], at)
+			}
 		})
 	})
 	return n, 1 + int64(instrs)*max(r, 1)

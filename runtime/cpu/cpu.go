@@ -66,7 +66,6 @@ import (
 	"math"
 	"os"
 	goruntime "runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +211,7 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 
 	nptr := 0
 	for _, k := range prog.Kernels {
-		nptr += len(k.Args) + 1
+		nptr += len(k.Args) + len(k.Results)
 	}
 	res.args = C.xlc_alloc(C.size_t(max(1, nptr) * int(unsafe.Sizeof(uintptr(0)))))
 	if res.args == nil {
@@ -230,8 +229,11 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		// The kernel reads an in-place operand through its result pointer and
 		// every other pointer is noalias: the plan must agree exactly.
 		for j, a := range k.Args {
-			if shared := e.bufs[a] == e.bufs[f.Body[k.Instr]]; shared != slices.Contains(k.InPlace, j) {
-				return nil, fmt.Errorf("cpu: @%s: %%%d: operand %d shares the result's buffer: %v in the plan, %v for codegen", f.Name, k.Instr, j, shared, !shared)
+			for r, v := range k.Results {
+				want, ok := k.InPlace[j]
+				if shared := e.bufs[a] == e.bufs[v]; shared != (ok && want == r) {
+					return nil, fmt.Errorf("cpu: @%s: %%%d: operand %d shares the buffer of result %d: %v in the plan, %v for codegen", f.Name, k.Instr, j, r, shared, !shared)
+				}
 			}
 		}
 		kk := kernel{sym: k.Symbol, instr: k.Instr, lowering: k.Lowering, fn: fn, args: &slots[at], extent: k.Extent, cost: k.Cost}
@@ -239,8 +241,10 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 			slots[at] = e.bufs[a]
 			at++
 		}
-		slots[at] = e.bufs[f.Body[k.Instr]]
-		at++
+		for _, v := range k.Results {
+			slots[at] = e.bufs[v]
+			at++
+		}
 		e.kernels = append(e.kernels, kk)
 	}
 	for _, p := range f.Params {

@@ -1,10 +1,14 @@
 package cpu
 
 import (
+	"fmt"
 	"math/rand"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
+	"xlc/codegen"
 	"xlc/ir"
 	"xlc/runtime/interp"
 )
@@ -85,6 +89,71 @@ func @fused.5(%p0: f32[64,48]) -> (f32[64]) {
 }
 `
 
+// multiText has multi-output fusions of each lowering: a loop kernel
+// writing three results, two of them donated in place over the parameters
+// it reads (an optimizer's update); a row kernel writing softmax, its row
+// sums (per row) and its exponentials (per element); layer norm with its
+// mean and reciprocal deviation shaped [64,1]; and two column sums of one
+// operand (a layer norm's gain and bias gradients).
+const multiText = `func @multi(%x: f32[64,48], %g: f32[64,48], %m: f32[64,48] {role=state}, %v: f32[64,48] {role=state}) -> (m: f32[64,48], v: f32[64,48], step: f32[64,48], softmax: f32[64,48], sums: f32[64], exps: f32[64,48], norm: f32[64,48], mean: f32[64,1], rstd: f32[64,1], dgain: f32[48], dbias: f32[48]) {
+  %0 = fusion %m, %g, %v {calls=fused.0, kind=loop} : f32[64,48]
+  %1 = output %0 {index=1} : f32[64,48]
+  %2 = output %0 {index=2} : f32[64,48]
+  %3 = fusion %x {calls=fused.1, kind=reduce} : f32[64,48]
+  %4 = output %3 {index=1} : f32[64]
+  %5 = output %3 {index=2} : f32[64,48]
+  %6 = fusion %x {calls=fused.2, kind=reduce} : f32[64,48]
+  %7 = output %6 {index=1} : f32[64,1]
+  %8 = output %6 {index=2} : f32[64,1]
+  %9 = fusion %g, %x {calls=fused.3, kind=reduce} : f32[48]
+  %10 = output %9 {index=1} : f32[48]
+  return %0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10
+}
+
+func @fused.0(%p0: f32[64,48], %p1: f32[64,48], %p2: f32[64,48]) -> (f32[64,48], f32[64,48], f32[64,48]) {
+  %0 = constant {value=0.9} : f32[64,48]
+  %1 = mul %p0, %0 : f32[64,48]
+  %2 = add %1, %p1 : f32[64,48]
+  %3 = mul %p1, %p1 : f32[64,48]
+  %4 = add %p2, %3 : f32[64,48]
+  %5 = sqrt %4 : f32[64,48]
+  %6 = div %2, %5 : f32[64,48]
+  return %2, %4, %6
+}
+
+func @fused.1(%p0: f32[64,48]) -> (f32[64,48], f32[64], f32[64,48]) {
+  %0 = exp %p0 : f32[64,48]
+  %1 = reduce_sum %0 {axes=[1]} : f32[64]
+  %2 = broadcast %1 {dims=[0]} : f32[64,48]
+  %3 = div %0, %2 : f32[64,48]
+  return %3, %1, %0
+}
+
+func @fused.2(%p0: f32[64,48]) -> (f32[64,48], f32[64,1], f32[64,1]) {
+  %0 = reduce_sum %p0 {axes=[1]} : f32[64]
+  %1 = constant {value=0.020833333333333332} : f32[64]
+  %2 = mul %0, %1 : f32[64]
+  %3 = broadcast %2 {dims=[0]} : f32[64,48]
+  %4 = sub %p0, %3 : f32[64,48]
+  %5 = mul %4, %4 : f32[64,48]
+  %6 = reduce_sum %5 {axes=[1]} : f32[64]
+  %7 = mul %6, %1 : f32[64]
+  %8 = rsqrt %7 : f32[64]
+  %9 = broadcast %8 {dims=[0]} : f32[64,48]
+  %10 = mul %4, %9 : f32[64,48]
+  %11 = reshape %2 : f32[64,1]
+  %12 = reshape %8 : f32[64,1]
+  return %10, %11, %12
+}
+
+func @fused.3(%p0: f32[64,48], %p1: f32[64,48]) -> (f32[48], f32[48]) {
+  %0 = mul %p0, %p1 : f32[64,48]
+  %1 = reduce_sum %0 {axes=[0]} : f32[48]
+  %2 = reduce_sum %p0 {axes=[0]} : f32[48]
+  return %1, %2
+}
+`
+
 // TestFusion runs fusion instructions of every kind (each one kernel)
 // against the interpreter, which evaluates the callees op by op.
 func TestFusion(t *testing.T) {
@@ -93,7 +162,7 @@ func TestFusion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, text := range []string{string(src), fusedText} {
+	for _, text := range []string{string(src), fusedText, multiText} {
 		f, err := ir.ParseFunc(text)
 		if err != nil {
 			t.Fatal(err)
@@ -109,5 +178,33 @@ func TestFusion(t *testing.T) {
 				t.Errorf("@%s: %s: %s", f.Name, f.ResultNames[i], msg)
 			}
 		}
+	}
+}
+
+// TestMultiOutputLowering checks how multiText's kernels are lowered: one
+// kernel per fusion (none for the outputs), the optimizer's loop reading m
+// and v through the result pointers they share, row kernels for softmax and
+// layer norm, and one column-sum kernel for both gradients.
+func TestMultiOutputLowering(t *testing.T) {
+	f, err := ir.ParseFunc(multiText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{CPU: "x86-64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range p.Kernels {
+		got = append(got, fmt.Sprintf("%%%d %s results=%d inplace=%v", k.Instr, k.Lowering, len(k.Results), k.InPlace))
+	}
+	want := []string{
+		"%0 elemental results=3 inplace=map[0:0 2:1]",
+		"%3 rows results=3 inplace=map[]",
+		"%6 rows results=3 inplace=map[]",
+		"%9 reduce results=2 inplace=map[]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("kernels:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
