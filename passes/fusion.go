@@ -3,6 +3,7 @@ package passes
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,13 +43,15 @@ func fusion(f *ir.Func, opt Options) (bool, error) {
 	z.dotEpilogues()
 	z.computeCheap()
 	z.grow()
+	z.siblings()
 	return z.rewrite()
 }
 
-// A kernel is a group of instructions that becomes one fusion: its root is
-// the one value used outside it.
+// A kernel is a group of instructions that becomes one fusion: its root and
+// its outputs (fusion_outputs.go) are the values used outside it.
 type kernel struct {
 	root    *ir.Value
+	outputs []*ir.Value        // the other results, in the order of the fusion's output instructions
 	members map[*ir.Value]bool // the root, the instructions fused into it and the copies of cheap ones
 	dot     *ir.Value          // the dot of a dot kernel
 	reduces bool
@@ -162,6 +165,9 @@ func (z *fuser) rewrite() (bool, error) {
 			if v != k.root {
 				continue // inside the kernel
 			}
+			if err := k.checkOutputs(); err != nil {
+				return false, fmt.Errorf("fusion: @%s: %v", f.Name, err)
+			}
 			callee, inputs := buildCallee(k)
 			key := calleeKey(callee)
 			if c, ok := byKey[key]; ok {
@@ -186,6 +192,11 @@ func (z *fuser) rewrite() (bool, error) {
 			}
 			repl[v.ID] = fv
 			body = append(body, fv)
+			for i, o := range k.outputs {
+				ov := &ir.Value{Op: ir.OpOutput, Args: []*ir.Value{fv}, Type: o.Type, Attrs: ir.Attrs{}.Set("index", i+1)}
+				repl[o.ID] = ov
+				body = append(body, ov)
+			}
 		case len(z.copies[v.ID]) > 0 && !z.needed[v.ID]:
 			changed = true // copied into every kernel that uses it
 		default:
@@ -198,17 +209,79 @@ func (z *fuser) rewrite() (bool, error) {
 	for i, r := range f.Results {
 		f.Results[i] = get(r)
 	}
+	body, err := schedule(body)
+	if err != nil {
+		return false, fmt.Errorf("fusion: @%s: %v", f.Name, err)
+	}
 	f.Body = body
 	f.Renumber()
 	return changed, nil
 }
 
+// schedule orders body so that every instruction comes after its operands,
+// keeping the given order where it already is: an instruction whose
+// operand comes later (a cheap value left in f that reads a kernel's
+// output, written where the kernel's root was) waits until that operand is
+// placed. A fusion's outputs stay right after it.
+func schedule(body []*ir.Value) ([]*ir.Value, error) {
+	inBody := make(map[*ir.Value]bool, len(body))
+	outputs := map[*ir.Value][]*ir.Value{}
+	for _, v := range body {
+		inBody[v] = true
+		if v.Op == ir.OpOutput {
+			outputs[v.Args[0]] = append(outputs[v.Args[0]], v)
+		}
+	}
+	placed := make(map[*ir.Value]bool, len(body))
+	waitsFor := map[*ir.Value][]*ir.Value{} // operand → instructions waiting for it
+	missing := map[*ir.Value]int{}
+	out := make([]*ir.Value, 0, len(body))
+	var place func(v *ir.Value)
+	place = func(v *ir.Value) {
+		done := append([]*ir.Value{v}, outputs[v]...)
+		out = append(out, done...)
+		for _, d := range done {
+			placed[d] = true
+		}
+		for _, d := range done {
+			for _, w := range waitsFor[d] {
+				if missing[w]--; missing[w] == 0 {
+					place(w)
+				}
+			}
+			delete(waitsFor, d)
+		}
+	}
+	for _, v := range body {
+		if v.Op == ir.OpOutput {
+			continue // placed with its fusion
+		}
+		n := 0
+		for i, a := range v.Args {
+			if inBody[a] && !placed[a] && !slices.Contains(v.Args[:i], a) {
+				waitsFor[a] = append(waitsFor[a], v)
+				n++
+			}
+		}
+		if n == 0 {
+			place(v)
+		} else {
+			missing[v] = n
+		}
+	}
+	if len(out) != len(body) {
+		return nil, fmt.Errorf("the kernels depend on each other in a cycle")
+	}
+	return out, nil
+}
+
 // buildCallee makes k's fused function (unnamed): its body is k's members
-// in the post-order of a walk from the root over operands left to right, a
-// canonical order (two kernels that compute the same thing print the same,
-// wherever their constants were defined), its parameters are the values k
-// reads from outside in order of first use, and its result is the root. It
-// returns those values too.
+// in the post-order of walks from the root and then each output over
+// operands left to right, a canonical order (two kernels that compute the
+// same thing print the same, wherever their constants were defined), its
+// parameters are the values k reads from outside in order of first use,
+// and its results are the root and the outputs. It returns those values
+// too.
 func buildCallee(k *kernel) (*ir.Func, []*ir.Value) {
 	var order []*ir.Value
 	done := make(map[*ir.Value]bool, len(k.members))
@@ -216,20 +289,26 @@ func buildCallee(k *kernel) (*ir.Func, []*ir.Value) {
 		v    *ir.Value
 		next int
 	}
-	stack := []frame{{v: k.root}}
-	for len(stack) > 0 {
-		top := &stack[len(stack)-1]
-		if top.next < len(top.v.Args) {
-			a := top.v.Args[top.next]
-			top.next++
-			if k.members[a] && !done[a] {
-				done[a] = true
-				stack = append(stack, frame{v: a})
-			}
-			continue
+	for _, r := range k.results() {
+		if done[r] {
+			continue // a producer of an earlier result
 		}
-		order = append(order, top.v)
-		stack = stack[:len(stack)-1]
+		done[r] = true
+		stack := []frame{{v: r}}
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.next < len(top.v.Args) {
+				a := top.v.Args[top.next]
+				top.next++
+				if k.members[a] && !done[a] {
+					done[a] = true
+					stack = append(stack, frame{v: a})
+				}
+				continue
+			}
+			order = append(order, top.v)
+			stack = stack[:len(stack)-1]
+		}
 	}
 	c := &ir.Func{}
 	val := make(map[*ir.Value]*ir.Value, len(order))
@@ -250,7 +329,9 @@ func buildCallee(k *kernel) (*ir.Func, []*ir.Value) {
 		c.Body = append(c.Body, w)
 		val[m] = w
 	}
-	c.Results = []*ir.Value{val[k.root]}
+	for _, r := range k.results() {
+		c.Results = append(c.Results, val[r])
+	}
 	return c, inputs
 }
 
@@ -266,12 +347,13 @@ func calleeKey(c *ir.Func) string {
 }
 
 // Kernels counts the kernels f runs: its fusions and its other instructions
-// except constants (splats, which a backend folds into their users) and
-// reshapes (a row-major reshape moves no data).
+// except constants (splats, which a backend folds into their users),
+// reshapes (a row-major reshape moves no data) and outputs (written by their
+// fusion's kernel).
 func Kernels(f *ir.Func) int {
 	n := 0
 	for _, v := range f.Body {
-		if v.Op != ir.OpConstant && v.Op != ir.OpReshape {
+		if v.Op != ir.OpConstant && v.Op != ir.OpReshape && v.Op != ir.OpOutput {
 			n++
 		}
 	}

@@ -1,6 +1,7 @@
 package passes
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -195,7 +196,7 @@ func alone(v *ir.Value) string {
 		return "a scatter_add stays its own kernel (it accumulates into its output)"
 	case ir.OpRng:
 		return "an rng stays its own kernel (counter-based draws)"
-	case ir.OpFusion:
+	case ir.OpFusion, ir.OpOutput:
 		return "already fused"
 	}
 	return ""
@@ -426,6 +427,7 @@ func (z *fuser) isNeeded(v *ir.Value) bool {
 func (z *fuser) fill(k *kernel) {
 	var queue, waiting []*ir.Value
 	queued := map[*ir.Value]bool{}
+	whyNot := map[*ir.Value]string{} // why a waiting producer is not an output
 	push := func(m *ir.Value) {
 		for _, a := range m.Args {
 			switch {
@@ -484,12 +486,34 @@ func (z *fuser) fill(k *kernel) {
 			}
 		}
 		waiting = rest
+		if progress {
+			continue
+		}
+		// Then make the others the kernel's outputs where they may be.
+		rest = waiting[:0]
+		for _, p := range waiting {
+			ok, why := z.addOutput(k, p)
+			if ok {
+				push(p)
+				progress = true
+				continue
+			}
+			rest = append(rest, p)
+			if why != "" {
+				whyNot[p] = why
+			}
+		}
+		waiting = rest
 		if !progress {
 			break
 		}
 	}
 	for _, p := range waiting {
-		z.logf("keep %s out of %s: %s", name(p), name(k.root), z.usersText(p))
+		if why := whyNot[p]; why != "" {
+			z.logf("keep %s out of %s: %s (%s)", name(p), name(k.root), z.usersText(p), why)
+		} else {
+			z.logf("keep %s out of %s: %s", name(p), name(k.root), z.usersText(p))
+		}
 	}
 }
 
@@ -555,6 +579,10 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 			z.logf("keep %s out of %s: out of fuel", name(p), into)
 			return kept
 		}
+		if r := k.rows; len(k.outputs) > 0 && !resultsFit(cmp.Or(r, newRows(p)), k.results()) {
+			z.logf("keep %s out of %s: the kernel's outputs are not computed in its loop", name(p), into)
+			return kept
+		}
 		if err := z.addReduction(k, p); err != nil {
 			z.logf("keep %s out of %s: %v", name(p), into, err)
 			return kept
@@ -615,6 +643,19 @@ type rows struct {
 	axes, kept    []int
 }
 
+// newRows is the row structure of a kernel whose first reduction is p.
+func newRows(p *ir.Value) *rows {
+	x, a := p.Args[0], p.Attrs.Ints("axes")
+	r := &rows{first: p, shape: x.Type.Shape, axes: a}
+	for i := range r.shape {
+		if !slices.Contains(a, i) {
+			r.kept = append(r.kept, i)
+			r.rshape = append(r.rshape, r.shape[i])
+		}
+	}
+	return r
+}
+
 // addReduction adds the reduction p to k if k stays a row kernel: all its
 // reductions reduce the same axes of operands of one shape, a reduced value
 // is used only by elementwise ops, reshapes and broadcasts that put it back
@@ -630,13 +671,7 @@ func (z *fuser) addReduction(k *kernel, p *ir.Value) error {
 	a := p.Attrs.Ints("axes")
 	r := k.rows
 	if r == nil {
-		r = &rows{first: p, shape: x.Type.Shape, axes: a}
-		for i := range r.shape {
-			if !slices.Contains(a, i) {
-				r.kept = append(r.kept, i)
-				r.rshape = append(r.rshape, r.shape[i])
-			}
-		}
+		r = newRows(p)
 	} else if !r.shape.Equal(x.Type.Shape) || !slices.Equal(r.axes, a) {
 		return fmt.Errorf("%s reduces axes %v of %v, %s axes %v of %v: not the same rows", name(r.first), ir.Shape(r.axes), r.shape, name(p), ir.Shape(a), x.Type.Shape)
 	}

@@ -1,0 +1,299 @@
+package passes
+
+import (
+	"fmt"
+	"slices"
+
+	"xlc/ir"
+)
+
+// Multi-output fusion. A kernel may write several results: its root and its
+// outputs (kernel.outputs), which become the fusion's output instructions.
+// Two rules make them:
+//
+//   - a producer used outside the kernel too joins it as an output (fill,
+//     after nothing else can join): it is computed once, in the kernel's
+//     loop, instead of in a kernel of its own that writes it for the
+//     kernel to read back (layer norm's mean and deviation, softmax's sums,
+//     the optimizer's moments beside the parameter update);
+//   - siblings, kernels that read the same large value, merge into one
+//     (siblings): the value is read once (a layer norm's gain and bias
+//     gradients, column sums of one operand).
+//
+// Either way the kernel stays where its root is in f: every instruction
+// that reads an output from memory comes after the root (readBefore), so no
+// cycle can form, and rewrite only has to move cheap values left in f that
+// read an output after the fusion (schedule). A kernel's results share one
+// loop: a loop kernel's all have the root's shape; a row kernel's are of
+// the rows' shape or have one value per row (trailing axes reduced), or,
+// over leading axes, all are column sums (see resultsFit).
+
+// maxSiblingScan is how many of the latest kernels reading a value a new
+// reader is compared with, so that a value read by thousands of kernels
+// (a scalar of the optimizer) costs linear time.
+const maxSiblingScan = 4
+
+// readBefore returns an instruction that reads v, which the kernel in is to
+// write, from memory before pos (the position of the fusion that writes
+// it), or nil. An instruction's position is its kernel's root's. Readers
+// are found through cheap values, which are copied into their users'
+// kernels: a member of in reached through members of in only reads v
+// inside the kernel; a cheap value that is a result of f stays in f and
+// reads v itself; any other instruction reads it from memory.
+func (z *fuser) readBefore(in *kernel, v *ir.Value, pos int) *ir.Value {
+	seen := map[*ir.Value]bool{}
+	var walk func(v *ir.Value, inside bool) *ir.Value
+	walk = func(v *ir.Value, inside bool) *ir.Value {
+		for _, u := range z.users[v.ID] {
+			if u.ID > pos || seen[u] {
+				continue // all of u's readers come after pos
+			}
+			seen[u] = true
+			member := in.members[u]
+			switch {
+			case member && !inside:
+				return u // in reads from memory a value computed from v
+			case z.kernel[u.ID] == in:
+			case z.isCheap(u) && !z.result[u.ID]:
+				if r := walk(u, inside && member); r != nil {
+					return r
+				}
+			default:
+				if k := z.kernel[u.ID]; k == nil || k.root.ID < pos {
+					return u
+				}
+			}
+		}
+		return nil
+	}
+	return walk(v, true)
+}
+
+// resultsFit reports whether the values vs can be results of one kernel
+// whose row structure is r (nil: a loop kernel over the shape of vs[0]).
+func resultsFit(r *rows, vs []*ir.Value) bool {
+	for _, v := range vs {
+		s := v.Type.Shape
+		switch {
+		case r == nil:
+			if !s.Equal(vs[0].Type.Shape) {
+				return false
+			}
+		case leadingRows(r):
+			if v.Op != ir.OpReduceSum || !v.Type.DType.IsFloat() || !slices.Equal(v.Attrs.Ints("axes"), r.axes) ||
+				!v.Args[0].Type.Shape.Equal(r.shape) || s.NumElements() < 16 {
+				return false
+			}
+		case trailingAxes(r):
+			if !s.Equal(r.shape) && !slices.Equal(squeeze(s), squeeze(r.rshape)) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// leadingRows reports whether r reduces axes 0..k-1 (column sums).
+func leadingRows(r *rows) bool {
+	for i, a := range r.axes {
+		if a != i {
+			return false
+		}
+	}
+	return len(r.axes) > 0 && len(r.axes) < len(r.shape)
+}
+
+// trailingAxes reports whether r reduces the last axes (contiguous rows).
+func trailingAxes(r *rows) bool {
+	for i, a := range r.axes {
+		if a != len(r.shape)-len(r.axes)+i {
+			return false
+		}
+	}
+	return len(r.axes) > 0
+}
+
+// squeeze is s without its dimensions of size 1.
+func squeeze(s ir.Shape) []int {
+	var r []int
+	for _, n := range s {
+		if n != 1 {
+			r = append(r, n)
+		}
+	}
+	return r
+}
+
+// results are k's results: its root, then its outputs.
+func (k *kernel) results() []*ir.Value {
+	return append([]*ir.Value{k.root}, k.outputs...)
+}
+
+// addOutput makes p, a producer of k that is also used outside it, one of
+// k's results, if it may be: k is not a dot kernel, p is an elementwise,
+// shape or reduce op and not cheap (cheap values are copied instead), every
+// user of p outside k comes after k's root, and the results still share
+// one loop. It logs a decision to fuse and spends fuel; otherwise it
+// returns why not ("" where the rule does not apply).
+func (z *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
+	into := name(k.root)
+	switch {
+	case k.dot != nil || z.kernel[p.ID] != nil || z.isCheap(p) || alone(p) != "":
+		return false, ""
+	case !isLoopOp(p) && !isReduce(p):
+		return false, ""
+	}
+	if u := z.readBefore(k, p, k.root.ID); u != nil {
+		return false, fmt.Sprintf("%s reads it before the kernel", name(u))
+	}
+	r := k.rows
+	if isReduce(p) && r == nil {
+		r = newRows(p)
+	}
+	if !resultsFit(r, append(k.results(), p)) {
+		return false, "as an output it would need another loop"
+	}
+	if z.fuel == 0 {
+		return false, "out of fuel"
+	}
+	if isReduce(p) {
+		if err := z.addReduction(k, p); err != nil {
+			return false, err.Error()
+		}
+		k.reduces = true
+	}
+	z.take()
+	z.logf("fuse %s into %s as an output: %s", name(p), into, z.usersText(p))
+	z.kernel[p.ID] = k
+	k.members[p] = true
+	k.outputs = append(k.outputs, p)
+	return true, ""
+}
+
+// siblings merges kernels that read the same large value (at least as many
+// elements as the kernel's loop covers) into the later one, which takes
+// the earlier one's results as outputs, when they share one loop and every
+// user of the earlier one's results comes after the later one's root.
+func (z *fuser) siblings() {
+	readers := map[*ir.Value][]*kernel{}
+	for _, v := range z.f.Body {
+		k := z.kernel[v.ID]
+		if k == nil || k.root != v || k.dot != nil || alone(v) != "" {
+			continue
+		}
+		for _, x := range z.inputs(k) {
+			if x.Type.Shape.NumElements() < loopSize(k) {
+				continue
+			}
+			rs := readers[x]
+			for i := len(rs) - 1; i >= max(0, len(rs)-maxSiblingScan); i-- {
+				if j := rs[i]; j.root != nil && z.mergeSibling(j, k, x) {
+					rs[i] = &kernel{} // merged away
+				}
+			}
+			readers[x] = append(rs, k)
+		}
+	}
+}
+
+// inputs are the values k reads from memory, in order of first use.
+func (z *fuser) inputs(k *kernel) []*ir.Value {
+	var in []*ir.Value
+	for m := range k.members {
+		for _, a := range m.Args {
+			if !k.members[a] && !slices.Contains(in, a) {
+				in = append(in, a)
+			}
+		}
+	}
+	slices.SortFunc(in, func(a, b *ir.Value) int { return valueOrder(a) - valueOrder(b) })
+	return in
+}
+
+// valueOrder orders parameters before instructions, instructions by ID.
+func valueOrder(v *ir.Value) int {
+	if v.IsParam() {
+		return -1
+	}
+	return v.ID
+}
+
+// loopSize is the number of elements k's loop covers: its rows' shape, or
+// its root's.
+func loopSize(k *kernel) int {
+	if k.rows != nil {
+		return k.rows.shape.NumElements()
+	}
+	return k.root.Type.Shape.NumElements()
+}
+
+// mergeSibling merges the kernel j into the later kernel k, which both
+// read x, if they may share one loop.
+func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
+	if j.reduces != k.reduces || j.dot != nil || alone(j.root) != "" {
+		return false
+	}
+	r := k.rows
+	if r != nil && (j.rows == nil || !j.rows.shape.Equal(r.shape) || !slices.Equal(j.rows.axes, r.axes)) {
+		return false
+	}
+	res := append(k.results(), j.results()...)
+	if !resultsFit(r, res) {
+		return false
+	}
+	for _, v := range j.results() {
+		if z.readBefore(j, v, k.root.ID) != nil {
+			return false // read before k's root, or inside k
+		}
+	}
+	if !z.take() {
+		z.logf("keep %s apart from %s: out of fuel", name(j.root), name(k.root))
+		return false
+	}
+	z.logf("merge %s into %s: siblings reading %s", name(j.root), name(k.root), refOf(x))
+	for m := range j.members {
+		k.members[m] = true
+		if z.kernel[m.ID] == j {
+			z.kernel[m.ID] = k
+			continue
+		}
+		c := z.copies[m.ID]
+		c = slices.DeleteFunc(c, func(h *kernel) bool { return h == j })
+		if !slices.Contains(c, k) {
+			c = append(c, k)
+		}
+		z.copies[m.ID] = c
+	}
+	for m, s := range j.state {
+		if k.state == nil {
+			k.state = map[*ir.Value]rowState{}
+		}
+		k.state[m] = s
+	}
+	k.outputs = append(k.outputs, j.results()...)
+	j.root, j.members, j.outputs = nil, nil, nil
+	return true
+}
+
+// refOf names a value for the log: "%12 (exp)" or "%x".
+func refOf(v *ir.Value) string {
+	if v.IsParam() {
+		return v.Ref()
+	}
+	return name(v)
+}
+
+// checkOutputs is a consistency check of the rules above for one kernel.
+func (k *kernel) checkOutputs() error {
+	for _, o := range k.outputs {
+		if !k.members[o] {
+			return fmt.Errorf("output %s is not in the kernel of %s", name(o), name(k.root))
+		}
+	}
+	if len(k.outputs) > 0 && !resultsFit(k.rows, k.results()) {
+		return fmt.Errorf("the results of the kernel of %s do not share one loop", name(k.root))
+	}
+	return nil
+}
