@@ -180,9 +180,6 @@ func (z *fuser) rewrite() (bool, error) {
 				callee.Name = "fused." + strconv.Itoa(next)
 				next++
 			}
-			for i, a := range inputs {
-				inputs[i] = get(a)
-			}
 			fv := &ir.Value{
 				Op:     ir.OpFusion,
 				Args:   inputs,
@@ -200,10 +197,16 @@ func (z *fuser) rewrite() (bool, error) {
 		case len(z.copies[v.ID]) > 0 && !z.needed[v.ID]:
 			changed = true // copied into every kernel that uses it
 		default:
+			body = append(body, v)
+		}
+	}
+	// Operands are replaced once every kernel has its fusion: a cheap value
+	// left in f may read an output of a later kernel (schedule moves it).
+	for _, v := range body {
+		if v.Op != ir.OpOutput {
 			for i, a := range v.Args {
 				v.Args[i] = get(a)
 			}
-			body = append(body, v)
 		}
 	}
 	for i, r := range f.Results {

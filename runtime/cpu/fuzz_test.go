@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"xlc/ir"
+	"xlc/passes"
 	"xlc/runtime/interp"
 )
 
@@ -223,6 +224,24 @@ func TestRandomGraphs(t *testing.T) {
 		for i := range f.Results {
 			if msg := diff(got[i], want[i], 1e-5); msg != "" {
 				t.Errorf("%s: %s\n%s", f.ResultNames[i], msg, f)
+			}
+		}
+		// The same graphs fused (multi-output kernels included) run on the
+		// cpu as the unfused ones on the interpreter.
+		g, err := ir.ParseFunc(f.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := passes.Run(g, passes.Options{Verify: true, Passes: []string{"fusion"}, FusionFuel: passes.UnlimitedFuel}); err != nil {
+			t.Fatal(err)
+		}
+		fusedGot, err := load(t, g).Run(args)
+		if err != nil {
+			t.Fatalf("cpu, fused: %v", err)
+		}
+		for i := range g.Results {
+			if msg := diff(fusedGot[i], want[i], 1e-5); msg != "" {
+				t.Errorf("fused: %s: %s\n%s", g.ResultNames[i], msg, g)
 			}
 		}
 	}
