@@ -34,9 +34,15 @@ import (
 //     rows) and the reduced values only come back through broadcasts along
 //     the reduced axes (addReduction): softmax and layer norm become one kernel
 //     each, the reduction being the root or not;
+//   - once nothing else can come in, a producer with users outside the
+//     kernel becomes one of its outputs where it may (addOutput,
+//     fusion_outputs.go);
 //   - never a gather, scatter_add or rng (each stays its own kernel and
-//     reads its operands from memory), a dot into a non-epilogue, a
-//     reduction into a dot kernel, or a value with users outside the kernel.
+//     reads its operands from memory), a dot into a non-epilogue, or a
+//     reduction into a dot kernel.
+//
+// Siblings (siblings, fusion_outputs.go, after grow): kernels that read the
+// same large value merge.
 
 // isLoopOp reports whether v may sit in a loop kernel.
 func isLoopOp(v *ir.Value) bool {
