@@ -298,7 +298,8 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 			err = ce
 		}
 	}()
-	g := m.newKernel(sym, v.Args, results, inPlace)
+	huge := v.Op == ir.OpFusion && len(v.Callee.Body) > hugeKernel
+	g := m.newKernel(sym, v.Args, results, inPlace, huge)
 	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace}
 	root := v
 	body := []*ir.Value{v}
@@ -357,6 +358,15 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	g.finish()
 	return k, nil
 }
+
+// hugeKernel is the most instructions a fused callee may have and still be
+// optimized: opt's time grows faster than linearly in a function's size
+// (a 1,000-layer model's sum of 16,000 squared gradient norms, one scalar
+// chain with 16,000 operands, took opt and llc minutes). Bigger ones are
+// compiled without optimization (optnone, see newKernel): such callees are
+// straight-line scalar code (a kernel takes at most one sum of a whole
+// tensor, passes.secondWholeSum).
+const hugeKernel = 4096
 
 // recomputes reports whether lowering callee c elementally recomputes a
 // reduction for every element of a value that depends on it: c has a

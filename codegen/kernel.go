@@ -132,8 +132,15 @@ type kgen struct {
 // append. inPlace[j] is the index in res of the result whose buffer the
 // operand j shares (codegen.go, "In place"): the body reads it through that
 // result's pointer, and its own parameter, unused, is not noalias.
-func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int) *kgen {
+//
+// A huge kernel (more instructions than opt handles in reasonable time) is
+// one exported function, optnone, that loads its pointers from bufs itself:
+// passing thousands of pointers as parameters costs opt and llc minutes.
+func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int, huge bool) *kgen {
 	g := &kgen{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res[0], results: res[:1], cache: map[elemKey]value.Value{}}
+	if huge {
+		return m.newHugeKernel(g, args, res)
+	}
 	shared := map[*ir.Value]int{}
 	for j, r := range inPlace {
 		shared[args[j]] = r
@@ -197,6 +204,35 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 	cargs = append(cargs, wlo, whi)
 	wb.NewCall(g.body, cargs...)
 	wb.NewRet(nil)
+	return g
+}
+
+// newHugeKernel declares g as one exported optnone function that loads
+// its operand and result pointers from bufs (no noalias: an in-place
+// operand is read through its own pointer, the result's address).
+func (m *module) newHugeKernel(g *kgen, args []*ir.Value, res []*ir.Value) *kgen {
+	i8p := types.NewPointer(types.I8)
+	bufs := llir.NewParam("bufs", types.NewPointer(i8p))
+	g.lo, g.hi = llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
+	g.body = m.m.NewFunc(g.sym, types.Void, bufs, g.lo.(*llir.Param), g.hi.(*llir.Param))
+	m.kernelAttrs(g.body)
+	g.body.FuncAttrs = append(g.body.FuncAttrs, enum.FuncAttrNoInline, enum.FuncAttrOptNone)
+	g.entry = g.body.NewBlock("entry")
+	g.first = g.newBlock("start")
+	g.b = g.first
+	load := func(i int, d ir.DType) value.Value {
+		raw := g.entry.NewLoad(i8p, g.entry.NewGetElementPtr(i8p, bufs, i64c(int64(i))))
+		return g.entry.NewBitCast(raw, types.NewPointer(storageType(d)))
+	}
+	for i, a := range args {
+		if _, ok := g.ptrs[a]; !ok {
+			g.ptrs[a] = load(i, a.Type.DType)
+		}
+	}
+	for k, r := range res {
+		g.outs = append(g.outs, load(len(args)+k, r.Type.DType))
+	}
+	g.out = g.outs[0]
 	return g
 }
 

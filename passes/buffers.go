@@ -79,6 +79,9 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 	inParam := map[int]int{} // root body index → parameter index
 	claimed := map[int]bool{}
 	for k, r := range f.Results {
+		if k >= len(f.ResultNames) {
+			break // unnamed results are no parameter's new value
+		}
 		name := f.ResultNames[k]
 		pi := indexOr(pidx, name)
 		if pi < 0 {

@@ -140,7 +140,7 @@ func (k *kernel) results() []*ir.Value {
 func (z *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 	into := name(k.root)
 	switch {
-	case k.dot != nil || z.kernel[p.ID] != nil || z.isCheap(p) || alone(p) != "":
+	case k.dot != nil || z.kernel[p.ID] != nil || z.isCheap(p) || alone(p) != "" || secondWholeSum(k, p):
 		return false, ""
 	case !isLoopOp(p) && !isReduce(p):
 		return false, ""

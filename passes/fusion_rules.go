@@ -44,6 +44,15 @@ import (
 // Siblings (siblings, fusion_outputs.go, after grow): kernels that read the
 // same large value merge.
 
+// secondWholeSum reports whether p reduces a tensor to a scalar and k
+// already holds such a reduction (its rows are whole tensors): a kernel
+// takes one. A chain of them (the sum of a model's squared gradient norms)
+// would otherwise take one per layer into one kernel, a loop each, and a
+// deeper model would need more kernel functions than a shallow one.
+func secondWholeSum(k *kernel, p *ir.Value) bool {
+	return isReduce(p) && p.Type.Rank() == 0 && k.rows != nil && len(k.rows.kept) == 0
+}
+
 // isLoopOp reports whether v may sit in a loop kernel.
 func isLoopOp(v *ir.Value) bool {
 	if v.Op.IsElementwise() {
@@ -583,6 +592,10 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 		}
 		if z.fuel == 0 { // before addReduction changes k's row states
 			z.logf("keep %s out of %s: out of fuel", name(p), into)
+			return kept
+		}
+		if secondWholeSum(k, p) {
+			z.logf("keep %s out of %s: the kernel already reduces a whole tensor", name(p), into)
 			return kept
 		}
 		if r := k.rows; len(k.outputs) > 0 && !resultsFit(cmp.Or(r, newRows(p)), k.results()) {

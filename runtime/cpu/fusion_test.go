@@ -208,3 +208,45 @@ func TestMultiOutputLowering(t *testing.T) {
 		t.Fatalf("kernels:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestHugeKernel runs a fused callee longer than codegen optimizes (a chain
+// of 5,000 adds over 300 operands and a sum, the shape of a deep model's
+// gradient-norm sum): its kernel loads its pointers itself, unoptimized,
+// and computes what the interpreter does.
+func TestHugeKernel(t *testing.T) {
+	needLLVM(t)
+	const n, ops = 300, 5000
+	var params, args, cparams, body strings.Builder
+	for i := range n {
+		fmt.Fprintf(&params, "%%s%d: f32[], ", i)
+		fmt.Fprintf(&args, "%%s%d, ", i)
+		fmt.Fprintf(&cparams, "%%p%d: f32[], ", i)
+	}
+	fmt.Fprintf(&body, "  %%0 = reduce_sum %%p%d {axes=[0]} : f32[]\n", n)
+	for i := 1; i < ops; i++ {
+		fmt.Fprintf(&body, "  %%%d = add %%%d, %%p%d : f32[]\n", i, i-1, i%n)
+	}
+	src := fmt.Sprintf("func @huge(%s%%x: f32[64]) -> (f32[]) {\n  %%0 = fusion %s%%x {calls=fused.0, kind=reduce} : f32[]\n  return %%0\n}\n\n"+
+		"func @fused.0(%s%%p%d: f32[64]) -> (f32[]) {\n%s  return %%%d\n}\n",
+		params.String(), args.String(), cparams.String(), n, body.String(), ops-1)
+	f, err := ir.ParseFunc(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{CPU: "x86-64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.LL, "optnone") || strings.Contains(p.LL, "xlc_k0_body") {
+		t.Fatal("the huge kernel is not one unoptimized function")
+	}
+	r := rand.New(rand.NewSource(3))
+	in := make([]*interp.Tensor, len(f.Params))
+	for i, q := range f.Params {
+		in[i] = randomTensor(r, q.Type, 0, 0)
+	}
+	want, got := runBoth(t, f, in)
+	if msg := diff(got[0], want[0], 1e-5); msg != "" {
+		t.Fatal(msg)
+	}
+}
