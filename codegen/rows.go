@@ -82,7 +82,7 @@ func planRows(c *ir.Func) *rowPlan {
 		s := v.Type.Shape
 		switch {
 		case elementwise(v) && s.Equal(p.shape):
-		case (elementwise(v) || v.Op == ir.OpReshape) && slices.Equal(squeeze(s), squeeze(p.rows)):
+		case (elementwise(v) || v.Op == ir.OpReshape) && s.SameSqueezed(p.rows):
 			p.row = append(p.row, v)
 		case v.Op == ir.OpBroadcast && s.Equal(p.shape) && slices.Contains(p.row, v.Args[0]) &&
 			slices.Equal(p.keptOf(v.Args[0].Type.Shape, v.Attrs.Ints("dims")), p.keptOf(p.rows, p.kept)):
@@ -96,22 +96,11 @@ func planRows(c *ir.Func) *rowPlan {
 	// A multi-output fusion's other results are stored per row or per
 	// element of the rows.
 	for _, r := range c.Results[1:] {
-		if s := r.Type.Shape; !s.Equal(p.shape) && !slices.Equal(squeeze(s), squeeze(p.rows)) {
+		if s := r.Type.Shape; !s.Equal(p.shape) && !s.SameSqueezed(p.rows) {
 			return nil
 		}
 	}
 	return p
-}
-
-// squeeze is s without its dimensions of size 1.
-func squeeze(s ir.Shape) []int {
-	var r []int
-	for _, n := range s {
-		if n != 1 {
-			r = append(r, n)
-		}
-	}
-	return r
 }
 
 // keptOf lists, for the dimensions of shape s not of size 1, the axis of

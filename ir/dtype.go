@@ -91,6 +91,27 @@ func (s Shape) Equal(t Shape) bool {
 // Clone returns a copy of s.
 func (s Shape) Clone() Shape { return append(Shape{}, s...) }
 
+// SameSqueezed reports whether s and t are equal without their dimensions
+// of size 1 ([16,128,1] and [16,128]: the same elements in the same order).
+func (s Shape) SameSqueezed(t Shape) bool {
+	i, j := 0, 0
+	for {
+		for i < len(s) && s[i] == 1 {
+			i++
+		}
+		for j < len(t) && t[j] == 1 {
+			j++
+		}
+		if i == len(s) || j == len(t) {
+			return i == len(s) && j == len(t)
+		}
+		if s[i] != t[j] {
+			return false
+		}
+		i, j = i+1, j+1
+	}
+}
+
 func (s Shape) String() string {
 	var b strings.Builder
 	b.WriteByte('[')

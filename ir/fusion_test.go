@@ -119,26 +119,16 @@ func TestVerifyFusion(t *testing.T) {
 	}
 }
 
-const multiSrc = `func @f(%x: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
-  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[2,3]
-  %1 = output %0 {index=1} : f32[2]
-  %2 = output %0 {index=2} : f32[2,3]
-  return %0, %1, %2
-}
-
-func @fused.0(%p0: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
-  %0 = exp %p0 : f32[2,3]
-  %1 = reduce_sum %0 {axes=[1]} : f32[2]
-  %2 = broadcast %1 {dims=[0]} : f32[2,3]
-  %3 = div %0, %2 : f32[2,3]
-  return %3, %1, %0
-}
-`
-
-// TestMultiOutputFusion checks the text of a fusion with several results:
-// it round-trips, and its output instructions must directly follow it, in
-// order, with the callee's result types.
+// TestMultiOutputFusion checks the text of a fusion with several results
+// (testdata/ir/multi_output.ir): it round-trips, and its output
+// instructions must directly follow it, in order, with the callee's result
+// types.
 func TestMultiOutputFusion(t *testing.T) {
+	src, err := os.ReadFile("../testdata/ir/multi_output.ir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	multiSrc := string(src)
 	f, err := ir.ParseFunc(multiSrc)
 	if err != nil {
 		t.Fatal(err)

@@ -85,7 +85,7 @@ func resultsFit(r *rows, vs []*ir.Value) bool {
 				return false
 			}
 		case trailingAxes(r):
-			if !s.Equal(r.shape) && !slices.Equal(squeeze(s), squeeze(r.rshape)) {
+			if !s.Equal(r.shape) && !s.SameSqueezed(r.rshape) {
 				return false
 			}
 		default:
@@ -113,17 +113,6 @@ func trailingAxes(r *rows) bool {
 		}
 	}
 	return len(r.axes) > 0
-}
-
-// squeeze is s without its dimensions of size 1.
-func squeeze(s ir.Shape) []int {
-	var r []int
-	for _, n := range s {
-		if n != 1 {
-			r = append(r, n)
-		}
-	}
-	return r
 }
 
 // results are k's results: its root, then its outputs.

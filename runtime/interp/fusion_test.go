@@ -72,24 +72,15 @@ func TestFusion(t *testing.T) {
 	}
 }
 
-// TestMultiOutputFusion runs a fusion with three results (softmax, its row
-// sums and its exponentials) and compares each with the unfused ops.
+// TestMultiOutputFusion runs testdata/ir/multi_output.ir, a fusion with
+// three results (softmax, its row sums and its exponentials), and compares
+// each with the unfused ops.
 func TestMultiOutputFusion(t *testing.T) {
-	fused, err := ir.ParseFunc(`func @f(%x: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
-  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[2,3]
-  %1 = output %0 {index=1} : f32[2]
-  %2 = output %0 {index=2} : f32[2,3]
-  return %0, %1, %2
-}
-
-func @fused.0(%p0: f32[2,3]) -> (f32[2,3], f32[2], f32[2,3]) {
-  %0 = exp %p0 : f32[2,3]
-  %1 = reduce_sum %0 {axes=[1]} : f32[2]
-  %2 = broadcast %1 {dims=[0]} : f32[2,3]
-  %3 = div %0, %2 : f32[2,3]
-  return %3, %1, %0
-}
-`)
+	src, err := os.ReadFile("../../testdata/ir/multi_output.ir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fused, err := ir.ParseFunc(string(src))
 	if err != nil {
 		t.Fatal(err)
 	}
