@@ -83,6 +83,11 @@ func (g *kgen) elem(v *ir.Value, ix *index) value.Value {
 	if r, ok := g.rowVals[v]; ok {
 		return r
 	}
+	if g.rowCaches != nil {
+		if r, ok := g.cachedAt(v, ix); ok {
+			return r
+		}
+	}
 	if p, ok := g.ptrs[v]; ok {
 		return g.loadAt(v.Type.DType, p, g.linear(ix))
 	}

@@ -124,6 +124,12 @@ type kgen struct {
 	cache map[elemKey]value.Value
 	// rowVals are the current row's values in a row kernel (rows.go).
 	rowVals map[*ir.Value]value.Value
+	// rowCaches are a row kernel's cached values (rowcache.go); rowIx and
+	// rowPos are the writing loop's index and position in the row.
+	rowCaches     map[*ir.Value]*rowCache
+	rowCacheOrder []*ir.Value
+	rowIx         *index
+	rowPos        value.Value
 }
 
 // newKernel declares kernel sym reading args and writing res (the

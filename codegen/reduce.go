@@ -99,7 +99,11 @@ func (g *kgen) elemReduce(v *ir.Value, ix *index) value.Value {
 		g.b.NewStore(zeroAcc(d), acc)
 	}
 	g.nestedLoops("red", sizes, func(ri []value.Value) {
-		e := g.elem(x, atDims(x.Type.Shape, interleave(reduced, kept, ri)))
+		xi := atDims(x.Type.Shape, interleave(reduced, kept, ri))
+		e := g.elem(x, xi)
+		if g.rowCaches != nil {
+			g.fillRowCaches(xi, g.rowLocal(sizes, ri))
+		}
 		a := g.b.NewLoad(at, acc)
 		var s value.Value
 		switch {

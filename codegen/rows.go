@@ -138,6 +138,8 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 			perElem = append(perElem, k)
 		}
 	}
+	g.planRowCaches(p, perElem, r)
+	defer func() { g.rowCaches, g.rowCacheOrder, g.rowIx, g.rowPos = nil, nil, nil, nil }()
 	g.forLoop("rowk", g.lo, g.hi, func(row value.Value) {
 		rix := atLinear(p.rows, row)
 		g.rowVals = map[*ir.Value]value.Value{}
@@ -170,6 +172,9 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 				full[a] = ri[i]
 			}
 			ix := atDims(p.shape, full)
+			if g.rowCaches != nil {
+				g.rowIx, g.rowPos = ix, g.rowLocal(sizes, ri)
+			}
 			vals := make([]value.Value, len(perElem))
 			for i, k := range perElem {
 				vals[i] = g.elem(g.results[k], ix)
