@@ -33,14 +33,26 @@ import (
 // (a scalar of the optimizer) costs linear time.
 const maxSiblingScan = 4
 
-// readBefore returns an instruction that reads v, which the kernel in is to
-// write, from memory before pos (the position of the fusion that writes
-// it), or nil. An instruction's position is its kernel's root's. Readers
-// are found through cheap values, which are copied into their users'
-// kernels: a member of in reached through members of in only reads v
-// inside the kernel; a cheap value that is a result of f stays in f and
-// reads v itself; any other instruction reads it from memory.
-func (z *fuser) readBefore(in *kernel, v *ir.Value, pos int) *ir.Value {
+// readBefore returns an instruction that reads v, which the kernels ins
+// (one, or two about to merge) are to write, from memory at or before pos
+// (the position of the fusion that writes it), or nil. An instruction's
+// position is its kernel's root's. Readers are found through cheap values,
+// which are copied into their users' kernels: a member of ins reached
+// through members of ins only reads v inside the kernel; a cheap value that
+// is a result of f stays in f and reads v itself; any other instruction
+// reads it from memory.
+func (z *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
+	member := func(u *ir.Value) (in, real bool) {
+		for _, k := range ins {
+			if k.members[u] {
+				in = true
+			}
+			if z.kernel[u.ID] == k {
+				real = true
+			}
+		}
+		return in, real
+	}
 	seen := map[*ir.Value]bool{}
 	var walk func(v *ir.Value, inside bool) *ir.Value
 	walk = func(v *ir.Value, inside bool) *ir.Value {
@@ -49,13 +61,13 @@ func (z *fuser) readBefore(in *kernel, v *ir.Value, pos int) *ir.Value {
 				continue // all of u's readers come after pos
 			}
 			seen[u] = true
-			member := in.members[u]
+			in, real := member(u)
 			switch {
-			case member && !inside:
-				return u // in reads from memory a value computed from v
-			case z.kernel[u.ID] == in:
+			case in && !inside:
+				return u // the kernel reads from memory a value computed from v
+			case real:
 			case z.isCheap(u) && !z.result[u.ID]:
-				if r := walk(u, inside && member); r != nil {
+				if r := walk(u, inside && in); r != nil {
 					return r
 				}
 			default:
@@ -134,7 +146,7 @@ func (z *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 	case !isLoopOp(p) && !isReduce(p):
 		return false, ""
 	}
-	if u := z.readBefore(k, p, k.root.ID); u != nil {
+	if u := z.readBefore(p, k.root.ID, k); u != nil {
 		return false, fmt.Sprintf("%s reads it before the kernel", name(u))
 	}
 	r := k.rows
@@ -187,12 +199,15 @@ func (z *fuser) siblings() {
 	}
 }
 
-// inputs are the values k reads from memory, in order of first use.
+// inputs are the values k reads from memory: parameters, then
+// instructions in body order.
 func (z *fuser) inputs(k *kernel) []*ir.Value {
 	var in []*ir.Value
+	seen := map[*ir.Value]bool{}
 	for m := range k.members {
 		for _, a := range m.Args {
-			if !k.members[a] && !slices.Contains(in, a) {
+			if !k.members[a] && !seen[a] {
+				seen[a] = true
 				in = append(in, a)
 			}
 		}
@@ -233,8 +248,8 @@ func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
 		return false
 	}
 	for _, v := range j.results() {
-		if z.readBefore(j, v, k.root.ID) != nil {
-			return false // read before k's root, or inside k
+		if z.readBefore(v, k.root.ID, j, k) != nil {
+			return false // read before k's root, or from memory by k
 		}
 	}
 	if !z.take() {
