@@ -250,3 +250,70 @@ func TestHugeKernel(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// softmaxRows is a softmax over rows of 100 (not a multiple of a vector)
+// and its backward, each one row kernel that needs exp(x - max) both in a
+// sum and in the row it writes.
+const softmaxRows = `func @f(%x: f32[6,100], %dy: f32[6,100]) -> (y: f32[6,100], dx: f32[6,100]) {
+  %0 = fusion %x {calls=fused.0, kind=reduce} : f32[6,100]
+  %1 = fusion %x, %dy {calls=fused.1, kind=reduce} : f32[6,100]
+  return %0, %1
+}
+
+func @fused.0(%p0: f32[6,100]) -> (f32[6,100]) {
+  %0 = reduce_max %p0 {axes=[1]} : f32[6]
+  %1 = broadcast %0 {dims=[0]} : f32[6,100]
+  %2 = sub %p0, %1 : f32[6,100]
+  %3 = exp %2 : f32[6,100]
+  %4 = reduce_sum %3 {axes=[1]} : f32[6]
+  %5 = broadcast %4 {dims=[0]} : f32[6,100]
+  %6 = div %3, %5 : f32[6,100]
+  return %6
+}
+
+func @fused.1(%p0: f32[6,100], %p1: f32[6,100]) -> (f32[6,100]) {
+  %0 = reduce_max %p0 {axes=[1]} : f32[6]
+  %1 = broadcast %0 {dims=[0]} : f32[6,100]
+  %2 = sub %p0, %1 : f32[6,100]
+  %3 = exp %2 : f32[6,100]
+  %4 = reduce_sum %3 {axes=[1]} : f32[6]
+  %5 = broadcast %4 {dims=[0]} : f32[6,100]
+  %6 = div %3, %5 : f32[6,100]
+  %7 = mul %p1, %6 : f32[6,100]
+  %8 = reduce_sum %7 {axes=[1]} : f32[6]
+  %9 = broadcast %8 {dims=[0]} : f32[6,100]
+  %10 = sub %p1, %9 : f32[6,100]
+  %11 = mul %6, %10 : f32[6,100]
+  return %11
+}
+`
+
+// TestRowCache checks that a row kernel computes a costly value of its
+// rows' shape once per element: the reduction's loop keeps exp(x - max)
+// (and the backward's softmax) in a row array that the writing loop reads
+// (codegen/rowcache.go), and the results are the interpreter's.
+func TestRowCache(t *testing.T) {
+	f, err := ir.ParseFunc(softmaxRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{CPU: "x86-64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(p.LL, "alloca [100 x float]"); n != 3 {
+		t.Errorf("%d row caches of 100 floats, want 3 (exp in the forward; exp and softmax in the backward)", n)
+	}
+	needLLVM(t)
+	r := rand.New(rand.NewSource(5))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, q := range f.Params {
+		args[i] = randomTensor(r, q.Type, 0, 0)
+	}
+	want, got := runBoth(t, f, args)
+	for i := range f.Results {
+		if msg := diff(got[i], want[i], 1e-5); msg != "" {
+			t.Errorf("%s: %s", f.ResultNames[i], msg)
+		}
+	}
+}
