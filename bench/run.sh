@@ -5,11 +5,11 @@
 # vary 20-30% here, so the peers are interleaved ROUNDS times and the median
 # ratio is reported, with the fraction of the 222 GFLOP/s FMA peak.
 #
-#   bench/run.sh [S|M|all]      ROUNDS=5 STEPS_S=10 STEPS_M=3 BACKEND=cpu
+#   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-10}
 BACKEND=${BACKEND:-cpu}
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch libopenblas0-openmp time
