@@ -342,6 +342,14 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		if fd.root != fd.dot {
 			k.Lowering = LowerFastDotEp
 		}
+	case rows != nil && v.Attrs.String("kind") == ir.FusionDot:
+		if rd := g.planRowDot(body, rows, root); rd != nil {
+			k.Extent, k.Cost = g.emitFastDotRows(rd, rows, len(body))
+			k.Lowering = LowerFastDotRows
+		} else {
+			k.Extent, k.Cost = g.emitNaiveDotRows(body, rows, root)
+			k.Lowering = LowerRows
+		}
 	case rows != nil:
 		k.Extent, k.Cost = g.emitRows(rows, root, len(body))
 		k.Lowering = LowerRows

@@ -71,8 +71,17 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 			return nil
 		}
 	}
-	if dot == nil || !dep[root] || dot.Type.DType != ir.F32 || root.Type.DType != ir.F32 ||
-		!root.Type.Shape.Equal(dot.Type.Shape) {
+	if dot == nil || !dep[root] || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
+		return nil
+	}
+	return g.fastDotOf(dot, root)
+}
+
+// fastDotOf is the fast dot computing dot, with root the kernel's result,
+// or nil: dot is f32, of at least minFastDotFlops, reads its operands from
+// buffers in a layout DotSpecOf reads in place.
+func (g *kgen) fastDotOf(dot, root *ir.Value) *fastDot {
+	if dot.Type.DType != ir.F32 {
 		return nil
 	}
 	for _, a := range dot.Args {
@@ -86,6 +95,30 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	}
 	spec.CPU = g.mod.cpu
 	return &fastDot{dot: dot, root: root, spec: spec}
+}
+
+// planRowDot returns how kernel g computes a dot fusion whose epilogue is a
+// row kernel over the product's rows (softmax of attention scores, or its
+// backward): the fast dot writes the product into the result buffer, then
+// the row kernel runs in place over the rows each part computed, while
+// they are in cache. It needs one result, f32 of the product's shape, and
+// rows that reduce the product's last axis only; else nil.
+func (g *kgen) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fastDot {
+	if !avx512CPUs[strings.ToLower(g.mod.cpu)] || len(g.results) != 1 {
+		return nil
+	}
+	var dot *ir.Value
+	for _, v := range body {
+		if v.Op == ir.OpDot {
+			dot = v
+		}
+	}
+	r := dot.Type.Rank()
+	if !rows.shape.Equal(dot.Type.Shape) || len(rows.axes) != 1 || rows.axes[0] != r-1 ||
+		root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
+		return nil
+	}
+	return g.fastDotOf(dot, root)
 }
 
 // planTransposedDot plans a dot fusion whose root transposes the product
@@ -118,6 +151,14 @@ func (g *kgen) planTransposedDot(dot, root *ir.Value) *fastDot {
 // in place over the rows of the result those units cover. The parallel
 // range is the dot kernel's (blocks of rows of C, see DotSpec.Extent).
 func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
+	return g.emitFastDotRows(fd, nil, 0)
+}
+
+// emitFastDotRows is emitFastDot with, when rows is not nil, the row
+// kernel of plan rows (planRowDot) as the epilogue: it runs over the rows
+// of the product the call's units cover, reading the product from the
+// result buffer and writing the root over it, row by row.
+func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, cost int64) {
 	s := fd.spec
 	// Kernels of one module with the same spec share one dot kernel,
 	// named by a hash of the spec and its blocking; it and the functions
@@ -174,9 +215,47 @@ func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
 		return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M)*int64(s.N))), g.b.NewMul(row, i64c(int64(s.N))))
 	}
 	lo, hi := g.lo, g.hi
-	g.lo, g.hi = elt(lo), elt(hi)
 	g.ptrs[fd.dot] = g.out
+	if rows != nil {
+		// The rows of the product, in the rows' index space: unit u
+		// starts at row (u / blocks)·M + min(r·RB, M).
+		row := func(u value.Value) value.Value {
+			bt := g.b.NewUDiv(u, i64c(blocks))
+			r := g.b.NewURem(u, i64c(blocks))
+			return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M))), g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M))))
+		}
+		g.lo, g.hi = row(lo), row(hi)
+		_, rcost := g.emitRows(rows, fd.root, instrs)
+		g.lo, g.hi = lo, hi
+		return extent, cost + int64(min(p.RB, s.M))*rcost
+	}
+	g.lo, g.hi = elt(lo), elt(hi)
 	g.emitElemental(fd.root)
 	g.lo, g.hi = lo, hi
 	return extent, cost + int64(min(p.RB, s.M))*int64(s.N)*int64(len(fd.dot.Args)+2)
+}
+
+// emitNaiveDotRows lowers a dot fusion whose epilogue is a row kernel (see
+// planRowDot) when the fast dot does not apply: per call, the naive dot
+// writes the product's rows [lo, hi) into the result buffer (the root has
+// the product's f32 shape), then the row kernel runs over them in place,
+// so the rows' passes read the product instead of recomputing it.
+func (g *kgen) emitNaiveDotRows(body []*ir.Value, rows *rowPlan, root *ir.Value) (extent, cost int64) {
+	var dot *ir.Value
+	for _, v := range body {
+		if v.Op == ir.OpDot {
+			dot = v
+		}
+	}
+	if dot.Type.DType != ir.F32 || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) || len(g.results) != 1 {
+		fail("a dot fusion with a row epilogue needs one f32 result of the product's shape")
+	}
+	n := int64(dot.Type.Shape[dot.Type.Rank()-1])
+	k := int64(dot.Args[0].Type.Shape.NumElements()) * n / max(1, int64(dot.Type.Shape.NumElements()))
+	g.forLoop("ndot", g.b.NewMul(g.lo, i64c(n)), g.b.NewMul(g.hi, i64c(n)), func(i value.Value) {
+		g.storeAt(ir.F32, g.elem(dot, atLinear(dot.Type.Shape, i)), g.out, i)
+	})
+	g.ptrs[dot] = g.out
+	extent, cost = g.emitRows(rows, root, len(body))
+	return extent, cost + n*(2*k+1)
 }

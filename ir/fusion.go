@@ -16,7 +16,9 @@ const (
 	FusionReduce = "reduce"
 	// FusionDot: exactly one dot, whose operands are callee parameters,
 	// and an elementwise epilogue over the dot's output (bias add,
-	// activation, residual add, convert), or none.
+	// activation, residual add, convert), or none; the epilogue may end in
+	// a row kernel whose reductions reduce the product's last axis
+	// (softmax over attention scores).
 	FusionDot = "dot"
 )
 

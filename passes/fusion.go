@@ -79,6 +79,7 @@ type fuser struct {
 	needed []bool        // by ID, for cheap instructions: the original stays in f
 	cheap  []cheapness   // by ID
 	fuel   int           // decisions to fuse left; negative: unlimited
+	joined []*ir.Value   // the members of a dot kernel that just joined a row kernel, for fill to take their producers
 	log    io.Writer
 }
 

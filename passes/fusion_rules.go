@@ -325,6 +325,29 @@ func (z *fuser) dotEpilogues() {
 	}
 }
 
+// rowEpilogue reports whether the dot kernel o, whose root p is a producer
+// of the row kernel k, may join k: k's rows are p's rows (its reductions
+// reduce the product's last axis), k's root has the product's shape, p is
+// an f32 product (or an elementwise epilogue of one, not transposed) used
+// only in k, and neither kernel has outputs. The backends then run the
+// rows right after the product's part that computes them, while it is in
+// cache (attention's softmax and its backward over the scores).
+func (z *fuser) rowEpilogue(k, o *kernel, p *ir.Value) bool {
+	if !z.mayRowEpilogue(k, o, p) || k.rows == nil {
+		return false
+	}
+	r := p.Type.Rank()
+	return k.rows.shape.Equal(p.Type.Shape) && len(k.rows.axes) == 1 && k.rows.axes[0] == r-1 && z.allUsersIn(k, p)
+}
+
+// mayRowEpilogue is what rowEpilogue checks that does not change as k
+// grows: the kinds of k and o, p and k's root.
+func (z *fuser) mayRowEpilogue(k, o *kernel, p *ir.Value) bool {
+	return o.dot != nil && p == o.root && k.dot == nil && len(k.outputs) == 0 && len(o.outputs) == 0 &&
+		p.Op != ir.OpTranspose && p.Type.DType == ir.F32 && o.dot.Type.DType == ir.F32 && p.Type.Shape.Equal(o.dot.Type.Shape) &&
+		k.root.Type.Shape.Equal(p.Type.Shape) && k.root.Type.DType == ir.F32 && !z.result[p.ID]
+}
+
 // transposedResult reports whether u, the one user of the dot d, is a
 // transpose that a matrix product can write directly
 // (ir.TransposedDotStrides): attention's head merge.
@@ -471,6 +494,10 @@ func (z *fuser) fill(k *kernel) {
 			switch z.decide(k, p, false) {
 			case fused:
 				push(p)
+				for _, m := range z.joined { // a dot kernel that joined k
+					push(m)
+				}
+				z.joined = z.joined[:0]
 			case waits:
 				waiting = append(waiting, p)
 			}
@@ -563,6 +590,27 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 		return kept
 	}
 	if o := z.kernel[p.ID]; o != nil {
+		if z.rowEpilogue(k, o, p) {
+			if !z.take() {
+				z.logf("keep %s out of %s: out of fuel", name(p), into)
+				return kept
+			}
+			z.logf("fuse %s and its dot kernel into %s: a row kernel over the product's rows", name(p), into)
+			for m := range o.members {
+				k.members[m] = true
+				if z.kernel[m.ID] == o {
+					z.kernel[m.ID] = k
+				}
+				z.joined = append(z.joined, m)
+			}
+			slices.SortFunc(z.joined, func(a, b *ir.Value) int { return b.ID - a.ID })
+			k.dot = o.dot
+			o.root, o.members = nil, nil
+			return fused
+		}
+		if z.mayRowEpilogue(k, o, p) && !z.allUsersIn(k, p) {
+			return waits // its other users may still join k
+		}
 		switch {
 		case p == o.dot && !z.allUsersIn(k, p):
 			z.logf("keep %s out of %s: %s", name(p), into, z.usersText(p))
@@ -586,7 +634,7 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 	var why string
 	switch {
 	case isReduce(p):
-		if k.dot != nil {
+		if k.dot != nil && k.rows == nil {
 			z.logf("keep %s out of %s: a reduction does not fuse into a dot kernel", name(p), into)
 			return kept
 		}

@@ -317,3 +317,69 @@ func TestRowCache(t *testing.T) {
 		}
 	}
 }
+
+// rowDotText has dot fusions whose epilogue is a row kernel over the
+// product's rows (fusion's row-epilogue rule): softmax of scaled scores
+// [8,64,64] with K=64 (the fast dot, then the rows of each part), and the
+// same on [2,8,8] products (the naive dot writes the rows first).
+const rowDotText = `func @rowdot(%q: f32[8,64,64], %k: f32[8,64,64], %a: f32[2,8,8], %b: f32[2,8,8]) -> (big: f32[8,64,64], small: f32[2,8,8]) {
+  %0 = fusion %q, %k {calls=fused.0, kind=dot} : f32[8,64,64]
+  %1 = fusion %a, %b {calls=fused.1, kind=dot} : f32[2,8,8]
+  return %0, %1
+}
+
+func @fused.0(%p0: f32[8,64,64], %p1: f32[8,64,64]) -> (f32[8,64,64]) {
+  %0 = dot %p0, %p1 {batch=[[0],[0]], contract=[[2],[2]]} : f32[8,64,64]
+  %1 = constant {value=0.125} : f32[8,64,64]
+  %2 = mul %0, %1 : f32[8,64,64]
+  %3 = reduce_max %2 {axes=[2]} : f32[8,64]
+  %4 = broadcast %3 {dims=[0,1]} : f32[8,64,64]
+  %5 = sub %2, %4 : f32[8,64,64]
+  %6 = exp %5 : f32[8,64,64]
+  %7 = reduce_sum %6 {axes=[2]} : f32[8,64]
+  %8 = broadcast %7 {dims=[0,1]} : f32[8,64,64]
+  %9 = div %6, %8 : f32[8,64,64]
+  return %9
+}
+
+func @fused.1(%p0: f32[2,8,8], %p1: f32[2,8,8]) -> (f32[2,8,8]) {
+  %0 = dot %p0, %p1 {batch=[[0],[0]], contract=[[2],[1]]} : f32[2,8,8]
+  %1 = reduce_max %0 {axes=[2]} : f32[2,8]
+  %2 = broadcast %1 {dims=[0,1]} : f32[2,8,8]
+  %3 = sub %0, %2 : f32[2,8,8]
+  %4 = exp %3 : f32[2,8,8]
+  %5 = reduce_sum %4 {axes=[2]} : f32[2,8]
+  %6 = broadcast %5 {dims=[0,1]} : f32[2,8,8]
+  %7 = div %4, %6 : f32[2,8,8]
+  return %7
+}
+`
+
+// TestRowDot runs rowDotText against the interpreter and checks the
+// lowerings: the fast dot with its rows for the large product (on an
+// AVX-512 CPU), the rows after a naive product for the small one.
+func TestRowDot(t *testing.T) {
+	f, err := ir.ParseFunc(rowDotText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{CPU: "znver4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{p.Kernels[0].Lowering, p.Kernels[1].Lowering}; got[0] != codegen.LowerFastDotRows || got[1] != codegen.LowerRows {
+		t.Errorf("lowerings %v, want [%s %s]", got, codegen.LowerFastDotRows, codegen.LowerRows)
+	}
+	needLLVM(t)
+	r := rand.New(rand.NewSource(9))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, q := range f.Params {
+		args[i] = randomTensor(r, q.Type, 0, 0)
+	}
+	want, got := runBoth(t, f, args)
+	for i := range f.Results {
+		if msg := diff(got[i], want[i], 1e-5); msg != "" {
+			t.Errorf("%s: %s", f.ResultNames[i], msg)
+		}
+	}
+}
