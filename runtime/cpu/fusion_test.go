@@ -167,16 +167,28 @@ func TestFusion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := rand.New(rand.NewSource(1))
-		args := make([]*interp.Tensor, len(f.Params))
-		for i, p := range f.Params {
-			args[i] = randomTensor(r, p.Type, 0, 1<<40)
+		matchesInterp(t, f, 1, 0, 1<<40)
+	}
+}
+
+// matchesInterp runs f on random arguments (seed, integer range [lo, hi))
+// on the cpu and on the interpreter and reports each result that differs
+// by more than 1e-5 relative.
+func matchesInterp(t *testing.T, f *ir.Func, seed, lo, hi int64) {
+	t.Helper()
+	r := rand.New(rand.NewSource(seed))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, q := range f.Params {
+		args[i] = randomTensor(r, q.Type, lo, hi)
+	}
+	want, got := runBoth(t, f, args)
+	for i := range f.Results {
+		name := fmt.Sprint(i)
+		if i < len(f.ResultNames) {
+			name = f.ResultNames[i]
 		}
-		want, got := runBoth(t, f, args)
-		for i := range f.Results {
-			if msg := diff(got[i], want[i], 1e-5); msg != "" {
-				t.Errorf("@%s: %s: %s", f.Name, f.ResultNames[i], msg)
-			}
+		if msg := diff(got[i], want[i], 1e-5); msg != "" {
+			t.Errorf("@%s: %s: %s", f.Name, name, msg)
 		}
 	}
 }
@@ -240,15 +252,7 @@ func TestHugeKernel(t *testing.T) {
 	if !strings.Contains(p.LL, "optnone") || strings.Contains(p.LL, "xlc_k0_body") {
 		t.Fatal("the huge kernel is not one unoptimized function")
 	}
-	r := rand.New(rand.NewSource(3))
-	in := make([]*interp.Tensor, len(f.Params))
-	for i, q := range f.Params {
-		in[i] = randomTensor(r, q.Type, 0, 0)
-	}
-	want, got := runBoth(t, f, in)
-	if msg := diff(got[0], want[0], 1e-5); msg != "" {
-		t.Fatal(msg)
-	}
+	matchesInterp(t, f, 3, 0, 0)
 }
 
 // softmaxRows is a softmax over rows of 100 (not a multiple of a vector)
@@ -305,17 +309,7 @@ func TestRowCache(t *testing.T) {
 		t.Errorf("%d row caches of 100 floats, want 3 (exp in the forward; exp and softmax in the backward)", n)
 	}
 	needLLVM(t)
-	r := rand.New(rand.NewSource(5))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, q := range f.Params {
-		args[i] = randomTensor(r, q.Type, 0, 0)
-	}
-	want, got := runBoth(t, f, args)
-	for i := range f.Results {
-		if msg := diff(got[i], want[i], 1e-5); msg != "" {
-			t.Errorf("%s: %s", f.ResultNames[i], msg)
-		}
-	}
+	matchesInterp(t, f, 5, 0, 0)
 }
 
 // rowDotText has dot fusions whose epilogue is a row kernel over the
@@ -371,15 +365,5 @@ func TestRowDot(t *testing.T) {
 		t.Errorf("lowerings %v, want [%s %s]", got, codegen.LowerFastDotRows, codegen.LowerRows)
 	}
 	needLLVM(t)
-	r := rand.New(rand.NewSource(9))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, q := range f.Params {
-		args[i] = randomTensor(r, q.Type, 0, 0)
-	}
-	want, got := runBoth(t, f, args)
-	for i := range f.Results {
-		if msg := diff(got[i], want[i], 1e-5); msg != "" {
-			t.Errorf("%s: %s", f.ResultNames[i], msg)
-		}
-	}
+	matchesInterp(t, f, 9, 0, 0)
 }
