@@ -179,12 +179,16 @@ func (z *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 // user of the earlier one's results comes after the later one's root.
 func (z *fuser) siblings() {
 	readers := map[*ir.Value][]*kernel{}
+	paramPos := make(map[*ir.Value]int, len(z.f.Params))
+	for i, p := range z.f.Params {
+		paramPos[p] = i - len(z.f.Params)
+	}
 	for _, v := range z.f.Body {
 		k := z.kernel[v.ID]
 		if k == nil || k.root != v || k.dot != nil || alone(v) != "" {
 			continue
 		}
-		for _, x := range z.inputs(k) {
+		for _, x := range z.inputs(k, paramPos) {
 			if x.Type.Shape.NumElements() < loopSize(k) {
 				continue
 			}
@@ -199,9 +203,11 @@ func (z *fuser) siblings() {
 	}
 }
 
-// inputs are the values k reads from memory: parameters, then
-// instructions in body order.
-func (z *fuser) inputs(k *kernel) []*ir.Value {
+// inputs are the values k reads from memory: parameters in f's order
+// (paramPos: index − len(f.Params)), then instructions in body order. The
+// order is deterministic, so that sibling merges (which may depend on it)
+// are too.
+func (z *fuser) inputs(k *kernel, paramPos map[*ir.Value]int) []*ir.Value {
 	var in []*ir.Value
 	seen := map[*ir.Value]bool{}
 	for m := range k.members {
@@ -212,16 +218,14 @@ func (z *fuser) inputs(k *kernel) []*ir.Value {
 			}
 		}
 	}
-	slices.SortFunc(in, func(a, b *ir.Value) int { return valueOrder(a) - valueOrder(b) })
-	return in
-}
-
-// valueOrder orders parameters before instructions, instructions by ID.
-func valueOrder(v *ir.Value) int {
-	if v.IsParam() {
-		return -1
+	order := func(v *ir.Value) int {
+		if v.IsParam() {
+			return paramPos[v]
+		}
+		return v.ID
 	}
-	return v.ID
+	slices.SortFunc(in, func(a, b *ir.Value) int { return order(a) - order(b) })
+	return in
 }
 
 // loopSize is the number of elements k's loop covers: its rows' shape, or

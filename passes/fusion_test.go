@@ -262,3 +262,16 @@ func TestFusionEveryFuel(t *testing.T) {
 		}
 	}
 }
+
+// TestFusionDeterministic fuses the tiny GPT's train step several times:
+// map iteration must not reach the result (the kernel cache is keyed by the
+// module's text, and sibling merges depend on the order inputs are seen).
+func TestFusionDeterministic(t *testing.T) {
+	m := compileGPT(t, tinyGPT("2"))
+	first := fused(t, m.Step, passes.UnlimitedFuel).String()
+	for range 5 {
+		if got := fused(t, m.Step, passes.UnlimitedFuel).String(); got != first {
+			t.Fatal("two fusions of one function differ")
+		}
+	}
+}
