@@ -107,12 +107,7 @@ func (g *kgen) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fast
 	if !avx512CPUs[strings.ToLower(g.mod.cpu)] || len(g.results) != 1 {
 		return nil
 	}
-	var dot *ir.Value
-	for _, v := range body {
-		if v.Op == ir.OpDot {
-			dot = v
-		}
-	}
+	dot := dotIn(body)
 	r := dot.Type.Rank()
 	if !rows.shape.Equal(dot.Type.Shape) || len(rows.axes) != 1 || rows.axes[0] != r-1 ||
 		root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
@@ -205,31 +200,23 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 		return extent, cost
 	}
 	// Unit u covers rows [r·RB, min(M, (r+1)·RB)) of batch u / blocks,
-	// r = u mod blocks: the elements [E(lo), E(hi)) of C with
-	// E(u) = (u / blocks)·M·N + min(r·RB, M)·N.
+	// r = u mod blocks: the rows [R(lo), R(hi)) of C over all batches with
+	// R(u) = (u / blocks)·M + min(r·RB, M), its elements [R(lo)·N, R(hi)·N).
 	blocks := int64((s.M + p.RB - 1) / p.RB)
-	elt := func(u value.Value) value.Value {
+	row := func(u value.Value) value.Value {
 		bt := g.b.NewUDiv(u, i64c(blocks))
 		r := g.b.NewURem(u, i64c(blocks))
-		row := g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M)))
-		return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M)*int64(s.N))), g.b.NewMul(row, i64c(int64(s.N))))
+		return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M))), g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M))))
 	}
 	lo, hi := g.lo, g.hi
 	g.ptrs[fd.dot] = g.out
 	if rows != nil {
-		// The rows of the product, in the rows' index space: unit u
-		// starts at row (u / blocks)·M + min(r·RB, M).
-		row := func(u value.Value) value.Value {
-			bt := g.b.NewUDiv(u, i64c(blocks))
-			r := g.b.NewURem(u, i64c(blocks))
-			return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M))), g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M))))
-		}
 		g.lo, g.hi = row(lo), row(hi)
 		_, rcost := g.emitRows(rows, fd.root, instrs)
 		g.lo, g.hi = lo, hi
 		return extent, cost + int64(min(p.RB, s.M))*rcost
 	}
-	g.lo, g.hi = elt(lo), elt(hi)
+	g.lo, g.hi = g.b.NewMul(row(lo), i64c(int64(s.N))), g.b.NewMul(row(hi), i64c(int64(s.N)))
 	g.emitElemental(fd.root)
 	g.lo, g.hi = lo, hi
 	return extent, cost + int64(min(p.RB, s.M))*int64(s.N)*int64(len(fd.dot.Args)+2)
@@ -241,12 +228,7 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 // the product's f32 shape), then the row kernel runs over them in place,
 // so the rows' passes read the product instead of recomputing it.
 func (g *kgen) emitNaiveDotRows(body []*ir.Value, rows *rowPlan, root *ir.Value) (extent, cost int64) {
-	var dot *ir.Value
-	for _, v := range body {
-		if v.Op == ir.OpDot {
-			dot = v
-		}
-	}
+	dot := dotIn(body)
 	if dot.Type.DType != ir.F32 || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) || len(g.results) != 1 {
 		fail("a dot fusion with a row epilogue needs one f32 result of the product's shape")
 	}
@@ -258,4 +240,14 @@ func (g *kgen) emitNaiveDotRows(body []*ir.Value, rows *rowPlan, root *ir.Value)
 	g.ptrs[dot] = g.out
 	extent, cost = g.emitRows(rows, root, len(body))
 	return extent, cost + n*(2*k+1)
+}
+
+// dotIn is the dot of a dot fusion's callee body (which has exactly one).
+func dotIn(body []*ir.Value) *ir.Value {
+	for _, v := range body {
+		if v.Op == ir.OpDot {
+			return v
+		}
+	}
+	return nil
 }
