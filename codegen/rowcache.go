@@ -24,9 +24,14 @@ const maxRowCaches = 4
 // rowCache is the cache of one value: its row array and whether a
 // reduction's loop fills it.
 type rowCache struct {
-	arr    value.Value // [n x float]
-	n      int64
+	typ    types.Type  // [row length x float]
+	arr    value.Value // its stack slot
 	filled bool
+}
+
+// at addresses element i of the cache.
+func (g *kgen) cacheAt(c *rowCache, i value.Value) value.Value {
+	return g.b.NewGetElementPtr(c.typ, c.arr, i64c(0), i)
 }
 
 // planRowCaches picks the values of kernel g's row plan p worth caching: f32
@@ -83,7 +88,8 @@ func (g *kgen) planRowCaches(p *rowPlan, perElem []int, rowLen int64) {
 			if g.rowCaches == nil {
 				g.rowCaches = map[*ir.Value]*rowCache{}
 			}
-			g.rowCaches[v] = &rowCache{arr: g.alloca(types.NewArray(uint64(rowLen), types.Float)), n: rowLen}
+			t := types.NewArray(uint64(rowLen), types.Float)
+			g.rowCaches[v] = &rowCache{typ: t, arr: g.alloca(t)}
 			g.rowCacheOrder = append(g.rowCacheOrder, v)
 		}
 	}
@@ -133,7 +139,7 @@ func (g *kgen) fillRowCaches(ix *index, local value.Value) {
 			continue
 		}
 		c.filled = true
-		g.b.NewStore(x, g.b.NewGetElementPtr(c.arr.Type().(*types.PointerType).ElemType, c.arr, i64c(0), local))
+		g.b.NewStore(x, g.cacheAt(c, local))
 	}
 }
 
@@ -144,6 +150,5 @@ func (g *kgen) cachedAt(v *ir.Value, ix *index) (value.Value, bool) {
 	if !ok || !c.filled || ix != g.rowIx {
 		return nil, false
 	}
-	t := c.arr.Type().(*types.PointerType).ElemType
-	return g.b.NewLoad(types.Float, g.b.NewGetElementPtr(t, c.arr, i64c(0), g.rowPos)), true
+	return g.b.NewLoad(types.Float, g.cacheAt(c, g.rowPos)), true
 }
