@@ -40,25 +40,16 @@ func lsq(A [][]float64, b, u []float64) []float64 {
 		R[k] = make([]float64, n)
 	}
 	for k := 0; k < n; k++ {
-		for j := 0; j < k; j++ {
-			d := 0.0
-			for i := 0; i < m; i++ {
-				d += Q[j][i] * Q[k][i]
-			}
-			R[j][k] += d
-			for i := 0; i < m; i++ {
-				Q[k][i] -= d * Q[j][i]
-			}
-		}
-		// reorthogonalize
-		for j := 0; j < k; j++ {
-			d := 0.0
-			for i := 0; i < m; i++ {
-				d += Q[j][i] * Q[k][i]
-			}
-			R[j][k] += d
-			for i := 0; i < m; i++ {
-				Q[k][i] -= d * Q[j][i]
+		for pass := 0; pass < 2; pass++ { // the second pass reorthogonalizes
+			for j := 0; j < k; j++ {
+				d := 0.0
+				for i := 0; i < m; i++ {
+					d += Q[j][i] * Q[k][i]
+				}
+				R[j][k] += d
+				for i := 0; i < m; i++ {
+					Q[k][i] -= d * Q[j][i]
+				}
 			}
 		}
 		nr := 0.0
