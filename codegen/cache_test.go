@@ -23,15 +23,7 @@ func TestCacheEntryFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(so)
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	if got := strings.Join(names, " "); got != "kernels.ll kernels.so kernels.so.sha256" {
+	if got := strings.Join(dirNames(t, dir), " "); got != "kernels.ll kernels.so kernels.so.sha256" {
 		t.Errorf("entry holds %s, want kernels.ll kernels.so kernels.so.sha256", got)
 	}
 	old := time.Now().Add(-48 * time.Hour)
@@ -93,14 +85,7 @@ func TestPruneCache(t *testing.T) {
 
 	pruneCache(root, key(6))
 
-	es, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range es {
-		got = append(got, e.Name())
-	}
+	got := dirNames(t, root)
 	want := []string{key(0), key(1), key(2), key(3), key(6), ".build-fresh", "notes", strings.Repeat("g", 64)}
 	sort.Strings(got)
 	sort.Strings(want)
@@ -118,13 +103,26 @@ func TestPruneCache(t *testing.T) {
 	cacheMaxEntries = 1
 	pruneCache(root, key(6))
 	got = got[:0]
-	es, _ = os.ReadDir(root)
-	for _, e := range es {
-		if isKey(e.Name()) {
-			got = append(got, e.Name())
+	for _, name := range dirNames(t, root) {
+		if isKey(name) {
+			got = append(got, name)
 		}
 	}
 	if want := []string{key(0), key(1), key(6)}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("with one entry allowed, kept %v, want %v", got, want)
 	}
+}
+
+// dirNames lists the names in dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
 }
