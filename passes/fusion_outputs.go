@@ -261,6 +261,16 @@ func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
 		return false
 	}
 	z.logf("merge %s into %s: siblings reading %s", name(j.root), name(k.root), refOf(x))
+	k.outputs = append(k.outputs, j.results()...)
+	z.absorb(k, j)
+	return true
+}
+
+// absorb moves the kernel j into k: j's instructions belong to k, k holds
+// j's copies of cheap values in j's place (so that a cheap value copied
+// into j is not kept in f for it), and j's row states are k's. j is left
+// empty. The caller sets k's root, outputs and dot.
+func (z *fuser) absorb(k, j *kernel) {
 	for m := range j.members {
 		k.members[m] = true
 		if z.kernel[m.ID] == j {
@@ -280,9 +290,7 @@ func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
 		}
 		k.state[m] = s
 	}
-	k.outputs = append(k.outputs, j.results()...)
 	j.root, j.members, j.outputs = nil, nil, nil
-	return true
 }
 
 // refOf names a value for the log: "%12 (exp)" or "%x".

@@ -597,15 +597,11 @@ func (z *fuser) decide(k *kernel, p *ir.Value, copy bool) outcome {
 			}
 			z.logf("fuse %s and its dot kernel into %s: a row kernel over the product's rows", name(p), into)
 			for m := range o.members {
-				k.members[m] = true
-				if z.kernel[m.ID] == o {
-					z.kernel[m.ID] = k
-				}
 				z.joined = append(z.joined, m)
 			}
 			slices.SortFunc(z.joined, func(a, b *ir.Value) int { return b.ID - a.ID })
 			k.dot = o.dot
-			o.root, o.members = nil, nil
+			z.absorb(k, o)
 			return fused
 		}
 		if z.mayRowEpilogue(k, o, p) && !z.allUsersIn(k, p) {
