@@ -302,7 +302,7 @@ func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
 	}
 	if len(s) == 0 {
 		g.ifThen("scalar", g.b.NewICmp(enum.IPredSLT, g.lo, g.hi), func() {
-			g.storeResults(atDims(s, nil), i64c(0))
+			g.storeResults(atDims(s, nil), i64c(0), nil)
 		})
 		return 1, cost
 	}
@@ -323,7 +323,7 @@ func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
 	g.forLoop("col", j0, j1, func(j value.Value) {
 		dims := append(append([]value.Value{}, outer...), j)
 		ix := &index{shape: s, dims: dims, lin: g.b.NewAdd(base, j)}
-		g.storeResults(ix, ix.lin)
+		g.storeResults(ix, ix.lin, nil)
 	})
 	next := g.b.NewAdd(base, j1)
 	g.b.NewBr(head)
@@ -332,16 +332,22 @@ func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
 	return n, cost
 }
 
-// storeResults computes every result of the kernel at ix (their shape) and
-// then stores each at the linear index at: all loads come before the
-// stores, so an operand read through a result's pointer (in place) is read
-// before it is overwritten.
-func (g *kgen) storeResults(ix *index, at value.Value) {
-	vals := make([]value.Value, len(g.results))
-	for k, r := range g.results {
-		vals[k] = g.elem(r, ix)
+// storeResults computes the kernel's results of indexes which (all of them
+// when which is nil) at ix (their shape) and then stores each at the linear
+// index at: all loads come before the stores, so an operand read through a
+// result's pointer (in place) is read before it is overwritten.
+func (g *kgen) storeResults(ix *index, at value.Value, which []int) {
+	if which == nil {
+		which = make([]int, len(g.results))
+		for k := range which {
+			which[k] = k
+		}
 	}
-	for k, r := range g.results {
-		g.storeAt(r.Type.DType, vals[k], g.outs[k], at)
+	vals := make([]value.Value, len(which))
+	for i, k := range which {
+		vals[i] = g.elem(g.results[k], ix)
+	}
+	for i, k := range which {
+		g.storeAt(g.results[k].Type.DType, vals[i], g.outs[k], at)
 	}
 }

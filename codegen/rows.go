@@ -175,14 +175,7 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 			if g.rowCaches != nil {
 				g.rowIx, g.rowPos = ix, g.rowLocal(sizes, ri)
 			}
-			vals := make([]value.Value, len(perElem))
-			for i, k := range perElem {
-				vals[i] = g.elem(g.results[k], ix)
-			}
-			at := g.linear(ix)
-			for i, k := range perElem {
-				g.storeAt(g.results[k].Type.DType, vals[i], g.outs[k], at)
-			}
+			g.storeResults(ix, g.linear(ix), perElem)
 		})
 	})
 	return n, 1 + int64(instrs)*max(r, 1)
