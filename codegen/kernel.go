@@ -203,9 +203,7 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 	wb := w.NewBlock("entry")
 	var cargs []value.Value
 	for i, p := range params[:len(params)-2] {
-		slot := wb.NewGetElementPtr(types.NewPointer(types.I8), bufs, i64c(int64(i)))
-		raw := wb.NewLoad(types.NewPointer(types.I8), slot)
-		cargs = append(cargs, wb.NewBitCast(raw, p.Typ))
+		cargs = append(cargs, loadBuf(wb, bufs, i, p.Typ))
 	}
 	cargs = append(cargs, wlo, whi)
 	wb.NewCall(g.body, cargs...)
@@ -226,20 +224,23 @@ func (m *module) newHugeKernel(g *kgen, args []*ir.Value, res []*ir.Value) *kgen
 	g.entry = g.body.NewBlock("entry")
 	g.first = g.newBlock("start")
 	g.b = g.first
-	load := func(i int, d ir.DType) value.Value {
-		raw := g.entry.NewLoad(i8p, g.entry.NewGetElementPtr(i8p, bufs, i64c(int64(i))))
-		return g.entry.NewBitCast(raw, types.NewPointer(storageType(d)))
-	}
 	for i, a := range args {
 		if _, ok := g.ptrs[a]; !ok {
-			g.ptrs[a] = load(i, a.Type.DType)
+			g.ptrs[a] = loadBuf(g.entry, bufs, i, types.NewPointer(storageType(a.Type.DType)))
 		}
 	}
 	for k, r := range res {
-		g.outs = append(g.outs, load(len(args)+k, r.Type.DType))
+		g.outs = append(g.outs, loadBuf(g.entry, bufs, len(args)+k, types.NewPointer(storageType(r.Type.DType))))
 	}
 	g.out = g.outs[0]
 	return g
+}
+
+// loadBuf loads bufs[i] in block b as a pointer of type t.
+func loadBuf(b *llir.Block, bufs value.Value, i int, t types.Type) value.Value {
+	i8p := types.NewPointer(types.I8)
+	raw := b.NewLoad(i8p, b.NewGetElementPtr(i8p, bufs, i64c(int64(i))))
+	return b.NewBitCast(raw, t)
 }
 
 // finish terminates the body.
