@@ -110,6 +110,9 @@ var matrixCases = []matrixCase{
 	// Large enough for the fast f32 dot (products of at least 2^20 flops),
 	// which accumulates in float rather than double: within matrixRel.
 	{model: "gpt", extra: defs("layers", "2", "d", "32", "seq", "16")},
+	// Causal attention's products on the fast dot with bands (skipping
+	// the masked half): scores, P·V and the four backward products.
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "2")},
 	{model: "mlp", extra: defs("optimizer", "sgd", "lr", "0.1", "momentum", "0.9", "nesterov", "true")},
 	{model: "mlp", extra: defs("optimizer", "adamw", "lr", "0.01")},
 	{model: "mlp", extra: defs("optimizer", "eg", "lr", "0.5")},

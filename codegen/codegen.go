@@ -300,6 +300,7 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	}()
 	huge := v.Op == ir.OpFusion && len(v.Callee.Body) > hugeKernel
 	g := m.newKernel(sym, v.Args, results, inPlace, huge)
+	g.zeros = operandZeros(v)
 	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace}
 	root := v
 	body := []*ir.Value{v}
@@ -542,6 +543,12 @@ func kernelKey(v *ir.Value, inPlace map[int]int) [sha256.Size]byte {
 		}
 	}
 	b.WriteString(" : " + v.Type.String())
+	// Operands zero outside a triangle make a dot kernel skip work.
+	for i, a := range v.Args {
+		if t, ok := zeroTriangle(a); ok {
+			fmt.Fprintf(&b, " zero%d:%v", i, t)
+		}
+	}
 	if v.Op == ir.OpFusion {
 		var cb strings.Builder
 		v.Callee.Print(&cb)

@@ -41,6 +41,13 @@ type DotSpec struct {
 	// Accumulate adds the result to what C holds (BLAS beta = 1) instead of
 	// overwriting it.
 	Accumulate bool
+	// BandA, BandB and BandC, when on, restrict the work to bands of
+	// each batch's index pairs (causal attention's products): A[i, k] is
+	// zero outside BandA's band of (i, k), B[k, n] outside BandB's of
+	// (k, n), and C[i, j] outside BandC's of (i, j) is not needed (the
+	// kernel may leave any value there). Each tile of C then runs only the
+	// k its rows and columns need, and none when it lies outside BandC.
+	BandA, BandB, BandC DotBand
 	// CPU is the function attribute "target-cpu"; "" means znver4. The
 	// kernel assumes AVX-512 (it computes on <16 x float> vectors).
 	CPU string
@@ -55,6 +62,24 @@ type DotSpec struct {
 type DotBatchDim struct {
 	Size    int
 	A, B, C int64
+}
+
+// DotBand is a band of index pairs (r, s): those with r − s ≥ D, or
+// r − s ≤ D when Upper. The zero value is off: every pair.
+type DotBand struct {
+	On, Upper bool
+	D         int
+}
+
+// keeps reports whether the pair (r, s) lies in band d.
+func (d DotBand) keeps(r, s int) bool {
+	switch {
+	case !d.On:
+		return true
+	case d.Upper:
+		return r-s <= d.D
+	}
+	return r-s >= d.D
 }
 
 // lds returns the leading dimensions of A, B and C, with the dense

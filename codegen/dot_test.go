@@ -150,10 +150,42 @@ func gemmRef(s DotSpec, a, b, bias, c0 []float32) (want, bound []float64) {
 				}
 				want[o] = sum
 				bound[o] = 1e-4*abs + 1e-30
+				if !s.BandC.keeps(i, j) {
+					bound[o] = math.Inf(1) // not needed: any value
+				}
 			}
 		}
 	}
 	return want, bound
+}
+
+// gemmBandZeros zeroes the elements of a and b outside s.BandA and
+// s.BandB, as the kernel may assume.
+func gemmBandZeros(s DotSpec, a, b []float32) {
+	lda, ldb, _ := s.lds()
+	for bt := 0; bt < s.Batch; bt++ {
+		oa, ob, _ := gemmOffsets(s, bt)
+		for k := 0; k < s.K; k++ {
+			for i := 0; i < s.M; i++ {
+				if !s.BandA.keeps(i, k) {
+					if s.TransA {
+						a[oa+k*int(lda)+i] = 0
+					} else {
+						a[oa+i*int(lda)+k] = 0
+					}
+				}
+			}
+			for j := 0; j < s.N; j++ {
+				if !s.BandB.keeps(k, j) {
+					if s.TransB {
+						b[ob+j*int(ldb)+k] = 0
+					} else {
+						b[ob+k*int(ldb)+j] = 0
+					}
+				}
+			}
+		}
+	}
 }
 
 func gemmRand(r *rand.Rand, n int) []float32 {
@@ -178,6 +210,11 @@ func gemmCases() []gemmCase {
 		}
 		if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
 			name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
+		}
+		for i, d := range []DotBand{s.BandA, s.BandB, s.BandC} {
+			if d.On {
+				name += fmt.Sprintf("_band%c%v%d", "ABC"[i], map[bool]string{false: "L", true: "U"}[d.Upper], d.D)
+			}
 		}
 		cs = append(cs, gemmCase{name, s})
 	}
@@ -244,6 +281,31 @@ func gemmCases() []gemmCase {
 			}
 		}
 	}
+	// Bands (causal attention): A, B zero outside a band, C not needed
+	// outside one; with several K blocks, offsets past the matrix, packed
+	// and in-place operands, and edge tiles.
+	for _, d := range [][4]int{{2, 128, 128, 32}, {1, 37, 45, 600}, {2, 128, 32, 128}, {1, 29, 70, 300}} {
+		for _, band := range []struct{ a, b, c DotBand }{
+			{a: DotBand{On: true}},
+			{a: DotBand{On: true, Upper: true}},
+			{a: DotBand{On: true, D: 5}},
+			{a: DotBand{On: true, Upper: true, D: -40}},
+			{b: DotBand{On: true}},
+			{b: DotBand{On: true, Upper: true, D: 3}},
+			{c: DotBand{On: true}},
+			{c: DotBand{On: true, Upper: true, D: 1}},
+			{a: DotBand{On: true}, b: DotBand{On: true, Upper: true}, c: DotBand{On: true, D: -2}},
+		} {
+			for _, ta := range []bool{false, true} {
+				add(DotSpec{Batch: d[0], M: d[1], N: d[2], K: d[3], TransA: ta, TransB: !ta && d[3] == 32,
+					Bias: d[0] == 2 && ta, BandA: band.a, BandB: band.b, BandC: band.c})
+			}
+		}
+	}
+	add(DotSpec{Batch: 1, M: 37, N: 70, K: 300, TransA: true, BandA: DotBand{On: true}, BandC: DotBand{On: true, Upper: true},
+		Blocking: &DotBlocking{PackA: 1, PackB: -1, MR: 8, KC: 64}})
+	add(DotSpec{Batch: 1, M: 37, N: 70, K: 300, BandA: DotBand{On: true, Upper: true}, BandB: DotBand{On: true},
+		Blocking: &DotBlocking{PackA: 1, KC: 64}})
 	// The GPT's attention dots after the layout pass (d=128, 4 heads,
 	// seq 128, batch 16), as DotSpecOf makes them.
 	f32 := func(d ...int) ir.Type { return ir.Type{DType: ir.F32, Shape: ir.Shape(d)} }
@@ -297,6 +359,7 @@ func TestDotKernel(t *testing.T) {
 			b := gemmRand(r, nb)
 			bias := gemmRand(r, s.N)
 			c0 := gemmRand(r, nc)
+			gemmBandZeros(s, a, b)
 			want, bound := gemmRef(s, a, b, bias, c0)
 			// Three ways to split the range: one call, two threads, one unit
 			// per call in reverse order.

@@ -144,6 +144,9 @@ func (g *gemmGen) mulc(a value.Value, c int64) value.Value {
 func (g *gemmGen) min(a, b value.Value) value.Value {
 	return g.cur.NewSelect(g.cur.NewICmp(enum.IPredSLT, a, b), a, b)
 }
+func (g *gemmGen) max(a, b value.Value) value.Value {
+	return g.cur.NewSelect(g.cur.NewICmp(enum.IPredSGT, a, b), a, b)
+}
 func (g *gemmGen) le(a, b value.Value) value.Value { return g.cur.NewICmp(enum.IPredSLE, a, b) }
 
 // loop emits `for i := from; i < to; i = body(i) {}`; body returns the next
@@ -419,12 +422,18 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 							ap = g.gep(A, g.add(g.mulc(g.add(ic, ir), g.lda), pc))
 						}
 						cp := g.gep(C, g.add(g.mulc(g.add(ic, ir), g.ldc), g.add(jc, jr)))
+						off, kn := g.kRange(pc, kc, g.add(ic, ir), g.add(jc, jr))
+						if kn != kc {
+							sk, _ := g.aStrides()
+							ap = g.gep(ap, g.mulc(off, sk))
+							bp = g.gep(bp, g.mulc(off, g.bStride()))
+						}
 						call := func(mr, nr int) {
 							args := []value.Value{ap, bp, cp}
 							if bb != nil {
 								args = append(args, bb)
 							}
-							g.cur.NewCall(g.micro[[2]int{mr, nr}], append(args, kc, first)...)
+							g.cur.NewCall(g.micro[[2]int{mr, nr}], append(args, kn, first)...)
 						}
 						byCols := func(mr int) {
 							if nrem == 0 {
@@ -607,6 +616,72 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	})
 }
 
+// aStrides returns the micro-kernel's addressing of A: element (i, k) of
+// the sliver at a + k·sk + i·si.
+func (g *gemmGen) aStrides() (sk, si int64) {
+	s, p := g.s, g.p
+	switch {
+	case p.PackA > 0 && s.TransA:
+		return int64(p.MR), 1
+	case p.PackA > 0:
+		return 1, int64(gemmLDA(p.MR, p.KC))
+	case s.TransA:
+		return g.lda, 1
+	}
+	return 1, g.lda
+}
+
+// bStride is the distance in floats between the micro-kernel's B rows:
+// NR packed (aligned, zero padded), or ldb read in place (the last vector
+// masked).
+func (g *gemmGen) bStride() int64 {
+	if g.p.PackB > 0 {
+		return int64(g.p.NR)
+	}
+	return g.ldb
+}
+
+// kRange returns the part of the K block [pc, pc+kc) that the tile with
+// first row i0 and first column j0 needs, as an offset from pc and a
+// length: all of it without bands; with them, the k where the tile's rows
+// of A and columns of B may be nonzero, and none when the whole tile lies
+// outside BandC. The tile is taken as MR×NR (an edge tile's range is a
+// superset of what it needs).
+func (g *gemmGen) kRange(pc, kc, i0, j0 value.Value) (off, n value.Value) {
+	s, p := g.s, g.p
+	if !s.BandA.On && !s.BandB.On && !s.BandC.On {
+		return gemmI64(0), kc
+	}
+	k0, k1 := pc, g.add(pc, kc)
+	iLast, jLast := g.addc(i0, int64(p.MR-1)), g.addc(j0, int64(p.NR-1))
+	// A: k ≤ i − D for some row i (lower), or k ≥ i − D (upper).
+	if a := s.BandA; a.On && !a.Upper {
+		k1 = g.min(k1, g.addc(iLast, int64(1-a.D)))
+	} else if a.On {
+		k0 = g.max(k0, g.addc(i0, int64(-a.D)))
+	}
+	// B: k ≥ n + D for some column n (lower), or k ≤ n + D (upper).
+	if b := s.BandB; b.On && !b.Upper {
+		k0 = g.max(k0, g.addc(j0, int64(b.D)))
+	} else if b.On {
+		k1 = g.min(k1, g.addc(jLast, int64(b.D+1)))
+	}
+	// C: some (i, j) of the tile with i − j ≥ D (lower), or ≤ D (upper).
+	if c := s.BandC; c.On {
+		var live value.Value
+		if !c.Upper {
+			live = g.cur.NewICmp(enum.IPredSGE, g.sub(iLast, j0), gemmI64(int64(c.D)))
+		} else {
+			live = g.cur.NewICmp(enum.IPredSLE, g.sub(i0, jLast), gemmI64(int64(c.D)))
+		}
+		k1 = g.cur.NewSelect(live, k1, k0)
+	}
+	none := g.cur.NewICmp(enum.IPredSLE, k1, k0)
+	n = g.cur.NewSelect(none, gemmI64(0), g.sub(k1, k0))
+	off = g.cur.NewSelect(none, gemmI64(0), g.sub(k0, pc))
+	return off, n
+}
+
 // microFor emits the micro-kernel for a tile of mr rows and nr columns:
 //
 //	micro(a, b, c, [bias,] kc, first)
@@ -620,26 +695,10 @@ func (g *gemmGen) microFor(mr, nr int) {
 	if g.micro[key] != nil {
 		return
 	}
-	// A's addressing: element (i, k) of the sliver at a + k·sk + i·si.
-	var sk, si int64
-	switch {
-	case p.PackA > 0 && s.TransA:
-		sk, si = int64(p.MR), 1
-	case p.PackA > 0:
-		sk, si = 1, int64(gemmLDA(p.MR, p.KC))
-	case s.TransA:
-		sk, si = g.lda, 1
-	default:
-		sk, si = 1, g.lda
-	}
+	sk, si := g.aStrides()
 	// The micro-kernel depends only on these: kernels of one module
 	// share it (by name, a hash of them).
-	// B's sliver: NR floats per k, packed (aligned, zero padded), or
-	// read in place, ldb floats per k (the last vector masked).
-	bStride, bPacked := int64(p.NR), p.PackB > 0
-	if !bPacked {
-		bStride = g.ldb
-	}
+	bStride, bPacked := g.bStride(), p.PackB > 0
 	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(fmt.Sprintf("%d %d %d %v %d %d %d %v %v %v %d %q",
 		mr, nr, bStride, bPacked, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)))
 	for _, f := range g.mod.Funcs {

@@ -74,13 +74,14 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	if dot == nil || !dep[root] || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
 		return nil
 	}
-	return g.fastDotOf(dot, root)
+	return g.fastDotOf(dot, root, body)
 }
 
-// fastDotOf is the fast dot computing dot, with root the kernel's result,
-// or nil: dot is f32, of at least minFastDotFlops, reads its operands from
-// buffers in a layout DotSpecOf reads in place.
-func (g *kgen) fastDotOf(dot, root *ir.Value) *fastDot {
+// fastDotOf is the fast dot computing dot, with root the kernel's result
+// (body the kernel's instructions), or nil: dot is f32, of at least
+// minFastDotFlops, reads its operands from buffers in a layout DotSpecOf
+// reads in place. Its spec has the bands dotBands finds.
+func (g *kgen) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
 	if dot.Type.DType != ir.F32 {
 		return nil
 	}
@@ -94,6 +95,7 @@ func (g *kgen) fastDotOf(dot, root *ir.Value) *fastDot {
 		return nil
 	}
 	spec.CPU = g.mod.cpu
+	dotBands(&spec, dot, g.zeros, body, g.results)
 	return &fastDot{dot: dot, root: root, spec: spec}
 }
 
@@ -113,7 +115,7 @@ func (g *kgen) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fast
 		root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
 		return nil
 	}
-	return g.fastDotOf(dot, root)
+	return g.fastDotOf(dot, root, body)
 }
 
 // planTransposedDot plans a dot fusion whose root transposes the product
@@ -137,6 +139,7 @@ func (g *kgen) planTransposedDot(dot, root *ir.Value) *fastDot {
 		return nil
 	}
 	spec.CPU = g.mod.cpu
+	dotBands(&spec, dot, g.zeros, nil, nil)
 	return &fastDot{dot: dot, root: dot, spec: spec}
 }
 

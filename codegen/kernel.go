@@ -111,8 +111,11 @@ type kgen struct {
 
 	// ptrs maps each value read from a buffer to its body parameter.
 	ptrs map[*ir.Value]value.Value
-	out  value.Value // outs[0]
-	res  *ir.Value   // the instruction
+	// zeros are the values read from buffers that are zero outside a
+	// triangle (operandZeros).
+	zeros map[*ir.Value]triangle
+	out   value.Value // outs[0]
+	res   *ir.Value   // the instruction
 	// outs are the result pointers: the instruction's, then its outputs'
 	// (a multi-output fusion); results are the values they receive (the
 	// callee's results for a fusion, else the instruction).

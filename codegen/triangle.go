@@ -1,0 +1,231 @@
+package codegen
+
+import (
+	"fmt"
+	"slices"
+
+	"xlc/ir"
+)
+
+// Causal attention multiplies by matrices that are zero above the
+// diagonal (softmax's probabilities and the scores' gradient, each a
+// select of the mask against 0) and computes scores it then masks. The
+// fast dot skips that half (DotSpec's bands) when the kernel can tell:
+// an operand read from memory is the result of such a select (zeroTriangle,
+// across kernels), or the dot kernel's own epilogue selects against the
+// mask (neededTriangle). A select discards its other branch, so the
+// skipped elements cannot change any result, NaN and infinity included.
+
+// triangle is the set of a value's elements whose indices along axes A
+// and B satisfy idx[A] − idx[B] ≥ C.
+type triangle struct{ A, B, C int }
+
+func (t triangle) String() string { return fmt.Sprintf("i%d-i%d>=%d", t.A, t.B, t.C) }
+
+// predTriangle returns the triangle where the bool value p is true: a
+// comparison of two iotas of one shape along different axes, possibly
+// broadcast.
+func predTriangle(p *ir.Value) (triangle, bool) {
+	switch p.Op {
+	case ir.OpBroadcast:
+		t, ok := predTriangle(p.Args[0])
+		dims := p.Attrs.Ints("dims")
+		if !ok || t.A >= len(dims) || t.B >= len(dims) {
+			return triangle{}, false
+		}
+		return triangle{dims[t.A], dims[t.B], t.C}, true
+	case ir.OpGe, ir.OpGt, ir.OpLe, ir.OpLt:
+		x, y := p.Args[0], p.Args[1]
+		if x.Op != ir.OpIota || y.Op != ir.OpIota {
+			return triangle{}, false
+		}
+		ax, ay := x.Attrs.Int("axis"), y.Attrs.Int("axis")
+		if ax == ay {
+			return triangle{}, false
+		}
+		switch p.Op {
+		case ir.OpGe: // ix ≥ iy
+			return triangle{ax, ay, 0}, true
+		case ir.OpGt: // ix − iy ≥ 1
+			return triangle{ax, ay, 1}, true
+		case ir.OpLe: // iy ≥ ix
+			return triangle{ay, ax, 0}, true
+		default: // iy − ix ≥ 1
+			return triangle{ay, ax, 1}, true
+		}
+	}
+	return triangle{}, false
+}
+
+// zeroTriangle returns a triangle outside which v is zero: v selects a
+// zero constant outside it, or multiplies such a value by a constant (a
+// finite one: 0·∞ is not 0), or is a transpose of one, or the result of a
+// fusion whose callee computes one.
+func zeroTriangle(v *ir.Value) (triangle, bool) {
+	switch v.Op {
+	case ir.OpSelect:
+		if isZeroConst(v.Args[2]) {
+			return predTriangle(v.Args[0])
+		}
+	case ir.OpMul:
+		for i, a := range v.Args {
+			if finiteConst(v.Args[1-i]) {
+				if t, ok := zeroTriangle(a); ok {
+					return t, true
+				}
+			}
+		}
+	case ir.OpTranspose:
+		t, ok := zeroTriangle(v.Args[0])
+		if !ok {
+			return t, false
+		}
+		perm := v.Attrs.Ints("perm")
+		return triangle{slices.Index(perm, t.A), slices.Index(perm, t.B), t.C}, true
+	case ir.OpFusion:
+		return zeroTriangle(v.Callee.Results[0])
+	case ir.OpOutput:
+		return zeroTriangle(v.Args[0].Callee.Results[v.Attrs.Int("index")])
+	}
+	return triangle{}, false
+}
+
+// splatValue returns the value of a splat constant, possibly broadcast.
+func splatValue(v *ir.Value) (float64, bool) {
+	for v.Op == ir.OpBroadcast {
+		v = v.Args[0]
+	}
+	if v.Op != ir.OpConstant {
+		return 0, false
+	}
+	return v.Attrs.Float("value"), true
+}
+
+func isZeroConst(v *ir.Value) bool {
+	x, ok := splatValue(v)
+	return ok && x == 0
+}
+
+func finiteConst(v *ir.Value) bool {
+	x, ok := splatValue(v)
+	return ok && x-x == 0
+}
+
+// neededTriangle returns a triangle outside which no result of a kernel
+// (body, results) depends on dot's elements: every path from dot to a
+// result, through elementwise ops of dot's shape, meets the selected
+// branch of a select whose predicate is that triangle.
+func neededTriangle(dot *ir.Value, body, results []*ir.Value) (triangle, bool) {
+	users := map[*ir.Value][]*ir.Value{}
+	for _, v := range body {
+		for _, a := range v.Args {
+			if !slices.Contains(users[a], v) {
+				users[a] = append(users[a], v)
+			}
+		}
+	}
+	var t triangle
+	found := false
+	seen := map[*ir.Value]bool{dot: true}
+	stack := []*ir.Value{dot}
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if slices.Contains(results, v) {
+			return triangle{}, false
+		}
+		for _, u := range users[v] {
+			if u.Op == ir.OpSelect && u.Args[1] == v && u.Args[0] != v && u.Args[2] != v {
+				if pt, ok := predTriangle(u.Args[0]); ok && (!found || pt == t) {
+					t, found = pt, true
+					continue
+				}
+			}
+			if !elementwise(u) || !u.Type.Shape.Equal(dot.Type.Shape) {
+				return triangle{}, false
+			}
+			if !seen[u] {
+				seen[u] = true
+				stack = append(stack, u)
+			}
+		}
+	}
+	return t, found
+}
+
+// band returns t as a DotBand of index pairs (r, s) of a value of shape
+// sh, where r is the index of the dims rows (merged) and s of the dims
+// cols: t must relate one dim of each, the only one of size above 1 in
+// its list.
+func (t triangle) band(sh ir.Shape, rows, cols []int) (DotBand, bool) {
+	only := func(dims []int, ax int) bool {
+		if !slices.Contains(dims, ax) {
+			return false
+		}
+		for _, d := range dims {
+			if d != ax && sh[d] != 1 {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case only(rows, t.A) && only(cols, t.B): // r − s ≥ C
+		return DotBand{On: true, D: t.C}, true
+	case only(cols, t.A) && only(rows, t.B): // s − r ≥ C
+		return DotBand{On: true, Upper: true, D: -t.C}, true
+	}
+	return DotBand{}, false
+}
+
+// dotBands sets the bands of spec, the fast dot computing dot: those of
+// its operands read from memory that zeros says are zero outside a
+// triangle, and, when results is not nil, the one outside which the
+// kernel's results (body's) do not need the product.
+func dotBands(spec *DotSpec, dot *ir.Value, zeros map[*ir.Value]triangle, body, results []*ir.Value) {
+	a, b := dot.Args[0], dot.Args[1]
+	lb, rb, lc, rc := ir.DotDims(dot.Attrs)
+	if t, ok := zeros[a]; ok {
+		spec.BandA, _ = t.band(a.Type.Shape, ir.DotFree(a.Type.Rank(), lb, lc), lc)
+	}
+	if t, ok := zeros[b]; ok {
+		spec.BandB, _ = t.band(b.Type.Shape, rc, ir.DotFree(b.Type.Rank(), rb, rc))
+	}
+	if results == nil {
+		return
+	}
+	if t, ok := neededTriangle(dot, body, results); ok {
+		nb, nm := len(lb), a.Type.Rank()-len(lb)-len(lc)
+		var m, n []int
+		for i := nb; i < dot.Type.Rank(); i++ {
+			if i < nb+nm {
+				m = append(m, i)
+			} else {
+				n = append(n, i)
+			}
+		}
+		spec.BandC, _ = t.band(dot.Type.Shape, m, n)
+	}
+}
+
+// operandZeros returns, for each operand of instruction v that is zero
+// outside a triangle, the triangle, keyed by the value the kernel reads it
+// as (a fused callee's parameter, else the operand).
+func operandZeros(v *ir.Value) map[*ir.Value]triangle {
+	var z map[*ir.Value]triangle
+	for i, a := range v.Args {
+		t, ok := zeroTriangle(a)
+		if !ok {
+			continue
+		}
+		if z == nil {
+			z = map[*ir.Value]triangle{}
+		}
+		if v.Op == ir.OpFusion {
+			z[v.Callee.Params[i]] = t
+		} else {
+			z[a] = t
+		}
+	}
+	return z
+}
