@@ -83,8 +83,16 @@ func defineOOM(mod *llir.Module, name string, write, abort *llir.Func) *llir.Fun
 func (g *kgen) checkAlloc(p value.Value) {
 	text := "xlc: out of memory in " + g.sym + "\n"
 	arr := constant.NewCharArrayFromString(text)
-	glob := g.mod.m.NewGlobalDef(g.sym+".oom", arr)
-	glob.Linkage, glob.Immutable = enum.LinkagePrivate, true
+	var glob *llir.Global
+	for _, gl := range g.mod.m.Globals {
+		if gl.Name() == g.sym+".oom" {
+			glob = gl
+		}
+	}
+	if glob == nil {
+		glob = g.mod.m.NewGlobalDef(g.sym+".oom", arr)
+		glob.Linkage, glob.Immutable = enum.LinkagePrivate, true
+	}
 	msg := constant.NewGetElementPtr(arr.Typ, glob, i64c(0), i64c(0))
 	bad, ok := g.newBlock("oom"), g.newBlock("alloc.ok")
 	null := constant.NewNull(p.Type().(*types.PointerType))

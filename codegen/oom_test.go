@@ -13,14 +13,14 @@ import (
 // accumulator cannot be allocated says so on stderr and aborts, instead of
 // writing through the null pointer malloc returned: a child process calls
 // the kernel on a range of 2^44 rows (a 2^50-byte accumulator, beyond any
-// address space).
+// address space; an f16 table has one accumulator row per table row).
 func TestScatterAddOutOfMemory(t *testing.T) {
 	needTools(t)
 	if os.Getenv("XLC_OOM_CHILD") == "" {
 		t.Setenv("XLC_CACHE", t.TempDir())
 	}
-	p := compileText(t, `func @f(%u: f32[4,8], %i: i32[4]) -> (r: f32[16,8]) {
-  %0 = scatter_add %u, %i {axis=0} : f32[16,8]
+	p := compileText(t, `func @f(%u: f16[4,8], %i: i32[4]) -> (r: f16[16,8]) {
+  %0 = scatter_add %u, %i {axis=0} : f16[16,8]
   return %0
 }`)
 	so, err := Build(p.LL)

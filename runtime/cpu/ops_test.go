@@ -89,6 +89,9 @@ func opsFunc(d ir.DType) string {
 		emit(fmt.Sprintf("dot %%v, %%v {batch=[[],[]], contract=[[],[]]} : %s", T("[4,4]")))
 		emit(fmt.Sprintf("scatter_add %%u1, %%idx {axis=0} : %s", T("[3,4]")))
 		emit(fmt.Sprintf("scatter_add %%u2, %%idx64 {axis=1} : %s", T("[3,4]")))
+		// Fewer updates than table rows: accumulators per update row.
+		emit(fmt.Sprintf("scatter_add %%u1, %%idx {axis=0} : %s", T("[7,4]")))
+		emit(fmt.Sprintf("scatter_add %%u2, %%idx64 {axis=1} : %s", T("[3,9]")))
 	} else {
 		emit("constant {value=1} : bool[2]")
 	}
