@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"slices"
 	"strings"
 
 	llir "github.com/llir/llvm/ir"
@@ -35,6 +36,8 @@ const minFastDotFlops = 1 << 16
 type fastDot struct {
 	dot, root *ir.Value
 	spec      DotSpec
+	// bias is the vector the kernel adds to every row (spec.Bias), or nil.
+	bias *ir.Value
 }
 
 // planFastDot returns how kernel g (whose operands' pointers are known)
@@ -74,7 +77,33 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	if dot == nil || !dep[root] || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
 		return nil
 	}
-	return g.fastDotOf(dot, root, body)
+	fd := g.fastDotOf(dot, root, body)
+	if fd != nil {
+		g.foldBias(fd)
+	}
+	return fd
+}
+
+// foldBias makes the fast dot add the bias itself when its epilogue is only
+// that: the root adds to the product a vector of N floats, read from a
+// buffer, broadcast along the last axis. The micro-kernel adds it to each
+// tile as it stores it, and no pass over the product follows.
+func (g *kgen) foldBias(fd *fastDot) {
+	r, s := fd.root, &fd.spec
+	rank := fd.dot.Type.Rank()
+	if r.Op != ir.OpAdd || s.Bias || s.Accumulate || rank == 0 || fd.dot.Type.Shape[rank-1] != s.N {
+		return
+	}
+	for i, a := range r.Args {
+		b := r.Args[1-i]
+		if a != fd.dot || b.Op != ir.OpBroadcast || !slices.Equal(b.Attrs.Ints("dims"), []int{rank - 1}) {
+			continue
+		}
+		if v := b.Args[0]; g.ptrs[v] != nil && v.Type.DType == ir.F32 {
+			s.Bias, fd.bias, fd.root = true, v, fd.dot
+			return
+		}
+	}
 }
 
 // fastDotOf is the fast dot computing dot, with root the kernel's result
@@ -188,10 +217,14 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 		gemm.Linkage = enum.LinkageInternal
 		gemm.FuncAttrs = append(gemm.FuncAttrs, enum.FuncAttrNoInline)
 	}
-	arr := types.NewArray(3, i8p)
+	ptrs := []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], g.out}
+	if fd.bias != nil {
+		ptrs = slices.Insert(ptrs, 2, g.ptrs[fd.bias])
+	}
+	arr := types.NewArray(uint64(len(ptrs)), i8p)
 	slots := g.alloca(arr)
 	b := g.b
-	for i, p := range []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], g.out} {
+	for i, p := range ptrs {
 		slot := b.NewGetElementPtr(arr, slots, i64c(0), i64c(int64(i)))
 		b.NewStore(b.NewBitCast(p, i8p), slot)
 	}
