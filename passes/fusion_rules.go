@@ -238,9 +238,10 @@ const (
 	maxDependsVisits   = 512
 )
 
-// dotEpilogues makes a kernel of every dot and, for a dot with one user, the
-// largest elementwise epilogue with one output found by adding the users of
-// the group wave by wave.
+// dotEpilogues makes a kernel of every dot and the largest elementwise
+// epilogue with one output found by adding the users of the group wave by
+// wave: the dot's users may be several when they meet again in the
+// epilogue's one output (GELU's backward reads the product twice).
 func (z *fuser) dotEpilogues() {
 	for _, d := range z.f.Body {
 		if d.Op != ir.OpDot {
@@ -248,7 +249,7 @@ func (z *fuser) dotEpilogues() {
 		}
 		k := &kernel{root: d, members: map[*ir.Value]bool{d: true}, dot: d}
 		z.kernel[d.ID] = k
-		if z.result[d.ID] || len(z.users[d.ID]) != 1 {
+		if z.result[d.ID] || len(z.users[d.ID]) == 0 {
 			z.logf("keep %s: %s", name(d), z.usersText(d))
 			continue
 		}
@@ -285,6 +286,10 @@ func (z *fuser) dotEpilogues() {
 			if z.exits(order, in) == 1 && (z.fuel < 0 || len(order)-1 <= z.fuel) {
 				best = len(order)
 			}
+		}
+		if best == 1 && len(z.users[d.ID]) > 1 {
+			z.logf("keep %s: %s", name(d), z.usersText(d))
+			continue
 		}
 		if best == 1 {
 			u := z.users[d.ID][0]
