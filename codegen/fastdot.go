@@ -99,7 +99,7 @@ func (g *kgen) foldBias(fd *fastDot) {
 		if a != fd.dot || b.Op != ir.OpBroadcast || !slices.Equal(b.Attrs.Ints("dims"), []int{rank - 1}) {
 			continue
 		}
-		if v := b.Args[0]; g.ptrs[v] != nil && v.Type.DType == ir.F32 {
+		if v := b.Args[0]; g.ptrs[v] != nil && v.Type.DType == ir.F32 && v.Type.Shape.Equal(ir.Shape{s.N}) {
 			s.Bias, fd.bias, fd.root = true, v, fd.dot
 			return
 		}

@@ -199,7 +199,7 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 		return raw, g.b.NewBitCast(raw, types.NewPointer(t))
 	}
 	size := d.Size()
-	if size < 4 || m >= int64(n) || outer*m >= 1<<31 {
+	if size < 4 || m == 0 || m >= int64(n) || outer*m >= 1<<31 {
 		g.ifThen("work", g.b.NewICmp(enum.IPredSLT, g.lo, g.hi), func() {
 			count := g.b.NewMul(g.b.NewSub(g.hi, g.lo), i64c(inner))
 			raw, accp := alloc(count, at)

@@ -13,8 +13,14 @@ import (
 // fast dot skips that half (DotSpec's bands) when the kernel can tell:
 // an operand read from memory is the result of such a select (zeroTriangle,
 // across kernels), or the dot kernel's own epilogue selects against the
-// mask (neededTriangle). A select discards its other branch, so the
-// skipped elements cannot change any result, NaN and infinity included.
+// mask (neededTriangle). A select discards its other branch, so skipping
+// a product's unneeded elements cannot change any result, NaN and infinity
+// included. Skipping an operand's zeros drops terms 0·x: where the other
+// operand holds an infinity or NaN there, the interpreter's sum is NaN and
+// the kernel's is not. Such a value reaches the loss through other terms
+// anyway (attention's V, dO and K rows are each also read unmasked, on
+// the diagonal), so the same steps are non-finite, and the train step's
+// finiteness check skips them on both.
 
 // triangle is the set of a value's elements whose indices along axes A
 // and B satisfy idx[A] − idx[B] ≥ C.
@@ -23,8 +29,9 @@ type triangle struct{ A, B, C int }
 func (t triangle) String() string { return fmt.Sprintf("i%d-i%d>=%d", t.A, t.B, t.C) }
 
 // predTriangle returns the triangle where the bool value p is true: a
-// comparison of two iotas of one shape along different axes, possibly
-// broadcast.
+// comparison of two integer iotas of one shape along different axes,
+// possibly broadcast (along other axes: a dim of size 1 expanded would make
+// its index 0 everywhere).
 func predTriangle(p *ir.Value) (triangle, bool) {
 	switch p.Op {
 	case ir.OpBroadcast:
@@ -33,10 +40,15 @@ func predTriangle(p *ir.Value) (triangle, bool) {
 		if !ok || t.A >= len(dims) || t.B >= len(dims) {
 			return triangle{}, false
 		}
+		in, out := p.Args[0].Type.Shape, p.Type.Shape
+		if in[t.A] != out[dims[t.A]] || in[t.B] != out[dims[t.B]] {
+			return triangle{}, false
+		}
 		return triangle{dims[t.A], dims[t.B], t.C}, true
 	case ir.OpGe, ir.OpGt, ir.OpLe, ir.OpLt:
 		x, y := p.Args[0], p.Args[1]
-		if x.Op != ir.OpIota || y.Op != ir.OpIota {
+		// Float iotas are inexact past their mantissa (bf16 past 256).
+		if x.Op != ir.OpIota || y.Op != ir.OpIota || x.Type.DType.IsFloat() {
 			return triangle{}, false
 		}
 		ax, ay := x.Attrs.Int("axis"), y.Attrs.Int("axis")

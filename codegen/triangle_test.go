@@ -155,3 +155,30 @@ func TestTriangleBands(t *testing.T) {
 		t.Errorf("%%1: zero outside %v (%v), want i2-i3>=0", tr, ok)
 	}
 }
+
+// TestPredTriangleRejects checks comparisons that are not triangles of
+// the value they mask: a size-1 dim expanded by the broadcast (its index
+// is 0 everywhere), and float iotas (inexact past their mantissa).
+func TestPredTriangleRejects(t *testing.T) {
+	f, err := ir.ParseFunc(`func @f() -> (a: bool[8,8], b: bool[300,300]) {
+  %0 = iota {axis=0} : i32[8,1]
+  %1 = iota {axis=1} : i32[8,1]
+  %2 = ge %0, %1 : bool[8,1]
+  %3 = broadcast %2 {dims=[0,1]} : bool[8,8]
+  %4 = iota {axis=0} : bf16[300,300]
+  %5 = iota {axis=1} : bf16[300,300]
+  %6 = ge %4, %5 : bool[300,300]
+  return %3, %6
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, ok := predTriangle(f.Body[2]); !ok || tr != (triangle{0, 1, 0}) {
+		t.Errorf("%%2: %v %v, want i0-i1>=0", tr, ok)
+	}
+	for _, i := range []int{3, 6} {
+		if tr, ok := predTriangle(f.Body[i]); ok {
+			t.Errorf("%%%d: triangle %v, want none", i, tr)
+		}
+	}
+}
