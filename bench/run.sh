@@ -3,7 +3,9 @@
 # against PyTorch (Debian's python3-torch with OpenBLAS-OpenMP, its best of
 # eager and torch.jit.script) for GPT configs S and M. Two-thread timings
 # vary 20-30% here, so the peers are interleaved ROUNDS times and the median
-# ratio is reported, with the fraction of the 222 GFLOP/s FMA peak.
+# ratio is reported, with the fraction of the 222 GFLOP/s FMA peak (of the
+# step's dense FLOPs: xlc skips the masked half of causal attention's
+# products, about 7% of config S's FLOPs, and is counted as doing them).
 #
 #   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu
 set -euo pipefail
