@@ -168,24 +168,25 @@ func gemmBandZeros(s DotSpec, a, b []float32) {
 		for k := 0; k < s.K; k++ {
 			for i := 0; i < s.M; i++ {
 				if !s.BandA.keeps(i, k) {
-					if s.TransA {
-						a[oa+k*int(lda)+i] = 0
-					} else {
-						a[oa+i*int(lda)+k] = 0
-					}
+					a[oa+gemmAt(s.TransA, lda, i, k)] = 0
 				}
 			}
 			for j := 0; j < s.N; j++ {
 				if !s.BandB.keeps(k, j) {
-					if s.TransB {
-						b[ob+j*int(ldb)+k] = 0
-					} else {
-						b[ob+k*int(ldb)+j] = 0
-					}
+					b[ob+gemmAt(s.TransB, ldb, k, j)] = 0
 				}
 			}
 		}
 	}
+}
+
+// gemmAt is the offset of element (r, c) of a matrix stored by rows with
+// leading dimension ld, or stored transposed.
+func gemmAt(trans bool, ld int64, r, c int) int {
+	if trans {
+		return c*int(ld) + r
+	}
+	return r*int(ld) + c
 }
 
 func gemmRand(r *rand.Rand, n int) []float32 {
