@@ -10,7 +10,7 @@ import (
 
 // DotSpec describes one batched f32 matrix product kernel:
 //
-//	C[b] = Alpha · A[b]·B[b] (+ Bias broadcast over rows) (+ C[b] when Accumulate)
+//	C[b] = Alpha · A[b]·B[b] (+ Bias broadcast over rows) (+ each residual R[b]) (+ C[b] when Accumulate)
 //
 // for b in [0, Batch), with A[b] an M×K matrix (stored K×M when TransA),
 // B[b] a K×N matrix (stored N×K when TransB) and C[b] M×N. Each matrix is
@@ -19,7 +19,7 @@ import (
 // another densely unless BatchDims says otherwise.
 //
 // The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only when
-// Bias is set; N floats), C.
+// Bias is set; N floats), the residuals (as C), C.
 type DotSpec struct {
 	Batch, M, N, K int
 	TransA, TransB bool
@@ -38,6 +38,9 @@ type DotSpec struct {
 	// Bias adds a vector of N floats (one more buffer, before C) to every
 	// row of the result.
 	Bias bool
+	// Residuals adds that many tensors laid out as C (buffers after the
+	// bias, before C) to the result: a residual connection's add.
+	Residuals int
 	// Accumulate adds the result to what C holds (BLAS beta = 1) instead of
 	// overwriting it.
 	Accumulate bool
@@ -337,11 +340,35 @@ func (s DotSpec) check() error {
 	if lda > lim || ldb > lim || ldc > lim {
 		return fmt.Errorf("codegen: dot: leading dimensions too large: %d, %d, %d", lda, ldb, ldc)
 	}
+	if s.Residuals < 0 || s.Residuals > maxResiduals {
+		return fmt.Errorf("codegen: dot: %d residuals, at most %d", s.Residuals, maxResiduals)
+	}
 	if b := s.Blocking; b != nil && (b.NR%16 != 0 || b.MR > 64 || b.NR > 256) {
 		return fmt.Errorf("codegen: dot: bad micro-tile %d×%d (NR must be a multiple of 16)", b.MR, b.NR)
 	}
 	return nil
 }
+
+// denseC reports whether C is dense: the batches one after another, M
+// rows of N floats each (the layout of an IR value of the product's shape).
+func (s DotSpec) denseC() bool {
+	_, _, ldc := s.lds()
+	if ldc != int64(s.N) {
+		return false
+	}
+	stride := int64(s.M) * int64(s.N)
+	dims := s.batchDims()
+	for i := len(dims) - 1; i >= 0; i-- {
+		if dims[i].Size > 1 && dims[i].C != stride {
+			return false
+		}
+		stride *= int64(dims[i].Size)
+	}
+	return true
+}
+
+// maxResiduals is the most residuals a dot kernel adds.
+const maxResiduals = 4
 
 // Extent is the size of the kernel's parallel range: Batch times the
 // number of row blocks of C per batch. Unit u covers rows
@@ -389,7 +416,7 @@ func (s DotSpec) Flops() float64 {
 //
 //	void name(void **bufs, int64_t lo, int64_t hi)
 //
-// bufs holds A, B, the bias when spec.Bias, then C; the call computes units
+// bufs holds A, B, the bias when spec.Bias, the residuals, then C; the call computes units
 // [lo, hi) of the parallel range, whose size it returns (see
 // DotSpec.Extent). Units are blocks of whole rows of C, so calls on
 // disjoint ranges may run at once. A call packs the panels of B it uses,

@@ -106,7 +106,7 @@ func gemmSizes(s DotSpec) (na, nb, nc int) {
 // gemmRef is C = Alpha·A·B (+ bias) (+ C) in float64 over the whole C
 // buffer (c0 where the product writes nothing), with the bound
 // 1e-4·Σ|terms| for each element (0 where nothing is written).
-func gemmRef(s DotSpec, a, b, bias, c0 []float32) (want, bound []float64) {
+func gemmRef(s DotSpec, a, b, bias []float32, res [][]float32, c0 []float32) (want, bound []float64) {
 	alpha := float64(s.Alpha)
 	if alpha == 0 {
 		alpha = 1
@@ -143,6 +143,10 @@ func gemmRef(s DotSpec, a, b, bias, c0 []float32) (want, bound []float64) {
 				if s.Bias {
 					sum += float64(bias[j])
 					abs += math.Abs(float64(bias[j]))
+				}
+				for _, r := range res {
+					sum += float64(r[o])
+					abs += math.Abs(float64(r[o]))
 				}
 				if s.Accumulate {
 					sum += float64(c0[o])
@@ -206,6 +210,9 @@ func gemmCases() []gemmCase {
 	var cs []gemmCase
 	add := func(s DotSpec) {
 		name := fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha)
+		if s.Residuals > 0 {
+			name += fmt.Sprintf("_res%d", s.Residuals)
+		}
 		if b := s.Blocking; b != nil {
 			name += fmt.Sprintf("_mr%d_nr%d_kc%d_pa%d_pb%d", b.MR, b.NR, b.KC, b.PackA, b.PackB)
 		}
@@ -282,6 +289,13 @@ func gemmCases() []gemmCase {
 			}
 		}
 	}
+	// Residuals (as C: dense, or strided with batch dims), with a bias,
+	// several K blocks, accumulation and edge tiles.
+	add(DotSpec{Batch: 2, M: 29, N: 45, K: 31, Bias: true, Residuals: 1})
+	add(DotSpec{Batch: 1, M: 2048, N: 128, K: 512, Bias: true, Residuals: 1})
+	add(DotSpec{Batch: 2, M: 37, N: 70, K: 600, Residuals: 2, Accumulate: true, Alpha: 0.5})
+	add(DotSpec{Batch: 6, M: 13, N: 37, K: 7, TransA: true, Residuals: 3, LDC: 42,
+		BatchDims: []DotBatchDim{{Size: 3, A: 2 * 7 * 13, B: 7 * 37, C: 2 * 13 * 42}, {Size: 2, A: 7 * 13, B: 0, C: 13 * 42}}})
 	// Bands (causal attention): A, B zero outside a band, C not needed
 	// outside one; with several K blocks, offsets past the matrix, packed
 	// and in-place operands, and edge tiles.
@@ -359,9 +373,13 @@ func TestDotKernel(t *testing.T) {
 			a := gemmRand(r, na)
 			b := gemmRand(r, nb)
 			bias := gemmRand(r, s.N)
+			var res [][]float32
+			for range s.Residuals {
+				res = append(res, gemmRand(r, nc))
+			}
 			c0 := gemmRand(r, nc)
 			gemmBandZeros(s, a, b)
-			want, bound := gemmRef(s, a, b, bias, c0)
+			want, bound := gemmRef(s, a, b, bias, res, c0)
 			// Three ways to split the range: one call, two threads, one unit
 			// per call in reverse order.
 			for split := 0; split < 3; split++ {
@@ -370,7 +388,7 @@ func TestDotKernel(t *testing.T) {
 				if s.Bias {
 					bufs = append(bufs, bias)
 				}
-				bufs = append(bufs, c)
+				bufs = append(append(bufs, res...), c)
 				switch split {
 				case 0:
 					k.CallF32(bufs, -3, ext[i]+5) // clamped to the range
@@ -483,7 +501,7 @@ func TestDotSmallStack(t *testing.T) {
 		}
 		r := rand.New(rand.NewSource(2))
 		a, b, c := gemmRand(r, spec.M*spec.K), gemmRand(r, spec.K*spec.N), make([]float32, spec.M*spec.N)
-		want, bound := gemmRef(spec, a, b, nil, c)
+		want, bound := gemmRef(spec, a, b, nil, nil, c)
 		k.CallF32([][]float32{a, b, c}, 0, spec.Extent())
 		for o := range want {
 			if d := math.Abs(float64(c[o]) - want[o]); !(d <= bound[o]) {

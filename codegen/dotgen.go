@@ -219,10 +219,13 @@ func (g *gemmGen) emit() {
 	s, p := g.s, g.p
 	g.micro = map[[2]int]*llir.Func{}
 
-	// The body: (A, B, [bias,] C, lo, hi), pointers noalias.
+	// The body: (A, B, [bias,] residuals..., C, lo, hi), pointers noalias.
 	names := []string{"a", "b"}
 	if s.Bias {
 		names = append(names, "bias")
+	}
+	for i := range s.Residuals {
+		names = append(names, fmt.Sprintf("r%d", i))
 	}
 	names = append(names, "c")
 	var params []*llir.Param
@@ -274,6 +277,10 @@ func (g *gemmGen) emit() {
 	if s.Bias {
 		bias = params[2]
 	}
+	var res []value.Value
+	for _, q := range params[len(params)-1-s.Residuals : len(params)-1] {
+		res = append(res, q)
+	}
 	// The packing buffers: one heap block per call (B's panel, then A's
 	// block), 64-byte aligned, freed on return.
 	bpackN := int64(p.KC) * int64(p.NC)
@@ -320,7 +327,11 @@ func (g *gemmGen) emit() {
 		Ab := g.gep(A, offA)
 		Bb := g.gep(B, offB)
 		Cb := g.gep(C, offC)
-		g.rows(Ab, Bb, Cb, bias, bpack, apack, r0, r1)
+		var Rb []value.Value // the residuals, addressed as C
+		for _, r := range res {
+			Rb = append(Rb, g.gep(r, offC))
+		}
+		g.rows(Ab, Bb, Cb, bias, Rb, bpack, apack, r0, r1)
 		return uend
 	})
 	g.cur.NewCall(g.declare("free", types.Void, types.I8Ptr), buf)
@@ -380,8 +391,9 @@ func (g *gemmGen) heap(bytes int64) value.Value {
 	return p
 }
 
-// rows emits the loop nest for rows [r0, r1) of one batch.
-func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
+// rows emits the loop nest for rows [r0, r1) of one batch, whose
+// residuals are res (addressed as C).
+func (g *gemmGen) rows(A, B, C, bias value.Value, res []value.Value, bpack, apack, r0, r1 value.Value) {
 	s, p := g.s, g.p
 	M, N, K := int64(s.M), int64(s.N), int64(s.K)
 	mrem, nrem := int(M)%p.MR, int(N)%p.NR
@@ -421,7 +433,8 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 						default:
 							ap = g.gep(A, g.add(g.mulc(g.add(ic, ir), g.lda), pc))
 						}
-						cp := g.gep(C, g.add(g.mulc(g.add(ic, ir), g.ldc), g.add(jc, jr)))
+						cOff := g.add(g.mulc(g.add(ic, ir), g.ldc), g.add(jc, jr))
+						cp := g.gep(C, cOff)
 						off, kn := g.kRange(pc, kc, g.add(ic, ir), g.add(jc, jr))
 						if kn != kc {
 							sk, _ := g.aStrides()
@@ -432,6 +445,9 @@ func (g *gemmGen) rows(A, B, C, bias, bpack, apack, r0, r1 value.Value) {
 							args := []value.Value{ap, bp, cp}
 							if bb != nil {
 								args = append(args, bb)
+							}
+							for _, r := range res {
+								args = append(args, g.gep(r, cOff))
 							}
 							g.cur.NewCall(g.micro[[2]int{mr, nr}], append(args, kn, first)...)
 						}
@@ -684,11 +700,12 @@ func (g *gemmGen) kRange(pc, kc, i0, j0 value.Value) (off, n value.Value) {
 
 // microFor emits the micro-kernel for a tile of mr rows and nr columns:
 //
-//	micro(a, b, c, [bias,] kc, first)
+//	micro(a, b, c, [bias,] residuals..., kc, first)
 //
 // a: the A sliver (addressed per the plan), b: the packed B sliver, c: the
-// tile's corner in C, bias: the bias at the tile's first column; first
-// tells whether this is the first K block (store rather than add).
+// tile's corner in C, bias: the bias at the tile's first column, the
+// residuals' tiles (addressed as C); first tells whether this is the first
+// K block (store rather than add; the bias and residuals are added then).
 func (g *gemmGen) microFor(mr, nr int) {
 	s, p := g.s, g.p
 	key := [2]int{mr, nr}
@@ -699,8 +716,11 @@ func (g *gemmGen) microFor(mr, nr int) {
 	// The micro-kernel depends only on these: kernels of one module
 	// share it (by name, a hash of them).
 	bStride, bPacked := g.bStride(), p.PackB > 0
-	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(fmt.Sprintf("%d %d %d %v %d %d %d %v %v %v %d %q",
-		mr, nr, bStride, bPacked, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)))
+	hashed := fmt.Sprintf("%d %d %d %v %d %d %d %v %v %v %d %q", mr, nr, bStride, bPacked, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)
+	if s.Residuals > 0 {
+		hashed += fmt.Sprintf(" residuals %d", s.Residuals)
+	}
+	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(hashed))
 	for _, f := range g.mod.Funcs {
 		if f.Name() == name {
 			g.micro[key] = f
@@ -710,6 +730,9 @@ func (g *gemmGen) microFor(mr, nr int) {
 	names := []string{"a", "b", "c"}
 	if s.Bias {
 		names = append(names, "bias")
+	}
+	for i := range s.Residuals {
+		names = append(names, fmt.Sprintf("r%d", i))
 	}
 	var params []*llir.Param
 	for _, n := range names {
@@ -827,6 +850,11 @@ func (g *gemmGen) microFor(mr, nr int) {
 				}
 				if isFirst && s.Bias {
 					x = g.cur.NewFAdd(x, load(g.gep(params[3], gemmI64(int64(16*v)))))
+				}
+				if isFirst {
+					for _, r := range params[len(params)-s.Residuals:] {
+						x = g.cur.NewFAdd(x, load(g.gep(r, gemmI64(int64(i)*g.ldc+int64(16*v)))))
+					}
 				}
 				if !isFirst || s.Accumulate {
 					x = g.cur.NewFAdd(x, load(cp))

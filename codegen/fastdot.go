@@ -36,8 +36,10 @@ const minFastDotFlops = 1 << 16
 type fastDot struct {
 	dot, root *ir.Value
 	spec      DotSpec
-	// bias is the vector the kernel adds to every row (spec.Bias), or nil.
+	// bias is the vector the kernel adds to every row (spec.Bias), or
+	// nil; res are the tensors it adds (spec.Residuals).
 	bias *ir.Value
+	res  []*ir.Value
 }
 
 // planFastDot returns how kernel g (whose operands' pointers are known)
@@ -79,31 +81,64 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	}
 	fd := g.fastDotOf(dot, root, body)
 	if fd != nil {
-		g.foldBias(fd)
+		g.foldAdds(fd, body)
 	}
 	return fd
 }
 
-// foldBias makes the fast dot add the bias itself when its epilogue is only
-// that: the root adds to the product a vector of N floats, read from a
-// buffer, broadcast along the last axis. The micro-kernel adds it to each
-// tile as it stores it, and no pass over the product follows.
-func (g *kgen) foldBias(fd *fastDot) {
-	r, s := fd.root, &fd.spec
+// foldAdds makes the fast dot compute the epilogue itself when that is only
+// a sum of the product with a bias (a vector of N floats broadcast along
+// the last axis) and at most maxResiduals tensors of the product's shape
+// (residual connections), each read from a buffer other than the result's
+// and each partial sum used only by the next add: the micro-kernel adds
+// them to each tile as it stores it (the bias first, then the tensors
+// from the product outwards), and no pass over the product follows.
+func (g *kgen) foldAdds(fd *fastDot, body []*ir.Value) {
+	s := &fd.spec
 	rank := fd.dot.Type.Rank()
-	if r.Op != ir.OpAdd || s.Bias || s.Accumulate || rank == 0 || fd.dot.Type.Shape[rank-1] != s.N {
+	if s.Bias || s.Accumulate || s.Residuals > 0 || rank == 0 || fd.dot.Type.Shape[rank-1] != s.N || !s.denseC() {
 		return
 	}
-	for i, a := range r.Args {
-		b := r.Args[1-i]
-		if a != fd.dot || b.Op != ir.OpBroadcast || !slices.Equal(b.Attrs.Ints("dims"), []int{rank - 1}) {
-			continue
-		}
-		if v := b.Args[0]; g.ptrs[v] != nil && v.Type.DType == ir.F32 && v.Type.Shape.Equal(ir.Shape{s.N}) {
-			s.Bias, fd.bias, fd.root = true, v, fd.dot
-			return
+	uses := map[*ir.Value]int{}
+	for _, v := range body {
+		for _, a := range v.Args {
+			uses[a]++
 		}
 	}
+	var bias *ir.Value
+	var res []*ir.Value
+	for v := fd.root; v != fd.dot; {
+		if v.Op != ir.OpAdd || v != fd.root && uses[v] != 1 {
+			return
+		}
+		next := (*ir.Value)(nil)
+		for i, c := range v.Args {
+			t := v.Args[1-i]
+			if c != fd.dot && c.Op != ir.OpAdd {
+				continue
+			}
+			if t.Op == ir.OpBroadcast && bias == nil && slices.Equal(t.Attrs.Ints("dims"), []int{rank - 1}) {
+				if b := t.Args[0]; g.ptrs[b] != nil && b.Type.DType == ir.F32 && b.Type.Shape.Equal(ir.Shape{s.N}) {
+					bias, next = b, c
+					break
+				}
+			}
+			if p := g.ptrs[t]; p != nil && p != g.out && t.Type.Equal(fd.dot.Type) && len(res) < maxResiduals {
+				res, next = append(res, t), c
+				break
+			}
+		}
+		if next == nil {
+			return
+		}
+		v = next
+	}
+	if uses[fd.dot] != 1 {
+		return
+	}
+	slices.Reverse(res)
+	s.Bias, s.Residuals = bias != nil, len(res)
+	fd.bias, fd.res, fd.root = bias, res, fd.dot
 }
 
 // fastDotOf is the fast dot computing dot, with root the kernel's result
@@ -218,9 +253,14 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 		gemm.FuncAttrs = append(gemm.FuncAttrs, enum.FuncAttrNoInline)
 	}
 	ptrs := []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], g.out}
+	var adds []value.Value // before C: the bias, the residuals
 	if fd.bias != nil {
-		ptrs = slices.Insert(ptrs, 2, g.ptrs[fd.bias])
+		adds = append(adds, g.ptrs[fd.bias])
 	}
+	for _, r := range fd.res {
+		adds = append(adds, g.ptrs[r])
+	}
+	ptrs = slices.Insert(ptrs, 2, adds...)
 	arr := types.NewArray(uint64(len(ptrs)), i8p)
 	slots := g.alloca(arr)
 	b := g.b

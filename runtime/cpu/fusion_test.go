@@ -369,15 +369,19 @@ func TestRowDot(t *testing.T) {
 	matchesInterp(t, f, 9, 0, 0)
 }
 
-// biasDotText has dot fusions whose epilogue adds a bias: along the last
-// axis (the micro-kernel adds it as it stores each tile), with the operands
-// swapped in the add, along the rows instead, and followed by a residual.
-const biasDotText = `func @biasdot(%x: f32[4,32,64], %w: f32[64,48], %b: f32[48], %c: f32[32], %r: f32[4,32,48]) -> (last: f32[4,32,48], swapped: f32[4,32,48], rows: f32[4,32,48], residual: f32[4,32,48]) {
+// addsDotText has dot fusions whose epilogue is a sum: a bias along the
+// last axis (the micro-kernel adds it as it stores each tile), with the
+// operands swapped in the add, a bias along the rows instead (not
+// folded), a bias and a residual, two residuals, and a partial sum used
+// twice (not folded).
+const addsDotText = `func @addsdot(%x: f32[4,32,64], %w: f32[64,48], %b: f32[48], %c: f32[32], %r: f32[4,32,48], %s: f32[4,32,48]) -> (last: f32[4,32,48], swapped: f32[4,32,48], rows: f32[4,32,48], residual: f32[4,32,48], two: f32[4,32,48], reused: f32[4,32,48]) {
   %0 = fusion %x, %w, %b {calls=fused.last, kind=dot} : f32[4,32,48]
   %1 = fusion %x, %w, %b {calls=fused.swapped, kind=dot} : f32[4,32,48]
   %2 = fusion %x, %w, %c {calls=fused.rows, kind=dot} : f32[4,32,48]
   %3 = fusion %x, %w, %b, %r {calls=fused.residual, kind=dot} : f32[4,32,48]
-  return %0, %1, %2, %3
+  %4 = fusion %x, %w, %r, %s {calls=fused.two, kind=dot} : f32[4,32,48]
+  %5 = fusion %x, %w, %b {calls=fused.reused, kind=dot} : f32[4,32,48]
+  return %0, %1, %2, %3, %4, %5
 }
 
 func @fused.last(%p0: f32[4,32,64], %p1: f32[64,48], %p2: f32[48]) -> (f32[4,32,48]) {
@@ -408,12 +412,27 @@ func @fused.residual(%p0: f32[4,32,64], %p1: f32[64,48], %p2: f32[48], %p3: f32[
   %3 = add %2, %p3 : f32[4,32,48]
   return %3
 }
+
+func @fused.two(%p0: f32[4,32,64], %p1: f32[64,48], %p2: f32[4,32,48], %p3: f32[4,32,48]) -> (f32[4,32,48]) {
+  %0 = dot %p0, %p1 {batch=[[],[]], contract=[[2],[0]]} : f32[4,32,48]
+  %1 = add %p2, %0 : f32[4,32,48]
+  %2 = add %1, %p3 : f32[4,32,48]
+  return %2
+}
+
+func @fused.reused(%p0: f32[4,32,64], %p1: f32[64,48], %p2: f32[48]) -> (f32[4,32,48]) {
+  %0 = dot %p0, %p1 {batch=[[],[]], contract=[[2],[0]]} : f32[4,32,48]
+  %1 = broadcast %p2 {dims=[2]} : f32[4,32,48]
+  %2 = add %0, %1 : f32[4,32,48]
+  %3 = add %2, %2 : f32[4,32,48]
+  return %3
+}
 `
 
-// TestBiasDot runs biasDotText against the interpreter and checks that
-// only the bias along the last axis, alone, is folded into the fast dot.
-func TestBiasDot(t *testing.T) {
-	f, err := ir.ParseFunc(biasDotText)
+// TestFoldedAdds runs addsDotText against the interpreter and checks
+// which sums the fast dot adds itself.
+func TestFoldedAdds(t *testing.T) {
+	f, err := ir.ParseFunc(addsDotText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +440,8 @@ func TestBiasDot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lowerings := []string{codegen.LowerFastDot, codegen.LowerFastDot, codegen.LowerFastDotEp, codegen.LowerFastDotEp}
+	fast, ep := codegen.LowerFastDot, codegen.LowerFastDotEp
+	lowerings := []string{fast, fast, ep, fast, fast, ep}
 	for i, k := range p.Kernels {
 		if k.Lowering != lowerings[i] {
 			t.Errorf("%s: lowering %s, want %s", f.ResultNames[i], k.Lowering, lowerings[i])
