@@ -64,10 +64,8 @@ type gemmGen struct {
 // intrinsic returns the declaration of an intrinsic, adding it to the
 // module once.
 func (g *gemmGen) intrinsic(name string, ret types.Type, params ...types.Type) *llir.Func {
-	for _, f := range g.mod.Funcs {
-		if f.Name() == name {
-			return f
-		}
+	if f := funcIn(g.mod, name); f != nil {
+		return f
 	}
 	ps := make([]*llir.Param, len(params))
 	for i, t := range params {
@@ -354,10 +352,8 @@ func (g *gemmGen) declare(name string, ret types.Type, params ...types.Type) *ll
 // when the module has none.
 func (g *gemmGen) oom() *llir.Func {
 	const name = "xlc_oom"
-	for _, f := range g.mod.Funcs {
-		if f.Name() == name {
-			return f
-		}
+	if f := funcIn(g.mod, name); f != nil {
+		return f
 	}
 	return defineOOM(g.mod, name, g.declare("write", types.I64, types.I32, types.I8Ptr, types.I64), g.declare("abort", types.Void))
 }
@@ -366,19 +362,7 @@ func (g *gemmGen) oom() *llir.Func {
 // 64) and a check: on a null result the kernel prints gemmOOMMessage and
 // aborts. It returns the block's i8 pointer.
 func (g *gemmGen) heap(bytes int64) value.Value {
-	const name = "xlc.dot.oom.msg"
-	var msg *llir.Global
-	for _, gl := range g.mod.Globals {
-		if gl.Name() == name {
-			msg = gl
-		}
-	}
-	if msg == nil {
-		msg = g.mod.NewGlobalDef(name, constant.NewCharArrayFromString(gemmOOMMessage))
-		msg.Immutable = true
-		msg.Linkage = enum.LinkagePrivate
-		msg.UnnamedAddr = enum.UnnamedAddrUnnamedAddr
-	}
+	msg := messageIn(g.mod, "xlc.dot.oom.msg", gemmOOMMessage)
 	alloc := g.declare("aligned_alloc", types.I8Ptr, types.I64, types.I64)
 	p := g.cur.NewCall(alloc, gemmI64(64), gemmI64((bytes+63)/64*64))
 	isNull := g.cur.NewICmp(enum.IPredEQ, p, constant.NewNull(types.I8Ptr))
@@ -721,11 +705,9 @@ func (g *gemmGen) microFor(mr, nr int) {
 		hashed += fmt.Sprintf(" residuals %d", s.Residuals)
 	}
 	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(hashed))
-	for _, f := range g.mod.Funcs {
-		if f.Name() == name {
-			g.micro[key] = f
-			return
-		}
+	if f := funcIn(g.mod, name); f != nil {
+		g.micro[key] = f
+		return
 	}
 	names := []string{"a", "b", "c"}
 	if s.Bias {

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 
-	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -234,21 +233,12 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 	g.mod.declare("aligned_alloc", i8p, types.I64, types.I64)
 	g.mod.declare("free", types.Void, i8p)
 	g.mod.oomHandler()
-	var gemm *llir.Func
-	for _, f := range g.mod.m.Funcs {
-		if f.Name() == name {
-			gemm = f
-		}
-	}
+	gemm := funcIn(g.mod.m, name)
 	if gemm == nil {
 		if _, err := DotKernel(g.mod.m, name, s); err != nil {
 			fail("%v", err)
 		}
-		for _, f := range g.mod.m.Funcs {
-			if f.Name() == name {
-				gemm = f
-			}
-		}
+		gemm = funcIn(g.mod.m, name)
 		gemm.Linkage = enum.LinkageInternal
 		gemm.FuncAttrs = append(gemm.FuncAttrs, enum.FuncAttrNoInline)
 	}

@@ -45,6 +45,31 @@ func (m *module) declare(name string, ret types.Type, params ...types.Type) *lli
 	return f
 }
 
+// funcIn returns mod's function name, or nil.
+func funcIn(mod *llir.Module, name string) *llir.Func {
+	for _, f := range mod.Funcs {
+		if f.Name() == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// messageIn returns mod's private constant string name, which holds text,
+// adding it when mod has none.
+func messageIn(mod *llir.Module, name, text string) *llir.Global {
+	for _, gl := range mod.Globals {
+		if gl.Name() == name {
+			return gl
+		}
+	}
+	msg := mod.NewGlobalDef(name, constant.NewCharArrayFromString(text))
+	msg.Immutable = true
+	msg.Linkage = enum.LinkagePrivate
+	msg.UnnamedAddr = enum.UnnamedAddrUnnamedAddr
+	return msg
+}
+
 // oomHandler is the module's internal void xlc_oom(i8 *msg, i64 len):
 // write(2, msg, len), then abort(). It is cold and never returns.
 func (m *module) oomHandler() *llir.Func {
@@ -82,18 +107,8 @@ func defineOOM(mod *llir.Module, name string, write, abort *llir.Func) *llir.Fun
 // would write through a null pointer).
 func (g *kgen) checkAlloc(p value.Value) {
 	text := "xlc: out of memory in " + g.sym + "\n"
-	arr := constant.NewCharArrayFromString(text)
-	var glob *llir.Global
-	for _, gl := range g.mod.m.Globals {
-		if gl.Name() == g.sym+".oom" {
-			glob = gl
-		}
-	}
-	if glob == nil {
-		glob = g.mod.m.NewGlobalDef(g.sym+".oom", arr)
-		glob.Linkage, glob.Immutable = enum.LinkagePrivate, true
-	}
-	msg := constant.NewGetElementPtr(arr.Typ, glob, i64c(0), i64c(0))
+	glob := messageIn(g.mod.m, g.sym+".oom", text)
+	msg := constant.NewGetElementPtr(glob.ContentType, glob, i64c(0), i64c(0))
 	bad, ok := g.newBlock("oom"), g.newBlock("alloc.ok")
 	null := constant.NewNull(p.Type().(*types.PointerType))
 	g.b.NewCondBr(g.b.NewICmp(enum.IPredEQ, p, null), bad, ok)

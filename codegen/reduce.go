@@ -234,8 +234,9 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 			mp := g.b.NewGetElementPtr(mt, marks, g.b.NewMul(row, i64c(inner)))
 			g.ifThen("new", g.b.NewICmp(enum.IPredEQ, g.b.NewLoad(mt, mp), constant.NewInt(mt, 0)), func() {
 				k := g.b.NewLoad(types.I64, used)
-				g.b.NewStore(g.b.NewAdd(k, i64c(1)), used)
-				mark := value.Value(g.b.NewAdd(k, i64c(1)))
+				next := g.b.NewAdd(k, i64c(1))
+				g.b.NewStore(next, used)
+				mark := value.Value(next)
 				if size < 8 {
 					mark = g.b.NewTrunc(mark, mt)
 				}
