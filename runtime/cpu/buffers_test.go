@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"math"
-	"math/rand"
 	"strings"
 	"testing"
 
@@ -102,12 +101,7 @@ func trainArgs(t *testing.T, f *ir.Func, seed int64) []*interp.Tensor {
 		}
 		return args
 	}
-	r := rand.New(rand.NewSource(seed))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, q := range f.Params {
-		args[i] = randomTensor(r, q.Type, -3, 3)
-	}
-	return args
+	return randomArgs(f, seed, -3, 3)
 }
 
 // scaleTerms is diffAbs's terms for a result whose elements may carry an

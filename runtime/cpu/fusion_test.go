@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 	"math"
-	"math/rand"
 	"os"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"xlc/codegen"
 	"xlc/ir"
-	"xlc/runtime/interp"
 )
 
 // fusedText has one fusion of each kind on shapes big enough to split
@@ -172,17 +170,12 @@ func TestFusion(t *testing.T) {
 	}
 }
 
-// matchesInterp runs f on random arguments (seed, integer range [lo, hi))
-// on the cpu and on the interpreter and reports each result that differs
-// by more than 1e-5 relative.
+// matchesInterp runs f on randomArgs(f, seed, lo, hi) on the cpu and on
+// the interpreter and reports each result that differs by more than 1e-5
+// relative.
 func matchesInterp(t *testing.T, f *ir.Func, seed, lo, hi int64) {
 	t.Helper()
-	r := rand.New(rand.NewSource(seed))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, q := range f.Params {
-		args[i] = randomTensor(r, q.Type, lo, hi)
-	}
-	want, got := runBoth(t, f, args)
+	want, got := runBoth(t, f, randomArgs(f, seed, lo, hi))
 	for i := range f.Results {
 		name := fmt.Sprint(i)
 		if i < len(f.ResultNames) {
@@ -194,19 +187,27 @@ func matchesInterp(t *testing.T, f *ir.Func, seed, lo, hi int64) {
 	}
 }
 
+// compileFor parses the function src and compiles it for the LLVM CPU cpu
+// (without building it).
+func compileFor(t *testing.T, src, cpu string) (*ir.Func, *codegen.Program) {
+	t.Helper()
+	f, err := ir.ParseFunc(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{CPU: cpu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, p
+}
+
 // TestMultiOutputLowering checks how multiText's kernels are lowered: one
 // kernel per fusion (none for the outputs), the optimizer's loop reading m
 // and v through the result pointers they share, row kernels for softmax and
 // layer norm, and one column-sum kernel for both gradients.
 func TestMultiOutputLowering(t *testing.T) {
-	f, err := ir.ParseFunc(multiText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := codegen.Compile(f, codegen.Options{CPU: "x86-64"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := compileFor(t, multiText, "x86-64")
 	var got []string
 	for _, k := range p.Kernels {
 		got = append(got, fmt.Sprintf("%%%d %s results=%d inplace=%v", k.Instr, k.Lowering, len(k.Results), k.InPlace))
@@ -242,14 +243,7 @@ func TestHugeKernel(t *testing.T) {
 	src := fmt.Sprintf("func @huge(%s%%x: f32[64]) -> (f32[]) {\n  %%0 = fusion %s%%x {calls=fused.0, kind=reduce} : f32[]\n  return %%0\n}\n\n"+
 		"func @fused.0(%s%%p%d: f32[64]) -> (f32[]) {\n%s  return %%%d\n}\n",
 		params.String(), args.String(), cparams.String(), n, body.String(), ops-1)
-	f, err := ir.ParseFunc(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := codegen.Compile(f, codegen.Options{CPU: "x86-64"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, p := compileFor(t, src, "x86-64")
 	if !strings.Contains(p.LL, "optnone") || strings.Contains(p.LL, "xlc_k0_body") {
 		t.Fatal("the huge kernel is not one unoptimized function")
 	}
@@ -298,14 +292,7 @@ func @fused.1(%p0: f32[6,100], %p1: f32[6,100]) -> (f32[6,100]) {
 // (and the backward's softmax) in a row array that the writing loop reads
 // (codegen/rowcache.go), and the results are the interpreter's.
 func TestRowCache(t *testing.T) {
-	f, err := ir.ParseFunc(softmaxRows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := codegen.Compile(f, codegen.Options{CPU: "x86-64"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, p := compileFor(t, softmaxRows, "x86-64")
 	if n := strings.Count(p.LL, "alloca [100 x float]"); n != 3 {
 		t.Errorf("%d row caches of 100 floats, want 3 (exp in the forward; exp and softmax in the backward)", n)
 	}
@@ -354,14 +341,7 @@ func @fused.1(%p0: f32[2,8,8], %p1: f32[2,8,8]) -> (f32[2,8,8]) {
 // lowerings: the fast dot with its rows for the large product (on an
 // AVX-512 CPU), the rows after a naive product for the small one.
 func TestRowDot(t *testing.T) {
-	f, err := ir.ParseFunc(rowDotText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := codegen.Compile(f, codegen.Options{CPU: "znver4"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, p := compileFor(t, rowDotText, "znver4")
 	if got := []string{p.Kernels[0].Lowering, p.Kernels[1].Lowering}; got[0] != codegen.LowerFastDotRows || got[1] != codegen.LowerRows {
 		t.Errorf("lowerings %v, want [%s %s]", got, codegen.LowerFastDotRows, codegen.LowerRows)
 	}
@@ -432,14 +412,7 @@ func @fused.reused(%p0: f32[4,32,64], %p1: f32[64,48], %p2: f32[48]) -> (f32[4,3
 // TestFoldedAdds runs addsDotText against the interpreter and checks
 // which sums the fast dot adds itself.
 func TestFoldedAdds(t *testing.T) {
-	f, err := ir.ParseFunc(addsDotText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := codegen.Compile(f, codegen.Options{CPU: "znver4"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, p := compileFor(t, addsDotText, "znver4")
 	fast, ep := codegen.LowerFastDot, codegen.LowerFastDotEp
 	lowerings := []string{fast, fast, ep, fast, fast, ep}
 	for i, k := range p.Kernels {
@@ -450,12 +423,7 @@ func TestFoldedAdds(t *testing.T) {
 	needLLVM(t)
 	// The fast dot sums 64 products of N(0, 4) values in f32: absolute
 	// errors of up to about 1e-4, large relative to small results.
-	r := rand.New(rand.NewSource(11))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, q := range f.Params {
-		args[i] = randomTensor(r, q.Type, 0, 0)
-	}
-	want, got := runBoth(t, f, args)
+	want, got := runBoth(t, f, randomArgs(f, 11, 0, 0))
 	for i, name := range f.ResultNames {
 		for j, w := range want[i].F {
 			if d := math.Abs(got[i].F[j] - w); !(d <= 1e-3) {

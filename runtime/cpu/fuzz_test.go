@@ -8,7 +8,6 @@ import (
 
 	"xlc/ir"
 	"xlc/passes"
-	"xlc/runtime/interp"
 )
 
 // graphGen grows one random f32 graph of elementwise, shape, reduce and dot
@@ -215,11 +214,7 @@ func TestRandomGraphs(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := b.F
-		r := rand.New(rand.NewSource(int64(fn)))
-		args := make([]*interp.Tensor, len(f.Params))
-		for i, p := range f.Params {
-			args[i] = randomTensor(r, p.Type, 0, 0)
-		}
+		args := randomArgs(f, int64(fn), 0, 0)
 		want, got := runBoth(t, f, args)
 		for i := range f.Results {
 			if msg := diff(got[i], want[i], 1e-5); msg != "" {

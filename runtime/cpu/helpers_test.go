@@ -151,6 +151,17 @@ func randomTensor(r *rand.Rand, ty ir.Type, lo, hi int64) *interp.Tensor {
 	return interp.FromInts(ty, v)
 }
 
+// randomArgs returns random arguments for f's parameters (randomTensor's,
+// integers in [lo, hi]) from seed.
+func randomArgs(f *ir.Func, seed, lo, hi int64) []*interp.Tensor {
+	r := rand.New(rand.NewSource(seed))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, q := range f.Params {
+		args[i] = randomTensor(r, q.Type, lo, hi)
+	}
+	return args
+}
+
 // parseFunc makes a function of the given parameters and body (one
 // instruction a line); the last instruction is returned.
 func parseFunc(t testing.TB, params, body string) *ir.Func {
