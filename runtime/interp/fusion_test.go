@@ -8,18 +8,25 @@ import (
 	"xlc/ir"
 )
 
+// parseTestdata parses the function of testdata/ir/name.
+func parseTestdata(t *testing.T, name string) *ir.Func {
+	t.Helper()
+	src, err := os.ReadFile("../../testdata/ir/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ir.ParseFunc(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestFusion runs testdata/ir/fusion.ir, whose fusions call shared, nested
 // and operand-less callees, and compares it with the same computation
 // written without fusions: the results must agree bit for bit.
 func TestFusion(t *testing.T) {
-	src, err := os.ReadFile("../../testdata/ir/fusion.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fused, err := ir.ParseFunc(string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fused := parseTestdata(t, "fusion.ir")
 	plain, err := ir.ParseFunc(`func @f(%x: f32[2,4], %b: f32[4], %w: f32[4,3]) -> (f32[2,3], f32[2,4]) {
   %0 = broadcast %b {dims=[1]} : f32[2,4]
   %1 = add %x, %0 : f32[2,4]
@@ -76,14 +83,7 @@ func TestFusion(t *testing.T) {
 // three results (softmax, its row sums and its exponentials), and compares
 // each with the unfused ops.
 func TestMultiOutputFusion(t *testing.T) {
-	src, err := os.ReadFile("../../testdata/ir/multi_output.ir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fused, err := ir.ParseFunc(string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fused := parseTestdata(t, "multi_output.ir")
 	x := ten("f32[2,3]", 0.1, -0.2, 0.3, 0.4, -1, 2)
 	got, err := Run(fused, []*Tensor{x})
 	if err != nil {
