@@ -7,7 +7,6 @@ import (
 
 	"xlc/codegen"
 	"xlc/internal/llvmtest"
-	"xlc/ir"
 	"xlc/runtime/interp"
 )
 
@@ -16,21 +15,14 @@ import (
 // after a load, nor after a load that fails.
 func TestPrebuiltTempRemoved(t *testing.T) {
 	llvmtest.Require(t, codegen.ToolchainError())
-	f, err := ir.ParseFunc(`func @f(%x: f32[3]) -> (r: f32[3]) {
-  %0 = neg %x : f32[3]
-  return %0
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cpu, err := codegen.HostCPU()
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := codegen.Compile(f, codegen.Options{CPU: cpu})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, prog := compileFor(t, `func @f(%x: f32[3]) -> (r: f32[3]) {
+  %0 = neg %x : f32[3]
+  return %0
+}`, cpu)
 	t.Setenv("XLC_CACHE", t.TempDir())
 	path, err := codegen.Build(prog.LL)
 	if err != nil {
