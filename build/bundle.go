@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
-	"slices"
 	"strings"
 
 	"xlc/codegen"
@@ -49,13 +48,14 @@ type Bundle struct {
 	Combiner  string `json:"combiner"`
 	Schedule  string `json:"schedule"`
 	Steps     int    `json:"steps"`
-	// CPU is the LLVM target CPU of the kernels; Features are the
-	// instruction-set extensions of the machine that built them (from
-	// /proc/cpuinfo), which the machine that runs them must have; GOARCH is
-	// its architecture.
-	CPU      string   `json:"cpu"`
-	Features []string `json:"features"`
-	GOARCH   string   `json:"goarch"`
+	// Target is the machine the kernels were compiled for (the loader
+	// compiles the IR for it again to derive the kernel table); CPU is its
+	// name, Features the instruction-set extensions its code needs, which
+	// the machine that runs them must have, and GOARCH its architecture.
+	Target   *codegen.Target `json:"target"`
+	CPU      string          `json:"cpu"`
+	Features []string        `json:"features"`
+	GOARCH   string          `json:"goarch"`
 	// StepIR and EvalIR are the functions' text (ir.ParseFunc reads them);
 	// StepSO and EvalSO the shared objects built from codegen.Compile's
 	// module for each at CPU, whose SHA-256 are StepLL and EvalLL.
@@ -68,39 +68,40 @@ type Bundle struct {
 }
 
 // NewBundle compiles m's train step and forward pass to shared objects for
-// cpu ("" means the host's; needs the LLVM toolchain). m should be compiled
+// cpu (a codegen.TargetFor name; "" means the host's; needs the LLVM
+// toolchain, and kernels for this machine's architecture). m should be compiled
 // with the cpu backend's options (fusion on). The shared objects are built
 // from the functions as ReadBundle will parse them back from their text, so
 // the kernel table the runtime derives at load matches them.
 func NewBundle(m *Model, cpu string) (*Bundle, error) {
-	if cpu == "" {
-		var err error
-		if cpu, err = codegen.HostCPU(); err != nil {
-			return nil, err
-		}
+	t, err := codegen.TargetFor(cpu)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu: %v", err)
+	}
+	if err := codegen.ToolchainError(); err != nil {
+		return nil, err
 	}
 	b := &Bundle{
 		Name: m.Name, Path: m.Path, Source: m.Source, Defines: m.Defines,
 		Optimizer: m.Train.Optimizer, Combiner: m.Train.Combiner, Schedule: m.Train.Schedule, Steps: m.Train.Steps,
-		CPU: cpu, Features: HostFeatures(), GOARCH: goruntime.GOARCH,
+		Target: t, CPU: t.Name, Features: t.Features, GOARCH: t.Arch,
 		StepIR: m.Step.String(), EvalIR: m.Eval.String(),
 	}
-	var err error
-	if b.StepSO, b.StepLL, err = buildSO(b.StepIR, cpu); err != nil {
+	if b.StepSO, b.StepLL, err = buildSO(b.StepIR, t); err != nil {
 		return nil, fmt.Errorf("%s: train step: %v", m.Path, err)
 	}
-	if b.EvalSO, b.EvalLL, err = buildSO(b.EvalIR, cpu); err != nil {
+	if b.EvalSO, b.EvalLL, err = buildSO(b.EvalIR, t); err != nil {
 		return nil, fmt.Errorf("%s: forward: %v", m.Path, err)
 	}
 	return b, nil
 }
 
-func buildSO(text, cpu string) (so []byte, llSum string, err error) {
+func buildSO(text string, t *codegen.Target) (so []byte, llSum string, err error) {
 	f, err := ir.ParseFunc(text)
 	if err != nil {
 		return nil, "", err
 	}
-	prog, err := codegen.Compile(f, codegen.Options{CPU: cpu})
+	prog, err := codegen.Compile(f, codegen.Options{Target: t})
 	if err != nil {
 		return nil, "", err
 	}
@@ -258,54 +259,11 @@ func (b *Bundle) CheckHost() error {
 	if b.GOARCH != goruntime.GOARCH {
 		return fmt.Errorf("built for %s (CPU %s), this machine is %s; rebuild the bundle here with xlc build", b.GOARCH, b.CPU, goruntime.GOARCH)
 	}
-	have := HostFeatures()
-	var missing []string
-	for _, f := range b.Features {
-		if !slices.Contains(have, f) {
-			missing = append(missing, f)
-		}
+	if b.Target == nil {
+		return fmt.Errorf("corrupted bundle: no target; rebuild it with xlc build")
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("built for CPU %s; this CPU lacks %s: rebuild the bundle here with xlc build", b.CPU, strings.Join(missing, ", "))
+	if missing := codegen.Missing(b.Features, codegen.HostFeatures()); len(missing) > 0 {
+		return fmt.Errorf("built for CPU %s; this CPU lacks %s: rebuild the bundle here with xlc build (or --cpu for this CPU)", b.CPU, strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-// HostFeatures lists, sorted, the instruction-set extensions of this
-// machine that compiled kernels may use, from /proc/cpuinfo's flags (none
-// where that file is absent).
-func HostFeatures() []string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (strings.TrimSpace(k) != "flags" && strings.TrimSpace(k) != "Features") {
-			continue
-		}
-		for _, f := range strings.Fields(v) {
-			if isaFeature(f) && !slices.Contains(out, f) {
-				out = append(out, f)
-			}
-		}
-		break
-	}
-	slices.Sort(out)
-	return out
-}
-
-// isaFeature reports whether a /proc/cpuinfo flag is an instruction-set
-// extension code generation may use (not a bug, power or virtualisation
-// flag, which differ between otherwise equal machines).
-func isaFeature(f string) bool {
-	for _, p := range []string{"sse", "ssse3", "avx", "fma", "f16c", "bmi", "popcnt", "abm", "lzcnt", "movbe",
-		"amx", "gfni", "vaes", "vpclmulqdq", "pclmulqdq", "aes", "adx", "sha_ni", "xsave", "cx16",
-		"asimd", "fp", "sve", "atomics"} {
-		if f == p || strings.HasPrefix(f, p) && p != "fp" && p != "aes" {
-			return true
-		}
-	}
-	return false
 }

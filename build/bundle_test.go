@@ -5,6 +5,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"testing"
+	"xlc/codegen"
 
 	"xlc/parser"
 )
@@ -13,10 +14,14 @@ import (
 // checks that every truncation and every flipped byte is refused, without
 // a panic (no LLVM needed: the shared objects are stand-ins).
 func TestBundleEncoding(t *testing.T) {
+	zen4, err := codegen.TargetFor("znver4")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := &Bundle{
 		Name: "m", Path: "m.xl", Source: []byte("model m {}"), Defines: []parser.Define{{Key: "d", Value: "16"}},
 		Optimizer: "adamw", Combiner: "sum", Schedule: "cosine", Steps: 3,
-		CPU: "znver4", Features: []string{"avx2"}, GOARCH: "amd64",
+		Target: zen4, CPU: "znver4", Features: zen4.Features, GOARCH: "amd64",
 		StepIR: "func @train_step() -> () {\n}\n", EvalIR: "func @forward() -> () {\n}\n",
 		StepSO: []byte("\x7fELF step"), EvalSO: []byte("\x7fELF eval"), StepLL: strings.Repeat("a", 64), EvalLL: strings.Repeat("b", 64),
 	}
@@ -58,8 +63,21 @@ func TestBundleEncoding(t *testing.T) {
 		t.Errorf("wrong checksum: %v", err)
 	}
 	other := *b
-	other.Features, other.GOARCH = []string{"avx9000"}, goruntime.GOARCH
+	other.Features, other.GOARCH = []string{"avx2", "avx9000"}, goruntime.GOARCH
 	if err := other.CheckHost(); err == nil || !strings.Contains(err.Error(), "lacks avx9000") {
 		t.Errorf("another CPU: %v", err)
+	}
+	// The features checked are the target's, not the building machine's.
+	other.Features = zen4.Features
+	if missing := codegen.Missing(zen4.Features, codegen.HostFeatures()); len(missing) > 0 {
+		if err := other.CheckHost(); err == nil || !strings.Contains(err.Error(), "lacks "+missing[0]) {
+			t.Errorf("a znver4 bundle on a CPU without %s: %v", missing[0], err)
+		}
+	} else if err := other.CheckHost(); err != nil {
+		t.Errorf("a znver4 bundle on a CPU with its features: %v", err)
+	}
+	other.Target = nil
+	if err := other.CheckHost(); err == nil {
+		t.Error("a bundle without a target: no error")
 	}
 }

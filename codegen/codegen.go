@@ -72,8 +72,7 @@
 //     pre ++ [n] ++ post), each owned by one call, so there are no races;
 //     updates are read in order.
 //   - rng: blocks of four values (one Philox4x32-10 block each).
-//   - f32 dot that DotSpecOf reads in place, on an AVX-512 target CPU: the
-//     fast kernel's (DotKernel, DotSpec.Extent: blocks of rows of the
+//   - f32 dot that DotSpecOf reads in place: the fast kernel's (DotKernel, DotSpec.Extent: blocks of rows of the
 //     product); it accumulates in float, not double.
 //
 // A fusion instruction is one kernel for its whole callee: the callee's
@@ -120,9 +119,11 @@ import (
 
 // Options are the code generation settings.
 type Options struct {
-	// CPU is the "target-cpu" of every kernel; "" means the host's
-	// (HostCPU).
-	CPU string
+	// Target is the machine the kernels are for; when nil, CPU names it
+	// (TargetFor: a class, an LLVM CPU or an architecture; "" means
+	// HostTarget).
+	Target *Target
+	CPU    string
 }
 
 // Kernel is one compiled instruction.
@@ -163,8 +164,10 @@ type Alias struct {
 type Program struct {
 	// LL is the module's text.
 	LL string
-	// CPU is the target CPU the kernels were compiled for.
-	CPU string
+	// Target is the machine the kernels were compiled for; CPU is its
+	// name.
+	Target *Target
+	CPU    string
 	// Kernels are in instruction order; run them in this order.
 	Kernels []Kernel
 	// Aliases are the no-op instructions.
@@ -184,10 +187,10 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 	if err := f.Verify(); err != nil {
 		return nil, fmt.Errorf("codegen: @%s: %v", f.Name, err)
 	}
-	cpu := opt.CPU
-	if cpu == "" {
-		if cpu, err = HostCPU(); err != nil {
-			return nil, err
+	t := opt.Target
+	if t == nil {
+		if t, err = TargetFor(opt.CPU); err != nil {
+			return nil, fmt.Errorf("codegen: %v", err)
 		}
 	}
 	plan, err := passes.PlanBuffers(f)
@@ -195,8 +198,8 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 		return nil, fmt.Errorf("codegen: @%s: %v", f.Name, err)
 	}
 	inPlace := inPlaceOperands(f, plan)
-	mod := newModule(cpu)
-	p = &Program{CPU: cpu, Plan: plan}
+	mod := newModule(t)
+	p = &Program{Target: t, CPU: t.Name, Plan: plan}
 	seen := map[[sha256.Size]byte]Kernel{}
 	for i, v := range f.Body {
 		if isNoop(v) {
@@ -447,12 +450,6 @@ func (e codegenError) Error() string { return string(e) }
 func fail(format string, args ...any) {
 	panic(codegenError(fmt.Sprintf(format, args...)))
 }
-
-// The target description of every module.
-const (
-	TargetTriple = "x86_64-pc-linux-gnu"
-	DataLayout   = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
-)
 
 // storageType is the LLVM type of one buffer element of dtype d.
 func storageType(d ir.DType) types.Type {

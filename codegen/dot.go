@@ -51,9 +51,9 @@ type DotSpec struct {
 	// kernel may leave any value there). Each tile of C then runs only the
 	// k its rows and columns need, and none when it lies outside BandC.
 	BandA, BandB, BandC DotBand
-	// CPU is the function attribute "target-cpu"; "" means znver4. The
-	// kernel assumes AVX-512 (it computes on <16 x float> vectors).
-	CPU string
+	// Target is the machine the kernel is for (its vector width, tile and
+	// cache sizes); nil means HostTarget.
+	Target *Target
 
 	// Blocking, when not nil, sets the blocking (benchmarks and tuning);
 	// its zero fields take the defaults.
@@ -125,12 +125,12 @@ func (s DotSpec) batchDims() []DotBatchDim {
 }
 
 // DotBlocking is the blocking of one kernel (Goto's algorithm, as in
-// BLIS): the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/16
-// accumulators of <16 x float>); B is packed by panels of KC×NC into
-// slivers of NR columns; A is read in place or packed by blocks of MC×KC
-// into slivers of MR rows.
+// BLIS): the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/Vec
+// vector accumulators); B is packed by panels of KC×NC into slivers of NR
+// columns; A is read in place or packed by blocks of MC×KC into slivers of
+// MR rows.
 type DotBlocking struct {
-	MR, NR     int // micro-tile; NR is a multiple of 16
+	MR, NR     int // micro-tile; NR is a multiple of the target's Vec
 	KC, MC, NC int // cache blocks; MC and RB are made multiples of MR, NC of NR
 	RB         int // rows of C in one unit of the parallel range
 	KU         int // unrolling of the micro-kernel's k loop
@@ -170,30 +170,44 @@ func gemmLDA(mr, kc int) int {
 	return ld
 }
 
-// Blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 zmm registers).
-const (
-	gemmMR = 12
-	gemmNR = 32
-	gemmKC = 256
-	gemmMC = 96
-	gemmNC = 1024
-	gemmKU = 4
-)
+// target is the spec's Target, HostTarget when nil (x86-64 when XLC_CPU
+// names no target; Compile reports that error first).
+func (s DotSpec) target() *Target {
+	if s.Target != nil {
+		return s.Target
+	}
+	if t, err := HostTarget(); err == nil {
+		return t
+	}
+	t, _ := TargetFor("x86-64")
+	return t
+}
 
-// gemmThreads is the number of parts runtime/cpu splits a kernel's range
-// into on the target host (GOMAXPROCS, 2 cores); chooseMR balances them.
-const gemmThreads = 2
+// gemmKU is the unrolling of the micro-kernel's k loop.
+const gemmKU = 4
 
-// gemmMR8Speed is the speed of the 8×32 micro-kernel relative to the
-// 12×32 one (fewer accumulators per broadcast).
-const gemmMR8Speed = 0.96
+// gemmBlocks derives the cache blocks from the target (Goto's rules, fitted
+// to Zen 4, where they give the measured best KC 256, MC 96, NC 1024): a
+// sliver of B (KC×NR) fills the L1 (KC = L1/(4·NR), 128..512), a panel of
+// B (KC×NC) fills the L2, and a block of A is 8 micro-tiles high.
+func gemmBlocks(t *Target, mr, nr int) (kc, mc, nc int) {
+	kc = min(max(t.L1/(4*nr), 128), 512)
+	nc = max(t.L2/(4*kc)/nr*nr, nr)
+	return kc, 8 * mr, nc
+}
 
-// chooseMR returns the micro-tile rows, 12 or 8: the one whose busiest
-// thread (the range split into gemmThreads contiguous parts, as
-// runtime/cpu does) computes the fewest rows, weighted by the speed of
-// its micro-kernel; 12 on a tie. With M = 128 and one batch, 12 rows
-// give 11 units split 5/6 (60 and 68 rows), 8 rows give 8/8.
+// chooseMR returns the micro-tile rows, the target's MR or AltMR: the one
+// whose busiest part (the range split into Target.Parts contiguous parts,
+// as runtime/cpu does) computes the fewest rows, weighted by the speed of
+// its micro-kernel; MR on a tie. With M = 128, one batch, two parts and
+// AVX-512's 12 and 8, 12 rows give 11 units split 5/6 (60 and 68 rows), 8
+// rows give 8/8.
 func (s DotSpec) chooseMR() int {
+	t := s.target()
+	if t.AltMR == 0 {
+		return t.MR
+	}
+	parts := int64(max(t.Parts, 1))
 	busiest := func(mr int) float64 {
 		bpb := (s.M + mr - 1) / mr
 		n := int64(s.Batch) * int64(bpb)
@@ -209,15 +223,15 @@ func (s DotSpec) chooseMR() int {
 			return t
 		}
 		most := int64(0)
-		for w := int64(0); w < gemmThreads; w++ {
-			most = max(most, rows(n*w/gemmThreads, n*(w+1)/gemmThreads))
+		for w := int64(0); w < parts; w++ {
+			most = max(most, rows(n*w/parts, n*(w+1)/parts))
 		}
 		return float64(most)
 	}
-	if b12, b8 := busiest(gemmMR), busiest(8); b8/gemmMR8Speed < b12 {
-		return 8
+	if bm, ba := busiest(t.MR), busiest(t.AltMR); ba/t.AltSpeed < bm {
+		return t.AltMR
 	}
-	return gemmMR
+	return t.MR
 }
 
 func (s DotSpec) plan() DotBlocking {
@@ -230,13 +244,15 @@ func (s DotSpec) plan() DotBlocking {
 			*x = v
 		}
 	}
+	t := s.target()
 	if p.MR <= 0 {
 		p.MR = s.chooseMR()
 	}
-	def(&p.NR, gemmNR)
-	def(&p.KC, gemmKC)
-	def(&p.MC, gemmMC)
-	def(&p.NC, gemmNC)
+	def(&p.NR, t.NR)
+	kc, mc, nc := gemmBlocks(t, p.MR, p.NR)
+	def(&p.KC, kc)
+	def(&p.MC, mc)
+	def(&p.NC, nc)
 	def(&p.KU, gemmKU)
 	def(&p.RB, p.MR) // fine units: a range covering several merges them
 	if p.PackA == 0 {
@@ -264,8 +280,8 @@ func (s DotSpec) plan() DotBlocking {
 		// in the train step its products ran 5-12% slower in place.
 		p.PackB = 1
 		rows := s.M
-		if s.Batch == 1 {
-			rows = (s.M + gemmThreads - 1) / gemmThreads
+		if parts := max(t.Parts, 1); s.Batch == 1 {
+			rows = (s.M + parts - 1) / parts
 		}
 		_, ldb, _ := s.lds()
 		if !s.TransB && ldb == int64(s.N) && (rows+p.MR-1)/p.MR <= gemmInPlaceBTiles {
@@ -343,8 +359,8 @@ func (s DotSpec) check() error {
 	if s.Residuals < 0 || s.Residuals > maxResiduals {
 		return fmt.Errorf("codegen: dot: %d residuals, at most %d", s.Residuals, maxResiduals)
 	}
-	if b := s.Blocking; b != nil && (b.NR%16 != 0 || b.MR > 64 || b.NR > 256) {
-		return fmt.Errorf("codegen: dot: bad micro-tile %d×%d (NR must be a multiple of 16)", b.MR, b.NR)
+	if vec := s.target().Vec; s.Blocking != nil && (s.Blocking.NR%vec != 0 || s.Blocking.MR > 64 || s.Blocking.NR > 256) {
+		return fmt.Errorf("codegen: dot: bad micro-tile %d×%d (NR must be a multiple of %d)", s.Blocking.MR, s.Blocking.NR, vec)
 	}
 	return nil
 }
@@ -402,8 +418,9 @@ func (s DotSpec) PackBytes() int64 {
 // identical kernels.
 func (s DotSpec) key() string {
 	p := s.plan()
-	s.Blocking = nil
-	return gemmHash(fmt.Sprintf("%+v %+v", s, p))
+	t := s.target()
+	s.Blocking, s.Target = nil, nil
+	return gemmHash(fmt.Sprintf("%+v %+v %s", s, p, t.codeKey()))
 }
 
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).
@@ -423,11 +440,11 @@ func (s DotSpec) Flops() float64 {
 // so give each call a large range (the range split evenly across threads,
 // not one unit at a time). The packing buffers are allocated on the
 // heap by each call (DotSpec.PackBytes; at most about 1.1 MiB with the
-// default blocking), so the caller's stack need not hold them; when the
+// AVX-512 blocking), so the caller's stack need not hold them; when the
 // allocation fails the kernel prints "xlc: out of memory for the dot
 // kernel's packing buffers" on stderr and aborts.
 //
-// The module gets the x86-64 triple and data layout when it has none.
+// The module gets the target's triple and data layout when it has none.
 func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err error) {
 	if err := spec.check(); err != nil {
 		return 0, err
@@ -440,23 +457,19 @@ func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err e
 			return 0, fmt.Errorf("codegen: dot: module already has a function %q", f.Name())
 		}
 	}
+	t := spec.target()
 	if mod.TargetTriple == "" {
-		mod.TargetTriple = gemmTriple
+		mod.TargetTriple = t.Triple
 	}
 	if mod.DataLayout == "" {
-		mod.DataLayout = gemmDataLayout
+		mod.DataLayout = t.DataLayout
 	}
 	p := spec.plan()
-	g := &gemmGen{mod: mod, s: spec, p: p, name: name}
+	g := &gemmGen{mod: mod, s: spec, p: p, name: name, t: t, vw: t.Vec}
 	g.lda, g.ldb, g.ldc = spec.lds()
 	g.emit()
 	return spec.Extent(), nil
 }
-
-const (
-	gemmTriple     = "x86_64-pc-linux-gnu"
-	gemmDataLayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
-)
 
 // DotSpecOf returns the DotSpec of a dot instruction with operand types a
 // and b and attributes attrs when its layout is one the kernel reads in

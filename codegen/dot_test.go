@@ -343,12 +343,50 @@ func gemmCases() []gemmCase {
 	return cs
 }
 
+// x86Targets are the x86-64 classes kernel tests compile for (two parts,
+// as on the 2-core machines here, so that plans do not depend on the host).
+func x86Targets(t testing.TB) []*Target {
+	var ts []*Target
+	for _, name := range []string{"x86-64", "x86-64-v3", "x86-64-v4"} {
+		tg, err := TargetFor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.Parts = 2
+		ts = append(ts, tg)
+	}
+	return ts
+}
+
+// canRun reports whether this machine runs tg's code, logging why not:
+// a test compiles for every target but runs only what the host can (a
+// skip that names the missing instructions is allowed under CI=true).
+func canRun(t testing.TB, tg *Target) bool {
+	t.Helper()
+	if err := tg.Runs(); err != nil {
+		t.Logf("compiled, not run: %v", err)
+		return false
+	}
+	return true
+}
+
+// TestDotKernel runs every case's kernel, for each x86 target the host
+// runs (the others are compiled and linked only), against a float64
+// product.
 func TestDotKernel(t *testing.T) {
 	gemmTools(t)
+	for _, tg := range x86Targets(t) {
+		t.Run(tg.Name, func(t *testing.T) { testDotKernel(t, tg) })
+	}
+}
+
+func testDotKernel(t *testing.T, tg *Target) {
 	cases := gemmCases()
 	mod := llir.NewModule()
 	ext := make([]int64, len(cases))
-	for i, c := range cases {
+	for i := range cases {
+		c := &cases[i]
+		c.s.Target = tg
 		var err error
 		if ext[i], err = DotKernel(mod, fmt.Sprintf("k%d", i), c.s); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -359,6 +397,10 @@ func TestDotKernel(t *testing.T) {
 		if ext[i] != c.s.Extent() {
 			t.Fatalf("%s: extent %d, Extent() %d", c.name, ext[i], c.s.Extent())
 		}
+	}
+	if !canRun(t, tg) {
+		gemmBuildTo(t, mod, filepath.Join(t.TempDir(), "k.so"))
+		return
 	}
 	lib := gemmBuild(t, mod)
 	r := rand.New(rand.NewSource(1))
@@ -488,7 +530,7 @@ func TestDotSpecOf(t *testing.T) {
 // `ulimit -s 1024` (so its threads get 1 MiB stacks): the buffers are on
 // the heap, and the child computes the right product.
 func TestDotSmallStack(t *testing.T) {
-	spec := DotSpec{Batch: 1, M: 200, N: 1024, K: 512, Blocking: &DotBlocking{PackB: 1}}
+	spec := DotSpec{Batch: 1, M: 200, N: 1024, K: 512, Blocking: &DotBlocking{PackB: 1, KC: 512, NC: 1024}}
 	if so := os.Getenv("XLC_TEST_DOT_SO"); so != "" {
 		lib, err := dlopen.Open(so)
 		if err != nil {
@@ -604,12 +646,13 @@ func TestDotStridedTiming(t *testing.T) {
 // TestDotChooseMR checks the micro-tile rows chosen to balance the two
 // halves of a kernel's range.
 func TestDotChooseMR(t *testing.T) {
+	v4 := x86Targets(t)[2]
 	for _, c := range []struct {
 		batch, m, want int
 	}{
 		{1, 128, 8}, {1, 256, 12}, {1, 512, 12}, {1, 2048, 12}, {64, 32, 12}, {64, 128, 12}, {1, 12, 8}, {1, 40, 12}, {1, 13, 8}, {1, 300, 12},
 	} {
-		s := DotSpec{Batch: c.batch, M: c.m, N: 128, K: 2048, TransA: true}
+		s := DotSpec{Batch: c.batch, M: c.m, N: 128, K: 2048, TransA: true, Target: v4}
 		if got := s.plan().MR; got != c.want {
 			t.Errorf("batch %d, M %d: MR %d, want %d", c.batch, c.m, got, c.want)
 		}

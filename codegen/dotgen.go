@@ -3,6 +3,7 @@ package codegen
 import (
 	"fmt"
 	"hash/fnv"
+	"strconv"
 
 	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
@@ -23,18 +24,16 @@ import (
 //	        for ir in 0..mc step MR
 //	          micro-kernel: C tile (MR×NR) (+)= A sliver · B sliver
 //
-// The micro-kernel holds the tile in MR·NR/16 vector accumulators, loads
-// NR/16 vectors of B and broadcasts MR floats of A for each k, with
-// llvm.fma.v16f32. Since shapes are static, the edge tiles (M mod MR rows,
-// N mod NR columns, the last with a lane mask) get micro-kernels of their
-// own.
+// The micro-kernel holds the tile in MR·NR/Vec vector accumulators (Vec
+// the target's f32 lanes), loads NR/Vec vectors of B and broadcasts MR
+// floats of A for each k, with llvm.fma (a multiply and an add where the
+// target has no FMA). Since shapes are static, the edge tiles (M mod MR
+// rows, N mod NR columns, the last with a lane mask) get micro-kernels of
+// their own.
 
 var (
 	gemmF32  = types.Float
 	gemmPF32 = types.NewPointer(types.Float)
-	gemmV16  = types.NewVector(16, types.Float)
-	gemmPV16 = types.NewPointer(gemmV16)
-	gemmM16  = types.NewVector(16, types.I1)
 )
 
 // gemmHash is a short hash naming the functions that kernels share.
@@ -51,6 +50,8 @@ type gemmGen struct {
 	s    DotSpec
 	p    DotBlocking
 	name string
+	t    *Target
+	vw   int // f32 lanes of a vector: t.Vec
 	// lda, ldb, ldc are the leading dimensions of A, B and C (DotSpec.lds).
 	lda, ldb, ldc int64
 
@@ -74,40 +75,53 @@ func (g *gemmGen) intrinsic(name string, ret types.Type, params ...types.Type) *
 	return g.mod.NewFunc(name, ret, ps...)
 }
 
+// vec is the target's vector of floats, pvec a pointer to one.
+func (g *gemmGen) vec() *types.VectorType { return types.NewVector(uint64(g.vw), types.Float) }
+func (g *gemmGen) pvec() *types.PointerType { return types.NewPointer(g.vec()) }
+
+// fma returns a·b + c on vectors: fused where the target has an FMA.
 func (g *gemmGen) fma(a, b, c value.Value) value.Value {
-	f := g.intrinsic("llvm.fma.v16f32", gemmV16, gemmV16, gemmV16, gemmV16)
+	if !g.t.FMA {
+		return g.cur.NewFAdd(g.cur.NewFMul(a, b), c)
+	}
+	f := g.intrinsic(fmt.Sprintf("llvm.fma.v%df32", g.vw), g.vec(), g.vec(), g.vec(), g.vec())
 	return g.cur.NewCall(f, a, b, c)
 }
 
 func (g *gemmGen) maskedLoad(p value.Value, mask constant.Constant) value.Value {
-	f := g.intrinsic("llvm.masked.load.v16f32.p0v16f32", gemmV16, gemmPV16, types.I32, gemmM16, gemmV16)
-	return g.cur.NewCall(f, g.cur.NewBitCast(p, gemmPV16), constant.NewInt(types.I32, 4), mask, constant.NewZeroInitializer(gemmV16))
+	name := fmt.Sprintf("llvm.masked.load.v%df32.p0v%[1]df32", g.vw)
+	mt := types.NewVector(uint64(g.vw), types.I1)
+	f := g.intrinsic(name, g.vec(), g.pvec(), types.I32, mt, g.vec())
+	return g.cur.NewCall(f, g.cur.NewBitCast(p, g.pvec()), constant.NewInt(types.I32, 4), mask, constant.NewZeroInitializer(g.vec()))
 }
 
 func (g *gemmGen) maskedStore(v, p value.Value, mask constant.Constant) {
-	f := g.intrinsic("llvm.masked.store.v16f32.p0v16f32", types.Void, gemmV16, gemmPV16, types.I32, gemmM16)
-	g.cur.NewCall(f, v, g.cur.NewBitCast(p, gemmPV16), constant.NewInt(types.I32, 4), mask)
+	name := fmt.Sprintf("llvm.masked.store.v%df32.p0v%[1]df32", g.vw)
+	mt := types.NewVector(uint64(g.vw), types.I1)
+	f := g.intrinsic(name, types.Void, g.vec(), g.pvec(), types.I32, mt)
+	g.cur.NewCall(f, v, g.cur.NewBitCast(p, g.pvec()), constant.NewInt(types.I32, 4), mask)
 }
 
-// mask16 is the lane mask of the first n lanes.
-func gemmMask16(n int) constant.Constant {
-	e := make([]constant.Constant, 16)
+// mask is the lane mask of the first n lanes of a vector.
+func (g *gemmGen) mask(n int) constant.Constant {
+	e := make([]constant.Constant, g.vw)
 	for i := range e {
 		e[i] = constant.NewBool(i < n)
 	}
-	return constant.NewVector(gemmM16, e...)
+	return constant.NewVector(types.NewVector(uint64(g.vw), types.I1), e...)
 }
 
+// attrs gives f the target's CPU and tuning; on x86, vectors of the
+// target's width are legal and preferred.
 func (g *gemmGen) attrs(f *llir.Func) {
-	cpu := g.s.CPU
-	if cpu == "" {
-		cpu = "znver4"
+	f.FuncAttrs = append(f.FuncAttrs, g.t.funcAttrs()...)
+	if g.t.x86() {
+		w := strconv.Itoa(32 * g.vw)
+		f.FuncAttrs = append(f.FuncAttrs,
+			llir.AttrPair{Key: "min-legal-vector-width", Value: w},
+			llir.AttrPair{Key: "prefer-vector-width", Value: w})
 	}
-	f.FuncAttrs = append(f.FuncAttrs,
-		llir.AttrPair{Key: "target-cpu", Value: cpu},
-		llir.AttrPair{Key: "min-legal-vector-width", Value: "512"},
-		llir.AttrPair{Key: "prefer-vector-width", Value: "512"},
-		enum.FuncAttrNoUnwind)
+	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
 }
 
 func (g *gemmGen) block(name string) *llir.Block {
@@ -198,19 +212,19 @@ func (g *gemmGen) storeF(v, p value.Value) {
 }
 
 func (g *gemmGen) loadV(p value.Value, align int) value.Value {
-	l := g.cur.NewLoad(gemmV16, g.cur.NewBitCast(p, gemmPV16))
+	l := g.cur.NewLoad(g.vec(), g.cur.NewBitCast(p, g.pvec()))
 	l.Align = llir.Align(align)
 	return l
 }
 
 func (g *gemmGen) storeV(v, p value.Value, align int) {
-	s := g.cur.NewStore(v, g.cur.NewBitCast(p, gemmPV16))
+	s := g.cur.NewStore(v, g.cur.NewBitCast(p, g.pvec()))
 	s.Align = llir.Align(align)
 }
 
 func (g *gemmGen) splat(x value.Value) value.Value {
-	v := g.cur.NewInsertElement(constant.NewUndef(gemmV16), x, constant.NewInt(types.I32, 0))
-	return g.cur.NewShuffleVector(v, constant.NewUndef(gemmV16), constant.NewZeroInitializer(types.NewVector(16, types.I32)))
+	v := g.cur.NewInsertElement(constant.NewUndef(g.vec()), x, constant.NewInt(types.I32, 0))
+	return g.cur.NewShuffleVector(v, constant.NewUndef(g.vec()), constant.NewZeroInitializer(types.NewVector(uint64(g.vw), types.I32)))
 }
 
 func (g *gemmGen) emit() {
@@ -471,17 +485,18 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
 					sp := g.gep(src, g.mulc(k, ldb))
 					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
-					for v := 0; v < p.NR/16; v++ {
+					vw := g.vw
+					for v := 0; v < p.NR/vw; v++ {
 						var x value.Value
-						switch n := cols - 16*v; {
-						case n >= 16:
-							x = g.loadV(g.gep(sp, gemmI64(int64(16*v))), 4)
+						switch n := cols - vw*v; {
+						case n >= vw:
+							x = g.loadV(g.gep(sp, gemmI64(int64(vw*v))), 4)
 						case n > 0:
-							x = g.maskedLoad(g.gep(sp, gemmI64(int64(16*v))), gemmMask16(n))
+							x = g.maskedLoad(g.gep(sp, gemmI64(int64(vw*v))), g.mask(n))
 						default:
-							x = constant.NewZeroInitializer(gemmV16)
+							x = constant.NewZeroInitializer(g.vec())
 						}
-						g.storeV(x, g.gep(dp, gemmI64(int64(16*v))), 64)
+						g.storeV(x, g.gep(dp, gemmI64(int64(vw*v))), 4*vw)
 					}
 				})
 			}
@@ -494,7 +509,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 			return
 		}
 		// B stored N×K: column j of B is row j of the buffer. Full slivers
-		// go by 16×16 blocks transposed in registers; the k remainder and
+		// go by Vec×Vec blocks transposed in registers; the k remainder and
 		// the partial sliver element by element.
 		src := g.gep(B, g.add(g.mulc(col, ldb), pc))
 		scalar := func(cols int, k0 value.Value) {
@@ -513,21 +528,22 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 			}
 		}
 		full := func() {
-			k16 := g.sub(kc, g.cur.NewSRem(kc, gemmI64(16)))
-			g.loopStep("pbv", gemmI64(0), k16, 16, func(k value.Value) {
-				for jg := 0; jg < p.NR/16; jg++ {
-					rows := make([]value.Value, 16)
+			vw := g.vw
+			kv := g.sub(kc, g.cur.NewSRem(kc, gemmI64(int64(vw))))
+			g.loopStep("pbv", gemmI64(0), kv, int64(vw), func(k value.Value) {
+				for jg := 0; jg < p.NR/vw; jg++ {
+					rows := make([]value.Value, vw)
 					for r := range rows {
-						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*16+r)*ldb)), 4)
+						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*vw+r)*ldb)), 4)
 					}
-					rows = g.transpose16(rows)
-					dk := g.gep(dst, g.addc(g.mulc(k, int64(p.NR)), int64(jg*16)))
+					rows = g.transpose(rows)
+					dk := g.gep(dst, g.addc(g.mulc(k, int64(p.NR)), int64(jg*vw)))
 					for r := range rows {
-						g.storeV(rows[r], g.gep(dk, gemmI64(int64(r*p.NR))), 64)
+						g.storeV(rows[r], g.gep(dk, gemmI64(int64(r*p.NR))), 4*vw)
 					}
 				}
 			})
-			scalar(p.NR, k16)
+			scalar(p.NR, kv)
 		}
 		if nrem == 0 {
 			full()
@@ -538,25 +554,26 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 	})
 }
 
-// transpose16 transposes the 16×16 matrix whose rows are the vectors x:
-// four stages that swap the off-diagonal blocks of 8, 4, 2 and 1.
-func (g *gemmGen) transpose16(x []value.Value) []value.Value {
-	for b := 8; b >= 1; b /= 2 {
-		lo := make([]constant.Constant, 16)
-		hi := make([]constant.Constant, 16)
-		for l := 0; l < 16; l++ {
+// transpose transposes the Vec×Vec matrix whose rows are the vectors x:
+// log2(Vec) stages that swap the off-diagonal blocks of Vec/2, ..., 2, 1.
+func (g *gemmGen) transpose(x []value.Value) []value.Value {
+	n := g.vw
+	for b := n / 2; b >= 1; b /= 2 {
+		lo := make([]constant.Constant, n)
+		hi := make([]constant.Constant, n)
+		for l := 0; l < n; l++ {
 			if l&b == 0 {
 				lo[l] = constant.NewInt(types.I32, int64(l))
 				hi[l] = constant.NewInt(types.I32, int64(l+b))
 			} else {
-				lo[l] = constant.NewInt(types.I32, int64(16+l-b))
-				hi[l] = constant.NewInt(types.I32, int64(16+l))
+				lo[l] = constant.NewInt(types.I32, int64(n+l-b))
+				hi[l] = constant.NewInt(types.I32, int64(n+l))
 			}
 		}
-		mlo := constant.NewVector(types.NewVector(16, types.I32), lo...)
-		mhi := constant.NewVector(types.NewVector(16, types.I32), hi...)
-		y := make([]value.Value, 16)
-		for r := 0; r < 16; r++ {
+		mlo := constant.NewVector(types.NewVector(uint64(n), types.I32), lo...)
+		mhi := constant.NewVector(types.NewVector(uint64(n), types.I32), hi...)
+		y := make([]value.Value, n)
+		for r := 0; r < n; r++ {
 			if r&b != 0 {
 				continue
 			}
@@ -590,20 +607,20 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 		dst := g.gep(apack, g.mul(ir, kc))
 		src := g.gep(A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
-		// Each k copies rows contiguous floats: by vectors of 16, the
-		// last masked.
+		// Each k copies rows contiguous floats: by vectors, the last
+		// masked.
 		copyRows := func(rows int) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
 				sp := g.gep(src, g.mulc(k, lda))
-				for i := 0; i < rows; i += 16 {
-					n := min(16, rows-i)
+				for i := 0; i < rows; i += g.vw {
+					n := min(g.vw, rows-i)
 					si, di := g.gep(sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
-					if n == 16 {
+					if n == g.vw {
 						g.storeV(g.loadV(si, 4), di, 4)
 						continue
 					}
-					g.maskedStore(g.maskedLoad(si, gemmMask16(n)), di, gemmMask16(n))
+					g.maskedStore(g.maskedLoad(si, g.mask(n)), di, g.mask(n))
 				}
 			})
 		}
@@ -700,7 +717,7 @@ func (g *gemmGen) microFor(mr, nr int) {
 	// The micro-kernel depends only on these: kernels of one module
 	// share it (by name, a hash of them).
 	bStride, bPacked := g.bStride(), p.PackB > 0
-	hashed := fmt.Sprintf("%d %d %d %v %d %d %d %v %v %v %d %q", mr, nr, bStride, bPacked, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, s.CPU)
+	hashed := fmt.Sprintf("%d %d %d %v %d %d %d %v %v %v %d %q", mr, nr, bStride, bPacked, sk, si, g.ldc, s.Bias, s.Accumulate, s.Alpha, p.KU, g.t.codeKey())
 	if s.Residuals > 0 {
 		hashed += fmt.Sprintf(" residuals %d", s.Residuals)
 	}
@@ -731,9 +748,10 @@ func (g *gemmGen) microFor(mr, nr int) {
 	g.f, g.nblk = f, 0
 	g.cur = g.block("entry")
 	a, b, c := params[0], params[1], params[2]
-	nv := (nr + 15) / 16
+	vw := g.vw
+	nv := (nr + vw - 1) / vw
 
-	zero := constant.NewZeroInitializer(gemmV16)
+	zero := constant.NewZeroInitializer(g.vec())
 	acc := make([]value.Value, mr*nv)
 	for i := range acc {
 		acc[i] = zero
@@ -743,14 +761,14 @@ func (g *gemmGen) microFor(mr, nr int) {
 		bv := make([]value.Value, nv)
 		brow := g.gep(b, g.mulc(k, bStride))
 		for v := range bv {
-			q := g.gep(brow, gemmI64(int64(16*v)))
-			switch lanes := nr - 16*v; {
+			q := g.gep(brow, gemmI64(int64(vw*v)))
+			switch lanes := nr - vw*v; {
 			case bPacked:
-				bv[v] = g.loadV(q, 64)
-			case lanes >= 16:
+				bv[v] = g.loadV(q, 4*vw)
+			case lanes >= vw:
 				bv[v] = g.loadV(q, 4)
 			default:
-				bv[v] = g.maskedLoad(q, gemmMask16(lanes))
+				bv[v] = g.maskedLoad(q, g.mask(lanes))
 			}
 		}
 		acol := g.gep(a, g.mulc(k, sk))
@@ -818,33 +836,33 @@ func (g *gemmGen) microFor(mr, nr int) {
 		for i := 0; i < mr; i++ {
 			crow := g.gep(c, gemmI64(int64(i)*g.ldc))
 			for v := 0; v < nv; v++ {
-				lanes := min(16, nr-16*v)
+				lanes := min(vw, nr-vw*v)
 				x := acc[i*nv+v]
 				if alphaV != nil {
 					x = g.cur.NewFMul(x, alphaV)
 				}
-				cp := g.gep(crow, gemmI64(int64(16*v)))
+				cp := g.gep(crow, gemmI64(int64(vw*v)))
 				load := func(q value.Value) value.Value {
-					if lanes == 16 {
+					if lanes == vw {
 						return g.loadV(q, 4)
 					}
-					return g.maskedLoad(q, gemmMask16(lanes))
+					return g.maskedLoad(q, g.mask(lanes))
 				}
 				if isFirst && s.Bias {
-					x = g.cur.NewFAdd(x, load(g.gep(params[3], gemmI64(int64(16*v)))))
+					x = g.cur.NewFAdd(x, load(g.gep(params[3], gemmI64(int64(vw*v)))))
 				}
 				if isFirst {
 					for _, r := range params[len(params)-s.Residuals:] {
-						x = g.cur.NewFAdd(x, load(g.gep(r, gemmI64(int64(i)*g.ldc+int64(16*v)))))
+						x = g.cur.NewFAdd(x, load(g.gep(r, gemmI64(int64(i)*g.ldc+int64(vw*v)))))
 					}
 				}
 				if !isFirst || s.Accumulate {
 					x = g.cur.NewFAdd(x, load(cp))
 				}
-				if lanes == 16 {
+				if lanes == vw {
 					g.storeV(x, cp, 4)
 				} else {
-					g.maskedStore(x, cp, gemmMask16(lanes))
+					g.maskedStore(x, cp, g.mask(lanes))
 				}
 			}
 		}

@@ -2,7 +2,6 @@ package codegen
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
@@ -10,15 +9,6 @@ import (
 
 	"xlc/ir"
 )
-
-// avx512CPUs are the target CPUs the fast dot kernel (which computes on
-// <16 x float>) may be compiled for.
-var avx512CPUs = map[string]bool{
-	"znver4": true, "znver5": true, "x86-64-v4": true, "skylake-avx512": true,
-	"cascadelake": true, "cooperlake": true, "cannonlake": true, "icelake-client": true,
-	"icelake-server": true, "tigerlake": true, "rocketlake": true, "sapphirerapids": true,
-	"emeraldrapids": true, "graniterapids": true, "graniterapids-d": true, "knl": true, "knm": true,
-}
 
 // minFastDotFlops is the size of product below which the naive dot is
 // used: each distinct fast dot spec is about 100 KiB of LLVM IR (the tiny
@@ -49,9 +39,6 @@ type fastDot struct {
 // elementwise f32 op of the dot's shape (so the epilogue can run in place
 // over the product, element by element).
 func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
-	if !avx512CPUs[strings.ToLower(g.mod.cpu)] {
-		return nil
-	}
 	if root.Op == ir.OpTranspose && len(body) == 2 && body[0].Op == ir.OpDot && root.Args[0] == body[0] {
 		return g.planTransposedDot(body[0], root)
 	}
@@ -157,7 +144,7 @@ func (g *kgen) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
 	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops {
 		return nil
 	}
-	spec.CPU = g.mod.cpu
+	spec.Target = g.mod.t
 	dotBands(&spec, dot, g.zeros, body, g.results)
 	return &fastDot{dot: dot, root: root, spec: spec}
 }
@@ -169,7 +156,7 @@ func (g *kgen) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
 // they are in cache. It needs one result, f32 of the product's shape, and
 // rows that reduce the product's last axis only; else nil.
 func (g *kgen) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fastDot {
-	if !avx512CPUs[strings.ToLower(g.mod.cpu)] || len(g.results) != 1 {
+	if len(g.results) != 1 {
 		return nil
 	}
 	dot := dotIn(body)
@@ -201,7 +188,7 @@ func (g *kgen) planTransposedDot(dot, root *ir.Value) *fastDot {
 	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops {
 		return nil
 	}
-	spec.CPU = g.mod.cpu
+	spec.Target = g.mod.t
 	dotBands(&spec, dot, g.zeros, nil, nil)
 	return &fastDot{dot: dot, root: dot, spec: spec}
 }

@@ -13,18 +13,19 @@ import (
 	"xlc/ir"
 )
 
-// module is the LLVM module being built, with its external declarations.
+// module is the LLVM module being built for a target, with its external
+// declarations.
 type module struct {
 	m     *llir.Module
-	cpu   string
+	t     *Target
 	decls map[string]*llir.Func
 }
 
-func newModule(cpu string) *module {
+func newModule(t *Target) *module {
 	m := llir.NewModule()
-	m.TargetTriple = TargetTriple
-	m.DataLayout = DataLayout
-	return &module{m: m, cpu: cpu, decls: map[string]*llir.Func{}}
+	m.TargetTriple = t.Triple
+	m.DataLayout = t.DataLayout
+	return &module{m: m, t: t, decls: map[string]*llir.Func{}}
 }
 
 func (m *module) String() string { return m.m.String() }
@@ -119,7 +120,8 @@ func (g *kgen) checkAlloc(p value.Value) {
 
 // kernelAttrs are the attributes of every kernel function.
 func (m *module) kernelAttrs(f *llir.Func) {
-	f.FuncAttrs = append(f.FuncAttrs, llir.AttrPair{Key: "target-cpu", Value: m.cpu}, enum.FuncAttrNoUnwind)
+	f.FuncAttrs = append(f.FuncAttrs, m.t.funcAttrs()...)
+	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
 }
 
 // kgen builds the body function of one kernel.

@@ -86,15 +86,6 @@ func Available() bool { return loadTools() == nil }
 // Debian package), or is nil.
 func ToolchainError() error { return loadTools() }
 
-// HostCPU is the host's CPU name as llc-19 reports it ("Host CPU:"), e.g.
-// znver4; x86-64 when llc does not know it.
-func HostCPU() (string, error) {
-	if err := loadTools(); err != nil {
-		return "", err
-	}
-	return toolInfo.hostCPU, nil
-}
-
 // CacheDir is the root of the shared-object cache: os.UserCacheDir()/xlc,
 // or $XLC_CACHE when set.
 func CacheDir() (string, error) {
@@ -108,18 +99,71 @@ func CacheDir() (string, error) {
 	return filepath.Join(d, "xlc"), nil
 }
 
-// optFlags are opt's settings: -O3, and glibc's libmvec as the vector
-// library, so that loops calling llvm.exp/log/sin/cos.f64 vectorize (calls
-// to _ZGVdN4v_exp and the like; libmvec's double functions are within 4
-// ulps, so the f32 results, rounded once from double, are libm's all but
-// always). linkFlags link libmvec and libm. Both are part of the cache key.
-var (
-	optFlags  = []string{"-O3", "-vector-library=LIBMVEC-X86"}
-	linkFlags = []string{"-lmvec", "-lm"}
-)
+// toolFlags returns opt's and the linker's settings for a module whose
+// target triple is triple: -O3 and, on x86-64, glibc's libmvec as the
+// vector library, so that loops calling llvm.exp/log/sin/cos.f64 vectorize
+// (calls to _ZGVdN4v_exp and the like; libmvec's double functions are
+// within 4 ulps, so the f32 results, rounded once from double, are libm's
+// all but always), linking libmvec and libm. Both are part of the cache key.
+func toolFlags(triple string) (opt, link []string) {
+	if strings.HasPrefix(triple, "aarch64") {
+		return []string{"-O3"}, []string{"-lm"}
+	}
+	return []string{"-O3", "-vector-library=LIBMVEC-X86"}, []string{"-lmvec", "-lm"}
+}
+
+// moduleTriple is the target triple the module text ll declares, or "".
+func moduleTriple(ll string) string {
+	for line := range strings.Lines(ll) {
+		if rest, ok := strings.CutPrefix(line, "target triple = \""); ok {
+			return strings.TrimSuffix(strings.TrimSpace(rest), "\"")
+		}
+	}
+	return ""
+}
+
+// checkArch refuses a module for another architecture than this machine's:
+// its shared object could not be linked or loaded here.
+func checkArch(triple string) error {
+	arch := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.Split(triple, "-")[0]]
+	if triple != "" && arch != goruntime.GOARCH {
+		return fmt.Errorf("codegen: cannot build a shared object for %s on this %s machine (Assemble gives its assembly)", triple, goruntime.GOARCH)
+	}
+	return nil
+}
+
+// Assemble runs opt -O3 and llc -O3 on the module text ll for the target
+// it declares and returns the assembly: how kernels for another machine
+// (aarch64 on an x86-64 host) are checked.
+func Assemble(ll string) (string, error) {
+	if err := loadTools(); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "xlc-asm-")
+	if err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	in, bc, asm := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.s")
+	if err := os.WriteFile(in, []byte(ll), 0o644); err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	optFlags, _ := toolFlags(moduleTriple(ll))
+	if err := runTool(append(append([]string{toolInfo.opt}, optFlags...), in, "-o", bc)); err != nil {
+		return "", err
+	}
+	if err := runTool([]string{toolInfo.llc, "-O3", "-filetype=asm", bc, "-o", asm}); err != nil {
+		return "", err
+	}
+	out, err := os.ReadFile(asm)
+	if err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	return string(out), nil
+}
 
 // Build turns the module text ll into a shared object and returns its path:
-// opt-19 -O3 (optFlags), llc-19 -O3 -filetype=obj -relocation-model=pic, cc -shared.
+// opt-19 -O3 (toolFlags), llc-19 -O3 -filetype=obj -relocation-model=pic, cc -shared.
 // A module of at least shardMinBytes is split into shards (splitModule:
 // self-contained modules whose code is the same as in the whole module)
 // that opt and llc compile concurrently, one process pair per shard; cc
@@ -136,6 +180,11 @@ func Build(ll string) (string, error) {
 	if err := loadTools(); err != nil {
 		return "", err
 	}
+	triple := moduleTriple(ll)
+	if err := checkArch(triple); err != nil {
+		return "", err
+	}
+	optFlags, linkFlags := toolFlags(triple)
 	root, err := CacheDir()
 	if err != nil {
 		return "", err
@@ -174,7 +223,7 @@ func Build(ll string) (string, error) {
 	}
 	var objs []string
 	if shards == nil {
-		obj, err := compileObject(tmp, "kernels", in, "")
+		obj, err := compileObject(tmp, "kernels", in, "", optFlags)
 		if err != nil {
 			return "", err
 		}
@@ -187,7 +236,7 @@ func Build(ll string) (string, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				objs[i], errs[i] = compileObject(tmp, fmt.Sprintf("shard%d", i), "", text)
+				objs[i], errs[i] = compileObject(tmp, fmt.Sprintf("shard%d", i), "", text, optFlags)
 			}()
 		}
 		wg.Wait()
@@ -232,7 +281,7 @@ func Build(ll string) (string, error) {
 // compileObject runs opt and llc on one module, the file in or else the
 // text written to dir/<name>.ll, and returns the object's path,
 // dir/<name>.o.
-func compileObject(dir, name, in, text string) (string, error) {
+func compileObject(dir, name, in, text string, optFlags []string) (string, error) {
 	if in == "" {
 		in = filepath.Join(dir, name+".ll")
 		if err := os.WriteFile(in, []byte(text), 0o644); err != nil {

@@ -127,6 +127,7 @@ func TestVectorMathVectorizes(t *testing.T) {
 		if err := os.WriteFile(ll, []byte(p.LL), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		optFlags, _ := toolFlags(moduleTriple(p.LL))
 		args := append(append([]string{toolInfo.opt}, optFlags...), "-S", ll, "-o", opt)
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)

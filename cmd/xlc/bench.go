@@ -40,18 +40,25 @@ func compileOptions(b runtime.Backend, verify bool) build.Options {
 // unusable (one line naming the Debian package), or nil; tests replace it
 // to simulate a machine without LLVM.
 var toolchain = func() error {
-	_, err := codegen.HostCPU()
-	return err
+	return codegen.ToolchainError()
 }
 
 // backend returns the backend named name. "auto" (the default) is cpu when
 // the LLVM toolchain is installed and otherwise the interpreter, after a
 // one-line warning on warn saying what it falls back to (doing: "training");
 // an explicit cpu without the toolchain is an error naming the package.
-func backend(name string, warn io.Writer, doing string) (runtime.Backend, error) {
+func backend(name string, warn io.Writer, doing, cpuName string) (runtime.Backend, error) {
+	if cpuName != "" {
+		if _, err := codegen.TargetFor(cpuName); err != nil {
+			return nil, fmt.Errorf("--cpu: %v", err)
+		}
+		if name == "interp" {
+			return nil, fmt.Errorf("--cpu applies to the cpu backend, not --backend=interp")
+		}
+	}
 	if name == "auto" {
 		if toolchain() == nil {
-			return backends["cpu"](), nil
+			return cpu.Backend{CPU: cpuName}, nil
 		}
 		fmt.Fprintf(warn, "xlc: LLVM 19 not found (apt-get install llvm-19); %s on the interpreter\n", doing)
 		return backends["interp"](), nil
@@ -69,6 +76,7 @@ func backend(name string, warn io.Writer, doing string) (runtime.Backend, error)
 		if err := toolchain(); err != nil {
 			return nil, fmt.Errorf("--backend=cpu: %v", err)
 		}
+		return cpu.Backend{CPU: cpuName}, nil
 	}
 	return mk(), nil
 }
@@ -81,6 +89,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	warmup := fs.Int("warmup", 2, "untimed steps first")
 	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
 	fuse := fs.String("fuse", "", "on or off: override the backend's fusion default")
+	cpuName := fs.String("cpu", "", cpuFlagHelp)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -91,7 +100,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if *steps < 1 || *warmup < 0 {
 		return fmt.Errorf("xlc bench: want --steps >= 1 and --warmup >= 0")
 	}
-	b, err := backend(*be, stderr, "benchmarking")
+	b, err := backend(*be, stderr, "benchmarking", *cpuName)
 	if err != nil {
 		return fmt.Errorf("xlc bench: %v", err)
 	}

@@ -27,7 +27,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	fuse := fs.Bool("fuse", false, "run the fusion pass: group instructions into kernels (fused functions)")
 	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
 	bundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
-	cpuName := fs.String("cpu", "", "with --bundle: the LLVM target CPU of the kernels (default: this machine's)")
+	cpuName := fs.String("cpu", "", "with --bundle: "+cpuFlagHelp)
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
 	pos, err := parseInterspersed(fs, args)
@@ -145,6 +145,9 @@ func buildBundle(path string, defs defines, out, cpuName string, verify, fusionL
 		m.Name, out, b.CPU, m.Step.Name, passes.Kernels(m.Step), m.Eval.Name, passes.Kernels(m.Eval), kib(len(b.StepSO)+len(b.EvalSO)))
 	return nil
 }
+
+// cpuFlagHelp describes --cpu.
+const cpuFlagHelp = "the CPU the kernels are for: x86-64-v3 (AVX2), x86-64-v4 (AVX-512), aarch64, or an LLVM CPU name such as znver4 (default: this machine's, or $XLC_CPU)"
 
 func kib(n int) string { return fmt.Sprintf("%.0f", float64(n)/1024) }
 

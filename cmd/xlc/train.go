@@ -32,12 +32,16 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
 	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
 	bundle := fs.String("bundle", "", "run a bundle written by xlc build -o FILE.xlc instead of a model file (no compiler needed)")
+	cpuName := fs.String("cpu", "", cpuFlagHelp)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	var b runtime.Backend
 	var m *build.Model
+	if *bundle != "" && *cpuName != "" {
+		return fmt.Errorf("xlc train: --cpu does not apply to a bundle, whose kernels are compiled already (xlc build --cpu NAME -o FILE.xlc)")
+	}
 	if *bundle != "" {
 		if b, m, err = loadBundle(*bundle, pos, defs, *be, *steps); err != nil {
 			return fmt.Errorf("xlc train: %v", err)
@@ -49,7 +53,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if *steps > 0 {
 			defs = append(defs, defineSteps(*steps))
 		}
-		if b, err = backend(*be, stderr, "training"); err != nil {
+		if b, err = backend(*be, stderr, "training", *cpuName); err != nil {
 			return fmt.Errorf("xlc train: %v", err)
 		}
 		src, err := os.ReadFile(pos[0])
@@ -136,7 +140,7 @@ func loadBundle(path string, pos []string, defs defines, be string, steps int64)
 		m.Train.Steps = int(steps)
 		m.Defines = append(append([]parser.Define(nil), m.Defines...), defineSteps(steps))
 	}
-	b := cpu.Prebuilt{CPU: bu.CPU, Libs: map[*ir.Func]cpu.Lib{
+	b := cpu.Prebuilt{Target: bu.Target, Libs: map[*ir.Func]cpu.Lib{
 		step: {SO: bu.StepSO, LLSum: bu.StepLL},
 		eval: {SO: bu.EvalSO, LLSum: bu.EvalLL},
 	}}

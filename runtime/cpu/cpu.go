@@ -82,7 +82,7 @@ import (
 
 // Backend compiles functions to native code for this machine.
 type Backend struct {
-	// CPU is the LLVM target CPU; "" means the host's.
+	// CPU names the target (codegen.TargetFor); "" means the host's.
 	CPU string
 }
 
@@ -99,7 +99,14 @@ func (b Backend) Load(f *ir.Func) (runtime.Executable, error) {
 
 // LoadExec is Load returning the concrete type.
 func (b Backend) LoadExec(f *ir.Func) (*Executable, error) {
-	prog, err := codegen.Compile(f, codegen.Options{CPU: b.CPU})
+	t, err := codegen.TargetFor(b.CPU)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: %v", err)
+	}
+	if err := t.Runs(); err != nil {
+		return nil, fmt.Errorf("cpu: %v", err)
+	}
+	prog, err := codegen.Compile(f, codegen.Options{Target: t})
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // Lib is a shared object built earlier (by codegen.Build) from
-// codegen.Compile(f, codegen.Options{CPU: cpu})'s module, for loading
+// codegen.Compile(f, codegen.Options{Target: t})'s module, for loading
 // without the LLVM toolchain.
 type Lib struct {
 	// SO is the shared object's bytes.
@@ -25,17 +25,20 @@ type Lib struct {
 	LLSum string
 }
 
-// LoadPrebuilt loads f from a prebuilt shared object for target CPU cpu:
-// the kernel table is codegen.Compile's for f (deterministic for the same
-// function and CPU), the library is written to the kernel cache
+// LoadPrebuilt loads f from a prebuilt shared object for target t: the
+// kernel table is codegen.Compile's for f (deterministic for the same
+// function and target), the library is written to the kernel cache
 // (codegen.CacheDir()/prebuilt/<sha256>.so, or a temporary file when the
 // cache is not writable, removed once dlopen has mapped it or failed) and
 // opened with dlopen. No LLVM tool runs. The caller closes the result.
-func LoadPrebuilt(f *ir.Func, cpu string, lib Lib) (*Executable, error) {
-	if cpu == "" {
-		return nil, fmt.Errorf("cpu: @%s: a prebuilt library needs its target CPU", f.Name)
+func LoadPrebuilt(f *ir.Func, t *codegen.Target, lib Lib) (*Executable, error) {
+	if t == nil {
+		return nil, fmt.Errorf("cpu: @%s: a prebuilt library needs its target", f.Name)
 	}
-	prog, err := codegen.Compile(f, codegen.Options{CPU: cpu})
+	if err := t.Runs(); err != nil {
+		return nil, fmt.Errorf("cpu: @%s: %v", f.Name, err)
+	}
+	prog, err := codegen.Compile(f, codegen.Options{Target: t})
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +93,8 @@ func placeLib(so []byte) (path string, temp bool, err error) {
 // Prebuilt is a Backend named "cpu" that loads each function from its
 // prebuilt library (a bundle's) instead of compiling it.
 type Prebuilt struct {
-	CPU  string
-	Libs map[*ir.Func]Lib
+	Target *codegen.Target
+	Libs   map[*ir.Func]Lib
 }
 
 var _ runtime.Backend = Prebuilt{}
@@ -105,5 +108,5 @@ func (p Prebuilt) Load(f *ir.Func) (runtime.Executable, error) {
 	if !ok {
 		return nil, fmt.Errorf("cpu: @%s: no prebuilt library for this function", f.Name)
 	}
-	return LoadPrebuilt(f, p.CPU, lib)
+	return LoadPrebuilt(f, p.Target, lib)
 }

@@ -15,14 +15,10 @@ import (
 // after a load, nor after a load that fails.
 func TestPrebuiltTempRemoved(t *testing.T) {
 	llvmtest.Require(t, codegen.ToolchainError())
-	cpu, err := codegen.HostCPU()
-	if err != nil {
-		t.Fatal(err)
-	}
 	f, prog := compileFor(t, `func @f(%x: f32[3]) -> (r: f32[3]) {
   %0 = neg %x : f32[3]
   return %0
-}`, cpu)
+}`, "")
 	t.Setenv("XLC_CACHE", t.TempDir())
 	path, err := codegen.Build(prog.LL)
 	if err != nil {
@@ -47,7 +43,7 @@ func TestPrebuiltTempRemoved(t *testing.T) {
 			t.Errorf("%s: %s left in the temporary folder", when, es[0].Name())
 		}
 	}
-	e, err := LoadPrebuilt(f, cpu, Lib{SO: so})
+	e, err := LoadPrebuilt(f, prog.Target, Lib{SO: so})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +56,7 @@ func TestPrebuiltTempRemoved(t *testing.T) {
 		t.Errorf("neg [1 -2 3] = %v after the library's file was removed", r)
 	}
 	e.Close()
-	if _, err := LoadPrebuilt(f, cpu, Lib{SO: []byte("not a shared object")}); err == nil {
+	if _, err := LoadPrebuilt(f, prog.Target, Lib{SO: []byte("not a shared object")}); err == nil {
 		t.Error("a library that is not one loaded")
 	}
 	left("after a failed load")

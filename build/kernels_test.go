@@ -1,0 +1,139 @@
+package build
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"xlc/codegen"
+	"xlc/internal/llvmtest"
+	"xlc/ir"
+	"xlc/parser"
+	"xlc/passes"
+)
+
+// kernelModels are every model of models/ in configurations whose products
+// are large enough for the fast dot, for the kernel goldens and the
+// cross-target builds.
+var kernelModels = []struct {
+	name, model string
+	defines     []parser.Define
+}{
+	{"gpt", "gpt", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2")},
+	{"gpt_deepnorm_tied_tanh", "gpt", defs("layers", "2", "d", "64", "heads", "2", "seq", "32", "batch", "2", "norm", "deepnorm", "tie", "true", "gelu_approx", "tanh")},
+	{"bert", "bert", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2")},
+	{"mlp", "mlp", nil},
+}
+
+// kernelTargets are the targets whose modules the goldens pin, with two
+// parallel parts so that the modules do not depend on the host.
+var kernelTargets = []string{"x86-64-v3", "x86-64-v4", "aarch64"}
+
+// compileKernelModels compiles each kernel model's train step and forward
+// pass as the cpu backend does and lowers both for every kernel target:
+// name → target → [step, forward] module texts.
+func compileKernelModels(t *testing.T) map[string]map[string][2]string {
+	t.Helper()
+	out := map[string]map[string][2]string{}
+	for _, c := range kernelModels {
+		path := "../models/" + c.model + ".xl"
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Compile(path, src, c.defines, Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[c.name] = map[string][2]string{}
+		for _, name := range kernelTargets {
+			tg, err := codegen.TargetFor(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg.Parts = 2
+			var lls [2]string
+			for i, f := range []*ir.Func{m.Step, m.Eval} {
+				p, err := codegen.Compile(f, codegen.Options{Target: tg})
+				if err != nil {
+					t.Fatalf("%s for %s: %v", c.name, name, err)
+				}
+				lls[i] = p.LL
+			}
+			out[c.name][name] = lls
+		}
+	}
+	return out
+}
+
+// TestKernelGoldens pins the SHA-256 of every kernel model's LLVM modules
+// for each kernel target in testdata/kernels/<model>.txt, so that a change
+// meant to leave the generated code alone shows that it did (go test
+// ./build -update rewrites them; a changed line is a changed module).
+func TestKernelGoldens(t *testing.T) {
+	mods := compileKernelModels(t)
+	for _, c := range kernelModels {
+		var b strings.Builder
+		for _, name := range kernelTargets {
+			for i, kind := range []string{"step", "forward"} {
+				fmt.Fprintf(&b, "%s %s %x\n", name, kind, sha256.Sum256([]byte(mods[c.name][name][i])))
+			}
+		}
+		golden := filepath.Join("../testdata/kernels", c.name+".txt")
+		if *updateReplay {
+			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (go test ./build -update writes it)", err)
+		}
+		if string(want) != b.String() {
+			t.Errorf("%s: the generated modules differ from %s (go test ./build -update rewrites it):\nhave:\n%swant:\n%s", c.name, golden, b.String(), want)
+		}
+	}
+}
+
+// TestKernelsAssembleForAArch64 runs opt and llc on every kernel model's
+// modules for aarch64 and checks that the fast dot's micro-kernel is NEON:
+// fused multiply-adds on four-float vectors (fmla vN.4s).
+func TestKernelsAssembleForAArch64(t *testing.T) {
+	llvmtest.Require(t, codegen.ToolchainError())
+	mods := compileKernelModels(t)
+	fmla := regexp.MustCompile(`\bfmla\s+v\d+\.4s`)
+	var wg sync.WaitGroup
+	errs := make([]error, 2*len(kernelModels))
+	for i, c := range kernelModels {
+		for j, kind := range []string{"step", "forward"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ll := mods[c.name]["aarch64"][j]
+				asm, err := codegen.Assemble(ll)
+				switch {
+				case err != nil:
+					errs[2*i+j] = fmt.Errorf("%s %s: %v", c.name, kind, err)
+				case strings.Contains(ll, "xlc.gemm.micro") && !fmla.MatchString(asm):
+					errs[2*i+j] = fmt.Errorf("%s %s: no fmla on .4s vectors in the fast dot's assembly", c.name, kind)
+				case !strings.Contains(ll, "xlc.gemm.micro") && kind == "step":
+					errs[2*i+j] = fmt.Errorf("%s %s: no fast dot in the module", c.name, kind)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
