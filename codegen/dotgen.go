@@ -76,7 +76,7 @@ func (g *gemmGen) intrinsic(name string, ret types.Type, params ...types.Type) *
 }
 
 // vec is the target's vector of floats, pvec a pointer to one.
-func (g *gemmGen) vec() *types.VectorType { return types.NewVector(uint64(g.vw), types.Float) }
+func (g *gemmGen) vec() *types.VectorType   { return types.NewVector(uint64(g.vw), types.Float) }
 func (g *gemmGen) pvec() *types.PointerType { return types.NewPointer(g.vec()) }
 
 // fma returns a·b + c on vectors: fused where the target has an FMA.

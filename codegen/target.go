@@ -96,7 +96,7 @@ var (
 		"haswell": "x86-64-v3", "broadwell": "x86-64-v3", "skylake": "x86-64-v3", "alderlake": "x86-64-v3",
 		"raptorlake": "x86-64-v3", "meteorlake": "x86-64-v3", "arrowlake": "x86-64-v3", "lunarlake": "x86-64-v3",
 		"gracemont": "x86-64-v3", "sierraforest": "x86-64-v3", "znver1": "x86-64-v3", "znver2": "x86-64-v3",
-		"znver3": "x86-64-v3",
+		"znver3":         "x86-64-v3",
 		"skylake-avx512": "x86-64-v4", "cascadelake": "x86-64-v4", "cooperlake": "x86-64-v4",
 		"cannonlake": "x86-64-v4", "icelake-client": "x86-64-v4", "icelake-server": "x86-64-v4",
 		"tigerlake": "x86-64-v4", "rocketlake": "x86-64-v4", "sapphirerapids": "x86-64-v4",
