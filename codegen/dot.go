@@ -187,13 +187,22 @@ func (s DotSpec) target() *Target {
 const gemmKU = 4
 
 // gemmBlocks derives the cache blocks from the target (Goto's rules, fitted
-// to Zen 4, where they give the measured best KC 256, MC 96, NC 1024): a
-// sliver of B (KC×NR) fills the L1 (KC = L1/(4·NR), 128..512), a panel of
-// B (KC×NC) fills the L2, and a block of A is 8 micro-tiles high.
-func gemmBlocks(t *Target, mr, nr int) (kc, mc, nc int) {
-	kc = min(max(t.L1/(4*nr), 128), 512)
-	nc = max(t.L2/(4*kc)/nr*nr, nr)
-	return kc, 8 * mr, nc
+// to Zen 4, where they give the measured best KC 256, MC 96, NC 1024): the
+// L1 holds a sliver of B (KC×NR floats) and, for A read in place stored
+// K×M, the line of A each k touches (KC = L1/(4·NR + 64), else L1/(4·NR);
+// 128..512); a panel of B (KC×NC) fills the L2; a block of A is 8
+// micro-tiles high.
+func gemmBlocks(t *Target, mr, nr int, aLines bool) (kc, mc int) {
+	per := 4 * nr
+	if aLines {
+		per += 64
+	}
+	return min(max(t.L1/per, 128), 512), 8 * mr
+}
+
+// gemmNC is the panel width for K blocks of kc: the panel fills the L2.
+func gemmNC(t *Target, kc, nr int) int {
+	return max(t.L2/(4*kc)/nr*nr, nr)
 }
 
 // chooseMR returns the micro-tile rows, the target's MR or AltMR: the one
@@ -249,10 +258,12 @@ func (s DotSpec) plan() DotBlocking {
 		p.MR = s.chooseMR()
 	}
 	def(&p.NR, t.NR)
-	kc, mc, nc := gemmBlocks(t, p.MR, p.NR)
+	lda, _, _ := s.lds()
+	inPlaceA := p.PackA < 0 || p.PackA == 0 && (s.TransA || gemmL1Crowd(p.MR, int(lda)) <= 4)
+	kc, mc := gemmBlocks(t, p.MR, p.NR, inPlaceA && s.TransA)
 	def(&p.KC, kc)
 	def(&p.MC, mc)
-	def(&p.NC, nc)
+	def(&p.NC, gemmNC(t, p.KC, p.NR))
 	def(&p.KU, gemmKU)
 	def(&p.RB, p.MR) // fine units: a range covering several merges them
 	if p.PackA == 0 {
@@ -263,7 +274,6 @@ func (s DotSpec) plan() DotBlocking {
 		// weight-gradient and attention shape of the GPT configs (e.g.
 		// 128×128×2048: 173 GFLOP/s packed, 183–190 in place).
 		p.PackA = -1
-		lda, _, _ := s.lds()
 		if !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
 			p.PackA = 1
 		}
@@ -271,29 +281,21 @@ func (s DotSpec) plan() DotBlocking {
 	if p.PackB == 0 || s.TransB {
 		// Packing B (a read and a write of each element per thread)
 		// pays when many row tiles of one thread share each sliver;
-		// with few the micro-kernel reads B in place: qᵀ·ds (M = 32,
-		// 3 tiles a batch) 189 -> 221 GFLOP/s, the weight gradients
-		// (M = 128..512, K = 2048: 8..21 tiles a thread) +1..14%;
-		// neutral on attention's M = 128..256, slightly worse on
-		// 1024³ (43 tiles a thread, rows 4 KiB apart). B strided
-		// (attention's v and do, 32 floats of every 128) stays packed:
-		// in the train step its products ran 5-12% slower in place.
+		// with at most Target.InPlaceBTiles the micro-kernel reads B
+		// in place (see bench/dot/README.md). B strided (attention's v
+		// and do, 32 floats of every 128) stays packed.
 		p.PackB = 1
 		rows := s.M
 		if parts := max(t.Parts, 1); s.Batch == 1 {
 			rows = (s.M + parts - 1) / parts
 		}
 		_, ldb, _ := s.lds()
-		if !s.TransB && ldb == int64(s.N) && (rows+p.MR-1)/p.MR <= gemmInPlaceBTiles {
+		if !s.TransB && ldb == int64(s.N) && (rows+p.MR-1)/p.MR <= t.InPlaceBTiles {
 			p.PackB = -1
 		}
 	}
 	return p.fit(s)
 }
-
-// gemmInPlaceBTiles is the most row tiles a thread runs on each sliver of
-// B (of one batch) for which B is read in place rather than packed.
-const gemmInPlaceBTiles = 24
 
 // fit shrinks the blocks to the problem, keeping their multiples.
 func (p DotBlocking) fit(s DotSpec) DotBlocking {

@@ -46,6 +46,9 @@ type Target struct {
 	// balance the parallel parts, at AltSpeed of the main tile's speed.
 	MR, NR, AltMR int
 	AltSpeed      float64
+	// InPlaceBTiles is the most row tiles a part runs on each sliver of
+	// B for which the dot reads B in place rather than packing it.
+	InPlaceBTiles int
 	// VecLib is opt's -vector-library ("" none); Libs are the libraries
 	// the shared object links.
 	VecLib string
@@ -82,7 +85,7 @@ var (
 		// 12×32: 24 zmm accumulators, 2 of B, 1 broadcast of A.
 		"x86-64-v4": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v4",
 			Features: v4Features, Vec: 16, Regs: 32, FMA: true, L1: 32 << 10, L2: 1 << 20,
-			MR: 12, NR: 32, AltMR: 8, AltSpeed: 0.96, VecLib: "LIBMVEC-X86", Libs: []string{"-lmvec", "-lm"}},
+			MR: 12, NR: 32, AltMR: 8, AltSpeed: 0.96, InPlaceBTiles: 24, VecLib: "LIBMVEC-X86", Libs: []string{"-lmvec", "-lm"}},
 		// 8×12: 24 q accumulators, 3 of B, A's lanes by element.
 		"aarch64": {Arch: "arm64", Triple: armTriple, DataLayout: armLayout, CPU: "generic",
 			Features: []string{"asimd", "fp"}, Vec: 4, Regs: 32, FMA: true, L1: 32 << 10, L2: 512 << 10,

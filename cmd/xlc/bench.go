@@ -134,8 +134,14 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("xlc bench: %v", err)
 	}
+	where := b.Name()
+	if cb, ok := b.(cpu.Backend); ok {
+		if t, err := codegen.TargetFor(cb.CPU); err == nil {
+			where += " (" + t.Name + ")"
+		}
+	}
 	fmt.Fprintf(stdout, "%s on %s: %.1f tokens/s (%d steps, %.4f s/step; compiled and loaded in %.2f s)\n",
-		m.Name, b.Name(), res.TokensPerSec(), res.Steps, res.Seconds/float64(res.Steps), loaded.Seconds())
+		m.Name, where, res.TokensPerSec(), res.Steps, res.Seconds/float64(res.Steps), loaded.Seconds())
 	return nil
 }
 
