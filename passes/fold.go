@@ -3,9 +3,8 @@ package passes
 import (
 	"math"
 
-	"github.com/x448/float16"
-
 	"xlc/ir"
+	"xlc/ir/scalar"
 )
 
 // fold replaces an instruction whose operands are all splat constants with a
@@ -296,38 +295,11 @@ func wrap(d ir.DType, x int64) int64 {
 	return x
 }
 
-// roundTo rounds x to the nearest value of float dtype d, ties to even. For
-// f16 and bf16 it goes through f32 with round-to-odd, which has enough extra
-// bits that the second rounding is exact: rounding twice to nearest could
-// land on the wrong side of a tie.
+// roundTo rounds x to the nearest value of float dtype d (scalar.Round);
+// other dtypes keep x.
 func roundTo(d ir.DType, x float64) float64 {
-	switch d {
-	case ir.F32:
-		return float64(float32(x))
-	case ir.F16:
-		return float64(float16.Fromfloat32(toOddF32(x)).Float32())
-	case ir.BF16:
-		f := toOddF32(x)
-		if f != f {
-			return x
-		}
-		u := math.Float32bits(f)
-		u += 0x7fff + (u>>16)&1
-		return float64(math.Float32frombits(u &^ 0xffff))
+	if !d.IsFloat() {
+		return x
 	}
-	return x
-}
-
-// toOddF32 rounds x to f32 toward zero and, when that is inexact, sets the
-// lowest mantissa bit (round to odd).
-func toOddF32(x float64) float32 {
-	t := float32(x)
-	if x != x || float64(t) == x {
-		return t
-	}
-	u := math.Float32bits(t)
-	if math.Abs(float64(t)) > math.Abs(x) {
-		u-- // one step toward zero: the truncated value
-	}
-	return math.Float32frombits(u | 1)
+	return scalar.Round(d, x)
 }
