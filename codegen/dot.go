@@ -441,9 +441,9 @@ func (s DotSpec) Flops() float64 {
 // disjoint ranges may run at once. A call packs the panels of B it uses,
 // so give each call a large range (the range split evenly across threads,
 // not one unit at a time). The packing buffers are allocated on the
-// heap by each call (DotSpec.PackBytes; at most about 1.1 MiB with the
-// AVX-512 blocking), so the caller's stack need not hold them; when the
-// allocation fails the kernel prints "xlc: out of memory for the dot
+// heap by each call (DotSpec.PackBytes: a panel of B about the target's
+// L2 size, and a block of A), so the caller's stack need not hold them;
+// when the allocation fails the kernel prints "xlc: out of memory for the dot
 // kernel's packing buffers" on stderr and aborts.
 //
 // The module gets the target's triple and data layout when it has none.
