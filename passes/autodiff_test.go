@@ -281,7 +281,7 @@ func TestGradMLPModel(t *testing.T) {
 	if b.Err() != nil {
 		t.Fatal(b.Err())
 	}
-	// The parameter-gradient penalty ‖∇θ L‖² of SEEDS.md §5.
+	// The parameter-gradient penalty ‖∇θ L‖² (ARCHITECTURE.md, the train step).
 	checkGrads(t, "mlp gradient penalty", f, loss2, wrt, in, fdStep, fdTol)
 }
 

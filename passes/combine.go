@@ -13,7 +13,9 @@ import (
 // combined gradient per parameter and the per-task weights actually applied
 // (f32[] each, for logging as metrics).
 //
-// The combiner is cfg.Combiner (SEEDS.md §4); an empty name means sum:
+// The combiner is cfg.Combiner (minnorm is MGDA: Sener and Koltun 2018,
+// "Multi-Task Learning as Multi-Objective Optimization"); an empty name
+// means sum:
 //
 //   - sum: Σ w_i g_i with w = cfg.Weights (all 1 when empty; any other
 //     length than the number of tasks is an error).

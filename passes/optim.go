@@ -105,7 +105,8 @@ func decays(cfg *TrainConfig, p *ir.Value) bool {
 // Decoupled weight decay (cfg.WeightDecay, default 0.01) applies to
 // parameters of rank >= 2 only, or to all when cfg.DecayAll (default false),
 // in sgd, adamw and eg_adam; eg and eg_adaptive ignore it (their updates
-// are exactly those of SEEDS.md §3).
+// are exactly those of Amid, Anil, Fifty and Warmuth 2022, "Step-size
+// Adaptation Using Exponentiated Gradient Updates", in simplified form).
 //
 //   - sgd (cfg.Momentum μ, default 0; cfg.Nesterov, default false): state
 //     "sgd.v.<p>" (zeros) when μ ≠ 0; v ← μ·v + g; the update is g + μ·v
@@ -120,7 +121,7 @@ func decays(cfg *TrainConfig, p *ir.Value) bool {
 //     (default "": none), EG± on p = p⁺ − p⁻ for the rest (states "eg.t",
 //     "eg.pos.<p>", "eg.neg.<p>"; split in-graph at the first update with
 //     offset 1e-3; details at buildEG).
-//   - eg_adaptive: SEEDS.md §3's simplified step-size adaptation, states
+//   - eg_adaptive: the simplified step-size adaptation of Amid et al. (2022), states
 //     "eg_adaptive.nu.<p>" (ones) and "eg_adaptive.gprev.<p>" (zeros):
 //     ν ← ν ⊙ exp(γ·g_prev ⊙ g), p ← p − lr·ν ⊙ g, g_prev ← g.
 //   - eg_adam: Amid et al. (2022) on Adam: a global scale s and mean-1

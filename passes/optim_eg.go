@@ -5,7 +5,7 @@ import "xlc/ir"
 // egPairOffset is c in EG±'s first split p⁺ = relu(p) + c, p⁻ = relu(−p) + c.
 const egPairOffset = 1e-3
 
-// buildEG is exponentiated gradient (SEEDS.md §3). Parameters whose name
+// buildEG is exponentiated gradient (Kivinen and Warmuth 1997). Parameters whose name
 // matches cfg.EGNonneg (a Go regexp, unanchored as regexp.MatchString; the
 // default "" matches none) take plain EG, gradient descent on log p:
 // p ← p ⊙ exp(−lr·g); they must start and stay positive. Every other
@@ -56,8 +56,8 @@ const (
 // with denom measured at the first update (first is true), kept in the
 // scalar state name and frozen from then on. Each caller picks denom so
 // that its EG exponents start near 0.01 (see buildEGAdaptive and
-// buildEGAdam): SEEDS.md §3 gives no default, only "around 1e-2 of 1/‖g‖²
-// scale".
+// buildEGAdam): Amid et al. (2022) give no default for the simplified
+// form; the exponents start around 1e-2 of 1/‖g‖² scale.
 func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, name string, first, denom *ir.Value) *ir.Value {
 	if cfg.EGGamma != 0 {
 		return g.c(cfg.EGGamma)
@@ -91,7 +91,7 @@ func gradSums(g optGraph, gs []*ir.Value) (sq, abs *ir.Value, n int) {
 	return sq, abs, n
 }
 
-// buildEGAdaptive is SEEDS.md §3's step-size adaptation by EG, simplified
+// buildEGAdaptive is the step-size adaptation by EG of Amid et al. (2022), simplified
 // form, exactly: per-coordinate step sizes ν (state "eg_adaptive.nu.<p>",
 // ones) and the previous gradient g_prev (state "eg_adaptive.gprev.<p>",
 // zeros); ν ← ν ⊙ exp(γ · g_prev ⊙ g); p ← p − lr · ν ⊙ g; g_prev ← g.

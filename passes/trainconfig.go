@@ -12,7 +12,7 @@ import (
 // the same name in snake case (Optimizer: optimizer, WeightDecay: weight_decay).
 type TrainConfig struct {
 	// Optimizer is sgd, adamw, eg (EG± on every parameter; plain EG on those
-	// matching EGNonneg), eg_adaptive (SEEDS.md §3 simplified per-coordinate
+	// matching EGNonneg), eg_adaptive (Amid et al. 2022, simplified per-coordinate
 	// step sizes) or eg_adam (the paper's global scale and per-coordinate
 	// gains by EG on top of Adam).
 	Optimizer string

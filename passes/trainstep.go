@@ -198,8 +198,8 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	return nil
 }
 
-// penalize returns the task loss l plus its gradient penalties (SEEDS.md
-// §5), each by double backward: (ε/2)·‖∇_x l‖² for the tapped value x named
+// penalize returns the task loss l plus its gradient penalties (ARCHITECTURE.md,
+// the train step), each by double backward: (ε/2)·‖∇_x l‖² for the tapped value x named
 // cfg.InputPenaltyOn, and (λ/2)·‖∇_θ l‖² over params. Each penalty is also
 // recorded as a metric named after the task.
 func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *TrainConfig, m *metrics) (*ir.Value, error) {
