@@ -21,6 +21,7 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-op
 fi
 blas=$(dirname "$(dpkg -L libopenblas0-openmp | grep -m1 'libopenblas.*\.so')")
 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 xlc=$tmp/xlc
 go build -o "$xlc" ./cmd/xlc
 ISA=${ISA:-host}
@@ -47,7 +48,7 @@ configs=(S M)
 [ "$which" != all ] && configs=("$which")
 for c in "${configs[@]}"; do
   # Build once so the timed runs hit the kernel cache.
-  "$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps 1 --warmup 0 | sed 's/:.*//' 
+  "$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps 1 --warmup 0 | sed 's/:.*//'
   x=() e=() j=()
   for r in $(seq "$ROUNDS"); do
     x+=("$("$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/')")

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	goruntime "runtime"
-	"strings"
 
 	"xlc/codegen"
 	"xlc/internal/atomicfile"
@@ -27,7 +25,7 @@ const bundleMagic = "xlcbndl\n"
 // everything `xlc train --bundle` needs to run it without the parser or the
 // LLVM toolchain: the train step and the evaluation forward pass as IR text
 // (after the pipeline, fused as the cpu backend compiles them), the shared
-// object built from each, and the target CPU.
+// object built from each, and the target.
 //
 // The file (WriteBundle, ReadBundle) is: the magic "xlcbndl\n", the format
 // version (uint32, little endian), the total file size (uint64), the number
@@ -48,17 +46,14 @@ type Bundle struct {
 	Combiner  string `json:"combiner"`
 	Schedule  string `json:"schedule"`
 	Steps     int    `json:"steps"`
-	// Target is the machine the kernels were compiled for (the loader
-	// compiles the IR for it again to derive the kernel table); CPU is its
-	// name, Features the instruction-set extensions its code needs, which
-	// the machine that runs them must have, and GOARCH its architecture.
-	Target   *codegen.Target `json:"target"`
-	CPU      string          `json:"cpu"`
-	Features []string        `json:"features"`
-	GOARCH   string          `json:"goarch"`
+	// Target is the machine the kernels were compiled for: its
+	// architecture and the instruction-set extensions its code needs,
+	// which the machine that runs them must have (the loader compiles the
+	// IR for it again to derive the kernel table).
+	Target *codegen.Target `json:"target"`
 	// StepIR and EvalIR are the functions' text (ir.ParseFunc reads them);
 	// StepSO and EvalSO the shared objects built from codegen.Compile's
-	// module for each at CPU, whose SHA-256 are StepLL and EvalLL.
+	// module for each for Target, whose SHA-256 are StepLL and EvalLL.
 	StepIR string `json:"-"`
 	EvalIR string `json:"-"`
 	StepSO []byte `json:"-"`
@@ -84,7 +79,7 @@ func NewBundle(m *Model, cpu string) (*Bundle, error) {
 	b := &Bundle{
 		Name: m.Name, Path: m.Path, Source: m.Source, Defines: m.Defines,
 		Optimizer: m.Train.Optimizer, Combiner: m.Train.Combiner, Schedule: m.Train.Schedule, Steps: m.Train.Steps,
-		Target: t, CPU: t.Name, Features: t.Features, GOARCH: t.Arch,
+		Target: t,
 		StepIR: m.Step.String(), EvalIR: m.Eval.String(),
 	}
 	if b.StepSO, b.StepLL, err = buildSO(b.StepIR, t); err != nil {
@@ -256,14 +251,11 @@ func DecodeBundle(data []byte) (*Bundle, error) {
 // CheckHost reports, in one line, why this machine cannot run the bundle's
 // kernels: another architecture, or a missing instruction-set extension.
 func (b *Bundle) CheckHost() error {
-	if b.GOARCH != goruntime.GOARCH {
-		return fmt.Errorf("built for %s (CPU %s), this machine is %s; rebuild the bundle here with xlc build", b.GOARCH, b.CPU, goruntime.GOARCH)
-	}
 	if b.Target == nil {
 		return fmt.Errorf("corrupted bundle: no target; rebuild it with xlc build")
 	}
-	if missing := codegen.Missing(b.Features, codegen.HostFeatures()); len(missing) > 0 {
-		return fmt.Errorf("built for CPU %s; this CPU lacks %s: rebuild the bundle here with xlc build (or --cpu for this CPU)", b.CPU, strings.Join(missing, ", "))
+	if err := b.Target.Runs(); err != nil {
+		return fmt.Errorf("%v: rebuild the bundle here with xlc build (or --cpu for this CPU)", err)
 	}
 	return nil
 }

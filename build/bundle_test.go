@@ -21,7 +21,7 @@ func TestBundleEncoding(t *testing.T) {
 	b := &Bundle{
 		Name: "m", Path: "m.xl", Source: []byte("model m {}"), Defines: []parser.Define{{Key: "d", Value: "16"}},
 		Optimizer: "adamw", Combiner: "sum", Schedule: "cosine", Steps: 3,
-		Target: zen4, CPU: "znver4", Features: zen4.Features, GOARCH: "amd64",
+		Target: zen4,
 		StepIR: "func @train_step() -> () {\n}\n", EvalIR: "func @forward() -> () {\n}\n",
 		StepSO: []byte("\x7fELF step"), EvalSO: []byte("\x7fELF eval"), StepLL: strings.Repeat("a", 64), EvalLL: strings.Repeat("b", 64),
 	}
@@ -62,19 +62,24 @@ func TestBundleEncoding(t *testing.T) {
 	if _, err := DecodeBundle(bad); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("wrong checksum: %v", err)
 	}
-	other := *b
-	other.Features, other.GOARCH = []string{"avx2", "avx9000"}, goruntime.GOARCH
+	other, tg := *b, *zen4
+	other.Target = &tg
+	tg.Features, tg.Arch = []string{"avx2", "avx9000"}, goruntime.GOARCH
 	if err := other.CheckHost(); err == nil || !strings.Contains(err.Error(), "lacks avx9000") {
 		t.Errorf("another CPU: %v", err)
 	}
 	// The features checked are the target's, not the building machine's.
-	other.Features = zen4.Features
+	tg.Features = zen4.Features
 	if missing := codegen.Missing(zen4.Features, codegen.HostFeatures()); len(missing) > 0 {
 		if err := other.CheckHost(); err == nil || !strings.Contains(err.Error(), "lacks "+missing[0]) {
 			t.Errorf("a znver4 bundle on a CPU without %s: %v", missing[0], err)
 		}
 	} else if err := other.CheckHost(); err != nil {
 		t.Errorf("a znver4 bundle on a CPU with its features: %v", err)
+	}
+	tg.Arch = "riscv64"
+	if err := other.CheckHost(); err == nil || !strings.Contains(err.Error(), "cannot run on this") {
+		t.Errorf("another architecture: %v", err)
 	}
 	other.Target = nil
 	if err := other.CheckHost(); err == nil {

@@ -13,17 +13,12 @@ import (
 	"xlc/codegen"
 	"xlc/internal/llvmtest"
 	"xlc/ir"
-	"xlc/parser"
-	"xlc/passes"
 )
 
 // kernelModels are every model of models/ in configurations whose products
 // are large enough for the fast dot, for the kernel goldens and the
 // cross-target builds.
-var kernelModels = []struct {
-	name, model string
-	defines     []parser.Define
-}{
+var kernelModels = []modelCase{
 	{"gpt", "gpt", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2")},
 	{"gpt_deepnorm_tied_tanh", "gpt", defs("layers", "2", "d", "64", "heads", "2", "seq", "32", "batch", "2", "norm", "deepnorm", "tie", "true", "gelu_approx", "tanh")},
 	{"bert", "bert", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2")},
@@ -41,15 +36,7 @@ func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 	t.Helper()
 	out := map[string]map[string][2]string{}
 	for _, c := range kernelModels {
-		path := "../models/" + c.model + ".xl"
-		src, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := Compile(path, src, c.defines, Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := compileFused(t, c)
 		out[c.name] = map[string][2]string{}
 		for _, name := range kernelTargets {
 			tg, err := codegen.TargetFor(name)

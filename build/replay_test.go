@@ -16,12 +16,30 @@ import (
 
 var updateReplay = flag.Bool("update", false, "rewrite testdata/replay/*.ir")
 
-// replayModels are the models whose final IR testdata/replay pins, each in
-// a small configuration.
-var replayModels = []struct {
+// modelCase is a model of models/ in one configuration.
+type modelCase struct {
 	name, model string
 	defines     []parser.Define
-}{
+}
+
+// compileFused compiles c as the cpu backend does (fusion on).
+func compileFused(t *testing.T, c modelCase) *Model {
+	t.Helper()
+	path := "../models/" + c.model + ".xl"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(path, src, c.defines, Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// replayModels are the models whose final IR testdata/replay pins, each in
+// a small configuration.
+var replayModels = []modelCase{
 	{"gpt_pre", "gpt", defs("layers", "1", "d", "16", "heads", "2", "seq", "8", "batch", "2")},
 	{"gpt_deepnorm_tied_tanh", "gpt", defs("layers", "2", "d", "16", "heads", "2", "seq", "8", "batch", "2", "norm", "deepnorm", "tie", "true", "gelu_approx", "tanh")},
 	{"bert", "bert", defs("layers", "1", "d", "16", "heads", "2", "seq", "8", "batch", "2")},
@@ -38,15 +56,7 @@ var replayModels = []struct {
 func TestReplay(t *testing.T) {
 	for _, c := range replayModels {
 		t.Run(c.name, func(t *testing.T) {
-			path := "../models/" + c.model + ".xl"
-			src, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := Compile(path, src, c.defines, Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := compileFused(t, c)
 			for _, f := range []*ir.Func{m.Step, m.Eval} {
 				// Every reduce kernel the fusion pass forms is one the
 				// CPU's row lowering takes (no per-element recomputation).

@@ -72,8 +72,9 @@
 //     pre ++ [n] ++ post), each owned by one call, so there are no races;
 //     updates are read in order.
 //   - rng: blocks of four values (one Philox4x32-10 block each).
-//   - f32 dot that DotSpecOf reads in place: the fast kernel's (DotKernel, DotSpec.Extent: blocks of rows of the
-//     product); it accumulates in float, not double.
+//   - f32 dot that DotSpecOf reads in place: the fast kernel's
+//     (DotKernel, DotSpec.Extent: blocks of rows of the product); it
+//     accumulates in float, not double.
 //
 // A fusion instruction is one kernel for its whole callee: the callee's
 // parameters are the operand buffers and its instructions are computed

@@ -258,14 +258,6 @@ func (s DotSpec) plan() DotBlocking {
 		p.MR = s.chooseMR()
 	}
 	def(&p.NR, t.NR)
-	lda, _, _ := s.lds()
-	inPlaceA := p.PackA < 0 || p.PackA == 0 && (s.TransA || gemmL1Crowd(p.MR, int(lda)) <= 4)
-	kc, mc := gemmBlocks(t, p.MR, p.NR, inPlaceA && s.TransA)
-	def(&p.KC, kc)
-	def(&p.MC, mc)
-	def(&p.NC, gemmNC(t, p.KC, p.NR))
-	def(&p.KU, gemmKU)
-	def(&p.RB, p.MR) // fine units: a range covering several merges them
 	if p.PackA == 0 {
 		// Packing A costs a copy of A per panel of B; it pays when A's
 		// rows would crowd the L1. A stored transposed is read in place:
@@ -274,10 +266,16 @@ func (s DotSpec) plan() DotBlocking {
 		// weight-gradient and attention shape of the GPT configs (e.g.
 		// 128×128×2048: 173 GFLOP/s packed, 183–190 in place).
 		p.PackA = -1
-		if !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
+		if lda, _, _ := s.lds(); !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
 			p.PackA = 1
 		}
 	}
+	kc, mc := gemmBlocks(t, p.MR, p.NR, p.PackA < 0 && s.TransA)
+	def(&p.KC, kc)
+	def(&p.MC, mc)
+	def(&p.NC, gemmNC(t, p.KC, p.NR))
+	def(&p.KU, gemmKU)
+	def(&p.RB, p.MR) // fine units: a range covering several merges them
 	if p.PackB == 0 || s.TransB {
 		// Packing B (a read and a write of each element per thread)
 		// pays when many row tiles of one thread share each sliver;
@@ -467,7 +465,7 @@ func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err e
 		mod.DataLayout = t.DataLayout
 	}
 	p := spec.plan()
-	g := &gemmGen{mod: mod, s: spec, p: p, name: name, t: t, vw: t.Vec}
+	g := &gemmGen{mod: mod, s: spec, p: p, name: name, t: t}
 	g.lda, g.ldb, g.ldc = spec.lds()
 	g.emit()
 	return spec.Extent(), nil

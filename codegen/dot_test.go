@@ -358,9 +358,9 @@ func x86Targets(t testing.TB) []*Target {
 	return ts
 }
 
-// canRun reports whether this machine runs tg's code, logging why not:
-// a test compiles for every target but runs only what the host can (a
-// skip that names the missing instructions is allowed under CI=true).
+// canRun reports whether this machine runs tg's code, logging the missing
+// instructions when it does not: a test compiles for every target but
+// runs only what the host can.
 func canRun(t testing.TB, tg *Target) bool {
 	t.Helper()
 	if err := tg.Runs(); err != nil {

@@ -51,7 +51,6 @@ type gemmGen struct {
 	p    DotBlocking
 	name string
 	t    *Target
-	vw   int // f32 lanes of a vector: t.Vec
 	// lda, ldb, ldc are the leading dimensions of A, B and C (DotSpec.lds).
 	lda, ldb, ldc int64
 
@@ -76,7 +75,7 @@ func (g *gemmGen) intrinsic(name string, ret types.Type, params ...types.Type) *
 }
 
 // vec is the target's vector of floats, pvec a pointer to one.
-func (g *gemmGen) vec() *types.VectorType   { return types.NewVector(uint64(g.vw), types.Float) }
+func (g *gemmGen) vec() *types.VectorType   { return types.NewVector(uint64(g.t.Vec), types.Float) }
 func (g *gemmGen) pvec() *types.PointerType { return types.NewPointer(g.vec()) }
 
 // fma returns a·b + c on vectors: fused where the target has an FMA.
@@ -84,31 +83,31 @@ func (g *gemmGen) fma(a, b, c value.Value) value.Value {
 	if !g.t.FMA {
 		return g.cur.NewFAdd(g.cur.NewFMul(a, b), c)
 	}
-	f := g.intrinsic(fmt.Sprintf("llvm.fma.v%df32", g.vw), g.vec(), g.vec(), g.vec(), g.vec())
+	f := g.intrinsic(fmt.Sprintf("llvm.fma.v%df32", g.t.Vec), g.vec(), g.vec(), g.vec(), g.vec())
 	return g.cur.NewCall(f, a, b, c)
 }
 
 func (g *gemmGen) maskedLoad(p value.Value, mask constant.Constant) value.Value {
-	name := fmt.Sprintf("llvm.masked.load.v%df32.p0v%[1]df32", g.vw)
-	mt := types.NewVector(uint64(g.vw), types.I1)
+	name := fmt.Sprintf("llvm.masked.load.v%df32.p0v%[1]df32", g.t.Vec)
+	mt := types.NewVector(uint64(g.t.Vec), types.I1)
 	f := g.intrinsic(name, g.vec(), g.pvec(), types.I32, mt, g.vec())
 	return g.cur.NewCall(f, g.cur.NewBitCast(p, g.pvec()), constant.NewInt(types.I32, 4), mask, constant.NewZeroInitializer(g.vec()))
 }
 
 func (g *gemmGen) maskedStore(v, p value.Value, mask constant.Constant) {
-	name := fmt.Sprintf("llvm.masked.store.v%df32.p0v%[1]df32", g.vw)
-	mt := types.NewVector(uint64(g.vw), types.I1)
+	name := fmt.Sprintf("llvm.masked.store.v%df32.p0v%[1]df32", g.t.Vec)
+	mt := types.NewVector(uint64(g.t.Vec), types.I1)
 	f := g.intrinsic(name, types.Void, g.vec(), g.pvec(), types.I32, mt)
 	g.cur.NewCall(f, v, g.cur.NewBitCast(p, g.pvec()), constant.NewInt(types.I32, 4), mask)
 }
 
 // mask is the lane mask of the first n lanes of a vector.
 func (g *gemmGen) mask(n int) constant.Constant {
-	e := make([]constant.Constant, g.vw)
+	e := make([]constant.Constant, g.t.Vec)
 	for i := range e {
 		e[i] = constant.NewBool(i < n)
 	}
-	return constant.NewVector(types.NewVector(uint64(g.vw), types.I1), e...)
+	return constant.NewVector(types.NewVector(uint64(g.t.Vec), types.I1), e...)
 }
 
 // attrs gives f the target's CPU and tuning; on x86, vectors of the
@@ -116,7 +115,7 @@ func (g *gemmGen) mask(n int) constant.Constant {
 func (g *gemmGen) attrs(f *llir.Func) {
 	f.FuncAttrs = append(f.FuncAttrs, g.t.funcAttrs()...)
 	if g.t.x86() {
-		w := strconv.Itoa(32 * g.vw)
+		w := strconv.Itoa(32 * g.t.Vec)
 		f.FuncAttrs = append(f.FuncAttrs,
 			llir.AttrPair{Key: "min-legal-vector-width", Value: w},
 			llir.AttrPair{Key: "prefer-vector-width", Value: w})
@@ -224,7 +223,7 @@ func (g *gemmGen) storeV(v, p value.Value, align int) {
 
 func (g *gemmGen) splat(x value.Value) value.Value {
 	v := g.cur.NewInsertElement(constant.NewUndef(g.vec()), x, constant.NewInt(types.I32, 0))
-	return g.cur.NewShuffleVector(v, constant.NewUndef(g.vec()), constant.NewZeroInitializer(types.NewVector(uint64(g.vw), types.I32)))
+	return g.cur.NewShuffleVector(v, constant.NewUndef(g.vec()), constant.NewZeroInitializer(types.NewVector(uint64(g.t.Vec), types.I32)))
 }
 
 func (g *gemmGen) emit() {
@@ -485,7 +484,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
 					sp := g.gep(src, g.mulc(k, ldb))
 					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
-					vw := g.vw
+					vw := g.t.Vec
 					for v := 0; v < p.NR/vw; v++ {
 						var x value.Value
 						switch n := cols - vw*v; {
@@ -528,7 +527,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 			}
 		}
 		full := func() {
-			vw := g.vw
+			vw := g.t.Vec
 			kv := g.sub(kc, g.cur.NewSRem(kc, gemmI64(int64(vw))))
 			g.loopStep("pbv", gemmI64(0), kv, int64(vw), func(k value.Value) {
 				for jg := 0; jg < p.NR/vw; jg++ {
@@ -557,7 +556,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 // transpose transposes the Vec×Vec matrix whose rows are the vectors x:
 // log2(Vec) stages that swap the off-diagonal blocks of Vec/2, ..., 2, 1.
 func (g *gemmGen) transpose(x []value.Value) []value.Value {
-	n := g.vw
+	n := g.t.Vec
 	for b := n / 2; b >= 1; b /= 2 {
 		lo := make([]constant.Constant, n)
 		hi := make([]constant.Constant, n)
@@ -613,10 +612,10 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
 				sp := g.gep(src, g.mulc(k, lda))
-				for i := 0; i < rows; i += g.vw {
-					n := min(g.vw, rows-i)
+				for i := 0; i < rows; i += g.t.Vec {
+					n := min(g.t.Vec, rows-i)
 					si, di := g.gep(sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
-					if n == g.vw {
+					if n == g.t.Vec {
 						g.storeV(g.loadV(si, 4), di, 4)
 						continue
 					}
@@ -748,7 +747,7 @@ func (g *gemmGen) microFor(mr, nr int) {
 	g.f, g.nblk = f, 0
 	g.cur = g.block("entry")
 	a, b, c := params[0], params[1], params[2]
-	vw := g.vw
+	vw := g.t.Vec
 	nv := (nr + vw - 1) / vw
 
 	zero := constant.NewZeroInitializer(g.vec())

@@ -41,7 +41,9 @@ type Target struct {
 	// L1 and L2 are the per-core data cache sizes in bytes the dot's
 	// blocking is derived from.
 	L1, L2 int
-	// Tile is the fast dot's micro-tile (MR×NR, NR a multiple of Vec);
+	// MR×NR is the fast dot's micro-tile (NR a multiple of Vec; its
+	// MR·NR/Vec accumulators, NR/Vec vectors of B and one broadcast of A
+	// fit in Regs);
 	// AltMR, when not 0, is a row count the dot may use instead to
 	// balance the parallel parts, at AltSpeed of the main tile's speed.
 	MR, NR, AltMR int
@@ -49,10 +51,6 @@ type Target struct {
 	// InPlaceBTiles is the most row tiles a part runs on each sliver of
 	// B for which the dot reads B in place rather than packing it.
 	InPlaceBTiles int
-	// VecLib is opt's -vector-library ("" none); Libs are the libraries
-	// the shared object links.
-	VecLib string
-	Libs   []string
 	// Parts is the number of parts runtime/cpu splits each kernel's range
 	// into (its pool's size: GOMAXPROCS when the target was made); the dot
 	// balances its row tiles over them.
@@ -73,23 +71,21 @@ var (
 
 	classes = map[string]Target{
 		"x86-64": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64",
-			Features: []string{"sse2"}, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8,
-			VecLib: "LIBMVEC-X86", Libs: []string{"-lmvec", "-lm"}},
+			Features: []string{"sse2"}, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
 		"x86-64-v2": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v2",
-			Features: v2Features, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8,
-			VecLib: "LIBMVEC-X86", Libs: []string{"-lmvec", "-lm"}},
+			Features: v2Features, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
 		// 6×16: 12 ymm accumulators, 2 of B, 1 broadcast of A.
 		"x86-64-v3": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v3",
 			Features: v3Features, Vec: 8, Regs: 16, FMA: true, L1: 32 << 10, L2: 512 << 10,
-			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94, VecLib: "LIBMVEC-X86", Libs: []string{"-lmvec", "-lm"}},
+			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94},
 		// 12×32: 24 zmm accumulators, 2 of B, 1 broadcast of A.
 		"x86-64-v4": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v4",
 			Features: v4Features, Vec: 16, Regs: 32, FMA: true, L1: 32 << 10, L2: 1 << 20,
-			MR: 12, NR: 32, AltMR: 8, AltSpeed: 0.96, InPlaceBTiles: 24, VecLib: "LIBMVEC-X86", Libs: []string{"-lmvec", "-lm"}},
+			MR: 12, NR: 32, AltMR: 8, AltSpeed: 0.96, InPlaceBTiles: 24},
 		// 8×12: 24 q accumulators, 3 of B, A's lanes by element.
 		"aarch64": {Arch: "arm64", Triple: armTriple, DataLayout: armLayout, CPU: "generic",
 			Features: []string{"asimd", "fp"}, Vec: 4, Regs: 32, FMA: true, L1: 32 << 10, L2: 512 << 10,
-			MR: 8, NR: 12, Libs: []string{"-lm"}},
+			MR: 8, NR: 12},
 	}
 
 	// cpuClass maps LLVM CPU names to their class; the name becomes the
@@ -99,8 +95,7 @@ var (
 		"haswell": "x86-64-v3", "broadwell": "x86-64-v3", "skylake": "x86-64-v3", "alderlake": "x86-64-v3",
 		"raptorlake": "x86-64-v3", "meteorlake": "x86-64-v3", "arrowlake": "x86-64-v3", "lunarlake": "x86-64-v3",
 		"gracemont": "x86-64-v3", "sierraforest": "x86-64-v3", "znver1": "x86-64-v3", "znver2": "x86-64-v3",
-		"znver3":         "x86-64-v3",
-		"skylake-avx512": "x86-64-v4", "cascadelake": "x86-64-v4", "cooperlake": "x86-64-v4",
+		"znver3": "x86-64-v3", "skylake-avx512": "x86-64-v4", "cascadelake": "x86-64-v4", "cooperlake": "x86-64-v4",
 		"cannonlake": "x86-64-v4", "icelake-client": "x86-64-v4", "icelake-server": "x86-64-v4",
 		"tigerlake": "x86-64-v4", "rocketlake": "x86-64-v4", "sapphirerapids": "x86-64-v4",
 		"emeraldrapids": "x86-64-v4", "graniterapids": "x86-64-v4", "graniterapids-d": "x86-64-v4",
@@ -135,14 +130,13 @@ func TargetFor(name string) (*Target, error) {
 	if n == "arm64" {
 		n = "aarch64"
 	}
-	if c, ok := classes[n]; ok {
-		t := c
-		t.Name, t.Parts = n, goruntime.GOMAXPROCS(0)
-		return &t, nil
-	}
+	class, tune := n, ""
 	if cl, ok := cpuClass[n]; ok {
-		t := classes[cl]
-		t.Name, t.Tune, t.Parts = n, n, goruntime.GOMAXPROCS(0)
+		class, tune = cl, n
+	}
+	if t, ok := classes[class]; ok {
+		t.Name, t.Tune, t.Parts = n, tune, goruntime.GOMAXPROCS(0)
+		t.Features = slices.Clone(t.Features)
 		return &t, nil
 	}
 	return nil, fmt.Errorf("unknown CPU %q (known: %s)", name, strings.Join(TargetNames(), ", "))
@@ -192,6 +186,7 @@ func HostTarget() (*Target, error) {
 	}
 	t := host.t
 	t.Parts = goruntime.GOMAXPROCS(0)
+	t.Features = slices.Clone(t.Features)
 	return &t, nil
 }
 
@@ -283,7 +278,7 @@ func (t *Target) Runs() error {
 		return fmt.Errorf("kernels for %s (%s) cannot run on this %s machine", t.Name, t.Arch, goruntime.GOARCH)
 	}
 	if m := Missing(t.Features, HostFeatures()); len(m) > 0 {
-		return fmt.Errorf("kernels for %s need %s, which this CPU lacks", t.Name, strings.Join(m, ", "))
+		return fmt.Errorf("this CPU lacks %s, which kernels for %s use", strings.Join(m, ", "), t.Name)
 	}
 	return nil
 }

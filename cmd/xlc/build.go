@@ -142,7 +142,7 @@ func buildBundle(path string, defs defines, out, cpuName string, verify, fusionL
 		return fmt.Errorf("xlc build: %v", err)
 	}
 	fmt.Fprintf(stderr, "%s: bundle %s for CPU %s: @%s %d kernels, @%s %d kernels, %s KiB of native code\n",
-		m.Name, out, b.CPU, m.Step.Name, passes.Kernels(m.Step), m.Eval.Name, passes.Kernels(m.Eval), kib(len(b.StepSO)+len(b.EvalSO)))
+		m.Name, out, b.Target.Name, m.Step.Name, passes.Kernels(m.Step), m.Eval.Name, passes.Kernels(m.Eval), kib(len(b.StepSO)+len(b.EvalSO)))
 	return nil
 }
 

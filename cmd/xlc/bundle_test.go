@@ -178,7 +178,7 @@ func TestBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bu.CPU, bu.Features = "future-cpu", append(bu.Features, "avx9000")
+	bu.Target.Name, bu.Target.Features = "future-cpu", append(bu.Target.Features, "avx9000")
 	if err := build.WriteBundle(otherCPU, bu); err != nil {
 		t.Fatal(err)
 	}
