@@ -3,7 +3,6 @@ package codegen
 import (
 	"fmt"
 	"hash/fnv"
-	"strconv"
 
 	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
@@ -61,17 +60,10 @@ type gemmGen struct {
 	micro map[[2]int]*llir.Func // by rows, columns
 }
 
-// intrinsic returns the declaration of an intrinsic, adding it to the
-// module once.
+// intrinsic returns the declaration of an intrinsic or C function, adding
+// it to the module once.
 func (g *gemmGen) intrinsic(name string, ret types.Type, params ...types.Type) *llir.Func {
-	if f := funcIn(g.mod, name); f != nil {
-		return f
-	}
-	ps := make([]*llir.Param, len(params))
-	for i, t := range params {
-		ps[i] = llir.NewParam("", t)
-	}
-	return g.mod.NewFunc(name, ret, ps...)
+	return declareIn(g.mod, name, ret, params...)
 }
 
 // vec is the target's vector of floats, pvec a pointer to one.
@@ -110,17 +102,11 @@ func (g *gemmGen) mask(n int) constant.Constant {
 	return constant.NewVector(types.NewVector(uint64(g.t.Vec), types.I1), e...)
 }
 
-// attrs gives f the target's CPU and tuning; on x86, vectors of the
-// target's width are legal and preferred.
-func (g *gemmGen) attrs(f *llir.Func) {
-	f.FuncAttrs = append(f.FuncAttrs, g.t.funcAttrs()...)
-	if g.t.x86() {
-		w := strconv.Itoa(32 * g.t.Vec)
-		f.FuncAttrs = append(f.FuncAttrs,
-			llir.AttrPair{Key: "min-legal-vector-width", Value: w},
-			llir.AttrPair{Key: "prefer-vector-width", Value: w})
-	}
-	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
+// funcAttrs are the target's CPU and tuning and what lets a function use
+// vectors of the target's width.
+func (g *gemmGen) funcAttrs() []llir.FuncAttribute {
+	as := append(g.t.funcAttrs(), g.t.lower().vectorAttrs(g.t.Vec)...)
+	return append(as, enum.FuncAttrNoUnwind)
 }
 
 func (g *gemmGen) block(name string) *llir.Block {
@@ -248,25 +234,11 @@ func (g *gemmGen) emit() {
 	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
 	body := g.mod.NewFunc(g.name+".body", types.Void, append(params, lo, hi)...)
 	body.Linkage = enum.LinkageInternal
-	g.attrs(body)
+	body.FuncAttrs = g.funcAttrs()
 	body.FuncAttrs = append(body.FuncAttrs, enum.FuncAttrNoInline)
 
-	// The exported entry: load the pointers and call the body.
-	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
-	elo, ehi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
-	entry := g.mod.NewFunc(g.name, types.Void, bufs, elo, ehi)
-	g.attrs(entry)
-	eb := entry.NewBlock("entry")
-	var args []value.Value
-	for i := range names {
-		slot := eb.NewGetElementPtr(types.I8Ptr, bufs, gemmI64(int64(i)))
-		slot.InBounds = true
-		ptr := eb.NewLoad(types.I8Ptr, slot)
-		ptr.Align = 8
-		args = append(args, eb.NewBitCast(ptr, gemmPF32))
-	}
-	eb.NewCall(body, append(args, elo, ehi)...)
-	eb.NewRet(nil)
+	// The exported frame: it calls the body with the buffers' pointers.
+	g.t.lower().frame(g.mod, g.name, g.funcAttrs()).callBody(body)
 
 	// Micro-kernels, before the body's blocks so that g.f is free.
 	mrem, nrem := s.M%p.MR, s.N%p.NR
@@ -345,7 +317,7 @@ func (g *gemmGen) emit() {
 		g.rows(Ab, Bb, Cb, bias, Rb, bpack, apack, r0, r1)
 		return uend
 	})
-	g.cur.NewCall(g.declare("free", types.Void, types.I8Ptr), buf)
+	g.t.lower().release(g.cur, g.intrinsic, buf)
 	g.cur.NewRet(nil)
 }
 
@@ -353,36 +325,18 @@ func (g *gemmGen) emit() {
 // allocated prints before it aborts.
 const gemmOOMMessage = "xlc: out of memory for the dot kernel's packing buffers\n"
 
-// declare returns the module's function name, declaring it (an external C
-// function) when the module has none; emitFastDot declares the same
-// functions, with the same types, through the module's declare first.
-func (g *gemmGen) declare(name string, ret types.Type, params ...types.Type) *llir.Func {
-	return g.intrinsic(name, ret, params...)
-}
-
-// oom returns the module's xlc_oom(i8 *msg, i64 len) (the handler that
-// codegen's kernels share: write(2, msg, len), then abort()), defining it
-// when the module has none.
-func (g *gemmGen) oom() *llir.Func {
-	const name = "xlc_oom"
-	if f := funcIn(g.mod, name); f != nil {
-		return f
-	}
-	return defineOOM(g.mod, name, g.declare("write", types.I64, types.I32, types.I8Ptr, types.I64), g.declare("abort", types.Void))
-}
-
-// heap emits, in the current block, aligned_alloc(64, bytes rounded up to
-// 64) and a check: on a null result the kernel prints gemmOOMMessage and
-// aborts. It returns the block's i8 pointer.
+// heap emits, in the current block, a request for a 64-byte aligned
+// block of bytes and a check: when there is none, the kernel prints
+// gemmOOMMessage and stops. It returns the block's i8 pointer.
 func (g *gemmGen) heap(bytes int64) value.Value {
 	msg := messageIn(g.mod, "xlc.dot.oom.msg", gemmOOMMessage)
-	alloc := g.declare("aligned_alloc", types.I8Ptr, types.I64, types.I64)
-	p := g.cur.NewCall(alloc, gemmI64(64), gemmI64((bytes+63)/64*64))
+	l := g.t.lower()
+	p := l.alloc(g.cur, g.intrinsic, gemmI64(bytes), 64)
 	isNull := g.cur.NewICmp(enum.IPredEQ, p, constant.NewNull(types.I8Ptr))
 	fail, ok := g.block("oom"), g.block("heap.ok")
 	g.cur.NewCondBr(isNull, fail, ok)
 	ptr := fail.NewGetElementPtr(msg.ContentType, msg, gemmI64(0), gemmI64(0))
-	fail.NewCall(g.oom(), ptr, gemmI64(int64(len(gemmOOMMessage))))
+	fail.NewCall(failHandler(g.mod, l, g.intrinsic), ptr, gemmI64(int64(len(gemmOOMMessage))))
 	fail.NewUnreachable()
 	g.cur = ok
 	return p
@@ -741,7 +695,7 @@ func (g *gemmGen) microFor(mr, nr int) {
 	kcP, firstP := llir.NewParam("kc", types.I64), llir.NewParam("first", types.I1)
 	f := g.mod.NewFunc(name, types.Void, append(params, kcP, firstP)...)
 	f.Linkage = enum.LinkageInternal
-	g.attrs(f)
+	f.FuncAttrs = g.funcAttrs()
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoInline)
 	g.micro[key] = f
 	g.f, g.nblk = f, 0

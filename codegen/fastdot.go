@@ -3,8 +3,7 @@ package codegen
 import (
 	"slices"
 
-	"github.com/llir/llvm/ir/enum"
-	"github.com/llir/llvm/ir/types"
+	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/value"
 
 	"xlc/ir"
@@ -213,21 +212,15 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 	// it calls are internal and noinline, so that a shard of the module
 	// (toolchain.go) gets its own copy of those its kernels call.
 	name := "xlc.gemm." + s.key()
-	// The C functions the dot kernel calls (its packing buffers'
-	// allocation, the out-of-memory handler), declared through the
-	// module first so that the module declares each once.
-	i8p := types.NewPointer(types.I8)
-	g.mod.declare("aligned_alloc", i8p, types.I64, types.I64)
-	g.mod.declare("free", types.Void, i8p)
-	g.mod.oomHandler()
-	gemm := funcIn(g.mod.m, name)
-	if gemm == nil {
+	// The kernel calls the dot's body (A, B, [bias,] residuals..., C, lo,
+	// hi); the dot's exported frame is not needed.
+	body := funcIn(g.mod.m, name+".body")
+	if body == nil {
 		if _, err := DotKernel(g.mod.m, name, s); err != nil {
 			fail("%v", err)
 		}
-		gemm = funcIn(g.mod.m, name)
-		gemm.Linkage = enum.LinkageInternal
-		gemm.FuncAttrs = append(gemm.FuncAttrs, enum.FuncAttrNoInline)
+		g.mod.m.Funcs = slices.DeleteFunc(g.mod.m.Funcs, func(f *llir.Func) bool { return f.Name() == name })
+		body = funcIn(g.mod.m, name+".body")
 	}
 	ptrs := []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], g.out}
 	var adds []value.Value // before C: the bias, the residuals
@@ -238,14 +231,12 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 		adds = append(adds, g.ptrs[r])
 	}
 	ptrs = slices.Insert(ptrs, 2, adds...)
-	arr := types.NewArray(uint64(len(ptrs)), i8p)
-	slots := g.alloca(arr)
-	b := g.b
 	for i, p := range ptrs {
-		slot := b.NewGetElementPtr(arr, slots, i64c(0), i64c(int64(i)))
-		b.NewStore(b.NewBitCast(p, i8p), slot)
+		if t := body.Params[i].Typ; !t.Equal(p.Type()) {
+			ptrs[i] = g.b.NewBitCast(p, t)
+		}
 	}
-	b.NewCall(gemm, b.NewGetElementPtr(arr, slots, i64c(0), i64c(0)), g.lo, g.hi)
+	g.b.NewCall(body, append(ptrs, g.lo, g.hi)...)
 	p := s.plan()
 	extent = s.Extent()
 	cost = 2 * int64(min(p.RB, s.M)) * int64(s.N) * int64(s.K)

@@ -2,7 +2,6 @@ package codegen
 
 import (
 	"fmt"
-	"slices"
 
 	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
@@ -36,13 +35,23 @@ func (m *module) declare(name string, ret types.Type, params ...types.Type) *lli
 	if f, ok := m.decls[name]; ok {
 		return f
 	}
+	f := declareIn(m.m, name, ret, params...)
+	m.decls[name] = f
+	return f
+}
+
+// declareIn returns mod's function name, declaring it (nounwind) when mod
+// has none: the declare of the dot emitter, which has no module.
+func declareIn(mod *llir.Module, name string, ret types.Type, params ...types.Type) *llir.Func {
+	if f := funcIn(mod, name); f != nil {
+		return f
+	}
 	ps := make([]*llir.Param, len(params))
 	for i, t := range params {
 		ps[i] = llir.NewParam("", t)
 	}
-	f := m.m.NewFunc(name, ret, ps...)
+	f := mod.NewFunc(name, ret, ps...)
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
-	m.decls[name] = f
 	return f
 }
 
@@ -71,35 +80,25 @@ func messageIn(mod *llir.Module, name, text string) *llir.Global {
 	return msg
 }
 
-// oomHandler is the module's internal void xlc_oom(i8 *msg, i64 len):
-// write(2, msg, len), then abort(). It is cold and never returns.
+// oomHandler is the module's internal void xlc_oom(i8 *msg, i64 len),
+// which reports msg and stops the kernel (lowering.defineFail).
 func (m *module) oomHandler() *llir.Func {
-	const name = "xlc_oom"
-	if f, ok := m.decls[name]; ok {
-		return f
+	f, ok := m.decls[oomName]
+	if !ok {
+		f = failHandler(m.m, m.t.lower(), m.declare)
+		m.decls[oomName] = f
 	}
-	i8p := types.NewPointer(types.I8)
-	f := defineOOM(m.m, name, m.declare("write", types.I64, types.I32, i8p, types.I64), m.declare("abort", types.Void))
-	m.decls[name] = f
 	return f
 }
 
-// defineOOM adds to mod the internal, cold, noinline function name(i8 *msg,
-// i64 len) that calls write(2, msg, len) and then abort (marked noreturn
-// here): the out-of-memory handler of codegen's kernels and dot kernels.
-func defineOOM(mod *llir.Module, name string, write, abort *llir.Func) *llir.Func {
-	if !slices.Contains(abort.FuncAttrs, llir.FuncAttribute(enum.FuncAttrNoReturn)) {
-		abort.FuncAttrs = append(abort.FuncAttrs, enum.FuncAttrNoReturn)
+const oomName = "xlc_oom"
+
+// failHandler returns mod's xlc_oom, defining it when mod has none.
+func failHandler(mod *llir.Module, l lowering, decl declFunc) *llir.Func {
+	if f := funcIn(mod, oomName); f != nil {
+		return f
 	}
-	msg, n := llir.NewParam("msg", types.NewPointer(types.I8)), llir.NewParam("len", types.I64)
-	f := mod.NewFunc(name, types.Void, msg, n)
-	f.Linkage = enum.LinkageInternal
-	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrCold, enum.FuncAttrNoInline, enum.FuncAttrNoReturn, enum.FuncAttrNoUnwind)
-	b := f.NewBlock("entry")
-	b.NewCall(write, constant.NewInt(types.I32, 2), msg, n)
-	b.NewCall(abort)
-	b.NewUnreachable()
-	return f
+	return l.defineFail(mod, oomName, decl)
 }
 
 // checkAlloc continues when p, a malloc result, is not null; otherwise the
@@ -119,9 +118,8 @@ func (g *kgen) checkAlloc(p value.Value) {
 }
 
 // kernelAttrs are the attributes of every kernel function.
-func (m *module) kernelAttrs(f *llir.Func) {
-	f.FuncAttrs = append(f.FuncAttrs, m.t.funcAttrs()...)
-	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
+func (m *module) kernelAttrs() []llir.FuncAttribute {
+	return append(m.t.funcAttrs(), enum.FuncAttrNoUnwind)
 }
 
 // kgen builds the body function of one kernel.
@@ -205,8 +203,7 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 	g.out, g.lo, g.hi = g.outs[0], lo, hi
 	g.body = m.m.NewFunc(sym+"_body", types.Void, params...)
 	g.body.Linkage = enum.LinkageInternal
-	m.kernelAttrs(g.body)
-	g.body.FuncAttrs = append(g.body.FuncAttrs, enum.FuncAttrAlwaysInline)
+	g.body.FuncAttrs = append(m.kernelAttrs(), enum.FuncAttrAlwaysInline)
 	g.entry = g.body.NewBlock("entry")
 	g.first = g.newBlock("start")
 	g.b = g.first
@@ -222,20 +219,8 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 		g.ptrs[a] = p
 	}
 
-	// The exported wrapper: load the buffer pointers, call the body.
-	i8pp := types.NewPointer(types.NewPointer(types.I8))
-	bufs := llir.NewParam("bufs", i8pp)
-	wlo, whi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
-	w := m.m.NewFunc(sym, types.Void, bufs, wlo, whi)
-	m.kernelAttrs(w)
-	wb := w.NewBlock("entry")
-	var cargs []value.Value
-	for i, p := range params[:len(params)-2] {
-		cargs = append(cargs, loadBuf(wb, bufs, i, p.Typ))
-	}
-	cargs = append(cargs, wlo, whi)
-	wb.NewCall(g.body, cargs...)
-	wb.NewRet(nil)
+	// The exported frame: it calls the body with the buffers' pointers.
+	m.t.lower().frame(m.m, sym, m.kernelAttrs()).callBody(g.body)
 	return g
 }
 
@@ -243,32 +228,20 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 // its operand and result pointers from bufs (no noalias: an in-place
 // operand is read through its own pointer, the result's address).
 func (m *module) newHugeKernel(g *kgen, args []*ir.Value, res []*ir.Value) *kgen {
-	i8p := types.NewPointer(types.I8)
-	bufs := llir.NewParam("bufs", types.NewPointer(i8p))
-	g.lo, g.hi = llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
-	g.body = m.m.NewFunc(g.sym, types.Void, bufs, g.lo.(*llir.Param), g.hi.(*llir.Param))
-	m.kernelAttrs(g.body)
-	g.body.FuncAttrs = append(g.body.FuncAttrs, enum.FuncAttrNoInline, enum.FuncAttrOptNone)
-	g.entry = g.body.NewBlock("entry")
+	fr := m.t.lower().frame(m.m, g.sym, append(m.kernelAttrs(), enum.FuncAttrNoInline, enum.FuncAttrOptNone))
+	g.body, g.entry, g.lo, g.hi = fr.Func, fr.Entry, fr.Lo, fr.Hi
 	g.first = g.newBlock("start")
 	g.b = g.first
 	for i, a := range args {
 		if _, ok := g.ptrs[a]; !ok {
-			g.ptrs[a] = loadBuf(g.entry, bufs, i, types.NewPointer(storageType(a.Type.DType)))
+			g.ptrs[a] = fr.Buf(g.entry, i, types.NewPointer(storageType(a.Type.DType)))
 		}
 	}
 	for k, r := range res {
-		g.outs = append(g.outs, loadBuf(g.entry, bufs, len(args)+k, types.NewPointer(storageType(r.Type.DType))))
+		g.outs = append(g.outs, fr.Buf(g.entry, len(args)+k, types.NewPointer(storageType(r.Type.DType))))
 	}
 	g.out = g.outs[0]
 	return g
-}
-
-// loadBuf loads bufs[i] in block b as a pointer of type t.
-func loadBuf(b *llir.Block, bufs value.Value, i int, t types.Type) value.Value {
-	i8p := types.NewPointer(types.I8)
-	raw := b.NewLoad(i8p, b.NewGetElementPtr(i8p, bufs, i64c(int64(i))))
-	return b.NewBitCast(raw, t)
 }
 
 // finish terminates the body.

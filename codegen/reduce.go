@@ -168,9 +168,7 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	}
 	extent, cost = outer*int64(n), 2+2*inner+m*outer*inner/(outer*int64(n))
 	at := accType(d)
-	i8p := types.NewPointer(types.I8)
-	malloc := g.mod.declare("malloc", i8p, types.I64)
-	free := g.mod.declare("free", types.Void, i8p)
+	lower := g.mod.t.lower()
 	// each runs body(row, src) for update row (o, j) → result row (o,
 	// clamp(idx[j])) when it is one of the call's, src its first element.
 	each := func(body func(row, src value.Value)) {
@@ -194,7 +192,7 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 		})
 	}
 	alloc := func(count value.Value, t types.Type) (raw, p value.Value) {
-		raw = g.b.NewCall(malloc, g.b.NewMul(count, i64c(8)))
+		raw = lower.alloc(g.b, g.mod.declare, g.b.NewMul(count, i64c(8)), 8)
 		g.checkAlloc(raw)
 		return raw, g.b.NewBitCast(raw, types.NewPointer(t))
 	}
@@ -214,7 +212,7 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 				a := g.b.NewLoad(at, g.b.NewGetElementPtr(at, accp, i))
 				g.storeAt(d, g.finishSum(d, a), g.out, g.b.NewAdd(base, i))
 			})
-			g.b.NewCall(free, raw)
+			lower.release(g.b, g.mod.declare, raw)
 		})
 		return extent, cost
 	}
@@ -260,8 +258,8 @@ func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 				g.storeAt(d, g.finishSum(d, a), g.out, g.b.NewAdd(dst, i))
 			})
 		})
-		g.b.NewCall(free, raw)
-		g.b.NewCall(free, rawRows)
+		lower.release(g.b, g.mod.declare, raw)
+		lower.release(g.b, g.mod.declare, rawRows)
 	})
 	return extent, cost
 }

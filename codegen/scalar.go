@@ -20,22 +20,16 @@ func fsuffix(t types.Type) string {
 	return "f64"
 }
 
-// callF calls the float function of one or two arguments: an LLVM
-// intrinsic (llvm.<name>.f32/f64) or, with libm set, the libm function
-// (name, or name+"f" for float).
+// callF calls the float function of one or two arguments: as the
+// target's lowering names it (mathSym), an LLVM intrinsic or, with libm
+// set, the C library's function.
 func (g *kgen) callF(name string, libm bool, args ...value.Value) value.Value {
 	t := args[0].Type()
-	sym := "llvm." + name + "." + fsuffix(t)
-	if libm {
-		sym = name
-		if t.Equal(types.Float) {
-			sym += "f"
-		}
-	}
 	ps := make([]types.Type, len(args))
 	for i := range ps {
 		ps[i] = t
 	}
+	sym := g.mod.t.lower().mathSym(name, t, libm)
 	return g.b.NewCall(g.mod.declare(sym, t, ps...), args...)
 }
 

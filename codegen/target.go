@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	goruntime "runtime"
 	"slices"
@@ -11,15 +12,15 @@ import (
 	"sync"
 
 	llir "github.com/llir/llvm/ir"
-	"golang.org/x/sys/cpu"
 )
 
 // Target is what code generation knows about the machine the kernels run
 // on, chosen once per compile (TargetFor, HostTarget). The shared emitters
 // (elemental, rows, reductions, rng, vmath) read nothing from it but the
-// function attributes; the fast dot takes its vector width, register
-// budget and blocking from it. A new kind of machine is one more entry in
-// the tables below.
+// function attributes, and meet the machine only through its lowering
+// (lowering.go); the fast dot takes its vector width, register budget and
+// blocking from it. A new kind of machine is one more class in its
+// architecture's file (x86.go, aarch64.go), or a new file with its lowering.
 type Target struct {
 	// Name is what TargetFor was given: a class (x86-64-v3), an LLVM CPU
 	// name (znver4) or an architecture (aarch64).
@@ -57,54 +58,21 @@ type Target struct {
 	Parts int
 }
 
-// The instruction-set classes. Each x86 class is the one of the same name
-// in the x86-64 psABI; aarch64 is Armv8-A with NEON.
+// classes are the instruction-set classes of every architecture
+// (x86.go, aarch64.go); cpuClass maps LLVM CPU names to their class, and
+// the name becomes the tune-cpu.
 var (
-	x86Triple = "x86_64-pc-linux-gnu"
-	x86Layout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
-	armTriple = "aarch64-unknown-linux-gnu"
-	armLayout = "e-m:e-i8:8:32-i16:16:32-i64:64-i128:128-n32:64-S128-Fn32"
-
-	v2Features = []string{"cx16", "popcnt", "sse2", "sse3", "sse4_1", "sse4_2", "ssse3"}
-	v3Features = append(slices.Clone(v2Features), "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "lzcnt", "movbe")
-	v4Features = append(slices.Clone(v3Features), "avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl")
-
-	classes = map[string]Target{
-		"x86-64": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64",
-			Features: []string{"sse2"}, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
-		"x86-64-v2": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v2",
-			Features: v2Features, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
-		// 6×16: 12 ymm accumulators, 2 of B, 1 broadcast of A.
-		"x86-64-v3": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v3",
-			Features: v3Features, Vec: 8, Regs: 16, FMA: true, L1: 32 << 10, L2: 512 << 10,
-			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94},
-		// 12×32: 24 zmm accumulators, 2 of B, 1 broadcast of A.
-		"x86-64-v4": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v4",
-			Features: v4Features, Vec: 16, Regs: 32, FMA: true, L1: 32 << 10, L2: 1 << 20,
-			MR: 12, NR: 32, AltMR: 8, AltSpeed: 0.96, InPlaceBTiles: 24},
-		// 8×12: 24 q accumulators, 3 of B, A's lanes by element.
-		"aarch64": {Arch: "arm64", Triple: armTriple, DataLayout: armLayout, CPU: "generic",
-			Features: []string{"asimd", "fp"}, Vec: 4, Regs: 32, FMA: true, L1: 32 << 10, L2: 512 << 10,
-			MR: 8, NR: 12},
-	}
-
-	// cpuClass maps LLVM CPU names to their class; the name becomes the
-	// tune-cpu.
-	cpuClass = map[string]string{
-		"nehalem": "x86-64-v2", "westmere": "x86-64-v2", "sandybridge": "x86-64-v2", "ivybridge": "x86-64-v2",
-		"haswell": "x86-64-v3", "broadwell": "x86-64-v3", "skylake": "x86-64-v3", "alderlake": "x86-64-v3",
-		"raptorlake": "x86-64-v3", "meteorlake": "x86-64-v3", "arrowlake": "x86-64-v3", "lunarlake": "x86-64-v3",
-		"gracemont": "x86-64-v3", "sierraforest": "x86-64-v3", "znver1": "x86-64-v3", "znver2": "x86-64-v3",
-		"znver3": "x86-64-v3", "skylake-avx512": "x86-64-v4", "cascadelake": "x86-64-v4", "cooperlake": "x86-64-v4",
-		"cannonlake": "x86-64-v4", "icelake-client": "x86-64-v4", "icelake-server": "x86-64-v4",
-		"tigerlake": "x86-64-v4", "rocketlake": "x86-64-v4", "sapphirerapids": "x86-64-v4",
-		"emeraldrapids": "x86-64-v4", "graniterapids": "x86-64-v4", "graniterapids-d": "x86-64-v4",
-		"znver4": "x86-64-v4", "znver5": "x86-64-v4",
-		"generic": "aarch64", "cortex-a72": "aarch64", "cortex-a76": "aarch64", "neoverse-n1": "aarch64",
-		"neoverse-n2": "aarch64", "neoverse-v1": "aarch64", "neoverse-v2": "aarch64", "apple-m1": "aarch64",
-		"apple-m2": "aarch64", "ampere1": "aarch64",
-	}
+	classes  = joinMaps(x86Classes, armClasses)
+	cpuClass = joinMaps(x86CPUs, armCPUs)
 )
+
+func joinMaps[V any](ms ...map[string]V) map[string]V {
+	out := map[string]V{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
+}
 
 // TargetNames lists every name TargetFor accepts, sorted.
 func TargetNames() []string {
@@ -223,38 +191,11 @@ func cacheSize(level, def int) int {
 // that a Target may need, by the names Target.Features uses.
 func HostFeatures() []string {
 	var fs []string
-	add := func(ok bool, name string) {
-		if ok {
-			fs = append(fs, name)
-		}
-	}
 	switch goruntime.GOARCH {
 	case "amd64":
-		x := cpu.X86
-		add(true, "sse2")
-		add(x.HasSSE3, "sse3")
-		add(x.HasSSSE3, "ssse3")
-		add(x.HasSSE41, "sse4_1")
-		add(x.HasSSE42, "sse4_2")
-		add(x.HasPOPCNT, "popcnt")
-		add(x.HasCX16, "cx16")
-		add(x.HasAVX, "avx")
-		add(x.HasAVX2, "avx2")
-		add(x.HasBMI1, "bmi1")
-		add(x.HasBMI2, "bmi2")
-		add(x.HasF16C, "f16c")
-		add(x.HasFMA, "fma")
-		add(x.HasLZCNT, "lzcnt")
-		add(x.HasMOVBE, "movbe")
-		add(x.HasAVX512F, "avx512f")
-		add(x.HasAVX512BW, "avx512bw")
-		add(x.HasAVX512CD, "avx512cd")
-		add(x.HasAVX512DQ, "avx512dq")
-		add(x.HasAVX512VL, "avx512vl")
-		add(x.HasAVX512BF16, "avx512_bf16")
+		fs = x86HostFeatures()
 	case "arm64":
-		add(true, "fp")
-		add(true, "asimd")
+		fs = armHostFeatures()
 	}
 	sort.Strings(fs)
 	return fs

@@ -100,16 +100,10 @@ func CacheDir() (string, error) {
 }
 
 // toolFlags returns opt's and the linker's settings for a module whose
-// target triple is triple: -O3 and, on x86-64, glibc's libmvec as the
-// vector library, so that loops calling llvm.exp/log/sin/cos.f64 vectorize
-// (calls to _ZGVdN4v_exp and the like; libmvec's double functions are
-// within 4 ulps, so the f32 results, rounded once from double, are libm's
-// all but always), linking libmvec and libm. Both are part of the cache key.
+// target triple is triple (its lowering's tools). Both are part of the
+// cache key.
 func toolFlags(triple string) (opt, link []string) {
-	if strings.HasPrefix(triple, "aarch64") {
-		return []string{"-O3"}, []string{"-lm"}
-	}
-	return []string{"-O3", "-vector-library=LIBMVEC-X86"}, []string{"-lmvec", "-lm"}
+	return lowerFor(archOf(triple)).tools()
 }
 
 // moduleTriple is the target triple the module text ll declares, or "".
@@ -125,8 +119,7 @@ func moduleTriple(ll string) string {
 // checkArch refuses a module for another architecture than this machine's:
 // its shared object could not be linked or loaded here.
 func checkArch(triple string) error {
-	arch := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.Split(triple, "-")[0]]
-	if triple != "" && arch != goruntime.GOARCH {
+	if triple != "" && archOf(triple) != goruntime.GOARCH {
 		return fmt.Errorf("codegen: cannot build a shared object for %s on this %s machine (Assemble gives its assembly)", triple, goruntime.GOARCH)
 	}
 	return nil
