@@ -100,7 +100,7 @@ func buildSO(text string, t *codegen.Target) (so []byte, llSum string, err error
 	if err != nil {
 		return nil, "", err
 	}
-	path, err := codegen.Build(prog.LL)
+	path, err := codegen.SharedObject(prog.LL)
 	if err != nil {
 		return nil, "", err
 	}

@@ -16,7 +16,7 @@ func TestCacheEntryFiles(t *testing.T) {
 	needTools(t)
 	root := t.TempDir()
 	t.Setenv("XLC_CACHE", root)
-	so, err := Build(`define void @f() {
+	so, err := SharedObject(`define void @f() {
   ret void
 }`)
 	if err != nil {
@@ -30,7 +30,7 @@ func TestCacheEntryFiles(t *testing.T) {
 	if err := os.Chtimes(dir, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := Build(`define void @f() {
+	if again, err := SharedObject(`define void @f() {
   ret void
 }`); err != nil || again != so {
 		t.Fatalf("second build: %q, %v", again, err)

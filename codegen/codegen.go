@@ -1,108 +1,27 @@
-// Package codegen lowers an ir.Func to an LLVM IR module (built with
-// github.com/llir/llvm, printed in LLVM 14 typed-pointer syntax, which LLVM 19
-// reads) of native CPU kernels, and wraps the LLVM toolchain that turns the
-// module into a shared object (toolchain.go).
+// Package codegen lowers an ir.Func to an LLVM IR module of kernels for
+// one Target (built with github.com/llir/llvm, printed in the typed-pointer
+// syntax LLVM 19 still reads) and turns the module into a shared object
+// with LLVM's tools (toolchain.go).
 //
-// # Kernels and their ABI
-//
-// Every instruction of the function that is not a no-op becomes one kernel
-// (fusion will later hand multi-instruction kernels to the same lowering).
-// Kernel i is the exported C function
+// Every instruction that is not a no-op becomes one kernel, a fusion one
+// kernel for its whole callee. On a CPU kernel i is the exported function
 //
 //	void xlc_k<i>(void **bufs, int64_t lo, int64_t hi);
 //
-// where <i> is the index in f.Body of the first instruction with that
-// kernel: instructions whose kernels are structurally identical (kernelKey:
-// op, attributes, types, operand sharing, callee text) share one symbol, so
-// a 20-layer model has as many kernel functions as a 2-layer one. bufs
-// holds the operand buffers in operand order followed by the result
-// buffers (the instruction's and, for a multi-output fusion, those of its
-// output instructions, which get no kernel of their own), and the call
-// computes the part [lo, hi) of the kernel's parallel range [0, Extent).
-// Calls on disjoint parts may run at the same time. The exported function
-// only loads the pointers and calls an internal always-inline body whose
-// pointer parameters are noalias, which is what lets opt vectorize.
+// (its target's lowering frames it, lowering.go): bufs holds the operand
+// buffers in order, then the results', and a call computes the part
+// [lo, hi) of the kernel's parallel range [0, Kernel.Extent); calls on
+// disjoint parts may run at once. Structurally identical kernels share one
+// symbol, so a 20-layer model has as many kernel functions as a 2-layer
+// one. Buffers are dense and row-major; f16 and bf16 travel as i16 bit
+// patterns, bool as an i8 holding 0 or 1. reshape and stop_gradient get no
+// kernel: Program.Aliases tell the runtime to share the operand's buffer.
 //
-// In place: Compile assumes the runtime lays buffers out as
-// passes.PlanBuffers(f) does (runtime/cpu does, and verifies the plan), in
-// which a donated result may be written into the buffer of a parameter the
-// same instruction reads (an elementwise op or loop fusion reading it at
-// the index it writes; every result of a loop fusion is computed at an
-// index before any is stored). Such an operand's bufs slot then holds the
-// result's address, and noalias on two pointers to the same bytes, one of them
-// written, is undefined behaviour. So the body reads an in-place operand
-// through the result pointer: its own parameter is left unused and not
-// noalias, the result pointer stays noalias (no other pointer reaches those
-// bytes), and the loop still vectorizes. Kernel.InPlace lists those
-// operands; a kernel with them is never shared with one without.
-//
-// Buffers are dense and row-major. Element types: f32 float, f64 double,
-// f16 and bf16 i16 (bit patterns, converted explicitly), i32, i64, bool i8
-// holding 0 or 1.
-//
-// # Semantics
-//
-// Kernels compute what runtime/interp computes. f32 add, sub, mul, div,
-// sqrt, recip, max, min, compares and conversions are done in float and are
-// correctly rounded, so they equal the interpreter's results. f32 exp,
-// log, tanh and erf are computed in float by branch-free polynomial code
-// that vectorizes (vmath.go), within 2 ulps (measured: 1) of Go's double
-// function rounded to float, so they may differ from the interpreter in the
-// last place or two; sin, cos, rsqrt and pow are computed in double (libm,
-// or in vectorized loops glibc's libmvec, within 4 ulps of a double) and
-// rounded once, as the interpreter does, so they differ from it only where
-// libm and Go's math differ in the last places of a double. f16 and bf16
-// values are computed in double and rounded to the dtype after every op,
-// with the interpreter's single round-to-nearest-even (a round-to-odd step
-// to f32 first). Reductions, the naive dot and scatter_add accumulate
-// floats in double and integers in their own type (wrapping), and round
-// once, as the interpreter does; float reductions may be reassociated
-// (vectorized partial sums, double rounding differences only), and the fast
-// f32 dot accumulates in float.
-//
-// # Parallel ranges
-//
-//   - Elemental kernels (elementwise, broadcast, transpose, slice, pad,
-//     concat, iota, constant, gather): the flattened result element count.
-//     A call walks its part row by row (the last dimension), so the inner
-//     loop is contiguous in the result and opt can vectorize it.
-//   - reduce_sum, reduce_max, dot: the flattened result element count; each
-//     result element loops over the reduced (contracting) axes inside.
-//   - scatter_add: the result rows (outer·n for a table of shape
-//     pre ++ [n] ++ post), each owned by one call, so there are no races;
-//     updates are read in order.
-//   - rng: blocks of four values (one Philox4x32-10 block each).
-//   - f32 dot that DotSpecOf reads in place: the fast kernel's
-//     (DotKernel, DotSpec.Extent: blocks of rows of the product); it
-//     accumulates in float, not double.
-//
-// A fusion instruction is one kernel for its whole callee: the callee's
-// parameters are the operand buffers and its instructions are computed
-// elementally inside the kernel's loops (a reduce or dot inside the callee
-// loops over its reduced or contracting axes where its value is needed).
-// The loop is decided as follows (rows.go, fastdot.go):
-//
-//   - a callee with one f32 dot the fast kernel takes, followed by an
-//     elementwise f32 epilogue of the dot's shape: the fast dot kernel's
-//     range; each call computes the product's rows for its units, then the
-//     epilogue in place over those rows.
-//   - a callee whose reductions all reduce the same axes of one shape, the
-//     reduced values coming back only through elementwise ops and
-//     broadcasts along the kept axes (softmax, layer norm, cross-entropy):
-//     a row kernel, whose range is the rows (the kept index space); per row
-//     each reduction is computed once, in double, then one loop
-//     over the row's elements computes the root.
-//   - otherwise the root decides: a reduce or dot root loops over the
-//     result elements, anything else as an elemental kernel.
-//
-// A multi-output fusion's results are written by one of these loops: a loop
-// fusion's (all of one shape) by the elemental loop, a row kernel's per row
-// (those with one value per row) or per element of the rows, and sums over
-// the same leading axes of one shape by one column-sum loop that computes
-// their operands once.
-//
-// reshape and stop_gradient are no-ops: they get no kernel, and the
-// Program's Aliases tell the runtime to share the operand's buffer.
+// Kernels compute what runtime/interp computes, bit for bit except where
+// scalar.go says otherwise (f32 exp, log, tanh and erf within 2 ulps, the
+// fast dot's float accumulation, reassociated float sums). Compile assumes
+// the buffer layout passes.PlanBuffers gives, in which a result may be
+// written over an operand it reads (see Kernel.InPlace).
 package codegen
 
 import (
@@ -148,9 +67,12 @@ type Kernel struct {
 	Lowering string
 	// InPlace maps the index in Args of each operand that shares a
 	// result's buffer in passes.PlanBuffers(f)'s plan (a donated result
-	// written in place) to that result's index in Results: the kernel reads
-	// it through the result pointer, so the runtime must pass the same
-	// address for both.
+	// written over an operand read at the index it writes) to that
+	// result's index in Results. noalias on two pointers to the same
+	// bytes, one written, would be undefined, so the kernel reads such an
+	// operand through the result pointer; the runtime must pass the same
+	// address for both. A kernel with in-place operands is never shared
+	// with one without.
 	InPlace map[int]int
 }
 
@@ -330,6 +252,21 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 			rows, columns = nil, true
 		}
 	}
+	// The loop a kernel runs, and so its parallel range:
+	//   - a fusion with one f32 dot the fast kernel takes (DotSpecOf) and
+	//     an elementwise epilogue of its shape: the dot's blocks of rows
+	//     (DotSpec.Extent), the epilogue applied in place over each call's
+	//     rows (fastdot.go);
+	//   - a callee whose reductions all reduce the same axes of one shape,
+	//     reduced values coming back only through elementwise ops and
+	//     broadcasts (softmax, layer norm, cross-entropy): a row kernel
+	//     over the kept index space, each reduction once per row in double
+	//     (rows.go); sums over leading axes: one column-sum loop;
+	//   - otherwise the root decides: elemental ops, reduce_sum/max and the
+	//     naive dot over the flattened result, row by row so the inner
+	//     loop is contiguous; scatter_add over the table's rows, each owned
+	//     by one call; rng over blocks of four values (one Philox block).
+	// A multi-output fusion's results are written by the same loop.
 	multi := len(g.results) > 1
 	var fd *fastDot
 	if !multi {
@@ -374,8 +311,7 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 
 // hugeKernel is the most instructions a fused callee may have and still be
 // optimized: opt's time grows faster than linearly in a function's size
-// (a 1,000-layer model's sum of 16,000 squared gradient norms, one scalar
-// chain with 16,000 operands, took opt and llc minutes). Bigger ones are
+// (a 1,000-layer model's sum of 16,000 squared gradient norms). Bigger ones are
 // compiled without optimization (optnone, see newKernel): such callees are
 // straight-line scalar code (a kernel takes at most one sum of a whole
 // tensor, passes.secondWholeSum).
@@ -395,7 +331,7 @@ func recomputes(c *ir.Func) bool {
 }
 
 // lowerRoot emits the loop of a kernel computing root elementally.
-func (g *kgen) lowerRoot(root *ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) lowerRoot(root *ir.Value) (extent, cost int64) {
 	switch root.Op {
 	case ir.OpReduceSum, ir.OpReduceMax:
 		if extent, cost, ok := g.emitColumnSum(root); ok {

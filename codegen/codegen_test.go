@@ -153,7 +153,7 @@ func TestVectorized(t *testing.T) {
 	}
 }
 
-// TestBuildCache checks that Build places one shared object per module
+// TestBuildCache checks that SharedObject places one shared object per module
 // text and finds it again.
 func TestBuildCache(t *testing.T) {
 	needTools(t)
@@ -162,11 +162,11 @@ func TestBuildCache(t *testing.T) {
   %0 = neg %x : f32[3]
   return %0
 }`)
-	so, err := Build(p.LL)
+	so, err := SharedObject(p.LL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := Build(p.LL)
+	again, err := SharedObject(p.LL)
 	if err != nil || again != so {
 		t.Fatalf("second build: %q, %v; want %q", again, err, so)
 	}
@@ -179,13 +179,13 @@ func TestBuildCache(t *testing.T) {
 	if err := os.Truncate(so, 10); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := Build(p.LL); err != nil || again != so {
+	if again, err := SharedObject(p.LL); err != nil || again != so {
 		t.Fatalf("build after damage: %q, %v", again, err)
 	}
 	if now, _ := os.ReadFile(so); len(now) != len(whole) {
 		t.Errorf("damaged cache entry served: %d bytes, want %d", len(now), len(whole))
 	}
-	if _, err := Build("this is not LLVM IR"); err == nil || strings.Count(err.Error(), "\n") > 40 {
+	if _, err := SharedObject("this is not LLVM IR"); err == nil || strings.Count(err.Error(), "\n") > 40 {
 		t.Errorf("bad module: err = %v", err)
 	}
 }

@@ -186,9 +186,8 @@ func (s DotSpec) target() *Target {
 // gemmKU is the unrolling of the micro-kernel's k loop.
 const gemmKU = 4
 
-// gemmBlocks derives the cache blocks from the target (Goto's rules, fitted
-// to Zen 4, where they give the measured best KC 256, MC 96, NC 1024): the
-// L1 holds a sliver of B (KC×NR floats) and, for A read in place stored
+// gemmBlocks derives the cache blocks from the target (Goto's rules; on
+// Zen 4 they give KC 256, MC 96, NC 1024, the best measured): the L1 holds a sliver of B (KC×NR floats) and, for A read in place stored
 // K×M, the line of A each k touches (KC = L1/(4·NR + 64), else L1/(4·NR);
 // 128..512); a panel of B (KC×NC) fills the L2; a block of A is 8
 // micro-tiles high.
@@ -263,8 +262,8 @@ func (s DotSpec) plan() DotBlocking {
 		// rows would crowd the L1. A stored transposed is read in place:
 		// the micro-kernel's MR floats for one k are contiguous, and
 		// packing them (even by vectors) measured slower on every
-		// weight-gradient and attention shape of the GPT configs (e.g.
-		// 128×128×2048: 173 GFLOP/s packed, 183–190 in place).
+		// weight-gradient and attention shape of the GPT configs
+		// (bench/NOTES.md).
 		p.PackA = -1
 		if lda, _, _ := s.lds(); !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
 			p.PackA = 1
@@ -428,23 +427,16 @@ func (s DotSpec) Flops() float64 {
 	return 2 * float64(s.Batch) * float64(s.M) * float64(s.N) * float64(s.K)
 }
 
-// DotKernel adds to mod the kernel name computing spec, with the kernel ABI
-// of this package:
-//
-//	void name(void **bufs, int64_t lo, int64_t hi)
-//
-// bufs holds A, B, the bias when spec.Bias, the residuals, then C; the call computes units
-// [lo, hi) of the parallel range, whose size it returns (see
-// DotSpec.Extent). Units are blocks of whole rows of C, so calls on
-// disjoint ranges may run at once. A call packs the panels of B it uses,
-// so give each call a large range (the range split evenly across threads,
-// not one unit at a time). The packing buffers are allocated on the
-// heap by each call (DotSpec.PackBytes: a panel of B about the target's
-// L2 size, and a block of A), so the caller's stack need not hold them;
-// when the allocation fails the kernel prints "xlc: out of memory for the dot
-// kernel's packing buffers" on stderr and aborts.
-//
-// The module gets the target's triple and data layout when it has none.
+// DotKernel adds to mod the kernel name computing spec, framed by its
+// target's lowering (on a CPU void name(void **bufs, int64_t lo, int64_t
+// hi), bufs holding A, B, the bias when spec.Bias, the residuals, then C),
+// and returns the size of its parallel range (DotSpec.Extent). Units are
+// blocks of whole rows of C, so calls on disjoint ranges may run at once.
+// A call packs the panels of B it uses, so give each call a large range.
+// Each call allocates its packing buffers (DotSpec.PackBytes) as scratch
+// memory; when it cannot, the kernel stops with "xlc: out of memory for
+// the dot kernel's packing buffers". The module gets the target's triple
+// and data layout when it has none.
 func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err error) {
 	if err := spec.check(); err != nil {
 		return 0, err
@@ -472,15 +464,13 @@ func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err e
 }
 
 // DotSpecOf returns the DotSpec of a dot instruction with operand types a
-// and b and attributes attrs when its layout is one the kernel reads in
-// place. Each operand is viewed as a strided matrix: its free dims must
-// merge into one strided run and its contracting dims, in list order, into
-// another (ir.MergeDims), one of the two with unit stride (the other is
-// the leading dimension; a [b,s,d]·[d,e] product has M = b·s). The batch
-// dims may lie anywhere, with any strides (BatchDims); batch dims whose
-// strides merge in all three operands are merged, and a spec that turns
-// out dense has no LDs or BatchDims set. The result C is dense. This is
-// the layout the layout pass (passes/layout.go) folds transposes into.
+// and b and attributes attrs when the kernel reads its operands in place.
+// Each operand is a strided matrix: its free dims must merge into one
+// strided run and its contracting dims, in order, into another
+// (ir.MergeDims), one of them with unit stride (a [b,s,d]·[d,e] product
+// has M = b·s). Batch dims may lie anywhere, with any strides; a spec that
+// turns out dense has no LDs or BatchDims. The result C is dense. This is
+// the layout the layout pass folds transposes into.
 func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 	return dotSpecStrided(a, b, attrs, nil)
 }

@@ -14,7 +14,7 @@ import (
 //
 // The parallel range is the flattened result (batch dims, then lhs free,
 // then rhs free dims, as dot_general); each element is elemDot.
-func (g *kgen) emitDot(v *ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) emitDot(v *ir.Value) (extent, cost int64) {
 	extent, _ = g.emitFlat(v)
 	lc := v.Attrs.IntLists("contract")[0]
 	k := int64(1)
@@ -28,7 +28,7 @@ func (g *kgen) emitDot(v *ir.Value) (extent, cost int64) {
 // in the order of the contract list (the last innermost) summing the
 // products in double (floats; integers in their own type, wrapping), and
 // one rounding, as the interpreter.
-func (g *kgen) elemDot(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemDot(v *ir.Value, ix *index) value.Value {
 	a, bv := v.Args[0], v.Args[1]
 	d := v.Type.DType
 	lb, rb, lc, rc := ir.DotDims(v.Attrs)

@@ -24,7 +24,7 @@ type elemKey struct {
 }
 
 // dims returns ix's per-dimension indices.
-func (g *kgen) dims(ix *index) []value.Value {
+func (g *kernelBuilder) dims(ix *index) []value.Value {
 	if ix.dims != nil || len(ix.shape) == 0 {
 		return ix.dims
 	}
@@ -47,7 +47,7 @@ func (g *kgen) dims(ix *index) []value.Value {
 }
 
 // linear returns ix's row-major linear index.
-func (g *kgen) linear(ix *index) value.Value {
+func (g *kernelBuilder) linear(ix *index) value.Value {
 	if ix.lin != nil {
 		return ix.lin
 	}
@@ -79,7 +79,7 @@ func atLinear(s ir.Shape, lin value.Value) *index { return &index{shape: s, lin:
 // elem returns the compute value of v's element at ix (v's shape): a load
 // when v is read from a buffer, else v's op applied to its operands'
 // elements, as XLA's elemental emitter. Values are memoized per index.
-func (g *kgen) elem(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elem(v *ir.Value, ix *index) value.Value {
 	if r, ok := g.rowVals[v]; ok {
 		return r
 	}
@@ -100,7 +100,7 @@ func (g *kgen) elem(v *ir.Value, ix *index) value.Value {
 	return r
 }
 
-func (g *kgen) elemOp(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemOp(v *ir.Value, ix *index) value.Value {
 	b := g.b
 	d := v.Type.DType
 	switch v.Op.Class() {
@@ -182,7 +182,7 @@ func (g *kgen) elemOp(v *ir.Value, ix *index) value.Value {
 // when that divides exactly and lies in range, else zero. Operand indices
 // are kept in range even when the element is padding, so the load is safe
 // to execute unconditionally.
-func (g *kgen) elemPad(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemPad(v *ir.Value, ix *index) value.Value {
 	b := g.b
 	x := v.Args[0]
 	d := v.Type.DType
@@ -225,7 +225,7 @@ func (g *kgen) elemPad(v *ir.Value, ix *index) value.Value {
 
 // elemConcat selects the operand whose range along the axis holds the
 // index; every operand is read at an in-range index.
-func (g *kgen) elemConcat(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemConcat(v *ir.Value, ix *index) value.Value {
 	axis := v.Attrs.Int("axis")
 	od := g.dims(ix)
 	k := od[axis]
@@ -264,7 +264,7 @@ func (g *kgen) elemConcat(v *ir.Value, ix *index) value.Value {
 }
 
 // elemGather: result[pre, j, post] = table[pre, clamp(idx[j]), post].
-func (g *kgen) elemGather(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemGather(v *ir.Value, ix *index) value.Value {
 	table, idx := v.Args[0], v.Args[1]
 	axis := v.Attrs.Int("axis")
 	n := table.Type.Shape[axis]
@@ -288,7 +288,7 @@ func (g *kgen) elemGather(v *ir.Value, ix *index) value.Value {
 // first of the kernel's results (the others, a loop fusion's outputs, have
 // its shape): the parallel range is the flattened result; a call walks its
 // part one row (last dimension) at a time with a contiguous inner loop.
-func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) emitElemental(v *ir.Value) (extent, cost int64) {
 	s := v.Type.Shape
 	n := int64(s.NumElements())
 	cost = 1 + int64(len(v.Args))
@@ -336,7 +336,7 @@ func (g *kgen) emitElemental(v *ir.Value) (extent, cost int64) {
 // when which is nil) at ix (their shape) and then stores each at the linear
 // index at: all loads come before the stores, so an operand read through a
 // result's pointer (in place) is read before it is overwritten.
-func (g *kgen) storeResults(ix *index, at value.Value, which []int) {
+func (g *kernelBuilder) storeResults(ix *index, at value.Value, which []int) {
 	if which == nil {
 		which = make([]int, len(g.results))
 		for k := range which {

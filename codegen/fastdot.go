@@ -10,12 +10,8 @@ import (
 )
 
 // minFastDotFlops is the size of product below which the naive dot is
-// used: each distinct fast dot spec is about 100 KiB of LLVM IR (the tiny
-// GPT's train step, d=16, once spent 9 s in opt and llc on fast dots of
-// 16×16 matrices), and the smallest products gain little from it. Above
-// it the fast dot wins by far: a 4-layer GPT with d=64 at batch 2, seq 32
-// (products of 2^18 flops) ran 6.8k tokens/s with the naive dot and 53.8k
-// with the fast one (threshold 2^20 before), for 0.16 s more build.
+// used: each distinct fast dot spec is about 100 KiB of LLVM IR, and the
+// smallest products gain little from it (bench/NOTES.md).
 const minFastDotFlops = 1 << 16
 
 // fastDot is the use of the fast f32 dot kernel (DotKernel) for one
@@ -37,7 +33,7 @@ type fastDot struct {
 // from buffers, and every value depending on it up to the root must be an
 // elementwise f32 op of the dot's shape (so the epilogue can run in place
 // over the product, element by element).
-func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
+func (g *kernelBuilder) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	if root.Op == ir.OpTranspose && len(body) == 2 && body[0].Op == ir.OpDot && root.Args[0] == body[0] {
 		return g.planTransposedDot(body[0], root)
 	}
@@ -78,7 +74,7 @@ func (g *kgen) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 // and each partial sum used only by the next add: the micro-kernel adds
 // them to each tile as it stores it (the bias first, then the tensors
 // from the product outwards), and no pass over the product follows.
-func (g *kgen) foldAdds(fd *fastDot, body []*ir.Value) {
+func (g *kernelBuilder) foldAdds(fd *fastDot, body []*ir.Value) {
 	s := &fd.spec
 	rank := fd.dot.Type.Rank()
 	if s.Bias || s.Accumulate || s.Residuals > 0 || rank == 0 || fd.dot.Type.Shape[rank-1] != s.N || !s.denseC() {
@@ -130,7 +126,7 @@ func (g *kgen) foldAdds(fd *fastDot, body []*ir.Value) {
 // (body the kernel's instructions), or nil: dot is f32, of at least
 // minFastDotFlops, reads its operands from buffers in a layout DotSpecOf
 // reads in place. Its spec has the bands dotBands finds.
-func (g *kgen) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
+func (g *kernelBuilder) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
 	if dot.Type.DType != ir.F32 {
 		return nil
 	}
@@ -154,7 +150,7 @@ func (g *kgen) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
 // the row kernel runs in place over the rows each part computed, while
 // they are in cache. It needs one result, f32 of the product's shape, and
 // rows that reduce the product's last axis only; else nil.
-func (g *kgen) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fastDot {
+func (g *kernelBuilder) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fastDot {
 	if len(g.results) != 1 {
 		return nil
 	}
@@ -171,7 +167,7 @@ func (g *kgen) planRowDot(body []*ir.Value, rows *rowPlan, root *ir.Value) *fast
 // (fusion's transposed-result rule): the fast dot writes the product
 // straight in the transposed order, with the strides
 // ir.TransposedDotStrides gives (no epilogue).
-func (g *kgen) planTransposedDot(dot, root *ir.Value) *fastDot {
+func (g *kernelBuilder) planTransposedDot(dot, root *ir.Value) *fastDot {
 	a, b := dot.Args[0], dot.Args[1]
 	lb, _, lc, _ := ir.DotDims(dot.Attrs)
 	cst, ok := ir.TransposedDotStrides(dot.Type.Shape, len(lb), a.Type.Rank()-len(lb)-len(lc), root.Attrs.Ints("perm"))
@@ -197,7 +193,7 @@ func (g *kgen) planTransposedDot(dot, root *ir.Value) *fastDot {
 // its units [lo, hi), then, when there is an epilogue, computes the root
 // in place over the rows of the result those units cover. The parallel
 // range is the dot kernel's (blocks of rows of C, see DotSpec.Extent).
-func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
+func (g *kernelBuilder) emitFastDot(fd *fastDot) (extent, cost int64) {
 	return g.emitFastDotRows(fd, nil, 0)
 }
 
@@ -205,7 +201,7 @@ func (g *kgen) emitFastDot(fd *fastDot) (extent, cost int64) {
 // kernel of plan rows (planRowDot) as the epilogue: it runs over the rows
 // of the product the call's units cover, reading the product from the
 // result buffer and writing the root over it, row by row.
-func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, cost int64) {
+func (g *kernelBuilder) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, cost int64) {
 	s := fd.spec
 	// Kernels of one module with the same spec share one dot kernel,
 	// named by a hash of the spec and its blocking; it and the functions
@@ -271,7 +267,7 @@ func (g *kgen) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, 
 // writes the product's rows [lo, hi) into the result buffer (the root has
 // the product's f32 shape), then the row kernel runs over them in place,
 // so the rows' passes read the product instead of recomputing it.
-func (g *kgen) emitNaiveDotRows(body []*ir.Value, rows *rowPlan, root *ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) emitNaiveDotRows(body []*ir.Value, rows *rowPlan, root *ir.Value) (extent, cost int64) {
 	dot := dotIn(body)
 	if dot.Type.DType != ir.F32 || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) || len(g.results) != 1 {
 		fail("a dot fusion with a row epilogue needs one f32 result of the product's shape")

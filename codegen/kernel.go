@@ -105,7 +105,7 @@ func failHandler(mod *llir.Module, l lowering, decl declFunc) *llir.Func {
 // kernel writes "xlc: out of memory in <kernel>" to stderr and aborts
 // (there is no way to return an error through the kernel ABI, and going on
 // would write through a null pointer).
-func (g *kgen) checkAlloc(p value.Value) {
+func (g *kernelBuilder) checkAlloc(p value.Value) {
 	text := "xlc: out of memory in " + g.sym + "\n"
 	glob := messageIn(g.mod.m, g.sym+".oom", text)
 	msg := constant.NewGetElementPtr(glob.ContentType, glob, i64c(0), i64c(0))
@@ -122,8 +122,8 @@ func (m *module) kernelAttrs() []llir.FuncAttribute {
 	return append(m.t.funcAttrs(), enum.FuncAttrNoUnwind)
 }
 
-// kgen builds the body function of one kernel.
-type kgen struct {
+// kernelBuilder builds the body function of one kernel.
+type kernelBuilder struct {
 	mod   *module
 	sym   string
 	body  *llir.Func
@@ -162,14 +162,14 @@ type kgen struct {
 // instruction's result and, for a multi-output fusion, its outputs'): the
 // exported wrapper and the internal body, whose code the emitters then
 // append. inPlace[j] is the index in res of the result whose buffer the
-// operand j shares (codegen.go, "In place"): the body reads it through that
+// operand j shares (Kernel.InPlace): the body reads it through that
 // result's pointer, and its own parameter, unused, is not noalias.
 //
 // A huge kernel (more instructions than opt handles in reasonable time) is
-// one exported function, optnone, that loads its pointers from bufs itself:
-// passing thousands of pointers as parameters costs opt and llc minutes.
-func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int, huge bool) *kgen {
-	g := &kgen{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res[0], results: res[:1], cache: map[elemKey]value.Value{}}
+// its frame itself, optnone, loading its pointers in place: thousands of
+// pointer parameters would cost opt and llc minutes.
+func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int, huge bool) *kernelBuilder {
+	g := &kernelBuilder{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res[0], results: res[:1], cache: map[elemKey]value.Value{}}
 	if huge {
 		return m.newHugeKernel(g, args, res)
 	}
@@ -227,7 +227,7 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 // newHugeKernel declares g as one exported optnone function that loads
 // its operand and result pointers from bufs (no noalias: an in-place
 // operand is read through its own pointer, the result's address).
-func (m *module) newHugeKernel(g *kgen, args []*ir.Value, res []*ir.Value) *kgen {
+func (m *module) newHugeKernel(g *kernelBuilder, args []*ir.Value, res []*ir.Value) *kernelBuilder {
 	fr := m.t.lower().frame(m.m, g.sym, append(m.kernelAttrs(), enum.FuncAttrNoInline, enum.FuncAttrOptNone))
 	g.body, g.entry, g.lo, g.hi = fr.Func, fr.Entry, fr.Lo, fr.Hi
 	g.first = g.newBlock("start")
@@ -245,18 +245,18 @@ func (m *module) newHugeKernel(g *kgen, args []*ir.Value, res []*ir.Value) *kgen
 }
 
 // finish terminates the body.
-func (g *kgen) finish() {
+func (g *kernelBuilder) finish() {
 	g.entry.NewBr(g.first)
 	g.b.NewRet(nil)
 }
 
-func (g *kgen) newBlock(name string) *llir.Block {
+func (g *kernelBuilder) newBlock(name string) *llir.Block {
 	g.nblk++
 	return g.body.NewBlock(fmt.Sprintf("%s%d", name, g.nblk))
 }
 
 // alloca reserves a stack slot in the entry block.
-func (g *kgen) alloca(t types.Type) value.Value {
+func (g *kernelBuilder) alloca(t types.Type) value.Value {
 	return g.entry.NewAlloca(t)
 }
 
@@ -265,7 +265,7 @@ func i32c(v int64) *constant.Int { return constant.NewInt(types.I32, int64(int32
 
 // forLoop emits for i := from; i < to; i++ { body(i) } and continues after
 // it.
-func (g *kgen) forLoop(name string, from, to value.Value, body func(i value.Value)) {
+func (g *kernelBuilder) forLoop(name string, from, to value.Value, body func(i value.Value)) {
 	pre := g.b
 	head, bb, exit := g.newBlock(name+".head"), g.newBlock(name+".body"), g.newBlock(name+".exit")
 	pre.NewBr(head)
@@ -280,7 +280,7 @@ func (g *kgen) forLoop(name string, from, to value.Value, body func(i value.Valu
 }
 
 // ifThen emits if cond { body() } and continues after it.
-func (g *kgen) ifThen(name string, cond value.Value, body func()) {
+func (g *kernelBuilder) ifThen(name string, cond value.Value, body func()) {
 	then, done := g.newBlock(name+".then"), g.newBlock(name+".end")
 	g.b.NewCondBr(cond, then, done)
 	g.b = then
@@ -290,22 +290,22 @@ func (g *kgen) ifThen(name string, cond value.Value, body func()) {
 }
 
 // gep addresses element i of the buffer p of dtype d.
-func (g *kgen) gep(d ir.DType, p, i value.Value) value.Value {
+func (g *kernelBuilder) gep(d ir.DType, p, i value.Value) value.Value {
 	return g.b.NewGetElementPtr(storageType(d), p, i)
 }
 
 // loadAt loads element i of buffer p of dtype d as a compute value.
-func (g *kgen) loadAt(d ir.DType, p, i value.Value) value.Value {
+func (g *kernelBuilder) loadAt(d ir.DType, p, i value.Value) value.Value {
 	return g.fromStorage(d, g.b.NewLoad(storageType(d), g.gep(d, p, i)))
 }
 
 // storeAt stores the compute value x as element i of buffer p of dtype d.
-func (g *kgen) storeAt(d ir.DType, x, p, i value.Value) {
+func (g *kernelBuilder) storeAt(d ir.DType, x, p, i value.Value) {
 	g.b.NewStore(g.toStorage(d, x), g.gep(d, p, i))
 }
 
 // fromStorage converts a loaded element to its compute type.
-func (g *kgen) fromStorage(d ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) fromStorage(d ir.DType, x value.Value) value.Value {
 	b := g.b
 	switch d {
 	case ir.F16:
@@ -321,7 +321,7 @@ func (g *kgen) fromStorage(d ir.DType, x value.Value) value.Value {
 
 // toStorage converts a compute value (already rounded to d) to its storage
 // type.
-func (g *kgen) toStorage(d ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) toStorage(d ir.DType, x value.Value) value.Value {
 	b := g.b
 	switch d {
 	case ir.F16:
@@ -337,12 +337,12 @@ func (g *kgen) toStorage(d ir.DType, x value.Value) value.Value {
 }
 
 // min64 returns the smaller of two i64 values.
-func (g *kgen) min64(x, y value.Value) value.Value {
+func (g *kernelBuilder) min64(x, y value.Value) value.Value {
 	return g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, x, y), x, y)
 }
 
 // clampIndex sign-extends the index x to i64 and clamps it to [0, n-1].
-func (g *kgen) clampIndex(x value.Value, n int) value.Value {
+func (g *kernelBuilder) clampIndex(x value.Value, n int) value.Value {
 	b := g.b
 	if x.Type().Equal(types.I32) {
 		x = b.NewSExt(x, types.I64)

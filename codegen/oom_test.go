@@ -23,7 +23,7 @@ func TestScatterAddOutOfMemory(t *testing.T) {
   %0 = scatter_add %u, %i {axis=0} : f16[16,8]
   return %0
 }`)
-	so, err := Build(p.LL)
+	so, err := SharedObject(p.LL)
 	if err != nil {
 		t.Fatal(err)
 	}

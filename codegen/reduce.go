@@ -25,7 +25,7 @@ func accType(d ir.DType) types.Type {
 // opt vectorizes a loop of them into partial sums: the result differs from
 // the interpreter's left-to-right sum by double rounding errors only (below
 // an f32 result's rounding; for f64 sums, within the tests' tolerance).
-func (g *kgen) accumulate(d ir.DType, acc, x value.Value) value.Value {
+func (g *kernelBuilder) accumulate(d ir.DType, acc, x value.Value) value.Value {
 	if d.IsFloat() {
 		add := g.b.NewFAdd(acc, g.toDouble(x))
 		add.FastMathFlags = []enum.FastMathFlag{enum.FastMathFlagReassoc}
@@ -35,7 +35,7 @@ func (g *kgen) accumulate(d ir.DType, acc, x value.Value) value.Value {
 }
 
 // finishSum rounds an accumulated sum to d's compute value.
-func (g *kgen) finishSum(d ir.DType, acc value.Value) value.Value {
+func (g *kernelBuilder) finishSum(d ir.DType, acc value.Value) value.Value {
 	if d.IsFloat() {
 		return g.roundDouble(d, acc)
 	}
@@ -44,7 +44,7 @@ func (g *kgen) finishSum(d ir.DType, acc value.Value) value.Value {
 
 // nestedLoops runs body over every combination of loop indices for the
 // given sizes, the last innermost.
-func (g *kgen) nestedLoops(name string, sizes []int, body func(ix []value.Value)) {
+func (g *kernelBuilder) nestedLoops(name string, sizes []int, body func(ix []value.Value)) {
 	var rec func(k int, ix []value.Value)
 	rec = func(k int, ix []value.Value) {
 		if k == len(sizes) {
@@ -61,7 +61,7 @@ func (g *kgen) nestedLoops(name string, sizes []int, body func(ix []value.Value)
 // emitFlat emits a kernel whose parallel range is the flattened result,
 // each call computing its elements one by one (reduce and dot roots, which
 // loop inside every element).
-func (g *kgen) emitFlat(v *ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) emitFlat(v *ir.Value) (extent, cost int64) {
 	n := int64(v.Type.Shape.NumElements())
 	if n == 0 {
 		return 0, 1
@@ -78,7 +78,7 @@ func (g *kgen) emitFlat(v *ir.Value) (extent, cost int64) {
 // may reassociate the float sums (see accumulate). Sums accumulate in
 // double for floats; max starts from -inf (the integer minimum) and
 // propagates NaN as Go's math.Max.
-func (g *kgen) elemReduce(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemReduce(v *ir.Value, ix *index) value.Value {
 	x := v.Args[0]
 	d := v.Type.DType
 	reduced := make([]bool, x.Type.Rank())
@@ -132,29 +132,16 @@ func zeroAcc(d ir.DType) value.Value {
 	return zeroValue(d)
 }
 
-// emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post, the
-// parallel range is the outer·n result rows; each call owns its rows, so
-// there are no races. A call reads the updates once in order of j, adding
-// update row (o, j) into row (o, clamp(idx[j])) when that row is one of its
-// own, in an accumulator (double for floats, the integer type otherwise),
-// and rounds once: every element sums its updates in order of j, as the
-// interpreter. Each call reads all the indices, so the work is calls·m +
-// m·|post|, not rows·m.
-//
-// With fewer updates than table rows (m < n), the accumulators are one
-// heap row per update row that hits the call's rows (at most outer·m of
-// them, the size of the updates, however large the table: a language
-// model's logits gradient has vocab·tokens elements and one update per
-// token; its scatter went from 600-700 to 106 µs in config S). The call
-// zeroes its rows of the result, then
-// marks each row an update hits with its accumulator's number + 1 in the
-// bits of the row's first element (an integer as wide as an element), and
-// at the end writes each accumulated row over its mark. Otherwise (an
-// embedding's gradient), or for a table of 1- or 2-byte elements, too
-// narrow for the marks, the call has one accumulator row per table row it
-// owns. A null malloc reports "xlc: out of memory in
-// <kernel>" on stderr and aborts.
-func (g *kgen) emitScatterAdd(v *ir.Value) (extent, cost int64) {
+// emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post,
+// the range is the outer·n table rows, each owned by one call (no races).
+// A call reads the updates in order of j, adds update row (o, j) into row
+// (o, clamp(idx[j])) when that row is its own, in an accumulator (double
+// for floats, else the integer type), and rounds once, as the interpreter.
+// With fewer updates than table rows, there is one accumulator per update
+// row hitting the call's rows, found through a mark in the hit row's first
+// element; otherwise (or for 1- and 2-byte elements) one per row it owns. When they cannot be allocated the kernel stops with "xlc: out of
+// memory in <kernel>".
+func (g *kernelBuilder) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	upd, idx := v.Args[0], v.Args[1]
 	d := v.Type.DType
 	axis := v.Attrs.Int("axis")
@@ -273,7 +260,7 @@ const columnTile = 256
 // outside and the result index inside, so that the inner loop reads x
 // contiguously and vectorizes (emitColumnSums). It reports false, emitting
 // nothing, for other reductions.
-func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
+func (g *kernelBuilder) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 	if !leadingAxes(v) {
 		return 0, 0, false
 	}
@@ -289,7 +276,7 @@ func (g *kgen) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool) {
 // values, computed once for all sums. Each element's sum runs over the
 // reduced index in order (the loop vectorizes across elements, not within
 // one sum).
-func (g *kgen) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
 	v := vs[0]
 	axes := v.Attrs.Ints("axes")
 	for _, w := range vs {

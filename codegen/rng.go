@@ -11,7 +11,7 @@ import (
 )
 
 // philox emits Philox4x32-10 of key (k0, k1) and counter c (i32 values).
-func (g *kgen) philox(k0, k1 value.Value, c [4]value.Value) [4]value.Value {
+func (g *kernelBuilder) philox(k0, k1 value.Value, c [4]value.Value) [4]value.Value {
 	b := g.b
 	for r := 0; r < 10; r++ {
 		if r > 0 {
@@ -30,7 +30,7 @@ func (g *kgen) philox(k0, k1 value.Value, c [4]value.Value) [4]value.Value {
 }
 
 // rngSetup returns the key words of an rng instruction's seed operand.
-func (g *kgen) rngKey(v *ir.Value) (k0, k1 value.Value) {
+func (g *kernelBuilder) rngKey(v *ir.Value) (k0, k1 value.Value) {
 	seed := g.elem(v.Args[0], atDims(ir.Shape{}, nil))
 	k0 = g.b.NewTrunc(seed, types.I32)
 	k1 = g.b.NewTrunc(g.b.NewLShr(seed, i64c(32)), types.I32)
@@ -39,7 +39,7 @@ func (g *kgen) rngKey(v *ir.Value) (k0, k1 value.Value) {
 
 // rngUniforms returns the four uniforms (doubles in [0, 1), 32 random bits
 // each) of Philox block blk of v's stream.
-func (g *kgen) rngUniforms(v *ir.Value, k0, k1, blk value.Value) [4]value.Value {
+func (g *kernelBuilder) rngUniforms(v *ir.Value, k0, k1, blk value.Value) [4]value.Value {
 	stream := uint64(int64(v.Attrs.Int("stream")))
 	b := g.b
 	ctr := [4]value.Value{
@@ -56,7 +56,7 @@ func (g *kgen) rngUniforms(v *ir.Value, k0, k1, blk value.Value) [4]value.Value 
 
 // boxMuller returns r·cos(2π u1) and r·sin(2π u1) with r = sqrt(-2 ln(1-u0)),
 // as interp.Normal.
-func (g *kgen) boxMuller(u0, u1 value.Value) (z0, z1 value.Value) {
+func (g *kernelBuilder) boxMuller(u0, u1 value.Value) (z0, z1 value.Value) {
 	b := g.b
 	l := g.callF("log", false, b.NewFSub(fconst(types.Double, 1), u0))
 	r := g.callF("sqrt", false, b.NewFMul(fconst(types.Double, -2), l))
@@ -66,7 +66,7 @@ func (g *kgen) boxMuller(u0, u1 value.Value) (z0, z1 value.Value) {
 
 // rngRound rounds a double from the stream to v's dtype; uniform values that
 // round up to 1 become the largest value below 1, as the interpreter.
-func (g *kgen) rngRound(v *ir.Value, x value.Value) value.Value {
+func (g *kernelBuilder) rngRound(v *ir.Value, x value.Value) value.Value {
 	d := v.Type.DType
 	x = g.roundDouble(d, x)
 	if v.Attrs.String("dist") == "normal" {
@@ -80,7 +80,7 @@ func (g *kgen) rngRound(v *ir.Value, x value.Value) value.Value {
 
 // elemRng computes one element i of an rng: word i%4 of block i/4 (uniform),
 // or the cosine (even i) or sine (odd i) of the pair i&^1 (normal).
-func (g *kgen) elemRng(v *ir.Value, ix *index) value.Value {
+func (g *kernelBuilder) elemRng(v *ir.Value, ix *index) value.Value {
 	b := g.b
 	k0, k1 := g.rngKey(v)
 	lin := g.linear(ix)
@@ -109,7 +109,7 @@ func (g *kgen) elemRng(v *ir.Value, ix *index) value.Value {
 // stream low, stream high), so value i is word i%4 of block i/4, as
 // interp.Uniform. Normal values come in pairs from the same block by
 // Box–Muller, as interp.Normal.
-func (g *kgen) emitRng(v *ir.Value) (extent, cost int64) {
+func (g *kernelBuilder) emitRng(v *ir.Value) (extent, cost int64) {
 	d := v.Type.DType
 	n := int64(v.Type.Shape.NumElements())
 	if n == 0 {

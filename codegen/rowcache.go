@@ -30,14 +30,14 @@ type rowCache struct {
 }
 
 // at addresses element i of the cache.
-func (g *kgen) cacheAt(c *rowCache, i value.Value) value.Value {
+func (g *kernelBuilder) cacheAt(c *rowCache, i value.Value) value.Value {
 	return g.b.NewGetElementPtr(c.typ, c.arr, i64c(0), i)
 }
 
 // planRowCaches picks the values of kernel g's row plan p worth caching: f32
 // values of the rows' shape, computed with a transcendental, that both a
 // reduction's operand and a result written per element are computed from.
-func (g *kgen) planRowCaches(p *rowPlan, perElem []int, rowLen int64) {
+func (g *kernelBuilder) planRowCaches(p *rowPlan, perElem []int, rowLen int64) {
 	g.rowCaches, g.rowCacheOrder = nil, nil
 	if rowLen > maxCachedRow || len(perElem) == 0 {
 		return
@@ -115,7 +115,7 @@ func costly(v *ir.Value, row map[*ir.Value]bool) bool {
 
 // rowLocal is the index within one row of the reduced-axes indices ri
 // (sizes, the reduced axes' sizes, in order).
-func (g *kgen) rowLocal(sizes []int, ri []value.Value) value.Value {
+func (g *kernelBuilder) rowLocal(sizes []int, ri []value.Value) value.Value {
 	var lin value.Value = i64c(0)
 	for k, r := range ri {
 		if k == 0 {
@@ -131,7 +131,7 @@ func (g *kgen) rowLocal(sizes []int, ri []value.Value) value.Value {
 // local, the cached values that the loop computed at the index ix (every
 // reduction of the row runs before the writing loop, so a cache one of them
 // fills is full there; a second one storing the same values is harmless).
-func (g *kgen) fillRowCaches(ix *index, local value.Value) {
+func (g *kernelBuilder) fillRowCaches(ix *index, local value.Value) {
 	for _, v := range g.rowCacheOrder {
 		c := g.rowCaches[v]
 		x, ok := g.cache[elemKey{v, ix}]
@@ -145,7 +145,7 @@ func (g *kgen) fillRowCaches(ix *index, local value.Value) {
 
 // cachedAt loads v's cached element when the writing loop asks for it at
 // its own index.
-func (g *kgen) cachedAt(v *ir.Value, ix *index) (value.Value, bool) {
+func (g *kernelBuilder) cachedAt(v *ir.Value, ix *index) (value.Value, bool) {
 	c, ok := g.rowCaches[v]
 	if !ok || !c.filled || ix != g.rowIx {
 		return nil, false

@@ -119,7 +119,7 @@ func (p *rowPlan) keptOf(s ir.Shape, dims []int) []int {
 // kernel's results: per row, the row values, then the results with one
 // value per row are stored, then one loop over the row's elements computes
 // and stores the results of the rows' shape.
-func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
+func (g *kernelBuilder) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
 	n := int64(p.rows.NumElements())
 	if n == 0 {
 		return 0, 1
@@ -181,18 +181,16 @@ func (g *kgen) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost in
 	return n, 1 + int64(instrs)*max(r, 1)
 }
 
-// rowMax computes one element of a float reduce_max v at ix (v's shape) as
-// elemReduce does, with the same result, in a form opt vectorizes: the
-// fold of Go's math.Max from -inf depends only on the set of elements
-// (+inf if there is one, else NaN if there is one, else the largest, +0
-// beating -0), so it is two integer reductions, which LLVM reassociates.
-// Each element's bits b become the key b ^ ((b >>a (w-1)) >>l 1), whose
-// signed order is the float order with -0 < +0; the running key maximum
-// (a NaN's key is the integer minimum) starts at -inf's key, and a flag
-// ors in whether an element is NaN. The result is the float of the maximum
-// key (the key map is its own inverse), except NaN (the NaN maxMin gives)
-// when some element is NaN and the maximum is not +inf.
-func (g *kgen) rowMax(v *ir.Value, ix *index) value.Value {
+// rowMax computes one element of a float reduce_max v at ix (v's shape)
+// with elemReduce's result in a form opt vectorizes. The fold of math.Max
+// from -inf depends only on the set of elements, so it is two integer
+// reductions, which LLVM reassociates: the maximum of the keys
+// b ^ ((b >>a (w-1)) >>l 1) of the elements' bits b, whose signed order is
+// the float order with -0 < +0 (a NaN's key is the integer minimum), and a
+// flag of whether some element is NaN. The result is the float of the
+// maximum key (the key map is its own inverse), or NaN when some element
+// is NaN and the maximum is not +inf.
+func (g *kernelBuilder) rowMax(v *ir.Value, ix *index) value.Value {
 	x := v.Args[0]
 	t := computeType(v.Type.DType)
 	it, w := types.I64, int64(64)

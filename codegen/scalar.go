@@ -12,6 +12,18 @@ import (
 	"xlc/runtime/interp"
 )
 
+// Semantics. f32 add, sub, mul, div, sqrt, recip, max, min, compares and
+// conversions are done in float, correctly rounded, so they equal the
+// interpreter's. f32 exp, log, tanh and erf are branch-free polynomials in
+// float that vectorize (vmath.go), within 2 ulps of Go's double function
+// rounded to float. sin, cos, rsqrt and pow are computed in double (libm,
+// or libmvec in vectorized loops, within 4 ulps of a double) and rounded
+// once, as the interpreter does. f16 and bf16 are computed in double and
+// rounded after every op with ir/scalar's rounding. Reductions, the naive
+// dot and scatter_add accumulate floats in double and integers in their own
+// type (wrapping) and round once; float sums may be reassociated
+// (vectorized partial sums), and the fast f32 dot accumulates in float.
+
 // fsuffix is the LLVM intrinsic suffix of a float compute type.
 func fsuffix(t types.Type) string {
 	if t.Equal(types.Float) {
@@ -23,7 +35,7 @@ func fsuffix(t types.Type) string {
 // callF calls the float function of one or two arguments: as the
 // target's lowering names it (mathSym), an LLVM intrinsic or, with libm
 // set, the C library's function.
-func (g *kgen) callF(name string, libm bool, args ...value.Value) value.Value {
+func (g *kernelBuilder) callF(name string, libm bool, args ...value.Value) value.Value {
 	t := args[0].Type()
 	ps := make([]types.Type, len(args))
 	for i := range ps {
@@ -53,7 +65,7 @@ var inDouble = map[ir.Op]bool{
 }
 
 // unary applies a unary elementwise op to x, a compute value of dtype d.
-func (g *kgen) unary(op ir.Op, d ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) unary(op ir.Op, d ir.DType, x value.Value) value.Value {
 	b := g.b
 	t := x.Type()
 	if !d.IsFloat() {
@@ -121,7 +133,7 @@ func (g *kgen) unary(op ir.Op, d ir.DType, x value.Value) value.Value {
 }
 
 // binary applies a binary elementwise op to compute values of dtype d.
-func (g *kgen) binary(op ir.Op, d ir.DType, x, y value.Value) value.Value {
+func (g *kernelBuilder) binary(op ir.Op, d ir.DType, x, y value.Value) value.Value {
 	b := g.b
 	t := x.Type()
 	if !d.IsFloat() {
@@ -185,7 +197,7 @@ func (g *kgen) binary(op ir.Op, d ir.DType, x, y value.Value) value.Value {
 
 // compare applies a compare op to compute values of dtype d; the result is
 // an i1. With NaN every compare but ne is false.
-func (g *kgen) compare(op ir.Op, d ir.DType, x, y value.Value) value.Value {
+func (g *kernelBuilder) compare(op ir.Op, d ir.DType, x, y value.Value) value.Value {
 	b := g.b
 	if d.IsFloat() {
 		p := map[ir.Op]enum.FPred{ir.OpEq: enum.FPredOEQ, ir.OpNe: enum.FPredUNE, ir.OpLt: enum.FPredOLT,
@@ -203,7 +215,7 @@ func (g *kgen) compare(op ir.Op, d ir.DType, x, y value.Value) value.Value {
 }
 
 // toDouble widens a float compute value to double (exactly).
-func (g *kgen) toDouble(x value.Value) value.Value {
+func (g *kernelBuilder) toDouble(x value.Value) value.Value {
 	if x.Type().Equal(types.Float) {
 		return g.b.NewFPExt(x, types.Double)
 	}
@@ -212,7 +224,7 @@ func (g *kgen) toDouble(x value.Value) value.Value {
 
 // roundDouble rounds the double x to the float dtype d, once, and returns
 // d's compute value.
-func (g *kgen) roundDouble(d ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) roundDouble(d ir.DType, x value.Value) value.Value {
 	switch d {
 	case ir.F32:
 		return g.b.NewFPTrunc(x, types.Float)
@@ -225,7 +237,7 @@ func (g *kgen) roundDouble(d ir.DType, x value.Value) value.Value {
 // roundHalf rounds the double x to the nearest f16 or bf16 value (ties to
 // even, overflow to ±inf, NaN stays NaN), returned as a double: as
 // interp.RoundF16/RoundBF16, through a round-to-odd step to float.
-func (g *kgen) roundHalf(d ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) roundHalf(d ir.DType, x value.Value) value.Value {
 	b := g.b
 	f := g.toOddF32(x)
 	if d == ir.F16 {
@@ -242,7 +254,7 @@ func (g *kgen) roundHalf(d ir.DType, x value.Value) value.Value {
 
 // toOddF32 rounds the double x to float with round-to-odd (truncate, set
 // the low bit when inexact), as interp's toOddF32.
-func (g *kgen) toOddF32(x value.Value) value.Value {
+func (g *kernelBuilder) toOddF32(x value.Value) value.Value {
 	b := g.b
 	r := b.NewFPTrunc(x, types.Float)
 	exact := b.NewFCmp(enum.FPredUEQ, b.NewFPExt(r, types.Double), x) // equal, or NaN
@@ -257,7 +269,7 @@ func (g *kgen) toOddF32(x value.Value) value.Value {
 
 // convert converts the compute value x of dtype from to dtype to, as the
 // convert op.
-func (g *kgen) convert(from, to ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) convert(from, to ir.DType, x value.Value) value.Value {
 	b := g.b
 	if from == to {
 		return x
@@ -290,7 +302,7 @@ func (g *kgen) convert(from, to ir.DType, x value.Value) value.Value {
 
 // intToFloat converts an integer (or bool) compute value to the float dtype
 // to with a single rounding, as interp.IntToFloat.
-func (g *kgen) intToFloat(from, to ir.DType, x value.Value) value.Value {
+func (g *kernelBuilder) intToFloat(from, to ir.DType, x value.Value) value.Value {
 	b := g.b
 	if from == ir.Bool {
 		return b.NewUIToFP(x, computeType(to)) // 0 or 1: exact everywhere
@@ -345,7 +357,7 @@ func minValue(d ir.DType) value.Value {
 // maxMin is Go's math.Max (isMax) or math.Min of two float compute values:
 // an infinity of the winning sign beats NaN, NaN beats everything else, and
 // max(-0, +0) = +0, min(-0, +0) = -0. Selects only, so it vectorizes.
-func (g *kgen) maxMin(isMax bool, x, y value.Value) value.Value {
+func (g *kernelBuilder) maxMin(isMax bool, x, y value.Value) value.Value {
 	b := g.b
 	t := x.Type()
 	it := types.I64

@@ -109,7 +109,7 @@ func TestShardedBuildCache(t *testing.T) {
 	t.Setenv("XLC_CACHE", t.TempDir())
 	p := compileText(t, shardCase)
 	t.Setenv("XLC_BUILD_SHARDS", "3")
-	so, err := Build(p.LL)
+	so, err := SharedObject(p.LL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestShardedBuildCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("XLC_BUILD_SHARDS", "1")
-	again, err := Build(p.LL)
+	again, err := SharedObject(p.LL)
 	if err != nil || again != so {
 		t.Fatalf("whole build after sharded: %q, %v; want %q", again, err, so)
 	}
@@ -144,7 +144,7 @@ func TestShardedBuildCache(t *testing.T) {
 	t.Setenv("XLC_CACHE", t.TempDir())
 	t.Setenv("XLC_BUILD_SHARDS", "2")
 	bad := "define void @f() {\n  ret void\n}\n\ndefine void @g() {\n  %x = add i32 1\n  ret void\n}\n"
-	if _, err := Build(bad); err == nil || !strings.Contains(err.Error(), "opt-19 failed") {
+	if _, err := SharedObject(bad); err == nil || !strings.Contains(err.Error(), "opt-19 failed") {
 		t.Errorf("bad shard: err = %v", err)
 	}
 }

@@ -60,10 +60,10 @@ func f32c(u uint32) value.Value {
 // fc is the float constant x (exact in float).
 func fc(x float32) value.Value { return fconst(types.Float, float64(x)) }
 
-func (g *kgen) fma(a, b, c value.Value) value.Value { return g.callF("fma", false, a, b, c) }
+func (g *kernelBuilder) fma(a, b, c value.Value) value.Value { return g.callF("fma", false, a, b, c) }
 
 // horner is P(t) = c[0] + t·(c[1] + t·(...)) with fmas.
-func (g *kgen) horner(c []uint32, t value.Value) value.Value {
+func (g *kernelBuilder) horner(c []uint32, t value.Value) value.Value {
 	p := f32c(c[len(c)-1])
 	for k := len(c) - 2; k >= 0; k-- {
 		p = g.fma(p, t, f32c(c[k]))
@@ -72,12 +72,12 @@ func (g *kgen) horner(c []uint32, t value.Value) value.Value {
 }
 
 // fselect is select(x pred y, a, b) on floats.
-func (g *kgen) fselect(pred enum.FPred, x, y, a, b value.Value) value.Value {
+func (g *kernelBuilder) fselect(pred enum.FPred, x, y, a, b value.Value) value.Value {
 	return g.b.NewSelect(g.b.NewFCmp(pred, x, y), a, b)
 }
 
 // vmath computes the f32 op (in vmathF32) of x.
-func (g *kgen) vmath(op ir.Op, x value.Value) value.Value {
+func (g *kernelBuilder) vmath(op ir.Op, x value.Value) value.Value {
 	switch op {
 	case ir.OpExp:
 		return g.expF32(x)
@@ -94,7 +94,7 @@ func (g *kgen) vmath(op ir.Op, x value.Value) value.Value {
 // (ln2 split into float hi and lo parts), e^r = 1 + r + r²·P(r), and the
 // scale by 2^n in two factors 2^⌊n/2⌋·2^(n-⌊n/2⌋), both normal, so that
 // subnormal results round once and 2^128 overflows to +inf.
-func (g *kgen) expCore(x value.Value) value.Value {
+func (g *kernelBuilder) expCore(x value.Value) value.Value {
 	b := g.b
 	magic := fc(expMagic)
 	t := g.fma(x, fc(float32(math.Log2E)), magic)
@@ -119,7 +119,7 @@ func (g *kgen) expCore(x value.Value) value.Value {
 // a masked score (-1e9) would otherwise scale through a subnormal, which
 // costs a microcode assist per element on Intel cores. Max error 1 ulp
 // (1.006).
-func (g *kgen) expF32(x value.Value) value.Value {
+func (g *kernelBuilder) expF32(x value.Value) value.Value {
 	under := g.b.NewFCmp(enum.FPredOLT, x, fc(-104))
 	xc := g.fselect(enum.FPredOGT, x, fc(89), fc(89), x)
 	xc = g.b.NewSelect(under, fc(0), xc)
@@ -131,7 +131,7 @@ func (g *kgen) expF32(x value.Value) value.Value {
 // boundary there), f = m - 1 (exact), log(1+f) = f - f²/2 + f³·P(f), plus
 // e·ln2 in two fmas (ln2 split). 0 and -0 give -inf, x < 0 NaN, +inf +inf,
 // NaN NaN. Max error 1 ulp (0.93).
-func (g *kgen) logF32(x value.Value) value.Value {
+func (g *kernelBuilder) logF32(x value.Value) value.Value {
 	b := g.b
 	sub := b.NewFCmp(enum.FPredOLT, x, fc(0x1p-126))
 	xs := b.NewSelect(sub, b.NewFMul(x, fc(0x1p23)), x)
@@ -154,7 +154,7 @@ func (g *kgen) logF32(x value.Value) value.Value {
 // tanhF32 is tanh x, computed for a = |x| and given x's sign (so tanh(-0)
 // is -0): a + a³·P(a²) for a < 0.625, else 1 - 2/(e^2a + 1) with expCore
 // of 2·min(a, 9.5) (1 beyond, as rounding gives). Max error 1 ulp (1.31).
-func (g *kgen) tanhF32(x value.Value) value.Value {
+func (g *kernelBuilder) tanhF32(x value.Value) value.Value {
 	b := g.b
 	a := g.callF("fabs", false, x)
 	a2 := b.NewFMul(a, a)
@@ -171,7 +171,7 @@ func (g *kgen) tanhF32(x value.Value) value.Value {
 // keeps full accuracy; else 1 - e^Q(a-0.875) with Q fitted to log erfc on
 // [0.875, 4] and a clamped to 4 (erf rounds to 1 beyond 3.92). Max error
 // 1 ulp (1.03).
-func (g *kgen) erfF32(x value.Value) value.Value {
+func (g *kernelBuilder) erfF32(x value.Value) value.Value {
 	b := g.b
 	a := g.callF("fabs", false, x)
 	t := b.NewFMul(a, a)

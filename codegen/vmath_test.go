@@ -164,7 +164,7 @@ func runF32(t *testing.T, src string, xs []float32, results int) [][]float32 {
 	t.Helper()
 	t.Setenv("XLC_CACHE", t.TempDir())
 	p := compileText(t, src)
-	so, err := Build(p.LL)
+	so, err := SharedObject(p.LL)
 	if err != nil {
 		t.Fatal(err)
 	}

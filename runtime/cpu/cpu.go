@@ -91,7 +91,7 @@ var _ runtime.Backend = Backend{}
 // Name is "cpu".
 func (Backend) Name() string { return "cpu" }
 
-// Load compiles f (codegen.Compile, codegen.Build, dlopen) and allocates its
+// Load compiles f (codegen.Compile, codegen.SharedObject, dlopen) and allocates its
 // buffers. The caller closes the result.
 func (b Backend) Load(f *ir.Func) (runtime.Executable, error) {
 	return b.LoadExec(f)
@@ -113,7 +113,7 @@ func (b Backend) LoadExec(f *ir.Func) (*Executable, error) {
 	for _, w := range prog.Warnings {
 		fmt.Fprintln(os.Stderr, "xlc: warning: cpu:", w)
 	}
-	so, err := codegen.Build(prog.LL)
+	so, err := codegen.SharedObject(prog.LL)
 	if err != nil {
 		return nil, err
 	}

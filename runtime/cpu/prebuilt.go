@@ -13,7 +13,7 @@ import (
 	"xlc/runtime"
 )
 
-// Lib is a shared object built earlier (by codegen.Build) from
+// Lib is a shared object built earlier (by codegen.SharedObject) from
 // codegen.Compile(f, codegen.Options{Target: t})'s module, for loading
 // without the LLVM toolchain.
 type Lib struct {

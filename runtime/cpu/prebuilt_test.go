@@ -20,7 +20,7 @@ func TestPrebuiltTempRemoved(t *testing.T) {
   return %0
 }`, "")
 	t.Setenv("XLC_CACHE", t.TempDir())
-	path, err := codegen.Build(prog.LL)
+	path, err := codegen.SharedObject(prog.LL)
 	if err != nil {
 		t.Fatal(err)
 	}

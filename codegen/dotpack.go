@@ -1,0 +1,172 @@
+package codegen
+
+import (
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+)
+
+// Packing: the copies of B's panels and A's blocks the micro-kernels read.
+
+// packB copies B[pc:pc+kc, jc:jc+nc] into bpack: sliver jr/NR at
+// bpack + jr·kc, holding NR floats for each k (zero past column nc).
+func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
+	s, p := g.s, g.p
+	N, ldb := int64(s.N), g.ldb
+	nrem := int(N) % p.NR
+	g.loopStep("pbj", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
+		dst := g.gep(bpack, g.mul(jr, kc))
+		col := g.add(jc, jr)
+		if !s.TransB {
+			src := g.gep(B, g.add(g.mulc(pc, ldb), col))
+			copyRows := func(cols int) {
+				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
+					sp := g.gep(src, g.mulc(k, ldb))
+					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
+					vw := g.t.Vec
+					for v := 0; v < p.NR/vw; v++ {
+						var x value.Value
+						switch n := cols - vw*v; {
+						case n >= vw:
+							x = g.loadV(g.gep(sp, gemmI64(int64(vw*v))), 4)
+						case n > 0:
+							x = g.maskedLoad(g.gep(sp, gemmI64(int64(vw*v))), g.mask(n))
+						default:
+							x = constant.NewZeroInitializer(g.vec())
+						}
+						g.storeV(x, g.gep(dp, gemmI64(int64(vw*v))), 4*vw)
+					}
+				})
+			}
+			if nrem == 0 {
+				copyRows(p.NR)
+				return
+			}
+			g.ifElse("pbfull", g.le(g.addc(jr, int64(p.NR)), nc),
+				func() { copyRows(p.NR) }, func() { copyRows(nrem) })
+			return
+		}
+		// B stored N×K: column j of B is row j of the buffer. Full slivers
+		// go by Vec×Vec blocks transposed in registers; the k remainder and
+		// the partial sliver element by element.
+		src := g.gep(B, g.add(g.mulc(col, ldb), pc))
+		scalar := func(cols int, k0 value.Value) {
+			for j := 0; j < p.NR; j++ {
+				dj := g.gep(dst, gemmI64(int64(j)))
+				if j >= cols {
+					g.loopStep("pbz", k0, kc, 1, func(k value.Value) {
+						g.storeF(constant.NewFloat(gemmF32, 0), g.gep(dj, g.mulc(k, int64(p.NR))))
+					})
+					continue
+				}
+				sj := g.gep(src, gemmI64(int64(j)*ldb))
+				g.loopStep("pbt", k0, kc, 1, func(k value.Value) {
+					g.storeF(g.loadF(g.gep(sj, k)), g.gep(dj, g.mulc(k, int64(p.NR))))
+				})
+			}
+		}
+		full := func() {
+			vw := g.t.Vec
+			kv := g.sub(kc, g.cur.NewSRem(kc, gemmI64(int64(vw))))
+			g.loopStep("pbv", gemmI64(0), kv, int64(vw), func(k value.Value) {
+				for jg := 0; jg < p.NR/vw; jg++ {
+					rows := make([]value.Value, vw)
+					for r := range rows {
+						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*vw+r)*ldb)), 4)
+					}
+					rows = g.transpose(rows)
+					dk := g.gep(dst, g.addc(g.mulc(k, int64(p.NR)), int64(jg*vw)))
+					for r := range rows {
+						g.storeV(rows[r], g.gep(dk, gemmI64(int64(r*p.NR))), 4*vw)
+					}
+				}
+			})
+			scalar(p.NR, kv)
+		}
+		if nrem == 0 {
+			full()
+			return
+		}
+		g.ifElse("pbfull", g.le(g.addc(jr, int64(p.NR)), nc),
+			full, func() { scalar(nrem, gemmI64(0)) })
+	})
+}
+
+// transpose transposes the Vec×Vec matrix whose rows are the vectors x:
+// log2(Vec) stages that swap the off-diagonal blocks of Vec/2, ..., 2, 1.
+func (g *gemmGen) transpose(x []value.Value) []value.Value {
+	n := g.t.Vec
+	for b := n / 2; b >= 1; b /= 2 {
+		lo := make([]constant.Constant, n)
+		hi := make([]constant.Constant, n)
+		for l := 0; l < n; l++ {
+			if l&b == 0 {
+				lo[l] = constant.NewInt(types.I32, int64(l))
+				hi[l] = constant.NewInt(types.I32, int64(l+b))
+			} else {
+				lo[l] = constant.NewInt(types.I32, int64(n+l-b))
+				hi[l] = constant.NewInt(types.I32, int64(n+l))
+			}
+		}
+		mlo := constant.NewVector(types.NewVector(uint64(n), types.I32), lo...)
+		mhi := constant.NewVector(types.NewVector(uint64(n), types.I32), hi...)
+		y := make([]value.Value, n)
+		for r := 0; r < n; r++ {
+			if r&b != 0 {
+				continue
+			}
+			y[r] = g.cur.NewShuffleVector(x[r], x[r+b], mlo)
+			y[r+b] = g.cur.NewShuffleVector(x[r], x[r+b], mhi)
+		}
+		x = y
+	}
+	return x
+}
+
+// packA copies A[ic:ic+mc, pc:pc+kc] into apack. A stored M×K: row r of
+// the block at apack + r·gemmLDA(MR, KC). A stored K×M: sliver ir/MR at
+// apack + ir·kc, holding MR floats for each k (only M mod MR of them in the
+// last sliver of the matrix).
+func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
+	s, p := g.s, g.p
+	M, lda := int64(s.M), g.lda
+	if !s.TransA {
+		ld := int64(gemmLDA(p.MR, p.KC))
+		g.loopStep("par", gemmI64(0), mc, 1, func(r value.Value) {
+			src := g.gep(A, g.add(g.mulc(g.add(ic, r), lda), pc))
+			dst := g.gep(apack, g.mulc(r, ld))
+			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
+				g.storeF(g.loadF(g.gep(src, k)), g.gep(dst, k))
+			})
+		})
+		return
+	}
+	mrem := int(M) % p.MR
+	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
+		dst := g.gep(apack, g.mul(ir, kc))
+		src := g.gep(A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
+		// Each k copies rows contiguous floats: by vectors, the last
+		// masked.
+		copyRows := func(rows int) {
+			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
+				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
+				sp := g.gep(src, g.mulc(k, lda))
+				for i := 0; i < rows; i += g.t.Vec {
+					n := min(g.t.Vec, rows-i)
+					si, di := g.gep(sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
+					if n == g.t.Vec {
+						g.storeV(g.loadV(si, 4), di, 4)
+						continue
+					}
+					g.maskedStore(g.maskedLoad(si, g.mask(n)), di, g.mask(n))
+				}
+			})
+		}
+		if mrem == 0 {
+			copyRows(p.MR)
+			return
+		}
+		g.ifElse("pafull", g.le(g.addc(ir, int64(p.MR)), mc),
+			func() { copyRows(p.MR) }, func() { copyRows(mrem) })
+	})
+}
