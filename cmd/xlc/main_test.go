@@ -106,12 +106,17 @@ func TestDumpAfter(t *testing.T) {
 func TestUserErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.xl")
 	os.WriteFile(bad, []byte("model m {\n  input a: f32[2]\n  output y = a + b\n}\n"), 0o644)
+	badTrain := filepath.Join(t.TempDir(), "train.xl")
+	os.WriteFile(badTrain, []byte("model m {\n  param w: f32[2] = zeros\n  output loss = sum(w)\n}\ntrain {\n  optimzer = \"sgd\"\n}\n"), 0o644)
 	cases := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"run", "nonexistent.xl"}, "no such file"},
-		{[]string{"build", "../../models/gpt.xl", "-D", "layerz=3"}, "unknown config key"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "layerz=3"}, "-D layerz: unknown config key (did you mean layers?)"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "optimzer=sgd"}, "-D optimzer: unknown config key (did you mean optimizer?)"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "bogus=1"}, "-D bogus: unknown config key (the model has: vocab, d,"},
+		{[]string{"build", badTrain}, "train.xl:6:3: unknown train setting optimzer (did you mean optimizer?)"},
 		{[]string{"build", "../../models/gpt.xl", "-D", "layers"}, "want -D key=value"},
 		{[]string{"build", bad}, "bad.xl:3:18: unknown name b"},
 		{[]string{"build"}, "want one model file"},
