@@ -43,6 +43,10 @@ type TrainOptions struct {
 	EvalBatches int
 	// Log receives the progress display.
 	Log io.Writer
+	// Losses names the step's results the progress line shows, in order
+	// (passes.LossNames: every task loss, then the combined objective);
+	// empty shows the first result.
+	Losses []string
 	// Meta is stored in every checkpoint (the model source and settings, so
 	// that xlc sample can rebuild the model).
 	Meta map[string]string
@@ -155,7 +159,7 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		if err := mw.Write(s+1, m); err != nil {
 			return nil, err
 		}
-		prog.Update(s+1, firstLoss(step, m), tps)
+		prog.Update(s+1, progressLosses(step, opt.Losses, m), tps)
 		res.Step, res.Last = s+1, m
 		if (s+1)%opt.CkptEvery == 0 && s+1 != opt.Steps {
 			if err := stepper.Sync(); err != nil {
@@ -341,13 +345,22 @@ func evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, opt T
 	return sums, nil
 }
 
-// firstLoss is the value shown on the progress line: the first result,
-// which BuildTrainStep makes the first task loss.
-func firstLoss(step *ir.Func, m map[string]float64) float64 {
-	if len(step.ResultNames) == 0 {
-		return math.NaN()
+// progressLosses picks the values the progress line shows from a step's
+// outputs m: those named in names, or the first result, which
+// BuildTrainStep makes the first task loss.
+func progressLosses(step *ir.Func, names []string, m map[string]float64) []Named {
+	if len(names) == 0 && len(step.ResultNames) > 0 {
+		names = step.ResultNames[:1]
 	}
-	return m[step.ResultNames[0]]
+	out := make([]Named, len(names))
+	for i, n := range names {
+		v, ok := m[n]
+		if !ok {
+			v = math.NaN()
+		}
+		out[i] = Named{n, v}
+	}
+	return out
 }
 
 // plotMetrics draws every loss series of metrics.jsonl into loss.png.

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"xlc/build"
 	"xlc/ir"
 	"xlc/parser"
+	"xlc/passes"
 	"xlc/runtime"
 	"xlc/runtime/cpu"
 )
@@ -84,6 +86,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume, StopAt: *stopAt,
 		Match:     []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
+		Losses: passes.LossNames(m.Step),
 	})
 	if err != nil {
 		return fmt.Errorf("xlc train: %v", err)
@@ -96,13 +99,34 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "the checkpoint in %s is already at step %d; nothing to do\n", *out, res.Step)
 		return nil
 	}
-	fmt.Fprintf(stdout, "step %d:", res.Step)
-	for _, k := range sortedKeys(res.Last) {
-		fmt.Fprintf(stdout, " %s=%.4g", k, res.Last[k])
-	}
-	fmt.Fprintf(stdout, "\ncheckpoint %s, metrics %s, plot %s\n",
+	fmt.Fprintf(stdout, "step %d:%s\ncheckpoint %s, metrics %s, plot %s\n",
+		res.Step, trainSummary(res.Last, passes.LossNames(m.Step)),
 		filepath.Join(*out, runtime.CheckpointName), filepath.Join(*out, "metrics.jsonl"), filepath.Join(*out, "loss.png"))
 	return nil
+}
+
+// trainSummary formats the last step's outputs: the losses first (each task's,
+// then the combined objective, named as in metrics.jsonl), then their
+// validation values, then every other metric in name order.
+func trainSummary(last map[string]float64, losses []string) string {
+	var b strings.Builder
+	shown := map[string]bool{}
+	show := func(k string) {
+		if v, ok := last[k]; ok && !shown[k] {
+			fmt.Fprintf(&b, " %s=%.4g", k, v)
+			shown[k] = true
+		}
+	}
+	for _, k := range losses {
+		show(k)
+	}
+	for _, k := range losses {
+		show("val_" + k)
+	}
+	for _, k := range sortedKeys(last) {
+		show(k)
+	}
+	return b.String()
 }
 
 // loadBundle reads a bundle (xlc build -o FILE.xlc) and returns the backend
