@@ -54,8 +54,10 @@ type TrainOptions struct {
 
 // TrainResult summarises a finished or interrupted run.
 type TrainResult struct {
-	Step        int64
-	Interrupted bool
+	Step int64
+	// Interrupted is set when ctx was cancelled (Ctrl-C), Stopped when the
+	// run ended at StopAt; both leave a checkpoint to resume.
+	Interrupted, Stopped bool
 	// Last holds the final step's scalar outputs and, when evaluated, val_loss.
 	Last         map[string]float64
 	TokensPerSec float64
@@ -170,8 +172,8 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 			}
 		}
 	}
-	if end < opt.Steps && res.Step == end {
-		res.Interrupted = true
+	if end < opt.Steps && res.Step == end && !res.Interrupted {
+		res.Stopped = true
 	}
 	prog.Finish()
 	if err := stepper.Sync(); err != nil {

@@ -91,8 +91,9 @@ func TestBuildEmitsVerifiableIR(t *testing.T) {
 }
 
 // TestDumpAfter checks --dump-after names files <func>_<seq>__<pass>.ir.
+// The folder is created, with its parents, when it does not exist.
 func TestDumpAfter(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "new", "dump")
 	if _, errs, code := xlc(t, "build", "../../models/mlp.xl", "--dump-after=simplify", "--dump-dir="+dir); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -122,6 +123,8 @@ func TestUserErrors(t *testing.T) {
 		{[]string{"build"}, "want one model file"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"build", "../../models/gpt.xl", "--emit=ptx"}, "only --emit=ir"},
+		{[]string{"train", "--bogus"}, "xlc train: flag provided but not defined: -bogus (see xlc train --help)"},
+		{[]string{"help", "nope"}, "xlc help: want one command name"},
 	}
 	for _, c := range cases {
 		_, errs, code := xlc(t, c.args...)

@@ -19,7 +19,7 @@ import (
 )
 
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("train", stderr)
+	fs := newFlags("train", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value or train setting: -D key=value (repeatable)")
 	data := fs.String("data", "", "a text file or a folder of text files (default: built-in generated text)")
@@ -35,7 +35,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
 	bundle := fs.String("bundle", "", "run a bundle written by xlc build -o FILE.xlc instead of a model file (no compiler needed)")
 	cpuName := fs.String("cpu", "", cpuFlagHelp)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
@@ -90,6 +90,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("xlc train: %v", err)
+	}
+	if res.Stopped {
+		fmt.Fprintf(stdout, "stopped at step %d (--stop-at); checkpoint saved in %s (continue with --resume)\n", res.Step, *out)
+		return nil
 	}
 	if res.Interrupted {
 		fmt.Fprintf(stdout, "interrupted at step %d; checkpoint saved in %s (continue with --resume)\n", res.Step, *out)

@@ -53,7 +53,7 @@ func TestResumeBitIdentical(t *testing.T) {
 	// horizon of 6 steps.
 	opts := []string{"-D", "pdrop=0.1", "-D", "warmup=0", "-D", "schedule=cosine", "--eval-every", "3", "--steps", "6"}
 	train(t, whole, opts...)
-	if out := train(t, split, append(opts, "--stop-at", "3")...); !strings.Contains(out, "interrupted at step 3") {
+	if out := train(t, split, append(opts, "--stop-at", "3")...); !strings.HasPrefix(out, "stopped at step 3 (--stop-at)") {
 		t.Errorf("--stop-at 3: %q", out)
 	}
 	train(t, split, append(opts, "--resume")...)
