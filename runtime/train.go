@@ -33,6 +33,14 @@ type TrainOptions struct {
 	// data), so that a resumed run is the run it continues.
 	Resume bool
 	Match  []string
+	// Without Resume, an OutDir that holds a run's files (a checkpoint,
+	// metrics or a plot) is refused, with what is there and how that run
+	// differs, unless Force: then they are deleted once every check has
+	// passed, before the first file is written.
+	Force bool
+	// NewDir says OutDir is a new run's folder (NextRunDir): Train creates
+	// it and fails if it exists by then, so two runs never share it.
+	NewDir bool
 	// StopAt, when positive, ends the run early at that step with a
 	// checkpoint, as Ctrl-C would, to be continued with Resume.
 	StopAt int64
@@ -81,6 +89,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	if opt.Log == nil {
 		opt.Log = io.Discard
 	}
+	if err := CheckOutDir(opt); err != nil {
+		return nil, err
+	}
 	state, err := startState(step, opt)
 	if err != nil {
 		return nil, err
@@ -114,10 +125,10 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	if _, err := BindInputs(eval, opt.Data, "val", opt.Seed, 0); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+	if err := makeOutDir(opt); err != nil {
 		return nil, err
 	}
-	mw, err := OpenMetrics(filepath.Join(opt.OutDir, "metrics.jsonl"), start)
+	mw, err := OpenMetrics(filepath.Join(opt.OutDir, MetricsName), start)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +197,27 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		return nil, err
 	}
 	return res, nil
+}
+
+// makeOutDir creates the output folder (NewDir: a new one, which must not
+// exist), or with Force clears it of the run it holds.
+func makeOutDir(opt TrainOptions) error {
+	if opt.NewDir {
+		if err := os.MkdirAll(filepath.Dir(opt.OutDir), 0o755); err != nil {
+			return err
+		}
+		if err := os.Mkdir(opt.OutDir, 0o755); err != nil {
+			return fmt.Errorf("%v (another run took the folder; run again)", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+		return err
+	}
+	if opt.Force && !opt.Resume {
+		return removeRunFiles(opt.OutDir)
+	}
+	return nil
 }
 
 // closeExe releases an executable that holds resources (native memory).
@@ -367,7 +399,7 @@ func progressLosses(step *ir.Func, names []string, m map[string]float64) []Named
 
 // plotMetrics draws every loss series of metrics.jsonl into loss.png.
 func plotMetrics(dir string) error {
-	rows, err := ReadMetrics(filepath.Join(dir, "metrics.jsonl"))
+	rows, err := ReadMetrics(filepath.Join(dir, MetricsName))
 	if err != nil {
 		return err
 	}
@@ -379,7 +411,7 @@ func plotMetrics(dir string) error {
 			}
 		}
 	}
-	return PlotLosses(filepath.Join(dir, "loss.png"), series, "loss")
+	return PlotLosses(filepath.Join(dir, PlotName), series, "loss")
 }
 
 func isLossName(k string) bool {

@@ -32,7 +32,7 @@ var commands = []struct{ name, help string }{
       for xlc train --bundle. Needs LLVM 19.
 `},
 	{"train", `  xlc train MODEL.xl [-D key=value]... [--data PATH] [--steps N] [--out DIR]
-            [--resume] [--seed S] [--stop-at N] [--eval-every N]
+            [--resume | --force] [--seed S] [--stop-at N] [--eval-every N]
             [--eval-batches N] [--ckpt-every N] [--backend auto|cpu|interp]
             [--cpu CPU] [--verify]
   xlc train --bundle FILE.xlc [--data PATH] [--steps N] [--out DIR] [--resume] ...
@@ -41,9 +41,12 @@ var commands = []struct{ name, help string }{
       code (cpu) for --cpu (default: this machine) when LLVM 19 is installed
       and otherwise warns and runs the reference interpreter (interp).
       --bundle runs a bundle's prebuilt kernels without the compiler or LLVM.
-      DIR receives checkpoint.safetensors, metrics.jsonl and loss.png.
-      Ctrl-C, or --stop-at N, stops with a checkpoint; --resume continues
-      bit-identically. --eval-every N validates on --eval-batches batches
+      DIR receives checkpoint.safetensors, metrics.jsonl and loss.png;
+      without --out each run gets a new folder, out/MODEL-N. A DIR that
+      holds a run's files is refused, saying how that run differs, unless
+      --resume continues it (bit-identically; without --out, the newest run
+      of the model) or --force replaces it. Ctrl-C, or --stop-at N, stops
+      with a checkpoint. --eval-every N validates on --eval-batches batches
       every N steps, --ckpt-every N checkpoints; --verify checks the IR
       after every pass. Train settings (optimizer, lr, combiner, ...) come
       from the model's train section and can be overridden with -D like
