@@ -40,7 +40,7 @@ func bind(e *elab, c *call, name string, names []string, required int) ([]any, e
 	for _, k := range c.kw {
 		i := indexOf(names, k.name)
 		if i < 0 {
-			return nil, e.errf(k.pos, "%s has no parameter %s (it takes %s)", name, k.name, strings.Join(names, ", "))
+			return nil, e.errf(k.pos, "%s", noParameter(name, k.name, names))
 		}
 		if set[i] {
 			return nil, e.errf(k.pos, "%s: argument %s given twice", name, k.name)

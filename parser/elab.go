@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"xlc/internal/suggest"
 	"xlc/ir"
 )
 
@@ -258,6 +259,13 @@ func (e *elab) config(m *Model, defines []Define, trainKeys map[string]bool) ([]
 		sort.Strings(unknown)
 		for _, s := range out {
 			have = append(have, s.Name)
+		}
+		cands := append([]string(nil), have...)
+		for k := range trainKeys {
+			cands = append(cands, k)
+		}
+		if h := suggest.Hint(unknown[0], cands); h != "" {
+			return nil, nil, commandLineError("-D " + unknown[0] + ": unknown config key" + h)
 		}
 		msg := fmt.Sprintf("-D %s: unknown config key (the model has: %s)", unknown[0], strings.Join(have, ", "))
 		if len(trainKeys) > 0 {

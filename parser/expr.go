@@ -7,6 +7,7 @@ import (
 
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"xlc/internal/suggest"
 	"xlc/ir"
 )
 
@@ -217,7 +218,7 @@ func (e *elab) primary(x *Primary, s *scope) (any, error) {
 		if b := builtins[*x.Name]; b != nil {
 			return b, nil
 		}
-		return nil, e.errf(x.Pos, "unknown name %s", *x.Name)
+		return nil, e.errf(x.Pos, "unknown name %s%s", *x.Name, suggest.Hint(*x.Name, namesInScope(s)))
 	case x.Paren != nil:
 		return e.expr(x.Paren, s)
 	case x.List != nil:
@@ -350,7 +351,11 @@ func (e *elab) callDef(cl *closure, c *call) (any, error) {
 			}
 			seg, explicit = n, true
 		default:
-			return nil, e.errf(k.pos, "%s has no parameter %s", d.Name, k.name)
+			params := make([]string, len(d.Args))
+			for i, a := range d.Args {
+				params[i] = a.Name
+			}
+			return nil, e.errf(k.pos, "%s", noParameter(d.Name, k.name, params, "name"))
 		}
 	}
 	for _, a := range d.Args {

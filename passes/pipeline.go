@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 
@@ -81,7 +82,7 @@ type Options struct {
 	// changed=false.
 	Check bool
 	// DumpAfter selects, by name, the passes after which f is written to
-	// DumpDir (default ".") as <func>_<seq>__<pass>.ir.
+	// DumpDir (default "."; created if need be) as <func>_<seq>__<pass>.ir.
 	DumpAfter *regexp.Regexp
 	DumpDir   string
 	// Passes names the passes to run, in pipeline order; nil runs them all
@@ -142,6 +143,9 @@ func run(f *ir.Func, opt Options, table []pass) error {
 				dir = "."
 			}
 			name := fmt.Sprintf("%s_%02d__%s.ir", f.Name, seq, p.name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("after pass %s: %v", p.name, err)
+			}
 			if err := atomicfile.Write(filepath.Join(dir, name), []byte(f.String()), 0o644); err != nil {
 				return fmt.Errorf("after pass %s: %v", p.name, err)
 			}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"xlc/internal/suggest"
 )
 
 // TrainConfig is the train section of a model after command-line overrides.
@@ -236,6 +238,9 @@ func (c *TrainConfig) Set(key string, v any) error {
 		return positive(&c.ScaleInit)
 	case "scale_interval":
 		return integer(&c.ScaleInterval, 1)
+	}
+	if h := suggest.Hint(key, TrainKeys()); h != "" {
+		return fmt.Errorf("unknown train setting %s%s", key, h)
 	}
 	return fmt.Errorf("unknown train setting %s (known: %s)", key, strings.Join(TrainKeys(), ", "))
 }

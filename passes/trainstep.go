@@ -25,9 +25,10 @@ import (
 //   - the other results are, in order, the task losses (the outputs named
 //     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
 //     metrics: where they apply input_penalty.<task> and
-//     param_penalty.<task>, weight.<task> (several tasks), then grad_norm,
-//     lr, and with loss scaling finite (dynamic only) and scale (the loss
-//     scale used);
+//     param_penalty.<task>; with several tasks objective (Σ w_i·L_i of the
+//     penalised losses and the weights the combiner applied) and
+//     weight.<task>; then grad_norm, lr, and with loss scaling finite
+//     (dynamic only) and scale (the loss scale used);
 //   - with dynamic loss scaling a non-finite gradient leaves every parameter
 //     and optimizer state unchanged and halves the scale; the step counter
 //     still advances, so the schedule moves on.
@@ -123,16 +124,7 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 		if _, weights, err = Combine(b, st, cfg, step, objs, hgrads); err != nil {
 			return err
 		}
-		var total *ir.Value
-		for i, obj := range objs {
-			term := b.Binary(ir.OpMul, b.Unary(ir.OpStopGradient, b.Convert(weights[i], obj.Type.DType)), obj)
-			if total == nil {
-				total = term
-			} else {
-				total = b.Binary(ir.OpAdd, total, term)
-			}
-		}
-		if combined, err = backward(total, params); err != nil {
+		if combined, err = backward(weightedSum(b, weights, objs), params); err != nil {
 			return err
 		}
 		checked = append(checked, combined...)
@@ -149,6 +141,7 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	}
 
 	if len(tasks) > 1 {
+		m.add("objective", weightedSum(b, weights, objs))
 		for i, w := range weights {
 			m.add("weight."+taskNames[i], w)
 		}
@@ -181,7 +174,10 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	names := append(append(append([]string{}, taskNames...), otherNames...), m.names...)
 	vals := append(append(append([]*ir.Value{}, tasks...), others...), m.vals...)
 	seen := map[string]bool{}
-	for _, n := range names {
+	for i, n := range names {
+		if seen[n] && i >= len(taskNames)+len(otherNames) {
+			return fmt.Errorf("output %s has the name of a train-step metric", n)
+		}
 		seen[n] = true
 	}
 	for _, n := range stateNames {
@@ -282,6 +278,40 @@ func updateScale(b *ir.Builder, st *StateSet, cfg *TrainConfig, s, finite *ir.Va
 	grown := b.Select(grow, b.Binary(ir.OpMul, s, two), s)
 	st.Set("loss_scale", b.Select(finite, grown, b.Binary(ir.OpDiv, s, two)))
 	st.Set("loss_scale.good", b.Select(grow, zero, next))
+}
+
+// LossNames lists the results of a train step from BuildTrainStep that
+// measure training, for a progress line: every task loss, then, with
+// several tasks, the combined objective.
+func LossNames(step *ir.Func) []string {
+	var tasks []string
+	for _, n := range step.ResultNames {
+		if t, ok := strings.CutPrefix(n, "weight."); ok {
+			tasks = append(tasks, t)
+		}
+	}
+	if len(tasks) > 1 && step.Result("objective") != nil {
+		return append(tasks, "objective")
+	}
+	if len(step.ResultNames) == 0 {
+		return nil
+	}
+	return []string{step.ResultNames[0]}
+}
+
+// weightedSum is the combined objective Σ sg(w_i)·obj_i: its gradient is
+// the combined gradient, the weights taken as constants.
+func weightedSum(b *ir.Builder, weights, objs []*ir.Value) *ir.Value {
+	var total *ir.Value
+	for i, obj := range objs {
+		term := b.Binary(ir.OpMul, b.Unary(ir.OpStopGradient, b.Convert(weights[i], obj.Type.DType)), obj)
+		if total == nil {
+			total = term
+		} else {
+			total = b.Binary(ir.OpAdd, total, term)
+		}
+	}
+	return total
 }
 
 type metrics struct {

@@ -173,11 +173,9 @@ func decodeCheckpoint(data []byte) (map[string]*interp.Tensor, map[string]string
 	if err != nil {
 		return nil, nil, fmt.Errorf("bad header: %v", err)
 	}
-	meta := map[string]string{}
-	if rawMeta != nil {
-		if err := json.Unmarshal(rawMeta, &meta); err != nil || meta == nil {
-			return nil, nil, fmt.Errorf("bad header: __metadata__ is not an object of strings")
-		}
+	meta, err := decodeMeta(rawMeta)
+	if err != nil {
+		return nil, nil, err
 	}
 	var list []stTensor
 	var total int64
@@ -357,4 +355,46 @@ func decodeTensor(t ir.Type, b []byte) (*interp.Tensor, error) {
 		}
 	}
 	return x, nil
+}
+
+// CheckpointMeta reads only the metadata of the checkpoint at path (the
+// header, not the tensors), to describe the run that wrote it.
+func CheckpointMeta(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var n [8]byte
+	if _, err := io.ReadFull(f, n[:]); err != nil {
+		return nil, fmt.Errorf("%s: truncated: too short for the 8-byte header length", path)
+	}
+	hlen := binary.LittleEndian.Uint64(n[:])
+	if st, err := f.Stat(); err != nil || hlen > uint64(st.Size()-8) {
+		return nil, fmt.Errorf("%s: truncated: header length %d exceeds the file", path, hlen)
+	}
+	header := make([]byte, hlen)
+	if _, err := io.ReadFull(f, header); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	_, rawMeta, err := parseHeader(header)
+	if err != nil {
+		return nil, fmt.Errorf("%s: bad header: %v", path, err)
+	}
+	meta, err := decodeMeta(rawMeta)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return meta, nil
+}
+
+// decodeMeta decodes the raw __metadata__ value of a header (nil: none).
+func decodeMeta(raw json.RawMessage) (map[string]string, error) {
+	meta := map[string]string{}
+	if raw != nil {
+		if err := json.Unmarshal(raw, &meta); err != nil || meta == nil {
+			return nil, fmt.Errorf("bad header: __metadata__ is not an object of strings")
+		}
+	}
+	return meta, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -52,22 +53,33 @@ var isTerminal = func(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// Update reports that step steps of total are done, with the latest loss and
+// Named is a value shown on the progress line under its name.
+type Named struct {
+	Name  string
+	Value float64
+}
+
+// Update reports that step steps of total are done, with the latest losses
+// (each task's and the combined objective, named as in metrics.jsonl) and
 // throughput; the ETA extrapolates the time per step since NewProgress.
-func (p *Progress) Update(step int64, loss, tokensPerSec float64) {
+func (p *Progress) Update(step int64, losses []Named, tokensPerSec float64) {
 	p.last = step
 	eta := "?"
 	if done := step - p.start; done > 0 {
 		left := time.Duration(float64(time.Since(p.t0)) / float64(done) * float64(p.total-step))
 		eta = left.Round(time.Second).String()
 	}
-	status := fmt.Sprintf("loss %.4f  %.0f tok/s  eta %s", loss, tokensPerSec, eta)
+	var status strings.Builder
+	for _, l := range losses {
+		fmt.Fprintf(&status, "%s %.4f  ", l.Name, l.Value)
+	}
+	fmt.Fprintf(&status, "%.0f tok/s  eta %s", tokensPerSec, eta)
 	if p.bar != nil {
-		p.bar.Describe(status)
+		p.bar.Describe(status.String())
 		p.bar.Set64(step)
 		return
 	}
-	p.line = fmt.Sprintf("step %d/%d  %s\n", step, p.total, status)
+	p.line = fmt.Sprintf("step %d/%d  %s\n", step, p.total, status.String())
 	p.printed = (step-p.start)%p.every == 0 || step == p.total
 	if p.printed {
 		io.WriteString(p.w, p.line)

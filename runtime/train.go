@@ -33,6 +33,14 @@ type TrainOptions struct {
 	// data), so that a resumed run is the run it continues.
 	Resume bool
 	Match  []string
+	// Without Resume, an OutDir that holds a run's files (a checkpoint,
+	// metrics or a plot) is refused, with what is there and how that run
+	// differs, unless Force: then they are deleted once every check has
+	// passed, before the first file is written.
+	Force bool
+	// NewDir says OutDir is a new run's folder (NextRunDir): Train creates
+	// it and fails if it exists by then, so two runs never share it.
+	NewDir bool
 	// StopAt, when positive, ends the run early at that step with a
 	// checkpoint, as Ctrl-C would, to be continued with Resume.
 	StopAt int64
@@ -43,6 +51,10 @@ type TrainOptions struct {
 	EvalBatches int
 	// Log receives the progress display.
 	Log io.Writer
+	// Losses names the step's results the progress line shows, in order
+	// (passes.LossNames: every task loss, then the combined objective);
+	// empty shows the first result.
+	Losses []string
 	// Meta is stored in every checkpoint (the model source and settings, so
 	// that xlc sample can rebuild the model).
 	Meta map[string]string
@@ -50,8 +62,10 @@ type TrainOptions struct {
 
 // TrainResult summarises a finished or interrupted run.
 type TrainResult struct {
-	Step        int64
-	Interrupted bool
+	Step int64
+	// Interrupted is set when ctx was cancelled (Ctrl-C), Stopped when the
+	// run ended at StopAt; both leave a checkpoint to resume.
+	Interrupted, Stopped bool
 	// Last holds the final step's scalar outputs and, when evaluated, val_loss.
 	Last         map[string]float64
 	TokensPerSec float64
@@ -74,6 +88,9 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	}
 	if opt.Log == nil {
 		opt.Log = io.Discard
+	}
+	if err := CheckOutDir(opt); err != nil {
+		return nil, err
 	}
 	state, err := startState(step, opt)
 	if err != nil {
@@ -108,10 +125,10 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	if _, err := BindInputs(eval, opt.Data, "val", opt.Seed, 0); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+	if err := makeOutDir(opt); err != nil {
 		return nil, err
 	}
-	mw, err := OpenMetrics(filepath.Join(opt.OutDir, "metrics.jsonl"), start)
+	mw, err := OpenMetrics(filepath.Join(opt.OutDir, MetricsName), start)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +172,7 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		if err := mw.Write(s+1, m); err != nil {
 			return nil, err
 		}
-		prog.Update(s+1, firstLoss(step, m), tps)
+		prog.Update(s+1, progressLosses(step, opt.Losses, m), tps)
 		res.Step, res.Last = s+1, m
 		if (s+1)%opt.CkptEvery == 0 && s+1 != opt.Steps {
 			if err := stepper.Sync(); err != nil {
@@ -166,8 +183,8 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 			}
 		}
 	}
-	if end < opt.Steps && res.Step == end {
-		res.Interrupted = true
+	if end < opt.Steps && res.Step == end && !res.Interrupted {
+		res.Stopped = true
 	}
 	prog.Finish()
 	if err := stepper.Sync(); err != nil {
@@ -180,6 +197,27 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		return nil, err
 	}
 	return res, nil
+}
+
+// makeOutDir creates the output folder (NewDir: a new one, which must not
+// exist), or with Force clears it of the run it holds.
+func makeOutDir(opt TrainOptions) error {
+	if opt.NewDir {
+		if err := os.MkdirAll(filepath.Dir(opt.OutDir), 0o755); err != nil {
+			return err
+		}
+		if err := os.Mkdir(opt.OutDir, 0o755); err != nil {
+			return fmt.Errorf("%v (another run took the folder; run again)", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+		return err
+	}
+	if opt.Force && !opt.Resume {
+		return removeRunFiles(opt.OutDir)
+	}
+	return nil
 }
 
 // closeExe releases an executable that holds resources (native memory).
@@ -341,18 +379,27 @@ func evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, opt T
 	return sums, nil
 }
 
-// firstLoss is the value shown on the progress line: the first result,
-// which BuildTrainStep makes the first task loss.
-func firstLoss(step *ir.Func, m map[string]float64) float64 {
-	if len(step.ResultNames) == 0 {
-		return math.NaN()
+// progressLosses picks the values the progress line shows from a step's
+// outputs m: those named in names, or the first result, which
+// BuildTrainStep makes the first task loss.
+func progressLosses(step *ir.Func, names []string, m map[string]float64) []Named {
+	if len(names) == 0 && len(step.ResultNames) > 0 {
+		names = step.ResultNames[:1]
 	}
-	return m[step.ResultNames[0]]
+	out := make([]Named, len(names))
+	for i, n := range names {
+		v, ok := m[n]
+		if !ok {
+			v = math.NaN()
+		}
+		out[i] = Named{n, v}
+	}
+	return out
 }
 
 // plotMetrics draws every loss series of metrics.jsonl into loss.png.
 func plotMetrics(dir string) error {
-	rows, err := ReadMetrics(filepath.Join(dir, "metrics.jsonl"))
+	rows, err := ReadMetrics(filepath.Join(dir, MetricsName))
 	if err != nil {
 		return err
 	}
@@ -364,7 +411,7 @@ func plotMetrics(dir string) error {
 			}
 		}
 	}
-	return PlotLosses(filepath.Join(dir, "loss.png"), series, "loss")
+	return PlotLosses(filepath.Join(dir, PlotName), series, "loss")
 }
 
 func isLossName(k string) bool {

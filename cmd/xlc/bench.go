@@ -82,7 +82,7 @@ func backend(name string, warn io.Writer, doing, cpuName string) (runtime.Backen
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+	fs := newFlags("bench", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value or train setting: -D key=value (repeatable)")
 	steps := fs.Int("steps", 10, "timed steps")
@@ -90,7 +90,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
 	fuse := fs.String("fuse", "", "on or off: override the backend's fusion default")
 	cpuName := fs.String("cpu", "", cpuFlagHelp)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func cmdBuild(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("build", stderr)
+	fs := newFlags("build", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value: -D key=value (repeatable)")
 	emit := fs.String("emit", "ir", "what to write: ir")
@@ -30,7 +30,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	cpuName := fs.String("cpu", "", "with --bundle: "+cpuFlagHelp)
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

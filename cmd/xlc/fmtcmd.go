@@ -16,9 +16,9 @@ import (
 // 1). -w writes through a symbolic link to the file it points at, leaving
 // the link in place.
 func cmdFmt(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fmt", stderr)
+	fs := newFlags("fmt", stdout)
 	write := fs.Bool("w", false, "rewrite the files in place (atomically) instead of printing them")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

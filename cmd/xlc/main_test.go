@@ -91,8 +91,9 @@ func TestBuildEmitsVerifiableIR(t *testing.T) {
 }
 
 // TestDumpAfter checks --dump-after names files <func>_<seq>__<pass>.ir.
+// The folder is created, with its parents, when it does not exist.
 func TestDumpAfter(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "new", "dump")
 	if _, errs, code := xlc(t, "build", "../../models/mlp.xl", "--dump-after=simplify", "--dump-dir="+dir); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -106,17 +107,24 @@ func TestDumpAfter(t *testing.T) {
 func TestUserErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.xl")
 	os.WriteFile(bad, []byte("model m {\n  input a: f32[2]\n  output y = a + b\n}\n"), 0o644)
+	badTrain := filepath.Join(t.TempDir(), "train.xl")
+	os.WriteFile(badTrain, []byte("model m {\n  param w: f32[2] = zeros\n  output loss = sum(w)\n}\ntrain {\n  optimzer = \"sgd\"\n}\n"), 0o644)
 	cases := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"run", "nonexistent.xl"}, "no such file"},
-		{[]string{"build", "../../models/gpt.xl", "-D", "layerz=3"}, "unknown config key"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "layerz=3"}, "-D layerz: unknown config key (did you mean layers?)"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "optimzer=sgd"}, "-D optimzer: unknown config key (did you mean optimizer?)"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "bogus=1"}, "-D bogus: unknown config key (the model has: vocab, d,"},
+		{[]string{"build", badTrain}, "train.xl:6:3: unknown train setting optimzer (did you mean optimizer?)"},
 		{[]string{"build", "../../models/gpt.xl", "-D", "layers"}, "want -D key=value"},
 		{[]string{"build", bad}, "bad.xl:3:18: unknown name b"},
 		{[]string{"build"}, "want one model file"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"build", "../../models/gpt.xl", "--emit=ptx"}, "only --emit=ir"},
+		{[]string{"train", "--bogus"}, "xlc train: flag provided but not defined: -bogus (see xlc train --help)"},
+		{[]string{"help", "nope"}, "xlc help: want one command name"},
 	}
 	for _, c := range cases {
 		_, errs, code := xlc(t, c.args...)

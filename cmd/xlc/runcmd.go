@@ -11,11 +11,11 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
+	fs := newFlags("run", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value: -D key=value (repeatable)")
 	seed := fs.Uint64("seed", 1, "seed for parameter initialisation and random inputs")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

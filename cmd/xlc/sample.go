@@ -11,12 +11,12 @@ import (
 )
 
 func cmdSample(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sample", stderr)
+	fs := newFlags("sample", stdout)
 	prompt := fs.String("prompt", "", "text to continue")
 	tokens := fs.Int("tokens", 200, "bytes to generate")
 	temperature := fs.Float64("temperature", 0.8, "softmax temperature; 0 picks the most likely byte")
 	seed := fs.Uint64("seed", 1, "seed for sampling")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}

@@ -8,23 +8,26 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"xlc/build"
 	"xlc/ir"
 	"xlc/parser"
+	"xlc/passes"
 	"xlc/runtime"
 	"xlc/runtime/cpu"
 )
 
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("train", stderr)
+	fs := newFlags("train", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value or train setting: -D key=value (repeatable)")
 	data := fs.String("data", "", "a text file or a folder of text files (default: built-in generated text)")
 	steps := fs.Int64("steps", 0, "train until this step (default: the model's steps setting)")
-	out := fs.String("out", "out", "folder for the checkpoint, metrics.jsonl and loss.png")
+	out := fs.String("out", "", "folder for the checkpoint, metrics.jsonl and loss.png (default: a new folder "+runsRoot+"/MODEL-N)")
 	seed := fs.Uint64("seed", 1, "seed for initialisation, batches and dropout")
-	resume := fs.Bool("resume", false, "continue from the checkpoint in --out (same model, settings, data and seed)")
+	resume := fs.Bool("resume", false, "continue the run in --out (default: the newest run of the model in "+runsRoot+"/) with the same model, settings, data and seed")
+	force := fs.Bool("force", false, "replace the run --out holds")
 	stopAt := fs.Int64("stop-at", 0, "stop early at this step with a checkpoint, as Ctrl-C would")
 	evalEvery := fs.Int64("eval-every", 0, "validate every N steps (default steps/10)")
 	ckptEvery := fs.Int64("ckpt-every", 0, "write a checkpoint every N steps (default: as eval-every)")
@@ -33,9 +36,12 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
 	bundle := fs.String("bundle", "", "run a bundle written by xlc build -o FILE.xlc instead of a model file (no compiler needed)")
 	cpuName := fs.String("cpu", "", cpuFlagHelp)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
+	}
+	if *resume && *force {
+		return usageError{"xlc train: --resume continues the run in --out, --force replaces it; give one"}
 	}
 	var b runtime.Backend
 	var m *build.Model
@@ -64,6 +70,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	dir, newDir, err := runDir(*out, *resume, m.Name, stderr)
+	if err != nil {
+		return fmt.Errorf("xlc train: %v", err)
+	}
 	ds, err := loadData(*data, m)
 	if err != nil {
 		return fmt.Errorf("xlc train: %v", err)
@@ -78,31 +88,86 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if *bundle != "" {
 		where += " (bundle " + *bundle + ")"
 	}
-	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, combiner %s, %d steps, backend %s\n",
-		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, m.Train.Combiner, m.Train.Steps, where)
-	res, err := runtime.Train(ctx, b, m.Step, m.Eval, runtime.TrainOptions{
-		Data: ds, Steps: int64(m.Train.Steps), OutDir: *out, Seed: *seed, Resume: *resume, StopAt: *stopAt,
+	opts := runtime.TrainOptions{
+		Data: ds, Steps: int64(m.Train.Steps), OutDir: dir, NewDir: newDir, Seed: *seed,
+		Resume: *resume, Force: *force, StopAt: *stopAt,
 		Match:     []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
-	})
+		Losses: passes.LossNames(m.Step),
+	}
+	if err := runtime.CheckOutDir(opts); err != nil {
+		return fmt.Errorf("xlc train: %v", err)
+	}
+	fmt.Fprintf(stderr, "training %s on %s (%d bytes) with %s, combiner %s, %d steps, backend %s\n",
+		m.Name, ds.Source, len(ds.Train), m.Train.Optimizer, m.Train.Combiner, m.Train.Steps, where)
+	res, err := runtime.Train(ctx, b, m.Step, m.Eval, opts)
 	if err != nil {
 		return fmt.Errorf("xlc train: %v", err)
 	}
-	if res.Interrupted {
-		fmt.Fprintf(stdout, "interrupted at step %d; checkpoint saved in %s (continue with --resume)\n", res.Step, *out)
-		return nil
+	switch {
+	case res.Stopped:
+		fmt.Fprintf(stdout, "stopped at step %d (--stop-at); checkpoint saved in %s (continue with --resume --out %s)\n", res.Step, dir, dir)
+	case res.Interrupted:
+		fmt.Fprintf(stdout, "interrupted at step %d; checkpoint saved in %s (continue with --resume --out %s)\n", res.Step, dir, dir)
+	case res.Last == nil:
+		fmt.Fprintf(stdout, "the checkpoint in %s is already at step %d; nothing to do\n", dir, res.Step)
+	default:
+		fmt.Fprintf(stdout, "step %d:%s\ncheckpoint %s, metrics %s, plot %s\n",
+			res.Step, trainSummary(res.Last, passes.LossNames(m.Step)), filepath.Join(dir, runtime.CheckpointName),
+			filepath.Join(dir, runtime.MetricsName), filepath.Join(dir, runtime.PlotName))
 	}
-	if res.Last == nil {
-		fmt.Fprintf(stdout, "the checkpoint in %s is already at step %d; nothing to do\n", *out, res.Step)
-		return nil
-	}
-	fmt.Fprintf(stdout, "step %d:", res.Step)
-	for _, k := range sortedKeys(res.Last) {
-		fmt.Fprintf(stdout, " %s=%.4g", k, res.Last[k])
-	}
-	fmt.Fprintf(stdout, "\ncheckpoint %s, metrics %s, plot %s\n",
-		filepath.Join(*out, runtime.CheckpointName), filepath.Join(*out, "metrics.jsonl"), filepath.Join(*out, "loss.png"))
 	return nil
+}
+
+// runsRoot holds the folders of runs trained without --out.
+const runsRoot = "out"
+
+// runDir picks a run's folder: --out as given; without it, when resuming,
+// the newest run of the model in runsRoot, else a new folder there
+// (runtime.NextRunDir: newDir). It says which on log.
+func runDir(out string, resume bool, model string, log io.Writer) (dir string, newDir bool, err error) {
+	switch {
+	case out != "":
+		return out, false, nil
+	case resume:
+		if dir, err = runtime.NewestRunDir(runsRoot, model); err != nil {
+			return "", false, err
+		}
+		if dir == "" {
+			return "", false, fmt.Errorf("--resume: no run of %s in %s/ to continue (name its folder with --out)", model, runsRoot)
+		}
+		fmt.Fprintf(log, "resuming %s, the newest run of %s\n", dir, model)
+		return dir, false, nil
+	}
+	if dir, err = runtime.NextRunDir(runsRoot, model); err != nil {
+		return "", false, err
+	}
+	fmt.Fprintf(log, "run folder %s (new; --out DIR names one)\n", dir)
+	return dir, true, nil
+}
+
+// trainSummary formats the last step's outputs: the losses first (each task's,
+// then the combined objective, named as in metrics.jsonl), then their
+// validation values, then every other metric in name order.
+func trainSummary(last map[string]float64, losses []string) string {
+	var b strings.Builder
+	shown := map[string]bool{}
+	show := func(k string) {
+		if v, ok := last[k]; ok && !shown[k] {
+			fmt.Fprintf(&b, " %s=%.4g", k, v)
+			shown[k] = true
+		}
+	}
+	for _, k := range losses {
+		show(k)
+	}
+	for _, k := range losses {
+		show("val_" + k)
+	}
+	for _, k := range sortedKeys(last) {
+		show(k)
+	}
+	return b.String()
 }
 
 // loadBundle reads a bundle (xlc build -o FILE.xlc) and returns the backend

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,7 @@ func TestResumeBitIdentical(t *testing.T) {
 	// horizon of 6 steps.
 	opts := []string{"-D", "pdrop=0.1", "-D", "warmup=0", "-D", "schedule=cosine", "--eval-every", "3", "--steps", "6"}
 	train(t, whole, opts...)
-	if out := train(t, split, append(opts, "--stop-at", "3")...); !strings.Contains(out, "interrupted at step 3") {
+	if out := train(t, split, append(opts, "--stop-at", "3")...); !strings.HasPrefix(out, "stopped at step 3 (--stop-at)") {
 		t.Errorf("--stop-at 3: %q", out)
 	}
 	train(t, split, append(opts, "--resume")...)
@@ -217,5 +218,33 @@ func TestInterrupt(t *testing.T) {
 	}
 	if !strings.Contains(out, "step "+meta["step"]+";") {
 		t.Errorf("stdout %q, checkpoint at step %s", out, meta["step"])
+	}
+}
+
+// TestBertProgressShowsEveryLoss trains BERT, whose two tasks are mlm_loss
+// and cls_loss: each progress line and the final summary show both and the
+// combined objective, with the values metrics.jsonl records under the same
+// names.
+func TestBertProgressShowsEveryLoss(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := xlc(t, "train", "../../models/bert.xl", "-D", "layers=1", "-D", "d=16", "-D", "heads=2",
+		"-D", "seq=8", "-D", "batch=4", "--backend", "interp", "--steps", "2", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows, err := runtime.ReadMetrics(filepath.Join(out, "metrics.jsonl"))
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("metrics: %d rows, %v", len(rows), err)
+	}
+	for _, r := range rows {
+		want := fmt.Sprintf("step %d/2  mlm_loss %.4f  cls_loss %.4f  objective %.4f  ", int(r["step"]), r["mlm_loss"], r["cls_loss"], r["objective"])
+		if !strings.Contains(stderr, want) {
+			t.Errorf("progress %q: want a line starting %q", stderr, want)
+		}
+	}
+	last := rows[1]
+	want := fmt.Sprintf("step 2: mlm_loss=%.4g cls_loss=%.4g objective=%.4g val_mlm_loss=", last["mlm_loss"], last["cls_loss"], last["objective"])
+	if !strings.HasPrefix(stdout, want) {
+		t.Errorf("summary %q: want it to start %q", stdout, want)
 	}
 }
