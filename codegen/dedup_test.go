@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"xlc/build"
 	"xlc/codegen"
+	"xlc/driver"
 	"xlc/parser"
 	"xlc/passes"
 )
@@ -23,8 +23,8 @@ func TestKernelsShared(t *testing.T) {
 	for _, fuse := range []bool{false, true} {
 		defines := func(layers string) int {
 			defs := []parser.Define{{Key: "layers", Value: layers}, {Key: "d", Value: "16"}, {Key: "heads", Value: "2"}, {Key: "seq", Value: "8"}, {Key: "batch", Value: "2"}}
-			opt := build.Options{Passes: passes.Options{Fuse: fuse, FusionFuel: passes.UnlimitedFuel}}
-			m, err := build.Compile("gpt.xl", src, defs, opt)
+			opt := driver.Options{Passes: passes.Options{Fuse: fuse, FusionFuel: passes.UnlimitedFuel}}
+			m, err := driver.Compile("gpt.xl", src, defs, opt)
 			if err != nil {
 				t.Fatal(err)
 			}

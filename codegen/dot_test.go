@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	llir "github.com/llir/llvm/ir"
 
@@ -579,20 +578,16 @@ func TestDotSmallStack(t *testing.T) {
 	}
 }
 
-// TestDotStridedTiming (XLC_DOT_TIMING=1) times the GPT's attention dots
-// (d=128, 4 heads, seq 128, batch 16) read in place from [b,s,h,dh]
-// operands, as the layout pass leaves them, against the same products on
-// dense [b,h,s,dh] copies, as before it; interleaved, one thread, the best
-// of the rounds.
-func TestDotStridedTiming(t *testing.T) {
-	if os.Getenv("XLC_DOT_TIMING") == "" {
-		t.Skip("set XLC_DOT_TIMING=1")
-	}
+// BenchmarkDotStrided times the GPT's attention dots (d=128, 4 heads, seq
+// 128, batch 16) read in place from [b,s,h,dh] operands, as the layout pass
+// leaves them, and the same products on dense [b,h,s,dh] copies, as before
+// it, one thread each: go test ./codegen -run X -bench DotStrided.
+func BenchmarkDotStrided(b *testing.B) {
 	f32 := func(d ...int) ir.Type { return ir.Type{DType: ir.F32, Shape: ir.Shape(d)} }
-	spec := func(a, b ir.Type, lb, rb, lc, rc []int) DotSpec {
-		s, err := DotSpecOf(a, b, ir.Attrs{}.Set("batch", [][]int{lb, rb}).Set("contract", [][]int{lc, rc}))
+	spec := func(x, y ir.Type, lb, rb, lc, rc []int) DotSpec {
+		s, err := DotSpecOf(x, y, ir.Attrs{}.Set("batch", [][]int{lb, rb}).Set("contract", [][]int{lc, rc}))
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		return s
 	}
@@ -611,35 +606,27 @@ func TestDotStridedTiming(t *testing.T) {
 	for i, p := range pairs {
 		for j, s := range []DotSpec{p.strided, p.before} {
 			if _, err := DotKernel(mod, fmt.Sprintf("k%d_%d", i, j), s); err != nil {
-				t.Fatal(err)
+				b.Fatal(err)
 			}
 		}
 	}
-	lib := gemmBuild(t, mod)
+	lib := gemmBuild(b, mod)
 	r := rand.New(rand.NewSource(1))
 	for i, p := range pairs {
-		var best [2]time.Duration
-		var bufs [2][][]float32
-		var ks [2]dlopen.Kernel
 		for j, s := range []DotSpec{p.strided, p.before} {
 			na, nb, nc := gemmSizes(s)
-			bufs[j] = [][]float32{gemmRand(r, na), gemmRand(r, nb), make([]float32, nc)}
+			bufs := [][]float32{gemmRand(r, na), gemmRand(r, nb), make([]float32, nc)}
 			k, err := lib.Kernel(fmt.Sprintf("k%d_%d", i, j))
 			if err != nil {
-				t.Fatal(err)
+				b.Fatal(err)
 			}
-			ks[j] = k
-		}
-		for round := 0; round < 30; round++ {
-			for j, s := range []DotSpec{p.strided, p.before} {
-				t0 := time.Now()
-				ks[j].CallF32(bufs[j], 0, s.Extent())
-				if d := time.Since(t0); round == 0 || d < best[j] {
-					best[j] = d
+			b.Run(p.name+"/"+[]string{"strided", "dense"}[j], func(b *testing.B) {
+				for b.Loop() {
+					k.CallF32(bufs, 0, s.Extent())
 				}
-			}
+				b.ReportMetric(s.Flops()*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
 		}
-		t.Logf("%-6s strided %v, dense before %v: %.2f×", p.name, best[0], best[1], float64(best[0])/float64(best[1]))
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"xlc/build"
 	"xlc/codegen"
+	"xlc/driver"
 	"xlc/internal/llvmtest"
 	"xlc/parser"
 	"xlc/passes"
@@ -30,7 +30,7 @@ func TestShardedBuildSameResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defs := []parser.Define{{Key: "layers", Value: "1"}, {Key: "d", Value: "64"}, {Key: "heads", Value: "2"}, {Key: "seq", Value: "32"}, {Key: "batch", Value: "4"}}
-	m, err := build.Compile(path, src, defs, build.Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
+	m, err := driver.Compile(path, src, defs, driver.Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,15 +96,11 @@ var chainEnd = map[string]bool{
 // checkNesting scans src's tokens before the parser sees them and refuses,
 // at the token that goes too deep, a file whose nesting exceeds maxNesting.
 // The nesting at a token is the number of open brackets ( [ { plus, at every
-// open bracket level (and the top level), the prefix operators (- !), the
-// ** and the else ifs of the operand chain in progress there. A chain ends
-// at a binary operator other than ** (a - that follows an operand is binary),
-// at a separator (, ; : .. =) and where a line begins with - or ( (a new
-// expression); an if's condition is its own level. So 257 nested
-// parentheses, a run of 257 minus signs, a chain 2 ** 2 ** ... of 257 ** and
-// 129 parenthesised levels of two minus signs each are all refused, while
-// a + a + ... of any length, or a ** 2 on each of a thousand lines, is not.
-// Lexing errors are left to the parser to report.
+// open bracket level and the top, the prefix operators (- !), ** and else
+// ifs of the operand chain in progress there. A chain ends at a binary
+// operator other than ** (a - after an operand is binary), at a separator
+// (, ; : .. =) and where a line begins with - or ( (a new expression); an
+// if's condition is its own level. Lexing errors are left to the parser.
 func checkNesting(filename string, src []byte) error {
 	lx, err := xlLexer.Lex(filename, bytes.NewReader(src))
 	if err != nil {

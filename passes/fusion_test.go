@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"xlc/build"
+	"xlc/driver"
 	"xlc/ir"
 	"xlc/parser"
 	"xlc/passes"
@@ -22,13 +22,13 @@ func tinyGPT(layers string) []parser.Define {
 
 // compileGPT builds models/gpt.xl's train step and forward pass after the
 // default pipeline (no fusion).
-func compileGPT(t testing.TB, defs []parser.Define) *build.Model {
+func compileGPT(t testing.TB, defs []parser.Define) *driver.Model {
 	t.Helper()
 	src, err := os.ReadFile("../models/gpt.xl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := build.Compile("gpt.xl", src, defs, build.Options{})
+	m, err := driver.Compile("gpt.xl", src, defs, driver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,9 @@ func StepKey(seed uint64, step int64) int64 {
 //     clean window, mlm_mask (bool [B, S]) marks 15% of the positions after
 //     the first, and tokens has those positions replaced by MaskToken;
 //   - pad_mask (bool [B, S]): all true (windows have no padding);
-//   - labels [B] with range [lo, hi): lo + the first byte of the window
-//     modulo hi-lo, a sequence label the model can learn from position 0;
+//   - labels [B] with range [lo, hi): lo + the window's first byte mod hi-lo;
 //   - the rng key: StepKey(seed, step);
-//   - any other input: seeded random values as RandomInputs draws them, with
-//     the seed mixed with the step.
+//   - any other input: RandomInputs with the seed mixed with the step.
 //
 // The result depends only on (dataset, split, seed, step).
 func BindInputs(f *ir.Func, d *Dataset, split string, seed uint64, step int64) (map[string]*interp.Tensor, error) {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"xlc/build"
 	"xlc/codegen"
+	"xlc/driver"
 	"xlc/ir"
 	"xlc/passes"
 	"xlc/runtime"
@@ -28,8 +28,8 @@ var backends = map[string]func() runtime.Backend{
 // epilogue), which made the GPT train step faster (2-layer d=64: 34k vs 29k
 // tokens/s; config S: 10.0k vs 9.1k; on a 2-core AMD EPYC). The interpreter gains
 // nothing from fusion, so it stays off there.
-func compileOptions(b runtime.Backend, verify bool) build.Options {
-	opt := build.Options{Passes: passes.Options{Verify: verify}}
+func compileOptions(b runtime.Backend, verify bool) driver.Options {
+	opt := driver.Options{Passes: passes.Options{Verify: verify}}
 	if b.Name() == "cpu" {
 		opt.Passes.Fuse, opt.Passes.FusionFuel = true, passes.UnlimitedFuel
 	}
@@ -119,7 +119,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("xlc bench: --fuse=%s: want on or off", *fuse)
 	}
 	start := time.Now()
-	m, err := build.Compile(pos[0], src, defs, opt)
+	m, err := driver.Compile(pos[0], src, defs, opt)
 	if err != nil {
 		return err
 	}

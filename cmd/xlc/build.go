@@ -7,7 +7,8 @@ import (
 	"regexp"
 	"strings"
 
-	"xlc/build"
+	"xlc/bundle"
+	"xlc/driver"
 	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/passes"
@@ -26,7 +27,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	dumpDir := fs.String("dump-dir", ".", "folder for --dump-after files")
 	fuse := fs.Bool("fuse", false, "run the fusion pass: group instructions into kernels (fused functions)")
 	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
-	bundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
+	asBundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
 	cpuName := fs.String("cpu", "", "with --bundle: "+cpuFlagHelp)
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
@@ -37,7 +38,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("xlc build: want one model file, have %d (see xlc help)", len(pos))
 	}
-	if *bundle || strings.HasSuffix(*out, ".xlc") {
+	if *asBundle || strings.HasSuffix(*out, ".xlc") {
 		if *out == "" {
 			return fmt.Errorf("xlc build: --bundle needs -o FILE.xlc")
 		}
@@ -65,7 +66,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("xlc build: %v", err)
 		}
-		m, err := build.Compile(pos[0], src, defs, build.Options{Passes: opt})
+		m, err := driver.Compile(pos[0], src, defs, driver.Options{Passes: opt})
 		if err != nil {
 			return err
 		}
@@ -130,15 +131,15 @@ func buildBundle(path string, defs defines, out, cpuName string, verify, fusionL
 	if fusionLog {
 		opt.Passes.FusionLog = stderr
 	}
-	m, err := build.Compile(path, src, defs, opt)
+	m, err := driver.Compile(path, src, defs, opt)
 	if err != nil {
 		return err
 	}
-	b, err := build.NewBundle(m, cpuName)
+	b, err := bundle.New(m, cpuName)
 	if err != nil {
 		return fmt.Errorf("xlc build: %v", err)
 	}
-	if err := build.WriteBundle(out, b); err != nil {
+	if err := bundle.Write(out, b); err != nil {
 		return fmt.Errorf("xlc build: %v", err)
 	}
 	fmt.Fprintf(stderr, "%s: bundle %s for CPU %s: @%s %d kernels, @%s %d kernels, %s KiB of native code\n",

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"xlc/build"
+	"xlc/bundle"
 	"xlc/codegen"
 	"xlc/internal/llvmtest"
 )
@@ -118,10 +118,10 @@ func TestBundle(t *testing.T) {
 	needLLVM(t)
 	dir := t.TempDir()
 	cache := "XLC_CACHE=" + filepath.Join(dir, "cache")
-	bundle := filepath.Join(dir, "model.xlc")
+	bundleFile := filepath.Join(dir, "model.xlc")
 	// The model's cosine schedule compiles its horizon into the step, so
 	// the bundle is built for the 3 steps the model file trains.
-	if _, stderr, code := xlc(t, append(append([]string{"build"}, bundleGPT...), "-D", "steps=3", "-o", bundle)...); code != 0 {
+	if _, stderr, code := xlc(t, append(append([]string{"build"}, bundleGPT...), "-D", "steps=3", "-o", bundleFile)...); code != 0 {
 		t.Fatalf("build: exit %d: %s", code, stderr)
 	}
 	fromModel, fromBundle := filepath.Join(dir, "model"), filepath.Join(dir, "bundle")
@@ -129,7 +129,7 @@ func TestBundle(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "backend cpu") {
 		t.Fatalf("train the model file (auto: cpu with LLVM): exit %d: %s", code, stderr)
 	}
-	_, stderr, code = xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundle, "--steps", "3", "--out", fromBundle)
+	_, stderr, code = xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundleFile, "--steps", "3", "--out", fromBundle)
 	if code != 0 {
 		t.Fatalf("train --bundle without LLVM: exit %d: %s", code, stderr)
 	}
@@ -150,20 +150,20 @@ func TestBundle(t *testing.T) {
 	// Stopping at step 2 and resuming from the bundle gives the same
 	// checkpoint again.
 	split := filepath.Join(dir, "split")
-	if _, stderr, code := xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundle, "--stop-at", "2", "--out", split); code != 0 {
+	if _, stderr, code := xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundleFile, "--stop-at", "2", "--out", split); code != 0 {
 		t.Fatalf("train --bundle --stop-at 2: exit %d: %s", code, stderr)
 	}
-	if _, stderr, code := xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundle, "--resume", "--out", split); code != 0 {
+	if _, stderr, code := xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundleFile, "--resume", "--out", split); code != 0 {
 		t.Fatalf("train --bundle --resume: exit %d: %s", code, stderr)
 	}
 	if c, _ := os.ReadFile(filepath.Join(split, "checkpoint.safetensors")); !bytes.Equal(a, c) {
 		t.Errorf("stop at 2 and resume from the bundle: checkpoint differs from 3 steps of the model file")
 	}
-	if _, stderr, code := xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundle, "--steps", "5", "--out", filepath.Join(dir, "x")); code == 0 || !strings.Contains(stderr, "-D steps=5") {
+	if _, stderr, code := xlcNoLLVM(t, []string{cache}, "train", "--bundle", bundleFile, "--steps", "5", "--out", filepath.Join(dir, "x")); code == 0 || !strings.Contains(stderr, "-D steps=5") {
 		t.Errorf("--steps 5 on a bundle compiled for 3 cosine steps: exit %d, %q", code, stderr)
 	}
 
-	data, err := os.ReadFile(bundle)
+	data, err := os.ReadFile(bundleFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,12 +174,12 @@ func TestBundle(t *testing.T) {
 	bad[len(bad)-1] ^= 0xff
 	os.WriteFile(badSum, bad, 0o644)
 	otherCPU := filepath.Join(dir, "othercpu.xlc")
-	bu, err := build.DecodeBundle(data)
+	bu, err := bundle.Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bu.Target.Name, bu.Target.Features = "future-cpu", append(bu.Target.Features, "avx9000")
-	if err := build.WriteBundle(otherCPU, bu); err != nil {
+	if err := bundle.Write(otherCPU, bu); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -190,9 +190,9 @@ func TestBundle(t *testing.T) {
 		{"truncated", []string{"--bundle", truncated}, "truncated"},
 		{"wrong checksum", []string{"--bundle", badSum}, "checksum"},
 		{"another CPU", []string{"--bundle", otherCPU}, "lacks avx9000"},
-		{"with -D", []string{"--bundle", bundle, "-D", "layers=2"}, "rebuild the bundle"},
-		{"with a model", []string{"--bundle", bundle, "../../models/gpt.xl"}, "drop"},
-		{"on interp", []string{"--bundle", bundle, "--backend", "interp"}, "cpu backend"},
+		{"with -D", []string{"--bundle", bundleFile, "-D", "layers=2"}, "rebuild the bundle"},
+		{"with a model", []string{"--bundle", bundleFile, "../../models/gpt.xl"}, "drop"},
+		{"on interp", []string{"--bundle", bundleFile, "--backend", "interp"}, "cpu backend"},
 	}
 	for _, c := range cases {
 		before := snapshot(t, dir)

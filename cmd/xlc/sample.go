@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"xlc/build"
+	"xlc/driver"
 	"xlc/parser"
 	"xlc/runtime"
 )
@@ -39,7 +39,7 @@ func cmdSample(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("xlc sample: %s: bad defines metadata: %v", pos[0], err)
 	}
 	defs = append(defs, parser.Define{Key: "batch", Value: "1"})
-	f, err := build.Tapped(meta["model_path"], []byte(src), defs, "logits")
+	f, err := driver.Tapped(meta["model_path"], []byte(src), defs, "logits")
 	if err != nil {
 		return fmt.Errorf("xlc sample: %v", err)
 	}

@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"xlc/build"
+	"xlc/bundle"
+	"xlc/driver"
 	"xlc/ir"
 	"xlc/parser"
 	"xlc/passes"
@@ -44,7 +45,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		return usageError{"xlc train: --resume continues the run in --out, --force replaces it; give one"}
 	}
 	var b runtime.Backend
-	var m *build.Model
+	var m *driver.Model
 	if *bundle != "" && *cpuName != "" {
 		return fmt.Errorf("xlc train: --cpu does not apply to a bundle, whose kernels are compiled already (xlc build --cpu NAME -o FILE.xlc)")
 	}
@@ -66,7 +67,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("xlc train: %v", err)
 		}
-		if m, err = build.Compile(pos[0], src, defs, compileOptions(b, *verify)); err != nil {
+		if m, err = driver.Compile(pos[0], src, defs, compileOptions(b, *verify)); err != nil {
 			return err
 		}
 	}
@@ -171,11 +172,11 @@ func trainSummary(last map[string]float64, losses []string) string {
 }
 
 // loadBundle reads a bundle (xlc build -o FILE.xlc) and returns the backend
-// that runs its prebuilt kernels and the model it holds, as build.Compile
+// that runs its prebuilt kernels and the model it holds, as driver.Compile
 // would have returned it, without parsing the model or running LLVM.
 // --steps N ends the run at step N; a cosine or linear schedule's horizon
 // was compiled into the step, so there N must be the bundle's steps.
-func loadBundle(path string, pos []string, defs defines, be string, steps int64) (runtime.Backend, *build.Model, error) {
+func loadBundle(path string, pos []string, defs defines, be string, steps int64) (runtime.Backend, *driver.Model, error) {
 	if len(pos) != 0 {
 		return nil, nil, fmt.Errorf("--bundle %s runs the model it holds; drop %s", path, pos[0])
 	}
@@ -185,7 +186,7 @@ func loadBundle(path string, pos []string, defs defines, be string, steps int64)
 	if be != "auto" && be != "cpu" {
 		return nil, nil, fmt.Errorf("--bundle runs on the cpu backend, not --backend=%s (train the model file for that)", be)
 	}
-	bu, err := build.ReadBundle(path)
+	bu, err := bundle.Read(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,7 +197,7 @@ func loadBundle(path string, pos []string, defs defines, be string, steps int64)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: corrupted bundle: %v", path, err)
 	}
-	m := &build.Model{Name: bu.Name, Path: bu.Path, Source: bu.Source, Defines: bu.Defines, Step: step, Eval: eval}
+	m := &driver.Model{Name: bu.Name, Path: bu.Path, Source: bu.Source, Defines: bu.Defines, Step: step, Eval: eval}
 	m.Train.Optimizer, m.Train.Combiner, m.Train.Schedule, m.Train.Steps = bu.Optimizer, bu.Combiner, bu.Schedule, bu.Steps
 	if steps > 0 && steps != int64(bu.Steps) {
 		if bu.Schedule != "" && bu.Schedule != "constant" {
@@ -214,7 +215,7 @@ func loadBundle(path string, pos []string, defs defines, be string, steps int64)
 
 // loadData reads --data, or the built-in text when it is empty, checking
 // that windows of the model's seq+1 bytes fit.
-func loadData(path string, m *build.Model) (*runtime.Dataset, error) {
+func loadData(path string, m *driver.Model) (*runtime.Dataset, error) {
 	minLen := 2
 	if tok := m.Step.Param("tokens"); tok != nil && tok.Type.Rank() == 2 {
 		minLen = tok.Type.Shape[1] + 1
@@ -229,7 +230,7 @@ func loadData(path string, m *build.Model) (*runtime.Dataset, error) {
 // and the defines) and to check a resumed run continues it: the settings
 // (the defines but steps, which only moves the end of the run and the
 // schedule's horizon) and the data.
-func modelMeta(m *build.Model, ds *runtime.Dataset) (map[string]string, error) {
+func modelMeta(m *driver.Model, ds *runtime.Dataset) (map[string]string, error) {
 	defs, err := json.Marshal(m.Defines)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"xlc/build"
+	"xlc/driver"
 	"xlc/ir"
 	"xlc/passes"
 	"xlc/runtime"
@@ -19,7 +19,7 @@ import (
 // before the next run refills it.
 func TestBufferPlan(t *testing.T) {
 	needLLVM(t)
-	m := tinyGPTModel(t, build.Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
+	m := tinyGPTModel(t, driver.Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
 	sgd, err := ir.ParseFunc(`func @sgd(%x: f32[8,16] {role=input}, %w: f32[8,16] {role=param}, %m: f32[8,16] {role=state}) -> (loss: f32[], w: f32[8,16], m: f32[8,16], y: f32[8,16]) {
   %0 = mul %x, %w : f32[8,16]
   %1 = reduce_sum %0 {axes=[0,1]} : f32[]

@@ -16,20 +16,8 @@
 // are copies, so a result written in place stays correct after the next
 // Run overwrites the parameter's buffer. RunKept (runtime.Resident) leaves
 // chosen parameters (a train step's weights and optimizer state) in their
-// buffers from one run to the next: neither copied in nor out.
-//
-// # Profiling
-//
-// With XLC_DEBUG=2 (or more) in the environment, an Executable times every
-// kernel launch and the copies in and out of Run, and at Close (and every
-// XLC_DEBUG_EVERY runs when that is set) prints to stderr a table sorted
-// by total time: the kernel symbol (kernels shared by several instructions
-// are one row, "×n"), its lowering (codegen.Kernel.Lowering: rows,
-// fast-dot, naive-dot, elemental, ...), launches, total ms, share of the
-// profiled time, µs per launch, the parallel extent, and the instruction
-// (codegen.Describe: op or fusion kind with the callee's ops, operand and
-// result types). The header names the shared object; its kernels.ll lies
-// beside it. Timing adds two clock reads per launch.
+// buffers from one run to the next: neither copied in nor out. XLC_DEBUG=2
+// profiles every kernel (profile.go).
 //
 // An Executable holds C memory and a loaded library: the caller of Load
 // closes it (Close). An Executable that becomes unreachable unclosed is

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"xlc/build"
+	"xlc/driver"
 	"xlc/ir"
 	"xlc/parser"
 	"xlc/passes"
@@ -18,14 +18,14 @@ import (
 var tinyGPT = []parser.Define{{Key: "layers", Value: "1"}, {Key: "d", Value: "16"}, {Key: "heads", Value: "2"}, {Key: "seq", Value: "8"}, {Key: "batch", Value: "2"}}
 
 // tinyGPTModel compiles models/gpt.xl in the tinyGPT configuration.
-func tinyGPTModel(t testing.TB, opt build.Options) *build.Model {
+func tinyGPTModel(t testing.TB, opt driver.Options) *driver.Model {
 	t.Helper()
 	path := "../../models/gpt.xl"
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := build.Compile(path, src, tinyGPT, opt)
+	m, err := driver.Compile(path, src, tinyGPT, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestModelForward(t *testing.T) {
 // state back: the losses agree within 1e-4 relative at every step.
 func TestTrainStep(t *testing.T) {
 	needLLVM(t)
-	f := tinyGPTModel(t, build.Options{}).Step
+	f := tinyGPTModel(t, driver.Options{}).Step
 	start := time.Now()
 	x := load(t, f)
 	t.Logf("train step: %d instructions, loaded in %v", len(f.Body), time.Since(start))

@@ -18,8 +18,13 @@ func debugLevel() int {
 	return n
 }
 
-// profile times every kernel launch of an Executable (XLC_DEBUG >= 2, see
-// the package documentation).
+// profile times every kernel launch of an Executable (XLC_DEBUG >= 2) and
+// the copies in and out of Run. At Close, and every XLC_DEBUG_EVERY runs
+// when that is set, it prints to stderr a table sorted by total time: the
+// kernel symbol (one row for a shared kernel, "×n"), its lowering,
+// launches, total ms, share of the profiled time, µs per launch, the
+// parallel extent and the instruction (codegen.Describe). The header names
+// the shared object, whose kernels.ll lies beside it.
 type profile struct {
 	every     int // print every that many runs; 0: only at Close
 	runs      int

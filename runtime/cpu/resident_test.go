@@ -3,7 +3,7 @@ package cpu
 import (
 	"testing"
 
-	"xlc/build"
+	"xlc/driver"
 	"xlc/ir"
 	"xlc/runtime"
 	"xlc/runtime/interp"
@@ -15,7 +15,7 @@ import (
 // bit for bit the same.
 func TestResidentState(t *testing.T) {
 	needLLVM(t)
-	f := tinyGPTModel(t, build.Options{}).Step
+	f := tinyGPTModel(t, driver.Options{}).Step
 	var err error
 	var exes [2]*Executable
 	var states [2]map[string]*interp.Tensor

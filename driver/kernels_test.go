@@ -1,4 +1,4 @@
-package build
+package driver
 
 import (
 	"crypto/sha256"
@@ -82,10 +82,10 @@ func TestKernelGoldens(t *testing.T) {
 		}
 		want, err := os.ReadFile(golden)
 		if err != nil {
-			t.Fatalf("%v (go test ./build -update writes it)", err)
+			t.Fatalf("%v (go test ./driver -update writes it)", err)
 		}
 		if string(want) != b.String() {
-			t.Errorf("%s: the generated modules differ from %s (go test ./build -update rewrites it):\nhave:\n%swant:\n%s", c.name, golden, b.String(), want)
+			t.Errorf("%s: the generated modules differ from %s (go test ./driver -update rewrites it):\nhave:\n%swant:\n%s", c.name, golden, b.String(), want)
 		}
 	}
 }

@@ -1,4 +1,14 @@
-package build
+// Package bundle is the file format of a model compiled for training on the
+// cpu backend (xlc build -o FILE.xlc, xlc train --bundle FILE.xlc).
+//
+// A file (Write, Read) is: the magic "xlcbndl\n", the format version
+// (uint32, little endian), the total file size (uint64), the number of
+// sections (uint32), then each section as a name (uint16 length, bytes) and
+// its data (uint64 length, bytes), and last the SHA-256 of every byte
+// before it. The sections are meta (JSON: Bundle's fields but the IR, the
+// source and the shared objects), source, step.ir, eval.ir, step.so and
+// eval.so.
+package bundle
 
 import (
 	"bytes"
@@ -10,30 +20,23 @@ import (
 	"os"
 
 	"xlc/codegen"
+	"xlc/driver"
 	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/parser"
 )
 
-// BundleVersion is the bundle format this xlc writes and reads.
-const BundleVersion = 1
+// Version is the bundle format this xlc writes and reads.
+const Version = 1
 
-// bundleMagic starts every bundle file.
-const bundleMagic = "xlcbndl\n"
+// magic starts every bundle file.
+const magic = "xlcbndl\n"
 
 // Bundle is a model compiled for training on the cpu backend, with
 // everything `xlc train --bundle` needs to run it without the parser or the
 // LLVM toolchain: the train step and the evaluation forward pass as IR text
 // (after the pipeline, fused as the cpu backend compiles them), the shared
 // object built from each, and the target.
-//
-// The file (WriteBundle, ReadBundle) is: the magic "xlcbndl\n", the format
-// version (uint32, little endian), the total file size (uint64), the number
-// of sections (uint32), then each section as a name (uint16 length, bytes)
-// and its data (uint64 length, bytes), and last the SHA-256 of every byte
-// before it. The sections are meta (JSON: the fields below but the IR, the
-// source and the shared objects), source, step.ir, eval.ir, step.so and
-// eval.so.
 type Bundle struct {
 	Name    string          `json:"name"`
 	Path    string          `json:"path"`
@@ -62,13 +65,13 @@ type Bundle struct {
 	EvalLL string `json:"eval_ll_sha256"`
 }
 
-// NewBundle compiles m's train step and forward pass to shared objects for
+// New compiles m's train step and forward pass to shared objects for
 // cpu (a codegen.TargetFor name; "" means the host's; needs the LLVM
 // toolchain, and kernels for this machine's architecture). m should be compiled
 // with the cpu backend's options (fusion on). The shared objects are built
-// from the functions as ReadBundle will parse them back from their text, so
+// from the functions as Read will parse them back from their text, so
 // the kernel table the runtime derives at load matches them.
-func NewBundle(m *Model, cpu string) (*Bundle, error) {
+func New(m *driver.Model, cpu string) (*Bundle, error) {
 	t, err := codegen.TargetFor(cpu)
 	if err != nil {
 		return nil, fmt.Errorf("--cpu: %v", err)
@@ -143,8 +146,8 @@ func (b *Bundle) Encode() ([]byte, error) {
 		{"step.so", b.StepSO}, {"eval.so", b.EvalSO},
 	}
 	var buf bytes.Buffer
-	buf.WriteString(bundleMagic)
-	binary.Write(&buf, binary.LittleEndian, uint32(BundleVersion))
+	buf.WriteString(magic)
+	binary.Write(&buf, binary.LittleEndian, uint32(Version))
 	binary.Write(&buf, binary.LittleEndian, uint64(0)) // the size, set below
 	binary.Write(&buf, binary.LittleEndian, uint32(len(sections)))
 	for _, s := range sections {
@@ -154,13 +157,13 @@ func (b *Bundle) Encode() ([]byte, error) {
 		buf.Write(s.data)
 	}
 	data := buf.Bytes()
-	binary.LittleEndian.PutUint64(data[len(bundleMagic)+4:], uint64(len(data)+sha256.Size))
+	binary.LittleEndian.PutUint64(data[len(magic)+4:], uint64(len(data)+sha256.Size))
 	sum := sha256.Sum256(data)
 	return append(data, sum[:]...), nil
 }
 
-// WriteBundle writes b to path atomically.
-func WriteBundle(path string, b *Bundle) error {
+// Write writes b to path atomically.
+func Write(path string, b *Bundle) error {
 	data, err := b.Encode()
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
@@ -168,33 +171,33 @@ func WriteBundle(path string, b *Bundle) error {
 	return atomicfile.Write(path, data, 0o644)
 }
 
-// ReadBundle reads and checks a bundle file: its format version, size and
+// Read reads and checks a bundle file: its format version, size and
 // checksum, and every section. Errors are one line naming the file.
-func ReadBundle(path string) (*Bundle, error) {
+func Read(path string) (*Bundle, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	b, err := DecodeBundle(data)
+	b, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return b, nil
 }
 
-// DecodeBundle parses a bundle's file contents.
-func DecodeBundle(data []byte) (*Bundle, error) {
-	head := len(bundleMagic) + 4 + 8
-	if len(data) < len(bundleMagic) || string(data[:len(bundleMagic)]) != bundleMagic {
+// Decode parses a bundle's file contents.
+func Decode(data []byte) (*Bundle, error) {
+	head := len(magic) + 4 + 8
+	if len(data) < len(magic) || string(data[:len(magic)]) != magic {
 		return nil, fmt.Errorf("not an xlc bundle (write one with xlc build MODEL.xl -o FILE.xlc)")
 	}
 	if len(data) < head {
 		return nil, fmt.Errorf("truncated bundle: %d bytes; rebuild it with xlc build", len(data))
 	}
-	if v := binary.LittleEndian.Uint32(data[len(bundleMagic):]); v != BundleVersion {
-		return nil, fmt.Errorf("bundle format %d, this xlc reads format %d; rebuild it with this xlc", v, BundleVersion)
+	if v := binary.LittleEndian.Uint32(data[len(magic):]); v != Version {
+		return nil, fmt.Errorf("bundle format %d, this xlc reads format %d; rebuild it with this xlc", v, Version)
 	}
-	if n := binary.LittleEndian.Uint64(data[len(bundleMagic)+4:]); n != uint64(len(data)) {
+	if n := binary.LittleEndian.Uint64(data[len(magic)+4:]); n != uint64(len(data)) {
 		if n > uint64(len(data)) {
 			return nil, fmt.Errorf("truncated bundle: %d of %d bytes; rebuild it with xlc build", len(data), n)
 		}

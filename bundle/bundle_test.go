@@ -1,4 +1,4 @@
-package build
+package bundle
 
 import (
 	"reflect"
@@ -29,7 +29,7 @@ func TestBundleEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeBundle(data)
+	got, err := Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +37,14 @@ func TestBundleEncoding(t *testing.T) {
 	nosum.StepLL = ""
 	if d, err := nosum.Encode(); err != nil {
 		t.Fatal(err)
-	} else if _, err := DecodeBundle(d); err == nil || !strings.Contains(err.Error(), "checksums") {
+	} else if _, err := Decode(d); err == nil || !strings.Contains(err.Error(), "checksums") {
 		t.Errorf("a bundle without module checksums: %v", err)
 	}
 	if !reflect.DeepEqual(got, b) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, b)
 	}
 	for n := 0; n < len(data); n++ {
-		if _, err := DecodeBundle(data[:n]); err == nil {
+		if _, err := Decode(data[:n]); err == nil {
 			t.Fatalf("truncated to %d bytes: no error", n)
 		} else if n > 20 && !strings.Contains(err.Error(), "truncated") {
 			t.Fatalf("truncated to %d bytes: %v", n, err)
@@ -53,13 +53,13 @@ func TestBundleEncoding(t *testing.T) {
 	for i := range data {
 		bad := append([]byte{}, data...)
 		bad[i] ^= 0x40
-		if _, err := DecodeBundle(bad); err == nil {
+		if _, err := Decode(bad); err == nil {
 			t.Fatalf("byte %d flipped: no error", i)
 		}
 	}
 	bad := append([]byte{}, data...)
 	bad[len(bad)-1] ^= 1
-	if _, err := DecodeBundle(bad); err == nil || !strings.Contains(err.Error(), "checksum") {
+	if _, err := Decode(bad); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("wrong checksum: %v", err)
 	}
 	other, tg := *b, *zen4

@@ -1,7 +1,7 @@
-// Package build turns a model file into what the runtime runs: the train
-// step and the evaluation forward pass, each after the pass pipeline, with
-// the model's train settings resolved.
-package build
+// Package driver is the compiler driver: it turns a model file into what
+// the runtime runs, the train step and the evaluation forward pass, each
+// after the pass pipeline, with the model's train settings resolved.
+package driver
 
 import (
 	"fmt"

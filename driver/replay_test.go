@@ -1,4 +1,4 @@
-package build
+package driver
 
 import (
 	"flag"
@@ -48,7 +48,7 @@ var replayModels = []modelCase{
 
 // TestReplay pins every model's final IR — the train step and the forward
 // pass after the whole pipeline with fusion, as the cpu backend gets them —
-// in testdata/replay/<name>.{step,forward}.ir (go test ./build -update
+// in testdata/replay/<name>.{step,forward}.ir (go test ./driver -update
 // rewrites them; review the diff: it is what a pass change did to real
 // models). Each golden is then replayed: parsed back and run on the
 // interpreter, it gives bit for bit what the freshly compiled function
@@ -80,10 +80,10 @@ func TestReplay(t *testing.T) {
 				}
 				want, err := os.ReadFile(golden)
 				if err != nil {
-					t.Fatalf("%v (go test ./build -update writes it)", err)
+					t.Fatalf("%v (go test ./driver -update writes it)", err)
 				}
 				if string(want) != text {
-					t.Errorf("%s: the final IR differs from %s (go test ./build -update rewrites it; review the diff)", kind, golden)
+					t.Errorf("%s: the final IR differs from %s (go test ./driver -update rewrites it; review the diff)", kind, golden)
 					continue
 				}
 				g, err := ir.ParseFunc(string(want))
