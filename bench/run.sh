@@ -10,12 +10,28 @@
 # AVX2 on an AVX-512 host: xlc's kernels for x86-64-v3, PyTorch's
 # ATEN_CPU_CAPABILITY=avx2 and OpenBLAS's Haswell kernels.
 #
-#   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu ISA=host|avx2
+# PEERS=all adds the best peers from PyPI (bench/peers/setup.sh installs them
+# into bench/.venv) as rows of the same rounds: PyTorch 2 eager and
+# torch.compile (bench/torch_gpt.py), JAX's jitted train step on XLA's CPU
+# backend (bench/jax_gpt.py) and tinygrad's TinyJit train step on its CPU
+# device (bench/tinygrad_gpt.py); a second line per config gives each one's
+# tokens/s, fraction of peak and xlc's ratio to it, and xlc's ratio to the
+# best of all the peers. ISA=avx2 holds them to AVX2 as well: MKL, oneDNN
+# and Inductor's generated code for PyTorch 2, --xla_cpu_max_isa=AVX2 for
+# XLA, -march=x86-64-v3 for tinygrad's clang. bench/README.md has more.
+#
+#   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu ISA=host|avx2 PEERS=|all
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 ROUNDS=${ROUNDS:-10}
 BACKEND=${BACKEND:-cpu}
+PEERS=${PEERS:-}
+case $PEERS in
+  "") ;;
+  all) bench/peers/setup.sh ;;
+  *) echo "bench/run.sh: PEERS=$PEERS: want all or nothing" >&2; exit 2 ;;
+esac
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch libopenblas0-openmp time
 fi
@@ -25,15 +41,32 @@ trap 'rm -rf "$tmp"' EXIT
 xlc=$tmp/xlc
 go build -o "$xlc" ./cmd/xlc
 ISA=${ISA:-host}
-zmm=
+zmm=()
+tinygrad_dev=CPU  # tinygrad's clang: -march=native
 if [ "$ISA" = avx2 ]; then
   export XLC_CPU=x86-64-v3 ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell
+  # PyTorch 2's pip wheel: MKL's and oneDNN's kernels; XLA's generated code.
+  export MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_cpu_max_isa=AVX2"
+  tinygrad_dev=CPU:CLANG:x86_64,x86-64-v3
 elif grep -qw avx512f /proc/cpuinfo; then
-  zmm="-mavx512f -DZMM"
+  zmm=(-mavx512f -DZMM)
 fi
-cc -O2 -mavx2 -mfma $zmm -o "$tmp/peak" bench/peak/peak.c -lpthread
+cc -O2 -mavx2 -mfma "${zmm[@]}" -o "$tmp/peak" bench/peak/peak.c -lpthread
 peak=$("$tmp/peak" 2)
 echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); ISA: $ISA${XLC_CPU:+ (XLC_CPU=$XLC_CPU)}; FMA peak on 2 threads: $peak GFLOP/s"
+venv=bench/.venv/bin/python
+if [ "$PEERS" = all ]; then
+  echo "peers: $("$venv" bench/peers/versions.py); Debian's torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)')"
+fi
+# The peers from bench/.venv, each on 2 threads: torch_gpt.py sets PyTorch's;
+# XLA's pool is one thread per CPU; tinygrad's CPU device runs its kernels
+# in order on one worker thread (0.14: NUM_CPU_THREADS splits a kernel into
+# that many parts, which that one thread runs in turn).
+torch2() { "$venv" bench/torch_gpt.py "$@"; }
+jaxgpt() { JAX_PLATFORMS=cpu "$venv" bench/jax_gpt.py "$@"; }
+tinygradgpt() {
+  CC=$(command -v clang || command -v clang-19) DEV=$tinygrad_dev NUM_CPU_THREADS=2 "$venv" bench/tinygrad_gpt.py "$@"
+}
 
 # fp32, AdamW, pre-LN, tied head, tanh GELU (torch_gpt.py is the same model).
 model="-D tie=true -D gelu_approx=tanh"
@@ -47,31 +80,43 @@ declare -A steps=([S]=${STEPS_S:-10} [M]=${STEPS_M:-3})
 configs=(S M)
 [ "$which" != all ] && configs=("$which")
 for c in "${configs[@]}"; do
+  read -ra def <<<"${defs[$c]}"
   # Build once so the timed runs hit the kernel cache.
-  "$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps 1 --warmup 0 | sed 's/:.*//'
-  x=() e=() j=()
-  for r in $(seq "$ROUNDS"); do
-    x+=("$("$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/')")
+  "$xlc" bench models/gpt.xl "${def[@]}" --backend "$BACKEND" --steps 1 --warmup 0 | sed 's/:.*//'
+  x=() e=() j=() pe=() pc=() px=() pt=()
+  for _ in $(seq "$ROUNDS"); do
+    x+=("$("$xlc" bench models/gpt.xl "${def[@]}" --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/')")
     e+=("$(LD_LIBRARY_PATH="$blas" /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" eager)")
     j+=("$(LD_LIBRARY_PATH="$blas" /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" jit)")
+    if [ "$PEERS" = all ]; then
+      pe+=("$(torch2 "$c" "${steps[$c]}" eager)")
+      pc+=("$(torch2 "$c" "${steps[$c]}" compile)")
+      px+=("$(jaxgpt "$c" "${steps[$c]}")")
+      pt+=("$(tinygradgpt "$c" "${steps[$c]}")")
+    fi
   done
-  /usr/bin/python3 - "$c" "${gflop[$c]}" "${x[*]}" "${e[*]}" "${j[*]}" "$BACKEND" "$peak" <<'PY'
+  /usr/bin/python3 - "$c" "${gflop[$c]}" "$BACKEND" "$peak" "${x[*]}" "${e[*]}" "${j[*]}" \
+    "${pe[*]}" "${pc[*]}" "${px[*]}" "${pt[*]}" <<'PY'
 import statistics as st, sys
-cfg, gflop = sys.argv[1], float(sys.argv[2])
-xs, es, js = ([float(v) for v in a.split()] for a in sys.argv[3:6])
-backend, peak = sys.argv[6], float(sys.argv[7])
-x, e, j = st.median(xs), st.median(es), st.median(js)
+cfg, gflop, backend, peak = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+x, e, j, *peers = (st.median([float(v) for v in a.split()]) if a else None for a in sys.argv[5:])
+rounds = len(sys.argv[5].split())
 best = max(e, j)
 tokens = 2048
 frac = lambda t: t / tokens * gflop / peak
 print(f"config {cfg}: xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
-      f"| ratio xlc/torch-best {x / best:.2f} (median of {len(xs)} interleaved rounds)")
+      f"| ratio xlc/torch-best {x / best:.2f} (median of {rounds} interleaved rounds)")
+if peers[0] is not None:
+    rows = dict(zip(("torch2 eager", "torch2 compile", "jax", "tinygrad"), peers))
+    top = max({**rows, "torch eager": e, "torch jit": j}.items(), key=lambda kv: kv[1])
+    print(f"config {cfg} peers: " + ", ".join(f"{n} {t:.0f} ({frac(t):.0%}, xlc/it {x / t:.2f})" for n, t in rows.items())
+          + f" | ratio xlc/best-of-all {x / top[1]:.2f} (best: {top[0]})")
 PY
   # Peak memory: the whole process's maximum resident set (xlc: compiler,
   # runtime and the planned buffers; PyTorch: interpreter, libraries and its
   # allocator), one run each of the same steps.
-  xm=$( { /usr/bin/time -f %M "$xlc" bench models/gpt.xl ${defs[$c]} --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 >/dev/null; } 2>&1 | tail -1)
+  xm=$( { /usr/bin/time -f %M "$xlc" bench models/gpt.xl "${def[@]}" --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 >/dev/null; } 2>&1 | tail -1)
   tm=$( { LD_LIBRARY_PATH="$blas" /usr/bin/time -f %M /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" eager >/dev/null; } 2>&1 | tail -1)
-  plan=$("$xlc" build models/gpt.xl ${defs[$c]} --fuse -o /dev/null 2>&1 | sed -nE 's/.*@train_step: .*peak ([0-9.]+ MiB).*/\1/p')
+  plan=$("$xlc" build models/gpt.xl "${def[@]}" --fuse -o /dev/null 2>&1 | sed -nE 's/.*@train_step: .*peak ([0-9.]+ MiB).*/\1/p')
   echo "config $c memory: xlc peak RSS $((xm / 1024)) MiB (train step buffers $plan) | torch eager peak RSS $((tm / 1024)) MiB"
 done

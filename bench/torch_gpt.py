@@ -2,26 +2,25 @@
 """The PyTorch peer of xlc's CPU backend: the same GPT as models/gpt.xl
 (pre-LN, tied head, tanh GELU, biases everywhere, AdamW, global-norm clip 1,
 the issue's benchmark configuration; xlc runs gpt.xl with -D tie=true
--D gelu_approx=tanh)
-trained on random byte windows; prints tokens/s of the best mode.
+-D gelu_approx=tanh; peer_common.py has the details all peers share)
+trained on random byte windows; prints tokens/s of the given mode.
 
-Usage: torch_gpt.py CONFIG STEPS MODE   (CONFIG S or M; MODE eager or jit)
-Run it with Debian's python3-torch and OpenBLAS-OpenMP on LD_LIBRARY_PATH
-(see bench/run.sh, which measures both peers interleaved).
+Usage: torch_gpt.py CONFIG STEPS MODE [--check]
+  CONFIG S or M; MODE eager, jit (torch.jit.script) or compile
+  (torch.compile of the model and of the clip-and-AdamW step; PyTorch 2).
+  --check prints the losses of a few steps on one batch instead.
+bench/run.sh runs eager and jit with Debian's python3-torch 1.13 and
+OpenBLAS-OpenMP on LD_LIBRARY_PATH, and with PEERS=all eager and compile
+with pip's PyTorch 2 in bench/.venv (bench/peers/setup.sh).
 """
+import logging
 import math
-import sys
-import time
+
+import peer_common
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-CONFIGS = {
-    "S": dict(d=128, layers=4, heads=4, seq=128, batch=16, vocab=256),
-    "M": dict(d=256, layers=6, heads=8, seq=256, batch=8, vocab=256),
-}
-
 
 class Block(nn.Module):
     def __init__(self, d, heads):
@@ -64,34 +63,45 @@ class GPT(nn.Module):
 
 
 def main():
-    cfg = CONFIGS[sys.argv[1]]
-    steps = int(sys.argv[2])
-    mode = sys.argv[3]
+    cfg, steps, mode, check = peer_common.parse("torch_gpt.py S|M STEPS eager|jit|compile [--check]",
+                                                ("eager", "jit", "compile"))
     torch.manual_seed(0)
     torch.set_num_threads(2)
     model = GPT(**cfg)
     if mode == "jit":
         model = torch.jit.script(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    elif mode == "compile":
+        if not hasattr(torch, "compile"):
+            raise SystemExit(f"torch_gpt.py: mode compile needs PyTorch 2, this is {torch.__version__}")
+        # Quiet Dynamo's warnings (that the optimizer's profiler annotation is
+        # dropped from the compiled graph); errors still print.
+        torch._logging.set_logs(dynamo=logging.ERROR)
+        model = torch.compile(model)
+    params = list(model.parameters())
+    lr, betas, eps, wd, clip = (getattr(peer_common, n) for n in ("LR", "BETAS", "EPS", "WD", "CLIP"))
+    opt = torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=wd)
+
+    def update():
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+
+    if mode == "compile":
+        update = torch.compile(update)
     b, s = cfg["batch"], cfg["seq"]
 
-    def step():
-        tokens = torch.randint(0, cfg["vocab"], (b, s))
-        targets = torch.randint(0, cfg["vocab"], (b, s))
+    def batch():
+        return torch.randint(0, cfg["vocab"], (b, s)), torch.randint(0, cfg["vocab"], (b, s))
+
+    def step(tokens, targets):
         loss = model(tokens, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss
+        update()
+        return loss.detach()
 
-    for _ in range(3):  # warm up (and let the JIT specialise)
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    dt = time.perf_counter() - t0
-    print(f"{b * s * steps / dt:.1f}")
+    if check:
+        peer_common.check(step, batch, lambda: None, float, cfg, f"torch {torch.__version__} {mode}")
+    peer_common.bench(step, batch, lambda: None, cfg, steps)
 
 
 if __name__ == "__main__":

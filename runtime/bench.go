@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"slices"
 	"time"
 
 	"xlc/ir"
@@ -10,12 +11,14 @@ import (
 type BenchResult struct {
 	Steps         int
 	Seconds       float64 // wall time of the timed steps
+	Median        float64 // the median step's seconds
 	TokensPerStep int
 }
 
-// TokensPerSec is the throughput of the timed steps.
+// TokensPerSec is the throughput of the median step, the statistic
+// bench/run.sh's peers report too.
 func (r BenchResult) TokensPerSec() float64 {
-	return float64(r.Steps*r.TokensPerStep) / r.Seconds
+	return float64(r.TokensPerStep) / r.Median
 }
 
 // Bench loads step on be, runs warmup untimed steps and then steps timed
@@ -45,12 +48,18 @@ func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResul
 			return res, err
 		}
 	}
-	t0 := time.Now()
-	for s := 0; s < steps; s++ {
+	times := make([]float64, steps)
+	for s := range times {
+		t0 := time.Now()
 		if err := run(int64(warmup + s)); err != nil {
 			return res, err
 		}
+		times[s] = time.Since(t0).Seconds()
+		res.Seconds += times[s]
 	}
-	res.Seconds = time.Since(t0).Seconds()
+	slices.Sort(times)
+	if n := len(times); n > 0 {
+		res.Median = (times[(n-1)/2] + times[n/2]) / 2
+	}
 	return res, nil
 }

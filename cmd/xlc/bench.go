@@ -140,8 +140,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			where += " (" + t.Name + ")"
 		}
 	}
-	fmt.Fprintf(stdout, "%s on %s: %.1f tokens/s (%d steps, %.4f s/step; compiled and loaded in %.2f s)\n",
-		m.Name, where, res.TokensPerSec(), res.Steps, res.Seconds/float64(res.Steps), loaded.Seconds())
+	fmt.Fprintf(stdout, "%s on %s: %.1f tokens/s (median of %d steps, %.4f s/step; compiled and loaded in %.2f s)\n",
+		m.Name, where, res.TokensPerSec(), res.Steps, res.Median, loaded.Seconds())
 	return nil
 }
 
