@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -87,19 +87,19 @@ func stateLike(st *StateSet, prefix string, p *ir.Value, init string) *ir.Value 
 
 // decays reports whether decoupled weight decay applies to p: a non-zero
 // WeightDecay and p of rank >= 2, or any p when DecayAll.
-func decays(cfg *TrainConfig, p *ir.Value) bool {
+func decays(cfg *Config, p *ir.Value) bool {
 	return cfg.WeightDecay != 0 && (cfg.DecayAll || p.Type.Rank() >= 2)
 }
 
-// BuildOptimizer appends one update of cfg.Optimizer and returns the new
+// OptimizerUpdate appends one update of cfg.Optimizer and returns the new
 // parameter values (same order and types as params; grads[i] is the
 // gradient of params[i], of the same shape). lr is the f32[] scheduled rate
-// (BuildSchedule). The arithmetic is f32 whatever the parameters' dtype:
+// (LearningRate). The arithmetic is f32 whatever the parameters' dtype:
 // parameters and gradients of another float dtype are converted to f32 and
 // the new values back. State lives in st, as f32 parameters with role=state
 // named "<opt>.<kind>.<param name>" (e.g. "adamw.m.layer0.fc.w") plus the
 // scalars "<opt>.t" (an f32 step counter, initially 0) and the like; every
-// state it Gets it also Sets. BuildOptimizer neither Tracks nor Sets the
+// state it Gets it also Sets. OptimizerUpdate neither Tracks nor Sets the
 // parameters themselves: the caller decides where their new values go.
 //
 // Decoupled weight decay (cfg.WeightDecay, default 0.01) applies to
@@ -136,7 +136,7 @@ func decays(cfg *TrainConfig, p *ir.Value) bool {
 //
 // An unknown optimizer, mismatched params and grads, a non-scalar lr or a
 // bad cfg.EGNonneg regexp is an error; so is any builder error met.
-func BuildOptimizer(b *ir.Builder, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, grads []*ir.Value) ([]*ir.Value, error) {
+func OptimizerUpdate(b *ir.Builder, st *StateSet, cfg *Config, lr *ir.Value, params, grads []*ir.Value) ([]*ir.Value, error) {
 	if err := b.Err(); err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func BuildOptimizer(b *ir.Builder, st *StateSet, cfg *TrainConfig, lr *ir.Value,
 }
 
 // buildSGD is SGD with optional (Nesterov) momentum and decoupled decay.
-func buildSGD(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+func buildSGD(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	out := make([]*ir.Value, len(ps))
 	mu := cfg.Momentum
 	for i, p := range ps {
@@ -222,7 +222,7 @@ type adamState struct {
 
 // adamMoments updates "<prefix>.t" (t ← t+1), "<prefix>.m.<p>" and
 // "<prefix>.v.<p>" (zeros): m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g².
-func adamMoments(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, params, gs []*ir.Value) adamState {
+func adamMoments(g optGraph, st *StateSet, cfg *Config, prefix string, params, gs []*ir.Value) adamState {
 	t, first := g.counter(st, prefix+".t")
 	a := adamState{first: first, eps: cfg.Eps}
 	// The bias corrections are computed in f64 and rounded once, as PyTorch
@@ -265,7 +265,7 @@ func (a adamState) denom(g optGraph, i int) *ir.Value {
 // 1−β1^t and √(1−β2^t) are computed in f64 and rounded to f32 once, as
 // PyTorch computes them in Python floats; everything else is f32. Defaults:
 // β1 = 0.9, β2 = 0.999, ε = 1e-8, weight decay 0.01.
-func buildAdamW(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+func buildAdamW(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	a := adamMoments(g, st, cfg, "adamw", params, gs)
 	stepSize := g.div(lr, a.bc1)
 	out := make([]*ir.Value, len(ps))
@@ -279,7 +279,7 @@ func buildAdamW(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params
 }
 
 // compileNonneg compiles cfg.EGNonneg; the empty pattern matches nothing.
-func compileNonneg(cfg *TrainConfig) (*regexp.Regexp, error) {
+func compileNonneg(cfg *Config) (*regexp.Regexp, error) {
 	if cfg.EGNonneg == "" {
 		return nil, nil
 	}

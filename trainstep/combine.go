@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -52,7 +52,7 @@ import (
 // Every dot product, norm and weight is computed in f32 (gradients of other
 // float dtypes are converted for them); the combined gradient of parameter j
 // has grads[0][j]'s type.
-func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) (combined []*ir.Value, weights []*ir.Value, err error) {
+func Combine(b *ir.Builder, st *StateSet, cfg *Config, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) (combined []*ir.Value, weights []*ir.Value, err error) {
 	if err := b.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -126,7 +126,7 @@ func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, loss
 }
 
 // combineCheck validates Combine's operands.
-func combineCheck(cfg *TrainConfig, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) error {
+func combineCheck(cfg *Config, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) error {
 	if cfg == nil {
 		return fmt.Errorf("combine: nil train config")
 	}

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 
 	"xlc/ir"
 	"xlc/parser"
+	"xlc/passes"
 	"xlc/runtime/interp"
 )
 
@@ -375,7 +376,7 @@ func TestGradVerifiesAndSimplifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(f.Body)
-	if err := Run(f, Options{Verify: true, Check: true}); err != nil {
+	if err := passes.Run(f, passes.Options{Verify: true, Check: true}); err != nil {
 		t.Fatal(err)
 	}
 	after, err := interp.Run(f, in)

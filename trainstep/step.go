@@ -1,4 +1,19 @@
-package passes
+// Package trainstep builds the training step: it turns a model's forward
+// function into train_step, which computes each task's loss, its gradients
+// by reverse-mode autodiff (Grad, with one rule per op in gradrules.go),
+// combines them across tasks, clips them, schedules the learning rate and
+// applies the optimizer, with parameters and optimizer state as donated
+// parameters of the function.
+//
+// These are graph builders, not passes: each appends instructions to an
+// ir.Func through an ir.Builder. The IR→IR passes that run afterwards live
+// in package passes, which does not import this one.
+//
+// Invariants: Grad appends only differentiable ops, so it applies to its
+// own output (the gradient penalties are double backward); Grad refuses a fused function, so the step is built before
+// the pipeline; optimizers, schedules, clipping and combiners compute in
+// f32 whatever the parameters' dtype.
+package trainstep
 
 import (
 	"fmt"
@@ -7,7 +22,7 @@ import (
 	"xlc/ir"
 )
 
-// BuildTrainStep turns the elaborated forward function f into the whole
+// Build turns the elaborated forward function f into the whole
 // training step, in place, renamed train_step:
 //
 //	train_step(inputs, params, state, rng_key) -> (losses, metrics, params', state')
@@ -39,7 +54,7 @@ import (
 //
 // taps are the values named with tap() in the model, for the input penalty
 // and combine_on.
-func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) error {
+func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 	b := &ir.Builder{F: f}
 	st := NewStateSet(b)
 	taskNames, tasks, others, otherNames, err := splitOutputs(f, cfg)
@@ -148,9 +163,9 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	}
 	clipped, norm := ClipGlobalNorm(b, combined, cfg.Clip)
 	m.add("grad_norm", norm)
-	lr := BuildSchedule(b, cfg, step)
+	lr := LearningRate(b, cfg, step)
 	m.add("lr", lr)
-	updated, err := BuildOptimizer(b, st, cfg, lr, params, clipped)
+	updated, err := OptimizerUpdate(b, st, cfg, lr, params, clipped)
 	if err != nil {
 		return err
 	}
@@ -198,7 +213,7 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 // the train step), each by double backward: (ε/2)·‖∇_x l‖² for the tapped value x named
 // cfg.InputPenaltyOn, and (λ/2)·‖∇_θ l‖² over params. Each penalty is also
 // recorded as a metric named after the task.
-func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *TrainConfig, m *metrics) (*ir.Value, error) {
+func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *Config, m *metrics) (*ir.Value, error) {
 	b := &ir.Builder{F: f}
 	obj := l
 	if cfg.InputPenalty != 0 {
@@ -227,7 +242,7 @@ func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, p
 }
 
 // splitOutputs separates the task losses from the other outputs.
-func splitOutputs(f *ir.Func, cfg *TrainConfig) (taskNames []string, tasks, others []*ir.Value, otherNames []string, err error) {
+func splitOutputs(f *ir.Func, cfg *Config) (taskNames []string, tasks, others []*ir.Value, otherNames []string, err error) {
 	isTask := map[string]bool{}
 	for _, n := range cfg.Losses {
 		if f.Result(n) == nil {
@@ -268,7 +283,7 @@ func splitOutputs(f *ir.Func, cfg *TrainConfig) (taskNames []string, tasks, othe
 
 // updateScale is dynamic loss scaling: halve on a non-finite step, double
 // after cfg.ScaleInterval finite steps in a row.
-func updateScale(b *ir.Builder, st *StateSet, cfg *TrainConfig, s, finite *ir.Value) {
+func updateScale(b *ir.Builder, st *StateSet, cfg *Config, s, finite *ir.Value) {
 	good := st.Get("loss_scale.good", ir.T(ir.I64), "zeros", 0)
 	one := b.Constant(ir.T(ir.I64), 1)
 	zero := b.Constant(ir.T(ir.I64), 0)
@@ -280,7 +295,7 @@ func updateScale(b *ir.Builder, st *StateSet, cfg *TrainConfig, s, finite *ir.Va
 	st.Set("loss_scale.good", b.Select(grow, zero, next))
 }
 
-// LossNames lists the results of a train step from BuildTrainStep that
+// LossNames lists the results of a train step from Build that
 // measure training, for a progress line: every task loss, then, with
 // several tasks, the combined objective.
 func LossNames(step *ir.Func) []string {

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import "xlc/ir"
 
@@ -17,7 +17,7 @@ const egPairOffset = 1e-3
 // p⁺ − p⁻ = p exactly in real arithmetic whatever p was initialised to;
 // the declared zeros of eg.pos and eg.neg are never used. Weight decay is
 // not applied.
-func buildEG(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) ([]*ir.Value, error) {
+func buildEG(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) ([]*ir.Value, error) {
 	re, err := compileNonneg(cfg)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ const (
 // that its EG exponents start near 0.01 (see buildEGAdaptive and
 // buildEGAdam): Amid et al. (2022) give no default for the simplified
 // form; the exponents start around 1e-2 of 1/‖g‖² scale.
-func metaRate(g optGraph, st *StateSet, cfg *TrainConfig, name string, first, denom *ir.Value) *ir.Value {
+func metaRate(g optGraph, st *StateSet, cfg *Config, name string, first, denom *ir.Value) *ir.Value {
 	if cfg.EGGamma != 0 {
 		return g.c(cfg.EGGamma)
 	}
@@ -104,7 +104,7 @@ func gradSums(g optGraph, gs []*ir.Value) (sq, abs *ir.Value, n int) {
 // exponents of coordinates with large gradients ≫ 1, and a small GPT's step
 // sizes exploded within 20 steps.) With the default clip of 1 this makes
 // adaptation slow; set eg_gamma for faster. Weight decay is not applied.
-func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+func buildEGAdaptive(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	var first *ir.Value
 	if cfg.EGGamma == 0 {
 		_, first = g.counter(st, "eg_adaptive.t")
@@ -158,7 +158,7 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, p
 // alignment sums over every coordinate), and γ_q from mean|g| made the
 // gains of coordinates with large gradients blow up the loss. On the first update u_prev = 0, so q and s stay
 // 1 and the step is AdamW's.
-func buildEGAdam(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+func buildEGAdam(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	a := adamMoments(g, st, cfg, "eg_adam", params, gs)
 	_, abs, _ := gradSums(g, gs)
 	peak := g.c(cfg.LR)
