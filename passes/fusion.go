@@ -33,18 +33,19 @@ const UnlimitedFuel = -1
 //   - running fusion again changes nothing (fusions are never re-fused).
 //
 // The rules, each decision logged with its reason (Options.FusionLog) and
-// counted against Options.FusionFuel, are in fusion_rules.go. The pass is
-// linear in the size of f apart from the work per kernel, which is bounded.
+// counted against Options.FusionFuel, are in fusion_rules.go, which
+// fusion_dot.go, fusion_cheap.go, fusion_rows.go and fusion_outputs.go
+// complete. The pass is linear in the size of f apart from the work per kernel, which is bounded.
 func fusion(f *ir.Func, opt Options) (bool, error) {
-	z := newFuser(f, opt)
-	if z.log != nil {
-		fmt.Fprintf(z.log, "# fusion @%s\n", f.Name)
+	fu := newFuser(f, opt)
+	if fu.log != nil {
+		fmt.Fprintf(fu.log, "# fusion @%s\n", f.Name)
 	}
-	z.dotEpilogues()
-	z.computeCheap()
-	z.grow()
-	z.siblings()
-	return z.rewrite()
+	fu.dotEpilogues()
+	fu.computeCheap()
+	fu.grow()
+	fu.siblings()
+	return fu.rewrite()
 }
 
 // A kernel is a group of instructions that becomes one fusion: its root and
@@ -55,8 +56,8 @@ type kernel struct {
 	members map[*ir.Value]bool // the root, the instructions fused into it and the copies of cheap ones
 	dot     *ir.Value          // the dot of a dot kernel
 	reduces bool
-	rows    *rows                  // a reduce kernel's row structure
-	state   map[*ir.Value]rowState // a reduce kernel's members' row states (absent: free)
+	rows    *rowShape              // a reduce kernel's row structure
+	state   map[*ir.Value]rowState // a reduce kernel's members' row states (absent: rowFree)
 }
 
 func (k *kernel) kind() string {
@@ -86,7 +87,7 @@ type fuser struct {
 func newFuser(f *ir.Func, opt Options) *fuser {
 	f.Renumber()
 	n := len(f.Body)
-	z := &fuser{
+	fu := &fuser{
 		f:      f,
 		users:  make([][]*ir.Value, n),
 		result: make([]bool, n),
@@ -102,43 +103,43 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 			if a.IsParam() {
 				continue
 			}
-			if u := z.users[a.ID]; len(u) == 0 || u[len(u)-1] != v {
-				z.users[a.ID] = append(u, v)
+			if u := fu.users[a.ID]; len(u) == 0 || u[len(u)-1] != v {
+				fu.users[a.ID] = append(u, v)
 			}
 		}
 	}
 	for _, r := range f.Results {
 		if !r.IsParam() {
-			z.result[r.ID] = true
+			fu.result[r.ID] = true
 		}
 	}
-	return z
+	return fu
 }
 
-// name is how the log names v: "%12 (exp)".
-func name(v *ir.Value) string { return v.Ref() + " (" + v.Op.String() + ")" }
+// logName is how the log names v: "%12 (exp)".
+func logName(v *ir.Value) string { return v.Ref() + " (" + v.Op.String() + ")" }
 
-func (z *fuser) logf(format string, args ...any) {
-	if z.log != nil {
-		fmt.Fprintf(z.log, format+"\n", args...)
+func (fu *fuser) logf(format string, args ...any) {
+	if fu.log != nil {
+		fmt.Fprintf(fu.log, format+"\n", args...)
 	}
 }
 
 // take spends one unit of fuel; false when none is left.
-func (z *fuser) take() bool {
-	if z.fuel == 0 {
+func (fu *fuser) take() bool {
+	if fu.fuel == 0 {
 		return false
 	}
-	if z.fuel > 0 {
-		z.fuel--
+	if fu.fuel > 0 {
+		fu.fuel--
 	}
 	return true
 }
 
 // rewrite replaces every kernel of two or more members by a fusion and
 // drops the copied cheap instructions that nothing uses any more.
-func (z *fuser) rewrite() (bool, error) {
-	f := z.f
+func (fu *fuser) rewrite() (bool, error) {
+	f := fu.f
 	byKey := map[string]*ir.Func{}
 	next := 0
 	for _, c := range f.Callees() {
@@ -159,7 +160,7 @@ func (z *fuser) rewrite() (bool, error) {
 		return a
 	}
 	for _, v := range f.Body {
-		k := z.kernel[v.ID]
+		k := fu.kernel[v.ID]
 		switch {
 		case k != nil && len(k.members) > 1:
 			changed = true
@@ -195,7 +196,7 @@ func (z *fuser) rewrite() (bool, error) {
 				repl[o.ID] = ov
 				body = append(body, ov)
 			}
-		case len(z.copies[v.ID]) > 0 && !z.needed[v.ID]:
+		case len(fu.copies[v.ID]) > 0 && !fu.needed[v.ID]:
 			changed = true // copied into every kernel that uses it
 		default:
 			body = append(body, v)
