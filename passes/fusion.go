@@ -14,28 +14,19 @@ import (
 // every decision to fuse.
 const UnlimitedFuel = -1
 
-// fusion groups f's instructions into kernels and replaces each group of two
-// or more by a fusion instruction calling a fused function (ir.OpFusion).
-// Afterwards:
-//   - every fusion's callee holds a loop kernel (elementwise and shape ops),
-//     a reduce kernel (reductions over one set of rows, see ir.FusionReduce)
-//     or a dot kernel (one dot and an elementwise epilogue), and has no
-//     fusion inside;
-//   - gather, scatter_add and rng are never fused: each stays its own kernel;
-//   - no value is computed twice, except cheap ones (constants, iotas,
-//     broadcasts, short chains of simple elementwise ops; see computeCheap),
-//     which are copied into each kernel that uses them;
-//   - identical fused functions (same ops, types, attributes and parameter
-//     order) are one function, named fused.N in order of first use, so a
-//     model's number of distinct kernels does not grow with its depth;
-//   - evaluating f gives bit for bit what it gave before: every callee
-//     computes the same ops on the same values;
-//   - running fusion again changes nothing (fusions are never re-fused).
+// fusion groups f's instructions into kernels, each group of two or more
+// becoming a fusion instruction that calls a fused function. Afterwards:
+//   - every callee is a loop kernel (elementwise and shape ops), a reduce
+//     kernel (reductions over one set of rows) or a dot kernel;
+//   - gather, scatter_add and rng stay alone;
+//   - only cheap values (computeCheap) are computed twice, copied into each
+//     kernel that uses them;
+//   - identical fused functions are one, so a deeper model has no more
+//     distinct kernels;
+//   - f computes bit for bit what it did, and fusion again changes nothing.
 //
-// The rules, each decision logged with its reason (Options.FusionLog) and
-// counted against Options.FusionFuel, are in fusion_rules.go, which
-// fusion_dot.go, fusion_cheap.go, fusion_rows.go and fusion_outputs.go
-// complete. The pass is linear in the size of f apart from the work per kernel, which is bounded.
+// The rules (fusion_rules.go) log each decision (Options.FusionLog) and
+// count it against Options.FusionFuel. The pass is linear in the size of f.
 func fusion(f *ir.Func, opt Options) (bool, error) {
 	fu := newFuser(f, opt)
 	if fu.log != nil {

@@ -113,8 +113,8 @@ func (fu *fuser) grow() {
 		if k == nil && v.Op == ir.OpReshape {
 			// A reshape costs nothing on its own (the backends alias its
 			// operand's buffer); as a kernel's root it would only turn a row
-			// kernel's output into another shape (a flat log-softmax made
-			// the CPU lower its rows element by element: 23 s a batch).
+			// kernel's output into another shape, which makes the CPU
+			// backend lower the rows element by element (bench/NOTES.md).
 			fu.logf("keep %s alone: free on its own, a copy as a kernel root", logName(v))
 			continue
 		}

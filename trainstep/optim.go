@@ -91,51 +91,17 @@ func decays(cfg *Config, p *ir.Value) bool {
 	return cfg.WeightDecay != 0 && (cfg.DecayAll || p.Type.Rank() >= 2)
 }
 
-// OptimizerUpdate appends one update of cfg.Optimizer and returns the new
-// parameter values (same order and types as params; grads[i] is the
-// gradient of params[i], of the same shape). lr is the f32[] scheduled rate
-// (LearningRate). The arithmetic is f32 whatever the parameters' dtype:
-// parameters and gradients of another float dtype are converted to f32 and
-// the new values back. State lives in st, as f32 parameters with role=state
-// named "<opt>.<kind>.<param name>" (e.g. "adamw.m.layer0.fc.w") plus the
-// scalars "<opt>.t" (an f32 step counter, initially 0) and the like; every
-// state it Gets it also Sets. OptimizerUpdate neither Tracks nor Sets the
-// parameters themselves: the caller decides where their new values go.
-//
-// Decoupled weight decay (cfg.WeightDecay, default 0.01) applies to
-// parameters of rank >= 2 only, or to all when cfg.DecayAll (default false),
-// in sgd, adamw and eg_adam; eg and eg_adaptive ignore it (their updates
-// are exactly those of Amid, Anil, Fifty and Warmuth 2022, "Step-size
-// Adaptation Using Exponentiated Gradient Updates", in simplified form).
-//
-//   - sgd (cfg.Momentum μ, default 0; cfg.Nesterov, default false): state
-//     "sgd.v.<p>" (zeros) when μ ≠ 0; v ← μ·v + g; the update is g + μ·v
-//     with Nesterov and v otherwise (plain g when μ = 0); then
-//     p ← p − lr·(update + wd·p), wd only for decayed parameters. This is
-//     PyTorch's SGD with dampening 0 except that the decay is decoupled.
-//   - adamw (cfg.Beta1 0.9, cfg.Beta2 0.999, cfg.Eps 1e-8 by default):
-//     PyTorch's torch.optim.AdamW step for step; states "adamw.t",
-//     "adamw.m.<p>", "adamw.v.<p>"; p ← p·(1 − lr·wd) then
-//     p ← p − lr·m̂/(√v̂ + ε) (details at buildAdamW).
-//   - eg: plain EG p ← p ⊙ exp(−lr·g) for names matching cfg.EGNonneg
-//     (default "": none), EG± on p = p⁺ − p⁻ for the rest (states "eg.t",
-//     "eg.pos.<p>", "eg.neg.<p>"; split in-graph at the first update with
-//     offset 1e-3; details at buildEG).
-//   - eg_adaptive: the simplified step-size adaptation of Amid et al. (2022), states
-//     "eg_adaptive.nu.<p>" (ones) and "eg_adaptive.gprev.<p>" (zeros):
-//     ν ← ν ⊙ exp(γ·g_prev ⊙ g), p ← p − lr·ν ⊙ g, g_prev ← g.
-//   - eg_adam: Amid et al. (2022) on Adam: a global scale s and mean-1
-//     per-coordinate gains q updated by EG from ⟨g, u_prev⟩ and g ⊙ u_prev,
-//     p ← p·(1 − lr·wd) − lr·s·q ⊙ m̂/(√v̂ + ε) (derivation at buildEGAdam).
-//
-// The meta learning rate γ of eg_adaptive and eg_adam is cfg.EGGamma; its
-// default 0 means auto: a rate measured on the first update's gradient and
-// kept frozen in state (eg_adaptive: 0.01/‖g‖²; eg_adam: 0.01/(LR·max|g|)
-// for the gains and 0.01/(LR·‖g‖₁) for the scale); see metaRate and its
-// callers.
-//
-// An unknown optimizer, mismatched params and grads, a non-scalar lr or a
-// bad cfg.EGNonneg regexp is an error; so is any builder error met.
+// OptimizerUpdate appends one update of cfg.Optimizer (sgd, adamw, eg,
+// eg_adaptive or eg_adam: buildSGD and the others state each) and returns
+// the new parameter values in params' order and types; grads[i] is
+// params[i]'s gradient and lr the f32[] learning rate (LearningRate). It
+// computes in f32 whatever the parameters' dtype. State goes in st as f32
+// role=state parameters named "<opt>.<kind>.<param>" (adamw.m.wte) and
+// scalars such as "<opt>.t", each one set as well as read; the parameters
+// are neither tracked nor set, so the caller decides where their new
+// values go. Decoupled weight decay applies to parameters of rank >= 2 (all
+// with cfg.DecayAll) in sgd, adamw and eg_adam. Bad arguments or settings
+// are errors.
 func OptimizerUpdate(b *ir.Builder, st *StateSet, cfg *Config, lr *ir.Value, params, grads []*ir.Value) ([]*ir.Value, error) {
 	if err := b.Err(); err != nil {
 		return nil, err
@@ -187,7 +153,11 @@ func OptimizerUpdate(b *ir.Builder, st *StateSet, cfg *Config, lr *ir.Value, par
 	return out, nil
 }
 
-// buildSGD is SGD with optional (Nesterov) momentum and decoupled decay.
+// buildSGD is SGD with momentum μ = cfg.Momentum: when μ ≠ 0, state
+// "sgd.v.<p>" (zeros) holds v ← μ·v + g, and the update is g + μ·v with
+// cfg.Nesterov, v otherwise (plain g when μ = 0); then
+// p ← p − lr·(update + wd·p), wd for decayed parameters only. This is
+// PyTorch's SGD with dampening 0 except that the decay is decoupled.
 func buildSGD(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	out := make([]*ir.Value, len(ps))
 	mu := cfg.Momentum

@@ -5,18 +5,15 @@ import "xlc/ir"
 // egPairOffset is c in EG±'s first split p⁺ = relu(p) + c, p⁻ = relu(−p) + c.
 const egPairOffset = 1e-3
 
-// buildEG is exponentiated gradient (Kivinen and Warmuth 1997). Parameters whose name
-// matches cfg.EGNonneg (a Go regexp, unanchored as regexp.MatchString; the
-// default "" matches none) take plain EG, gradient descent on log p:
-// p ← p ⊙ exp(−lr·g); they must start and stay positive. Every other
-// parameter takes EG±: it is kept as the difference p = p⁺ − p⁻ of two
-// positive parts (states "eg.pos.<p>" and "eg.neg.<p>") updated by EG,
-// p⁺ ← p⁺ ⊙ exp(−lr·g), p⁻ ← p⁻ ⊙ exp(+lr·g), p ← p⁺ − p⁻. The parts are
-// created in-graph on the first update (state "eg.t", an f32 step counter,
-// is 0): p⁺ = relu(p) + c, p⁻ = relu(−p) + c with c = 1e-3, so that
-// p⁺ − p⁻ = p exactly in real arithmetic whatever p was initialised to;
-// the declared zeros of eg.pos and eg.neg are never used. Weight decay is
-// not applied.
+// buildEG is exponentiated gradient (Kivinen and Warmuth 1997). Parameters
+// whose name matches cfg.EGNonneg (unanchored; "" matches none) take plain
+// EG, gradient descent on log p: p ← p ⊙ exp(−lr·g); they must stay
+// positive. The others take EG±: p = p⁺ − p⁻ with two positive parts
+// (states "eg.pos.<p>", "eg.neg.<p>"), p⁺ ← p⁺ ⊙ exp(−lr·g) and
+// p⁻ ← p⁻ ⊙ exp(+lr·g). The parts are made in-graph at the first update
+// (state "eg.t" is 0) as p⁺ = relu(p) + c, p⁻ = relu(−p) + c, c =
+// egPairOffset, so p⁺ − p⁻ = p whatever p's initial value; their declared
+// zeros are never used. No weight decay.
 func buildEG(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) ([]*ir.Value, error) {
 	re, err := compileNonneg(cfg)
 	if err != nil {
@@ -91,24 +88,25 @@ func gradSums(g optGraph, gs []*ir.Value) (sq, abs *ir.Value, n int) {
 	return sq, abs, n
 }
 
-// buildEGAdaptive is the step-size adaptation by EG of Amid et al. (2022), simplified
-// form, exactly: per-coordinate step sizes ν (state "eg_adaptive.nu.<p>",
-// ones) and the previous gradient g_prev (state "eg_adaptive.gprev.<p>",
-// zeros); ν ← ν ⊙ exp(γ · g_prev ⊙ g); p ← p − lr · ν ⊙ g; g_prev ← g.
-// Consistent gradient signs grow a coordinate's step, alternating signs
-// shrink it; the first update is plain SGD (g_prev = 0). γ is cfg.EGGamma,
-// or when that is 0 (the default) γ = 0.01/‖g‖² of the first update's
-// gradient (metaRate; states "eg_adaptive.t", an f32 step counter, and
-// "eg_adaptive.gamma"): every coordinate's exponent γ·g_prev·g then starts
-// at most about 0.01. (A per-coordinate mean, 0.01/mean(g²), made the
-// exponents of coordinates with large gradients ≫ 1, and a small GPT's step
-// sizes exploded within 20 steps.) With the default clip of 1 this makes
-// adaptation slow; set eg_gamma for faster. Weight decay is not applied.
+// buildEGAdaptive is the step-size adaptation by EG of Amid, Anil, Fifty
+// and Warmuth (2022), "Step-size Adaptation Using Exponentiated Gradient
+// Updates", simplified form, exactly: per-coordinate step sizes ν (state
+// "eg_adaptive.nu.<p>", ones) and the previous gradient g_prev (state
+// "eg_adaptive.gprev.<p>", zeros); ν ← ν ⊙ exp(γ·g_prev ⊙ g),
+// p ← p − lr·ν ⊙ g, g_prev ← g. Consistent gradient signs grow a
+// coordinate's step, alternating ones shrink it; the first update is SGD.
+// γ is cfg.EGGamma, or by default 0.01/‖g‖² of the first update's gradient
+// (metaRate; states "eg_adaptive.t", "eg_adaptive.gamma"), so that every
+// exponent starts at most about 0.01. No weight decay.
 func buildEGAdaptive(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	var first *ir.Value
 	if cfg.EGGamma == 0 {
 		_, first = g.counter(st, "eg_adaptive.t")
 	}
+	// The automatic γ divides by the global ‖g‖², not per coordinate by
+	// mean(g²): that made the exponents of coordinates with large gradients
+	// ≫ 1 (bench/NOTES.md). With the default clip of 1 adaptation is then
+	// slow; eg_gamma sets a faster rate.
 	sq, _, _ := gradSums(g, gs)
 	gamma := metaRate(g, st, cfg, "eg_adaptive.gamma", first, sq)
 	out := make([]*ir.Value, len(ps))
@@ -123,42 +121,33 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params
 	return out
 }
 
-// buildEGAdam is the step-size adaptation of Amid, Anil, Fifty and Warmuth
-// (2022) on top of Adam: a global scale s (state "eg_adam.s", init 1) and
-// per-coordinate gains q (state "eg_adam.q.<p>", ones), both updated by EG
-// from the alignment of the current gradient with the previous step's
-// applied direction u_prev = q⊙u (state "eg_adam.u.<p>", zeros). Adam's
-// moments are those of adamw (states "eg_adam.t", "eg_adam.m.<p>",
-// "eg_adam.v.<p>"; β1, β2, ε from cfg) and u = m̂/(√v̂ + ε). One update:
+// buildEGAdam is the step-size adaptation of Amid et al. (2022) on top of
+// Adam: a global scale s (state "eg_adam.s", one) and per-coordinate gains
+// q ("eg_adam.q.<p>", ones) updated by EG from the gradient's alignment
+// with the previous direction u_prev ("eg_adam.u.<p>", zeros). With Adam's u = m̂/(√v̂ + ε) (adamw's moments, under the prefix
+// eg_adam), one update is
 //
-//	q ← q ⊙ exp(γ·lr · g ⊙ u_prev), then q ← q / mean(q) per parameter
-//	s ← s · exp(γ·lr · Σ_params ⟨g, u_prev⟩)
-//	p ← p·(1 − lr·wd) (decayed parameters only) − lr·s · q ⊙ u
+//	q ← q ⊙ exp(γ_q·lr · g ⊙ u_prev), then q ← q / mean(q)
+//	s ← s · exp(γ_s·lr · Σ_params ⟨g, u_prev⟩)
+//	p ← p·(1 − lr·wd) − lr·s · q ⊙ u
 //	u_prev ← q ⊙ u
 //
-// The signs, derived: the previous step moved θ_t = θ_{t−1} − lr·s·u_prev
-// with u_prev = q⊙u_{t−1}, so the loss at θ_t depends on the gains through
-// that step and dL(θ_t)/ds = −lr·⟨g_t, u_prev⟩; EG on s is
-// s ← s·exp(−γ·dL/ds) = s·exp(+γ·lr·⟨g_t, u_prev⟩). A current gradient that
-// still points along the previous step (⟨g_t, u_prev⟩ > 0: the loss keeps
-// falling along −u_prev) grows the scale; one that points back shrinks it.
-// Per coordinate, dL(θ_t)/dq_i = −lr·s·g_i·u_{t−1,i} has the same sign as
-// −g_i·u_prev,i; the gains take EG with the gradient measured relative to
-// the gain, q_i·dL/dq_i = −lr·s·g_i·u_prev,i, with the factor s left out
-// (s is adapted on its own, and this keeps the gains' effective meta rate
-// independent of the scale), so q_i ← q_i·exp(+γ·lr·g_i·u_prev,i): same
-// sign rule as s. Renormalising q to mean 1 leaves the overall step size to
-// s. lr is the current step's rate (equal to the previous one's but at
-// schedule changes). γ is cfg.EGGamma for both; when that is 0 (the
-// default) each gets its own automatic rate (metaRate) from the first
-// update's gradient and the peak rate cfg.LR, so that both exponents start
-// at most about 0.01 given |u| ≈ 1 per coordinate: γ_q = 0.01/(LR·max|g|)
-// (state "eg_adam.gamma") and γ_s = 0.01/(LR·‖g‖₁) (state
-// "eg_adam.gamma_s"). On a small GPT one rate for both made s explode (the
-// alignment sums over every coordinate), and γ_q from mean|g| made the
-// gains of coordinates with large gradients blow up the loss. On the first update u_prev = 0, so q and s stay
-// 1 and the step is AdamW's.
+// so the first is AdamW's. γ_q and γ_s are cfg.EGGamma, or by default
+// 0.01/(LR·max|g|) and 0.01/(LR·‖g‖₁) of the first gradient (metaRate).
 func buildEGAdam(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+	// The signs: the previous step moved θ_t = θ_{t−1} − lr·s·u_prev, so
+	// dL(θ_t)/ds = −lr·⟨g_t, u_prev⟩ and EG on s is
+	// s ← s·exp(−γ·dL/ds) = s·exp(+γ·lr·⟨g_t, u_prev⟩): a gradient that
+	// still points along the previous step (the loss keeps falling along
+	// −u_prev) grows the scale, one that points back shrinks it. Per
+	// coordinate, dL(θ_t)/dq_i = −lr·s·g_i·u_{t−1,i}; the gains take EG
+	// with the gradient relative to the gain, q_i·dL/dq_i, without the
+	// factor s (adapted on its own, which keeps the gains' effective meta
+	// rate independent of the scale): the same sign rule as s.
+	// Renormalising q to mean 1 leaves the overall step size to s. lr is
+	// the current step's rate, the previous one's but at schedule changes.
+	// Each of s and q has its own automatic γ, both starting their
+	// exponents at most about 0.01 given |u| ≈ 1 (bench/NOTES.md).
 	a := adamMoments(g, st, cfg, "eg_adam", params, gs)
 	_, abs, _ := gradSums(g, gs)
 	peak := g.c(cfg.LR)

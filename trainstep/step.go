@@ -22,38 +22,20 @@ import (
 	"xlc/ir"
 )
 
-// Build turns the elaborated forward function f into the whole
-// training step, in place, renamed train_step:
+// Build turns the elaborated forward function f into the whole training
+// step, in place, renamed train_step:
 //
 //	train_step(inputs, params, state, rng_key) -> (losses, metrics, params', state')
 //
-// In order it appends: the gradient penalties of each task loss (by double
-// backward), loss scaling, one backward pass per task sharing the forward
-// (or, with cfg.CombineOn, per-task gradients with respect to that tap and
-// one backward pass of the weighted sum), unscaling, the global all-finite
-// check, the multi-task combination, global norm clipping, the
-// learning-rate schedule and the optimizer update, and the loss-scale
-// update. Afterwards:
-//   - every parameter with role=param and every state parameter (role=state:
-//     optimizer moments, "step", "loss_scale") has a result of the same name
-//     holding its new value (the trainer donates the buffer);
-//   - the other results are, in order, the task losses (the outputs named
-//     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
-//     metrics: where they apply input_penalty.<task> and
-//     param_penalty.<task>; with several tasks objective (Σ w_i·L_i of the
-//     penalised losses and the weights the combiner applied) and
-//     weight.<task>; then grad_norm, lr, and with loss scaling finite
-//     (dynamic only) and scale (the loss scale used);
-//   - with dynamic loss scaling a non-finite gradient leaves every parameter
-//     and optimizer state unchanged and halves the scale; the step counter
-//     still advances, so the schedule moves on.
-//
-// The penalties' inner gradients are taken without the loss scale (they
-// are part of the objective the scale multiplies); in half precision a tiny
-// penalty gradient may underflow.
-//
-// taps are the values named with tap() in the model, for the input penalty
-// and combine_on.
+// It appends, in order: each task loss's gradient penalties (double
+// backward), loss scaling, the backward passes (one per task, or with
+// cfg.CombineOn per task to that tap and then one of the weighted sum),
+// unscaling, the all-finite check, the combiner, clipping, the learning
+// rate, the optimizer and the loss-scale update. Afterwards every
+// role=param and role=state parameter has a result of its name holding its
+// new value (the trainer donates the buffer); the other results are the
+// task losses, the model's other outputs and the metrics. taps are the
+// values the model names with tap().
 func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 	b := &ir.Builder{F: f}
 	st := NewStateSet(b)
@@ -173,6 +155,9 @@ func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 		st.Set(p.Name, updated[j])
 	}
 	if finite != nil {
+		// A non-finite gradient leaves every parameter and optimizer state
+		// as it was and halves the scale; the step counter, set below,
+		// still advances, so the schedule moves on.
 		st.Gate(finite)
 		updateScale(b, st, cfg, lossScale, finite)
 		m.add("finite", b.Convert(finite, ir.F32))
@@ -186,6 +171,13 @@ func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Results: the task losses (cfg.Losses, or the outputs ending in
+	// "loss"), the model's other outputs, then the metrics: where they
+	// apply input_penalty.<task> and param_penalty.<task>; with several
+	// tasks objective (Σ w_i·L_i of the penalised losses, with the weights
+	// the combiner applied) and weight.<task>; grad_norm, lr, and with loss
+	// scaling finite (dynamic only) and scale. The new parameters and state
+	// follow, named like them.
 	names := append(append(append([]string{}, taskNames...), otherNames...), m.names...)
 	vals := append(append(append([]*ir.Value{}, tasks...), others...), m.vals...)
 	seen := map[string]bool{}
@@ -212,7 +204,9 @@ func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 // penalize returns the task loss l plus its gradient penalties (ARCHITECTURE.md,
 // the train step), each by double backward: (ε/2)·‖∇_x l‖² for the tapped value x named
 // cfg.InputPenaltyOn, and (λ/2)·‖∇_θ l‖² over params. Each penalty is also
-// recorded as a metric named after the task.
+// recorded as a metric named after the task. The inner gradients are taken
+// without the loss scale, which multiplies the whole objective; in half
+// precision a tiny penalty gradient may underflow.
 func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *Config, m *metrics) (*ir.Value, error) {
 	b := &ir.Builder{F: f}
 	obj := l
