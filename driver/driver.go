@@ -9,6 +9,7 @@ import (
 	"xlc/ir"
 	"xlc/parser"
 	"xlc/passes"
+	"xlc/trainstep"
 )
 
 // Model is a model compiled for training.
@@ -18,8 +19,8 @@ type Model struct {
 	Source  []byte
 	Defines []parser.Define
 	Config  []parser.Setting
-	Train   passes.TrainConfig
-	// Step is train_step (see passes.BuildTrainStep); Eval is the forward
+	Train   trainstep.Config
+	// Step is train_step (see trainstep.Build); Eval is the forward
 	// pass returning the model's outputs. Both went through the pipeline.
 	Step *ir.Func
 	Eval *ir.Func
@@ -33,7 +34,7 @@ type Options struct {
 // Compile builds the train step and the evaluation function of the model in
 // src. defines override config values and train settings alike.
 func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Model, error) {
-	prog, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	prog, err := parser.Compile(path, src, defines, trainstep.ConfigKeys()...)
 	if err != nil {
 		return nil, err
 	}
@@ -42,14 +43,14 @@ func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Mo
 		return nil, err
 	}
 	m := &Model{Name: prog.Name, Path: path, Source: src, Defines: defines, Config: prog.Config, Train: cfg}
-	if err := passes.BuildTrainStep(prog.Func, prog.Taps, &m.Train); err != nil {
+	if err := trainstep.Build(prog.Func, prog.Taps, &m.Train); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	m.Step = prog.Func
 	if err := passes.Run(m.Step, opt.Passes); err != nil {
 		return nil, fmt.Errorf("%s: train step: %v", path, err)
 	}
-	eval, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	eval, err := parser.Compile(path, src, defines, trainstep.ConfigKeys()...)
 	if err != nil {
 		return nil, err
 	}
@@ -62,8 +63,8 @@ func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Mo
 
 // TrainConfig resolves a program's train settings over the defaults; an
 // invalid one is reported at the place it was written.
-func TrainConfig(prog *parser.Program) (passes.TrainConfig, error) {
-	cfg := passes.DefaultTrainConfig()
+func TrainConfig(prog *parser.Program) (trainstep.Config, error) {
+	cfg := trainstep.DefaultConfig()
 	for _, s := range prog.Train {
 		if err := cfg.Set(s.Name, s.Value); err != nil {
 			return cfg, fmt.Errorf("%s:%d:%d: %v", s.Pos.Filename, s.Pos.Line, s.Pos.Column, err)
@@ -75,7 +76,7 @@ func TrainConfig(prog *parser.Program) (passes.TrainConfig, error) {
 // Tapped compiles the forward pass with the tapped value name as its only
 // result (e.g. "logits" for sampling), after the pipeline.
 func Tapped(path string, src []byte, defines []parser.Define, name string) (*ir.Func, error) {
-	prog, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	prog, err := parser.Compile(path, src, defines, trainstep.ConfigKeys()...)
 	if err != nil {
 		return nil, err
 	}

@@ -7,41 +7,19 @@ import (
 	"xlc/ir"
 )
 
-// PlanBuffers plans the memory of f's values for a backend that runs f's
-// instructions one after another. It is an analysis of the final function
-// (after every pass of the pipeline, fusion included), not a rewrite: f is
-// not changed. Afterwards:
-//   - the schedule is f.Body's order: instruction i runs at time i. A later
-//     pass may reorder f.Body to lower the peak; the plan follows;
-//   - liveness is per storage class: reshape and stop_gradient (the no-op
-//     aliases of codegen) share their operand's storage, so a value and its
-//     aliases form one class, live from the instruction that defines its root
-//     (parameters: from the start) through the last instruction that uses
-//     any member; a class holding a result lives to the end (time
-//     len(f.Body)). A value nobody uses still lives at its own instruction,
-//     which writes it. An output instruction is written by its fusion's
-//     kernel: its class is defined at the fusion's time, so it never shares
-//     bytes with what the fusion reads;
-//   - every parameter has its own buffer (ParamOffset, in a region of
-//     ParamBytes), which the caller fills before each run;
-//   - every other class has an arena offset, 64-byte aligned, chosen best-fit
-//     among the ranges freed by classes already dead (first the smallest free
-//     range that fits, else the top of the arena), so two classes share
-//     bytes only when their lives are disjoint: a class whose last use is
-//     instruction i is free for the result of instruction i+1, never for
-//     i's own result;
-//   - donation: a result named like a parameter with role=param or
-//     role=state (the parameter's new value, see BuildTrainStep) is written
-//     in place into that parameter's buffer when the parameter's class is
-//     dead by then: its last use comes before the instruction defining the
-//     result's class, or is that instruction itself and the instruction reads
-//     the parameter only at the index it writes (an elementwise op, or a loop
-//     fusion whose callee reaches its root from that parameter through
-//     elementwise ops only). Otherwise the result keeps its own buffer;
-//     Donations records each decision and why.
+// PlanBuffers plans the memory of f's values, without changing f, for a
+// backend that runs its instructions one by one in body order:
+//   - every parameter has its own buffer;
+//   - every other storage class (a value and its aliases, see liveness) has
+//     a 64-byte-aligned arena offset, chosen best-fit; two classes share
+//     bytes only when their lives are disjoint;
+//   - a parameter's new value (a result named like a role=param or
+//     role=state parameter) is written into its buffer when nothing reads
+//     the old value afterwards, or its kernel reads it only at the index it
+//     writes; Donations says why or why not.
 //
-// Verify proves the plan sound for f. Sizes are those of the CPU backend:
-// dense, row-major, each buffer at least 64 bytes.
+// Verify proves the plan sound. Sizes are the CPU backend's: dense,
+// row-major, at least 64 bytes.
 func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 	if f == nil {
 		return nil, fmt.Errorf("buffers: nil function")
@@ -75,6 +53,10 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 	}
 
 	// Donations: which instruction classes go into a parameter's buffer.
+	// The parameter's class must be dead by then: its last use comes before
+	// the instruction defining the result's class, or is that instruction
+	// itself and the instruction reads the parameter only at the index it
+	// writes (inPlaceSafe). Otherwise the result keeps its own buffer.
 	pidx := paramIndexes(f)
 	inParam := map[int]int{} // root body index → parameter index
 	claimed := map[int]bool{}
@@ -139,7 +121,9 @@ func PlanBuffers(f *ir.Func) (*BufferPlan, error) {
 		}
 	}
 
-	// Arena assignment in schedule order.
+	// Arena assignment in schedule order, best-fit among the ranges freed
+	// by classes already dead: a class whose last use is instruction i is
+	// free for the result of instruction i+1, never for i's own result.
 	expire := make([][]int, n+1) // by last use: roots whose class dies there
 	var fl freeList
 	cur := 0
@@ -313,6 +297,15 @@ type live struct {
 	last  map[*ir.Value]int       // root → time of last use (len(Body): a result)
 }
 
+// liveness finds f's storage classes and their lives. reshape and
+// stop_gradient (codegen's no-op aliases) share their operand's storage, so
+// a value and its aliases form one class, live from the instruction that
+// defines its root (parameters: from the start) through the last
+// instruction that uses any member; a class holding a result lives to the
+// end (time len(f.Body)). A value nobody uses still lives at its own
+// instruction, which writes it. An output instruction is written by its
+// fusion's kernel: its class is defined at the fusion's time, so it never
+// shares bytes with what the fusion reads.
 func liveness(f *ir.Func) (*live, error) {
 	n := len(f.Body)
 	lv := &live{

@@ -15,7 +15,8 @@ import (
 // zero or overflowing, float-to-integer conversion of NaN, an infinity or a
 // value out of range, and reduce_max over an empty axis. reduce_sum of a
 // splat is value*count, the exact sum, rounded once. select is left to
-// identity and stop_gradient is never removed.
+// identity, stop_gradient is never removed, and neg, abs and sign of bool
+// are left to the backend.
 func fold(v *ir.Value) (*ir.Value, bool) {
 	if len(v.Args) == 0 || v.Op == ir.OpSelect || v.Op == ir.OpStopGradient {
 		return nil, false

@@ -14,37 +14,29 @@ import (
 // every decision to fuse.
 const UnlimitedFuel = -1
 
-// fusion groups f's instructions into kernels and replaces each group of two
-// or more by a fusion instruction calling a fused function (ir.OpFusion).
-// Afterwards:
-//   - every fusion's callee holds a loop kernel (elementwise and shape ops),
-//     a reduce kernel (reductions over one set of rows, see ir.FusionReduce)
-//     or a dot kernel (one dot and an elementwise epilogue), and has no
-//     fusion inside;
-//   - gather, scatter_add and rng are never fused: each stays its own kernel;
-//   - no value is computed twice, except cheap ones (constants, iotas,
-//     broadcasts, short chains of simple elementwise ops; see computeCheap),
-//     which are copied into each kernel that uses them;
-//   - identical fused functions (same ops, types, attributes and parameter
-//     order) are one function, named fused.N in order of first use, so a
-//     model's number of distinct kernels does not grow with its depth;
-//   - evaluating f gives bit for bit what it gave before: every callee
-//     computes the same ops on the same values;
-//   - running fusion again changes nothing (fusions are never re-fused).
+// fusion groups f's instructions into kernels, each group of two or more
+// becoming a fusion instruction that calls a fused function. Afterwards:
+//   - every callee is a loop kernel (elementwise and shape ops), a reduce
+//     kernel (reductions over one set of rows) or a dot kernel;
+//   - gather, scatter_add and rng stay alone;
+//   - only cheap values (computeCheap) are computed twice, copied into each
+//     kernel that uses them;
+//   - identical fused functions are one, so a deeper model has no more
+//     distinct kernels;
+//   - f computes bit for bit what it did, and fusion again changes nothing.
 //
-// The rules, each decision logged with its reason (Options.FusionLog) and
-// counted against Options.FusionFuel, are in fusion_rules.go. The pass is
-// linear in the size of f apart from the work per kernel, which is bounded.
+// The rules (fusion_rules.go) log each decision (Options.FusionLog) and
+// count it against Options.FusionFuel. The pass is linear in the size of f.
 func fusion(f *ir.Func, opt Options) (bool, error) {
-	z := newFuser(f, opt)
-	if z.log != nil {
-		fmt.Fprintf(z.log, "# fusion @%s\n", f.Name)
+	fu := newFuser(f, opt)
+	if fu.log != nil {
+		fmt.Fprintf(fu.log, "# fusion @%s\n", f.Name)
 	}
-	z.dotEpilogues()
-	z.computeCheap()
-	z.grow()
-	z.siblings()
-	return z.rewrite()
+	fu.dotEpilogues()
+	fu.computeCheap()
+	fu.grow()
+	fu.siblings()
+	return fu.rewrite()
 }
 
 // A kernel is a group of instructions that becomes one fusion: its root and
@@ -55,8 +47,8 @@ type kernel struct {
 	members map[*ir.Value]bool // the root, the instructions fused into it and the copies of cheap ones
 	dot     *ir.Value          // the dot of a dot kernel
 	reduces bool
-	rows    *rows                  // a reduce kernel's row structure
-	state   map[*ir.Value]rowState // a reduce kernel's members' row states (absent: free)
+	rows    *rowShape              // a reduce kernel's row structure
+	state   map[*ir.Value]rowState // a reduce kernel's members' row states (absent: rowFree)
 }
 
 func (k *kernel) kind() string {
@@ -86,7 +78,7 @@ type fuser struct {
 func newFuser(f *ir.Func, opt Options) *fuser {
 	f.Renumber()
 	n := len(f.Body)
-	z := &fuser{
+	fu := &fuser{
 		f:      f,
 		users:  make([][]*ir.Value, n),
 		result: make([]bool, n),
@@ -102,43 +94,43 @@ func newFuser(f *ir.Func, opt Options) *fuser {
 			if a.IsParam() {
 				continue
 			}
-			if u := z.users[a.ID]; len(u) == 0 || u[len(u)-1] != v {
-				z.users[a.ID] = append(u, v)
+			if u := fu.users[a.ID]; len(u) == 0 || u[len(u)-1] != v {
+				fu.users[a.ID] = append(u, v)
 			}
 		}
 	}
 	for _, r := range f.Results {
 		if !r.IsParam() {
-			z.result[r.ID] = true
+			fu.result[r.ID] = true
 		}
 	}
-	return z
+	return fu
 }
 
-// name is how the log names v: "%12 (exp)".
-func name(v *ir.Value) string { return v.Ref() + " (" + v.Op.String() + ")" }
+// logName is how the log names v: "%12 (exp)".
+func logName(v *ir.Value) string { return v.Ref() + " (" + v.Op.String() + ")" }
 
-func (z *fuser) logf(format string, args ...any) {
-	if z.log != nil {
-		fmt.Fprintf(z.log, format+"\n", args...)
+func (fu *fuser) logf(format string, args ...any) {
+	if fu.log != nil {
+		fmt.Fprintf(fu.log, format+"\n", args...)
 	}
 }
 
 // take spends one unit of fuel; false when none is left.
-func (z *fuser) take() bool {
-	if z.fuel == 0 {
+func (fu *fuser) take() bool {
+	if fu.fuel == 0 {
 		return false
 	}
-	if z.fuel > 0 {
-		z.fuel--
+	if fu.fuel > 0 {
+		fu.fuel--
 	}
 	return true
 }
 
 // rewrite replaces every kernel of two or more members by a fusion and
 // drops the copied cheap instructions that nothing uses any more.
-func (z *fuser) rewrite() (bool, error) {
-	f := z.f
+func (fu *fuser) rewrite() (bool, error) {
+	f := fu.f
 	byKey := map[string]*ir.Func{}
 	next := 0
 	for _, c := range f.Callees() {
@@ -159,7 +151,7 @@ func (z *fuser) rewrite() (bool, error) {
 		return a
 	}
 	for _, v := range f.Body {
-		k := z.kernel[v.ID]
+		k := fu.kernel[v.ID]
 		switch {
 		case k != nil && len(k.members) > 1:
 			changed = true
@@ -195,7 +187,7 @@ func (z *fuser) rewrite() (bool, error) {
 				repl[o.ID] = ov
 				body = append(body, ov)
 			}
-		case len(z.copies[v.ID]) > 0 && !z.needed[v.ID]:
+		case len(fu.copies[v.ID]) > 0 && !fu.needed[v.ID]:
 			changed = true // copied into every kernel that uses it
 		default:
 			body = append(body, v)

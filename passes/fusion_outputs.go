@@ -41,13 +41,13 @@ const maxSiblingScan = 4
 // through members of ins only reads v inside the kernel; a cheap value that
 // is a result of f stays in f and reads v itself; any other instruction
 // reads it from memory.
-func (z *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
+func (fu *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 	member := func(u *ir.Value) (in, real bool) {
 		for _, k := range ins {
 			if k.members[u] {
 				in = true
 			}
-			if z.kernel[u.ID] == k {
+			if fu.kernel[u.ID] == k {
 				real = true
 			}
 		}
@@ -56,7 +56,7 @@ func (z *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 	seen := map[*ir.Value]bool{}
 	var walk func(v *ir.Value, inside bool) *ir.Value
 	walk = func(v *ir.Value, inside bool) *ir.Value {
-		for _, u := range z.users[v.ID] {
+		for _, u := range fu.users[v.ID] {
 			if u.ID > pos || seen[u] {
 				continue // all of u's readers come after pos
 			}
@@ -66,12 +66,12 @@ func (z *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 			case in && !inside:
 				return u // the kernel reads from memory a value computed from v
 			case real:
-			case z.isCheap(u) && !z.result[u.ID]:
+			case fu.isCheap(u) && !fu.result[u.ID]:
 				if r := walk(u, inside && in); r != nil {
 					return r
 				}
 			default:
-				if k := z.kernel[u.ID]; k == nil || k.root.ID < pos {
+				if k := fu.kernel[u.ID]; k == nil || k.root.ID < pos {
 					return u
 				}
 			}
@@ -83,7 +83,7 @@ func (z *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 
 // resultsFit reports whether the values vs can be results of one kernel
 // whose row structure is r (nil: a loop kernel over the shape of vs[0]).
-func resultsFit(r *rows, vs []*ir.Value) bool {
+func resultsFit(r *rowShape, vs []*ir.Value) bool {
 	for _, v := range vs {
 		s := v.Type.Shape
 		switch {
@@ -108,7 +108,7 @@ func resultsFit(r *rows, vs []*ir.Value) bool {
 }
 
 // leadingRows reports whether r reduces axes 0..k-1 (column sums).
-func leadingRows(r *rows) bool {
+func leadingRows(r *rowShape) bool {
 	for i, a := range r.axes {
 		if a != i {
 			return false
@@ -118,7 +118,7 @@ func leadingRows(r *rows) bool {
 }
 
 // trailingAxes reports whether r reduces the last axes (contiguous rows).
-func trailingAxes(r *rows) bool {
+func trailingAxes(r *rowShape) bool {
 	for i, a := range r.axes {
 		if a != len(r.shape)-len(r.axes)+i {
 			return false
@@ -138,36 +138,36 @@ func (k *kernel) results() []*ir.Value {
 // user of p outside k comes after k's root, and the results still share
 // one loop. It logs a decision to fuse and spends fuel; otherwise it
 // returns why not ("" where the rule does not apply).
-func (z *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
-	into := name(k.root)
+func (fu *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
+	into := logName(k.root)
 	switch {
-	case k.dot != nil || z.kernel[p.ID] != nil || z.isCheap(p) || alone(p) != "" || secondWholeSum(k, p):
+	case k.dot != nil || fu.kernel[p.ID] != nil || fu.isCheap(p) || alone(p) != "" || secondWholeSum(k, p):
 		return false, ""
 	case !isLoopOp(p) && !isReduce(p):
 		return false, ""
 	}
-	if u := z.readBefore(p, k.root.ID, k); u != nil {
-		return false, fmt.Sprintf("%s reads it before the kernel", name(u))
+	if u := fu.readBefore(p, k.root.ID, k); u != nil {
+		return false, fmt.Sprintf("%s reads it before the kernel", logName(u))
 	}
 	r := k.rows
 	if isReduce(p) && r == nil {
-		r = newRows(p)
+		r = newRowShape(p)
 	}
 	if !resultsFit(r, append(k.results(), p)) {
 		return false, "as an output it would need another loop"
 	}
-	if z.fuel == 0 {
+	if fu.fuel == 0 {
 		return false, "out of fuel"
 	}
 	if isReduce(p) {
-		if err := z.addReduction(k, p); err != nil {
+		if err := fu.addReduction(k, p); err != nil {
 			return false, err.Error()
 		}
 		k.reduces = true
 	}
-	z.take()
-	z.logf("fuse %s into %s as an output: %s", name(p), into, z.usersText(p))
-	z.kernel[p.ID] = k
+	fu.take()
+	fu.logf("fuse %s into %s as an output: %s", logName(p), into, fu.usersText(p))
+	fu.kernel[p.ID] = k
 	k.members[p] = true
 	k.outputs = append(k.outputs, p)
 	return true, ""
@@ -177,24 +177,24 @@ func (z *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 // elements as the kernel's loop covers) into the later one, which takes
 // the earlier one's results as outputs, when they share one loop and every
 // user of the earlier one's results comes after the later one's root.
-func (z *fuser) siblings() {
+func (fu *fuser) siblings() {
 	readers := map[*ir.Value][]*kernel{}
-	paramPos := make(map[*ir.Value]int, len(z.f.Params))
-	for i, p := range z.f.Params {
-		paramPos[p] = i - len(z.f.Params)
+	paramPos := make(map[*ir.Value]int, len(fu.f.Params))
+	for i, p := range fu.f.Params {
+		paramPos[p] = i - len(fu.f.Params)
 	}
-	for _, v := range z.f.Body {
-		k := z.kernel[v.ID]
+	for _, v := range fu.f.Body {
+		k := fu.kernel[v.ID]
 		if k == nil || k.root != v || k.dot != nil || alone(v) != "" {
 			continue
 		}
-		for _, x := range z.inputs(k, paramPos) {
+		for _, x := range fu.inputs(k, paramPos) {
 			if x.Type.Shape.NumElements() < loopSize(k) {
 				continue
 			}
 			rs := readers[x]
 			for i := len(rs) - 1; i >= max(0, len(rs)-maxSiblingScan); i-- {
-				if j := rs[i]; j.root != nil && z.mergeSibling(j, k, x) {
+				if j := rs[i]; j.root != nil && fu.mergeSibling(j, k, x) {
 					rs[i] = &kernel{} // merged away
 				}
 			}
@@ -207,7 +207,7 @@ func (z *fuser) siblings() {
 // (paramPos: index − len(f.Params)), then instructions in body order. The
 // order is deterministic, so that sibling merges (which may depend on it)
 // are too.
-func (z *fuser) inputs(k *kernel, paramPos map[*ir.Value]int) []*ir.Value {
+func (fu *fuser) inputs(k *kernel, paramPos map[*ir.Value]int) []*ir.Value {
 	var in []*ir.Value
 	seen := map[*ir.Value]bool{}
 	for m := range k.members {
@@ -239,7 +239,7 @@ func loopSize(k *kernel) int {
 
 // mergeSibling merges the kernel j into the later kernel k, which both
 // read x, if they may share one loop.
-func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
+func (fu *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
 	if j.reduces != k.reduces || j.dot != nil || alone(j.root) != "" {
 		return false
 	}
@@ -252,17 +252,17 @@ func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
 		return false
 	}
 	for _, v := range j.results() {
-		if z.readBefore(v, k.root.ID, j, k) != nil {
+		if fu.readBefore(v, k.root.ID, j, k) != nil {
 			return false // read before k's root, or from memory by k
 		}
 	}
-	if !z.take() {
-		z.logf("keep %s apart from %s: out of fuel", name(j.root), name(k.root))
+	if !fu.take() {
+		fu.logf("keep %s apart from %s: out of fuel", logName(j.root), logName(k.root))
 		return false
 	}
-	z.logf("merge %s into %s: siblings reading %s", name(j.root), name(k.root), refOf(x))
+	fu.logf("merge %s into %s: siblings reading %s", logName(j.root), logName(k.root), refOf(x))
 	k.outputs = append(k.outputs, j.results()...)
-	z.absorb(k, j)
+	fu.absorb(k, j)
 	return true
 }
 
@@ -270,19 +270,19 @@ func (z *fuser) mergeSibling(j, k *kernel, x *ir.Value) bool {
 // j's copies of cheap values in j's place (so that a cheap value copied
 // into j is not kept in f for it), and j's row states are k's. j is left
 // empty. The caller sets k's root, outputs and dot.
-func (z *fuser) absorb(k, j *kernel) {
+func (fu *fuser) absorb(k, j *kernel) {
 	for m := range j.members {
 		k.members[m] = true
-		if z.kernel[m.ID] == j {
-			z.kernel[m.ID] = k
+		if fu.kernel[m.ID] == j {
+			fu.kernel[m.ID] = k
 			continue
 		}
-		c := z.copies[m.ID]
+		c := fu.copies[m.ID]
 		c = slices.DeleteFunc(c, func(h *kernel) bool { return h == j })
 		if !slices.Contains(c, k) {
 			c = append(c, k)
 		}
-		z.copies[m.ID] = c
+		fu.copies[m.ID] = c
 	}
 	for m, s := range j.state {
 		if k.state == nil {
@@ -298,18 +298,18 @@ func refOf(v *ir.Value) string {
 	if v.IsParam() {
 		return v.Ref()
 	}
-	return name(v)
+	return logName(v)
 }
 
 // checkOutputs is a consistency check of the rules above for one kernel.
 func (k *kernel) checkOutputs() error {
 	for _, o := range k.outputs {
 		if !k.members[o] {
-			return fmt.Errorf("output %s is not in the kernel of %s", name(o), name(k.root))
+			return fmt.Errorf("output %s is not in the kernel of %s", logName(o), logName(k.root))
 		}
 	}
 	if len(k.outputs) > 0 && !resultsFit(k.rows, k.results()) {
-		return fmt.Errorf("the results of the kernel of %s do not share one loop", name(k.root))
+		return fmt.Errorf("the results of the kernel of %s do not share one loop", logName(k.root))
 	}
 	return nil
 }

@@ -8,45 +8,21 @@ import (
 	"xlc/ir"
 )
 
-// layout folds transposes into the instructions that read them, so that no
-// transpose is materialised where the reader can take the other order
-// itself. Afterwards, to a fixed point:
+// layout folds transposes into the instructions that read them, where the
+// reader can take the other order. Afterwards no transpose remains that a
+// rule removes:
+//   - D1: one read by a dot that can read its operand in place
+//     (foldDotOperands);
+//   - D2: one of a single-use dot that only reorders the batch dims, or
+//     also swaps the free blocks (foldTransposedDot);
+//   - W: one of a single-use dot that the product writes directly once its
+//     operands are swapped (swapForTransposedWrite);
+//   - R: one read by a reduction whose reduced axes it keeps in order
+//     (foldReduceTranspose).
 //
-//   - D1 (dot operand): no dot reads a transpose as an operand when the
-//     dot can read the transpose's operand x directly: dot(transpose(x, p), y)
-//     becomes dot(x, y) with the operand's batch and contracting dims
-//     mapped through p (transpose result dim i is x's dim p[i]). Batch and
-//     contracting dims pair up by list position, so their order is free;
-//     the free dims must keep their relative order under p, since the
-//     dot's result lists them in operand order. The rhs likewise. And x,
-//     read in place, must have a layout the CPU's fast dot reads: its free
-//     dims form one strided run, its contracting dims (in list order)
-//     another, and one of the two runs has unit stride (gemmLayout).
-//   - D2 (transposed dot): no transpose of a single-use dot whose
-//     permutation only reorders the batch dims, or reorders them and swaps
-//     the block of lhs free dims with the block of rhs free dims: the
-//     transpose becomes the dot itself, with the batch lists permuted (and
-//     the operands swapped). Other permutations (a free dim moved among the
-//     batch dims, as the head merge [b,h,s,dh] → [b,s,h,dh] does) are not a
-//     dot's result order, and stay.
-//   - W (transposed write): no transpose of a single-use dot that the
-//     product could write directly (rows contiguous, see
-//     ir.TransposedDotStrides; fusion then makes the transpose the dot
-//     kernel's root) only once its operands are swapped: the dot becomes
-//     dot(rhs, lhs) and the permutation is rewritten (the backward's dK,
-//     [b,h,dh,s] → [b,s,h,dh], becomes [b,h,s,dh] → [b,s,h,dh]).
-//   - R (reduction): no reduce_sum or reduce_max of a transpose whose
-//     reduced axes keep their relative order under the permutation (so the
-//     reduction visits its elements in the same order: results are
-//     bit-identical): reduce(transpose(x, p), axes) becomes reduce(x, p[axes])
-//     when the kept dims also keep their order, and otherwise
-//     transpose(reduce(x, p[axes]), q), a transpose of the smaller result.
-//
-// Every rewrite keeps the instruction's type. Reshapes between a transpose
-// and its reader are not looked through: a dot reading reshape(x) already
-// reads x's buffer (a reshape shares its operand's storage), and
-// reshape(transpose(x)) changes which dims are contiguous. The pass drops
-// the transposes that become dead.
+// Rewrites keep types and the interpreter's bits; dead transposes go.
+// Reshapes are not looked through: reshape(x) shares x's storage already,
+// and reshape(transpose(x)) moves the contiguous dims.
 func layout(f *ir.Func) (bool, error) {
 	changed := false
 	for iter := 0; ; iter++ {
@@ -126,7 +102,13 @@ func mapDims(perm, dims []int) []int {
 	return out
 }
 
-// foldDotOperands applies rule D1 to both operands of dot v.
+// foldDotOperands applies rule D1 to both operands of dot v:
+// dot(transpose(x, p), y) becomes dot(x, y) with the operand's batch and
+// contracting dims mapped through p (transpose result dim i is x's dim
+// p[i]). Batch and contracting dims pair up by list position, so their
+// order is free; the free dims must keep their relative order under p,
+// since the dot's result lists them in operand order. x, read in place,
+// must also have a layout the fast dot reads (gemmLayout).
 func foldDotOperands(v *ir.Value) (bool, error) {
 	lb, rb, lc, rc := ir.DotDims(v.Attrs)
 	changed := false
@@ -183,7 +165,13 @@ func transposedDot(v *ir.Value, uses map[*ir.Value]int) (dotTranspose, bool) {
 	return t, true
 }
 
-// foldTransposedDot applies rule D2 to transpose v.
+// foldTransposedDot applies rule D2 to transpose v of a single-use dot:
+// when the permutation only reorders the batch dims, or reorders them and
+// swaps the block of lhs free dims with the block of rhs free dims, the
+// transpose becomes the dot itself, with the batch lists permuted (and the
+// operands swapped). Other permutations (a free dim moved among the batch
+// dims, as the head merge [b,h,s,dh] → [b,s,h,dh] does) are not a dot's
+// result order, and stay.
 func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
 	t, ok := transposedDot(v, uses)
 	if !ok {
@@ -230,7 +218,9 @@ func foldTransposedDot(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
 // single-use dot d whose product cannot be written in v's order directly
 // (ir.TransposedDotStrides) but can be once the operands are swapped: d
 // becomes dot(rhs, lhs), whose result lists the rhs free dims before the
-// lhs ones, and v's permutation is rewritten to give the same array.
+// lhs ones, and v's permutation is rewritten to give the same array (the
+// backward's dK, [b,h,dh,s] → [b,s,h,dh], becomes [b,h,s,dh] →
+// [b,s,h,dh]). Fusion then makes the transpose the dot kernel's root.
 func swapForTransposedWrite(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
 	t, ok := transposedDot(v, uses)
 	if !ok {
@@ -276,8 +266,13 @@ func swapForTransposedWrite(v *ir.Value, uses map[*ir.Value]int) (bool, error) {
 	return true, retype(v, "transpose of a swapped dot")
 }
 
-// foldReduceTranspose applies rule R to reduction v; it returns the new
-// reduction to insert before v when v becomes the transpose of it.
+// foldReduceTranspose applies rule R to reduction v when the reduced axes
+// keep their relative order under the transpose's permutation p, so the
+// reduction visits its elements in the same order and the results are
+// bit-identical: reduce(transpose(x, p), axes) becomes reduce(x, p[axes])
+// when the kept dims also keep their order, and otherwise
+// transpose(reduce(x, p[axes]), q), a transpose of the smaller result. It
+// returns the new reduction to insert before v in that case.
 func foldReduceTranspose(v *ir.Value) (*ir.Value, bool, error) {
 	t := v.Args[0]
 	if t.Op != ir.OpTranspose {

@@ -1,6 +1,9 @@
 // Package passes holds xlc's graph-to-graph passes and the pipeline that runs
 // them. Each pass lives in its own file, whose doc comment states what the pass
 // guarantees afterwards; the pipeline is the table below.
+//
+// The train step these passes run on is built before them, by package
+// trainstep.
 package passes
 
 import (

@@ -7,23 +7,13 @@ import (
 )
 
 // simplify rewrites f to a fixed point. Afterwards:
-//   - no elementwise, broadcast, reshape, transpose, slice, convert,
-//     reduce_sum or reduce_max instruction has only splat-constant operands,
-//     except stop_gradient, neg, abs and sign of bool, and where folding
-//     would hide a runtime choice (integer division by zero or overflowing,
-//     float-to-integer conversion of nan, inf or out of range, reduce_max
-//     over an empty axis); folded values are computed in float64 and rounded once to
-//     the result dtype (see fold.go);
-//   - no x+0, 0+x, x-0, x*1, 1*x, x/1, neg(neg x), select with a constant
-//     predicate or equal branches, max, min, and or or of x with itself, or
-//     convert to the operand's own dtype remains (see identities.go);
-//   - no transpose of a transpose, identity transpose, reshape of a reshape,
-//     reshape to the operand's shape, broadcast to the operand's own type or
-//     broadcast of a broadcast remains (see identities.go);
-//   - no two instructions have the same op, operands, attributes and type
-//     (see cse.go);
-//   - every instruction is used by a result, directly or not; parameters are
-//     kept (see dce.go);
+//   - no instruction with only splat-constant operands remains, unless
+//     folding would hide a runtime choice (fold);
+//   - no algebraic identity (x+0, x*1, x/1, neg(neg x), a select with a
+//     constant predicate, and the like: identity) and no shape op that does
+//     nothing or repeats its operand's kind (shapeFold) remains;
+//   - no two instructions are identical (cse.go), and every instruction is
+//     used by a result, directly or not (dce.go);
 //   - running simplify again changes nothing.
 //
 // Each sweep visits the instructions once in order, so it is linear in the

@@ -52,7 +52,7 @@ type TrainOptions struct {
 	// Log receives the progress display.
 	Log io.Writer
 	// Losses names the step's results the progress line shows, in order
-	// (passes.LossNames: every task loss, then the combined objective);
+	// (trainstep.LossNames: every task loss, then the combined objective);
 	// empty shows the first result.
 	Losses []string
 	// Meta is stored in every checkpoint (the model source and settings, so
@@ -71,7 +71,7 @@ type TrainResult struct {
 	TokensPerSec float64
 }
 
-// Train runs step (a train_step from passes.BuildTrainStep) until
+// Train runs step (a train_step from trainstep.Build) until
 // opt.Steps, evaluating eval (the forward pass) on validation batches,
 // logging metrics and writing checkpoints atomically. Cancelling ctx (Ctrl-C)
 // ends the run after the current step with a checkpoint. Every input check
@@ -381,7 +381,7 @@ func evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, opt T
 
 // progressLosses picks the values the progress line shows from a step's
 // outputs m: those named in names, or the first result, which
-// BuildTrainStep makes the first task loss.
+// trainstep.Build makes the first task loss.
 func progressLosses(step *ir.Func, names []string, m map[string]float64) []Named {
 	if len(names) == 0 && len(step.ResultNames) > 0 {
 		names = step.ResultNames[:1]

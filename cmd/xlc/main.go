@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"xlc/parser"
-	"xlc/passes"
+	"xlc/trainstep"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -98,7 +98,7 @@ func compile(path string, defs defines) (*parser.Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xlc: %v", err)
 	}
-	return parser.Compile(path, src, defs, passes.TrainKeys()...)
+	return parser.Compile(path, src, defs, trainstep.ConfigKeys()...)
 }
 
 func defineSteps(n int64) parser.Define {

@@ -14,9 +14,9 @@ import (
 	"xlc/driver"
 	"xlc/ir"
 	"xlc/parser"
-	"xlc/passes"
 	"xlc/runtime"
 	"xlc/runtime/cpu"
+	"xlc/trainstep"
 )
 
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
@@ -94,7 +94,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		Resume: *resume, Force: *force, StopAt: *stopAt,
 		Match:     []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
-		Losses: passes.LossNames(m.Step),
+		Losses: trainstep.LossNames(m.Step),
 	}
 	if err := runtime.CheckOutDir(opts); err != nil {
 		return fmt.Errorf("xlc train: %v", err)
@@ -114,7 +114,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "the checkpoint in %s is already at step %d; nothing to do\n", dir, res.Step)
 	default:
 		fmt.Fprintf(stdout, "step %d:%s\ncheckpoint %s, metrics %s, plot %s\n",
-			res.Step, trainSummary(res.Last, passes.LossNames(m.Step)), filepath.Join(dir, runtime.CheckpointName),
+			res.Step, trainSummary(res.Last, trainstep.LossNames(m.Step)), filepath.Join(dir, runtime.CheckpointName),
 			filepath.Join(dir, runtime.MetricsName), filepath.Join(dir, runtime.PlotName))
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"xlc/passes"
 	"xlc/runtime"
 	"xlc/runtime/interp"
+	"xlc/trainstep"
 )
 
 // tinyGPT is the small GPT configuration of the model tests.
@@ -39,7 +40,7 @@ func forward(t *testing.T, model string, defines []parser.Define) *ir.Func {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := parser.Compile(path, src, defines, passes.TrainKeys()...)
+	prog, err := parser.Compile(path, src, defines, trainstep.ConfigKeys()...)
 	if err != nil {
 		t.Fatal(err)
 	}

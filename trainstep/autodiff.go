@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -6,20 +6,17 @@ import (
 	"xlc/ir"
 )
 
-// Grad appends to f the instructions computing the gradient of the scalar y
-// (any float dtype, shape []) with respect to each value in wrt — parameters
-// of f or instructions of f (a named intermediate such as an embedding output:
-// the partial derivative holding everything upstream of it fixed) — and
-// returns them in order (a zero constant where y does not depend on one).
-// The appended instructions use only differentiable ops, so Grad applies to
-// its own output (grad of grad).
+// Grad appends to f the instructions computing the gradient of the float
+// scalar y with respect to each value in wrt, parameters or instructions of
+// f (for an intermediate, the partial derivative holding what is upstream
+// of it fixed), and returns them in order: a zero constant where y does not
+// depend on one, or where it is an integer or bool. The appended
+// instructions use only differentiable ops, so Grad applies to its own
+// output.
 //
-// Grad works on the values that lie on a path from some wrt value to y
-// through float values and ops with a gradient rule (see gradrules.go),
-// visits them once in reverse body order and sums adjoints with add, so it
-// is linear in the size of f. Integer and bool values get no gradient (a zero
-// constant of their type). Appended instructions that no returned gradient
-// uses are dropped. On error f is left as it was.
+// Grad visits the values on a path from wrt to y once, in reverse body
+// order, summing adjoints with add: it is linear in the size of f.
+// Instructions no gradient uses are dropped; on error f is left as it was.
 func Grad(f *ir.Func, y *ir.Value, wrt []*ir.Value) ([]*ir.Value, error) {
 	if f == nil || y == nil {
 		return nil, fmt.Errorf("grad: nil function or value")

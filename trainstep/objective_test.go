@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"math"
@@ -34,12 +34,12 @@ func TestObjective(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := DefaultTrainConfig()
+		cfg := DefaultConfig()
 		cfg.Combiner, cfg.CombineOn = c.combiner, c.combineOn
 		if c.combiner == "sum" {
 			cfg.Weights = []float64{2, 0.5}
 		}
-		if err := BuildTrainStep(f, map[string]*ir.Value{"h": f.Body[0]}, &cfg); err != nil {
+		if err := Build(f, map[string]*ir.Value{"h": f.Body[0]}, &cfg); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := LossNames(f), []string{"b_loss", "a_loss", "objective"}; !reflect.DeepEqual(got, want) {
@@ -75,9 +75,9 @@ func TestObjective(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultTrainConfig()
+	cfg := DefaultConfig()
 	cfg.Losses = []string{"a_loss"} // b_loss is then another output
-	if err := BuildTrainStep(f, nil, &cfg); err != nil {
+	if err := Build(f, nil, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if f.Result("objective") != nil {
@@ -95,8 +95,8 @@ func TestOutputNamedLikeMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultTrainConfig()
-	err = BuildTrainStep(f, nil, &cfg)
+	cfg := DefaultConfig()
+	err = Build(f, nil, &cfg)
 	if err == nil || err.Error() != "output lr has the name of a train-step metric" {
 		t.Errorf("have %v", err)
 	}

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ type combOut struct {
 
 // combBuild builds @step(step, loss0.., g<i>_<j>.., state..) returning the
 // combined gradient per parameter (c<j>), the weights (w<i>) and the state.
-func combBuild(cfg TrainConfig, n int) (*ir.Func, error) {
+func combBuild(cfg Config, n int) (*ir.Func, error) {
 	b := ir.NewBuilder("step")
 	step := b.Param("step", ir.T(ir.I64), nil)
 	losses := make([]*ir.Value, n)
@@ -107,7 +107,7 @@ func combExec(t *testing.T, f *ir.Func, step int64, losses []float64, grads [][]
 }
 
 // combRun builds and runs one step of cfg's combiner.
-func combRun(t *testing.T, cfg TrainConfig, losses []float64, grads [][]float64) combOut {
+func combRun(t *testing.T, cfg Config, losses []float64, grads [][]float64) combOut {
 	t.Helper()
 	f, err := combBuild(cfg, len(grads))
 	if err != nil {
@@ -155,7 +155,7 @@ func combTwoTask(aa, ab, bb, fallback float64) float64 {
 // combRefWeights computes the combiner's weights directly on the flat
 // gradient vectors (Frank–Wolfe and the coordinate sweeps on the vectors
 // themselves, not on a Gram matrix).
-func combRefWeights(cfg TrainConfig, losses []float64, g [][]float64) []float64 {
+func combRefWeights(cfg Config, losses []float64, g [][]float64) []float64 {
 	n := len(g)
 	w := make([]float64, n)
 	switch cfg.Combiner {
@@ -238,7 +238,7 @@ func combClose(got, want, scale float64) bool {
 }
 
 // combCheck compares a run with the Go reference of cfg's combiner.
-func combCheck(t *testing.T, cfg TrainConfig, losses []float64, g [][]float64, out combOut) {
+func combCheck(t *testing.T, cfg Config, losses []float64, g [][]float64, out combOut) {
 	t.Helper()
 	w := combRefWeights(cfg, losses, g)
 	wscale := 0.0
@@ -272,8 +272,8 @@ func combRandom(r *rand.Rand, n int) [][]float64 {
 	return g
 }
 
-func combCfg(name string) TrainConfig {
-	cfg := DefaultTrainConfig()
+func combCfg(name string) Config {
+	cfg := DefaultConfig()
 	cfg.Combiner = name
 	return cfg
 }
@@ -490,17 +490,17 @@ func TestCombineInitialTwoSteps(t *testing.T) {
 
 func TestCombineErrors(t *testing.T) {
 	bad := []struct {
-		cfg  func(*TrainConfig)
+		cfg  func(*Config)
 		n    int
 		want string
 	}{
-		{func(c *TrainConfig) { c.Weights = []float64{1, 2} }, 3, "2 weights for 3 tasks"},
-		{func(c *TrainConfig) { c.Combiner = "mean" }, 2, "unknown combiner"},
-		{func(c *TrainConfig) { c.Combiner = "minnorm"; c.FWIters = 0 }, 3, "fw_iters"},
-		{func(c *TrainConfig) { c.Combiner = "main_aux"; c.FWIters = 0 }, 3, "fw_iters"},
+		{func(c *Config) { c.Weights = []float64{1, 2} }, 3, "2 weights for 3 tasks"},
+		{func(c *Config) { c.Combiner = "mean" }, 2, "unknown combiner"},
+		{func(c *Config) { c.Combiner = "minnorm"; c.FWIters = 0 }, 3, "fw_iters"},
+		{func(c *Config) { c.Combiner = "main_aux"; c.FWIters = 0 }, 3, "fw_iters"},
 	}
 	for _, c := range bad {
-		cfg := DefaultTrainConfig()
+		cfg := DefaultConfig()
 		c.cfg(&cfg)
 		if _, err := combBuild(cfg, c.n); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want %q", cfg.Combiner, err, c.want)
@@ -512,7 +512,7 @@ func TestCombineErrors(t *testing.T) {
 	l := b.Param("l", ir.T(ir.F32), nil)
 	x := b.Param("x", ir.T(ir.F32, 3), nil)
 	y := b.Param("y", ir.T(ir.F32, 2), nil)
-	cfg := DefaultTrainConfig()
+	cfg := DefaultConfig()
 	if _, _, err := Combine(b, nil, &cfg, step, []*ir.Value{l, l}, [][]*ir.Value{{x}, {y}}); err == nil {
 		t.Error("mismatched gradient shapes: no error")
 	}

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import "xlc/ir"
 

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"math"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"xlc/ir"
+	"xlc/passes"
 	"xlc/runtime/interp"
 )
 
@@ -28,13 +29,13 @@ func f32r(x float64) float64 { return float64(float32(x)) }
 // state is keyed by the same names the graph uses, and every value is
 // rounded to f32 after each step, as it is stored.
 type optRef struct {
-	cfg    TrainConfig
+	cfg    Config
 	params []optParam
 	p      map[string][]float64
 	st     map[string][]float64
 }
 
-func newOptRef(cfg TrainConfig, params []optParam) *optRef {
+func newOptRef(cfg Config, params []optParam) *optRef {
 	r := &optRef{cfg: cfg, params: params, p: map[string][]float64{}, st: map[string][]float64{}}
 	for _, p := range params {
 		r.p[p.name] = slices.Clone(p.init)
@@ -263,7 +264,7 @@ func closeRel(have, want float64) bool {
 // and learning rates, feeding every state result back, and compares every
 // parameter and state with optRef after each step. It returns the state
 // names the graph declared.
-func runOptim(t *testing.T, cfg TrainConfig, params []optParam, grads [3][][]float64, simplify bool) []string {
+func runOptim(t *testing.T, cfg Config, params []optParam, grads [3][][]float64, simplify bool) []string {
 	t.Helper()
 	b := ir.NewBuilder("step")
 	st := NewStateSet(b)
@@ -275,7 +276,7 @@ func runOptim(t *testing.T, cfg TrainConfig, params []optParam, grads [3][][]flo
 		gs = append(gs, b.Param("grad."+p.name, ir.T(ir.F32, p.shape...), nil))
 	}
 	lr := b.Param("lr", ir.T(ir.F32), nil)
-	newp, err := BuildOptimizer(b, st, &cfg, lr, ps, gs)
+	newp, err := OptimizerUpdate(b, st, &cfg, lr, ps, gs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func runOptim(t *testing.T, cfg TrainConfig, params []optParam, grads [3][][]flo
 		t.Fatal(err)
 	}
 	if simplify {
-		if err := Run(f, Options{Verify: true, Check: true}); err != nil {
+		if err := passes.Run(f, passes.Options{Verify: true, Check: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -389,36 +390,36 @@ var optGrads = func() [3][][]float64 {
 }()
 
 func TestOptimizers(t *testing.T) {
-	def := DefaultTrainConfig()
-	with := func(f func(c *TrainConfig)) TrainConfig {
+	def := DefaultConfig()
+	with := func(f func(c *Config)) Config {
 		c := def
 		f(&c)
 		return c
 	}
 	cases := []struct {
 		name   string
-		cfg    TrainConfig
+		cfg    Config
 		states []string // expected state names (order-independent)
 	}{
-		{"sgd", with(func(c *TrainConfig) { c.Optimizer = "sgd" }), nil},
-		{"sgd_momentum", with(func(c *TrainConfig) { c.Optimizer, c.Momentum, c.WeightDecay = "sgd", 0.9, 0.01 }),
+		{"sgd", with(func(c *Config) { c.Optimizer = "sgd" }), nil},
+		{"sgd_momentum", with(func(c *Config) { c.Optimizer, c.Momentum, c.WeightDecay = "sgd", 0.9, 0.01 }),
 			[]string{"sgd.v.layer0.fc.w", "sgd.v.layer0.fc.b", "sgd.v.layer0.gain"}},
-		{"sgd_nesterov", with(func(c *TrainConfig) { c.Optimizer, c.Momentum, c.Nesterov = "sgd", 0.8, true }),
+		{"sgd_nesterov", with(func(c *Config) { c.Optimizer, c.Momentum, c.Nesterov = "sgd", 0.8, true }),
 			[]string{"sgd.v.layer0.fc.w", "sgd.v.layer0.fc.b", "sgd.v.layer0.gain"}},
-		{"adamw", with(func(c *TrainConfig) { c.Optimizer, c.WeightDecay = "adamw", 0.5 }),
+		{"adamw", with(func(c *Config) { c.Optimizer, c.WeightDecay = "adamw", 0.5 }),
 			[]string{"adamw.t", "adamw.m.layer0.fc.w", "adamw.v.layer0.fc.w", "adamw.m.layer0.fc.b", "adamw.v.layer0.fc.b", "adamw.m.layer0.gain", "adamw.v.layer0.gain"}},
-		{"adamw_decay_all", with(func(c *TrainConfig) { c.Optimizer, c.WeightDecay, c.DecayAll, c.Beta1 = "adamw", 0.3, true, 0.8 }),
+		{"adamw_decay_all", with(func(c *Config) { c.Optimizer, c.WeightDecay, c.DecayAll, c.Beta1 = "adamw", 0.3, true, 0.8 }),
 			[]string{"adamw.t", "adamw.m.layer0.fc.w", "adamw.v.layer0.fc.w", "adamw.m.layer0.fc.b", "adamw.v.layer0.fc.b", "adamw.m.layer0.gain", "adamw.v.layer0.gain"}},
-		{"eg", with(func(c *TrainConfig) { c.Optimizer, c.EGNonneg = "eg", `gain$` }),
+		{"eg", with(func(c *Config) { c.Optimizer, c.EGNonneg = "eg", `gain$` }),
 			[]string{"eg.t", "eg.pos.layer0.fc.w", "eg.neg.layer0.fc.w", "eg.pos.layer0.fc.b", "eg.neg.layer0.fc.b"}},
-		{"eg_adaptive", with(func(c *TrainConfig) { c.Optimizer, c.EGGamma = "eg_adaptive", 2.5 }),
+		{"eg_adaptive", with(func(c *Config) { c.Optimizer, c.EGGamma = "eg_adaptive", 2.5 }),
 			[]string{"eg_adaptive.nu.layer0.fc.w", "eg_adaptive.gprev.layer0.fc.w", "eg_adaptive.nu.layer0.fc.b", "eg_adaptive.gprev.layer0.fc.b", "eg_adaptive.nu.layer0.gain", "eg_adaptive.gprev.layer0.gain"}},
-		{"eg_adaptive_auto", with(func(c *TrainConfig) { c.Optimizer = "eg_adaptive" }),
+		{"eg_adaptive_auto", with(func(c *Config) { c.Optimizer = "eg_adaptive" }),
 			[]string{"eg_adaptive.t", "eg_adaptive.gamma", "eg_adaptive.nu.layer0.fc.w", "eg_adaptive.gprev.layer0.fc.w", "eg_adaptive.nu.layer0.fc.b", "eg_adaptive.gprev.layer0.fc.b", "eg_adaptive.nu.layer0.gain", "eg_adaptive.gprev.layer0.gain"}},
-		{"eg_adam", with(func(c *TrainConfig) { c.Optimizer, c.EGGamma, c.WeightDecay = "eg_adam", 3, 0.2 }),
+		{"eg_adam", with(func(c *Config) { c.Optimizer, c.EGGamma, c.WeightDecay = "eg_adam", 3, 0.2 }),
 			[]string{"eg_adam.t", "eg_adam.m.layer0.fc.w", "eg_adam.v.layer0.fc.w", "eg_adam.m.layer0.fc.b", "eg_adam.v.layer0.fc.b", "eg_adam.m.layer0.gain", "eg_adam.v.layer0.gain",
 				"eg_adam.s", "eg_adam.u.layer0.fc.w", "eg_adam.u.layer0.fc.b", "eg_adam.u.layer0.gain", "eg_adam.q.layer0.fc.w", "eg_adam.q.layer0.fc.b", "eg_adam.q.layer0.gain"}},
-		{"eg_adam_auto", with(func(c *TrainConfig) { c.Optimizer, c.LR = "eg_adam", 0.1 }),
+		{"eg_adam_auto", with(func(c *Config) { c.Optimizer, c.LR = "eg_adam", 0.1 }),
 			[]string{"eg_adam.t", "eg_adam.gamma", "eg_adam.gamma_s", "eg_adam.m.layer0.fc.w", "eg_adam.v.layer0.fc.w", "eg_adam.m.layer0.fc.b", "eg_adam.v.layer0.fc.b", "eg_adam.m.layer0.gain", "eg_adam.v.layer0.gain",
 				"eg_adam.s", "eg_adam.u.layer0.fc.w", "eg_adam.u.layer0.fc.b", "eg_adam.u.layer0.gain", "eg_adam.q.layer0.fc.w", "eg_adam.q.layer0.fc.b", "eg_adam.q.layer0.gain"}},
 	}
@@ -439,14 +440,14 @@ func TestOptimizers(t *testing.T) {
 // AdamW's decay skips a rank-1 parameter: with zero gradients the Adam step
 // is 0, so the vector stays put and the matrix shrinks by 1 − lr·wd.
 func TestOptimRank1NotDecayed(t *testing.T) {
-	cfg := DefaultTrainConfig()
+	cfg := DefaultConfig()
 	cfg.WeightDecay = 0.5
 	b := ir.NewBuilder("step")
 	st := NewStateSet(b)
 	w := b.Param("w", ir.T(ir.F32, 2, 2), nil)
 	v := b.Param("v", ir.T(ir.F32, 2), nil)
 	lr := b.Constant(ir.T(ir.F32), 0.1)
-	out, err := BuildOptimizer(b, st, &cfg, lr, []*ir.Value{w, v}, []*ir.Value{b.Constant(w.Type, 0), b.Constant(v.Type, 0)})
+	out, err := OptimizerUpdate(b, st, &cfg, lr, []*ir.Value{w, v}, []*ir.Value{b.Constant(w.Type, 0), b.Constant(v.Type, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,13 +472,13 @@ func TestOptimRank1NotDecayed(t *testing.T) {
 // TestOptimEGPositive checks that EG± reproduces p exactly at the first
 // split and that plain EG keeps a parameter positive under large steps.
 func TestOptimEGPositive(t *testing.T) {
-	cfg := DefaultTrainConfig()
+	cfg := DefaultConfig()
 	cfg.Optimizer, cfg.EGNonneg = "eg", "^pos$"
 	b := ir.NewBuilder("step")
 	st := NewStateSet(b)
 	pos := b.Param("pos", ir.T(ir.F32, 3), nil)
 	lr := b.Constant(ir.T(ir.F32), 50)
-	out, err := BuildOptimizer(b, st, &cfg, lr, []*ir.Value{pos}, []*ir.Value{b.Constant(pos.Type, 1)})
+	out, err := OptimizerUpdate(b, st, &cfg, lr, []*ir.Value{pos}, []*ir.Value{b.Constant(pos.Type, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,29 +502,29 @@ func TestOptimEGPositive(t *testing.T) {
 func TestOptimErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		edit func(c *TrainConfig)
+		edit func(c *Config)
 	}{
-		{"unknown", func(c *TrainConfig) { c.Optimizer = "lion" }},
-		{"regexp", func(c *TrainConfig) { c.Optimizer, c.EGNonneg = "eg", "(" }},
+		{"unknown", func(c *Config) { c.Optimizer = "lion" }},
+		{"regexp", func(c *Config) { c.Optimizer, c.EGNonneg = "eg", "(" }},
 	} {
-		cfg := DefaultTrainConfig()
+		cfg := DefaultConfig()
 		tc.edit(&cfg)
 		b := ir.NewBuilder("step")
 		p := b.Param("p", ir.T(ir.F32, 2), nil)
-		if _, err := BuildOptimizer(b, NewStateSet(b), &cfg, b.Constant(ir.T(ir.F32), 1), []*ir.Value{p}, []*ir.Value{p}); err == nil {
+		if _, err := OptimizerUpdate(b, NewStateSet(b), &cfg, b.Constant(ir.T(ir.F32), 1), []*ir.Value{p}, []*ir.Value{p}); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
-	cfg := DefaultTrainConfig()
+	cfg := DefaultConfig()
 	b := ir.NewBuilder("step")
 	p := b.Param("p", ir.T(ir.F32, 2), nil)
-	if _, err := BuildOptimizer(b, NewStateSet(b), &cfg, b.Constant(ir.T(ir.F32), 1), []*ir.Value{p}, nil); err == nil {
+	if _, err := OptimizerUpdate(b, NewStateSet(b), &cfg, b.Constant(ir.T(ir.F32), 1), []*ir.Value{p}, nil); err == nil {
 		t.Error("mismatched grads: no error")
 	}
 }
 
-// refSchedule is BuildSchedule's formula in float64.
-func refSchedule(c TrainConfig, step int) float64 {
+// refSchedule is LearningRate's formula in float64.
+func refSchedule(c Config, step int) float64 {
 	if step < c.Warmup {
 		return c.LR * float64(step+1) / float64(c.Warmup)
 	}
@@ -542,11 +543,11 @@ func TestSchedule(t *testing.T) {
 	steps := []int{0, 1, 4, 5, 6, 10, 50, 54, 55, 99, 100, 101, 150, 1000}
 	for _, sched := range []string{"constant", "cosine", "linear"} {
 		for _, warm := range []int{0, 5} {
-			c := DefaultTrainConfig()
+			c := DefaultConfig()
 			c.Schedule, c.Warmup, c.Steps, c.LR, c.MinLRRatio = sched, warm, 100, 0.01, 0.1
 			b := ir.NewBuilder("lr")
 			step := b.Param("step", ir.T(ir.I64), nil)
-			b.Return([]string{"lr"}, BuildSchedule(b, &c, step))
+			b.Return([]string{"lr"}, LearningRate(b, &c, step))
 			if err := b.Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -564,7 +565,7 @@ func TestSchedule(t *testing.T) {
 		}
 	}
 	// Spot values: the warmup ramp, the end of warmup and the floor.
-	c := DefaultTrainConfig()
+	c := DefaultConfig()
 	c.Schedule, c.Warmup, c.Steps, c.LR = "cosine", 4, 104, 1
 	for s, want := range map[int]float64{0: 0.25, 3: 1, 4: 1, 54: 0.55, 104: 0.1, 500: 0.1} {
 		if got := refSchedule(c, s); math.Abs(got-want) > 1e-12 {
@@ -573,7 +574,7 @@ func TestSchedule(t *testing.T) {
 	}
 	b := ir.NewBuilder("lr")
 	c.Schedule = "step"
-	BuildSchedule(b, &c, b.Constant(ir.T(ir.I64), 0))
+	LearningRate(b, &c, b.Constant(ir.T(ir.I64), 0))
 	if b.Err() == nil {
 		t.Error("unknown schedule: no error")
 	}

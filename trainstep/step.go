@@ -1,4 +1,19 @@
-package passes
+// Package trainstep builds the training step: it turns a model's forward
+// function into train_step, which computes each task's loss, its gradients
+// by reverse-mode autodiff (Grad, with one rule per op in gradrules.go),
+// combines them across tasks, clips them, schedules the learning rate and
+// applies the optimizer, with parameters and optimizer state as donated
+// parameters of the function.
+//
+// These are graph builders, not passes: each appends instructions to an
+// ir.Func through an ir.Builder. The IR→IR passes that run afterwards live
+// in package passes, which does not import this one.
+//
+// Invariants: Grad appends only differentiable ops, so it applies to its
+// own output (the gradient penalties are double backward); Grad refuses a fused function, so the step is built before
+// the pipeline; optimizers, schedules, clipping and combiners compute in
+// f32 whatever the parameters' dtype.
+package trainstep
 
 import (
 	"fmt"
@@ -7,39 +22,21 @@ import (
 	"xlc/ir"
 )
 
-// BuildTrainStep turns the elaborated forward function f into the whole
-// training step, in place, renamed train_step:
+// Build turns the elaborated forward function f into the whole training
+// step, in place, renamed train_step:
 //
 //	train_step(inputs, params, state, rng_key) -> (losses, metrics, params', state')
 //
-// In order it appends: the gradient penalties of each task loss (by double
-// backward), loss scaling, one backward pass per task sharing the forward
-// (or, with cfg.CombineOn, per-task gradients with respect to that tap and
-// one backward pass of the weighted sum), unscaling, the global all-finite
-// check, the multi-task combination, global norm clipping, the
-// learning-rate schedule and the optimizer update, and the loss-scale
-// update. Afterwards:
-//   - every parameter with role=param and every state parameter (role=state:
-//     optimizer moments, "step", "loss_scale") has a result of the same name
-//     holding its new value (the trainer donates the buffer);
-//   - the other results are, in order, the task losses (the outputs named
-//     in cfg.Losses, or ending in "loss"), the model's other outputs, and the
-//     metrics: where they apply input_penalty.<task> and
-//     param_penalty.<task>; with several tasks objective (Σ w_i·L_i of the
-//     penalised losses and the weights the combiner applied) and
-//     weight.<task>; then grad_norm, lr, and with loss scaling finite
-//     (dynamic only) and scale (the loss scale used);
-//   - with dynamic loss scaling a non-finite gradient leaves every parameter
-//     and optimizer state unchanged and halves the scale; the step counter
-//     still advances, so the schedule moves on.
-//
-// The penalties' inner gradients are taken without the loss scale (they
-// are part of the objective the scale multiplies); in half precision a tiny
-// penalty gradient may underflow.
-//
-// taps are the values named with tap() in the model, for the input penalty
-// and combine_on.
-func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) error {
+// It appends, in order: each task loss's gradient penalties (double
+// backward), loss scaling, the backward passes (one per task, or with
+// cfg.CombineOn per task to that tap and then one of the weighted sum),
+// unscaling, the all-finite check, the combiner, clipping, the learning
+// rate, the optimizer and the loss-scale update. Afterwards every
+// role=param and role=state parameter has a result of its name holding its
+// new value (the trainer donates the buffer); the other results are the
+// task losses, the model's other outputs and the metrics. taps are the
+// values the model names with tap().
+func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 	b := &ir.Builder{F: f}
 	st := NewStateSet(b)
 	taskNames, tasks, others, otherNames, err := splitOutputs(f, cfg)
@@ -148,9 +145,9 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	}
 	clipped, norm := ClipGlobalNorm(b, combined, cfg.Clip)
 	m.add("grad_norm", norm)
-	lr := BuildSchedule(b, cfg, step)
+	lr := LearningRate(b, cfg, step)
 	m.add("lr", lr)
-	updated, err := BuildOptimizer(b, st, cfg, lr, params, clipped)
+	updated, err := OptimizerUpdate(b, st, cfg, lr, params, clipped)
 	if err != nil {
 		return err
 	}
@@ -158,6 +155,9 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 		st.Set(p.Name, updated[j])
 	}
 	if finite != nil {
+		// A non-finite gradient leaves every parameter and optimizer state
+		// as it was and halves the scale; the step counter, set below,
+		// still advances, so the schedule moves on.
 		st.Gate(finite)
 		updateScale(b, st, cfg, lossScale, finite)
 		m.add("finite", b.Convert(finite, ir.F32))
@@ -171,6 +171,13 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 	if err != nil {
 		return err
 	}
+	// Results: the task losses (cfg.Losses, or the outputs ending in
+	// "loss"), the model's other outputs, then the metrics: where they
+	// apply input_penalty.<task> and param_penalty.<task>; with several
+	// tasks objective (Σ w_i·L_i of the penalised losses, with the weights
+	// the combiner applied) and weight.<task>; grad_norm, lr, and with loss
+	// scaling finite (dynamic only) and scale. The new parameters and state
+	// follow, named like them.
 	names := append(append(append([]string{}, taskNames...), otherNames...), m.names...)
 	vals := append(append(append([]*ir.Value{}, tasks...), others...), m.vals...)
 	seen := map[string]bool{}
@@ -197,8 +204,10 @@ func BuildTrainStep(f *ir.Func, taps map[string]*ir.Value, cfg *TrainConfig) err
 // penalize returns the task loss l plus its gradient penalties (ARCHITECTURE.md,
 // the train step), each by double backward: (ε/2)·‖∇_x l‖² for the tapped value x named
 // cfg.InputPenaltyOn, and (λ/2)·‖∇_θ l‖² over params. Each penalty is also
-// recorded as a metric named after the task.
-func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *TrainConfig, m *metrics) (*ir.Value, error) {
+// recorded as a metric named after the task. The inner gradients are taken
+// without the loss scale, which multiplies the whole objective; in half
+// precision a tiny penalty gradient may underflow.
+func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, params []*ir.Value, cfg *Config, m *metrics) (*ir.Value, error) {
 	b := &ir.Builder{F: f}
 	obj := l
 	if cfg.InputPenalty != 0 {
@@ -227,7 +236,7 @@ func penalize(f *ir.Func, l *ir.Value, task string, taps map[string]*ir.Value, p
 }
 
 // splitOutputs separates the task losses from the other outputs.
-func splitOutputs(f *ir.Func, cfg *TrainConfig) (taskNames []string, tasks, others []*ir.Value, otherNames []string, err error) {
+func splitOutputs(f *ir.Func, cfg *Config) (taskNames []string, tasks, others []*ir.Value, otherNames []string, err error) {
 	isTask := map[string]bool{}
 	for _, n := range cfg.Losses {
 		if f.Result(n) == nil {
@@ -268,7 +277,7 @@ func splitOutputs(f *ir.Func, cfg *TrainConfig) (taskNames []string, tasks, othe
 
 // updateScale is dynamic loss scaling: halve on a non-finite step, double
 // after cfg.ScaleInterval finite steps in a row.
-func updateScale(b *ir.Builder, st *StateSet, cfg *TrainConfig, s, finite *ir.Value) {
+func updateScale(b *ir.Builder, st *StateSet, cfg *Config, s, finite *ir.Value) {
 	good := st.Get("loss_scale.good", ir.T(ir.I64), "zeros", 0)
 	one := b.Constant(ir.T(ir.I64), 1)
 	zero := b.Constant(ir.T(ir.I64), 0)
@@ -280,7 +289,7 @@ func updateScale(b *ir.Builder, st *StateSet, cfg *TrainConfig, s, finite *ir.Va
 	st.Set("loss_scale.good", b.Select(grow, zero, next))
 }
 
-// LossNames lists the results of a train step from BuildTrainStep that
+// LossNames lists the results of a train step from Build that
 // measure training, for a progress line: every task loss, then, with
 // several tasks, the combined objective.
 func LossNames(step *ir.Func) []string {

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -9,10 +9,10 @@ import (
 	"xlc/internal/suggest"
 )
 
-// TrainConfig is the train section of a model after command-line overrides.
-// Every field has a documented default (see DefaultTrainConfig) and a key of
+// Config is the train section of a model after command-line overrides.
+// Every field has a documented default (see DefaultConfig) and a key of
 // the same name in snake case (Optimizer: optimizer, WeightDecay: weight_decay).
-type TrainConfig struct {
+type Config struct {
 	// Optimizer is sgd, adamw, eg (EG± on every parameter; plain EG on those
 	// matching EGNonneg), eg_adaptive (Amid et al. 2022, simplified per-coordinate
 	// step sizes) or eg_adam (the paper's global scale and per-coordinate
@@ -75,13 +75,13 @@ type TrainConfig struct {
 	ScaleInterval int
 }
 
-// DefaultTrainConfig returns the defaults: AdamW, lr 3e-4, β = (0.9, 0.999),
+// DefaultConfig returns the defaults: AdamW, lr 3e-4, β = (0.9, 0.999),
 // ε = 1e-8, weight decay 0.01, SGD momentum 0, clip 1.0, constant schedule
 // with no warmup over 1000 steps, min_lr_ratio 0.1, combiner sum, 20
 // Frank–Wolfe iterations, no penalties, no loss scaling (scale_init 2^15 and
 // scale_interval 2000 apply once loss_scale is set).
-func DefaultTrainConfig() TrainConfig {
-	return TrainConfig{
+func DefaultConfig() Config {
+	return Config{
 		Optimizer: "adamw", LR: 3e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		Clip: 1.0, Schedule: "constant", Steps: 1000, MinLRRatio: 0.1,
 		Combiner: "sum", FWIters: 20, LossScale: "none", ScaleInit: 32768, ScaleInterval: 2000,
@@ -90,7 +90,7 @@ func DefaultTrainConfig() TrainConfig {
 
 // Set assigns one setting by key. Values are int64, float64, bool, string
 // or []any (lists), as the parser produces them.
-func (c *TrainConfig) Set(key string, v any) error {
+func (c *Config) Set(key string, v any) error {
 	bad := func(want string) error { return fmt.Errorf("train setting %s: want %s, have %v", key, want, v) }
 	num := func(dst *float64) error {
 		switch x := v.(type) {
@@ -239,14 +239,14 @@ func (c *TrainConfig) Set(key string, v any) error {
 	case "scale_interval":
 		return integer(&c.ScaleInterval, 1)
 	}
-	if h := suggest.Hint(key, TrainKeys()); h != "" {
+	if h := suggest.Hint(key, ConfigKeys()); h != "" {
 		return fmt.Errorf("unknown train setting %s%s", key, h)
 	}
-	return fmt.Errorf("unknown train setting %s (known: %s)", key, strings.Join(TrainKeys(), ", "))
+	return fmt.Errorf("unknown train setting %s (known: %s)", key, strings.Join(ConfigKeys(), ", "))
 }
 
-// TrainKeys lists every train setting's key.
-func TrainKeys() []string {
+// ConfigKeys lists every train setting's key.
+func ConfigKeys() []string {
 	keys := []string{"optimizer", "lr", "weight_decay", "decay_all", "beta1", "beta2", "eps", "momentum",
 		"nesterov", "clip", "schedule", "warmup", "steps", "min_lr_ratio", "eg_gamma", "eg_nonneg", "losses",
 		"combiner", "weights", "combine_on", "fw_iters", "input_penalty", "input_penalty_on", "param_penalty", "loss_scale",

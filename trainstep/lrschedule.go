@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"math"
@@ -6,7 +6,7 @@ import (
 	"xlc/ir"
 )
 
-// BuildSchedule returns the learning rate (f32[]) at step (an integer or
+// LearningRate returns the learning rate (f32[]) at step (an integer or
 // float scalar, 0-based), computed in f32. The first cfg.Warmup steps
 // (default 0: none) ramp up linearly, lr·(step+1)/warmup, reaching cfg.LR
 // (default 3e-4) at step warmup−1. From step warmup on, cfg.Schedule
@@ -16,7 +16,7 @@ import (
 // constant gives LR; cosine gives min + (LR − min)·(1 + cos(π·p))/2; linear
 // gives LR − (LR − min)·p. Both reach min at step steps and stay there
 // (clamped) after it. An unknown schedule is recorded as the builder's error.
-func BuildSchedule(b *ir.Builder, cfg *TrainConfig, step *ir.Value) *ir.Value {
+func LearningRate(b *ir.Builder, cfg *Config, step *ir.Value) *ir.Value {
 	g := optGraph{b}
 	s := g.f32(step)
 	lr, lo := cfg.LR, cfg.MinLRRatio*cfg.LR

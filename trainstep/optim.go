@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -87,56 +87,22 @@ func stateLike(st *StateSet, prefix string, p *ir.Value, init string) *ir.Value 
 
 // decays reports whether decoupled weight decay applies to p: a non-zero
 // WeightDecay and p of rank >= 2, or any p when DecayAll.
-func decays(cfg *TrainConfig, p *ir.Value) bool {
+func decays(cfg *Config, p *ir.Value) bool {
 	return cfg.WeightDecay != 0 && (cfg.DecayAll || p.Type.Rank() >= 2)
 }
 
-// BuildOptimizer appends one update of cfg.Optimizer and returns the new
-// parameter values (same order and types as params; grads[i] is the
-// gradient of params[i], of the same shape). lr is the f32[] scheduled rate
-// (BuildSchedule). The arithmetic is f32 whatever the parameters' dtype:
-// parameters and gradients of another float dtype are converted to f32 and
-// the new values back. State lives in st, as f32 parameters with role=state
-// named "<opt>.<kind>.<param name>" (e.g. "adamw.m.layer0.fc.w") plus the
-// scalars "<opt>.t" (an f32 step counter, initially 0) and the like; every
-// state it Gets it also Sets. BuildOptimizer neither Tracks nor Sets the
-// parameters themselves: the caller decides where their new values go.
-//
-// Decoupled weight decay (cfg.WeightDecay, default 0.01) applies to
-// parameters of rank >= 2 only, or to all when cfg.DecayAll (default false),
-// in sgd, adamw and eg_adam; eg and eg_adaptive ignore it (their updates
-// are exactly those of Amid, Anil, Fifty and Warmuth 2022, "Step-size
-// Adaptation Using Exponentiated Gradient Updates", in simplified form).
-//
-//   - sgd (cfg.Momentum μ, default 0; cfg.Nesterov, default false): state
-//     "sgd.v.<p>" (zeros) when μ ≠ 0; v ← μ·v + g; the update is g + μ·v
-//     with Nesterov and v otherwise (plain g when μ = 0); then
-//     p ← p − lr·(update + wd·p), wd only for decayed parameters. This is
-//     PyTorch's SGD with dampening 0 except that the decay is decoupled.
-//   - adamw (cfg.Beta1 0.9, cfg.Beta2 0.999, cfg.Eps 1e-8 by default):
-//     PyTorch's torch.optim.AdamW step for step; states "adamw.t",
-//     "adamw.m.<p>", "adamw.v.<p>"; p ← p·(1 − lr·wd) then
-//     p ← p − lr·m̂/(√v̂ + ε) (details at buildAdamW).
-//   - eg: plain EG p ← p ⊙ exp(−lr·g) for names matching cfg.EGNonneg
-//     (default "": none), EG± on p = p⁺ − p⁻ for the rest (states "eg.t",
-//     "eg.pos.<p>", "eg.neg.<p>"; split in-graph at the first update with
-//     offset 1e-3; details at buildEG).
-//   - eg_adaptive: the simplified step-size adaptation of Amid et al. (2022), states
-//     "eg_adaptive.nu.<p>" (ones) and "eg_adaptive.gprev.<p>" (zeros):
-//     ν ← ν ⊙ exp(γ·g_prev ⊙ g), p ← p − lr·ν ⊙ g, g_prev ← g.
-//   - eg_adam: Amid et al. (2022) on Adam: a global scale s and mean-1
-//     per-coordinate gains q updated by EG from ⟨g, u_prev⟩ and g ⊙ u_prev,
-//     p ← p·(1 − lr·wd) − lr·s·q ⊙ m̂/(√v̂ + ε) (derivation at buildEGAdam).
-//
-// The meta learning rate γ of eg_adaptive and eg_adam is cfg.EGGamma; its
-// default 0 means auto: a rate measured on the first update's gradient and
-// kept frozen in state (eg_adaptive: 0.01/‖g‖²; eg_adam: 0.01/(LR·max|g|)
-// for the gains and 0.01/(LR·‖g‖₁) for the scale); see metaRate and its
-// callers.
-//
-// An unknown optimizer, mismatched params and grads, a non-scalar lr or a
-// bad cfg.EGNonneg regexp is an error; so is any builder error met.
-func BuildOptimizer(b *ir.Builder, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, grads []*ir.Value) ([]*ir.Value, error) {
+// OptimizerUpdate appends one update of cfg.Optimizer (sgd, adamw, eg,
+// eg_adaptive or eg_adam: buildSGD and the others state each) and returns
+// the new parameter values in params' order and types; grads[i] is
+// params[i]'s gradient and lr the f32[] learning rate (LearningRate). It
+// computes in f32 whatever the parameters' dtype. State goes in st as f32
+// role=state parameters named "<opt>.<kind>.<param>" (adamw.m.wte) and
+// scalars such as "<opt>.t", each one set as well as read; the parameters
+// are neither tracked nor set, so the caller decides where their new
+// values go. Decoupled weight decay applies to parameters of rank >= 2 (all
+// with cfg.DecayAll) in sgd, adamw and eg_adam. Bad arguments or settings
+// are errors.
+func OptimizerUpdate(b *ir.Builder, st *StateSet, cfg *Config, lr *ir.Value, params, grads []*ir.Value) ([]*ir.Value, error) {
 	if err := b.Err(); err != nil {
 		return nil, err
 	}
@@ -187,8 +153,12 @@ func BuildOptimizer(b *ir.Builder, st *StateSet, cfg *TrainConfig, lr *ir.Value,
 	return out, nil
 }
 
-// buildSGD is SGD with optional (Nesterov) momentum and decoupled decay.
-func buildSGD(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+// buildSGD is SGD with momentum μ = cfg.Momentum: when μ ≠ 0, state
+// "sgd.v.<p>" (zeros) holds v ← μ·v + g, and the update is g + μ·v with
+// cfg.Nesterov, v otherwise (plain g when μ = 0); then
+// p ← p − lr·(update + wd·p), wd for decayed parameters only. This is
+// PyTorch's SGD with dampening 0 except that the decay is decoupled.
+func buildSGD(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	out := make([]*ir.Value, len(ps))
 	mu := cfg.Momentum
 	for i, p := range ps {
@@ -222,7 +192,7 @@ type adamState struct {
 
 // adamMoments updates "<prefix>.t" (t ← t+1), "<prefix>.m.<p>" and
 // "<prefix>.v.<p>" (zeros): m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g².
-func adamMoments(g optGraph, st *StateSet, cfg *TrainConfig, prefix string, params, gs []*ir.Value) adamState {
+func adamMoments(g optGraph, st *StateSet, cfg *Config, prefix string, params, gs []*ir.Value) adamState {
 	t, first := g.counter(st, prefix+".t")
 	a := adamState{first: first, eps: cfg.Eps}
 	// The bias corrections are computed in f64 and rounded once, as PyTorch
@@ -265,7 +235,7 @@ func (a adamState) denom(g optGraph, i int) *ir.Value {
 // 1−β1^t and √(1−β2^t) are computed in f64 and rounded to f32 once, as
 // PyTorch computes them in Python floats; everything else is f32. Defaults:
 // β1 = 0.9, β2 = 0.999, ε = 1e-8, weight decay 0.01.
-func buildAdamW(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
+func buildAdamW(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params, ps, gs []*ir.Value) []*ir.Value {
 	a := adamMoments(g, st, cfg, "adamw", params, gs)
 	stepSize := g.div(lr, a.bc1)
 	out := make([]*ir.Value, len(ps))
@@ -279,7 +249,7 @@ func buildAdamW(g optGraph, st *StateSet, cfg *TrainConfig, lr *ir.Value, params
 }
 
 // compileNonneg compiles cfg.EGNonneg; the empty pattern matches nothing.
-func compileNonneg(cfg *TrainConfig) (*regexp.Regexp, error) {
+func compileNonneg(cfg *Config) (*regexp.Regexp, error) {
 	if cfg.EGNonneg == "" {
 		return nil, nil
 	}

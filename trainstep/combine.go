@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"fmt"
@@ -7,58 +7,33 @@ import (
 )
 
 // Combine appends the combination of per-task gradients into one update
-// direction. grads[i][j] is task i's gradient of parameter j (all tasks share
-// the parameter list; shapes agree per j); losses[i] is task i's loss (f32[]).
-// step is the i64[] step counter (0 at the first step). It returns the
-// combined gradient per parameter and the per-task weights actually applied
-// (f32[] each, for logging as metrics).
+// direction and returns it per parameter (in grads[0][j]'s type) with the
+// task weights applied (f32[] each, for metrics). grads[i][j] is task i's
+// gradient of parameter j, losses[i] its f32[] loss, step the i64[] step
+// counter. cfg.Combiner is
+//   - sum (or ""): Σ w_i·g_i, w = cfg.Weights (one per task, default 1);
+//   - initial: Σ g_i/L_i(init), the first losses kept in st;
+//   - realtime: Σ g_i/sg(L_i);
+//   - gradnorm: Σ g_i/‖g_i‖;
+//   - minnorm: MGDA (Sener and Koltun 2018), the least-norm Σ α_i·g_i, α
+//     on the simplex;
+//   - main_aux: the least-norm g_0 + Σ λ_i·g_i, λ ≥ 0.
 //
-// The combiner is cfg.Combiner (minnorm is MGDA: Sener and Koltun 2018,
-// "Multi-Task Learning as Multi-Objective Optimization"); an empty name
-// means sum:
-//
-//   - sum: Σ w_i g_i with w = cfg.Weights (all 1 when empty; any other
-//     length than the number of tasks is an error).
-//   - initial: Σ g_i / L_i(init), the gradient of Σ L_i / L_i(init).
-//     L_i(init) is the loss at the first step, kept as the f32[] state
-//     "combine.initial.<i>" (st must not be nil): set to sg(L_i) while it
-//     is still 0, then frozen. Keying on the stored value rather than on
-//     step == 0 keeps it right when dynamic loss scaling skips the first
-//     steps (a skipped step leaves the state at 0).
-//   - realtime: Σ g_i / sg(L_i), the direction of the geometric mean of the
-//     losses.
-//   - gradnorm: Σ g_i / ‖g_i‖, with ‖g_i‖ the global L2 norm of task i's
-//     gradient over all parameters.
-//   - minnorm (MGDA): u = Σ α_i g_i with α on the simplex minimising ‖u‖²,
-//     from the Gram matrix G_ij = ⟨g_i, g_j⟩ computed once: the closed form
-//     for two tasks, cfg.FWIters unrolled Frank–Wolfe iterations from the
-//     uniform α for more.
-//   - main_aux: task 0 (the first of cfg.Losses) is the main task:
-//     u = g_0 + Σ λ_i g_i with λ ≥ 0 minimising ‖u‖²; the closed form for
-//     one auxiliary task, cfg.FWIters sweeps of exact coordinate updates
-//     for more. The reported weights are 1 and the λ_i.
-//
-// Division by a zero quantity is guarded with selects, so no NaN (or Inf)
-// appears: a zero loss (realtime, initial) or a zero gradient (gradnorm)
-// gives its task weight 0, a zero ‖g_τ‖ gives λ_τ = 0 in main_aux, and
-// ‖a−b‖ = 0 in the two-task minnorm step gives γ = 1/2 (any γ gives the same
-// u there; Frank–Wolfe keeps α).
-//
-// With one task every combiner returns that task's gradient, except the
-// scale-type ones: gradnorm gives g/‖g‖, initial g/L(init) and realtime g/L.
-// The losses of realtime and initial are divided by as they are: a negative
-// loss flips its gradient, as the formulas say.
-//
-// Every dot product, norm and weight is computed in f32 (gradients of other
-// float dtypes are converted for them); the combined gradient of parameter j
-// has grads[0][j]'s type.
-func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) (combined []*ir.Value, weights []*ir.Value, err error) {
+// It computes in f32; a division by zero gives weight 0, never NaN.
+func Combine(b *ir.Builder, st *StateSet, cfg *Config, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) (combined []*ir.Value, weights []*ir.Value, err error) {
 	if err := b.Err(); err != nil {
 		return nil, nil, err
 	}
 	if err := combineCheck(cfg, step, losses, grads); err != nil {
 		return nil, nil, err
 	}
+	// Divisions by zero are guarded with selects: a zero loss (realtime,
+	// initial) or gradient (gradnorm) gives its task weight 0, a zero ‖g_τ‖
+	// gives λ_τ = 0 in main_aux, and ‖a−b‖ = 0 in the two-task minnorm step
+	// gives γ = 1/2 (any γ gives the same u there). With one task every
+	// combiner returns the task's gradient but the scaling ones: gradnorm
+	// g/‖g‖, initial g/L(init), realtime g/L. A negative loss flips its
+	// gradient, as the formulas say.
 	n := len(grads)
 	switch cfg.Combiner {
 	case "", "sum":
@@ -77,6 +52,10 @@ func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, loss
 		}
 		combined = combApply(b, weights, ws, grads)
 	case "initial":
+		// L_i(init), the f32[] state "combine.initial.<i>", is set to
+		// sg(L_i) while it is still 0, then frozen. Keying on the stored
+		// value rather than on step == 0 keeps it right when dynamic loss
+		// scaling skips the first steps (a skipped step leaves it at 0).
 		if st == nil {
 			return nil, nil, fmt.Errorf("combine: initial needs a state set for the initial losses")
 		}
@@ -103,12 +82,17 @@ func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, loss
 		}
 		combined = combApply(b, weights, nil, grads)
 	case "minnorm":
+		// From the Gram matrix G_ij = ⟨g_i, g_j⟩, computed once: the closed
+		// form for two tasks, cfg.FWIters Frank–Wolfe iterations for more.
 		if n > 2 && cfg.FWIters < 1 {
 			return nil, nil, fmt.Errorf("combine: minnorm with %d tasks needs fw_iters >= 1", n)
 		}
 		weights = combMinNorm(b, combGram(b, grads), cfg.FWIters)
 		combined = combApply(b, weights, nil, grads)
 	case "main_aux":
+		// Task 0 (the first of cfg.Losses) is the main one: the closed form
+		// for one auxiliary task, cfg.FWIters sweeps of exact coordinate
+		// updates for more. The weights reported are 1 and the λ_i.
 		if n > 2 && cfg.FWIters < 1 {
 			return nil, nil, fmt.Errorf("combine: main_aux with %d auxiliary tasks needs fw_iters >= 1", n-1)
 		}
@@ -126,7 +110,7 @@ func Combine(b *ir.Builder, st *StateSet, cfg *TrainConfig, step *ir.Value, loss
 }
 
 // combineCheck validates Combine's operands.
-func combineCheck(cfg *TrainConfig, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) error {
+func combineCheck(cfg *Config, step *ir.Value, losses []*ir.Value, grads [][]*ir.Value) error {
 	if cfg == nil {
 		return fmt.Errorf("combine: nil train config")
 	}

@@ -1,4 +1,4 @@
-package passes
+package trainstep
 
 import (
 	"math"
@@ -34,7 +34,7 @@ func TestPenaltyGradients(t *testing.T) {
 		}
 		h := f.Body[1]
 		params := []*ir.Value{f.Param("w1"), f.Param("w2")}
-		cfg := DefaultTrainConfig()
+		cfg := DefaultConfig()
 		cfg.InputPenalty, cfg.InputPenaltyOn, cfg.ParamPenalty = c.eps, "h", c.lambd
 		m := &metrics{}
 		obj, err := penalize(f, f.Results[0], "loss", map[string]*ir.Value{"h": h}, params, &cfg, m)
