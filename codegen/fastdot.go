@@ -127,8 +127,8 @@ func (g *kernelBuilder) foldAdds(fd *fastDot, body []*ir.Value) {
 // minFastDotFlops, reads its operands from buffers in a layout DotSpecOf
 // reads in place. Its spec has the bands dotBands finds.
 func (g *kernelBuilder) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
-	if dot.Type.DType != ir.F32 {
-		return nil
+	if dot.Type.DType != ir.F32 || g.mod.t.MR == 0 {
+		return nil // a target without a dot tile (a GPU) takes the naive dot
 	}
 	for _, a := range dot.Args {
 		if _, ok := g.ptrs[a]; !ok {
@@ -180,7 +180,7 @@ func (g *kernelBuilder) planTransposedDot(dot, root *ir.Value) *fastDot {
 		}
 	}
 	spec, err := dotSpecStrided(a.Type, b.Type, dot.Attrs, cst)
-	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops {
+	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops || g.mod.t.MR == 0 {
 		return nil
 	}
 	spec.Target = g.mod.t

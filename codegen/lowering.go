@@ -67,7 +67,7 @@ func (f *kernelFrame) callBody(body *llir.Func) {
 }
 
 // lowerings are the lowerings by architecture (GOARCH names).
-var lowerings = map[string]lowering{"amd64": x86Lowering{}, "arm64": armLowering{}}
+var lowerings = map[string]lowering{"amd64": x86Lowering{}, "arm64": armLowering{}, "nvptx64": ptxLowering{}}
 
 // lower returns t's lowering.
 func (t *Target) lower() lowering { return lowerFor(t.Arch) }
@@ -83,5 +83,5 @@ func lowerFor(arch string) lowering {
 
 // archOf is the GOARCH name of a target triple's architecture, or "".
 func archOf(triple string) string {
-	return map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.Split(triple, "-")[0]]
+	return map[string]string{"x86_64": "amd64", "aarch64": "arm64", "nvptx64": "nvptx64"}[strings.Split(triple, "-")[0]]
 }

@@ -59,11 +59,11 @@ type Target struct {
 }
 
 // classes are the instruction-set classes of every architecture
-// (x86.go, aarch64.go); cpuClass maps LLVM CPU names to their class, and
+// (x86.go, aarch64.go, nvptx.go); cpuClass maps LLVM CPU names to their class, and
 // the name becomes the tune-cpu.
 var (
-	classes  = joinMaps(x86Classes, armClasses)
-	cpuClass = joinMaps(x86CPUs, armCPUs)
+	classes  = joinMaps(x86Classes, armClasses, gpuClasses)
+	cpuClass = joinMaps(x86CPUs, armCPUs, gpuNames)
 )
 
 func joinMaps[V any](ms ...map[string]V) map[string]V {

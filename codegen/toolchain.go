@@ -124,7 +124,8 @@ func checkArch(triple string) error {
 
 // Assemble runs opt -O3 and llc -O3 on the module text ll for the target
 // it declares and returns the assembly: how kernels for another machine
-// (aarch64 on an x86-64 host) are checked.
+// (aarch64 on an x86-64 host) are checked, and a GPU module's PTX (with
+// libdevice linked in where it is installed, see Libdevice).
 func Assemble(ll string) (string, error) {
 	if err := loadTools(); err != nil {
 		return "", err
@@ -142,7 +143,14 @@ func Assemble(ll string) (string, error) {
 	if err := runTool(append(append([]string{toolInfo.opt}, optFlags...), in, "-o", bc)); err != nil {
 		return "", err
 	}
-	if err := runTool([]string{toolInfo.llc, "-O3", "-filetype=asm", bc, "-o", asm}); err != nil {
+	llc := []string{toolInfo.llc, "-O3", "-filetype=asm"}
+	if archOf(moduleTriple(ll)) == "nvptx64" {
+		llc = append(llc, ptxLLCFlags(ll)...)
+		if err := linkLibdevice(ll, bc, dir); err != nil {
+			return "", err
+		}
+	}
+	if err := runTool(append(llc, bc, "-o", asm)); err != nil {
 		return "", err
 	}
 	out, err := os.ReadFile(asm)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,7 +28,7 @@ var kernelModels = []modelCase{
 
 // kernelTargets are the targets whose modules the goldens pin, with two
 // parallel parts so that the modules do not depend on the host.
-var kernelTargets = []string{"x86-64-v3", "x86-64-v4", "aarch64"}
+var kernelTargets = []string{"x86-64-v3", "x86-64-v4", "aarch64", "sm_80"}
 
 // compileKernelModels compiles each kernel model's train step and forward
 // pass as the cpu backend does and lowers both for every kernel target:
@@ -123,4 +124,81 @@ func TestKernelsAssembleForAArch64(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestKernelsAssembleForPTX runs opt and llc on every kernel model's
+// modules for sm_80 and checks that each kernel is a PTX entry; with ptxas
+// ($XLC_PTXAS or on PATH, which .ci/run installs) it also compiles the PTX
+// for sm_80 and sm_90, as the CUDA driver would.
+func TestKernelsAssembleForPTX(t *testing.T) {
+	llvmtest.Require(t, codegen.ToolchainError())
+	ptxas := os.Getenv("XLC_PTXAS")
+	if ptxas == "" {
+		ptxas, _ = exec.LookPath("ptxas")
+	}
+	if os.Getenv("CI") == "true" && (ptxas == "" || codegen.Libdevice() == "") {
+		t.Fatal("CI=true and ptxas or libdevice is missing: .ci/run installs nvidia-cuda-toolkit's and sets XLC_PTXAS, XLC_LIBDEVICE")
+	}
+	mods := compileKernelModels(t)
+	entries := regexp.MustCompile(`(?m)^define ptx_kernel void @`)
+	var wg sync.WaitGroup
+	errs := make([]error, 2*len(kernelModels))
+	for i, c := range kernelModels {
+		for j, kind := range []string{"step", "forward"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ll := mods[c.name]["sm_80"][j]
+				errs[2*i+j] = checkPTX(ll, ptxas)
+				if errs[2*i+j] != nil {
+					errs[2*i+j] = fmt.Errorf("%s %s: %v", c.name, kind, errs[2*i+j])
+				}
+				if n := len(entries.FindAllString(ll, -1)); n == 0 {
+					errs[2*i+j] = fmt.Errorf("%s %s: no ptx_kernel in the module", c.name, kind)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// checkPTX assembles the sm_80 module ll and checks that the PTX has one
+// entry per ptx_kernel, and, when ptxas is not "", that ptxas compiles it
+// for sm_80 and sm_90 (relocatable where libdevice was not linked in).
+func checkPTX(ll, ptxas string) error {
+	asm, err := codegen.Assemble(ll)
+	if err != nil {
+		return err
+	}
+	want := strings.Count(ll, "define ptx_kernel void @")
+	if got := strings.Count(asm, ".visible .entry "); got != want || !strings.Contains(asm, ".target sm_80") {
+		return fmt.Errorf("%d PTX entries for %d kernels, or no .target sm_80", got, want)
+	}
+	if ptxas == "" {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "xlc-ptx-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	in := filepath.Join(dir, "k.ptx")
+	if err := os.WriteFile(in, []byte(asm), 0o644); err != nil {
+		return err
+	}
+	for _, sm := range []string{"sm_80", "sm_90"} {
+		args := []string{"-arch=" + sm, in, "-o", filepath.Join(dir, "k.cubin")}
+		if strings.Contains(asm, ".extern .func  (.param .b64 func_retval0) __nv_") {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(ptxas, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ptxas %s: %v: %s", sm, err, out)
+		}
+	}
+	return nil
 }

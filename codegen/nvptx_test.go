@@ -1,0 +1,63 @@
+package codegen
+
+import (
+	"strings"
+	"testing"
+
+	"xlc/ir"
+)
+
+// TestPTXTarget compiles a function with a large dot, scatter_add and f64
+// sin for sm_90: every kernel is a ptx_kernel taking its buffers and unit
+// count, indexed by the thread's position in the grid, the dot is the
+// naive one (no CPU dot tile), sin is libdevice's and scratch memory the
+// device heap's; the PTX targets sm_90 with one entry per kernel.
+func TestPTXTarget(t *testing.T) {
+	tg, err := TargetFor("h200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.CPU != "sm_90" || tg.Runs() == nil {
+		t.Fatalf("h200: target-cpu %q, runs here: %v", tg.CPU, tg.Runs())
+	}
+	f, err := ir.ParseFunc(`func @f(%a: f32[64,64], %b: f32[64,64], %u: f32[4,64], %i: i32[4], %x: f64[64]) -> (r: f32[64,64], s: f32[16,64], y: f64[64]) {
+  %0 = dot %a, %b {batch=[[],[]], contract=[[1],[0]]} : f32[64,64]
+  %1 = exp %0 : f32[64,64]
+  %2 = scatter_add %u, %i {axis=0} : f32[16,64]
+  %3 = sin %x : f64[64]
+  return %1, %2, %3
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(f, Options{Target: tg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := p.LL
+	for _, want := range []string{`target triple = "nvptx64-nvidia-cuda"`, "define ptx_kernel void @xlc_k0(i8** %bufs, i64 %n)",
+		"@llvm.nvvm.read.ptx.sreg.ctaid.x()", "@llvm.nvvm.read.ptx.sreg.tid.x()", "@__nv_sin(", "@malloc(", `"target-cpu"="sm_90"`} {
+		if !strings.Contains(ll, want) {
+			t.Errorf("the module lacks %s", want)
+		}
+	}
+	for _, bad := range []string{"xlc.gemm", "@llvm.sin.", "@aligned_alloc", "@write", "i8** %bufs, i64 %lo, i64 %hi)"} {
+		if strings.Contains(ll, bad) {
+			t.Errorf("the module has %s", bad)
+		}
+	}
+	if n := strings.Count(ll, "define ptx_kernel"); n != len(p.Kernels) {
+		t.Errorf("%d ptx_kernels for %d kernels", n, len(p.Kernels))
+	}
+	if _, err := SharedObject(ll); err == nil || !strings.Contains(err.Error(), "Assemble") {
+		t.Errorf("SharedObject of a PTX module: %v, want a refusal pointing to Assemble", err)
+	}
+	needTools(t)
+	asm, err := Assemble(ll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(asm, ".target sm_90") || strings.Count(asm, ".visible .entry ") != len(p.Kernels) {
+		t.Errorf("PTX without .target sm_90 or one entry per kernel:\n%.600s", asm)
+	}
+}
