@@ -76,6 +76,9 @@ func New(m *driver.Model, cpu string) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cpu: %v", err)
 	}
+	if t.GPU() {
+		return nil, fmt.Errorf("--cpu %s: a GPU target; a bundle holds CPU kernels", cpu)
+	}
 	if err := codegen.ToolchainError(); err != nil {
 		return nil, err
 	}

@@ -29,8 +29,8 @@ var (
 	gpuNames = map[string]string{"a100": "sm_80", "h100": "sm_90", "h200": "sm_90"}
 )
 
-// gpu reports whether t is a GPU target.
-func (t *Target) gpu() bool { return t.Arch == "nvptx64" }
+// GPU reports whether t is a GPU target (its kernels are PTX).
+func (t *Target) GPU() bool { return t.Arch == "nvptx64" }
 
 // ptxLowering frames each kernel as a ptx_kernel of one unit of its range
 // per thread, computes math with NVPTX's native intrinsics or libdevice's

@@ -17,8 +17,8 @@ func TestPTXTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tg.CPU != "sm_90" || tg.Runs() == nil {
-		t.Fatalf("h200: target-cpu %q, runs here: %v", tg.CPU, tg.Runs())
+	if err := tg.Runs(); tg.CPU != "sm_90" || err == nil || !strings.Contains(err.Error(), "GPU target") {
+		t.Fatalf("h200: target-cpu %q, Runs: %v", tg.CPU, tg.Runs())
 	}
 	f, err := ir.ParseFunc(`func @f(%a: f32[64,64], %b: f32[64,64], %u: f32[4,64], %i: i32[4], %x: f64[64]) -> (r: f32[64,64], s: f32[16,64], y: f64[64]) {
   %0 = dot %a, %b {batch=[[],[]], contract=[[1],[0]]} : f32[64,64]

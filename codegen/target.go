@@ -215,6 +215,9 @@ func Missing(need, have []string) []string {
 // Runs reports, with one line naming what is missing when it cannot,
 // whether this machine can run code compiled for t.
 func (t *Target) Runs() error {
+	if t.GPU() {
+		return fmt.Errorf("%s is a GPU target: its kernels are PTX, which no backend of this xlc runs yet", t.Name)
+	}
 	if t.Arch != goruntime.GOARCH {
 		return fmt.Errorf("kernels for %s (%s) cannot run on this %s machine", t.Name, t.Arch, goruntime.GOARCH)
 	}

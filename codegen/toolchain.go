@@ -116,6 +116,9 @@ func moduleTriple(ll string) string {
 // checkArch refuses a module for another architecture than this machine's:
 // its shared object could not be linked or loaded here.
 func checkArch(triple string) error {
+	if archOf(triple) == "nvptx64" {
+		return fmt.Errorf("codegen: a GPU module becomes PTX (Assemble), not a shared object")
+	}
 	if triple != "" && archOf(triple) != goruntime.GOARCH {
 		return fmt.Errorf("codegen: cannot build a shared object for %s on this %s machine (Assemble gives its assembly)", triple, goruntime.GOARCH)
 	}

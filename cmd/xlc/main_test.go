@@ -125,6 +125,7 @@ func TestUserErrors(t *testing.T) {
 		{[]string{"build", "../../models/gpt.xl", "--emit=ptx"}, "only --emit=ir"},
 		{[]string{"train", "--bogus"}, "xlc train: flag provided but not defined: -bogus (see xlc train --help)"},
 		{[]string{"help", "nope"}, "xlc help: want one command name"},
+		{[]string{"build", "../../models/gpt.xl", "-D", "layers=1", "--cpu", "h100", "-o", filepath.Join(t.TempDir(), "g.xlc")}, "--cpu h100: a GPU target"},
 	}
 	for _, c := range cases {
 		_, errs, code := xlc(t, c.args...)
