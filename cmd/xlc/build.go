@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"xlc/bundle"
+	"xlc/codegen"
 	"xlc/driver"
 	"xlc/internal/atomicfile"
 	"xlc/ir"
@@ -19,7 +20,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("build", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value: -D key=value (repeatable)")
-	emit := fs.String("emit", "ir", "what to write: ir")
+	emit := fs.String("emit", "ir", "what to write: ir, ll (the kernels' LLVM module for --cpu's target, fused) or asm (its assembly: PTX for a GPU)")
 	which := fs.String("func", "train_step", "which function: train_step (forward, backward, optimizer as one graph) or forward")
 	out := fs.String("o", "", "write the output to this file (atomically) instead of standard output")
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
@@ -28,7 +29,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	fuse := fs.Bool("fuse", false, "run the fusion pass: group instructions into kernels (fused functions)")
 	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
 	asBundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
-	cpuName := fs.String("cpu", "", "with --bundle: "+cpuFlagHelp)
+	cpuName := fs.String("cpu", "", "with --bundle, --emit=ll or --emit=asm: "+cpuFlagHelp)
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
 	pos, err := fs.parse(args)
@@ -44,10 +45,11 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		}
 		return buildBundle(pos[0], defs, *out, *cpuName, *verify, debug["fusion"], stderr)
 	}
-	if *emit != "ir" {
-		return fmt.Errorf("xlc build: --emit=%s: only --emit=ir exists yet", *emit)
+	if *emit != "ir" && *emit != "ll" && *emit != "asm" {
+		return fmt.Errorf("xlc build: --emit=%s: want ir, ll or asm", *emit)
 	}
-	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse, FusionFuel: *fuel}
+	kernels := *emit != "ir"
+	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse || kernels, FusionFuel: *fuel}
 	if debug["fusion"] {
 		opt.FusionLog = stderr
 	}
@@ -87,6 +89,11 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("xlc build: internal error: %v", err)
 	}
 	text := f.String()
+	if kernels {
+		if text, err = lowerKernels(f, *cpuName, *emit); err != nil {
+			return fmt.Errorf("xlc build: %v", err)
+		}
+	}
 	if *out != "" {
 		if err := atomicfile.Write(*out, []byte(text), 0o644); err != nil {
 			return fmt.Errorf("xlc build: %v", err)
@@ -110,10 +117,25 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "%s @%s: %d instructions, %d parameter tensors, %d parameters, peak %s MiB (%s MiB without buffer reuse)\n",
 		name, f.Name, len(f.Body), nparams, nfloats, mib(plan.PeakBytes), mib(plan.NaiveBytes))
-	if *fuse {
+	if *fuse || kernels {
 		fmt.Fprintf(stderr, "%s @%s: %d kernels, %d fused functions\n", name, f.Name, passes.Kernels(f), len(f.Callees()))
 	}
 	return nil
+}
+
+// lowerKernels is f's kernels for the target cpu names ("" for this
+// machine's) as an LLVM module (emit "ll") or its assembly ("asm": PTX for
+// a GPU target).
+func lowerKernels(f *ir.Func, cpu, emit string) (string, error) {
+	t, err := codegen.TargetFor(cpu)
+	if err != nil {
+		return "", fmt.Errorf("--cpu: %v", err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{Target: t})
+	if err != nil || emit == "ll" {
+		return p.LL, err
+	}
+	return codegen.Assemble(p.LL)
 }
 
 // buildBundle compiles the model as the cpu backend trains it (fusion on)

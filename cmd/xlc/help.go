@@ -12,9 +12,9 @@ import (
 // naming every flag it takes, and what it does. xlc CMD --help prints the
 // same entry followed by each flag's default and description.
 var commands = []struct{ name, help string }{
-	{"build", `  xlc build MODEL.xl [-D key=value]... [--func=train_step|forward] [--emit=ir]
-            [-o FILE] [--verify] [--dump-after=REGEX [--dump-dir=DIR]]
-            [--fuse [--fusion-fuel=N] [-d fusion]]
+	{"build", `  xlc build MODEL.xl [-D key=value]... [--func=train_step|forward]
+            [--emit=ir|ll|asm [--cpu CPU]] [-o FILE] [--verify]
+            [--dump-after=REGEX [--dump-dir=DIR]] [--fuse [--fusion-fuel=N] [-d fusion]]
       Parse the model, derive the whole training step (forward, backward,
       penalties, task combination, optimizer, loss scaling) as one graph, run
       the pass pipeline and write the IR text to FILE or standard output.
@@ -24,7 +24,9 @@ var commands = []struct{ name, help string }{
       kernels (fused functions, printed after the function); -d fusion
       prints each fusion decision and its reason on standard error;
       --fusion-fuel=N takes only the first N decisions, to bisect a
-      miscompile.
+      miscompile. --emit=ll writes the fused function's kernels as the LLVM
+      module for --cpu's target (default this machine's; a GPU such as
+      sm_90 or h100 too), --emit=asm its assembly (PTX for a GPU).
   xlc build MODEL.xl [-D key=value]... -o FILE.xlc [--bundle] [--cpu CPU]
       Write a bundle (-o FILE.xlc, or --bundle with any -o): the model source
       and defines, the train step and forward pass as the cpu backend

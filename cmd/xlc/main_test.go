@@ -122,7 +122,7 @@ func TestUserErrors(t *testing.T) {
 		{[]string{"build", bad}, "bad.xl:3:18: unknown name b"},
 		{[]string{"build"}, "want one model file"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"build", "../../models/gpt.xl", "--emit=ptx"}, "only --emit=ir"},
+		{[]string{"build", "../../models/gpt.xl", "--emit=ptx"}, "--emit=ptx: want ir, ll or asm"},
 		{[]string{"train", "--bogus"}, "xlc train: flag provided but not defined: -bogus (see xlc train --help)"},
 		{[]string{"help", "nope"}, "xlc help: want one command name"},
 		{[]string{"build", "../../models/gpt.xl", "-D", "layers=1", "--cpu", "h100", "-o", filepath.Join(t.TempDir(), "g.xlc")}, "--cpu h100: a GPU target"},
