@@ -128,8 +128,8 @@ func TestKernelsAssembleForAArch64(t *testing.T) {
 
 // TestKernelsAssembleForPTX runs opt and llc on every kernel model's
 // modules for sm_80 and checks that each kernel is a PTX entry; with ptxas
-// ($XLC_PTXAS or on PATH, which .ci/run installs) it also compiles the PTX
-// for sm_80 and sm_90, as the CUDA driver would.
+// ($XLC_PTXAS or on PATH; scripts/cuda-sdk.sh fetches it) it also compiles
+// the PTX for sm_80 and sm_90, as the CUDA driver would, without spills.
 func TestKernelsAssembleForPTX(t *testing.T) {
 	llvmtest.Require(t, codegen.ToolchainError())
 	ptxas := os.Getenv("XLC_PTXAS")
@@ -137,7 +137,7 @@ func TestKernelsAssembleForPTX(t *testing.T) {
 		ptxas, _ = exec.LookPath("ptxas")
 	}
 	if os.Getenv("CI") == "true" && (ptxas == "" || codegen.Libdevice() == "") {
-		t.Fatal("CI=true and ptxas or libdevice is missing: .ci/run installs nvidia-cuda-toolkit's and sets XLC_PTXAS, XLC_LIBDEVICE")
+		t.Fatal("CI=true and ptxas or libdevice is missing: eval \"$(scripts/cuda-sdk.sh)\" fetches them and sets XLC_PTXAS, XLC_LIBDEVICE")
 	}
 	mods := compileKernelModels(t)
 	entries := regexp.MustCompile(`(?m)^define ptx_kernel void @`)
@@ -169,7 +169,8 @@ func TestKernelsAssembleForPTX(t *testing.T) {
 
 // checkPTX assembles the sm_80 module ll and checks that the PTX has one
 // entry per ptx_kernel, and, when ptxas is not "", that ptxas compiles it
-// for sm_80 and sm_90 (relocatable where libdevice was not linked in).
+// for sm_80 and sm_90 (relocatable where libdevice was not linked in) with
+// no kernel spilling registers.
 func checkPTX(ll, ptxas string) error {
 	asm, err := codegen.Assemble(ll)
 	if err != nil {
@@ -191,13 +192,18 @@ func checkPTX(ll, ptxas string) error {
 	if err := os.WriteFile(in, []byte(asm), 0o644); err != nil {
 		return err
 	}
+	spills := regexp.MustCompile(`([1-9][0-9]*) bytes spill (stores|loads)`)
 	for _, sm := range []string{"sm_80", "sm_90"} {
-		args := []string{"-arch=" + sm, in, "-o", filepath.Join(dir, "k.cubin")}
+		args := []string{"-v", "-arch=" + sm, in, "-o", filepath.Join(dir, "k.cubin")}
 		if strings.Contains(asm, ".extern .func  (.param .b64 func_retval0) __nv_") {
 			args = append([]string{"-c"}, args...)
 		}
-		if out, err := exec.Command(ptxas, args...).CombinedOutput(); err != nil {
+		out, err := exec.Command(ptxas, args...).CombinedOutput()
+		if err != nil {
 			return fmt.Errorf("ptxas %s: %v: %s", sm, err, out)
+		}
+		if m := spills.FindString(string(out)); m != "" {
+			return fmt.Errorf("ptxas %s: a kernel spills (%s)", sm, m)
 		}
 	}
 	return nil

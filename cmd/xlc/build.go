@@ -20,7 +20,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("build", stdout)
 	var defs defines
 	fs.Var(&defs, "D", "override a config value: -D key=value (repeatable)")
-	emit := fs.String("emit", "ir", "what to write: ir, ll (the kernels' LLVM module for --cpu's target, fused) or asm (its assembly: PTX for a GPU)")
+	emit := fs.String("emit", "ir", "what to write: ir, ll (the kernels' LLVM module for --cpu's or --gpu's target, fused), asm (its assembly) or ptx (asm for --gpu, default sm_80)")
 	which := fs.String("func", "train_step", "which function: train_step (forward, backward, optimizer as one graph) or forward")
 	out := fs.String("o", "", "write the output to this file (atomically) instead of standard output")
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
@@ -30,6 +30,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
 	asBundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
 	cpuName := fs.String("cpu", "", "with --bundle, --emit=ll or --emit=asm: "+cpuFlagHelp)
+	gpuName := fs.String("gpu", "", "with --emit=ll, asm or ptx: the GPU the kernels are for: sm_80, sm_90, a100, h100 or h200")
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
 	pos, err := fs.parse(args)
@@ -45,8 +46,22 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		}
 		return buildBundle(pos[0], defs, *out, *cpuName, *verify, debug["fusion"], stderr)
 	}
-	if *emit != "ir" && *emit != "ll" && *emit != "asm" {
-		return fmt.Errorf("xlc build: --emit=%s: want ir, ll or asm", *emit)
+	if *emit != "ir" && *emit != "ll" && *emit != "asm" && *emit != "ptx" {
+		return fmt.Errorf("xlc build: --emit=%s: want ir, ll, asm or ptx", *emit)
+	}
+	target := *cpuName
+	switch {
+	case *gpuName != "" && *cpuName != "":
+		return fmt.Errorf("xlc build: --cpu and --gpu name two targets; give one")
+	case *gpuName != "":
+		target = *gpuName
+		if t, err := codegen.TargetFor(target); err != nil || !t.GPU() {
+			return fmt.Errorf("xlc build: --gpu %s: want sm_80, sm_90, a100, h100 or h200", target)
+		}
+	case *emit == "ptx" && *cpuName != "":
+		return fmt.Errorf("xlc build: --emit=ptx is for a GPU: --gpu, not --cpu")
+	case *emit == "ptx":
+		target = "sm_80"
 	}
 	kernels := *emit != "ir"
 	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse || kernels, FusionFuel: *fuel}
@@ -90,7 +105,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	text := f.String()
 	if kernels {
-		if text, err = lowerKernels(f, *cpuName, *emit); err != nil {
+		if text, err = lowerKernels(f, target, *emit); err != nil {
 			return fmt.Errorf("xlc build: %v", err)
 		}
 	}
@@ -124,16 +139,19 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 }
 
 // lowerKernels is f's kernels for the target cpu names ("" for this
-// machine's) as an LLVM module (emit "ll") or its assembly ("asm": PTX for
-// a GPU target).
+// machine's) as an LLVM module (emit "ll") or its assembly ("asm", "ptx":
+// PTX for a GPU target).
 func lowerKernels(f *ir.Func, cpu, emit string) (string, error) {
 	t, err := codegen.TargetFor(cpu)
 	if err != nil {
 		return "", fmt.Errorf("--cpu: %v", err)
 	}
 	p, err := codegen.Compile(f, codegen.Options{Target: t})
-	if err != nil || emit == "ll" {
-		return p.LL, err
+	if err != nil {
+		return "", err
+	}
+	if emit == "ll" {
+		return p.LL, nil
 	}
 	return codegen.Assemble(p.LL)
 }

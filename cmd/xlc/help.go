@@ -13,7 +13,7 @@ import (
 // same entry followed by each flag's default and description.
 var commands = []struct{ name, help string }{
 	{"build", `  xlc build MODEL.xl [-D key=value]... [--func=train_step|forward]
-            [--emit=ir|ll|asm [--cpu CPU]] [-o FILE] [--verify]
+            [--emit=ir|ll|asm|ptx [--cpu CPU|--gpu GPU]] [-o FILE] [--verify]
             [--dump-after=REGEX [--dump-dir=DIR]] [--fuse [--fusion-fuel=N] [-d fusion]]
       Parse the model, derive the whole training step (forward, backward,
       penalties, task combination, optimizer, loss scaling) as one graph, run
@@ -25,8 +25,9 @@ var commands = []struct{ name, help string }{
       prints each fusion decision and its reason on standard error;
       --fusion-fuel=N takes only the first N decisions, to bisect a
       miscompile. --emit=ll writes the fused function's kernels as the LLVM
-      module for --cpu's target (default this machine's; a GPU such as
-      sm_90 or h100 too), --emit=asm its assembly (PTX for a GPU).
+      module for --cpu's target (default this machine's) or --gpu's (sm_80,
+      sm_90, a100, h100, h200), --emit=asm its assembly, --emit=ptx the PTX
+      for --gpu (default sm_80).
   xlc build MODEL.xl [-D key=value]... -o FILE.xlc [--bundle] [--cpu CPU]
       Write a bundle (-o FILE.xlc, or --bundle with any -o): the model source
       and defines, the train step and forward pass as the cpu backend

@@ -122,10 +122,13 @@ func TestUserErrors(t *testing.T) {
 		{[]string{"build", bad}, "bad.xl:3:18: unknown name b"},
 		{[]string{"build"}, "want one model file"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"build", "../../models/gpt.xl", "--emit=ptx"}, "--emit=ptx: want ir, ll or asm"},
+		{[]string{"build", "../../models/gpt.xl", "--emit=bc"}, "--emit=bc: want ir, ll, asm or ptx"},
 		{[]string{"train", "--bogus"}, "xlc train: flag provided but not defined: -bogus (see xlc train --help)"},
 		{[]string{"help", "nope"}, "xlc help: want one command name"},
 		{[]string{"build", "../../models/gpt.xl", "-D", "layers=1", "--cpu", "h100", "-o", filepath.Join(t.TempDir(), "g.xlc")}, "--cpu h100: a GPU target"},
+		{[]string{"build", "../../models/gpt.xl", "--emit=ptx", "--cpu", "znver4"}, "--emit=ptx is for a GPU"},
+		{[]string{"build", "../../models/gpt.xl", "--emit=ll", "--gpu", "znver4"}, "--gpu znver4: want sm_80"},
+		{[]string{"build", "../../models/gpt.xl", "--emit=ll", "--gpu", "h100", "--cpu", "znver4"}, "give one"},
 	}
 	for _, c := range cases {
 		_, errs, code := xlc(t, c.args...)
