@@ -186,11 +186,11 @@ func (s DotSpec) target() *Target {
 // gemmKU is the unrolling of the micro-kernel's k loop.
 const gemmKU = 4
 
-// gemmBlocks derives the cache blocks from the target (Goto's rules; on
-// Zen 4 they give KC 256, MC 96, NC 1024, the best measured): the L1 holds a sliver of B (KC×NR floats) and, for A read in place stored
-// K×M, the line of A each k touches (KC = L1/(4·NR + 64), else L1/(4·NR);
-// 128..512); a panel of B (KC×NC) fills the L2; a block of A is 8
-// micro-tiles high.
+// gemmBlocks derives the cache blocks from the target (Goto's rules, which
+// give the best measured on Zen 4: KC 256, MC 96, NC 1024): the L1 holds a
+// sliver of B (KC×NR floats) and, for A read in place stored K×M, the line
+// of A each k touches (KC = L1/(4·NR + 64), else L1/(4·NR); 128..512); a
+// panel of B (KC×NC) fills the L2; a block of A is 8 micro-tiles high.
 func gemmBlocks(t *Target, mr, nr int, aLines bool) (kc, mc int) {
 	per := 4 * nr
 	if aLines {

@@ -132,15 +132,16 @@ func zeroAcc(d ir.DType) value.Value {
 	return zeroValue(d)
 }
 
-// emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post,
-// the range is the outer·n table rows, each owned by one call (no races).
-// A call reads the updates in order of j, adds update row (o, j) into row
-// (o, clamp(idx[j])) when that row is its own, in an accumulator (double
-// for floats, else the integer type), and rounds once, as the interpreter.
-// With fewer updates than table rows, there is one accumulator per update
-// row hitting the call's rows, found through a mark in the hit row's first
-// element; otherwise (or for 1- and 2-byte elements) one per row it owns. When they cannot be allocated the kernel stops with "xlc: out of
-// memory in <kernel>".
+// emitScatterAdd: with the table (result) of shape pre ++ [n] ++ post, the
+// range is the outer·n table rows, each owned by one call (no races). A call
+// reads the updates in order of j, adds update row (o, j) into row (o,
+// clamp(idx[j])) when that row is its own, in an accumulator (double for
+// floats, else the integer type), and rounds once, as the interpreter. With
+// fewer updates than table rows, there is one accumulator per update row
+// hitting the call's rows, found through a mark in the hit row's first
+// element; otherwise (or for 1- and 2-byte elements) one per row it owns.
+// When they cannot be allocated the kernel stops with "xlc: out of memory in
+// <kernel>".
 func (g *kernelBuilder) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 	upd, idx := v.Args[0], v.Args[1]
 	d := v.Type.DType

@@ -45,8 +45,9 @@ func elementwise(v *ir.Value) bool {
 // same axes of operands of one shape, and every value that depends on a
 // reduction either a row value (a reduction, or an elementwise op or a
 // reshape whose shape is the rows' up to dimensions of size 1), a
-// broadcast of a row value back to the operand shape along the kept axes, or an elementwise op of the operand shape; the root
-// depends on a reduction.
+// broadcast of a row value back to the operand shape along the kept axes,
+// or an elementwise op of the operand shape; the root depends on a
+// reduction.
 func planRows(c *ir.Func) *rowPlan {
 	var p *rowPlan
 	dep := map[*ir.Value]bool{}

@@ -22,8 +22,9 @@ func (r BenchResult) TokensPerSec() float64 {
 }
 
 // Bench loads step on be, runs warmup untimed steps and then steps timed
-// ones, feeding the state back as Train does (kept in the executable when it can) (batches from d, seed 1). It
-// measures the step alone: no validation, metrics or checkpoints.
+// ones, feeding the state back as Train does (kept in the executable when it
+// can) (batches from d, seed 1). It measures the step alone: no validation,
+// metrics or checkpoints.
 func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResult, error) {
 	exe, err := be.Load(step)
 	if err != nil {

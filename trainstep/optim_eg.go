@@ -124,8 +124,9 @@ func buildEGAdaptive(g optGraph, st *StateSet, cfg *Config, lr *ir.Value, params
 // buildEGAdam is the step-size adaptation of Amid et al. (2022) on top of
 // Adam: a global scale s (state "eg_adam.s", one) and per-coordinate gains
 // q ("eg_adam.q.<p>", ones) updated by EG from the gradient's alignment
-// with the previous direction u_prev ("eg_adam.u.<p>", zeros). With Adam's u = m̂/(√v̂ + ε) (adamw's moments, under the prefix
-// eg_adam), one update is
+// with the previous direction u_prev ("eg_adam.u.<p>", zeros). With Adam's
+// u = m̂/(√v̂ + ε) (adamw's moments, under the prefix eg_adam), one update
+// is
 //
 //	q ← q ⊙ exp(γ_q·lr · g ⊙ u_prev), then q ← q / mean(q)
 //	s ← s · exp(γ_s·lr · Σ_params ⟨g, u_prev⟩)

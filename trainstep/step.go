@@ -10,9 +10,10 @@
 // in package passes, which does not import this one.
 //
 // Invariants: Grad appends only differentiable ops, so it applies to its
-// own output (the gradient penalties are double backward); Grad refuses a fused function, so the step is built before
-// the pipeline; optimizers, schedules, clipping and combiners compute in
-// f32 whatever the parameters' dtype.
+// own output (the gradient penalties are double backward); Grad refuses a
+// fused function, so the step is built before the pipeline; optimizers,
+// schedules, clipping and combiners compute in f32 whatever the
+// parameters' dtype.
 package trainstep
 
 import (
