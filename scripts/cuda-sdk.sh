@@ -27,5 +27,6 @@ if [ ! -x "$dir/usr/bin/ptxas" ]; then
   dpkg -x "$apt"/nvidia-cuda-toolkit_*.deb "$dir.tmp"
   mv "$dir.tmp" "$dir"
 fi
+[ -L .cuda ] || rm -rf .cuda  # a folder an older setup extracted
 ln -sfn "$dir" .cuda
 echo "export XLC_PTXAS=$PWD/.cuda/usr/bin/ptxas XLC_LIBDEVICE=$PWD/.cuda/usr/lib/nvidia-cuda-toolkit/libdevice/libdevice.10.bc"
