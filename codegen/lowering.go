@@ -70,7 +70,12 @@ func (f *kernelFrame) callBody(body *llir.Func) {
 var lowerings = map[string]lowering{"amd64": x86Lowering{}, "arm64": armLowering{}, "nvptx64": ptxLowering{}}
 
 // lower returns t's lowering.
-func (t *Target) lower() lowering { return lowerFor(t.Arch) }
+func (t *Target) lower() lowering {
+	if t.Emulates != "" {
+		return ptxLowering{emu: true}
+	}
+	return lowerFor(t.Arch)
+}
 
 // lowerFor returns the lowering of an architecture; x86-64's for one it
 // does not know.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -24,6 +25,10 @@ var (
 	gpuClasses = map[string]Target{
 		"sm_80": {Arch: "nvptx64", Triple: ptxTriple, DataLayout: ptxLayout, CPU: "sm_80", Vec: 1, FMA: true},
 		"sm_90": {Arch: "nvptx64", Triple: ptxTriple, DataLayout: ptxLayout, CPU: "sm_90", Vec: 1, FMA: true},
+		// The emulator: the GPU lowering's kernels as x86-64-v3 code that
+		// runtime/cpu runs, each unit a simulated thread.
+		"gpu-emu": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v3",
+			Features: v3Features, Vec: 1, Regs: 16, FMA: true, L1: 32 << 10, L2: 512 << 10, Emulates: "sm_80"},
 	}
 
 	gpuNames = map[string]string{"a100": "sm_80", "h100": "sm_90", "h200": "sm_90"}
@@ -36,20 +41,41 @@ func (t *Target) GPU() bool { return t.Arch == "nvptx64" }
 // per thread, computes math with NVPTX's native intrinsics or libdevice's
 // __nv_ functions, takes scratch memory from the device heap and stops a
 // failing kernel with a trap.
-type ptxLowering struct{}
+//
+// With emu set it is the host emulator's: the same kernel function, its
+// special registers read from thread-local variables, internal to an
+// exported CPU frame sym(bufs, lo, hi) that runs units lo..hi as threads
+// of blocks of emuBlock; math, failure and tools are the x86-64 CPU's.
+type ptxLowering struct{ emu bool }
+
+// emuBlock is the emulator's threads per block.
+const emuBlock = 256
 
 // frame is the kernel void sym(i8 **bufs, i64 n): bufs is a device array
 // of the buffers' device addresses, and thread ctaid.x·ntid.x + tid.x runs
 // unit [gid, gid+1) of the range [0, n), none when gid ≥ n.
-func (ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttribute) *kernelFrame {
+func (l ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttribute) *kernelFrame {
 	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
 	n := llir.NewParam("n", types.I64)
-	f := mod.NewFunc(sym, types.Void, bufs, n)
+	name := sym
+	if l.emu {
+		name = sym + ".thread"
+	}
+	f := mod.NewFunc(name, types.Void, bufs, n)
 	f.CallingConv = enum.CallingConvPTXKernel
+	if l.emu {
+		f.CallingConv, f.Linkage = enum.CallingConvNone, enum.LinkageInternal
+		defer emuFrame(mod, sym, f, attrs)
+	}
 	f.FuncAttrs = append(f.FuncAttrs, attrs...)
 	b := f.NewBlock("entry")
 	sreg := func(name string) value.Value {
-		r := b.NewCall(declareIn(mod, "llvm.nvvm.read.ptx.sreg."+name, types.I32))
+		var r value.Value
+		if l.emu {
+			r = b.NewLoad(types.I32, emuSreg(mod, name))
+		} else {
+			r = b.NewCall(declareIn(mod, "llvm.nvvm.read.ptx.sreg."+name, types.I32))
+		}
 		return b.NewZExt(r, types.I64)
 	}
 	gid := b.NewAdd(b.NewMul(sreg("ctaid.x"), sreg("ntid.x")), sreg("tid.x"))
@@ -66,7 +92,10 @@ func (ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttribut
 var ptxNative = map[string]bool{"sqrt": true, "fabs": true, "fma": true, "copysign": true,
 	"minnum": true, "maxnum": true, "floor": true, "ceil": true, "trunc": true, "rint": true}
 
-func (ptxLowering) mathSym(name string, t types.Type, libm bool) string {
+func (l ptxLowering) mathSym(name string, t types.Type, libm bool) string {
+	if l.emu {
+		return cpuLowering{}.mathSym(name, t, libm)
+	}
 	if ptxNative[name] {
 		return "llvm." + name + "." + fsuffix(t)
 	}
@@ -90,7 +119,10 @@ func (ptxLowering) release(b *llir.Block, decl declFunc, p value.Value) {
 }
 
 // defineFail traps: the launch fails and the runtime reports the kernel.
-func (ptxLowering) defineFail(mod *llir.Module, name string, decl declFunc) *llir.Func {
+func (l ptxLowering) defineFail(mod *llir.Module, name string, decl declFunc) *llir.Func {
+	if l.emu {
+		return cpuLowering{}.defineFail(mod, name, decl)
+	}
 	msg, n := llir.NewParam("msg", types.I8Ptr), llir.NewParam("len", types.I64)
 	f := mod.NewFunc(name, types.Void, msg, n)
 	f.Linkage = enum.LinkageInternal
@@ -103,7 +135,49 @@ func (ptxLowering) defineFail(mod *llir.Module, name string, decl declFunc) *lli
 
 func (ptxLowering) vectorAttrs(vec int) []llir.FuncAttribute { return nil }
 
-func (ptxLowering) tools() (opt, link []string) { return []string{"-O3"}, nil }
+func (l ptxLowering) tools() (opt, link []string) {
+	if l.emu {
+		return x86Lowering{}.tools()
+	}
+	return []string{"-O3"}, nil
+}
+
+// emuSreg is the emulator's thread-local variable holding special register
+// name (tid.x, ntid.x, ctaid.x), added to mod on first use.
+func emuSreg(mod *llir.Module, name string) *llir.Global {
+	gname := "xlc.emu." + name
+	for _, g := range mod.Globals {
+		if g.Name() == gname {
+			return g
+		}
+	}
+	g := mod.NewGlobalDef(gname, constant.NewInt(types.I32, 0))
+	g.Linkage = enum.LinkageInternal
+	g.TLSModel = enum.TLSModelGeneric
+	return g
+}
+
+// emuFrame adds the emulator's exported void sym(i8 **bufs, i64 lo, i64
+// hi), which runs units lo..hi as threads of kernel function k: unit u is
+// thread u mod emuBlock of block u / emuBlock, with k's unit count hi.
+func emuFrame(mod *llir.Module, sym string, k *llir.Func, attrs []llir.FuncAttribute) {
+	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
+	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
+	f := mod.NewFunc(sym, types.Void, bufs, lo, hi)
+	f.FuncAttrs = append(f.FuncAttrs, attrs...)
+	entry, head, body, exit := f.NewBlock("entry"), f.NewBlock("thread.head"), f.NewBlock("thread"), f.NewBlock("exit")
+	entry.NewStore(constant.NewInt(types.I32, emuBlock), emuSreg(mod, "ntid.x"))
+	entry.NewBr(head)
+	u := head.NewPhi(llir.NewIncoming(lo, entry))
+	head.NewCondBr(head.NewICmp(enum.IPredSLT, u, hi), body, exit)
+	body.NewStore(body.NewTrunc(body.NewUDiv(u, i64c(emuBlock)), types.I32), emuSreg(mod, "ctaid.x"))
+	body.NewStore(body.NewTrunc(body.NewURem(u, i64c(emuBlock)), types.I32), emuSreg(mod, "tid.x"))
+	body.NewCall(k, bufs, hi)
+	next := body.NewAdd(u, i64c(1))
+	u.Incs = append(u.Incs, llir.NewIncoming(next, body))
+	body.NewBr(head)
+	exit.NewRet(nil)
+}
 
 // ptxLLCFlags are llc's settings for a PTX module: the compute capability its
 // functions name (target-cpu) and PTX ISA 7.8, which CUDA 11.8's ptxas

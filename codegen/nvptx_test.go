@@ -61,3 +61,39 @@ func TestPTXTarget(t *testing.T) {
 		t.Errorf("PTX without .target sm_90 or one entry per kernel:\n%.600s", asm)
 	}
 }
+
+// TestGPUEmulator checks the emulator's frame: each kernel is the GPU
+// kernel function, internal, reading its special registers from
+// thread-local variables, run unit by unit by an exported CPU frame that
+// sets them (runtime/cpu's tests, run with XLC_CPU=gpu-emu, compare its
+// results with the interpreter).
+func TestGPUEmulator(t *testing.T) {
+	tg, err := TargetFor("gpu-emu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Runs(); err != nil && !strings.Contains(err.Error(), "lacks") {
+		t.Fatalf("gpu-emu does not run on this x86-64 host: %v", err)
+	}
+	f, err := ir.ParseFunc(`func @f(%x: f32[64,64]) -> (r: f32[64,64]) {
+  %0 = exp %x : f32[64,64]
+  return %0
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(f, Options{Target: tg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"define internal void @xlc_k0.thread(i8** %bufs, i64 %n)",
+		"define void @xlc_k0(i8** %bufs, i64 %lo, i64 %hi)", "@xlc.emu.tid.x = internal thread_local global i32 0",
+		"call void @xlc_k0.thread(i8** %bufs, i64 %hi)"} {
+		if !strings.Contains(p.LL, want) {
+			t.Errorf("the module lacks %s", want)
+		}
+	}
+	if strings.Contains(p.LL, "ptx_kernel") || strings.Contains(p.LL, "llvm.nvvm") {
+		t.Error("the emulator's module keeps a GPU-only construct")
+	}
+}

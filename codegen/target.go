@@ -56,6 +56,9 @@ type Target struct {
 	// into (its pool's size: GOMAXPROCS when the target was made); the dot
 	// balances its row tiles over them.
 	Parts int
+	// Emulates, when not "", is the GPU class whose kernels this x86-64
+	// target runs on the host (nvptx.go's emulator).
+	Emulates string `json:",omitempty"`
 }
 
 // classes are the instruction-set classes of every architecture
@@ -243,5 +246,9 @@ func (t *Target) x86() bool { return t.Arch == "amd64" }
 // codeKey is what of t the code of a kernel depends on besides its
 // blocking: the instructions, tuning and vector width.
 func (t *Target) codeKey() string {
-	return fmt.Sprintf("%s %s %s %d %v", t.Arch, t.CPU, t.Tune, t.Vec, t.FMA)
+	key := fmt.Sprintf("%s %s %s %d %v", t.Arch, t.CPU, t.Tune, t.Vec, t.FMA)
+	if t.Emulates != "" {
+		key += " emulating " + t.Emulates
+	}
+	return key
 }
