@@ -13,8 +13,6 @@ code to AVX2 (bench/run.sh sets it with ISA=avx2).
 """
 import math
 
-import numpy as np
-
 import peer_common
 
 import jax
@@ -82,12 +80,7 @@ def main():
     box = {"state": (p, zeros, jax.tree_util.tree_map(jnp.zeros_like, p), jnp.zeros((), jnp.float32)),
            "loss": None}
     jstep = make_step(cfg)
-    rng = np.random.default_rng(0)
-    shape = (cfg["batch"], cfg["seq"])
-
-    def batch():
-        return (rng.integers(0, cfg["vocab"], shape, dtype=np.int32),
-                rng.integers(0, cfg["vocab"], shape, dtype=np.int32))
+    batch = peer_common.numpy_batches(cfg)
 
     def step(tokens, targets):
         box["state"], box["loss"] = jstep(box["state"], tokens, targets)

@@ -64,6 +64,20 @@ def numpy_init(cfg, seed=0):
     return p
 
 
+def numpy_batches(cfg, seed=0):
+    """A function returning a fresh batch each call: (tokens, targets), int32
+    numpy arrays of random bytes, [batch, seq] each."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    shape = (cfg["batch"], cfg["seq"])
+
+    def batch():
+        return (rng.integers(0, cfg["vocab"], shape, dtype=np.int32),
+                rng.integers(0, cfg["vocab"], shape, dtype=np.int32))
+    return batch
+
+
 def bench(step, batch, sync, cfg, steps):
     """Runs WARMUP untimed steps, then times each of steps steps (batch
     generation included, as in xlc's loop) and prints tokens per step over

@@ -15,8 +15,6 @@ use).
 """
 import math
 
-import numpy as np
-
 import peer_common
 
 from tinygrad import Context, Device, Tensor, TinyJit, dtypes, nn
@@ -77,12 +75,7 @@ def main():
                 t.grad = t.grad * scale
             return loss.realize(*opt.schedule_step())
 
-    rng = np.random.default_rng(0)
-    shape = (cfg["batch"], cfg["seq"])
-
-    def batch():
-        return (rng.integers(0, cfg["vocab"], shape, dtype=np.int32),
-                rng.integers(0, cfg["vocab"], shape, dtype=np.int32))
+    batch = peer_common.numpy_batches(cfg)
 
     def step(tokens, targets):
         return jstep(Tensor(tokens).realize(), Tensor(targets).realize())

@@ -120,7 +120,13 @@ func TestCompileKernels(t *testing.T) {
 // compileText parses src and compiles it for the host.
 func compileText(t *testing.T, src string) *Program {
 	t.Helper()
-	p, err := Compile(parse(t, src), Options{})
+	return compileTextFor(t, src, nil)
+}
+
+// compileTextFor parses src and compiles it for tg (nil: the host).
+func compileTextFor(t *testing.T, src string, tg *Target) *Program {
+	t.Helper()
+	p, err := Compile(parse(t, src), Options{Target: tg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,20 +127,29 @@ func (g *kernelBuilder) foldAdds(fd *fastDot, body []*ir.Value) {
 // minFastDotFlops, reads its operands from buffers in a layout DotSpecOf
 // reads in place. Its spec has the bands dotBands finds.
 func (g *kernelBuilder) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
-	if dot.Type.DType != ir.F32 || g.mod.t.MR == 0 {
-		return nil // a target without a dot tile (a GPU) takes the naive dot
+	if dot.Type.DType != ir.F32 {
+		return nil
+	}
+	spec, err := DotSpecOf(dot.Args[0].Type, dot.Args[1].Type, dot.Attrs)
+	return g.fastDotFor(dot, root, spec, err, body, g.results)
+}
+
+// fastDotFor is the fast dot computing dot with spec (err: the error of
+// making it) and root the kernel's result, its bands found in body and
+// results, or nil: the target has no dot tile (a GPU takes the naive dot),
+// an operand is not read from a buffer, or the spec is invalid or below
+// minFastDotFlops.
+func (g *kernelBuilder) fastDotFor(dot, root *ir.Value, spec DotSpec, err error, body, results []*ir.Value) *fastDot {
+	if err != nil || g.mod.t.MR == 0 || spec.check() != nil || spec.Flops() < minFastDotFlops {
+		return nil
 	}
 	for _, a := range dot.Args {
 		if _, ok := g.ptrs[a]; !ok {
 			return nil
 		}
 	}
-	spec, err := DotSpecOf(dot.Args[0].Type, dot.Args[1].Type, dot.Attrs)
-	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops {
-		return nil
-	}
 	spec.Target = g.mod.t
-	dotBands(&spec, dot, g.zeros, body, g.results)
+	dotBands(&spec, dot, g.zeros, body, results)
 	return &fastDot{dot: dot, root: root, spec: spec}
 }
 
@@ -174,18 +183,8 @@ func (g *kernelBuilder) planTransposedDot(dot, root *ir.Value) *fastDot {
 	if !ok || dot.Type.DType != ir.F32 {
 		return nil
 	}
-	for _, x := range dot.Args {
-		if _, ok := g.ptrs[x]; !ok {
-			return nil
-		}
-	}
 	spec, err := dotSpecStrided(a.Type, b.Type, dot.Attrs, cst)
-	if err != nil || spec.check() != nil || spec.Flops() < minFastDotFlops || g.mod.t.MR == 0 {
-		return nil
-	}
-	spec.Target = g.mod.t
-	dotBands(&spec, dot, g.zeros, nil, nil)
-	return &fastDot{dot: dot, root: dot, spec: spec}
+	return g.fastDotFor(dot, dot, spec, err, nil, nil)
 }
 
 // emitFastDot emits a kernel that calls the fast dot kernel (added to the

@@ -9,8 +9,6 @@ import (
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
-
-	"xlc/ir"
 )
 
 // tagLowering is a lowering of its own kind, as a new machine's would be:
@@ -66,7 +64,7 @@ func TestLoweringHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg.Arch = "tag"
-	f, err := ir.ParseFunc(`func @f(%a: f32[64,64], %b: f32[64,64], %u: f32[4,64], %i: i32[4], %k: i64[]) -> (r: f32[64,64], s: f32[16,64], z: f32[64], w: f64[64]) {
+	p := compileTextFor(t, `func @f(%a: f32[64,64], %b: f32[64,64], %u: f32[4,64], %i: i32[4], %k: i64[]) -> (r: f32[64,64], s: f32[16,64], z: f32[64], w: f64[64]) {
   %0 = dot %a, %b {batch=[[],[]], contract=[[1],[0]]} : f32[64,64]
   %1 = exp %0 : f32[64,64]
   %2 = log %1 : f32[64,64]
@@ -77,14 +75,7 @@ func TestLoweringHooks(t *testing.T) {
   %7 = convert %6 : f64[64]
   %8 = sin %7 : f64[64]
   return %4, %5, %6, %8
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{Target: tg})
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, tg)
 	ll := p.LL
 	for _, c := range []string{"tag.alloc", "tag.free", "tag.trap", "tag.log.f64", "tag.cos.f64", "tag.sin.f64"} {
 		if !strings.Contains(ll, "@"+c) {

@@ -3,8 +3,6 @@ package codegen
 import (
 	"strings"
 	"testing"
-
-	"xlc/ir"
 )
 
 // TestPTXTarget compiles a function with a large dot, scatter_add and f64
@@ -20,20 +18,13 @@ func TestPTXTarget(t *testing.T) {
 	if err := tg.Runs(); tg.CPU != "sm_90" || err == nil || !strings.Contains(err.Error(), "GPU target") {
 		t.Fatalf("h200: target-cpu %q, Runs: %v", tg.CPU, tg.Runs())
 	}
-	f, err := ir.ParseFunc(`func @f(%a: f32[64,64], %b: f32[64,64], %u: f32[4,64], %i: i32[4], %x: f64[64]) -> (r: f32[64,64], s: f32[16,64], y: f64[64]) {
+	p := compileTextFor(t, `func @f(%a: f32[64,64], %b: f32[64,64], %u: f32[4,64], %i: i32[4], %x: f64[64]) -> (r: f32[64,64], s: f32[16,64], y: f64[64]) {
   %0 = dot %a, %b {batch=[[],[]], contract=[[1],[0]]} : f32[64,64]
   %1 = exp %0 : f32[64,64]
   %2 = scatter_add %u, %i {axis=0} : f32[16,64]
   %3 = sin %x : f64[64]
   return %1, %2, %3
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{Target: tg})
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, tg)
 	ll := p.LL
 	for _, want := range []string{`target triple = "nvptx64-nvidia-cuda"`, "define ptx_kernel void @xlc_k0(i8** %bufs, i64 %n)",
 		"@llvm.nvvm.read.ptx.sreg.ctaid.x()", "@llvm.nvvm.read.ptx.sreg.tid.x()", "@__nv_sin(", "@malloc(", `"target-cpu"="sm_90"`} {
@@ -75,17 +66,10 @@ func TestGPUEmulator(t *testing.T) {
 	if err := tg.Runs(); err != nil && !strings.Contains(err.Error(), "lacks") {
 		t.Fatalf("gpu-emu does not run on this x86-64 host: %v", err)
 	}
-	f, err := ir.ParseFunc(`func @f(%x: f32[64,64]) -> (r: f32[64,64]) {
+	p := compileTextFor(t, `func @f(%x: f32[64,64]) -> (r: f32[64,64]) {
   %0 = exp %x : f32[64,64]
   return %0
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(f, Options{Target: tg})
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, tg)
 	for _, want := range []string{"define internal void @xlc_k0.thread(i8** %bufs, i64 %n)",
 		"define void @xlc_k0(i8** %bufs, i64 %lo, i64 %hi)", "@xlc.emu.tid.x = internal thread_local global i32 0",
 		"call void @xlc_k0.thread(i8** %bufs, i64 %hi)"} {

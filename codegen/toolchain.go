@@ -142,12 +142,13 @@ func Assemble(ll string) (string, error) {
 	if err := os.WriteFile(in, []byte(ll), 0o644); err != nil {
 		return "", fmt.Errorf("codegen: %v", err)
 	}
-	optFlags, _ := toolFlags(moduleTriple(ll))
+	triple := moduleTriple(ll)
+	optFlags, _ := toolFlags(triple)
 	if err := runTool(append(append([]string{toolInfo.opt}, optFlags...), in, "-o", bc)); err != nil {
 		return "", err
 	}
 	llc := []string{toolInfo.llc, "-O3", "-filetype=asm"}
-	if archOf(moduleTriple(ll)) == "nvptx64" {
+	if archOf(triple) == "nvptx64" {
 		llc = append(llc, ptxLLCFlags(ll)...)
 		if err := linkLibdevice(ll, bc, dir); err != nil {
 			return "", err

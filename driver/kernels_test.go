@@ -96,8 +96,27 @@ func TestKernelGoldens(t *testing.T) {
 // fused multiply-adds on four-float vectors (fmla vN.4s).
 func TestKernelsAssembleForAArch64(t *testing.T) {
 	llvmtest.Require(t, codegen.ToolchainError())
-	mods := compileKernelModels(t)
 	fmla := regexp.MustCompile(`\bfmla\s+v\d+\.4s`)
+	eachModule(t, "aarch64", func(kind, ll string) error {
+		asm, err := codegen.Assemble(ll)
+		switch {
+		case err != nil:
+			return err
+		case strings.Contains(ll, "xlc.gemm.micro") && !fmla.MatchString(asm):
+			return fmt.Errorf("no fmla on .4s vectors in the fast dot's assembly")
+		case !strings.Contains(ll, "xlc.gemm.micro") && kind == "step":
+			return fmt.Errorf("no fast dot in the module")
+		}
+		return nil
+	})
+}
+
+// eachModule runs check on every kernel model's step and forward modules
+// for target, concurrently, and reports each error with the model and the
+// module's kind.
+func eachModule(t *testing.T, target string, check func(kind, ll string) error) {
+	t.Helper()
+	mods := compileKernelModels(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 2*len(kernelModels))
 	for i, c := range kernelModels {
@@ -105,15 +124,8 @@ func TestKernelsAssembleForAArch64(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ll := mods[c.name]["aarch64"][j]
-				asm, err := codegen.Assemble(ll)
-				switch {
-				case err != nil:
+				if err := check(kind, mods[c.name][target][j]); err != nil {
 					errs[2*i+j] = fmt.Errorf("%s %s: %v", c.name, kind, err)
-				case strings.Contains(ll, "xlc.gemm.micro") && !fmla.MatchString(asm):
-					errs[2*i+j] = fmt.Errorf("%s %s: no fmla on .4s vectors in the fast dot's assembly", c.name, kind)
-				case !strings.Contains(ll, "xlc.gemm.micro") && kind == "step":
-					errs[2*i+j] = fmt.Errorf("%s %s: no fast dot in the module", c.name, kind)
 				}
 			}()
 		}
@@ -139,32 +151,7 @@ func TestKernelsAssembleForPTX(t *testing.T) {
 	if os.Getenv("CI") == "true" && (ptxas == "" || codegen.Libdevice() == "") {
 		t.Fatal("CI=true and ptxas or libdevice is missing: eval \"$(scripts/cuda-sdk.sh)\" fetches them and sets XLC_PTXAS, XLC_LIBDEVICE")
 	}
-	mods := compileKernelModels(t)
-	entries := regexp.MustCompile(`(?m)^define ptx_kernel void @`)
-	var wg sync.WaitGroup
-	errs := make([]error, 2*len(kernelModels))
-	for i, c := range kernelModels {
-		for j, kind := range []string{"step", "forward"} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ll := mods[c.name]["sm_80"][j]
-				errs[2*i+j] = checkPTX(ll, ptxas)
-				if errs[2*i+j] != nil {
-					errs[2*i+j] = fmt.Errorf("%s %s: %v", c.name, kind, errs[2*i+j])
-				}
-				if n := len(entries.FindAllString(ll, -1)); n == 0 {
-					errs[2*i+j] = fmt.Errorf("%s %s: no ptx_kernel in the module", c.name, kind)
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	eachModule(t, "sm_80", func(kind, ll string) error { return checkPTX(ll, ptxas) })
 }
 
 // checkPTX assembles the sm_80 module ll and checks that the PTX has one
@@ -177,6 +164,9 @@ func checkPTX(ll, ptxas string) error {
 		return err
 	}
 	want := strings.Count(ll, "define ptx_kernel void @")
+	if want == 0 {
+		return fmt.Errorf("no ptx_kernel in the module")
+	}
 	if got := strings.Count(asm, ".visible .entry "); got != want || !strings.Contains(asm, ".target sm_80") {
 		return fmt.Errorf("%d PTX entries for %d kernels, or no .target sm_80", got, want)
 	}

@@ -10,7 +10,6 @@ import (
 // BenchResult is the speed of a train step on a backend.
 type BenchResult struct {
 	Steps         int
-	Seconds       float64 // wall time of the timed steps
 	Median        float64 // the median step's seconds
 	TokensPerStep int
 }
@@ -56,7 +55,6 @@ func Bench(be Backend, step *ir.Func, d *Dataset, warmup, steps int) (BenchResul
 			return res, err
 		}
 		times[s] = time.Since(t0).Seconds()
-		res.Seconds += times[s]
 	}
 	slices.Sort(times)
 	if n := len(times); n > 0 {
