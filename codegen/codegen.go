@@ -226,7 +226,7 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	}()
 	huge := v.Op == ir.OpFusion && len(v.Callee.Body) > hugeKernel
 	g := m.newKernel(sym, v.Args, results, inPlace, huge)
-	g.zeros = operandZeros(v)
+	g.fills = operandFills(v)
 	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace}
 	root := v
 	body := []*ir.Value{v}

@@ -88,6 +88,9 @@ func (g *kernelBuilder) elem(v *ir.Value, ix *index) value.Value {
 			return r
 		}
 	}
+	if f, ok := g.fills[v]; ok && g.outsideAt(ix) && f.t == g.split.t {
+		return constValue(v.Type.DType, f.c)
+	}
 	if p, ok := g.ptrs[v]; ok {
 		return g.loadAt(v.Type.DType, p, g.linear(ix))
 	}
@@ -113,6 +116,11 @@ func (g *kernelBuilder) elemOp(v *ir.Value, ix *index) value.Value {
 	}
 	switch v.Op {
 	case ir.OpSelect:
+		if g.outsideAt(ix) {
+			if t, ok := predTriangle(v.Args[0]); ok && t == g.split.t {
+				return g.elem(v.Args[2], ix)
+			}
+		}
 		p := g.elem(v.Args[0], ix)
 		x, y := g.elem(v.Args[1], ix), g.elem(v.Args[2], ix)
 		return g.b.NewSelect(p, x, y)

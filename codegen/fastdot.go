@@ -149,7 +149,7 @@ func (g *kernelBuilder) fastDotFor(dot, root *ir.Value, spec DotSpec, err error,
 		}
 	}
 	spec.Target = g.mod.t
-	dotBands(&spec, dot, g.zeros, body, results)
+	dotBands(&spec, dot, g.fills, body, results)
 	return &fastDot{dot: dot, root: root, spec: spec}
 }
 

@@ -134,9 +134,9 @@ type kernelBuilder struct {
 
 	// ptrs maps each value read from a buffer to its body parameter.
 	ptrs map[*ir.Value]value.Value
-	// zeros are the values read from buffers that are zero outside a
-	// triangle (operandZeros).
-	zeros map[*ir.Value]triangle
+	// fills are the values read from buffers that hold a constant outside
+	// a triangle (operandFills).
+	fills map[*ir.Value]fill
 	out   value.Value // outs[0]
 	res   *ir.Value   // the instruction
 	// outs are the result pointers: the instruction's, then its outputs'
@@ -156,6 +156,8 @@ type kernelBuilder struct {
 	rowCacheOrder []*ir.Value
 	rowIx         *index
 	rowPos        value.Value
+	// split divides a row kernel's loops at a triangle's edge (rowsplit.go).
+	split *rowSplit
 }
 
 // newKernel declares kernel sym reading args and writing res (the

@@ -99,7 +99,7 @@ func (g *kernelBuilder) elemReduce(v *ir.Value, ix *index) value.Value {
 	} else {
 		g.b.NewStore(zeroAcc(d), acc)
 	}
-	g.nestedLoops("red", sizes, func(ri []value.Value) {
+	g.rowLoop("red", sizes, kept, func(ri []value.Value) {
 		xi := atDims(x.Type.Shape, interleave(reduced, kept, ri))
 		e := g.elem(x, xi)
 		if g.rowCaches != nil {

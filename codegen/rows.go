@@ -140,7 +140,8 @@ func (g *kernelBuilder) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent
 		}
 	}
 	g.planRowCaches(p, perElem, r)
-	defer func() { g.rowCaches, g.rowCacheOrder, g.rowIx, g.rowPos = nil, nil, nil, nil }()
+	g.split = g.planSplit(p)
+	defer func() { g.rowCaches, g.rowCacheOrder, g.rowIx, g.rowPos, g.split = nil, nil, nil, nil, nil }()
 	g.forLoop("rowk", g.lo, g.hi, func(row value.Value) {
 		rix := atLinear(p.rows, row)
 		g.rowVals = map[*ir.Value]value.Value{}
@@ -164,7 +165,7 @@ func (g *kernelBuilder) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent
 			return
 		}
 		kept := g.dims(rix)
-		g.nestedLoops("elt", sizes, func(ri []value.Value) {
+		g.rowLoop("elt", sizes, kept, func(ri []value.Value) {
 			full := make([]value.Value, len(p.shape))
 			for i, a := range p.kept {
 				full[a] = kept[i]
@@ -219,7 +220,7 @@ func (g *kernelBuilder) rowMax(v *ir.Value, ix *index) value.Value {
 	g.b.NewStore(key(ic(bits(math.Inf(-1)))), kacc)
 	g.b.NewStore(constant.NewInt(types.I8, 0), nacc)
 	kept := g.dims(ix)
-	g.nestedLoops("rmax", sizes, func(ri []value.Value) {
+	g.rowLoop("rmax", sizes, kept, func(ri []value.Value) {
 		e := g.elem(x, atDims(x.Type.Shape, interleave(reduced, kept, ri)))
 		nan := g.b.NewFCmp(enum.FPredUNO, e, e)
 		ke := g.b.NewSelect(nan, minKey, key(g.b.NewBitCast(e, it)))

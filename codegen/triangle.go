@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"xlc/ir"
+	"xlc/runtime/interp"
 )
 
 // Causal attention multiplies by matrices that are zero above the
@@ -69,37 +70,57 @@ func predTriangle(p *ir.Value) (triangle, bool) {
 	return triangle{}, false
 }
 
-// zeroTriangle returns a triangle outside which v is zero: v selects a
-// zero constant outside it, or multiplies such a value by a constant (a
-// finite one: 0·∞ is not 0), or is a transpose of one, or the result of a
-// fusion whose callee computes one.
-func zeroTriangle(v *ir.Value) (triangle, bool) {
+// fill is what a value holds outside a triangle: the constant c.
+type fill struct {
+	t triangle
+	c float64
+}
+
+// fillTriangle returns the triangle outside which the float value v holds
+// one constant, and the constant: v selects a splat constant outside it,
+// or multiplies such a value by a finite constant, or is a transpose of
+// one, or the result of a fusion whose callee computes one.
+func fillTriangle(v *ir.Value) (fill, bool) {
+	d := v.Type.DType
+	if !d.IsFloat() {
+		return fill{}, false
+	}
 	switch v.Op {
 	case ir.OpSelect:
-		if isZeroConst(v.Args[2]) {
-			return predTriangle(v.Args[0])
+		if c, ok := splatValue(v.Args[2]); ok {
+			if t, ok := predTriangle(v.Args[0]); ok {
+				return fill{t, interp.Round(d, c)}, true
+			}
 		}
 	case ir.OpMul:
 		for i, a := range v.Args {
 			if finiteConst(v.Args[1-i]) {
-				if t, ok := zeroTriangle(a); ok {
-					return t, true
+				if f, ok := fillTriangle(a); ok {
+					// The product of two values of d is exact in float64.
+					k, _ := splatValue(v.Args[1-i])
+					return fill{f.t, interp.Round(d, f.c*interp.Round(d, k))}, true
 				}
 			}
 		}
 	case ir.OpTranspose:
-		t, ok := zeroTriangle(v.Args[0])
+		f, ok := fillTriangle(v.Args[0])
 		if !ok {
-			return t, false
+			return f, false
 		}
 		perm := v.Attrs.Ints("perm")
-		return triangle{slices.Index(perm, t.A), slices.Index(perm, t.B), t.C}, true
+		return fill{triangle{slices.Index(perm, f.t.A), slices.Index(perm, f.t.B), f.t.C}, f.c}, true
 	case ir.OpFusion:
-		return zeroTriangle(v.Callee.Results[0])
+		return fillTriangle(v.Callee.Results[0])
 	case ir.OpOutput:
-		return zeroTriangle(v.Args[0].Callee.Results[v.Attrs.Int("index")])
+		return fillTriangle(v.Args[0].Callee.Results[v.Attrs.Int("index")])
 	}
-	return triangle{}, false
+	return fill{}, false
+}
+
+// zeroTriangle returns a triangle outside which v is zero (fillTriangle).
+func zeroTriangle(v *ir.Value) (triangle, bool) {
+	f, ok := fillTriangle(v)
+	return f.t, ok && f.c == 0
 }
 
 // splatValue returns the value of a splat constant, possibly broadcast.
@@ -191,17 +212,17 @@ func (t triangle) band(sh ir.Shape, rows, cols []int) (DotBand, bool) {
 }
 
 // dotBands sets the bands of spec, the fast dot computing dot: those of
-// its operands read from memory that zeros says are zero outside a
+// its operands read from memory that fills says are zero outside a
 // triangle, and, when results is not nil, the one outside which the
 // kernel's results (body's) do not need the product.
-func dotBands(spec *DotSpec, dot *ir.Value, zeros map[*ir.Value]triangle, body, results []*ir.Value) {
+func dotBands(spec *DotSpec, dot *ir.Value, fills map[*ir.Value]fill, body, results []*ir.Value) {
 	a, b := dot.Args[0], dot.Args[1]
 	lb, rb, lc, rc := ir.DotDims(dot.Attrs)
-	if t, ok := zeros[a]; ok {
-		spec.BandA, _ = t.band(a.Type.Shape, ir.DotFree(a.Type.Rank(), lb, lc), lc)
+	if f, ok := fills[a]; ok && f.c == 0 {
+		spec.BandA, _ = f.t.band(a.Type.Shape, ir.DotFree(a.Type.Rank(), lb, lc), lc)
 	}
-	if t, ok := zeros[b]; ok {
-		spec.BandB, _ = t.band(b.Type.Shape, rc, ir.DotFree(b.Type.Rank(), rb, rc))
+	if f, ok := fills[b]; ok && f.c == 0 {
+		spec.BandB, _ = f.t.band(b.Type.Shape, rc, ir.DotFree(b.Type.Rank(), rb, rc))
 	}
 	if results == nil {
 		return
@@ -220,23 +241,23 @@ func dotBands(spec *DotSpec, dot *ir.Value, zeros map[*ir.Value]triangle, body, 
 	}
 }
 
-// operandZeros returns, for each operand of instruction v that is zero
-// outside a triangle, the triangle, keyed by the value the kernel reads it
-// as (a fused callee's parameter, else the operand).
-func operandZeros(v *ir.Value) map[*ir.Value]triangle {
-	var z map[*ir.Value]triangle
+// operandFills returns, for each operand of instruction v that holds a
+// constant outside a triangle, its fill, keyed by the value the kernel
+// reads it as (a fused callee's parameter, else the operand).
+func operandFills(v *ir.Value) map[*ir.Value]fill {
+	var z map[*ir.Value]fill
 	for i, a := range v.Args {
-		t, ok := zeroTriangle(a)
+		f, ok := fillTriangle(a)
 		if !ok {
 			continue
 		}
 		if z == nil {
-			z = map[*ir.Value]triangle{}
+			z = map[*ir.Value]fill{}
 		}
 		if v.Op == ir.OpFusion {
-			z[v.Callee.Params[i]] = t
+			z[v.Callee.Params[i]] = f
 		} else {
-			z[a] = t
+			z[a] = f
 		}
 	}
 	return z

@@ -137,13 +137,13 @@ func TestTriangleBands(t *testing.T) {
 	for i, w := range want {
 		v := f.Body[i]
 		dot, body, results := v, []*ir.Value{v}, []*ir.Value{v}
-		zeros := operandZeros(v)
+		fills := operandFills(v)
 		if v.Op == ir.OpFusion {
 			body, results = v.Callee.Body, v.Callee.Results
 			dot = dotIn(body)
 		}
 		var s DotSpec
-		dotBands(&s, dot, zeros, body, results)
+		dotBands(&s, dot, fills, body, results)
 		if got := [3]DotBand{s.BandA, s.BandB, s.BandC}; got != w {
 			t.Errorf("%%%d: bands %+v, want %+v", i, got, w)
 		}

@@ -1,0 +1,125 @@
+package codegen
+
+import (
+	"slices"
+
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// Causal attention's row kernels (softmax and its gradient) read scores
+// that hold one constant above the diagonal (−1e9, selected by the scores'
+// kernel) and select 0 there themselves. A row kernel over one axis that a
+// triangle relates to a kept axis runs each loop over a row in two parts,
+// split at the triangle's edge and in the row's order. In the part outside
+// the triangle an operand known to hold a constant there (its fill) is that
+// constant, and a select on the triangle is its other branch: the part's
+// values are the same for every element, opt hoists them out of the loop,
+// and the masked half costs an add or a store per element, not an exp.
+
+// rowSplit is a row kernel's split: the triangle t, over the rows'
+// operand shape, relates the reduced axis red to the kept axis kept (at
+// keptPos among the plan's kept axes).
+type rowSplit struct {
+	t         triangle
+	shape     ir.Shape
+	red, kept int
+	keptPos   int
+	outside   bool        // while emitting the part outside t
+	j, k      value.Value // there: the loop's index, the row's index along kept
+}
+
+// planSplit returns the split of row plan p, or nil when its rows reduce
+// more than one axis or no triangle of an operand's fill or of a select in
+// the kernel relates the reduced axis to a kept one.
+func (g *kernelBuilder) planSplit(p *rowPlan) *rowSplit {
+	if len(p.axes) != 1 {
+		return nil
+	}
+	red := p.axes[0]
+	var cands []triangle
+	seen := map[*ir.Value]bool{}
+	var walk func(v *ir.Value)
+	walk = func(v *ir.Value) {
+		if seen[v] {
+			return
+		}
+		seen[v] = true
+		if f, ok := g.fills[v]; ok && v.Type.Shape.Equal(p.shape) {
+			cands = append(cands, f.t)
+		}
+		if v.Op == ir.OpSelect && v.Type.Shape.Equal(p.shape) {
+			if t, ok := predTriangle(v.Args[0]); ok {
+				cands = append(cands, t)
+			}
+		}
+		for _, a := range v.Args {
+			walk(a)
+		}
+	}
+	for _, r := range g.results {
+		walk(r)
+	}
+	for _, t := range cands {
+		other := t.A
+		if other == red {
+			other = t.B
+		} else if t.B != red {
+			continue
+		}
+		pos := slices.Index(p.kept, other)
+		if pos < 0 {
+			continue
+		}
+		return &rowSplit{t: t, shape: p.shape, red: red, kept: other, keptPos: pos}
+	}
+	return nil
+}
+
+// rowLoop runs body over the elements of the current row (ri: the reduced
+// axes' indices), kept being the row's indices along the plan's kept axes:
+// nestedLoops, or with a split its two parts.
+func (g *kernelBuilder) rowLoop(name string, sizes []int, kept []value.Value, body func(ri []value.Value)) {
+	s := g.split
+	if s == nil {
+		g.nestedLoops(name, sizes, body)
+		return
+	}
+	n := int64(sizes[0])
+	k := kept[s.keptPos]
+	// Inside t: k − j ≥ C (j < k − C + 1) when kept is t.A, else
+	// j − k ≥ C (j ≥ k + C).
+	lowInside := s.t.A == s.kept
+	c := int64(s.t.C)
+	if lowInside {
+		c = 1 - c
+	}
+	edge := g.b.NewAdd(k, i64c(c))
+	zero := i64c(0)
+	e := g.min64(g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, edge, zero), zero, edge), i64c(n))
+	part := func(from, to value.Value, outside bool) {
+		suffix := ".in"
+		if outside {
+			suffix = ".out"
+		}
+		g.forLoop(name+suffix, from, to, func(j value.Value) {
+			s.outside, s.j, s.k = outside, j, k
+			body([]value.Value{j})
+			s.outside, s.j, s.k = false, nil, nil
+		})
+	}
+	part(zero, e, !lowInside)
+	part(e, i64c(n), lowInside)
+}
+
+// outsideAt reports whether ix is the element of the row loop's part
+// outside the split's triangle that the loop is at: ix addresses the rows'
+// operand shape with the loop's index along the reduced axis and the
+// row's along the kept one (the only two t constrains).
+func (g *kernelBuilder) outsideAt(ix *index) bool {
+	s := g.split
+	return s != nil && s.outside && ix.dims != nil && ix.shape.Equal(s.shape) &&
+		ix.dims[s.red] == s.j && ix.dims[s.kept] == s.k
+}
