@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"maps"
 	"math"
@@ -20,6 +21,14 @@ import (
 	"xlc/ir"
 	"xlc/runtime/interp"
 )
+
+// ChecksumKey is the metadata key of the CRC-32C (Castagnoli) of a
+// checkpoint's tensor data, as 8 hex digits: SaveCheckpoint writes it and
+// LoadCheckpoint refuses a file whose data no longer matches it. It is not
+// among the metadata either returns.
+const ChecksumKey = "data_crc32c"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // stNames maps each dtype to its safetensors name.
 var stNames = map[ir.DType]string{
@@ -39,7 +48,8 @@ type stEntry struct {
 // mapping each tensor name to its dtype, shape and data_offsets (plus
 // "__metadata__" when meta is not empty), padded with spaces to a multiple
 // of 8 bytes, then the tensors' little-endian bytes, contiguous in name
-// order. The file is replaced atomically. An empty or reserved name, or a
+// order; the metadata also holds the data's checksum (ChecksumKey). The
+// file is replaced atomically. An empty or reserved name, or a
 // malformed tensor, is an error naming it.
 func SaveCheckpoint(path string, tensors map[string]*interp.Tensor, meta map[string]string) error {
 	data, err := encodeCheckpoint(tensors, meta)
@@ -52,9 +62,6 @@ func SaveCheckpoint(path string, tensors map[string]*interp.Tensor, meta map[str
 func encodeCheckpoint(tensors map[string]*interp.Tensor, meta map[string]string) ([]byte, error) {
 	names := slices.Sorted(maps.Keys(tensors))
 	header := map[string]any{}
-	if len(meta) > 0 {
-		header["__metadata__"] = meta
-	}
 	var size int64
 	for _, n := range names {
 		t := tensors[n]
@@ -79,6 +86,20 @@ func encodeCheckpoint(tensors map[string]*interp.Tensor, meta map[string]string)
 		header[n] = stEntry{st, shape, []int64{size, end}}
 		size = end
 	}
+	// The checksum is taken tensor by tensor, so that the data is not
+	// held twice.
+	var sum uint32
+	var scratch []byte
+	for _, n := range names {
+		scratch = appendTensor(scratch[:0], tensors[n])
+		sum = crc32.Update(sum, castagnoli, scratch)
+	}
+	m := maps.Clone(meta)
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[ChecksumKey] = fmt.Sprintf("%08x", sum)
+	header["__metadata__"] = m
 	h, err := json.Marshal(header)
 	if err != nil {
 		return nil, err
@@ -205,6 +226,11 @@ func decodeCheckpoint(data []byte) (map[string]*interp.Tensor, map[string]string
 	}
 	if total < int64(len(body)) {
 		return nil, nil, fmt.Errorf("trailing garbage: %d bytes after the %d bytes of tensor data", int64(len(body))-total, total)
+	}
+	if want, ok := popChecksum(meta); ok {
+		if got := fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli)); got != want {
+			return nil, nil, fmt.Errorf("corrupted: the tensor data's CRC-32C is %s, the metadata records %s (the file changed after it was written)", got, want)
+		}
 	}
 	tensors := make(map[string]*interp.Tensor, len(list))
 	for _, e := range list {
@@ -385,7 +411,15 @@ func CheckpointMeta(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
+	popChecksum(meta)
 	return meta, nil
+}
+
+// popChecksum removes the checksum from meta and returns it.
+func popChecksum(meta map[string]string) (string, bool) {
+	v, ok := meta[ChecksumKey]
+	delete(meta, ChecksumKey)
+	return v, ok
 }
 
 // decodeMeta decodes the raw __metadata__ value of a header (nil: none).
