@@ -205,7 +205,7 @@ func TestSkippedStepKeepsAllState(t *testing.T) {
 	snapshot := func() map[string][]float64 {
 		out := map[string][]float64{}
 		for k, v := range s.state {
-			if k == "step" || k == "loss_scale" || k == "loss_scale.good" {
+			if k == "step" || k == "loss_scale" || k == "loss_scale.good" || k == "loss_scale.skipped" {
 				continue
 			}
 			vals := make([]float64, v.Len())
@@ -239,6 +239,9 @@ func TestSkippedStepKeepsAllState(t *testing.T) {
 			}
 			if s.state["step"].I[0] != i+1 {
 				t.Fatalf("the step counter did not advance on a skipped step")
+			}
+			if n := s.state["loss_scale.skipped"].I[0]; n != i+1 || out["skipped"] != float64(n) {
+				t.Fatalf("step %d skipped: loss_scale.skipped %d, metric %v, want %d", i, n, out["skipped"], i+1)
 			}
 			continue
 		}

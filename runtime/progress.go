@@ -53,10 +53,12 @@ var isTerminal = func(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// Named is a value shown on the progress line under its name.
+// Named is a value shown on the progress line under its name: a loss to 4
+// decimals, a Plain value (a loss scale, a count) as it is.
 type Named struct {
 	Name  string
 	Value float64
+	Plain bool
 }
 
 // Update reports that step steps of total are done, with the latest losses
@@ -71,7 +73,11 @@ func (p *Progress) Update(step int64, losses []Named, tokensPerSec float64) {
 	}
 	var status strings.Builder
 	for _, l := range losses {
-		fmt.Fprintf(&status, "%s %.4f  ", l.Name, l.Value)
+		if l.Plain {
+			fmt.Fprintf(&status, "%s %g  ", l.Name, l.Value)
+		} else {
+			fmt.Fprintf(&status, "%s %.4f  ", l.Name, l.Value)
+		}
 	}
 	fmt.Fprintf(&status, "%.0f tok/s  eta %s", tokensPerSec, eta)
 	if p.bar != nil {

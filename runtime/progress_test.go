@@ -11,7 +11,7 @@ func TestProgressPlain(t *testing.T) {
 	var buf bytes.Buffer
 	p := NewProgress(&buf, 1000, 0)
 	for s := int64(1); s <= 1000; s++ {
-		p.Update(s, []Named{{"loss", 2.5}}, 1234.4)
+		p.Update(s, []Named{{Name: "loss", Value: 2.5}}, 1234.4)
 	}
 	p.Finish()
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
@@ -31,7 +31,7 @@ func TestProgressResumeInterrupted(t *testing.T) {
 	var buf bytes.Buffer
 	p := NewProgress(&buf, 100, 90) // resumed at 90: a line every step
 	for s := int64(91); s <= 95; s++ {
-		p.Update(s, []Named{{"loss", 1}}, 10)
+		p.Update(s, []Named{{Name: "loss", Value: 1}}, 10)
 	}
 	p.Finish() // interrupted at 95, already printed
 	if n := strings.Count(buf.String(), "\n"); n != 5 || !strings.Contains(buf.String(), "step 95/100") {
@@ -39,8 +39,8 @@ func TestProgressResumeInterrupted(t *testing.T) {
 	}
 	buf.Reset()
 	p = NewProgress(&buf, 1000, 0)
-	p.Update(1, []Named{{"loss", 1}}, 10)
-	p.Update(2, []Named{{"loss", 1}}, 10)
+	p.Update(1, []Named{{Name: "loss", Value: 1}}, 10)
+	p.Update(2, []Named{{Name: "loss", Value: 1}}, 10)
 	p.Finish() // interrupted at 2: the unprinted last status comes out
 	if !strings.HasPrefix(buf.String(), "step 2/1000  loss 1.0000  10 tok/s  eta ") {
 		t.Fatalf("%q", buf.String())
@@ -53,7 +53,7 @@ func TestProgressTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	p := NewProgress(&buf, 20, 5)
 	for s := int64(6); s <= 20; s++ {
-		p.Update(s, []Named{{"mlm_loss", 3.25}, {"cls_loss", 1.5}, {"objective", 2}}, 999)
+		p.Update(s, []Named{{Name: "mlm_loss", Value: 3.25}, {Name: "cls_loss", Value: 1.5}, {Name: "objective", Value: 2}}, 999)
 	}
 	p.Finish()
 	out := buf.String()

@@ -58,6 +58,11 @@ type TrainOptions struct {
 	// Meta is stored in every checkpoint (the model source and settings, so
 	// that xlc sample can rebuild the model).
 	Meta map[string]string
+	// NaNPatience stops the run, with an error and without writing the
+	// state, once its loss has not been finite for that many steps in a
+	// row (see nanWatch); 0 never stops. While the loss is not finite no
+	// checkpoint is written, so the last good one stays.
+	NaNPatience int
 }
 
 // TrainResult summarises a finished or interrupted run.
@@ -139,6 +144,11 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 	}
 	res := &TrainResult{Step: start}
 	prog := NewProgress(opt.Log, opt.Steps, start)
+	watch := nanWatch{patience: opt.NaNPatience}
+	saved := start // the step of the checkpoint in OutDir; 0: none
+	if !opt.Resume {
+		saved = 0
+	}
 	var busy time.Duration
 	done := int64(0)
 	stepper := NewStepper(stepExe, step, state, true)
@@ -174,12 +184,23 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		}
 		prog.Update(s+1, progressLosses(step, opt.Losses, m), tps)
 		res.Step, res.Last = s+1, m
-		if (s+1)%opt.CkptEvery == 0 && s+1 != opt.Steps {
+		watch.observe(s+1, m, lossNames(step, opt.Losses))
+		if watch.exhausted() {
+			prog.Finish()
+			return nil, watch.stopError(s+1, saved, "stopped")
+		}
+		if (s+1)%opt.CkptEvery == 0 && s+1 != opt.Steps && watch.streak == 0 {
 			if err := stepper.Sync(); err != nil {
 				return nil, err
 			}
-			if err := saveState(state, step, opt); err != nil {
-				return nil, err
+			// A step that drove the state to NaN or infinity had a
+			// finite loss; the next one shows it. Keep the last good
+			// checkpoint.
+			if finiteState(state) {
+				if err := saveState(state, step, opt); err != nil {
+					return nil, err
+				}
+				saved = s + 1
 			}
 		}
 	}
@@ -187,8 +208,14 @@ func Train(ctx context.Context, be Backend, step, eval *ir.Func, opt TrainOption
 		res.Stopped = true
 	}
 	prog.Finish()
+	if watch.streak > 0 {
+		return nil, watch.stopError(res.Step, saved, "ended")
+	}
 	if err := stepper.Sync(); err != nil {
 		return nil, err
+	}
+	if !finiteState(state) {
+		return nil, fmt.Errorf("step %d: ended with parameters or state not finite; %s", res.Step, keptCheckpoint(saved))
 	}
 	if err := saveState(state, step, opt); err != nil {
 		return nil, err
@@ -381,20 +408,33 @@ func evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, opt T
 
 // progressLosses picks the values the progress line shows from a step's
 // outputs m: those named in names, or the first result, which
-// trainstep.Build makes the first task loss.
+// trainstep.Build makes the first task loss; then, with loss scaling, the
+// scale and the count of skipped steps.
 func progressLosses(step *ir.Func, names []string, m map[string]float64) []Named {
-	if len(names) == 0 && len(step.ResultNames) > 0 {
-		names = step.ResultNames[:1]
-	}
+	names = lossNames(step, names)
 	out := make([]Named, len(names))
 	for i, n := range names {
 		v, ok := m[n]
 		if !ok {
 			v = math.NaN()
 		}
-		out[i] = Named{n, v}
+		out[i] = Named{Name: n, Value: v}
+	}
+	// Loss scaling's state.
+	for _, n := range []string{"scale", "skipped"} {
+		if v, ok := m[n]; ok {
+			out = append(out, Named{Name: n, Value: v, Plain: true})
+		}
 	}
 	return out
+}
+
+// lossNames is names, or when it is empty step's first result.
+func lossNames(step *ir.Func, names []string) []string {
+	if len(names) == 0 && len(step.ResultNames) > 0 {
+		return step.ResultNames[:1]
+	}
+	return names
 }
 
 // plotMetrics draws every loss series of metrics.jsonl into loss.png.

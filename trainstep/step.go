@@ -160,8 +160,9 @@ func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 		// as it was and halves the scale; the step counter, set below,
 		// still advances, so the schedule moves on.
 		st.Gate(finite)
-		updateScale(b, st, cfg, lossScale, finite)
+		skipped := updateScale(b, st, cfg, lossScale, finite)
 		m.add("finite", b.Convert(finite, ir.F32))
+		m.add("skipped", b.Convert(skipped, ir.F32))
 	}
 	if lossScale != nil {
 		m.add("scale", lossScale)
@@ -177,7 +178,8 @@ func Build(f *ir.Func, taps map[string]*ir.Value, cfg *Config) error {
 	// apply input_penalty.<task> and param_penalty.<task>; with several
 	// tasks objective (Σ w_i·L_i of the penalised losses, with the weights
 	// the combiner applied) and weight.<task>; grad_norm, lr, and with loss
-	// scaling finite (dynamic only) and scale. The new parameters and state
+	// scaling finite and skipped (dynamic only: this step's update was
+	// applied; the run's skipped steps) and scale. The new parameters and state
 	// follow, named like them.
 	names := append(append(append([]string{}, taskNames...), otherNames...), m.names...)
 	vals := append(append(append([]*ir.Value{}, tasks...), others...), m.vals...)
@@ -277,8 +279,10 @@ func splitOutputs(f *ir.Func, cfg *Config) (taskNames []string, tasks, others []
 }
 
 // updateScale is dynamic loss scaling: halve on a non-finite step, double
-// after cfg.ScaleInterval finite steps in a row.
-func updateScale(b *ir.Builder, st *StateSet, cfg *Config, s, finite *ir.Value) {
+// after cfg.ScaleInterval finite steps in a row. It counts the skipped
+// steps of the run (a state, so that a resumed run goes on counting) and
+// returns the new count.
+func updateScale(b *ir.Builder, st *StateSet, cfg *Config, s, finite *ir.Value) *ir.Value {
 	good := st.Get("loss_scale.good", ir.T(ir.I64), "zeros", 0)
 	one := b.Constant(ir.T(ir.I64), 1)
 	zero := b.Constant(ir.T(ir.I64), 0)
@@ -288,6 +292,10 @@ func updateScale(b *ir.Builder, st *StateSet, cfg *Config, s, finite *ir.Value) 
 	grown := b.Select(grow, b.Binary(ir.OpMul, s, two), s)
 	st.Set("loss_scale", b.Select(finite, grown, b.Binary(ir.OpDiv, s, two)))
 	st.Set("loss_scale.good", b.Select(grow, zero, next))
+	skipped := st.Get("loss_scale.skipped", ir.T(ir.I64), "zeros", 0)
+	n := b.Select(finite, skipped, b.Binary(ir.OpAdd, skipped, one))
+	st.Set("loss_scale.skipped", n)
+	return n
 }
 
 // LossNames lists the results of a train step from Build that

@@ -96,7 +96,8 @@ decay_all), beta1 beta2 eps, momentum nesterov (sgd), clip (1.0), schedule
 eg_gamma (0 = auto), eg_nonneg, losses, combiner (sum: initial, realtime,
 gradnorm, minnorm, main_aux), weights, fw_iters (20), input_penalty,
 input_penalty_on (a tap name), param_penalty, loss_scale (none: static,
-dynamic), scale_init (32768), scale_interval (2000).
+dynamic), scale_init (32768), scale_interval (2000), nan_patience (20: stop
+after that many steps in a row without a finite loss; 0 never stops).
 `
 
 // usage is the text of xlc help: every command's entry.

@@ -94,7 +94,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		Resume: *resume, Force: *force, StopAt: *stopAt,
 		Match:     []string{"model_source", "settings", "data"},
 		EvalEvery: *evalEvery, CkptEvery: *ckptEvery, EvalBatches: *evalBatches, Log: stderr, Meta: meta,
-		Losses: trainstep.LossNames(m.Step),
+		Losses: trainstep.LossNames(m.Step), NaNPatience: m.Train.NaNPatience,
 	}
 	if err := runtime.CheckOutDir(opts); err != nil {
 		return fmt.Errorf("xlc train: %v", err)
