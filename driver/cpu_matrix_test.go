@@ -136,6 +136,12 @@ var matrixCases = []matrixCase{
 	// to past f32's range for the gradients: skipped steps and halvings.
 	{model: "gpt", extra: defs("lr", "0.01", "loss_scale", "dynamic", "scale_interval", "4")},
 
+	// Mixed precision: the matrix products read bf16 or f16 operands and
+	// sum in f32 (f16 with dynamic loss scaling, which it implies).
+	{model: "gpt", extra: defs("lr", "0.01", "precision", "bf16")},
+	{model: "gpt", extra: defs("lr", "0.01", "precision", "f16"), short: true},
+	{model: "bert", extra: defs("lr", "0.01", "precision", "bf16", "combiner", "gradnorm"), short: true},
+
 	// The linear schedule with warmup, and no clipping.
 	{model: "mlp", extra: defs("optimizer", "adamw", "lr", "0.01", "schedule", "linear", "warmup", "5", "steps", "20", "clip", "0")},
 }

@@ -5,6 +5,7 @@ package driver
 
 import (
 	"fmt"
+	"io"
 
 	"xlc/ir"
 	"xlc/parser"
@@ -28,7 +29,11 @@ type Model struct {
 
 // Options are the compiler settings of a build.
 type Options struct {
+	// Passes are the pipeline's options; the model's precision setting
+	// sets Precision.
 	Passes passes.Options
+	// Log, when set, receives notes on settings the compiler changed.
+	Log io.Writer
 }
 
 // Compile builds the train step and the evaluation function of the model in
@@ -41,6 +46,17 @@ func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Mo
 	cfg, err := TrainConfig(prog)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Precision == "f16" && cfg.LossScale == "none" {
+		// f16's smallest normal is 6e-5: unscaled, small gradients
+		// flush to zero.
+		cfg.LossScale = "dynamic"
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, "%s: precision f16 trains with loss_scale dynamic (static keeps one scale)\n", path)
+		}
+	}
+	if d, _ := ir.ParseDType(cfg.Precision); d != ir.F32 {
+		opt.Passes.Precision = d
 	}
 	m := &Model{Name: prog.Name, Path: path, Source: src, Defines: defines, Config: prog.Config, Train: cfg}
 	if err := trainstep.Build(prog.Func, prog.Taps, &m.Train); err != nil {

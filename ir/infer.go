@@ -334,7 +334,27 @@ func inferDot(a, b Type, attrs Attrs) (Type, error) {
 	if s == nil {
 		s = Shape{}
 	}
-	return Type{a.DType, s}, nil
+	d, err := DotOut(a.DType, attrs)
+	if err != nil {
+		return Type{}, err
+	}
+	return Type{d, s}, nil
+}
+
+// DotOut is the dtype of a dot of operands of dtype d: d, or with out=T a
+// float type T at least as wide as the float d (half operands, f32 sums and
+// result: mixed precision's matmuls).
+func DotOut(d DType, attrs Attrs) (DType, error) {
+	v, ok := attrs.Get("out")
+	if !ok {
+		return d, nil
+	}
+	name, _ := v.(string)
+	out, ok := ParseDType(name)
+	if !ok || !out.IsFloat() || !d.IsFloat() || out.Size() < d.Size() {
+		return Invalid, fmt.Errorf("dot: out=%v must name a float type at least as wide as the operands' %v", v, d)
+	}
+	return out, nil
 }
 
 func distinctIn(dims []int, n int) bool {

@@ -67,7 +67,7 @@ const (
 	OpConstant   // constant {value=v}: every element is v
 	OpReduceSum  // reduce_sum %x {axes=[...]}: the axes are removed
 	OpReduceMax  // reduce_max %x {axes=[...]}
-	OpDot        // dot %a, %b {batch=[[...],[...]], contract=[[...],[...]]}
+	OpDot        // dot %a, %b {batch=[[...],[...]], contract=[[...],[...]], out=f32 (optional: the result's dtype)}
 	OpGather     // gather %table, %idx {axis=k}: result = table[:k] ++ idx ++ table[k+1:]
 	OpScatterAdd // scatter_add %upd, %idx {axis=k}: the adjoint of gather; result type is the table's
 	OpRng        // rng %key {dist=uniform|normal, stream=n}: counter-based random numbers

@@ -141,3 +141,28 @@ func TestVerifyResultNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDotOut checks the dot's out attribute: a float type at least as wide
+// as the operands' is the result's dtype; anything else is refused.
+func TestDotOut(t *testing.T) {
+	src := func(in, out, res string) string {
+		return "func @f(%a: " + in + "[2,3], %b: " + in + "[3,4]) -> (y: " + res + "[2,4]) {\n  %0 = dot %a, %b {batch=[[],[]], contract=[[1],[0]], out=" + out + "} : " + res + "[2,4]\n  return %0\n}\n"
+	}
+	check := func(text string) error {
+		f, err := ir.ParseFunc(text)
+		if err != nil {
+			return err
+		}
+		return f.Verify()
+	}
+	for _, ok := range [][3]string{{"bf16", "f32", "f32"}, {"f16", "f32", "f32"}, {"f32", "f64", "f64"}, {"bf16", "bf16", "bf16"}} {
+		if err := check(src(ok[0], ok[1], ok[2])); err != nil {
+			t.Errorf("%s operands, out=%s: %v", ok[0], ok[1], err)
+		}
+	}
+	for _, bad := range [][3]string{{"f32", "bf16", "bf16"}, {"i32", "f32", "f32"}, {"bf16", "i32", "i32"}, {"bf16", "x", "f32"}} {
+		if err := check(src(bad[0], bad[1], bad[2])); err == nil || !strings.Contains(err.Error(), "dot: out=") {
+			t.Errorf("%s operands, out=%s: %v, want a refusal of out", bad[0], bad[1], err)
+		}
+	}
+}

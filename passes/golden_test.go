@@ -20,8 +20,9 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/p
 // pass on input.ir with Verify and Check and compares the printed result with
 // want.ir, or the error with want.err. It also checks that the golden is a
 // fixed point: the pass reports no change on want.ir and prints it back.
-// The archive comment may hold options ("fuel: N"); a fusion archive's
-// decisions section is the pass's decision log.
+// The archive comment may hold options ("fuel: N", "precision: f16"); a
+// fusion or precision archive's decisions section is the pass's decision
+// log.
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob("../testdata/passes/*/*.txtar")
 	if err != nil {
@@ -41,10 +42,18 @@ func TestGolden(t *testing.T) {
 }
 
 // goldenOptions reads the pass options from an archive's comment: a line
-// "fuel: N" sets FusionFuel (default unlimited).
+// "fuel: N" sets FusionFuel (default unlimited), "precision: T" Precision
+// (default bf16).
 func goldenOptions(comment string) (Options, error) {
-	opt := Options{FusionFuel: UnlimitedFuel}
+	opt := Options{FusionFuel: UnlimitedFuel, Precision: ir.BF16}
 	for _, line := range strings.Split(comment, "\n") {
+		if v, ok := strings.CutPrefix(line, "precision:"); ok {
+			d, ok := ir.ParseDType(strings.TrimSpace(v))
+			if !ok {
+				return opt, fmt.Errorf("comment: %q: not a dtype", line)
+			}
+			opt.Precision = d
+		}
 		if v, ok := strings.CutPrefix(line, "fuel:"); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil {
@@ -90,8 +99,11 @@ func runGolden(t *testing.T, file, pass string) {
 		t.Fatal(err)
 	}
 	var log strings.Builder
-	if pass == "fusion" {
+	switch pass {
+	case "fusion":
 		opt.FusionLog = &log
+	case "precision":
+		opt.PrecisionLog = &log
 	}
 	var gotName, got string
 	run := opt

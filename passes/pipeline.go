@@ -44,17 +44,23 @@ var pipeline = [...]pass{
 	// compiled kernels read in place; the interpreter reads any.
 	{name: "layout", fn: plain(layout), on: func(opt Options) bool { return opt.Fuse },
 		doc: "fold transposes into the dots and reductions that read them (dims renumbered), where the reader can take the other order (with Options.Fuse)"},
+	// precision runs after layout, so that the conversions it puts before
+	// the dots do not hide the transposes layout folds into them.
+	{name: "precision", fn: precision, on: func(opt Options) bool { return opt.Precision == ir.BF16 || opt.Precision == ir.F16 },
+		doc: "matrix products read their f32 operands in the half type Options.Precision and sum in f32"},
 	{name: "fusion", fn: fusion, on: func(opt Options) bool { return opt.Fuse },
 		doc: "group instructions into loop, reduce and dot kernels called as fused functions (Options.Fuse)"},
 }
 
 // passOrder lists pairs of passes where before must run before after.
 var passOrder = [...]struct{ before, after string }{
-	{"cse", "dce"},         // CSE leaves the operands of merged duplicates dead
-	{"simplify", "fusion"}, // fused functions are not simplified
-	{"dce", "fusion"},      // a dead value would become a kernel
-	{"simplify", "layout"}, // transposes of transposes are composed first
-	{"layout", "fusion"},   // fusion would hide the transposes in loop kernels
+	{"layout", "precision"}, // see the table
+	{"precision", "fusion"}, // fusion places the conversions
+	{"cse", "dce"},          // CSE leaves the operands of merged duplicates dead
+	{"simplify", "fusion"},  // fused functions are not simplified
+	{"dce", "fusion"},       // a dead value would become a kernel
+	{"simplify", "layout"},  // transposes of transposes are composed first
+	{"layout", "fusion"},    // fusion would hide the transposes in loop kernels
 }
 
 func init() {
@@ -89,7 +95,7 @@ type Options struct {
 	DumpAfter *regexp.Regexp
 	DumpDir   string
 	// Passes names the passes to run, in pipeline order; nil runs them all
-	// but those off by default (layout and fusion).
+	// but those off by default (precision, layout and fusion).
 	Passes []string
 
 	// Fuse runs the layout and fusion passes, off by default: the
@@ -103,6 +109,13 @@ type Options struct {
 	// FusionLog, when set, receives one line per fusion decision with its
 	// reason: "fuse %12 (exp) into %13 (reduce_sum): producer of a reduction".
 	FusionLog io.Writer
+
+	// Precision, bf16 or f16, runs the precision pass (mixed precision);
+	// f32 or the zero value leaves every type as it is.
+	Precision ir.DType
+	// PrecisionLog, when set, receives one line per dot: "half %12 (dot
+	// f32[64,64]): reads %3 and %w in bf16, sums in f32".
+	PrecisionLog io.Writer
 }
 
 // Run runs the pipeline's passes on f in order.

@@ -32,7 +32,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	cpuName := fs.String("cpu", "", "with --bundle, --emit=ll or --emit=asm: "+cpuFlagHelp)
 	gpuName := fs.String("gpu", "", "with --emit=ll, asm or ptx: the GPU the kernels are for: sm_80, sm_90, a100, h100 or h200")
 	var debug debugFlags
-	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion")
+	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion, -d precision")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		if *out == "" {
 			return fmt.Errorf("xlc build: --bundle needs -o FILE.xlc")
 		}
-		return buildBundle(pos[0], defs, *out, *cpuName, *verify, debug["fusion"], stderr)
+		return buildBundle(pos[0], defs, *out, *cpuName, *verify, debug, stderr)
 	}
 	if *emit != "ir" && *emit != "ll" && *emit != "asm" && *emit != "ptx" {
 		return fmt.Errorf("xlc build: --emit=%s: want ir, ll, asm or ptx", *emit)
@@ -68,6 +68,9 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	if debug["fusion"] {
 		opt.FusionLog = stderr
 	}
+	if debug["precision"] {
+		opt.PrecisionLog = stderr
+	}
 	if *dumpAfter != "" {
 		re, err := regexp.Compile(*dumpAfter)
 		if err != nil {
@@ -83,7 +86,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("xlc build: %v", err)
 		}
-		m, err := driver.Compile(pos[0], src, defs, driver.Options{Passes: opt})
+		m, err := driver.Compile(pos[0], src, defs, driver.Options{Passes: opt, Log: stderr})
 		if err != nil {
 			return err
 		}
@@ -159,7 +162,7 @@ func lowerKernels(f *ir.Func, cpu, emit string) (string, error) {
 // buildBundle compiles the model as the cpu backend trains it (fusion on)
 // and writes its bundle to out: the model source and defines, the train
 // step's and the forward pass's IR and shared objects, the target CPU.
-func buildBundle(path string, defs defines, out, cpuName string, verify, fusionLog bool, stderr io.Writer) error {
+func buildBundle(path string, defs defines, out, cpuName string, verify bool, debug debugFlags, stderr io.Writer) error {
 	if err := toolchain(); err != nil {
 		return fmt.Errorf("xlc build: a bundle needs LLVM: %v", err)
 	}
@@ -168,8 +171,12 @@ func buildBundle(path string, defs defines, out, cpuName string, verify, fusionL
 		return fmt.Errorf("xlc build: %v", err)
 	}
 	opt := compileOptions(cpu.Backend{}, verify)
-	if fusionLog {
+	opt.Log = stderr
+	if debug["fusion"] {
 		opt.Passes.FusionLog = stderr
+	}
+	if debug["precision"] {
+		opt.Passes.PrecisionLog = stderr
 	}
 	m, err := driver.Compile(path, src, defs, opt)
 	if err != nil {
@@ -211,8 +218,8 @@ func (d *debugFlags) Set(s string) error {
 		*d = debugFlags{}
 	}
 	for _, n := range strings.Split(s, ",") {
-		if n != "fusion" {
-			return fmt.Errorf("want -d fusion, have %q", n)
+		if n != "fusion" && n != "precision" {
+			return fmt.Errorf("want -d fusion or -d precision, have %q", n)
 		}
 		(*d)[n] = true
 	}

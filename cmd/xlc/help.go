@@ -15,6 +15,7 @@ var commands = []struct{ name, help string }{
 	{"build", `  xlc build MODEL.xl [-D key=value]... [--func=train_step|forward]
             [--emit=ir|ll|asm|ptx [--cpu CPU|--gpu GPU]] [-o FILE] [--verify]
             [--dump-after=REGEX [--dump-dir=DIR]] [--fuse [--fusion-fuel=N] [-d fusion]]
+            [-d precision]
       Parse the model, derive the whole training step (forward, backward,
       penalties, task combination, optimizer, loss scaling) as one graph, run
       the pass pipeline and write the IR text to FILE or standard output.
@@ -24,7 +25,8 @@ var commands = []struct{ name, help string }{
       kernels (fused functions, printed after the function); -d fusion
       prints each fusion decision and its reason on standard error;
       --fusion-fuel=N takes only the first N decisions, to bisect a
-      miscompile. --emit=ll writes the fused function's kernels as the LLVM
+      miscompile. With -D precision=bf16 or f16, -d precision prints which
+      dots read their operands in half precision and why the others do not. --emit=ll writes the fused function's kernels as the LLVM
       module for --cpu's target (default this machine's) or --gpu's (sm_80,
       sm_90, a100, h100, h200), --emit=asm its assembly, --emit=ptx the PTX
       for --gpu (default sm_80).
@@ -97,7 +99,9 @@ eg_gamma (0 = auto), eg_nonneg, losses, combiner (sum: initial, realtime,
 gradnorm, minnorm, main_aux), weights, fw_iters (20), input_penalty,
 input_penalty_on (a tap name), param_penalty, loss_scale (none: static,
 dynamic), scale_init (32768), scale_interval (2000), nan_patience (20: stop
-after that many steps in a row without a finite loss; 0 never stops).
+after that many steps in a row without a finite loss; 0 never stops),
+precision (f32: bf16, f16 — matmuls read their operands in half precision
+and sum in f32; f16 implies loss_scale dynamic).
 `
 
 // usage is the text of xlc help: every command's entry.

@@ -67,7 +67,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("xlc train: %v", err)
 		}
-		if m, err = driver.Compile(pos[0], src, defs, compileOptions(b, *verify)); err != nil {
+		copt := compileOptions(b, *verify)
+		copt.Log = stderr
+		if m, err = driver.Compile(pos[0], src, defs, copt); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,92 @@
+package passes
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"xlc/ir"
+)
+
+// precision gives the matmuls the half type Options.Precision (bf16 or
+// f16), like TF's automatic mixed precision allow list: a matrix product
+// (a free dim above size 1 on each side) of f32 operands reads them
+// converted to the half type and sums and returns f32 (out=f32). A value
+// is converted once, before its first such dot, for every dot; a
+// conversion from the half type is read through, so no pair of
+// conversions is left. The rest keeps its type: sums of products,
+// reductions, exp, log, the norms, the loss, the optimizer, parameters and
+// optimizer state (master weights) stay f32. Options.PrecisionLog gets
+// each dot's decision and its reason.
+func precision(f *ir.Func, opt Options) (bool, error) {
+	half := opt.Precision
+	if half != ir.BF16 && half != ir.F16 {
+		return false, fmt.Errorf("precision: want bf16 or f16, have %v", half)
+	}
+	log := opt.PrecisionLog
+	if log == nil {
+		log = io.Discard
+	}
+	conv := map[*ir.Value]*ir.Value{}
+	var body []*ir.Value
+	changed := false
+	for _, v := range f.Body {
+		if v.Op == ir.OpDot {
+			if why := keepDot(v); why != "" {
+				fmt.Fprintf(log, "keep %s: %s\n", v.Ref(), why)
+			} else {
+				reads := make([]string, 2)
+				for i, a := range v.Args {
+					c, ok := conv[a]
+					if !ok {
+						c = convertedFrom(a, half)
+						if c == nil {
+							c = &ir.Value{Op: ir.OpConvert, Args: []*ir.Value{a}, Type: ir.Type{DType: half, Shape: a.Type.Shape}}
+							body = append(body, c)
+						}
+						conv[a] = c
+					}
+					reads[i] = a.Ref()
+					v.Args[i] = c
+				}
+				v.Attrs = v.Attrs.Set("out", v.Type.DType.String())
+				changed = true
+				fmt.Fprintf(log, "half %s (dot %v): reads %s and %s in %v, sums in f32\n", v.Ref(), v.Type, reads[0], reads[1], half)
+			}
+		}
+		body = append(body, v)
+	}
+	f.Body = body
+	deadCode(f) // a conversion from the half type no dot reads any more
+	f.Renumber()
+	return changed, nil
+}
+
+// keepDot says why dot v stays as it is, or "" when it is a matrix
+// product of f32 operands.
+func keepDot(v *ir.Value) string {
+	a, b := v.Args[0], v.Args[1]
+	if _, ok := v.Attrs.Get("out"); ok {
+		return "its precision is set already"
+	}
+	if a.Type.DType != ir.F32 || b.Type.DType != ir.F32 {
+		return fmt.Sprintf("operands are %v, not f32", a.Type.DType)
+	}
+	lb, rb, lc, rc := ir.DotDims(v.Attrs)
+	wide := func(t ir.Type, batch, contract []int) bool {
+		return slices.ContainsFunc(ir.DotFree(t.Rank(), batch, contract), func(d int) bool { return t.Shape[d] > 1 })
+	}
+	if !wide(a.Type, lb, lc) || !wide(b.Type, rb, rc) {
+		return "a sum of products, not a matrix product: a reduction, in f32"
+	}
+	return ""
+}
+
+// convertedFrom returns x when v converts x of dtype d to another type
+// (d to f32 and back is exact), else nil.
+func convertedFrom(v *ir.Value, d ir.DType) *ir.Value {
+	if v.Op == ir.OpConvert && v.Args[0].Type.DType == d {
+		return v.Args[0]
+	}
+	return nil
+}
