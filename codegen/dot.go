@@ -2,28 +2,39 @@ package codegen
 
 import (
 	"fmt"
+	"strings"
 
 	llir "github.com/llir/llvm/ir"
+
+	"xlc/ir"
 )
 
-// DotSpec describes one batched f32 matrix product kernel:
+// DotSpec describes one batched f32 matrix product kernel (A and B may
+// be half: AType, BType):
 //
 //	C[b] = Alpha · A[b]·B[b] (+ Bias broadcast over rows) (+ each residual R[b]) (+ C[b] when Accumulate)
 //
 // for b in [0, Batch), with A[b] an M×K matrix (stored K×M when TransA),
 // B[b] a K×N matrix (stored N×K when TransB) and C[b] M×N. Each matrix is
-// stored by rows: unit stride along a row, LDA, LDB or LDC floats from one
-// row to the next (0: dense, the row's length). The batches follow one
+// stored by rows: unit stride along a row, LDA, LDB or LDC elements from
+// one row to the next (0: dense, the row's length). The batches follow one
 // another densely unless BatchDims says otherwise.
 //
-// The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only when
-// Bias is set; N floats), the residuals (as C), C.
+// The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only
+// when Bias is set; N floats), the residuals (as C), C.
 type DotSpec struct {
 	Batch, M, N, K int
 	TransA, TransB bool
+	// AType and BType are how A and B are stored: ir.F32 (the zero value
+	// means F32), ir.BF16 or ir.F16 (2-byte elements, which LDA, LDB and
+	// BatchDims count). A half operand is widened to f32 as it is packed
+	// (it is always packed, whatever Blocking asks); the product is
+	// accumulated in f32, and C, the bias and the residuals are f32 (as
+	// TF's and PyTorch's autocast have them).
+	AType, BType ir.DType
 	// LDA, LDB and LDC are the row strides (leading dimensions) of A, B
-	// and C as stored, in floats; 0 means dense: K for A (M when TransA),
-	// N for B (K when TransB), N for C.
+	// and C as stored, in elements of their types; 0 means dense: K for A
+	// (M when TransA), N for B (K when TransB), N for C.
 	LDA, LDB, LDC int
 	// BatchDims, when not nil, splits the batch index b into dims,
 	// outermost first, whose sizes multiply to Batch; each has its own
@@ -59,7 +70,7 @@ type DotSpec struct {
 }
 
 // DotBatchDim is one batch dim of a DotSpec: its size and its stride, in
-// floats, in each of A, B and C.
+// elements of each buffer's type, in each of A, B and C.
 type DotBatchDim struct {
 	Size    int
 	A, B, C int64
@@ -126,14 +137,14 @@ func (s DotSpec) batchDims() []DotBatchDim {
 // BLIS): the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/Vec
 // vector accumulators); B is packed by panels of KC×NC into slivers of NR
 // columns; A is read in place or packed by blocks of MC×KC into slivers of
-// MR rows.
+// MR rows. Packed panels and blocks hold f32 whatever the operands' types.
 type DotBlocking struct {
 	MR, NR     int // micro-tile; NR is a multiple of the target's Vec
 	KC, MC, NC int // cache blocks; MC and RB are made multiples of MR, NC of NR
 	RB         int // rows of C in one unit of the parallel range
 	KU         int // unrolling of the micro-kernel's k loop
-	PackA      int // 1: copy A blocks before use; -1: read A in place; 0: decide
-	PackB      int // 1: copy B panels before use; -1: read B in place (not TransB); 0: decide
+	PackA      int // 1: copy A blocks before use; -1: read A in place (f32 A); 0: decide
+	PackB      int // 1: copy B panels before use; -1: read B in place (f32 B, not TransB); 0: decide
 }
 
 // The micro-kernel broadcasts A[i, k] for its MR rows i from addresses
@@ -255,6 +266,9 @@ func (s DotSpec) plan() DotBlocking {
 		p.MR = s.chooseMR()
 	}
 	def(&p.NR, t.NR)
+	if s.halfA() {
+		p.PackA = 1 // converted to f32 as it is packed
+	}
 	if p.PackA == 0 {
 		// Packing A costs a copy of A per panel of B; it pays when A's
 		// rows would crowd the L1. A stored transposed is read in place:
@@ -288,6 +302,9 @@ func (s DotSpec) plan() DotBlocking {
 		if !s.TransB && ldb == int64(s.N) && (rows+p.MR-1)/p.MR <= t.InPlaceBTiles {
 			p.PackB = -1
 		}
+	}
+	if s.halfB() {
+		p.PackB = 1 // converted to f32 as it is packed
 	}
 	return p.fit(s)
 }
@@ -353,6 +370,9 @@ func (s DotSpec) check() error {
 	if lda > lim || ldb > lim || ldc > lim {
 		return fmt.Errorf("codegen: dot: leading dimensions too large: %d, %d, %d", lda, ldb, ldc)
 	}
+	if !dotOperandType(s.AType) || !dotOperandType(s.BType) {
+		return fmt.Errorf("codegen: dot: operands of types %v and %v, want f32, bf16 or f16", s.aType(), s.bType())
+	}
 	if s.Residuals < 0 || s.Residuals > maxResiduals {
 		return fmt.Errorf("codegen: dot: %d residuals, at most %d", s.Residuals, maxResiduals)
 	}
@@ -393,7 +413,7 @@ func (s DotSpec) Extent() int64 {
 
 // PackBytes is the size of the packing buffers that a call of the kernel
 // allocates on the heap (aligned_alloc at entry, free on return): a panel
-// of B, then, when A is packed, a block of A.
+// of B, then, when A is packed, a block of A, both of f32.
 func (s DotSpec) PackBytes() int64 {
 	p := s.plan()
 	n := int64(16) // the allocation is never empty
@@ -411,13 +431,25 @@ func (s DotSpec) PackBytes() int64 {
 }
 
 // key is a hash of everything the kernel's code depends on: the spec with
-// its blocking resolved (the plan), so that two specs with one key have
-// identical kernels.
-func (s DotSpec) key() string {
+// its blocking resolved (the plan) and its operand types, so that two
+// specs with one key have identical kernels. The types join the hashed
+// text only when one is half: f32 kernels keep the names they had before
+// there were types (the driver's golden modules, testdata/kernels).
+func (s DotSpec) key() string { return gemmHash(s.keyText()) }
+
+// keyText is the text key hashes.
+func (s DotSpec) keyText() string {
 	p := s.plan()
 	t := s.target()
 	s.Blocking, s.Target = nil, nil
-	return gemmHash(fmt.Sprintf("%+v %+v %s", s, p, t.codeKey()))
+	at, bt := s.aType(), s.bType()
+	s.AType, s.BType = 0, 0
+	zero := fmt.Sprintf(" AType:%v BType:%v", s.AType, s.BType)
+	text := strings.Replace(fmt.Sprintf("%+v", s), zero, "", 1)
+	if at != ir.F32 || bt != ir.F32 {
+		text += fmt.Sprintf(" types %v %v", at, bt)
+	}
+	return fmt.Sprintf("%s %+v %s", text, p, t.codeKey())
 }
 
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).
