@@ -2,30 +2,39 @@ package codegen
 
 import (
 	"fmt"
+	"strings"
 
 	llir "github.com/llir/llvm/ir"
 
 	"xlc/ir"
 )
 
-// DotSpec describes one batched f32 matrix product kernel:
+// DotSpec describes one batched f32 matrix product kernel (A and B may
+// be half: AType, BType):
 //
 //	C[b] = Alpha · A[b]·B[b] (+ Bias broadcast over rows) (+ each residual R[b]) (+ C[b] when Accumulate)
 //
 // for b in [0, Batch), with A[b] an M×K matrix (stored K×M when TransA),
 // B[b] a K×N matrix (stored N×K when TransB) and C[b] M×N. Each matrix is
-// stored by rows: unit stride along a row, LDA, LDB or LDC floats from one
-// row to the next (0: dense, the row's length). The batches follow one
+// stored by rows: unit stride along a row, LDA, LDB or LDC elements from
+// one row to the next (0: dense, the row's length). The batches follow one
 // another densely unless BatchDims says otherwise.
 //
-// The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only when
-// Bias is set; N floats), the residuals (as C), C.
+// The kernel's buffers (see DotKernel) are, in order: A, B, Bias (only
+// when Bias is set; N floats), the residuals (as C), C.
 type DotSpec struct {
 	Batch, M, N, K int
 	TransA, TransB bool
+	// AType and BType are how A and B are stored: ir.F32 (the zero value
+	// means F32), ir.BF16 or ir.F16 (2-byte elements, which LDA, LDB and
+	// BatchDims count). A half operand is widened to f32 as it is packed
+	// (it is always packed, whatever Blocking asks); the product is
+	// accumulated in f32, and C, the bias and the residuals are f32 (as
+	// TF's and PyTorch's autocast have them).
+	AType, BType ir.DType
 	// LDA, LDB and LDC are the row strides (leading dimensions) of A, B
-	// and C as stored, in floats; 0 means dense: K for A (M when TransA),
-	// N for B (K when TransB), N for C.
+	// and C as stored, in elements of their types; 0 means dense: K for A
+	// (M when TransA), N for B (K when TransB), N for C.
 	LDA, LDB, LDC int
 	// BatchDims, when not nil, splits the batch index b into dims,
 	// outermost first, whose sizes multiply to Batch; each has its own
@@ -61,7 +70,7 @@ type DotSpec struct {
 }
 
 // DotBatchDim is one batch dim of a DotSpec: its size and its stride, in
-// floats, in each of A, B and C.
+// elements of each buffer's type, in each of A, B and C.
 type DotBatchDim struct {
 	Size    int
 	A, B, C int64
@@ -128,14 +137,14 @@ func (s DotSpec) batchDims() []DotBatchDim {
 // BLIS): the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/Vec
 // vector accumulators); B is packed by panels of KC×NC into slivers of NR
 // columns; A is read in place or packed by blocks of MC×KC into slivers of
-// MR rows.
+// MR rows. Packed panels and blocks hold f32 whatever the operands' types.
 type DotBlocking struct {
 	MR, NR     int // micro-tile; NR is a multiple of the target's Vec
 	KC, MC, NC int // cache blocks; MC and RB are made multiples of MR, NC of NR
 	RB         int // rows of C in one unit of the parallel range
 	KU         int // unrolling of the micro-kernel's k loop
-	PackA      int // 1: copy A blocks before use; -1: read A in place; 0: decide
-	PackB      int // 1: copy B panels before use; -1: read B in place (not TransB); 0: decide
+	PackA      int // 1: copy A blocks before use; -1: read A in place (f32 A); 0: decide
+	PackB      int // 1: copy B panels before use; -1: read B in place (f32 B, not TransB); 0: decide
 }
 
 // The micro-kernel broadcasts A[i, k] for its MR rows i from addresses
@@ -257,6 +266,9 @@ func (s DotSpec) plan() DotBlocking {
 		p.MR = s.chooseMR()
 	}
 	def(&p.NR, t.NR)
+	if s.halfA() {
+		p.PackA = 1 // converted to f32 as it is packed
+	}
 	if p.PackA == 0 {
 		// Packing A costs a copy of A per panel of B; it pays when A's
 		// rows would crowd the L1. A stored transposed is read in place:
@@ -290,6 +302,9 @@ func (s DotSpec) plan() DotBlocking {
 		if !s.TransB && ldb == int64(s.N) && (rows+p.MR-1)/p.MR <= t.InPlaceBTiles {
 			p.PackB = -1
 		}
+	}
+	if s.halfB() {
+		p.PackB = 1 // converted to f32 as it is packed
 	}
 	return p.fit(s)
 }
@@ -355,6 +370,9 @@ func (s DotSpec) check() error {
 	if lda > lim || ldb > lim || ldc > lim {
 		return fmt.Errorf("codegen: dot: leading dimensions too large: %d, %d, %d", lda, ldb, ldc)
 	}
+	if !dotOperandType(s.AType) || !dotOperandType(s.BType) {
+		return fmt.Errorf("codegen: dot: operands of types %v and %v, want f32, bf16 or f16", s.aType(), s.bType())
+	}
 	if s.Residuals < 0 || s.Residuals > maxResiduals {
 		return fmt.Errorf("codegen: dot: %d residuals, at most %d", s.Residuals, maxResiduals)
 	}
@@ -395,7 +413,7 @@ func (s DotSpec) Extent() int64 {
 
 // PackBytes is the size of the packing buffers that a call of the kernel
 // allocates on the heap (aligned_alloc at entry, free on return): a panel
-// of B, then, when A is packed, a block of A.
+// of B, then, when A is packed, a block of A, both of f32.
 func (s DotSpec) PackBytes() int64 {
 	p := s.plan()
 	n := int64(16) // the allocation is never empty
@@ -413,13 +431,25 @@ func (s DotSpec) PackBytes() int64 {
 }
 
 // key is a hash of everything the kernel's code depends on: the spec with
-// its blocking resolved (the plan), so that two specs with one key have
-// identical kernels.
-func (s DotSpec) key() string {
+// its blocking resolved (the plan) and its operand types, so that two
+// specs with one key have identical kernels. The types join the hashed
+// text only when one is half: f32 kernels keep the names they had before
+// there were types (the driver's golden modules, testdata/kernels).
+func (s DotSpec) key() string { return gemmHash(s.keyText()) }
+
+// keyText is the text key hashes.
+func (s DotSpec) keyText() string {
 	p := s.plan()
 	t := s.target()
 	s.Blocking, s.Target = nil, nil
-	return gemmHash(fmt.Sprintf("%+v %+v %s", s, p, t.codeKey()))
+	at, bt := s.aType(), s.bType()
+	s.AType, s.BType = 0, 0
+	zero := fmt.Sprintf(" AType:%v BType:%v", s.AType, s.BType)
+	text := strings.Replace(fmt.Sprintf("%+v", s), zero, "", 1)
+	if at != ir.F32 || bt != ir.F32 {
+		text += fmt.Sprintf(" types %v %v", at, bt)
+	}
+	return fmt.Sprintf("%s %+v %s", text, p, t.codeKey())
 }
 
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).
@@ -461,116 +491,6 @@ func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err e
 	g.lda, g.ldb, g.ldc = spec.lds()
 	g.emit()
 	return spec.Extent(), nil
-}
-
-// DotSpecOf returns the DotSpec of a dot instruction with operand types a
-// and b and attributes attrs when the kernel reads its operands in place.
-// Each operand is a strided matrix: its free dims must merge into one
-// strided run and its contracting dims, in order, into another
-// (ir.MergeDims), one of them with unit stride (a [b,s,d]·[d,e] product
-// has M = b·s). Batch dims may lie anywhere, with any strides; a spec that
-// turns out dense has no LDs or BatchDims. The result C is dense. This is
-// the layout the layout pass folds transposes into.
-func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
-	return dotSpecStrided(a, b, attrs, nil)
-}
-
-// dotSpecStrided is DotSpecOf for a result whose dims have the strides cst
-// in its buffer (nil: dense), as ir.TransposedDotStrides gives for a
-// product written in a transposed order: the rhs free dims must merge into
-// one run of unit stride and the lhs free dims into one strided run (the
-// leading dimension of C).
-func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
-	if a.DType != ir.F32 || b.DType != ir.F32 {
-		return DotSpec{}, fmt.Errorf("codegen: dot: only f32 operands, have %v and %v", a, b)
-	}
-	lb, rb, lc, rc := ir.DotDims(attrs)
-	if len(lb) != len(rb) || len(lc) != len(rc) {
-		return DotSpec{}, fmt.Errorf("codegen: dot: batch and contract lists must pair up")
-	}
-	out, err := ir.Infer(ir.OpDot, []ir.Type{a, b}, attrs, ir.Type{})
-	if err != nil {
-		return DotSpec{}, fmt.Errorf("codegen: %v", err)
-	}
-	m, sm, ok1 := ir.MergeDims(a.Shape, ir.DotFree(a.Rank(), lb, lc))
-	k, sk, ok2 := ir.MergeDims(a.Shape, lc)
-	n, sn, ok3 := ir.MergeDims(b.Shape, ir.DotFree(b.Rank(), rb, rc))
-	kb, skb, ok4 := ir.MergeDims(b.Shape, rc)
-	if !ok1 || !ok2 || !ok3 || !ok4 || k != kb {
-		return DotSpec{}, fmt.Errorf("codegen: dot: the free or contracting dims of %v·%v (batch %v %v, contract %v %v) are not strided runs", a, b, lb, rb, lc, rc)
-	}
-	s := DotSpec{Batch: 1, M: m, N: n, K: k}
-	// A: M×K by rows (unit stride along k), or stored K×M (unit along m).
-	switch {
-	case k == 1 || sk == 1:
-		s.LDA = max(sm, k)
-	case m == 1 || sm == 1:
-		s.TransA, s.LDA = true, max(sk, m)
-	default:
-		return DotSpec{}, fmt.Errorf("codegen: dot: neither the free nor the contracting dims of %v have unit stride", a)
-	}
-	// B: K×N by rows (unit stride along n), or stored N×K.
-	switch {
-	case n == 1 || sn == 1:
-		s.LDB = max(skb, n)
-	case k == 1 || skb == 1:
-		s.TransB, s.LDB = true, max(sn, k)
-	default:
-		return DotSpec{}, fmt.Errorf("codegen: dot: neither the free nor the contracting dims of %v have unit stride", b)
-	}
-	// Batch dims, size-1 ones dropped, neighbours merged where all three
-	// operands allow.
-	sa, sb, sc := ir.RowMajorStrides(a.Shape), ir.RowMajorStrides(b.Shape), ir.RowMajorStrides(out.Shape)
-	if cst != nil {
-		ldc, ok := ir.DotResultRows(out.Shape, cst, len(lb), a.Rank()-len(lb)-len(lc))
-		if !ok {
-			return DotSpec{}, fmt.Errorf("codegen: dot: the result strides %v of %v are not rows of unit stride", cst, out)
-		}
-		sc = cst
-		if m > 1 {
-			s.LDC = ldc
-		}
-	}
-	var dims []DotBatchDim
-	for i := range lb {
-		d := DotBatchDim{Size: a.Shape[lb[i]], A: int64(sa[lb[i]]), B: int64(sb[rb[i]]), C: int64(sc[i])}
-		if d.Size == 1 {
-			continue
-		}
-		s.Batch *= d.Size
-		if l := len(dims) - 1; l >= 0 {
-			p := &dims[l]
-			sz := int64(d.Size)
-			if p.A == d.A*sz && p.B == d.B*sz && p.C == d.C*sz {
-				p.Size *= d.Size
-				p.A, p.B, p.C = d.A, d.B, d.C
-				continue
-			}
-		}
-		dims = append(dims, d)
-	}
-	// Back to the dense defaults where they apply.
-	dense := DotSpec{Batch: s.Batch, M: m, N: n, K: k, TransA: s.TransA, TransB: s.TransB}
-	lda, ldb, ldc := dense.lds()
-	if int64(s.LDA) == lda {
-		s.LDA = 0
-	}
-	if int64(s.LDB) == ldb {
-		s.LDB = 0
-	}
-	if int64(s.LDC) == ldc {
-		s.LDC = 0
-	}
-	if len(dims) > 0 {
-		s.BatchDims = dims
-		if d := s; len(dims) == 1 {
-			d.BatchDims = nil
-			if d.batchDims()[0] == dims[0] {
-				s.BatchDims = nil
-			}
-		}
-	}
-	return s, nil
 }
 
 func gemmIota(n int) []int {

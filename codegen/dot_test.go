@@ -218,6 +218,9 @@ func gemmCases() []gemmCase {
 		if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
 			name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
 		}
+		if s.halfA() || s.halfB() {
+			name += fmt.Sprintf("_%v,%v", s.aType(), s.bType())
+		}
 		for i, d := range []DotBand{s.BandA, s.BandB, s.BandC} {
 			if d.On {
 				name += fmt.Sprintf("_band%c%v%d", "ABC"[i], map[bool]string{false: "L", true: "U"}[d.Upper], d.D)
@@ -339,6 +342,9 @@ func gemmCases() []gemmCase {
 		}
 		add(s)
 	}
+	for _, s := range gemmHalfSpecs() {
+		add(s)
+	}
 	return cs
 }
 
@@ -420,12 +426,15 @@ func testDotKernel(t *testing.T, tg *Target) {
 			}
 			c0 := gemmRand(r, nc)
 			gemmBandZeros(s, a, b)
+			gemmHalfRound(s.AType, a)
+			gemmHalfRound(s.BType, b)
 			want, bound := gemmRef(s, a, b, bias, res, c0)
+			ha, hb := gemmHalfBuf(s.AType, a), gemmHalfBuf(s.BType, b)
 			// Three ways to split the range: one call, two threads, one unit
 			// per call in reverse order.
 			for split := 0; split < 3; split++ {
 				c := append([]float32(nil), c0...)
-				bufs := [][]float32{a, b}
+				bufs := [][]float32{ha, hb}
 				if s.Bias {
 					bufs = append(bufs, bias)
 				}

@@ -216,7 +216,8 @@ func (g *gemmGen) emit() {
 	s, p := g.s, g.p
 	g.micro = map[[2]int]*llir.Func{}
 
-	// The body: (A, B, [bias,] residuals..., C, lo, hi), pointers noalias.
+	// The body: (A, B, [bias,] residuals..., C, lo, hi), pointers noalias;
+	// A and B point to their types' elements, the others to floats.
 	names := []string{"a", "b"}
 	if s.Bias {
 		names = append(names, "bias")
@@ -226,8 +227,15 @@ func (g *gemmGen) emit() {
 	}
 	names = append(names, "c")
 	var params []*llir.Param
-	for _, n := range names {
-		q := llir.NewParam(n, gemmPF32)
+	for i, n := range names {
+		typ := gemmPF32
+		switch i {
+		case 0:
+			typ = types.NewPointer(dotElem(s.AType))
+		case 1:
+			typ = types.NewPointer(dotElem(s.BType))
+		}
+		q := llir.NewParam(n, typ)
 		q.Attrs = append(q.Attrs, enum.ParamAttrNoAlias, enum.ParamAttrNoCapture)
 		params = append(params, q)
 	}
@@ -307,8 +315,8 @@ func (g *gemmGen) emit() {
 			offB = g.add(offB, g.mulc(idx, d.B))
 			offC = g.add(offC, g.mulc(idx, d.C))
 		}
-		Ab := g.gep(A, offA)
-		Bb := g.gep(B, offB)
+		Ab := g.gepT(s.AType, A, offA)
+		Bb := g.gepT(s.BType, B, offB)
 		Cb := g.gep(C, offC)
 		var Rb []value.Value // the residuals, addressed as C
 		for _, r := range res {

@@ -6,31 +6,32 @@ import (
 	"github.com/llir/llvm/ir/value"
 )
 
-// Packing: the copies of B's panels and A's blocks the micro-kernels read.
+// Packing: the copies of B's panels and A's blocks the micro-kernels read,
+// f32 whatever the operands' types (half ones are widened as they are
+// copied: dothalf.go).
 
 // packB copies B[pc:pc+kc, jc:jc+nc] into bpack: sliver jr/NR at
 // bpack + jr·kc, holding NR floats for each k (zero past column nc).
 func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 	s, p := g.s, g.p
+	bt := s.BType
 	N, ldb := int64(s.N), g.ldb
 	nrem := int(N) % p.NR
 	g.loopStep("pbj", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
 		dst := g.gep(bpack, g.mul(jr, kc))
 		col := g.add(jc, jr)
 		if !s.TransB {
-			src := g.gep(B, g.add(g.mulc(pc, ldb), col))
+			src := g.gepT(bt, B, g.add(g.mulc(pc, ldb), col))
 			copyRows := func(cols int) {
 				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
-					sp := g.gep(src, g.mulc(k, ldb))
+					sp := g.gepT(bt, src, g.mulc(k, ldb))
 					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
 					vw := g.t.Vec
 					for v := 0; v < p.NR/vw; v++ {
 						var x value.Value
 						switch n := cols - vw*v; {
-						case n >= vw:
-							x = g.loadV(g.gep(sp, gemmI64(int64(vw*v))), 4)
 						case n > 0:
-							x = g.maskedLoad(g.gep(sp, gemmI64(int64(vw*v))), g.mask(n))
+							x = g.loadVAs(bt, g.gepT(bt, sp, gemmI64(int64(vw*v))), min(n, vw))
 						default:
 							x = constant.NewZeroInitializer(g.vec())
 						}
@@ -49,7 +50,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 		// B stored N×K: column j of B is row j of the buffer. Full slivers
 		// go by Vec×Vec blocks transposed in registers; the k remainder and
 		// the partial sliver element by element.
-		src := g.gep(B, g.add(g.mulc(col, ldb), pc))
+		src := g.gepT(bt, B, g.add(g.mulc(col, ldb), pc))
 		scalar := func(cols int, k0 value.Value) {
 			for j := 0; j < p.NR; j++ {
 				dj := g.gep(dst, gemmI64(int64(j)))
@@ -59,9 +60,9 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 					})
 					continue
 				}
-				sj := g.gep(src, gemmI64(int64(j)*ldb))
+				sj := g.gepT(bt, src, gemmI64(int64(j)*ldb))
 				g.loopStep("pbt", k0, kc, 1, func(k value.Value) {
-					g.storeF(g.loadF(g.gep(sj, k)), g.gep(dj, g.mulc(k, int64(p.NR))))
+					g.storeF(g.loadAs(bt, g.gepT(bt, sj, k)), g.gep(dj, g.mulc(k, int64(p.NR))))
 				})
 			}
 		}
@@ -72,7 +73,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 				for jg := 0; jg < p.NR/vw; jg++ {
 					rows := make([]value.Value, vw)
 					for r := range rows {
-						rows[r] = g.loadV(g.gep(src, g.addc(k, int64(jg*vw+r)*ldb)), 4)
+						rows[r] = g.loadVAs(bt, g.gepT(bt, src, g.addc(k, int64(jg*vw+r)*ldb)), vw)
 					}
 					rows = g.transpose(rows)
 					dk := g.gep(dst, g.addc(g.mulc(k, int64(p.NR)), int64(jg*vw)))
@@ -129,14 +130,27 @@ func (g *gemmGen) transpose(x []value.Value) []value.Value {
 // last sliver of the matrix).
 func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	s, p := g.s, g.p
+	at := s.AType
 	M, lda := int64(s.M), g.lda
 	if !s.TransA {
 		ld := int64(gemmLDA(p.MR, p.KC))
 		g.loopStep("par", gemmI64(0), mc, 1, func(r value.Value) {
-			src := g.gep(A, g.add(g.mulc(g.add(ic, r), lda), pc))
+			src := g.gepT(at, A, g.add(g.mulc(g.add(ic, r), lda), pc))
 			dst := g.gep(apack, g.mulc(r, ld))
-			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
-				g.storeF(g.loadF(g.gep(src, k)), g.gep(dst, k))
+			if !s.halfA() {
+				g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
+					g.storeF(g.loadF(g.gep(src, k)), g.gep(dst, k))
+				})
+				return
+			}
+			// Widened by vectors, the k remainder element by element.
+			vw := int64(g.t.Vec)
+			kv := g.sub(kc, g.cur.NewSRem(kc, gemmI64(vw)))
+			g.loopStep("pak", gemmI64(0), kv, vw, func(k value.Value) {
+				g.storeV(g.loadVAs(at, g.gepT(at, src, k), int(vw)), g.gep(dst, k), 4)
+			})
+			g.loopStep("pakr", kv, kc, 1, func(k value.Value) {
+				g.storeF(g.loadAs(at, g.gepT(at, src, k)), g.gep(dst, k))
 			})
 		})
 		return
@@ -144,21 +158,21 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	mrem := int(M) % p.MR
 	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 		dst := g.gep(apack, g.mul(ir, kc))
-		src := g.gep(A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
-		// Each k copies rows contiguous floats: by vectors, the last
+		src := g.gepT(at, A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
+		// Each k copies rows contiguous elements: by vectors, the last
 		// masked.
 		copyRows := func(rows int) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
-				sp := g.gep(src, g.mulc(k, lda))
+				sp := g.gepT(at, src, g.mulc(k, lda))
 				for i := 0; i < rows; i += g.t.Vec {
 					n := min(g.t.Vec, rows-i)
-					si, di := g.gep(sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
+					si, di := g.gepT(at, sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
 					if n == g.t.Vec {
-						g.storeV(g.loadV(si, 4), di, 4)
+						g.storeV(g.loadVAs(at, si, n), di, 4)
 						continue
 					}
-					g.maskedStore(g.maskedLoad(si, g.mask(n)), di, g.mask(n))
+					g.maskedStore(g.loadVAs(at, si, n), di, g.mask(n))
 				}
 			})
 		}
