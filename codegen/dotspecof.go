@@ -24,8 +24,9 @@ func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 // one run of unit stride and the lhs free dims into one strided run (the
 // leading dimension of C).
 func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
-	if a.DType != ir.F32 || b.DType != ir.F32 {
-		return DotSpec{}, fmt.Errorf("codegen: dot: only f32 operands, have %v and %v", a, b)
+	operand := func(d ir.DType) bool { return d == ir.F32 || d == ir.BF16 || d == ir.F16 }
+	if !operand(a.DType) || !operand(b.DType) {
+		return DotSpec{}, fmt.Errorf("codegen: dot: only f32, bf16 and f16 operands, have %v and %v", a, b)
 	}
 	lb, rb, lc, rc := ir.DotDims(attrs)
 	if len(lb) != len(rb) || len(lc) != len(rc) {
@@ -35,6 +36,9 @@ func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
 	if err != nil {
 		return DotSpec{}, fmt.Errorf("codegen: %v", err)
 	}
+	if out.DType != ir.F32 {
+		return DotSpec{}, fmt.Errorf("codegen: dot: only an f32 result, have %v", out)
+	}
 	m, sm, ok1 := ir.MergeDims(a.Shape, ir.DotFree(a.Rank(), lb, lc))
 	k, sk, ok2 := ir.MergeDims(a.Shape, lc)
 	n, sn, ok3 := ir.MergeDims(b.Shape, ir.DotFree(b.Rank(), rb, rc))
@@ -43,6 +47,9 @@ func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
 		return DotSpec{}, fmt.Errorf("codegen: dot: the free or contracting dims of %v·%v (batch %v %v, contract %v %v) are not strided runs", a, b, lb, rb, lc, rc)
 	}
 	s := DotSpec{Batch: 1, M: m, N: n, K: k}
+	if a.DType != ir.F32 { // f32 stays the zero value, as every f32 spec has it
+		s.AType, s.BType = a.DType, b.DType
+	}
 	// A: M×K by rows (unit stride along k), or stored K×M (unit along m).
 	switch {
 	case k == 1 || sk == 1:

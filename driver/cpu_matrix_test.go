@@ -35,16 +35,16 @@ const (
 	matrixAbs = 1e-6
 )
 
-// agree reports whether got matches want within the matrix tolerances (NaN
-// matches NaN, an infinity the same infinity).
-func agree(got, want float64) bool {
+// agree reports whether got matches want within rel relative or matrixAbs
+// absolute (NaN matches NaN, an infinity the same infinity).
+func agree(got, want, rel float64) bool {
 	switch {
 	case got == want, math.IsNaN(got) && math.IsNaN(want):
 		return true
 	case math.IsNaN(got) || math.IsNaN(want) || math.IsInf(got, 0) || math.IsInf(want, 0):
 		return false
 	}
-	return math.Abs(got-want) <= max(matrixRel*math.Abs(want), matrixAbs)
+	return math.Abs(got-want) <= max(rel*math.Abs(want), matrixAbs)
 }
 
 var (
@@ -59,6 +59,15 @@ type matrixCase struct {
 	extra []parser.Define
 	// short marks the representative subset run under -short.
 	short bool
+	// rel, when not 0, replaces matrixRel.
+	rel float64
+}
+
+func (c matrixCase) tolerance() float64 {
+	if c.rel != 0 {
+		return c.rel
+	}
+	return matrixRel
 }
 
 func (c matrixCase) name() string {
@@ -137,10 +146,14 @@ var matrixCases = []matrixCase{
 	{model: "gpt", extra: defs("lr", "0.01", "loss_scale", "dynamic", "scale_interval", "4")},
 
 	// Mixed precision: the matrix products read bf16 or f16 operands and
-	// sum in f32 (f16 with dynamic loss scaling, which it implies).
-	{model: "gpt", extra: defs("lr", "0.01", "precision", "bf16")},
-	{model: "gpt", extra: defs("lr", "0.01", "precision", "f16"), short: true},
-	{model: "bert", extra: defs("lr", "0.01", "precision", "bf16", "combiner", "gradnorm"), short: true},
+	// sum in f32 (f16 with dynamic loss scaling, which it implies). The
+	// fast dot sums in another order than the interpreter; a value that
+	// lands on the other side of a half rounding boundary then moves by a
+	// half ulp (2^-8 in bf16, 2^-11 in f16), so the bound is looser: seen
+	// here 1.9e-3 (bf16) and 1.3e-4 (f16) over the 20 steps.
+	{model: "gpt", extra: defs("lr", "0.01", "precision", "bf16"), rel: 1e-2},
+	{model: "gpt", extra: defs("lr", "0.01", "precision", "f16"), short: true, rel: 2e-3},
+	{model: "bert", extra: defs("lr", "0.01", "precision", "bf16", "combiner", "gradnorm"), short: true, rel: 1e-2},
 
 	// The linear schedule with warmup, and no clipping.
 	{model: "mlp", extra: defs("optimizer", "adamw", "lr", "0.01", "schedule", "linear", "warmup", "5", "steps", "20", "clip", "0")},
@@ -261,7 +274,7 @@ func (l *lockstep) step(i int64) (out [2]map[string]float64) {
 
 // compare checks every scalar output of want (the interpreter) against got
 // (cpu) and returns one line per disagreement.
-func compare(got, want map[string]float64) []string {
+func compare(got, want map[string]float64, rel float64) []string {
 	var bad []string
 	names := make([]string, 0, len(want))
 	for n := range want {
@@ -274,7 +287,7 @@ func compare(got, want map[string]float64) []string {
 			bad = append(bad, fmt.Sprintf("%s: missing on cpu", n))
 			continue
 		}
-		if w := want[n]; !agree(g, w) {
+		if w := want[n]; !agree(g, w, rel) {
 			bad = append(bad, fmt.Sprintf("%s = %.9g, interp %.9g (rel %.3g)", n, g, w, math.Abs(g-w)/math.Abs(w)))
 		}
 	}
@@ -299,7 +312,7 @@ func fmtScalars(m map[string]float64) string {
 
 // runLockstep runs steps steps of two executables of the same train step
 // and reports the first step at which a scalar output disagrees.
-func runLockstep(t *testing.T, fs [2]*ir.Func, xs [2]runtime.Executable, labels [2]string, steps int64) {
+func runLockstep(t *testing.T, fs [2]*ir.Func, xs [2]runtime.Executable, labels [2]string, steps int64, rel float64) {
 	t.Helper()
 	l := newLockstep(t, fs, xs)
 	worst, worstName := 0.0, ""
@@ -312,7 +325,7 @@ func runLockstep(t *testing.T, fs [2]*ir.Func, xs [2]runtime.Executable, labels 
 				}
 			}
 		}
-		if bad := compare(out[1], out[0]); len(bad) > 0 {
+		if bad := compare(out[1], out[0], rel); len(bad) > 0 {
 			t.Errorf("step %d: %s disagrees with %s:\n  %s\n %s: %s\n %s: %s", i, labels[1], labels[0],
 				strings.Join(bad, "\n  "), labels[1], fmtScalars(out[1]), labels[0], fmtScalars(out[0]))
 			return // later steps start from different states
@@ -328,7 +341,8 @@ func runLockstep(t *testing.T, fs [2]*ir.Func, xs [2]runtime.Executable, labels 
 // optimizer, combiner, penalty and dynamic loss scaling on the cpu backend
 // (fusion on, every decision taken) and on the interpreter (no fusion),
 // from the same initial state on the same batches: every loss and metric
-// agrees within 1e-4 relative (1e-6 absolute near zero) at every step.
+// agrees within 1e-4 relative (1e-6 absolute near zero; a case may state a
+// looser bound) at every step.
 // Under -short only the cases marked short run.
 func TestCPUMatchesInterpreter(t *testing.T) {
 	needToolchain(t)
@@ -345,7 +359,7 @@ func TestCPUMatchesInterpreter(t *testing.T) {
 			loaded := time.Since(start)
 			fs := [2]*ir.Func{ref.Step, fused.Step}
 			xs := [2]runtime.Executable{interpExec(t, ref.Step), x}
-			runLockstep(t, fs, xs, [2]string{"interp", "cpu"}, steps)
+			runLockstep(t, fs, xs, [2]string{"interp", "cpu"}, steps, c.tolerance())
 			t.Logf("%d instructions, %d kernels fused; compiled and loaded in %v, %d steps in %v",
 				len(ref.Step.Body), passes.Kernels(fused.Step), loaded.Round(time.Millisecond), steps, (time.Since(start) - loaded).Round(time.Millisecond))
 		})
@@ -374,5 +388,5 @@ func TestFusionFuelAgrees(t *testing.T) {
 	}
 	fs := [2]*ir.Func{none.Step, all.Step}
 	xs := [2]runtime.Executable{loadCPU(t, none.Step), loadCPU(t, all.Step)}
-	runLockstep(t, fs, xs, [2]string{"cpu fuel=0", "cpu fuel=-1"}, 5)
+	runLockstep(t, fs, xs, [2]string{"cpu fuel=0", "cpu fuel=-1"}, 5, matrixRel)
 }
