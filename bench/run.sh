@@ -20,16 +20,27 @@
 # and Inductor's generated code for PyTorch 2, --xla_cpu_max_isa=AVX2 for
 # XLA, -march=x86-64-v3 for tinygrad's clang. bench/README.md has more.
 #
-#   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu ISA=host|avx2 PEERS=|all
+# PRECISION=bf16 trains xlc with -D precision=bf16 and PyTorch under
+# torch.autocast("cpu", torch.bfloat16) (bench/torch_gpt.py), master
+# weights f32 on both sides; the JAX and tinygrad rows are f32 only, so it
+# does not take PEERS=all.
+#
+#   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu ISA=host|avx2 PEERS=|all PRECISION=f32|bf16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 ROUNDS=${ROUNDS:-10}
 BACKEND=${BACKEND:-cpu}
 PEERS=${PEERS:-}
+export PRECISION=${PRECISION:-f32}
+case $PRECISION in
+  f32 | bf16) ;;
+  *) echo "bench/run.sh: PRECISION=$PRECISION: want f32 or bf16" >&2; exit 2 ;;
+esac
 case $PEERS in
   "") ;;
-  all) bench/peers/setup.sh ;;
+  all) [ "$PRECISION" = f32 ] || { echo "bench/run.sh: PEERS=all compares f32 only (PRECISION=$PRECISION)" >&2; exit 2; }
+    bench/peers/setup.sh ;;
   *) echo "bench/run.sh: PEERS=$PEERS: want all or nothing" >&2; exit 2 ;;
 esac
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
@@ -68,8 +79,9 @@ tinygradgpt() {
   CC=$(command -v clang || command -v clang-19) DEV=$tinygrad_dev NUM_CPU_THREADS=2 "$venv" bench/tinygrad_gpt.py "$@"
 }
 
-# fp32, AdamW, pre-LN, tied head, tanh GELU (torch_gpt.py is the same model).
-model="-D tie=true -D gelu_approx=tanh"
+# fp32 (or PRECISION), AdamW, pre-LN, tied head, tanh GELU (torch_gpt.py is
+# the same model).
+model="-D tie=true -D gelu_approx=tanh -D precision=$PRECISION"
 declare -A defs=(
   [S]="$model -D d=128 -D layers=4 -D heads=4 -D seq=128 -D batch=16"
   [M]="$model -D d=256 -D layers=6 -D heads=8 -D seq=256 -D batch=8"
@@ -97,14 +109,14 @@ for c in "${configs[@]}"; do
   done
   /usr/bin/python3 - "$c" "${gflop[$c]}" "$BACKEND" "$peak" "${x[*]}" "${e[*]}" "${j[*]}" \
     "${pe[*]}" "${pc[*]}" "${px[*]}" "${pt[*]}" <<'PY'
-import statistics as st, sys
+import os, statistics as st, sys
 cfg, gflop, backend, peak = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 x, e, j, *peers = (st.median([float(v) for v in a.split()]) if a else None for a in sys.argv[5:])
 rounds = len(sys.argv[5].split())
 best = max(e, j)
 tokens = 2048
 frac = lambda t: t / tokens * gflop / peak
-print(f"config {cfg}: xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
+print(f"config {cfg} ({os.environ['PRECISION']}): xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
       f"| ratio xlc/torch-best {x / best:.2f} (median of {rounds} interleaved rounds)")
 if peers[0] is not None:
     rows = dict(zip(("torch2 eager", "torch2 compile", "jax", "tinygrad"), peers))

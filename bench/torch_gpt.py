@@ -15,6 +15,7 @@ with pip's PyTorch 2 in bench/.venv (bench/peers/setup.sh).
 """
 import logging
 import math
+import os
 
 import peer_common
 
@@ -92,8 +93,13 @@ def main():
     def batch():
         return torch.randint(0, cfg["vocab"], (b, s)), torch.randint(0, cfg["vocab"], (b, s))
 
+    # PRECISION=bf16 (bench/run.sh): the forward under CPU autocast, bf16
+    # matmuls with f32 master weights, as xlc's -D precision=bf16.
+    autocast = os.environ.get("PRECISION", "f32") == "bf16"
+
     def step(tokens, targets):
-        loss = model(tokens, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = model(tokens, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         update()
