@@ -148,6 +148,9 @@ type DotBlocking struct {
 	KU         int // unrolling of the micro-kernel's k loop
 	PackA      int // 1: copy A blocks before use; -1: read A in place (f32 A); 0: decide
 	PackB      int // 1: copy B panels before use; -1: read B in place (f32 B, not TransB); 0: decide
+	// BF16Dot, for bf16 A and B on a target with AVX-512 BF16: 1 multiplies
+	// them by vdpbf16ps, -1 widens them to f32, 0 decides (dotbf16.go).
+	BF16Dot int
 }
 
 // The micro-kernel broadcasts A[i, k] for its MR rows i from addresses
@@ -461,7 +464,9 @@ func (s DotSpec) keyText() string {
 	if dp {
 		text += " vdpbf16ps"
 	}
-	return fmt.Sprintf("%s %+v %s", text, p, t.codeKey())
+	p.BF16Dot = 0 // told by dp; f32 keys as they were before the field
+	plan := strings.Replace(fmt.Sprintf("%+v", p), " BF16Dot:0", "", 1)
+	return fmt.Sprintf("%s %s %s", text, plan, t.codeKey())
 }
 
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).

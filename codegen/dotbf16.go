@@ -14,8 +14,9 @@ import (
 // bf16 dot products: when A and B are both bf16 and the target has
 // AVX-512 BF16 (Features holds avx512_bf16: sapphirerapids, cooperlake,
 // znver4 and their kin, or a host that has it; not the x86-64-v4 class),
-// the micro-kernel multiplies by vdpbf16ps, which does, for each 32-bit
-// lane i of a 512-bit vector,
+// the micro-kernel may multiply by vdpbf16ps (DotBlocking.BF16Dot; by
+// default where it pays: not on Sapphire Rapids, dpSlow), which does, for
+// each 32-bit lane i of a 512-bit vector,
 //
 //	acc[i] += a[2i]·b[2i] + a[2i+1]·b[2i+1]
 //
@@ -46,9 +47,28 @@ func (t *Target) hasAVX512BF16() bool {
 }
 
 // dpbf16 reports whether the kernel of s multiplies by vdpbf16ps: A and
-// B bf16 on a target with AVX-512 BF16.
+// B bf16 on a target with AVX-512 BF16, when Blocking.BF16Dot asks for it
+// or, by default, when the target's CPU is not one of dpSlow.
 func (s DotSpec) dpbf16() bool {
-	return s.aType() == ir.BF16 && s.bType() == ir.BF16 && s.target().hasAVX512BF16()
+	t := s.target()
+	if s.aType() != ir.BF16 || s.bType() != ir.BF16 || !t.hasAVX512BF16() {
+		return false
+	}
+	if s.Blocking != nil && s.Blocking.BF16Dot != 0 {
+		return s.Blocking.BF16Dot > 0
+	}
+	return !dpSlow[t.Tune]
+}
+
+// dpSlow are the CPUs with AVX-512 BF16 on which vdpbf16ps computes fewer
+// flops than FMA: on Sapphire Rapids it is 4 uops on the two FMA ports,
+// one each 2 cycles (measured, as LLVM's scheduling model has it; Emerald
+// and Granite Rapids have the same core), 32 flops a cycle where FMA's
+// f32 does 64 (the widening kernel measured 1.8 times as fast, bench in
+// dothalf_test.go). Elsewhere (Zen 4 and 5, Cooper Lake) vdpbf16ps is
+// taken to issue as FMA does, twice its flops (not measured here).
+var dpSlow = map[string]bool{
+	"sapphirerapids": true, "emeraldrapids": true, "graniterapids": true, "graniterapids-d": true,
 }
 
 // dpLDA is the row stride, in pairs, of a packed A stored M×K: at least

@@ -62,8 +62,9 @@ func TestDotBF16Target(t *testing.T) {
 }
 
 // TestDotBF16Spec checks which specs take vdpbf16ps (bf16 A and B on a
-// BF16 target) and that the key tells them from the widening kernels of
-// a target that differs only by the feature.
+// BF16 target, by default not on Sapphire Rapids, as Blocking.BF16Dot
+// says otherwise) and that the key tells them from the widening kernels
+// of a target that differs only by the feature.
 func TestDotBF16Spec(t *testing.T) {
 	spr := bf16Target(t)
 	v4 := x86Targets(t)[2]
@@ -72,27 +73,41 @@ func TestDotBF16Spec(t *testing.T) {
 	if v4bf.codeKey() != v4.codeKey() {
 		t.Fatal("the feature changes the target's code key: the test needs the same")
 	}
+	zen4, err := TargetFor("znver4")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		a, b ir.DType
-		tg   *Target
-		want bool
+		a, b  ir.DType
+		tg    *Target
+		force int
+		want  bool
 	}{
-		{ir.BF16, ir.BF16, spr, true}, {ir.BF16, ir.BF16, &v4bf, true}, {ir.BF16, ir.BF16, v4, false},
-		{ir.BF16, 0, spr, false}, {0, ir.BF16, spr, false}, {ir.F16, ir.F16, spr, false},
-		{ir.BF16, ir.F16, spr, false}, {0, 0, spr, false},
+		{ir.BF16, ir.BF16, spr, 1, true}, {ir.BF16, ir.BF16, spr, 0, false}, {ir.BF16, ir.BF16, spr, -1, false},
+		{ir.BF16, ir.BF16, zen4, 0, true}, {ir.BF16, ir.BF16, zen4, -1, false},
+		{ir.BF16, ir.BF16, &v4bf, 0, true}, {ir.BF16, ir.BF16, v4, 1, false},
+		{ir.BF16, 0, spr, 1, false}, {0, ir.BF16, spr, 1, false}, {ir.F16, ir.F16, spr, 1, false},
+		{ir.BF16, ir.F16, zen4, 1, false}, {0, 0, zen4, 1, false},
 	} {
-		s := DotSpec{Batch: 1, M: 100, N: 77, K: 300, AType: c.a, BType: c.b, Target: c.tg}
+		s := DotSpec{Batch: 1, M: 100, N: 77, K: 300, AType: c.a, BType: c.b, Target: c.tg, Blocking: &DotBlocking{BF16Dot: c.force}}
+		name := fmt.Sprintf("%v·%v on %s, BF16Dot %d", s.aType(), s.bType(), c.tg.Name, c.force)
 		if got := s.dpbf16(); got != c.want {
-			t.Errorf("%v·%v on %s: vdpbf16ps %v, want %v", s.aType(), s.bType(), c.tg.Name, got, c.want)
+			t.Errorf("%s: vdpbf16ps %v, want %v", name, got, c.want)
 		}
 		other := s
 		other.Target = v4
 		if strings.Contains(s.keyText(), "vdpbf16ps") != c.want || c.tg == &v4bf && s.key() == other.key() {
-			t.Errorf("%v·%v on %s: key %s", s.aType(), s.bType(), c.tg.Name, s.keyText())
+			t.Errorf("%s: key %s", name, s.keyText())
 		}
-		if f32 := (DotSpec{Batch: 1, M: 100, N: 77, K: 300, Target: c.tg}); c.tg == &v4bf && f32.key() != (DotSpec{Batch: 1, M: 100, N: 77, K: 300, Target: v4}).key() {
-			t.Error("an f32 spec's key depends on AVX-512 BF16")
+		if strings.Contains(s.keyText(), "BF16Dot") {
+			t.Errorf("%s: the key names BF16Dot: %s", name, s.keyText())
 		}
+		if got := s.PackBytes(); got <= 0 || got > 1200<<10 {
+			t.Errorf("%s: %d bytes of packing buffers", name, got)
+		}
+	}
+	if f32 := (DotSpec{Batch: 1, M: 100, N: 77, K: 300, Target: &v4bf}); f32.key() != (DotSpec{Batch: 1, M: 100, N: 77, K: 300, Target: v4}).key() {
+		t.Error("an f32 spec's key depends on AVX-512 BF16")
 	}
 }
 
@@ -167,11 +182,20 @@ func bf16Cases() []gemmCase {
 		s = bf(s)
 		cs = append(cs, gemmCase{gemmName(s), s})
 	}
+	// Sapphire Rapids, the host, takes vdpbf16ps only when asked to.
+	for i := range cs {
+		b := DotBlocking{}
+		if cs[i].s.Blocking != nil {
+			b = *cs[i].s.Blocking
+		}
+		b.BF16Dot = 1
+		cs[i].s.Blocking = &b
+	}
 	return cs
 }
 
 // TestDotBF16Kernel runs the vdpbf16ps kernels of bf16Cases on
-// sapphirerapids against the float64 product (within TestDotKernel's
+// sapphirerapids (BF16Dot 1) against the float64 product (within TestDotKernel's
 // 1e-4·Σ|terms|: the products of bf16 are exact in f32; vdpbf16ps's f32
 // sums, rounded to nearest even and flushing denormals, err like the FMA
 // kernel's, and the operands have no denormals).
@@ -191,22 +215,29 @@ func TestDotBF16Kernel(t *testing.T) {
 	testDotCases(t, tg, cases)
 }
 
-// TestDotBF16Asm checks that bf16·bf16 kernels for sapphirerapids multiply
-// by vdpbf16ps, with A's pairs broadcast from memory, and that those for
-// x86-64-v4, f32 ones for sapphirerapids and their IR's attributes do
-// not use it.
+// TestDotBF16Asm checks that bf16·bf16 kernels for znver4, and for
+// sapphirerapids when asked to, multiply by vdpbf16ps, with A's pairs
+// broadcast from memory, and that those for x86-64-v4 (even when asked
+// to) and sapphirerapids by default, f32 ones and their IR's attributes
+// do not use it.
 func TestDotBF16Asm(t *testing.T) {
 	opt, llc, _ := gemmTools(t)
 	spr, v4 := bf16Target(t), x86Targets(t)[2]
+	zen4, err := TargetFor("znver4")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		tg   *Target
-		ty   ir.DType
-		want bool
-	}{{spr, ir.BF16, true}, {v4, ir.BF16, false}, {spr, ir.F32, false}} {
-		t.Run(fmt.Sprintf("%s/%v", c.tg.Name, c.ty), func(t *testing.T) {
+		tg    *Target
+		ty    ir.DType
+		force int
+		want  bool
+	}{{zen4, ir.BF16, 0, true}, {spr, ir.BF16, 1, true}, {spr, ir.BF16, 0, false}, {v4, ir.BF16, 1, false}, {zen4, ir.F32, 1, false}} {
+		t.Run(fmt.Sprintf("%s/%v/%d", c.tg.Name, c.ty, c.force), func(t *testing.T) {
 			mod := llir.NewModule()
 			for i, tr := range [][2]bool{{false, false}, {true, true}} {
-				s := DotSpec{Batch: 1, M: 300, N: 200, K: 521, TransA: tr[0], TransB: tr[1], AType: c.ty, BType: c.ty, Target: c.tg}
+				s := DotSpec{Batch: 1, M: 300, N: 200, K: 521, TransA: tr[0], TransB: tr[1], AType: c.ty, BType: c.ty, Target: c.tg,
+					Blocking: &DotBlocking{BF16Dot: c.force}}
 				if _, err := DotKernel(mod, fmt.Sprintf("k%d", i), s); err != nil {
 					t.Fatal(err)
 				}
