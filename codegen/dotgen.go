@@ -27,9 +27,9 @@ import (
 // the target's f32 lanes), loads NR/Vec vectors of B and broadcasts MR
 // floats of A for each k, with llvm.fma (a multiply and an add where the
 // target has no FMA; vdpbf16ps on pairs of k of bf16 operands where the
-// target has AVX-512 BF16: dotbf16.go). Since shapes are static, the edge tiles (M mod MR
-// rows, N mod NR columns, the last with a lane mask) get micro-kernels of
-// their own.
+// target has AVX-512 BF16: dotbf16.go). Since shapes are static, the edge
+// tiles (M mod MR rows, N mod NR columns, the last with a lane mask) get
+// micro-kernels of their own.
 
 var (
 	gemmF32  = types.Float
