@@ -62,10 +62,10 @@ func (s DotSpec) dpbf16() bool {
 
 // dpSlow are the CPUs with AVX-512 BF16 on which vdpbf16ps computes fewer
 // flops than FMA: on Sapphire Rapids it is 4 uops on the two FMA ports,
-// one each 2 cycles (measured, as LLVM's scheduling model has it; Emerald
-// and Granite Rapids have the same core), 32 flops a cycle where FMA's
-// f32 does 64 (the widening kernel measured 1.8 times as fast, bench in
-// dothalf_test.go). Elsewhere (Zen 4 and 5, Cooper Lake) vdpbf16ps is
+// one each 2 cycles (measured, as LLVM's scheduling model has it; LLVM
+// models Emerald and Granite Rapids alike), 32 flops a cycle where f32's
+// FMA does 64: the widening kernel measured 1.8 times as fast
+// (BenchmarkDotHalf). Elsewhere (Zen 4 and 5, Cooper Lake) vdpbf16ps is
 // taken to issue as FMA does, twice its flops (not measured here).
 var dpSlow = map[string]bool{
 	"sapphirerapids": true, "emeraldrapids": true, "graniterapids": true, "graniterapids-d": true,
