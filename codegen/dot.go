@@ -30,7 +30,9 @@ type DotSpec struct {
 	// BatchDims count). A half operand is widened to f32 as it is packed
 	// (it is always packed, whatever Blocking asks); the product is
 	// accumulated in f32, and C, the bias and the residuals are f32 (as
-	// TF's and PyTorch's autocast have them).
+	// TF's and PyTorch's autocast have them). When both are bf16 and the
+	// target has AVX-512 BF16, they stay bf16, packed by pairs of k, and
+	// the micro-kernel multiplies by vdpbf16ps (dotbf16.go).
 	AType, BType ir.DType
 	// LDA, LDB and LDC are the row strides (leading dimensions) of A, B
 	// and C as stored, in elements of their types; 0 means dense: K for A
@@ -137,7 +139,8 @@ func (s DotSpec) batchDims() []DotBatchDim {
 // BLIS): the micro-kernel keeps an MR×NR tile of C in registers (MR·NR/Vec
 // vector accumulators); B is packed by panels of KC×NC into slivers of NR
 // columns; A is read in place or packed by blocks of MC×KC into slivers of
-// MR rows. Packed panels and blocks hold f32 whatever the operands' types.
+// MR rows. Packed panels and blocks hold f32 whatever the operands' types,
+// but for vdpbf16ps's pairs of bf16 (dotbf16.go).
 type DotBlocking struct {
 	MR, NR     int // micro-tile; NR is a multiple of the target's Vec
 	KC, MC, NC int // cache blocks; MC and RB are made multiples of MR, NC of NR
@@ -145,6 +148,9 @@ type DotBlocking struct {
 	KU         int // unrolling of the micro-kernel's k loop
 	PackA      int // 1: copy A blocks before use; -1: read A in place (f32 A); 0: decide
 	PackB      int // 1: copy B panels before use; -1: read B in place (f32 B, not TransB); 0: decide
+	// BF16Dot, for bf16 A and B on a target with AVX-512 BF16: 1 multiplies
+	// them by vdpbf16ps, -1 widens them to f32, 0 decides (dotbf16.go).
+	BF16Dot int
 }
 
 // The micro-kernel broadcasts A[i, k] for its MR rows i from addresses
@@ -413,9 +419,14 @@ func (s DotSpec) Extent() int64 {
 
 // PackBytes is the size of the packing buffers that a call of the kernel
 // allocates on the heap (aligned_alloc at entry, free on return): a panel
-// of B, then, when A is packed, a block of A, both of f32.
+// of B, then, when A is packed, a block of A, both of f32 (of bf16 pairs
+// for vdpbf16ps).
 func (s DotSpec) PackBytes() int64 {
 	p := s.plan()
+	if s.dpbf16() {
+		b, a := s.dpPackFloats(p)
+		return 4 * (b + a)
+	}
 	n := int64(16) // the allocation is never empty
 	if p.PackB > 0 {
 		n = (int64(p.KC)*int64(p.NC) + 15) / 16 * 16
@@ -441,6 +452,7 @@ func (s DotSpec) key() string { return gemmHash(s.keyText()) }
 func (s DotSpec) keyText() string {
 	p := s.plan()
 	t := s.target()
+	dp := s.dpbf16()
 	s.Blocking, s.Target = nil, nil
 	at, bt := s.aType(), s.bType()
 	s.AType, s.BType = 0, 0
@@ -449,7 +461,12 @@ func (s DotSpec) keyText() string {
 	if at != ir.F32 || bt != ir.F32 {
 		text += fmt.Sprintf(" types %v %v", at, bt)
 	}
-	return fmt.Sprintf("%s %+v %s", text, p, t.codeKey())
+	if dp {
+		text += " vdpbf16ps"
+	}
+	p.BF16Dot = 0 // told by dp; f32 keys as they were before the field
+	plan := strings.Replace(fmt.Sprintf("%+v", p), " BF16Dot:0", "", 1)
+	return fmt.Sprintf("%s %s %s", text, plan, t.codeKey())
 }
 
 // Flops is the number of floating-point operations of the product (2·B·M·N·K).
@@ -487,7 +504,7 @@ func DotKernel(mod *llir.Module, name string, spec DotSpec) (extent int64, err e
 		mod.DataLayout = t.DataLayout
 	}
 	p := spec.plan()
-	g := &gemmGen{mod: mod, s: spec, p: p, name: name, t: t}
+	g := &gemmGen{mod: mod, s: spec, p: p, name: name, t: t, dp: spec.dpbf16()}
 	g.lda, g.ldb, g.ldc = spec.lds()
 	g.emit()
 	return spec.Extent(), nil

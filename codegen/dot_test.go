@@ -205,29 +205,32 @@ type gemmCase struct {
 	s    DotSpec
 }
 
+// gemmName is a test's name for a case of spec s.
+func gemmName(s DotSpec) string {
+	name := fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha)
+	if s.Residuals > 0 {
+		name += fmt.Sprintf("_res%d", s.Residuals)
+	}
+	if b := s.Blocking; b != nil {
+		name += fmt.Sprintf("_mr%d_nr%d_kc%d_pa%d_pb%d", b.MR, b.NR, b.KC, b.PackA, b.PackB)
+	}
+	if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
+		name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
+	}
+	if s.halfA() || s.halfB() {
+		name += fmt.Sprintf("_%v,%v", s.aType(), s.bType())
+	}
+	for i, d := range []DotBand{s.BandA, s.BandB, s.BandC} {
+		if d.On {
+			name += fmt.Sprintf("_band%c%v%d", "ABC"[i], map[bool]string{false: "L", true: "U"}[d.Upper], d.D)
+		}
+	}
+	return name
+}
+
 func gemmCases() []gemmCase {
 	var cs []gemmCase
-	add := func(s DotSpec) {
-		name := fmt.Sprintf("b%d_%dx%dx%d_ta%v_tb%v_bias%v_acc%v_alpha%g", s.Batch, s.M, s.N, s.K, s.TransA, s.TransB, s.Bias, s.Accumulate, s.Alpha)
-		if s.Residuals > 0 {
-			name += fmt.Sprintf("_res%d", s.Residuals)
-		}
-		if b := s.Blocking; b != nil {
-			name += fmt.Sprintf("_mr%d_nr%d_kc%d_pa%d_pb%d", b.MR, b.NR, b.KC, b.PackA, b.PackB)
-		}
-		if s.LDA != 0 || s.LDB != 0 || s.LDC != 0 || s.BatchDims != nil {
-			name += fmt.Sprintf("_ld%d,%d,%d_bd%d", s.LDA, s.LDB, s.LDC, len(s.BatchDims))
-		}
-		if s.halfA() || s.halfB() {
-			name += fmt.Sprintf("_%v,%v", s.aType(), s.bType())
-		}
-		for i, d := range []DotBand{s.BandA, s.BandB, s.BandC} {
-			if d.On {
-				name += fmt.Sprintf("_band%c%v%d", "ABC"[i], map[bool]string{false: "L", true: "U"}[d.Upper], d.D)
-			}
-		}
-		cs = append(cs, gemmCase{name, s})
-	}
+	add := func(s DotSpec) { cs = append(cs, gemmCase{gemmName(s), s}) }
 	for _, ta := range []bool{false, true} {
 		for _, tb := range []bool{false, true} {
 			for _, d := range [][4]int{
@@ -385,8 +388,11 @@ func TestDotKernel(t *testing.T) {
 	}
 }
 
-func testDotKernel(t *testing.T, tg *Target) {
-	cases := gemmCases()
+func testDotKernel(t *testing.T, tg *Target) { testDotCases(t, tg, gemmCases()) }
+
+// testDotCases compiles the kernels of cases for tg and runs them when the
+// host can, against a float64 product.
+func testDotCases(t *testing.T, tg *Target, cases []gemmCase) {
 	mod := llir.NewModule()
 	ext := make([]int64, len(cases))
 	for i := range cases {

@@ -26,9 +26,10 @@ import (
 // The micro-kernel holds the tile in MR·NR/Vec vector accumulators (Vec
 // the target's f32 lanes), loads NR/Vec vectors of B and broadcasts MR
 // floats of A for each k, with llvm.fma (a multiply and an add where the
-// target has no FMA). Since shapes are static, the edge tiles (M mod MR
-// rows, N mod NR columns, the last with a lane mask) get micro-kernels of
-// their own.
+// target has no FMA; vdpbf16ps on pairs of k of bf16 operands where the
+// target has AVX-512 BF16: dotbf16.go). Since shapes are static, the edge
+// tiles (M mod MR rows, N mod NR columns, the last with a lane mask) get
+// micro-kernels of their own.
 
 var (
 	gemmF32  = types.Float
@@ -52,6 +53,8 @@ type gemmGen struct {
 	t    *Target
 	// lda, ldb, ldc are the leading dimensions of A, B and C (DotSpec.lds).
 	lda, ldb, ldc int64
+	// dp tells that the kernel multiplies by vdpbf16ps (dotbf16.go).
+	dp bool
 
 	f    *llir.Func
 	cur  *llir.Block
@@ -106,6 +109,9 @@ func (g *gemmGen) mask(n int) constant.Constant {
 // vectors of the target's width.
 func (g *gemmGen) funcAttrs() []llir.FuncAttribute {
 	as := append(g.t.funcAttrs(), g.t.lower().vectorAttrs(g.t.Vec)...)
+	if g.dp {
+		as = append(as, llir.AttrPair{Key: "target-features", Value: "+avx512bf16"})
+	}
 	return append(as, enum.FuncAttrNoUnwind)
 }
 
@@ -279,11 +285,17 @@ func (g *gemmGen) emit() {
 	if p.PackB < 0 {
 		bpackN = 0
 	}
+	if g.dp {
+		bpackN, _ = s.dpPackFloats(p)
+	}
 	buf := g.heap(s.PackBytes())
 	bpack := value.Value(g.cur.NewBitCast(buf, gemmPF32))
 	var apack value.Value
 	if p.PackA > 0 {
 		apack = g.gep(bpack, gemmI64(bpackN))
+	}
+	if g.dp { // bf16 panels
+		bpack, apack = g.cur.NewBitCast(bpack, dpI16), g.cur.NewBitCast(apack, dpI16)
 	}
 
 	bpb := int64((s.M + p.RB - 1) / p.RB) // row blocks per batch
@@ -361,17 +373,27 @@ func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, 
 		g.loopStep("pc", gemmI64(0), gemmI64(K), int64(p.KC), func(pc value.Value) {
 			kc := g.min(gemmI64(int64(p.KC)), g.sub(gemmI64(K), pc))
 			first := g.cur.NewICmp(enum.IPredEQ, pc, gemmI64(0))
-			if p.PackB > 0 {
+			var kpad value.Value // kc rounded up to even (vdpbf16ps)
+			switch {
+			case g.dp:
+				kpad = g.dpKPad(kc)
+				g.packBPairs(B, bpack, pc, kc, jc, nc)
+			case p.PackB > 0:
 				g.packB(B, bpack, pc, kc, jc, nc)
 			}
 			g.loopStep("ic", r0, r1, int64(p.MC), func(ic value.Value) {
 				mc := g.min(gemmI64(int64(p.MC)), g.sub(r1, ic))
-				if p.PackA > 0 {
+				switch {
+				case g.dp:
+					g.packAPairs(A, apack, ic, mc, pc, kc)
+				case p.PackA > 0:
 					g.packA(A, apack, ic, mc, pc, kc)
 				}
 				g.loopStep("jr", gemmI64(0), nc, int64(p.NR), func(jr value.Value) {
 					var bp value.Value
-					if p.PackB > 0 {
+					if g.dp {
+						bp = g.gepI(types.I16, bpack, g.mul(jr, kpad))
+					} else if p.PackB > 0 {
 						bp = g.gep(bpack, g.mul(jr, kc))
 					} else {
 						bp = g.gep(B, g.add(g.mulc(pc, g.ldb), g.add(jc, jr)))
@@ -383,6 +405,10 @@ func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, 
 					g.loopStep("ir", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
 						var ap value.Value
 						switch {
+						case g.dp && s.TransA: // the sliver at ir·kpad bf16
+							ap = g.gepI(types.I32, g.cur.NewBitCast(apack, dpI32), g.mul(ir, g.cur.NewAShr(kpad, gemmI64(1))))
+						case g.dp:
+							ap = g.gepI(types.I32, g.cur.NewBitCast(apack, dpI32), g.mulc(ir, dpLDA(p)))
 						case p.PackA > 0 && s.TransA:
 							ap = g.gep(apack, g.mul(ir, kc))
 						case p.PackA > 0:
@@ -395,7 +421,10 @@ func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, 
 						cOff := g.add(g.mulc(g.add(ic, ir), g.ldc), g.add(jc, jr))
 						cp := g.gep(C, cOff)
 						off, kn := g.kRange(pc, kc, g.add(ic, ir), g.add(jc, jr))
-						if kn != kc {
+						if g.dp {
+							// Whole pairs: [off, off+kn) widened to even ends.
+							ap, bp, kn = g.dpRange(ap, bp, off, kn, kc)
+						} else if kn != kc {
 							sk, _ := g.aStrides()
 							ap = g.gep(ap, g.mulc(off, sk))
 							bp = g.gep(bp, g.mulc(off, g.bStride()))

@@ -260,14 +260,26 @@ func TestDotHalfAsm(t *testing.T) {
 }
 
 // BenchmarkDotHalf times a 1024³ product with f32, bf16 and f16 operands
-// (host target) on one thread and on two splitting the range:
+// (host target) on one thread and on two splitting the range; bf16 is the
+// host's choice, bf16widen the kernel that widens bf16 to f32 and bf16dp
+// vdpbf16ps's, where the host has AVX-512 BF16 (DotBlocking.BF16Dot):
 // go test ./codegen -run X -bench DotHalf.
 func BenchmarkDotHalf(b *testing.B) {
-	types := []ir.DType{ir.F32, ir.BF16, ir.F16}
+	types := []ir.DType{ir.F32, ir.BF16, ir.BF16, ir.BF16, ir.F16}
+	names := []string{"f32", "bf16", "bf16widen", "bf16dp", "f16"}
 	mod := llir.NewModule()
 	specs := make([]DotSpec, len(types))
 	for i, d := range types {
 		specs[i] = DotSpec{Batch: 1, M: 1024, N: 1024, K: 1024, AType: d, BType: d}
+		switch names[i] {
+		case "bf16widen":
+			specs[i].Blocking = &DotBlocking{BF16Dot: -1}
+		case "bf16dp":
+			specs[i].Blocking = &DotBlocking{BF16Dot: 1}
+			if !specs[i].dpbf16() {
+				continue // no AVX-512 BF16
+			}
+		}
 		if _, err := DotKernel(mod, fmt.Sprintf("k%d", i), specs[i]); err != nil {
 			b.Fatal(err)
 		}
@@ -275,6 +287,9 @@ func BenchmarkDotHalf(b *testing.B) {
 	lib := gemmBuild(b, mod)
 	r := rand.New(rand.NewSource(1))
 	for i, s := range specs {
+		if names[i] == "bf16dp" && !s.dpbf16() {
+			continue
+		}
 		k, err := lib.Kernel(fmt.Sprintf("k%d", i))
 		if err != nil {
 			b.Fatal(err)
@@ -286,7 +301,7 @@ func BenchmarkDotHalf(b *testing.B) {
 		bufs := [][]float32{gemmHalfBuf(s.AType, x), gemmHalfBuf(s.BType, y), make([]float32, nc)}
 		ext := s.Extent()
 		for _, threads := range []int64{1, 2} {
-			b.Run(fmt.Sprintf("%v/threads%d", types[i], threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/threads%d", names[i], threads), func(b *testing.B) {
 				for b.Loop() {
 					var wg sync.WaitGroup
 					for w := range threads {

@@ -98,6 +98,10 @@ func (g *gemmGen) microFor(mr, nr int) {
 	if s.Residuals > 0 {
 		hashed += fmt.Sprintf(" residuals %d", s.Residuals)
 	}
+	if g.dp {
+		sk, si = g.dpAStrides()
+		hashed += fmt.Sprintf(" vdpbf16ps %d %d", sk, si)
+	}
 	name := fmt.Sprintf("xlc.gemm.micro.%dx%d.%s", mr, nr, gemmHash(hashed))
 	if f := funcIn(g.mod, name); f != nil {
 		g.micro[key] = f
@@ -111,8 +115,12 @@ func (g *gemmGen) microFor(mr, nr int) {
 		names = append(names, fmt.Sprintf("r%d", i))
 	}
 	var params []*llir.Param
-	for _, n := range names {
-		q := llir.NewParam(n, gemmPF32)
+	for i, n := range names {
+		typ := types.Type(gemmPF32)
+		if g.dp && i < 2 { // A's pairs, B's bf16
+			typ = []types.Type{dpI32, dpI16}[i]
+		}
+		q := llir.NewParam(n, typ)
 		q.Attrs = append(q.Attrs, enum.ParamAttrNoAlias, enum.ParamAttrNoCapture)
 		params = append(params, q)
 	}
@@ -135,6 +143,9 @@ func (g *gemmGen) microFor(mr, nr int) {
 	}
 	// step does one k: acc += A[:, k] ⊗ B[k, :].
 	step := func(k value.Value, acc []value.Value) []value.Value {
+		if g.dp { // k counts pairs
+			return g.dpStep(a, b, k, mr, nv, acc)
+		}
 		bv := make([]value.Value, nv)
 		brow := g.gep(b, g.mulc(k, bStride))
 		for v := range bv {

@@ -8,7 +8,7 @@ import (
 
 // Packing: the copies of B's panels and A's blocks the micro-kernels read,
 // f32 whatever the operands' types (half ones are widened as they are
-// copied: dothalf.go).
+// copied: dothalf.go; vdpbf16ps's bf16 pairs are dotbf16pack.go's).
 
 // packB copies B[pc:pc+kc, jc:jc+nc] into bpack: sliver jr/NR at
 // bpack + jr·kc, holding NR floats for each k (zero past column nc).

@@ -107,7 +107,7 @@ func TargetFor(name string) (*Target, error) {
 	}
 	if t, ok := classes[class]; ok {
 		t.Name, t.Tune, t.Parts = n, tune, goruntime.GOMAXPROCS(0)
-		t.Features = slices.Clone(t.Features)
+		t.Features = append(slices.Clone(t.Features), cpuExtras[tune]...)
 		return &t, nil
 	}
 	return nil, fmt.Errorf("unknown CPU %q (known: %s)", name, strings.Join(TargetNames(), ", "))
@@ -121,8 +121,9 @@ var host struct {
 
 // HostTarget is the target of this machine: the best class whose
 // instructions the CPU has (golang.org/x/sys/cpu), tuned for the CPU llc-19
-// names when it is one of the class's, with the cache sizes Linux reports.
-// XLC_CPU, when set, overrides it (any TargetFor name but "host").
+// names when it is one of the class's, with the cache sizes Linux reports
+// and the extensions of classExtras the CPU has. XLC_CPU, when set,
+// overrides it (any TargetFor name but "host").
 func HostTarget() (*Target, error) {
 	host.once.Do(func() {
 		if name := os.Getenv("XLC_CPU"); name != "" && !strings.EqualFold(name, "host") {
@@ -145,7 +146,7 @@ func HostTarget() (*Target, error) {
 			}
 		}
 		t := classes[best]
-		t.Name = best
+		t.Name, t.Features = best, append(slices.Clone(t.Features), hostExtras(best, have)...)
 		if err := loadTools(); err == nil && cpuClass[toolInfo.hostCPU] == best {
 			t.Name, t.Tune = toolInfo.hostCPU, toolInfo.hostCPU
 		}

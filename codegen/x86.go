@@ -42,6 +42,17 @@ var (
 		"emeraldrapids": "x86-64-v4", "graniterapids": "x86-64-v4", "graniterapids-d": "x86-64-v4",
 		"znver4": "x86-64-v4", "znver5": "x86-64-v4",
 	}
+
+	// cpuExtras are the extensions beyond their class that CPUs have and
+	// kernels may use (the dot's vdpbf16ps, dotbf16.go): TargetFor adds
+	// them to the CPU's Features. classExtras are those of each class that
+	// HostTarget adds when the host has them.
+	cpuExtras = map[string][]string{
+		"cooperlake": {"avx512_bf16"}, "sapphirerapids": {"avx512_bf16"}, "emeraldrapids": {"avx512_bf16"},
+		"graniterapids": {"avx512_bf16"}, "graniterapids-d": {"avx512_bf16"}, "znver4": {"avx512_bf16"},
+		"znver5": {"avx512_bf16"},
+	}
+	classExtras = map[string][]string{"x86-64-v4": {"avx512_bf16"}}
 )
 
 // x86HostFeatures are this x86-64 CPU's extensions, by Target.Features
@@ -65,6 +76,17 @@ func x86HostFeatures() []string {
 		}
 	}
 	return fs
+}
+
+// hostExtras are the extensions of classExtras[class] that have holds.
+func hostExtras(class string, have []string) []string {
+	var out []string
+	for _, f := range classExtras[class] {
+		if slices.Contains(have, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // x86Lowering is the CPU lowering with glibc's libmvec.
