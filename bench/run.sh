@@ -23,7 +23,8 @@
 # PRECISION=bf16 trains xlc with -D precision=bf16 and PyTorch under
 # torch.autocast("cpu", torch.bfloat16) (bench/torch_gpt.py), master
 # weights f32 on both sides; the JAX and tinygrad rows are f32 only, so it
-# does not take PEERS=all.
+# does not take PEERS=all, and PyTorch 1.13 has no bf16 matmul held to
+# AVX2, so it does not take ISA=avx2.
 #
 #   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu ISA=host|avx2 PEERS=|all PRECISION=f32|bf16
 set -euo pipefail
@@ -37,6 +38,12 @@ case $PRECISION in
   f32 | bf16) ;;
   *) echo "bench/run.sh: PRECISION=$PRECISION: want f32 or bf16" >&2; exit 2 ;;
 esac
+if [ "$PRECISION" = bf16 ] && [ "${ISA:-host}" = avx2 ]; then
+  # Debian's PyTorch 1.13 under ATEN_CPU_CAPABILITY=avx2: oneDNN "could not
+  # create a primitive descriptor iterator" for the bf16 linear layers.
+  echo "bench/run.sh: PRECISION=bf16 runs on the host's ISA only (PyTorch 1.13 has no bf16 matmul held to AVX2)" >&2
+  exit 2
+fi
 case $PEERS in
   "") ;;
   all) [ "$PRECISION" = f32 ] || { echo "bench/run.sh: PEERS=all compares f32 only (PRECISION=$PRECISION)" >&2; exit 2; }
