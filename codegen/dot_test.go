@@ -351,11 +351,16 @@ func gemmCases() []gemmCase {
 	return cs
 }
 
-// x86Targets are the x86-64 classes kernel tests compile for (two parts,
-// as on the 2-core machines here, so that plans do not depend on the host).
+// x86Targets are the x86-64 classes kernel tests compile for.
 func x86Targets(t testing.TB) []*Target {
+	return targetsNamed(t, "x86-64", "x86-64-v3", "x86-64-v4")
+}
+
+// targetsNamed are the named targets with two parts, as on the 2-core
+// machines here, so that plans do not depend on the host.
+func targetsNamed(t testing.TB, names ...string) []*Target {
 	var ts []*Target
-	for _, name := range []string{"x86-64", "x86-64-v3", "x86-64-v4"} {
+	for _, name := range names {
 		tg, err := TargetFor(name)
 		if err != nil {
 			t.Fatal(err)

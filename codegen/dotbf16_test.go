@@ -3,8 +3,6 @@ package codegen
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -246,20 +244,7 @@ func TestDotBF16Asm(t *testing.T) {
 			if strings.Contains(text, `"target-features"="+avx512bf16"`) != c.want {
 				t.Errorf("+avx512bf16 in the IR's attributes: %v, want %v", !c.want, c.want)
 			}
-			dir := t.TempDir()
-			ll, bc, asm := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.s")
-			if err := os.WriteFile(ll, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			for _, cmd := range [][]string{{opt, "-O3", ll, "-o", bc}, {llc, "-O3", bc, "-o", asm}} {
-				if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-					t.Fatalf("%s: %v\n%s", filepath.Base(cmd[0]), err, out)
-				}
-			}
-			out, err := os.ReadFile(asm)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out := assembleText(t, opt, llc, text)
 			dp := regexp.MustCompile(`\bvdpbf16ps\s+\S*\{1to16\}, %zmm\d+, %zmm\d+`)
 			if n := len(dp.FindAll(out, -1)); (n > 0) != c.want || strings.Contains(string(out), "vdpbf16ps") != c.want {
 				t.Errorf("%d vdpbf16ps with a broadcast of A's pair in the assembly, want some: %v", n, c.want)

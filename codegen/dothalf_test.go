@@ -202,16 +202,7 @@ func TestDotHalfSpec(t *testing.T) {
 // by vcvtph2ps on ymm or zmm (fcvtl), never by a libcall.
 func TestDotHalfAsm(t *testing.T) {
 	opt, llc, _ := gemmTools(t)
-	var targets []*Target
-	for _, name := range []string{"x86-64-v3", "x86-64-v4", "aarch64"} {
-		tg, err := TargetFor(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tg.Parts = 2
-		targets = append(targets, tg)
-	}
-	for _, tg := range targets {
+	for _, tg := range targetsNamed(t, "x86-64-v3", "x86-64-v4", "aarch64") {
 		for _, d := range []ir.DType{ir.BF16, ir.F16} {
 			t.Run(fmt.Sprintf("%s/%v", tg.Name, d), func(t *testing.T) {
 				mod := llir.NewModule()
@@ -221,20 +212,7 @@ func TestDotHalfAsm(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				dir := t.TempDir()
-				ll, bc, asm := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.s")
-				if err := os.WriteFile(ll, []byte(mod.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				for _, c := range [][]string{{opt, "-O3", ll, "-o", bc}, {llc, "-O3", bc, "-o", asm}} {
-					if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-						t.Fatalf("%s: %v\n%s", filepath.Base(c[0]), err, out)
-					}
-				}
-				text, err := os.ReadFile(asm)
-				if err != nil {
-					t.Fatal(err)
-				}
+				text := assembleText(t, opt, llc, mod.String())
 				var want []*regexp.Regexp
 				switch {
 				case tg.Arch == "arm64" && d == ir.BF16:
@@ -314,4 +292,25 @@ func BenchmarkDotHalf(b *testing.B) {
 			})
 		}
 	}
+}
+
+// assembleText runs the LLVM module text through opt -O3 and llc -O3 and
+// returns the assembly.
+func assembleText(t *testing.T, opt, llc, text string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	ll, bc, asm := filepath.Join(dir, "k.ll"), filepath.Join(dir, "k.bc"), filepath.Join(dir, "k.s")
+	if err := os.WriteFile(ll, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{opt, "-O3", ll, "-o", bc}, {llc, "-O3", bc, "-o", asm}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", filepath.Base(c[0]), err, out)
+		}
+	}
+	out, err := os.ReadFile(asm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
