@@ -82,17 +82,24 @@ func gemmOffsets(s DotSpec, bt int) (oa, ob, oc int) {
 	return
 }
 
+// storedDims are the rows and columns of A and B as stored for an M×K by
+// K×N product with the given transpositions.
+func storedDims(m, n, k int, transA, transB bool) (ra, ca, rb, cb int) {
+	ra, ca, rb, cb = m, k, k, n
+	if transA {
+		ra, ca = k, m
+	}
+	if transB {
+		rb, cb = n, k
+	}
+	return ra, ca, rb, cb
+}
+
 // gemmSizes returns the lengths of the A, B and C buffers of s: one past
 // the largest offset each reads or writes.
 func gemmSizes(s DotSpec) (na, nb, nc int) {
 	lda, ldb, ldc := s.lds()
-	ra, ca, rb, cb := s.M, s.K, s.K, s.N // rows and columns as stored
-	if s.TransA {
-		ra, ca = s.K, s.M
-	}
-	if s.TransB {
-		rb, cb = s.N, s.K
-	}
+	ra, ca, rb, cb := storedDims(s.M, s.N, s.K, s.TransA, s.TransB)
 	for bt := 0; bt < s.Batch; bt++ {
 		oa, ob, oc := gemmOffsets(s, bt)
 		na = max(na, oa+(ra-1)*int(lda)+ca)
@@ -273,13 +280,7 @@ func gemmCases() []gemmCase {
 				const bo, h = 3, 2
 				m, n, k := d[0], d[1], d[2]
 				// A stored [bo, rows, h, cols] with batch dims (bo, h).
-				ra, ca, rb, cb := m, k, k, n
-				if ta {
-					ra, ca = k, m
-				}
-				if tb {
-					rb, cb = n, k
-				}
+				ra, ca, rb, cb := storedDims(m, n, k, ta, tb)
 				s := DotSpec{Batch: bo * h, M: m, N: n, K: k, TransA: ta, TransB: tb,
 					LDA: h * ca, LDB: h*cb + 3, LDC: n + 5,
 					BatchDims: []DotBatchDim{

@@ -142,13 +142,7 @@ func bf16Cases() []gemmCase {
 	for _, ta := range []bool{false, true} {
 		for _, tb := range []bool{false, true} {
 			m, n, k := 29, 37, 67
-			ra, ca, rb, cb := m, k, k, n
-			if ta {
-				ra, ca = k, m
-			}
-			if tb {
-				rb, cb = n, k
-			}
+			ra, ca, rb, cb := storedDims(m, n, k, ta, tb)
 			ss = append(ss, DotSpec{Batch: 6, M: m, N: n, K: k, TransA: ta, TransB: tb,
 				LDA: 2*ca + 1, LDB: 2*cb + 3, LDC: n + 5, Bias: true, Residuals: 1, Alpha: 0.75, Accumulate: ta,
 				BatchDims: []DotBatchDim{

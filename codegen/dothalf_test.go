@@ -117,13 +117,7 @@ func gemmHalfSpecs() []DotSpec {
 				}
 				const bo, h = 3, 2
 				m, n, k := 29, 17, 33
-				ra, ca, rb, cb := m, k, k, n
-				if ta {
-					ra, ca = k, m
-				}
-				if tb {
-					rb, cb = n, k
-				}
+				ra, ca, rb, cb := storedDims(m, n, k, ta, tb)
 				s := DotSpec{Batch: bo * h, M: m, N: n, K: k, TransA: ta, TransB: tb, AType: ty[0], BType: ty[1],
 					LDA: h*ca + 1, LDB: h*cb + 3, LDC: n + 5,
 					BatchDims: []DotBatchDim{
