@@ -86,18 +86,34 @@ func encodeCheckpoint(tensors map[string]*interp.Tensor, meta map[string]string)
 		header[n] = stEntry{st, shape, []int64{size, end}}
 		size = end
 	}
-	// The checksum is taken tensor by tensor, so that the data is not
-	// held twice.
-	var sum uint32
-	var scratch []byte
-	for _, n := range names {
-		scratch = appendTensor(scratch[:0], tensors[n])
-		sum = crc32.Update(sum, castagnoli, scratch)
-	}
 	m := maps.Clone(meta)
 	if m == nil {
 		m = map[string]string{}
 	}
+	// The checksum's 8 hex digits keep the header's length whatever their
+	// value: the header is written with zeros, then again over them once
+	// the data that follows it gives the sum.
+	h, err := checkpointHeader(header, m, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 8, 8+int64(len(h))+size)
+	binary.LittleEndian.PutUint64(out, uint64(len(h)))
+	out = append(out, h...)
+	for _, n := range names {
+		out = appendTensor(out, tensors[n])
+	}
+	h, err = checkpointHeader(header, m, crc32.Checksum(out[8+len(h):], castagnoli))
+	if err != nil {
+		return nil, err
+	}
+	copy(out[8:], h)
+	return out, nil
+}
+
+// checkpointHeader is the JSON header of tensor entries header with
+// metadata m and the data's checksum sum, padded to a multiple of 8 bytes.
+func checkpointHeader(header map[string]any, m map[string]string, sum uint32) ([]byte, error) {
 	m[ChecksumKey] = fmt.Sprintf("%08x", sum)
 	header["__metadata__"] = m
 	h, err := json.Marshal(header)
@@ -107,13 +123,7 @@ func encodeCheckpoint(tensors map[string]*interp.Tensor, meta map[string]string)
 	if pad := len(h) % 8; pad != 0 {
 		h = append(h, bytes.Repeat([]byte{' '}, 8-pad)...)
 	}
-	out := make([]byte, 8, 8+int64(len(h))+size)
-	binary.LittleEndian.PutUint64(out, uint64(len(h)))
-	out = append(out, h...)
-	for _, n := range names {
-		out = appendTensor(out, tensors[n])
-	}
-	return out, nil
+	return h, nil
 }
 
 // appendTensor appends t's elements to b as little-endian bytes.
