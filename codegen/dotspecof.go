@@ -24,8 +24,7 @@ func DotSpecOf(a, b ir.Type, attrs ir.Attrs) (DotSpec, error) {
 // one run of unit stride and the lhs free dims into one strided run (the
 // leading dimension of C).
 func dotSpecStrided(a, b ir.Type, attrs ir.Attrs, cst []int) (DotSpec, error) {
-	operand := func(d ir.DType) bool { return d == ir.F32 || d == ir.BF16 || d == ir.F16 }
-	if !operand(a.DType) || !operand(b.DType) {
+	if !dotOperandType(a.DType) || !dotOperandType(b.DType) {
 		return DotSpec{}, fmt.Errorf("codegen: dot: only f32, bf16 and f16 operands, have %v and %v", a, b)
 	}
 	lb, rb, lc, rc := ir.DotDims(attrs)
