@@ -29,29 +29,29 @@ func precision(f *ir.Func, opt Options) (bool, error) {
 	}
 	conv := map[*ir.Value]*ir.Value{}
 	var body []*ir.Value
+	// halfOf is a's value in the half type, converted on first use.
+	halfOf := func(a *ir.Value) *ir.Value {
+		if c, ok := conv[a]; ok {
+			return c
+		}
+		c := convertedFrom(a, half)
+		if c == nil {
+			c = &ir.Value{Op: ir.OpConvert, Args: []*ir.Value{a}, Type: ir.Type{DType: half, Shape: a.Type.Shape}}
+			body = append(body, c)
+		}
+		conv[a] = c
+		return c
+	}
 	changed := false
 	for _, v := range f.Body {
 		if v.Op == ir.OpDot {
 			if why := keepDot(v); why != "" {
 				fmt.Fprintf(log, "keep %s: %s\n", v.Ref(), why)
 			} else {
-				reads := make([]string, 2)
-				for i, a := range v.Args {
-					c, ok := conv[a]
-					if !ok {
-						c = convertedFrom(a, half)
-						if c == nil {
-							c = &ir.Value{Op: ir.OpConvert, Args: []*ir.Value{a}, Type: ir.Type{DType: half, Shape: a.Type.Shape}}
-							body = append(body, c)
-						}
-						conv[a] = c
-					}
-					reads[i] = a.Ref()
-					v.Args[i] = c
-				}
+				fmt.Fprintf(log, "half %s (dot %v): reads %s and %s in %v, sums in f32\n", v.Ref(), v.Type, v.Args[0].Ref(), v.Args[1].Ref(), half)
+				v.Args = []*ir.Value{halfOf(v.Args[0]), halfOf(v.Args[1])}
 				v.Attrs = v.Attrs.Set("out", v.Type.DType.String())
 				changed = true
-				fmt.Fprintf(log, "half %s (dot %v): reads %s and %s in %v, sums in f32\n", v.Ref(), v.Type, reads[0], reads[1], half)
 			}
 		}
 		body = append(body, v)
