@@ -102,9 +102,12 @@ for c in "${configs[@]}"; do
   read -ra def <<<"${defs[$c]}"
   # Build once so the timed runs hit the kernel cache.
   "$xlc" bench models/gpt.xl "${def[@]}" --backend "$BACKEND" --steps 1 --warmup 0 | sed 's/:.*//'
-  x=() e=() j=() pe=() pc=() px=() pt=()
+  x=() x32=() e=() j=() pe=() pc=() px=() pt=()
+  tps() { "$xlc" bench models/gpt.xl "$@" --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/'; }
   for _ in $(seq "$ROUNDS"); do
-    x+=("$("$xlc" bench models/gpt.xl "${def[@]}" --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/')")
+    x+=("$(tps "${def[@]}")")
+    # bf16 against xlc's own f32 (the last -D precision wins), same round.
+    [ "$PRECISION" = bf16 ] && x32+=("$(tps "${def[@]}" -D precision=f32)")
     e+=("$(LD_LIBRARY_PATH="$blas" /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" eager)")
     j+=("$(LD_LIBRARY_PATH="$blas" /usr/bin/python3 bench/torch_gpt.py "$c" "${steps[$c]}" jit)")
     if [ "$PEERS" = all ]; then
@@ -115,16 +118,20 @@ for c in "${configs[@]}"; do
     fi
   done
   /usr/bin/python3 - "$c" "${gflop[$c]}" "$BACKEND" "$peak" "${x[*]}" "${e[*]}" "${j[*]}" \
-    "${pe[*]}" "${pc[*]}" "${px[*]}" "${pt[*]}" <<'PY'
+    "${pe[*]}" "${pc[*]}" "${px[*]}" "${pt[*]}" "${x32[*]}" <<'PY'
 import os, statistics as st, sys
 cfg, gflop, backend, peak = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-x, e, j, *peers = (st.median([float(v) for v in a.split()]) if a else None for a in sys.argv[5:])
+x, e, j, *peers, x32 = (st.median([float(v) for v in a.split()]) if a else None for a in sys.argv[5:])
 rounds = len(sys.argv[5].split())
+pairs = [float(a) / float(b) for a, b in zip(sys.argv[5].split(), sys.argv[-1].split())]
 best = max(e, j)
 tokens = 2048
 frac = lambda t: t / tokens * gflop / peak
 print(f"config {cfg} ({os.environ['PRECISION']}): xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
       f"| ratio xlc/torch-best {x / best:.2f} (median of {rounds} interleaved rounds)")
+if x32 is not None:
+    print(f"config {cfg} xlc bf16/f32: f32 {x32:.0f} tok/s ({frac(x32):.0%} of peak), bf16 {x:.0f} | ratio {st.median(pairs):.2f} "
+          f"(median of {rounds} same-round pairs: {' '.join(f'{r:.2f}' for r in pairs)})")
 if peers[0] is not None:
     rows = dict(zip(("torch2 eager", "torch2 compile", "jax", "tinygrad"), peers))
     top = max({**rows, "torch eager": e, "torch jit": j}.items(), key=lambda kv: kv[1])

@@ -16,8 +16,10 @@ import (
 // conversion from the half type is read through, so no pair of
 // conversions is left. The rest keeps its type: sums of products,
 // reductions, exp, log, the norms, the loss, the optimizer, parameters and
-// optimizer state (master weights) stay f32. Options.PrecisionLog gets
-// each dot's decision and its reason.
+// optimizer state (master weights) stay f32, so the norms' epsilons do
+// too. A constant that would overflow the half type in an operand (a mask
+// value) is clamped in the copy the dot reads (precision_clamp.go).
+// Options.PrecisionLog gets each decision and its reason.
 func precision(f *ir.Func, opt Options) (bool, error) {
 	half := opt.Precision
 	if half != ir.BF16 && half != ir.F16 {
@@ -29,14 +31,16 @@ func precision(f *ir.Func, opt Options) (bool, error) {
 	}
 	conv := map[*ir.Value]*ir.Value{}
 	var body []*ir.Value
-	// halfOf is a's value in the half type, converted on first use.
-	halfOf := func(a *ir.Value) *ir.Value {
+	cl := &clamper{half: half, log: log, memo: map[*ir.Value]*ir.Value{},
+		emit: func(v *ir.Value) { body = append(body, v) }}
+	// halfOf is a's value in the half type for dot, converted on first use.
+	halfOf := func(a, dot *ir.Value) *ir.Value {
 		if c, ok := conv[a]; ok {
 			return c
 		}
 		c := convertedFrom(a, half)
 		if c == nil {
-			c = &ir.Value{Op: ir.OpConvert, Args: []*ir.Value{a}, Type: ir.Type{DType: half, Shape: a.Type.Shape}}
+			c = &ir.Value{Op: ir.OpConvert, Args: []*ir.Value{cl.clamp(a, dot, 8)}, Type: ir.Type{DType: half, Shape: a.Type.Shape}}
 			body = append(body, c)
 		}
 		conv[a] = c
@@ -49,7 +53,7 @@ func precision(f *ir.Func, opt Options) (bool, error) {
 				fmt.Fprintf(log, "keep %s: %s\n", v.Ref(), why)
 			} else {
 				fmt.Fprintf(log, "half %s (dot %v): reads %s and %s in %v, sums in f32\n", v.Ref(), v.Type, v.Args[0].Ref(), v.Args[1].Ref(), half)
-				v.Args = []*ir.Value{halfOf(v.Args[0]), halfOf(v.Args[1])}
+				v.Args = []*ir.Value{halfOf(v.Args[0], v), halfOf(v.Args[1], v)}
 				v.Attrs = v.Attrs.Set("out", v.Type.DType.String())
 				changed = true
 			}
