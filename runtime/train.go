@@ -375,6 +375,13 @@ func Signature(f *ir.Func) string {
 	return strconv.FormatUint(h.Sum64(), 16)
 }
 
+// Evaluate runs the forward pass f on batches fixed validation batches of d
+// (the same batches for the same seed) and returns the mean of each scalar
+// output, named val_<output>, as Train's evaluations do.
+func Evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, d *Dataset, seed uint64, batches int) (map[string]float64, error) {
+	return evaluate(exe, f, state, TrainOptions{Data: d, Seed: seed, EvalBatches: batches})
+}
+
 // evaluate runs the forward pass on opt.EvalBatches fixed validation batches
 // and returns the mean of each scalar output, named val_<output>.
 func evaluate(exe Executable, f *ir.Func, state map[string]*interp.Tensor, opt TrainOptions) (map[string]float64, error) {

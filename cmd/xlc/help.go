@@ -73,6 +73,12 @@ var commands = []struct{ name, help string }{
 	{"fmt", `  xlc fmt [-w] MODEL.xl...
       Print each model file in canonical form; -w rewrites the files.
 `},
+	{"experiment", `  xlc experiment [NAME [--quick] [--out DIR] [--data FILE]
+                 [--backend auto|cpu|interp]]
+      Without a name, list the experiments. With one, run it: train its
+      models, write DIR/results.jsonl, plots and DIR/REPORT.md, whose
+      verdicts are computed from results.jsonl. --quick is a smoke test.
+`},
 	{"help", `  xlc help [COMMAND]
       Show this text, or a command's with its flags (as xlc COMMAND --help).
 `},

@@ -16,7 +16,7 @@ func TestCommandHelp(t *testing.T) {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	if got, want := strings.Join(names, " "), "build train sample run bench fmt help"; got != want {
+	if got, want := strings.Join(names, " "), "build train sample run bench fmt experiment help"; got != want {
 		t.Fatalf("commands %q, want %q", got, want)
 	}
 	help, _, code := xlc(t, "help")

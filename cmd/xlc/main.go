@@ -35,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBench(args[1:], stdout, stderr)
 	case "fmt":
 		err = cmdFmt(args[1:], stdout, stderr)
+	case "experiment":
+		err = cmdExperiment(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		err = cmdHelp(args[1:], stdout)
 	default:
