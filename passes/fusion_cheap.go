@@ -108,7 +108,7 @@ func (fu *fuser) computeCheap() {
 				}
 			}
 		}
-		if !c.ok || c.cost() > maxCheapCost {
+		if !c.ok || c.cost() > maxCheapCost || fu.storedSoftmax(v, c) {
 			c = cheapness{}
 		}
 		fu.cheap[v.ID] = c
@@ -142,3 +142,15 @@ func union(a, b []*ir.Value) []*ir.Value {
 
 // isCheap reports whether v is copied into each kernel that uses it.
 func (fu *fuser) isCheap(v *ir.Value) bool { return !v.IsParam() && fu.cheap[v.ID].ok }
+
+// storedSoftmax reports whether v recomputes a row maximum (a softmax) and
+// a dot reads v: the dot reads it from memory, so it is stored anyway, and
+// other kernels (the softmax's backward) read it rather than recompute it
+// from its input, which would keep the input (attention's scores) alive
+// as long as they run.
+func (fu *fuser) storedSoftmax(v *ir.Value, c cheapness) bool {
+	if !slices.ContainsFunc(c.ops, func(o *ir.Value) bool { return o.Op == ir.OpReduceMax }) {
+		return false
+	}
+	return slices.ContainsFunc(fu.users[v.ID], func(u *ir.Value) bool { return u.Op == ir.OpDot })
+}

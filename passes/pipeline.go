@@ -40,6 +40,8 @@ var pipeline = [...]pass{
 	{name: "simplify", fn: plain(simplify), doc: "fold constants, apply algebraic identities, fold shape ops, CSE and DCE to a fixed point"},
 	{name: "cse", fn: plain(cse), doc: "merge identical instructions"},
 	{name: "dce", fn: plain(dce), doc: "drop instructions that no result depends on"},
+	{name: "softmax-grad", fn: plain(softmaxGrad),
+		doc: "the backward of a softmax reads its output p and its sum s (p·s for exp's output), not its input"},
 	// layout runs where fusion does: the layouts it leaves are those the
 	// compiled kernels read in place; the interpreter reads any.
 	{name: "layout", fn: plain(layout), on: func(opt Options) bool { return opt.Fuse },
@@ -54,13 +56,15 @@ var pipeline = [...]pass{
 
 // passOrder lists pairs of passes where before must run before after.
 var passOrder = [...]struct{ before, after string }{
-	{"layout", "precision"}, // see the table
-	{"precision", "fusion"}, // fusion places the conversions
-	{"cse", "dce"},          // CSE leaves the operands of merged duplicates dead
-	{"simplify", "fusion"},  // fused functions are not simplified
-	{"dce", "fusion"},       // a dead value would become a kernel
-	{"simplify", "layout"},  // transposes of transposes are composed first
-	{"layout", "fusion"},    // fusion would hide the transposes in loop kernels
+	{"layout", "precision"},      // see the table
+	{"precision", "fusion"},      // fusion places the conversions
+	{"cse", "dce"},               // CSE leaves the operands of merged duplicates dead
+	{"simplify", "fusion"},       // fused functions are not simplified
+	{"dce", "fusion"},            // a dead value would become a kernel
+	{"simplify", "layout"},       // transposes of transposes are composed first
+	{"layout", "fusion"},         // fusion would hide the transposes in loop kernels
+	{"simplify", "softmax-grad"}, // p·s is not folded back into exp's output
+	{"softmax-grad", "fusion"},   // the forward's kernel then ends the input's life
 }
 
 func init() {

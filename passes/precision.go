@@ -11,15 +11,14 @@ import (
 // precision gives the matmuls the half type Options.Precision (bf16 or
 // f16), like TF's automatic mixed precision allow list: a matrix product
 // (a free dim above size 1 on each side) of f32 operands reads them
-// converted to the half type and sums and returns f32 (out=f32). A value
-// is converted once, before its first such dot, for every dot; a
-// conversion from the half type is read through, so no pair of
-// conversions is left. The rest keeps its type: sums of products,
-// reductions, exp, log, the norms, the loss, the optimizer, parameters and
-// optimizer state (master weights) stay f32, so the norms' epsilons do
-// too. A constant that would overflow the half type in an operand (a mask
-// value) is clamped in the copy the dot reads (precision_clamp.go).
-// Options.PrecisionLog gets each decision and its reason.
+// converted to the half type, once per value, and sums and returns f32
+// (out=f32); a conversion from the half type is read through, so no pair
+// of conversions is left. The rest stays f32: reductions, exp, log, the
+// norms and their epsilons, the loss, the optimizer, parameters and state
+// (master weights). Constants that would overflow the half type in an
+// operand are clamped (precision_clamp.go); a softmax's later readers read
+// its half copy back (precision_softmax.go). Options.PrecisionLog gets
+// each decision and its reason.
 func precision(f *ir.Func, opt Options) (bool, error) {
 	half := opt.Precision
 	if half != ir.BF16 && half != ir.F16 {
@@ -61,6 +60,7 @@ func precision(f *ir.Func, opt Options) (bool, error) {
 		body = append(body, v)
 	}
 	f.Body = body
+	readSoftmaxFromHalf(f, conv, log)
 	deadCode(f) // a conversion from the half type no dot reads any more
 	f.Renumber()
 	return changed, nil
