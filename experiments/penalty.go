@@ -28,12 +28,13 @@ const (
 	regGain = 0.02
 )
 
-// penaltyStrengths are the strengths of each penalty; 0 is the baseline.
+// penaltyStrengths are the strengths of each penalty (the GPT runs the
+// first three); the baseline has none.
 func (r *Run) penaltyStrengths() []float64 {
 	if r.Quick {
 		return []float64{1e-1}
 	}
-	return []float64{1e-3, 1e-2, 1e-1, 1}
+	return []float64{1e-3, 1e-2, 1e-1, 1, 10}
 }
 
 // gptDefines is the small GPT: 2 layers, d = 64 (quick: 1 layer, d = 16).
@@ -116,7 +117,7 @@ difference of the losses L).
 // runPenalty runs the three parts: the penalty table (with the inequality
 // probed along the unpenalised MLP run), the GPT rows, and the GD study.
 func runPenalty(r *Run) error {
-	r.Table("final", "Final losses with gradient penalties (MLP: full batch, L at the last step's parameters; "+
+	r.Table("final", "Final losses with gradient penalties (MLP: full batch, the last step's train and validation losses; "+
 		"GPT: train = mean of the last steps' batch losses, val = mean over fixed validation batches)",
 		"model", "penalty", "strength", "steps", "train_loss", "val_loss")
 	r.Table("bound", "The inequality along the unpenalised MLP run: both sides averaged over the evaluated "+
@@ -237,7 +238,7 @@ func probeBound(r *Run, probes []*boundProbe, st map[string]*interp.Tensor, step
 
 // gptPenalties trains the small GPT with each penalty on the text.
 func gptPenalties(r *Run) error {
-	steps := r.Pick(250, 4)
+	steps := r.Pick(300, 4)
 	last := r.Pick(20, 2)
 	batches := r.Pick(8, 1)
 	base := r.gptDefines(steps)
