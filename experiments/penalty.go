@@ -201,8 +201,8 @@ func mlpPenalties(r *Run) error {
 	}
 	return r.Plot(Plot{File: "bound.png", Chart: runtime.Chart{Title: "inequality on the MLP (mean over examples)",
 		X: "step", Y: "squared gradient norm", LogY: true},
-		Series: map[string][][2]float64{"left: ‖∇x f‖² Σ_t (1+‖h_t‖²)/(‖W_t‖²‖∇x h_t‖²)": lhsPts,
-			"right: ‖∇θ f‖²": rhsPts}})
+		Series: map[string][][2]float64{"left: ‖grad_x f‖² Σ_t (1+‖h_t‖²)/(‖W_t‖²‖grad_x h_t‖²)": lhsPts,
+			"right: ‖grad_θ f‖²": rhsPts}})
 }
 
 // probeBound evaluates the inequality on each probe and records the row.
@@ -393,5 +393,42 @@ func concludePenalty(rs Results) string {
 			}
 		}
 	}
+	b.WriteString(concludeGD(rs))
 	return b.String()
+}
+
+// concludeGD says until when the GD trajectory stayed within gdRatioMax of
+// the modified loss's (relative to the control's distance), and compares
+// the loss curves by their mean absolute difference at the times t > 0.
+func concludeGD(rs Results) string {
+	var within, n, lossMod, lossFlow float64
+	broke := math.Inf(1)
+	for _, row := range rs.Rows("gd", nil) {
+		t, _ := row.Float("time")
+		ratio, ok1 := row.Float("ratio")
+		lg, ok2 := row.Float("loss_gd")
+		lm, ok3 := row.Float("loss_mod")
+		lf, ok4 := row.Float("loss_flow")
+		if t == 0 || !ok1 || !ok2 || !ok3 || !ok4 {
+			continue
+		}
+		n++
+		lossMod += math.Abs(lg - lm)
+		lossFlow += math.Abs(lg - lf)
+		if ratio > gdRatioMax && t < broke {
+			broke = t
+		} else if t < broke {
+			within = t
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("\n\nGD against the modified loss: the distance ratio ‖θ_GD − θ_mod‖/‖θ_GD − θ_flow‖ is at most %g "+
+		"up to time %g", gdRatioMax, within)
+	if !math.IsInf(broke, 1) {
+		s += fmt.Sprintf(" and first exceeds it at time %g", broke)
+	}
+	return s + fmt.Sprintf(". Mean |L_GD − L_mod| over the times t > 0 is %.4g, mean |L_GD − L_flow| %.4g.",
+		lossMod/n, lossFlow/n)
 }
