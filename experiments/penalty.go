@@ -146,7 +146,7 @@ func mlpPenalties(r *Run) error {
 		"lr 0.2, no momentum, clipping or weight decay; penalties add `-D input_penalty=ε -D input_penalty_on=x` "+
 		"or `-D param_penalty=λ`", Command(penaltyMLP), steps)
 	r.Setup("Inequality: on the unpenalised MLP run, every %d steps, for training examples 0..%d, each "+
-		"compiled alone (`-D first=k -D n=1`) so that f is that example's squared error", every, examples-1)
+		"compiled alone (`-D first=k -D n=1 -D nval=1`) so that f is that example's squared error", every, examples-1)
 	probes := make([]*boundProbe, examples)
 	for k := range probes {
 		var err error

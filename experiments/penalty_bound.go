@@ -25,17 +25,14 @@ type boundProbe struct {
 }
 
 // newBoundProbe builds the probe for training row k: the model compiled
-// with first = k, n = 1, so that its loss is that example's squared error.
-func newBoundProbe(k int, defines ...string) (*boundProbe, error) {
+// with first = k, n = 1 (and nval = 1), so that its loss is that example's
+// squared error.
+func newBoundProbe(k int) (*boundProbe, error) {
 	src, err := modelSource(penaltyMLP)
 	if err != nil {
 		return nil, err
 	}
 	defs := []parser.Define{{Key: "first", Value: fmt.Sprint(k)}, {Key: "n", Value: "1"}, {Key: "nval", Value: "1"}}
-	for _, d := range defines {
-		key, v, _ := splitDefine(d)
-		defs = append(defs, parser.Define{Key: key, Value: v})
-	}
 	prog, err := parser.Compile(modelPath(penaltyMLP), src, defs, trainstep.ConfigKeys()...)
 	if err != nil {
 		return nil, err
@@ -95,16 +92,6 @@ func newBoundProbe(k int, defines ...string) (*boundProbe, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// splitDefine splits "key=value".
-func splitDefine(d string) (string, string, bool) {
-	for i := range len(d) {
-		if d[i] == '=' {
-			return d[:i], d[i+1:], true
-		}
-	}
-	return d, "", false
 }
 
 // boundSides are the two sides of the inequality for one example.
