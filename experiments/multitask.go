@@ -197,7 +197,7 @@ func mtConclude(rs Results) string {
 		}
 	}
 	out := fmt.Sprintf("On validation, no combiner beats %s on both losses (the Pareto front of this run). "+
-		"The lowest mlm loss is %s's (%.4f), the lowest cls loss %s's (%.4f).",
+		"The lowest mlm loss is %s's (%.4g), the lowest cls loss %s's (%.3g).",
 		strings.Join(front, ", "), bestM.name, bestM.mlm, bestC.name, bestC.c)
 	var n int
 	var sumAbs, minCos float64
@@ -216,6 +216,33 @@ func mtConclude(rs Results) string {
 		out += fmt.Sprintf("\n\nThe gradients' mean |cos| over the %d probes is %.3g and the most negative cosine %.3g: "+
 			"where the tasks conflict, main_aux's projection removes cos² ≤ %.3g of ‖g_mlm‖², so its first-order "+
 			"guarantee was tested %s.", n, sumAbs/float64(n), minCos, minCos*minCos, strength)
+	}
+	// Does c·L_cls have c times L_cls's gradient in f32, by how saturated
+	// the cls loss is?
+	var offHigh, offLow float64
+	var nHigh, nLow int
+	for _, row := range rs.Rows("probe", nil) {
+		q, ok1 := row.Float("cls_norm_ratio")
+		l, ok2 := row.Float("cls_loss")
+		if !ok1 || !ok2 || math.IsNaN(q) {
+			continue
+		}
+		switch {
+		case l >= 1e-3:
+			offHigh, nHigh = math.Max(offHigh, math.Abs(q-1)), nHigh+1
+		case l < 1e-4:
+			offLow, nLow = math.Max(offLow, math.Abs(q-1)), nLow+1
+		}
+	}
+	if nHigh > 0 && nLow > 0 {
+		verdict := "in both regimes the f32 gradient scaled with the loss."
+		if offLow > 0.01 && offLow > 10*offHigh {
+			verdict = "the saturated task's f32 gradient does not scale with its loss, which is where a normalising " +
+				"combiner's invariance can fail in practice."
+		}
+		out += fmt.Sprintf("\n\nOn the same parameters and batch, ‖∇(c·L_cls)‖ / (c·‖∇L_cls‖) from the two probes was within "+
+			"%.2g of 1 at the %d probes where the cls loss was ≥ 1e-3, and off by up to %.2g at the %d where it was "+
+			"below 1e-4 (and not 0): %s", offHigh, nHigh, offLow, nLow, verdict)
 	}
 	steps, ok1 := rs.Float("main_aux", nil, "steps")
 	inc, ok2 := rs.Float("main_aux", nil, "adamw_increase_steps")

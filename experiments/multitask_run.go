@@ -42,6 +42,17 @@ func mtNum(v float64) any {
 	return v
 }
 
+// mtRatio is a/b, or text when either is zero.
+func mtRatio(a, b float64) any {
+	switch {
+	case a == 0 && b == 0:
+		return "both zero"
+	case a == 0 || b == 0:
+		return "one zero"
+	}
+	return mtNum(a / b)
+}
+
 // mtRun trains each combiner with c = 1 and c = mtScale side by side,
 // probing gradients along the c = 1 run.
 func mtRun(r *Run) error {
@@ -53,7 +64,7 @@ func mtRun(r *Run) error {
 		mtFile, z.d, z.layers, z.heads, z.seq, z.batch)
 	r.Setup("per combiner, %d steps each of `%s` and of the same with `cls_scale=%.1f`; validation on %d batches (`Trainer.Eval`)",
 		z.steps, Command(mtFile, z.defines("COMBINER", 1)...), mtScale, z.evalBatches)
-	r.Setup("every %d steps along the c = 1 run: a gradient probe (forward and both backward passes, compiled apart from the train step) gives G = [⟨g_i, g_j⟩] and g_mlm on that step's batch; the c = %g step is run once on a copy of the c = 1 state and its update compared; main_aux is probed at every step", z.every, mtScale)
+	r.Setup("every %d steps along the c = 1 run: a gradient probe (forward and both backward passes, compiled apart from the train step) gives G = [⟨g_i, g_j⟩] and g_mlm on that step's batch; the c = %g step is run once on a copy of the c = 1 state and its update compared, and the c-model's probe gives ‖∇(c·L_cls)‖ on the same parameters; main_aux is probed at every step", z.every, mtScale)
 	r.Table("final", "Final validation losses (c = 1) and the combiner's weights, mean over steps", "combiner", "val_mlm_loss", "val_cls_loss", "mean_weight_mlm", "mean_weight_cls", "mean_cos", "frac_cos_negative")
 	r.Table("invariance", fmt.Sprintf("Rescaling cls_loss by c = %g: from the same state and batch, the difference V of the combined directions and U of the AdamW updates; the divergence D of the two runs at the end, and the c-run's final validation losses (cls divided by c)", mtScale),
 		"combiner", "max_V", "mean_V", "max_U", "mean_U", "final_D", "val_mlm_loss_c", "val_cls_loss_c")
@@ -101,6 +112,13 @@ func mtCombiner(r *Run, z mtSize, comb string, pareto, traj, cos map[string][][2
 		return err
 	}
 	defer probe.Close()
+	// probeC is the c-model's probe, run on the same parameters: whether
+	// its cls gradient is c times the c = 1 one in f32.
+	probeC, err := r.newGradProbe(mtFile, mtTasks, z.defines(comb, mtScale)...)
+	if err != nil {
+		return err
+	}
+	defer probeC.Close()
 	names := paramNames(base)
 	s0, err := base.State()
 	if err != nil {
@@ -144,7 +162,13 @@ func mtCombiner(r *Run, z mtSize, comb string, pareto, traj, cos map[string][][2
 		}
 		var shadowState map[string]*interp.Tensor
 		var shadowOut map[string]float64
+		var ratio any
 		if check {
+			gc, err := probeC.run(base, n)
+			if err != nil {
+				return err
+			}
+			ratio = mtRatio(math.Sqrt(gc.g11), mtScale*math.Sqrt(g.g11))
 			shadowState = cloneState(before)
 			// initial keeps L_i(init) as state: the c-run's is c times larger.
 			if t := shadowState["combine.initial.1"]; t != nil {
@@ -166,7 +190,8 @@ func mtCombiner(r *Run, z mtSize, comb string, pareto, traj, cos map[string][][2
 		win[0] += mb[mtTasks[0]] / float64(z.every)
 		win[1] += mb[mtTasks[1]] / float64(z.every)
 		if g != nil {
-			row := map[string]any{"combiner": comb, "step": s, "cos": g.cos(), "mlm_loss": g.loss[0], "cls_loss": g.loss[1]}
+			row := map[string]any{"combiner": comb, "step": s, "cos": g.cos(), "mlm_loss": g.loss[0], "cls_loss": g.loss[1],
+				"mlm_grad_norm": math.Sqrt(g.g00), "cls_grad_norm": math.Sqrt(g.g11)}
 			after, err := base.State()
 			if err != nil {
 				return err
@@ -198,7 +223,7 @@ func mtCombiner(r *Run, z mtSize, comb string, pareto, traj, cos map[string][][2
 				b0, b1 := mb["weight."+mtTasks[0]], mb["weight."+mtTasks[1]]
 				e0, e1 := a0-b0, a1-b1
 				v := math.Sqrt((e0*e0*g.g00 + 2*e0*e1*g.g01 + e1*e1*g.g11) / (b0*b0*g.g00 + 2*b0*b1*g.g01 + b1*b1*g.g11))
-				row["U"], row["V"] = mtNum(u), mtNum(v)
+				row["U"], row["V"], row["cls_norm_ratio"] = mtNum(u), mtNum(v), ratio
 				sumU += u
 				maxU = math.Max(maxU, u)
 				sumV += v
