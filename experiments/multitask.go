@@ -52,9 +52,11 @@ Invariance to rescaling a loss. Replacing L_1 by c·L_1 replaces g_1 by c·g_1. 
 c·g_1/‖c·g_1‖, initial's and realtime's c·g_1/(c·L_1) and main_aux's (λ/c)·(c·g_1) are unchanged: these
 directions are invariant (gradnorm also to adding a constant to a loss). sum's g_0 + c·g_1 and minnorm's γ
 are not. From the same parameters, optimizer state and batch (c = 10; the stored L_1(θ_0) of initial is
-multiplied by c too), V = ‖d_c − d_1‖ / ‖d_1‖ compares the combined directions (from the weights each train
-step reports and the probe's Gram matrix) and U = ‖Δθ_c − Δθ_1‖ / ‖Δθ_1‖ the AdamW updates, which f32
-rounding can flip where a coordinate's gradient is near zero (AdamW's first step is about lr·sign); D =
+multiplied by c too), V = ‖d_c − d_1‖ / ‖d_1‖ compares the combiners' weights: d_1 = b_0 g_0 + b_1 g_1 with
+the c = 1 step's weights b, d_c = a_0 g_0 + a_1·(c·g_1) with the c step's weights a applied to exactly c times
+g_1, both norms from the probe's Gram matrix. U = ‖Δθ_c − Δθ_1‖ / ‖Δθ_1‖ compares the AdamW updates, which
+also carry the c step's own f32 gradient of c·L_1 and which rounding can flip where a coordinate's gradient
+is near zero (AdamW's first step is about lr·sign); D =
 ‖θ_c(t) − θ_1(t)‖ / ‖θ_1(t) − θ_0‖ compares two whole runs, where f32 rounding differences can grow.
 
 First order for the main task. With ⟨g_0, g_1⟩ < 0, ⟨d, g_0⟩ = ‖g_0‖² − ⟨g_0, g_1⟩²/‖g_1‖² ≥ 0 by
