@@ -60,7 +60,7 @@ func mtRun(r *Run) error {
 	if r.Quick {
 		z = mtSize{d: 16, layers: 1, heads: 2, seq: 16, batch: 4, steps: 4, every: 1, evalBatches: 1}
 	}
-	r.Setup("model `%s` (models/bert.xl with `cls_scale`, the factor on cls_loss): d %d, %d layers, %d heads, seq %d, batch %d; AdamW lr 1e-3, clip 1.0, weight decay 0.01 (the defaults); seed 1",
+	r.Setup("model `%s` (models/bert.xl with `cls_scale`, the factor on cls_loss): d %d, %d layers, %d heads, seq %d, batch %d; AdamW lr 1e-3, with xlc's default clip 1.0, weight decay 0.01, β (0.9, 0.999), ε 1e-8; seed 1",
 		mtFile, z.d, z.layers, z.heads, z.seq, z.batch)
 	r.Setup("per combiner, %d steps each of `%s` and of the same with `cls_scale=%.1f`; validation on %d batches (`Trainer.Eval`)",
 		z.steps, Command(mtFile, z.defines("COMBINER", 1)...), mtScale, z.evalBatches)
