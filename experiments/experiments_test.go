@@ -103,11 +103,14 @@ func TestExecuteRefusesIncomplete(t *testing.T) {
 
 // TestQuick runs every experiment's quick version, as CI does, each with
 // complete tables and finite numbers (Execute checks), and a verdict per
-// claim.
+// claim. It runs on the interpreter: compiling a quick run's many small
+// configurations cold takes minutes, and the cpu backend is held to the
+// interpreter by its own tests (TestExecuteWritesReport trains on it).
 func TestQuick(t *testing.T) {
 	for _, e := range All() {
 		t.Run(e.Name, func(t *testing.T) {
 			opt := testOptions(t)
+			opt.Backend = "interp"
 			start := time.Now()
 			if err := Execute(e, opt); err != nil {
 				t.Fatal(err)
