@@ -41,7 +41,7 @@ func cmdExperiment(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("xlc experiment: %v", err)
 	}
 	opt := experiments.Options{Quick: *quick, Out: *out, Log: stderr, Backend: b.Name(),
-		CPU: cpuDescription(), Command: "xlc " + strings.Join(append([]string{"experiment"}, args...), " ")}
+		CPU: cpuDescription(), Command: commandLine(args, *data)}
 	if opt.Out == "" {
 		opt.Out = filepath.Join("out", "experiments", e.Name)
 	}
@@ -57,6 +57,19 @@ func cmdExperiment(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s\n", filepath.Join(opt.Out, "REPORT.md"))
 	return nil
+}
+
+// commandLine is the experiment's command line for its report, the data
+// file named by its base name (where it lives is this machine's business).
+func commandLine(args []string, data string) string {
+	words := []string{"xlc", "experiment"}
+	for _, a := range args {
+		if data != "" && strings.HasSuffix(a, data) {
+			a = strings.TrimSuffix(a, data) + filepath.Base(data)
+		}
+		words = append(words, a)
+	}
+	return strings.Join(words, " ")
 }
 
 // cpuDescription names this machine's CPU and the kernels' target.
