@@ -99,12 +99,14 @@ func egBest(rs Results, problem, opt string) (loss, lr float64, ok bool) {
 }
 
 // concludeEG summarises, per problem, each optimizer's best final loss
-// relative to the best of all, and where the adaptive ones' step sizes
-// ended.
+// relative to the best of all, how far the adaptive ones' step sizes
+// moved, and how each adaptive run compares with its base optimizer at
+// the same fixed lr: a step size that barely moved leaves the base
+// optimizer at the default lr.
 func concludeEG(rs Results) string {
 	var b strings.Builder
 	for _, problem := range []string{"sparse", "gpt"} {
-		overall, _, ok := math.Inf(1), 0.0, false
+		overall, ok := math.Inf(1), false
 		best := map[string]float64{}
 		for _, opt := range egOptimizers {
 			if l, _, ok1 := egBest(rs, problem, opt); ok1 {
@@ -127,20 +129,40 @@ func concludeEG(rs Results) string {
 				fmt.Fprintf(&b, "%s %s diverged", sep, opt)
 			}
 		}
-		b.WriteString(". ")
+		b.WriteString(".")
 		for _, opt := range []string{"eg_adaptive", "eg_adam"} {
-			rows := rs.Rows("stepsize_end", map[string]any{"problem": problem, "optimizer": opt})
-			if len(rows) != 1 {
-				continue
-			}
-			f, ok1 := rows[0].Float("start")
-			l, ok2 := rows[0].Float("end")
-			if ok1 && ok2 && f > 0 {
-				fmt.Fprintf(&b, "%s's effective step size (%s) went from %s to %s (×%.3g). ",
-					opt, rows[0].Values["quantity"], cell(f), cell(l), l/f)
-			}
+			b.WriteString(egConcludeAdaptive(rs, problem, opt))
 		}
 		b.WriteString("\n\n")
 	}
 	return b.String()
+}
+
+// egStepQuantity is the step size concludeEG follows for each adaptive
+// optimizer.
+var egStepQuantity = map[string]string{"eg_adaptive": egQNu, "eg_adam": egQS}
+
+// egConcludeAdaptive is concludeEG's sentences on one adaptive optimizer.
+func egConcludeAdaptive(rs Results, problem, opt string) string {
+	q := egStepQuantity[opt]
+	start, ok1 := rs.Float("stepsize_end", map[string]any{"problem": problem, "optimizer": opt, "quantity": q}, "start")
+	end, ok2 := rs.Float("stepsize_end", map[string]any{"problem": problem, "optimizer": opt, "quantity": q}, "end")
+	got, lr, ok3 := egBest(rs, problem, opt)
+	if !ok1 || !ok2 || !ok3 || start <= 0 {
+		return fmt.Sprintf(" %s: no finite run to describe.", opt)
+	}
+	s := fmt.Sprintf(" %s's step size %s went from %s to %s (×%.3g)", opt, q, cell(start), cell(end), end/start)
+	base := egBase[opt]
+	if same, ok := rs.Float(problem, map[string]any{"optimizer": base, "lr": lr}, "loss"); ok {
+		s += fmt.Sprintf("; it ended at %s against %s for %s at the same fixed lr %s (ratio %.3f)", cell(got), cell(same), base, cell(lr), got/same)
+	}
+	s += "."
+	if qmax, ok := rs.Float("stepsize_end", map[string]any{"problem": problem, "optimizer": opt, "quantity": egQGainMax}, "end"); ok {
+		s += fmt.Sprintf(" Its per-coordinate gains q (mean 1) reached a maximum of %s.", cell(qmax))
+	}
+	if math.Abs(math.Log(end/start)) < math.Log(1.25) {
+		s += " Its overall step size moved by less than 25%: the run stayed near its default lr, so its verdict " +
+			"says more about how close that lr is to the tuned one than about adapting the step size."
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"xlc/runtime"
@@ -19,9 +20,9 @@ Four update rules on parameters θ with gradient g_t and learning rate η:
 - **EG** (Kivinen and Warmuth 1997, "Exponentiated Gradient versus Gradient Descent for Linear Predictors";
   the unnormalised form, EGU): θ ← θ ⊙ exp(−η·g_t), gradient descent on log θ, for positive weights
   (xlc: ` + "`eg_nonneg`" + ` names them). Signed weights take **EG±**: θ = θ⁺ − θ⁻ with θ⁺ ← θ⁺ ⊙ exp(−η·g_t),
-  θ⁻ ← θ⁻ ⊙ exp(+η·g_t), started at θ⁺ = relu(θ) + c, θ⁻ = relu(−θ) + c, c = 10⁻³. EG's loss bounds grow
-  with log n and the target's 1-norm where gradient descent's grow with its 2-norm and the inputs' 2-norm,
-  so EG should win when few of many features matter and the weights are nonnegative.
+  θ⁻ ← θ⁻ ⊙ exp(+η·g_t), started at θ⁺ = relu(θ) + c, θ⁻ = relu(−θ) + c, c = 10⁻³. For a linear predictor
+  with target weights u, EG's loss bounds scale with ‖u‖₁²·max‖x‖∞²·ln n, gradient descent's with
+  ‖u‖₂²·max‖x‖₂², so EG should win when few of many features matter and the weights are nonnegative.
 - **Step-size adaptation by EG** (Amid, Anil, Fifty and Warmuth 2022, "Step-size Adaptation Using
   Exponentiated Gradient Updates"). Simplified form (` + "`eg_adaptive`" + `): per-coordinate step sizes ν, ν₀ = 1,
   ν ← ν ⊙ exp(γ·g_{t−1} ⊙ g_t), then θ ← θ − η·ν ⊙ g_t: gradients that keep their sign grow a
@@ -124,7 +125,7 @@ func (r *Run) egProblem(p egProblem, q int) error {
 			r.Logf("%s %s lr %g: loss %s", p.name, opt, lr, cell(row["loss"]))
 			first := runs[0]
 			for _, pt := range first.curve {
-				r.Record("curve", map[string]any{"problem": p.name, "optimizer": opt, "lr": lr, "step": pt[0], "loss": pt[1]})
+				r.Record("curve", map[string]any{"problem": p.name, "optimizer": opt, "lr": lr, "step": pt[0], "loss": egRound(pt[1])})
 			}
 			if !ok {
 				continue
@@ -136,7 +137,7 @@ func (r *Run) egProblem(p egProblem, q int) error {
 			for _, k := range slices.Sorted(maps.Keys(first.trace)) {
 				pts := first.trace[k]
 				for _, pt := range pts {
-					r.Record("stepsize", map[string]any{"problem": p.name, "optimizer": opt, "quantity": k, "step": pt[0], "value": pt[1]})
+					r.Record("stepsize", map[string]any{"problem": p.name, "optimizer": opt, "quantity": k, "step": pt[0], "value": egRound(pt[1])})
 				}
 				r.Record("stepsize_end", map[string]any{"problem": p.name, "optimizer": opt, "quantity": k,
 					"start": pts[0][1], "end": pts[len(pts)-1][1]})
@@ -209,4 +210,14 @@ func egRow(problem, opt string, lr float64, runs []egRunResult) (map[string]any,
 		row["val_loss"] = mean(func(x egRunResult) float64 { return x.val })
 	}
 	return row, loss, true
+}
+
+// egRound keeps 4 significant digits of a curve's point, which keeps
+// results.jsonl small; the tables' numbers are recorded in full.
+func egRound(x float64) float64 {
+	y, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 4, 64), 64)
+	if err != nil {
+		return x
+	}
+	return y
 }

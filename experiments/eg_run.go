@@ -114,7 +114,7 @@ func (r *Run) egTrain(p egProblem, opt string, lr float64, seed uint64) (egRunRe
 		return res, err
 	}
 	defer tr.Close()
-	every := max(steps/40, 1)
+	every := max(steps/25, 1)
 	var first, window, tail float64
 	var nwin, ntail int
 	for s := range steps {
