@@ -59,10 +59,10 @@ func runEG(r *Run) error {
 		}
 		data := ""
 		if p.name == "gpt" {
-			data = " on the data below"
+			data = " --data DATA"
 		}
-		r.Setup("%s: `%s -D optimizer=OPT -D lr=LR`%s, %d steps, seeds 1–%d; OPT adamw is Adam (weight decay 0)",
-			p.name, Command(p.file, defs...), data, p.steps[q], p.seeds[q])
+		r.Setup("%s: `%s -D optimizer=OPT -D lr=LR --steps %d --seed S --eval-batches %d%s` for S = 1–%d "+
+			"(OPT adamw is Adam: weight decay 0)", p.name, Command(p.file, defs...), p.steps[q], p.evalBatches[q], data, p.seeds[q])
 		for _, opt := range []string{"sgd", "adam", "eg"} {
 			r.Setup("%s, %s: lr ∈ {%s}", p.name, opt, egJoin(egGrid(p, opt, r.Quick)))
 		}
@@ -73,8 +73,8 @@ func runEG(r *Run) error {
 	r.Setup("sparse: w* has %d nonzero weights (j+1)·2/(k(k+1)) at coordinates j·n/k of n = %d, x ~ N(0, I) fresh each step, "+
 		"label noise σ = %g, batch %d; w starts at 1/n; EG is plain EG on w (`eg_nonneg = \"^w$\"`), no clipping. "+
 		"rel_error is ‖w−w*‖/‖w*‖; support the fraction of w's %d largest weights on w*'s support; "+
-		"val_loss the sampled loss on %d held-out batches", egK, egN, egNoise, egBatch, egK, egProblems[0].evalBatches[q])
-	r.Setup("gpt: loss is the validation loss on %d fixed batches; gradient clipping at 1 (the default)", egProblems[1].evalBatches[q])
+		"val_loss the sampled loss on the held-out batches", egK, egN, egNoise, egBatch, egK)
+	r.Setup("gpt: loss is the validation loss on the fixed held-out batches; DATA is the data below; gradient clipping at 1 (the default)")
 	r.Setup("adaptive optimizers: one run each at lr %s (eg_adaptive) and %s (eg_adam), eg_gamma = 0 (automatic)",
 		cell(egAdaptiveLR["eg_adaptive"]), cell(egAdaptiveLR["eg_adam"]))
 	r.Setup("a run diverged when its training loss is not finite or above %d× its first loss; it then counts for no best lr", egDiverge)
