@@ -151,7 +151,8 @@ func egConcludeAdaptive(rs Results, problem, opt string) string {
 	if !ok1 || !ok2 || !ok3 || start <= 0 {
 		return fmt.Sprintf(" %s: no finite run to describe.", opt)
 	}
-	s := fmt.Sprintf(" %s's step size %s went from %s to %s (×%.3g)", opt, q, cell(start), cell(end), end/start)
+	s := fmt.Sprintf(" %s's step-size factor %s went from %s to %s (×%.3g), its step lr·%s from %s to %s",
+		opt, q, cell(start), cell(end), end/start, q, cell(lr*start), cell(lr*end))
 	base := egBase[opt]
 	if same, ok := rs.Float(problem, map[string]any{"optimizer": base, "lr": lr}, "loss"); ok {
 		s += fmt.Sprintf("; it ended at %s against %s for %s at the same fixed lr %s (ratio %.3f)", cell(got), cell(same), base, cell(lr), got/same)

@@ -123,7 +123,7 @@ func (r *Run) egTrain(p egProblem, opt string, lr float64, seed uint64) (egRunRe
 			if err != nil {
 				return res, err
 			}
-			for k, v := range egStepSizes(p.name, opt, lr, st) {
+			for k, v := range egStepSizes(p.name, opt, st) {
 				res.trace[k] = append(res.trace[k], [2]float64{float64(s), v})
 			}
 		}
@@ -156,7 +156,7 @@ func (r *Run) egTrain(p egProblem, opt string, lr float64, seed uint64) (egRunRe
 		return res, err
 	}
 	if egBase[opt] != "" {
-		for k, v := range egStepSizes(p.name, opt, lr, st) {
+		for k, v := range egStepSizes(p.name, opt, st) {
 			res.trace[k] = append(res.trace[k], [2]float64{float64(steps), v})
 		}
 	}
@@ -212,23 +212,24 @@ func egRecovery(w []float64) (loss, relErr, support float64) {
 }
 
 // Step-size quantities of the adaptive optimizers, as the traces and the
-// stepsize_end table name them.
+// stepsize_end table name them: learned factors that multiply the lr.
 const (
-	egQNu        = "lr·mean ν"
-	egQNuSupport = "lr·mean ν on w*'s support"
-	egQNuOff     = "lr·mean ν off w*'s support"
-	egQNuMax     = "lr·max ν"
-	egQS         = "lr·s"
+	egQNu        = "mean ν"
+	egQNuSupport = "mean ν on w*'s support"
+	egQNuOff     = "mean ν off w*'s support"
+	egQNuMax     = "max ν"
+	egQS         = "s"
 	egQGainMax   = "max q"
+	egQGainMin   = "min q"
 )
 
-// egStepSizes reads the learned step sizes from the optimizer state:
-// eg_adaptive's per-coordinate ν (states eg_adaptive.nu.<param>), its mean
-// and maximum over every coordinate (on the sparse problem, its means on
-// and off the true support instead of the maximum); eg_adam's global scale
-// s (eg_adam.s) and its largest per-coordinate gain q (eg_adam.q.<param>).
-// Step sizes are scaled by lr, so they compare with a fixed lr.
-func egStepSizes(problem, opt string, lr float64, st map[string]*interp.Tensor) map[string]float64 {
+// egStepSizes reads the learned step-size factors from the optimizer
+// state: eg_adaptive's per-coordinate ν (states eg_adaptive.nu.<param>),
+// its mean over every coordinate and its maximum (on the sparse problem,
+// its means on and off the true support instead of the maximum);
+// eg_adam's global scale s (eg_adam.s) and the extremes of its
+// per-coordinate gains q (eg_adam.q.<param>). The step is lr times these.
+func egStepSizes(problem, opt string, st map[string]*interp.Tensor) map[string]float64 {
 	out := map[string]float64{}
 	switch opt {
 	case "eg_adaptive":
@@ -244,9 +245,9 @@ func egStepSizes(problem, opt string, lr float64, st map[string]*interp.Tensor) 
 				n++
 			}
 		}
-		out[egQNu] = lr * sum / float64(max(n, 1))
+		out[egQNu] = sum / float64(max(n, 1))
 		if problem != "sparse" {
-			out[egQNuMax] = lr * big
+			out[egQNuMax] = big
 			break
 		}
 		if nu, ok := st["eg_adaptive.nu.w"]; ok {
@@ -259,20 +260,20 @@ func egStepSizes(problem, opt string, lr float64, st map[string]*interp.Tensor) 
 					off += v
 				}
 			}
-			out[egQNuSupport] = lr * on / egK
-			out[egQNuOff] = lr * off / float64(egN-egK)
+			out[egQNuSupport] = on / egK
+			out[egQNuOff] = off / float64(egN-egK)
 		}
 	case "eg_adam":
 		if s, ok := st["eg_adam.s"]; ok {
-			out[egQS] = lr * s.Scalar()
+			out[egQS] = s.Scalar()
 		}
-		big := 0.0
+		big, small := 0.0, math.Inf(1)
 		for name, t := range st {
 			if strings.HasPrefix(name, "eg_adam.q.") {
-				big = max(big, slices.Max(t.Floats()))
+				big, small = max(big, slices.Max(t.Floats())), min(small, slices.Min(t.Floats()))
 			}
 		}
-		out[egQGainMax] = big
+		out[egQGainMax], out[egQGainMin] = big, small
 	}
 	return out
 }
