@@ -66,7 +66,7 @@ func runEG(r *Run) error {
 		for _, opt := range []string{"sgd", "adam", "eg"} {
 			r.Setup("%s, %s: lr ∈ {%s}", p.name, opt, egJoin(egGrid(p, opt, r.Quick)))
 		}
-		if err := r.egProblem(p, q); err != nil {
+		if err := r.egSolve(p, q); err != nil {
 			return err
 		}
 	}
@@ -94,6 +94,7 @@ func egGrid(p egProblem, opt string, quick bool) []float64 {
 	return g
 }
 
+// egJoin lists lrs as the tables print them.
 func egJoin(xs []float64) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
@@ -102,9 +103,9 @@ func egJoin(xs []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// egProblem trains every optimizer and lr on p, records its table rows,
+// egSolve trains every optimizer and lr on p, records its table rows,
 // curves and traces, and draws its plots.
-func (r *Run) egProblem(p egProblem, q int) error {
+func (r *Run) egSolve(p egProblem, q int) error {
 	grid := map[string][][2]float64{}   // optimizer → (log10 lr, final loss)
 	curves := map[string][][2]float64{} // optimizer → training curve at its best lr
 	bestLoss := map[string]float64{}

@@ -81,14 +81,13 @@ func (p egProblem) egDefines(quick bool, opt string, lr float64) []string {
 // diverged at (-1 when it did not), its windowed training-loss curve and
 // its step-size traces by quantity.
 type egRunResult struct {
-	diverged   int
-	loss, val  float64 // expected (sparse) or validation (gpt) loss; sampled validation loss
-	relErr     float64 // sparse: |w - w*| / |w*|
-	support    float64 // sparse: the fraction of w's k largest weights on w*'s support
-	trainTail  float64 // mean training loss over the last tenth of the steps
-	curve      [][2]float64
-	trace      map[string][][2]float64
-	firstTrace map[string]float64
+	diverged  int
+	loss, val float64 // expected (sparse) or validation (gpt) loss; sampled validation loss
+	relErr    float64 // sparse: |w - w*| / |w*|
+	support   float64 // sparse: the fraction of w's k largest weights on w*'s support
+	trainTail float64 // mean training loss over the last tenth of the steps
+	curve     [][2]float64
+	trace     map[string][][2]float64
 }
 
 // egStar is the sparse problem's true mixture, as eg/sparse.xl builds it:
@@ -108,7 +107,7 @@ func (r *Run) egTrain(p egProblem, opt string, lr float64, seed uint64) (egRunRe
 		q = 1
 	}
 	steps := p.steps[q]
-	res := egRunResult{diverged: -1, trace: map[string][][2]float64{}, firstTrace: map[string]float64{}}
+	res := egRunResult{diverged: -1, trace: map[string][][2]float64{}}
 	tr, err := r.Trainer(p.file, seed, p.egDefines(r.Quick, opt, lr)...)
 	if err != nil {
 		return res, err
