@@ -61,8 +61,12 @@ func runEG(r *Run) error {
 		if p.name == "gpt" {
 			data = " --data DATA"
 		}
-		r.Setup("%s: `%s -D optimizer=OPT -D lr=LR --steps %d --seed S --eval-batches %d%s` for S = 1–%d "+
-			"(OPT adamw is Adam: weight decay 0)", p.name, Command(p.file, defs...), p.steps[q], p.evalBatches[q], data, p.seeds[q])
+		seeds := "S = 1"
+		if p.seeds[q] > 1 {
+			seeds = fmt.Sprintf("S = 1–%d", p.seeds[q])
+		}
+		r.Setup("%s: `%s -D optimizer=OPT -D lr=LR --steps %d --seed S --eval-batches %d%s` for %s "+
+			"(OPT adamw is Adam: weight decay 0)", p.name, Command(p.file, defs...), p.steps[q], p.evalBatches[q], data, seeds)
 		for _, opt := range []string{"sgd", "adam", "eg"} {
 			r.Setup("%s, %s: lr ∈ {%s}", p.name, opt, egJoin(egGrid(p, opt, r.Quick)))
 		}
@@ -74,7 +78,7 @@ func runEG(r *Run) error {
 		"label noise σ = %g, batch %d; w starts at 1/n; EG is plain EG on w (`eg_nonneg = \"^w$\"`), no clipping. "+
 		"rel_error is ‖w−w*‖/‖w*‖; support the fraction of w's %d largest weights on w*'s support; "+
 		"val_loss the sampled loss on the held-out batches", egK, egN, egNoise, egBatch, egK)
-	r.Setup("gpt: loss is the validation loss on the fixed held-out batches; DATA is the data below; gradient clipping at 1 (the default)")
+	r.Setup("gpt: loss is the validation loss on the fixed held-out batches; DATA is the data file named above; gradient clipping at 1 (the default)")
 	r.Setup("adaptive optimizers: one run each at lr %s (eg_adaptive) and %s (eg_adam), eg_gamma = 0 (automatic)",
 		cell(egAdaptiveLR["eg_adaptive"]), cell(egAdaptiveLR["eg_adam"]))
 	r.Setup("a run diverged when its training loss is not finite or above %d× its first loss; it then counts for no best lr", egDiverge)
