@@ -42,9 +42,13 @@ const depthBackground = `Each of the N layers has two sublayers F (attention, th
   argues that Post-LN fails at depth because its early updates explode: the model's change
   ‖F(x; θ_t) − F(x; θ_0)‖ after the first steps grows with N, the inputs of the layer norms grow, and
   the gradients through them vanish; DeepNorm bounds that update by O(1) independently of N.
-- **DeepNorm, Adam-derived table** ("deepnorm-adam"): the same bound worked out for Adam's
-  update, whose size does not shrink with the gradient, gives α = (2N)^(1/2) and β = (2N)^(−1/2):
-  a stronger down-weighting of each sublayer than the paper's table.
+- **DeepNorm, Adam-derived table** ("deepnorm-adam"): Su (2022, "What makes training a
+  1000-layer Transformer hard?", kexue.fm/archives/8978) redoes DeepNet's analysis from the
+  increment of the loss, ΔL ≈ ⟨∇_θ L, Δθ⟩, which grows like η·N unless each parameter's gradient
+  is O(1/√N); for Adam, whose step does not shrink with the gradient, that gives α = (2N)^(1/2)
+  and an initialisation gain β = 1/α = (2N)^(−1/2): a stronger down-weighting of each sublayer
+  than the paper's table. (Liu et al., 2020, "Understanding the Difficulty of Training
+  Transformers", first traced Post-LN's trouble to this amplification of small updates.)
 
 The update size measured here is DeepNet's: f(x; θ) is the model's logits on one fixed validation
 batch, and u_t = ‖f(x; θ_t) − f(x; θ_0)‖ after t Adam steps, taken per token (the Frobenius norm
