@@ -9,7 +9,6 @@ import (
 	"xlc/ir"
 	"xlc/passes"
 	"xlc/runtime"
-	"xlc/runtime/cpu"
 	"xlc/runtime/interp"
 )
 
@@ -139,10 +138,9 @@ func newTapForward(r *Run, tr *Trainer) (*tapForward, error) {
 	if err != nil {
 		return nil, err
 	}
-	var be runtime.Backend = runtime.Interp{}
-	if r.Backend == "cpu" {
-		be = cpu.Backend{}
-		if err := passes.Run(f, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}); err != nil {
+	be, popt := r.backend()
+	if popt.Fuse {
+		if err := passes.Run(f, popt); err != nil {
 			return nil, err
 		}
 	}

@@ -50,13 +50,8 @@ func (r *Run) Trainer(file string, seed uint64, defines ...string) (*Trainer, er
 		}
 		defs = append(defs, parser.Define{Key: k, Value: v})
 	}
-	var be runtime.Backend = runtime.Interp{}
-	opt := driver.Options{}
-	if r.Backend == "cpu" {
-		be = cpu.Backend{}
-		opt.Passes.Fuse, opt.Passes.FusionFuel = true, passes.UnlimitedFuel
-	}
-	m, err := driver.Compile(modelPath(file), src, defs, opt)
+	be, popt := r.backend()
+	m, err := driver.Compile(modelPath(file), src, defs, driver.Options{Passes: popt})
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +69,15 @@ func (r *Run) Trainer(file string, seed uint64, defines ...string) (*Trainer, er
 	}
 	t.stepper = runtime.NewStepper(t.exe, m.Step, t.state, true)
 	return t, nil
+}
+
+// backend is r's runtime backend and the pass options it compiles with:
+// the cpu backend's kernels are fused, the interpreter's are not.
+func (r *Run) backend() (runtime.Backend, passes.Options) {
+	if r.Backend == "cpu" {
+		return cpu.Backend{}, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}
+	}
+	return runtime.Interp{}, passes.Options{}
 }
 
 // modelPath is where an embedded model file is in the repository.
