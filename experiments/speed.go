@@ -184,7 +184,11 @@ func concludeSpeed(rs Results) string {
 		p := func(mode, prec string) string {
 			return up("pytorch", map[string]any{"model": m, "mode": mode, "precision": prec})
 		}
-		fmt.Fprintf(&b, ". PyTorch: jit alone %s, autocast alone %s, both %s its eager f32 step", p("jit", "f32"), p("eager", "bf16"), p("jit", "bf16"))
+		if _, ok := rs.Float("pytorch", map[string]any{"model": m, "mode": "eager", "precision": "f32"}, "speedup"); ok {
+			fmt.Fprintf(&b, ". PyTorch: jit alone %s, autocast alone %s, both %s its eager f32 step", p("jit", "f32"), p("eager", "bf16"), p("jit", "bf16"))
+		} else {
+			fmt.Fprintf(&b, ". PyTorch: %s", p("eager", "f32"))
+		}
 		if rows := rs.Rows("versus", map[string]any{"model": m}); len(rows) == 1 {
 			if r, ok := rows[0].Float("xlc/PyTorch"); ok {
 				fmt.Fprintf(&b, "; xlc's fused bf16 step is %.2f× PyTorch's best (%s)", r, rows[0].Values["PyTorch best"])

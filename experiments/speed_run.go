@@ -165,6 +165,8 @@ func runSpeed(r *Run) error {
 						return fmt.Errorf("%s, %s: %v", m.name, md.label(), err)
 					}
 					v = tps
+				} else if torch.err != nil {
+					v = torch.err.Error()
 				} else if r.Quick && md != modes[m.name][4] {
 					// Each PyTorch process takes seconds to start: the
 					// quick run times the baseline mode only.

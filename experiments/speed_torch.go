@@ -22,11 +22,14 @@ const torchTimeout = 5 * time.Minute
 
 // torchEnv is where the PyTorch rows come from: the checkout holding
 // bench/, the BLAS folder for LD_LIBRARY_PATH and PyTorch's version, or err
-// saying why there are none.
+// ("not installed", the rows' text) and why.
 type torchEnv struct {
 	root, blas, version string
 	err                 error
+	why                 string
 }
+
+var errNoTorch = errors.New("not installed")
 
 // findTorch looks for the checkout (go.mod and bench/torch_*.py in the
 // working folder or one above it) and for PyTorch in torchPython.
@@ -45,14 +48,14 @@ func findTorch() torchEnv {
 		dir = up
 	}
 	if env.root == "" {
-		env.err = errors.New("not installed (no checkout with bench/torch_gpt.py and bench/torch_bert.py here)")
+		env.err, env.why = errNoTorch, "no checkout with bench/torch_gpt.py and bench/torch_bert.py in the working folder or above it"
 		return env
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, torchPython, "-c", "import torch; print(torch.__version__)").Output()
 	if err != nil {
-		env.err = fmt.Errorf("not installed (no PyTorch in %s)", torchPython)
+		env.err, env.why = errNoTorch, "no PyTorch in "+torchPython
 		return env
 	}
 	env.version = strings.TrimSpace(string(out))
@@ -71,7 +74,7 @@ func fileExists(path string) bool {
 // describe is the setup line's account of PyTorch.
 func (e torchEnv) describe() string {
 	if e.err != nil {
-		return e.err.Error() + "; its rows say so and its claims are decided without data"
+		return fmt.Sprintf("%v (%s): its rows say so, and its claims are not supported for want of data", e.err, e.why)
 	}
 	blas := "the system's default BLAS (no OpenBLAS-OpenMP found)"
 	if e.blas != "" {
