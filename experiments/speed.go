@@ -38,9 +38,9 @@ with AVX-512 BF16, pairs of bf16 products are summed by one ` + "`vdpbf16ps`" + 
 An Automated End-to-End Optimizing Compiler for Deep Learning*), merges producers
 into their consumers so that an elementwise chain, a softmax or a layer norm is
 one pass over memory and a matrix product writes its epilogue (bias, GELU,
-residual) in place. In xlc ` + "`Passes.Fuse`" + ` also enables the layout pass and
-the register-tiled dot kernels, which read operands in place; without it every
-op, each dot included, is its own simple kernel.
+residual) in place. xlc's ` + "`Passes.Fuse`" + ` runs the layout and fusion passes;
+without it every op is its own kernel, each intermediate written to memory and
+read back (the dots still run the blocked, register-tiled kernel).
 
 Reference figures (BERT fine-tuning, TensorFlow 1.15 on an RTX 3090, a
 practitioner's report): mixed precision alone "a bit over 10%" faster, XLA
