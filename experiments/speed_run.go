@@ -99,7 +99,7 @@ func speedModes() []*speedMode {
 }
 
 func runSpeed(r *Run) error {
-	rounds, steps := r.Pick(5, 1), r.Pick(6, 2)
+	rounds, steps := r.Pick(4, 1), r.Pick(5, 2)
 	size := []string{"d=128", "layers=4", "heads=4", "seq=128", "batch=16"}
 	cfg := "S"
 	if r.Quick {
@@ -183,6 +183,9 @@ func runSpeed(r *Run) error {
 			}
 		}
 	}
+	// Other processes on the machine slow both sides, PyTorch's spinning
+	// OpenMP threads most: the setup says how busy it was.
+	r.Setup("load average at the end: %s", loadAverage())
 	for _, m := range models {
 		speedSummarize(r, m.name, modes[m.name], per[m.name])
 		if err := speedPlot(r, m, modes[m.name], per[m.name]); err != nil {
