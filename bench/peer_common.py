@@ -18,6 +18,8 @@ import time
 CONFIGS = {
     "S": dict(d=128, layers=4, heads=4, seq=128, batch=16, vocab=256),
     "M": dict(d=256, layers=6, heads=8, seq=256, batch=8, vocab=256),
+    # T is tiny, for the quick run of `xlc experiment speed` (a smoke test).
+    "T": dict(d=32, layers=1, heads=2, seq=32, batch=4, vocab=256),
 }
 LR, BETAS, EPS, WD, CLIP = 3e-4, (0.9, 0.999), 1e-8, 0.01, 1.0
 WARMUP = 3  # untimed steps first (JIT capture and compilation happen here)
