@@ -8,50 +8,16 @@ import (
 	"strings"
 	"time"
 
-	"xlc/driver"
-	"xlc/parser"
 	"xlc/passes"
 	"xlc/runtime"
-	"xlc/runtime/cpu"
 )
 
 // speedTrainer is r.Trainer with fusion chosen: off compiles the step
 // without the layout and fusion passes, one kernel per op.
 func (r *Run) speedTrainer(file string, fuse bool, defines ...string) (*Trainer, error) {
-	src, err := modelSource(file)
-	if err != nil {
-		return nil, err
-	}
-	var defs []parser.Define
-	for _, d := range defines {
-		k, v, ok := strings.Cut(d, "=")
-		if !ok {
-			return nil, fmt.Errorf("define %q: want key=value", d)
-		}
-		defs = append(defs, parser.Define{Key: k, Value: v})
-	}
-	var be runtime.Backend = runtime.Interp{}
-	if r.Backend == "cpu" {
-		be = cpu.Backend{}
-	}
-	opt := driver.Options{}
-	if fuse {
-		opt.Passes.Fuse, opt.Passes.FusionFuel = true, passes.UnlimitedFuel
-	}
-	m, err := driver.Compile(modelPath(file), src, defs, opt)
-	if err != nil {
-		return nil, err
-	}
-	t := &Trainer{Model: m, Seed: 1, data: r.Data}
-	if t.exe, err = be.Load(m.Step); err != nil {
-		return nil, err
-	}
-	if t.state, err = runtime.FreshState(m.Step, t.Seed); err != nil {
-		t.Close()
-		return nil, err
-	}
-	t.stepper = runtime.NewStepper(t.exe, m.Step, t.state, true)
-	return t, nil
+	be, popt := r.backend()
+	popt.Fuse, popt.FusionFuel = fuse, passes.UnlimitedFuel
+	return r.trainer(file, 1, be, popt, defines)
 }
 
 // speedModel is one model of the study: its xlc file and defines, and its

@@ -38,6 +38,12 @@ func Command(file string, defines ...string) string {
 // Trainer compiles an embedded model file (see modelSource) with defines
 // ("key=value", as -D) for r's backend, with fresh state from seed.
 func (r *Run) Trainer(file string, seed uint64, defines ...string) (*Trainer, error) {
+	be, popt := r.backend()
+	return r.trainer(file, seed, be, popt, defines)
+}
+
+// trainer is Trainer on backend be with the pass options popt.
+func (r *Run) trainer(file string, seed uint64, be runtime.Backend, popt passes.Options, defines []string) (*Trainer, error) {
 	src, err := modelSource(file)
 	if err != nil {
 		return nil, err
@@ -50,7 +56,6 @@ func (r *Run) Trainer(file string, seed uint64, defines ...string) (*Trainer, er
 		}
 		defs = append(defs, parser.Define{Key: k, Value: v})
 	}
-	be, popt := r.backend()
 	m, err := driver.Compile(modelPath(file), src, defs, driver.Options{Passes: popt})
 	if err != nil {
 		return nil, err
