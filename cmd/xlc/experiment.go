@@ -18,7 +18,7 @@ func cmdExperiment(args []string, stdout, stderr io.Writer) error {
 	quick := fs.Bool("quick", false, "the small version, in seconds (a smoke test, not evidence)")
 	out := fs.String("out", "", "folder for REPORT.md, results.jsonl and plots (default out/experiments/NAME)")
 	data := fs.String("data", "", "a text file or a folder of text files (default: built-in generated text)")
-	be := fs.String("backend", "auto", "auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
+	be := fs.String("backend", "auto", "auto (cpu when LLVM 19 is installed, else interp; interp with --quick), cpu or interp")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -35,6 +35,9 @@ func cmdExperiment(args []string, stdout, stderr io.Writer) error {
 	e, err := experiments.Lookup(pos[0])
 	if err != nil {
 		return fmt.Errorf("xlc experiment: %v", err)
+	}
+	if *quick && *be == "auto" {
+		*be = "interp" // tiny models: compiling them would take longer than running them
 	}
 	b, err := backend(*be, stderr, "experimenting", "")
 	if err != nil {

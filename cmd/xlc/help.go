@@ -77,7 +77,8 @@ var commands = []struct{ name, help string }{
                  [--backend auto|cpu|interp]]
       Without a name, list the experiments. With one, run it: train its
       models, write DIR/results.jsonl, plots and DIR/REPORT.md, whose
-      verdicts are computed from results.jsonl. --quick is a smoke test.
+      verdicts are computed from results.jsonl. --quick is a smoke test,
+      on the interpreter unless --backend says otherwise.
 `},
 	{"help", `  xlc help [COMMAND]
       Show this text, or a command's with its flags (as xlc COMMAND --help).
