@@ -162,20 +162,7 @@ func (t *tapForward) logits(tr *Trainer) (*interp.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	named := map[string]*interp.Tensor{}
-	for k, v := range t.in {
-		named[k] = v
-	}
-	for k, v := range state {
-		if t.f.Param(k) != nil {
-			named[k] = v
-		}
-	}
-	args, err := runtime.Args(t.f, named)
-	if err != nil {
-		return nil, err
-	}
-	out, err := t.exe.Run(args)
+	out, err := runWith(t.exe, t.f, t.in, state)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package experiments
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"xlc/ir"
 	"xlc/parser"
@@ -46,13 +45,9 @@ func (r *Run) newGradProbe(file string, tasks [2]string, defines ...string) (*gr
 	if err != nil {
 		return nil, err
 	}
-	var defs []parser.Define
-	for _, d := range defines {
-		k, v, ok := strings.Cut(d, "=")
-		if !ok {
-			return nil, fmt.Errorf("define %q: want key=value", d)
-		}
-		defs = append(defs, parser.Define{Key: k, Value: v})
+	defs, err := parseDefines(defines)
+	if err != nil {
+		return nil, err
 	}
 	prog, err := parser.Compile(modelPath(file), src, defs, trainstep.ConfigKeys()...)
 	if err != nil {
@@ -131,16 +126,7 @@ func (p *gradProbe) run(t *Trainer, step int64) (*probeGrads, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range state {
-		if p.f.Param(k) != nil {
-			named[k] = v
-		}
-	}
-	args, err := runtime.Args(p.f, named)
-	if err != nil {
-		return nil, err
-	}
-	out, err := p.exe.Run(args)
+	out, err := runWith(p.exe, p.f, named, state)
 	if err != nil {
 		return nil, fmt.Errorf("gradient probe: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"xlc/driver"
+	"xlc/ir"
 	"xlc/parser"
 	"xlc/passes"
 	"xlc/runtime"
@@ -48,13 +49,9 @@ func (r *Run) trainer(file string, seed uint64, be runtime.Backend, popt passes.
 	if err != nil {
 		return nil, err
 	}
-	var defs []parser.Define
-	for _, d := range defines {
-		k, v, ok := strings.Cut(d, "=")
-		if !ok {
-			return nil, fmt.Errorf("define %q: want key=value", d)
-		}
-		defs = append(defs, parser.Define{Key: k, Value: v})
+	defs, err := parseDefines(defines)
+	if err != nil {
+		return nil, err
 	}
 	m, err := driver.Compile(modelPath(file), src, defs, driver.Options{Passes: popt})
 	if err != nil {
@@ -74,6 +71,38 @@ func (r *Run) trainer(file string, seed uint64, be runtime.Backend, popt passes.
 	}
 	t.stepper = runtime.NewStepper(t.exe, m.Step, t.state, true)
 	return t, nil
+}
+
+// runWith runs exe, loaded from f, on inputs and on the tensors of state
+// that f takes as parameters.
+func runWith(exe runtime.Executable, f *ir.Func, inputs, state map[string]*interp.Tensor) ([]*interp.Tensor, error) {
+	named := map[string]*interp.Tensor{}
+	for k, v := range inputs {
+		named[k] = v
+	}
+	for k, v := range state {
+		if f.Param(k) != nil {
+			named[k] = v
+		}
+	}
+	args, err := runtime.Args(f, named)
+	if err != nil {
+		return nil, err
+	}
+	return exe.Run(args)
+}
+
+// parseDefines reads "key=value" defines, as -D takes them.
+func parseDefines(defines []string) ([]parser.Define, error) {
+	var defs []parser.Define
+	for _, d := range defines {
+		k, v, ok := strings.Cut(d, "=")
+		if !ok {
+			return nil, fmt.Errorf("define %q: want key=value", d)
+		}
+		defs = append(defs, parser.Define{Key: k, Value: v})
+	}
+	return defs, nil
 }
 
 // backend is r's runtime backend and the pass options it compiles with:
