@@ -67,6 +67,9 @@ func (fu *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 				return u // the kernel reads from memory a value computed from v
 			case real:
 			case fu.isCheap(u) && !fu.result[u.ID]:
+				if fu.storedLater(u, pos) {
+					return u // it will be a kernel of its own, before pos, reading v
+				}
 				if r := walk(u, inside && in); r != nil {
 					return r
 				}
@@ -79,6 +82,32 @@ func (fu *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 		return nil
 	}
 	return walk(v, true)
+}
+
+// storedLater reports whether the cheap value u, before pos, will stay in
+// f (isNeeded) because a user after pos, whose kernels grow has made
+// already, reads it from memory: a kernel that holds no copy of it (a
+// scatter_add's). grow then roots a kernel at u, which would read an
+// output of the kernel at pos before it is written.
+func (fu *fuser) storedLater(u *ir.Value, pos int) bool {
+	for _, w := range fu.users[u.ID] {
+		if w.ID <= pos {
+			continue
+		}
+		holders := fu.copies[w.ID]
+		if k := fu.kernel[w.ID]; k != nil {
+			holders = append(holders[:len(holders):len(holders)], k)
+		}
+		if len(holders) == 0 && !fu.isCheap(w) {
+			return true
+		}
+		for _, k := range holders {
+			if !k.members[u] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // resultsFit reports whether the values vs can be results of one kernel

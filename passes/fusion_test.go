@@ -275,3 +275,33 @@ func TestFusionDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestFusionPenaltiesOnEmbedding fuses a train step with both gradient
+// penalties, the input one on the token embeddings: there a cheap value
+// (the embeddings' gradient) that a scatter_add reads from memory became a
+// kernel of its own before a kernel it read an output of, and the kernels
+// depended on each other in a cycle. The fused step computes what the
+// unfused one does.
+func TestFusionPenaltiesOnEmbedding(t *testing.T) {
+	src, err := os.ReadFile("../models/gpt.xl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tapped := strings.Replace(string(src), "embedding(wte, tokens)", `tap("emb", embedding(wte, tokens))`, 1)
+	defs := append(tinyGPT("1"), parser.Define{Key: "param_penalty", Value: "0.01"},
+		parser.Define{Key: "input_penalty", Value: "0.01"}, parser.Define{Key: "input_penalty_on", Value: "emb"})
+	m, err := driver.Compile("gpt.xl", []byte(tapped), defs, driver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := gptArgs(t, m.Step)
+	want, err := interp.Run(m.Step, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := interp.Run(fused(t, m.Step, passes.UnlimitedFuel), args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "train_step", got, want)
+}
