@@ -85,26 +85,14 @@ func (fu *fuser) readBefore(v *ir.Value, pos int, ins ...*kernel) *ir.Value {
 }
 
 // storedLater reports whether the cheap value u, before pos, will stay in
-// f (isNeeded) because a user after pos, whose kernels grow has made
-// already, reads it from memory: a kernel that holds no copy of it (a
-// scatter_add's). grow then roots a kernel at u, which would read an
-// output of the kernel at pos before it is written.
+// f (isNeeded) because a user after pos, which grow has placed already,
+// reads it from memory (readsFromMemory: a scatter_add). grow then roots a
+// kernel at u, which would read an output of the kernel at pos before it
+// is written.
 func (fu *fuser) storedLater(u *ir.Value, pos int) bool {
 	for _, w := range fu.users[u.ID] {
-		if w.ID <= pos {
-			continue
-		}
-		holders := fu.copies[w.ID]
-		if k := fu.kernel[w.ID]; k != nil {
-			holders = append(holders[:len(holders):len(holders)], k)
-		}
-		if len(holders) == 0 && !fu.isCheap(w) {
+		if w.ID > pos && fu.readsFromMemory(w, u) {
 			return true
-		}
-		for _, k := range holders {
-			if !k.members[u] {
-				return true
-			}
 		}
 	}
 	return false

@@ -147,16 +147,26 @@ func (fu *fuser) isNeeded(v *ir.Value) bool {
 		return true
 	}
 	for _, u := range fu.users[v.ID] {
-		holders := fu.copies[u.ID]
-		if k := fu.kernel[u.ID]; k != nil {
-			holders = append(holders[:len(holders):len(holders)], k)
-		} else if !fu.isCheap(u) || fu.needed[u.ID] {
-			return true // u stays in f on its own (a reshape) and reads v
+		if fu.readsFromMemory(u, v) {
+			return true
 		}
-		for _, k := range holders {
-			if !k.members[v] {
-				return true
-			}
+	}
+	return false
+}
+
+// readsFromMemory reports whether u reads its operand v from memory: u
+// stays in f on its own (a reshape), or a kernel holding u (u itself or a
+// copy of it) does not hold v.
+func (fu *fuser) readsFromMemory(u, v *ir.Value) bool {
+	holders := fu.copies[u.ID]
+	if k := fu.kernel[u.ID]; k != nil {
+		holders = append(holders[:len(holders):len(holders)], k)
+	} else if !fu.isCheap(u) || fu.needed[u.ID] {
+		return true
+	}
+	for _, k := range holders {
+		if !k.members[v] {
+			return true
 		}
 	}
 	return false
