@@ -74,6 +74,10 @@ type Kernel struct {
 	// address for both. A kernel with in-place operands is never shared
 	// with one without.
 	InPlace map[int]int
+	// Grid and Threads are a GPU kernel's launch configuration, chosen
+	// at compile time: Grid blocks of Threads threads each, the entry
+	// taking the buffers' device array and Extent (n); 0 on a CPU target.
+	Grid, Threads int
 }
 
 // Alias says that instruction Instr is a no-op whose result shares the
@@ -149,6 +153,9 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 			}
 		}
 		k.Instr, k.Args, k.Results = i, v.Args, results
+		if t.GPU() || t.Emulates != "" {
+			k.Grid, k.Threads = launchOf(k)
+		}
 		p.Kernels = append(p.Kernels, k)
 	}
 	p.LL = mod.String()

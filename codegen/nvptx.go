@@ -51,6 +51,12 @@ type ptxLowering struct{ emu bool }
 // emuBlock is the emulator's threads per block.
 const emuBlock = 256
 
+// launchOf is k's launch configuration: one thread per unit of its range,
+// in blocks of emuBlock threads.
+func launchOf(k Kernel) (grid, threads int) {
+	return int((k.Extent + emuBlock - 1) / emuBlock), emuBlock
+}
+
 // frame is the kernel void sym(i8 **bufs, i64 n): bufs is a device array
 // of the buffers' device addresses, and thread ctaid.x·ntid.x + tid.x runs
 // unit [gid, gid+1) of the range [0, n), none when gid ≥ n.
