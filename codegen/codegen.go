@@ -76,7 +76,9 @@ type Kernel struct {
 	InPlace map[int]int
 	// Grid and Threads are a GPU kernel's launch configuration, chosen
 	// at compile time: Grid blocks of Threads threads each, the entry
-	// taking the buffers' device array and Extent (n); 0 on a CPU target.
+	// taking the buffers' device array and n, Grid·Threads or fewer (one
+	// thread per unit); 0 on a CPU target. On the emulator (gpu-emu),
+	// whose frame runs blocks, Extent is Grid.
 	Grid, Threads int
 }
 
@@ -153,9 +155,6 @@ func Compile(f *ir.Func, opt Options) (p *Program, err error) {
 			}
 		}
 		k.Instr, k.Args, k.Results = i, v.Args, results
-		if t.GPU() || t.Emulates != "" {
-			k.Grid, k.Threads = launchOf(k)
-		}
 		p.Kernels = append(p.Kernels, k)
 	}
 	p.LL = mod.String()
@@ -276,7 +275,12 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	// A multi-output fusion's results are written by the same loop.
 	multi := len(g.results) > 1
 	var fd *fastDot
-	if !multi {
+	var gd *gpuDot
+	switch {
+	case multi:
+	case m.t.gpuKernels():
+		gd = g.planGPUDot(body, root)
+	default:
 		fd = g.planFastDot(body, root)
 	}
 	switch {
@@ -285,6 +289,9 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		k.Lowering = LowerReduce
 	case multi && rows == nil && v.Attrs.String("kind") != ir.FusionLoop:
 		fail("a %s fusion with %d results has no row plan", v.Attrs.String("kind"), len(g.results))
+	case gd != nil:
+		k.Extent, k.Cost = g.emitGPUDot(gd)
+		k.Lowering = LowerTiledDot
 	case fd != nil:
 		k.Extent, k.Cost = g.emitFastDot(fd)
 		k.Lowering = LowerFastDot
@@ -299,6 +306,9 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 			k.Extent, k.Cost = g.emitNaiveDotRows(body, rows, root)
 			k.Lowering = LowerRows
 		}
+	case rows != nil && m.t.gpuKernels() && rows.rowLen() >= minBlockRow:
+		k.Extent, k.Cost = g.emitBlockRows(rows, root, len(body))
+		k.Lowering = LowerRows
 	case rows != nil:
 		k.Extent, k.Cost = g.emitRows(rows, root, len(body))
 		k.Lowering = LowerRows
@@ -313,6 +323,16 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		}
 	}
 	g.finish()
+	if m.t.gpuKernels() {
+		k.Grid, k.Threads = launchOf(Kernel{Extent: k.Extent, Threads: g.threads})
+		if g.frame.Launch != nil {
+			g.frame.Launch(k.Extent, k.Threads, k.Grid, g.coop)
+		}
+		if m.t.Emulates != "" {
+			// The emulator's frame runs blocks.
+			k.Extent, k.Cost = int64(k.Grid), k.Cost*int64(k.Threads)
+		}
+	}
 	return k, nil
 }
 
@@ -341,6 +361,9 @@ func recomputes(c *ir.Func) bool {
 func (g *kernelBuilder) lowerRoot(root *ir.Value) (extent, cost int64) {
 	switch root.Op {
 	case ir.OpReduceSum, ir.OpReduceMax:
+		if p := reducePlan(root); g.mod.t.gpuKernels() && p.rowLen() >= minBlockRow && len(g.results) == 1 {
+			return g.emitBlockRows(p, root, 1)
+		}
 		if extent, cost, ok := g.emitColumnSum(root); ok {
 			return extent, cost
 		}

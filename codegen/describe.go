@@ -18,6 +18,7 @@ const (
 	LowerRng         = "rng"        // Philox blocks
 	LowerFastDotEp   = "fast-dot+e" // the fast dot and its elementwise epilogue
 	LowerFastDotRows = "fast-dot+r" // the fast dot and a row kernel over the rows it computed
+	LowerTiledDot    = "tiled-dot"  // the GPU's tiled dot and its elementwise epilogue (gpudot.go)
 	// LowerRecompute: a reduce fusion without a row plan, each result
 	// element recomputing the reductions it depends on (work: result size
 	// times row length). Compile warns about each; the fusion pass should

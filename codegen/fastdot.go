@@ -37,27 +37,8 @@ func (g *kernelBuilder) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	if root.Op == ir.OpTranspose && len(body) == 2 && body[0].Op == ir.OpDot && root.Args[0] == body[0] {
 		return g.planTransposedDot(body[0], root)
 	}
-	var dot *ir.Value
-	dep := map[*ir.Value]bool{}
-	for _, v := range body {
-		if v.Op == ir.OpDot {
-			if dot != nil {
-				return nil
-			}
-			dot = v
-			dep[v] = true
-			continue
-		}
-		for _, a := range v.Args {
-			if dep[a] {
-				dep[v] = true
-			}
-		}
-		if dep[v] && (!elementwise(v) || !v.Type.Shape.Equal(dot.Type.Shape)) {
-			return nil
-		}
-	}
-	if dot == nil || !dep[root] || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
+	dot := dotEpilogue(body, root)
+	if dot == nil {
 		return nil
 	}
 	fd := g.fastDotOf(dot, root, body)

@@ -158,6 +158,14 @@ type kernelBuilder struct {
 	rowPos        value.Value
 	// split divides a row kernel's loops at a triangle's edge (rowsplit.go).
 	split *rowSplit
+
+	// A GPU kernel's frame, its threads per block (0: gpuBlock) when the
+	// emitter chose them, whether its threads synchronize (coop) and its
+	// shared arrays' count (gpu.go).
+	frame   *kernelFrame
+	threads int
+	coop    bool
+	nshared int
 }
 
 // newKernel declares kernel sym reading args and writing res (the
@@ -222,7 +230,8 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 	}
 
 	// The exported frame: it calls the body with the buffers' pointers.
-	m.t.lower().frame(m.m, sym, m.kernelAttrs()).callBody(g.body)
+	g.frame = m.t.lower().frame(m.m, sym, m.kernelAttrs())
+	g.frame.callBody(g.body)
 	return g
 }
 
@@ -231,6 +240,7 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 // operand is read through its own pointer, the result's address).
 func (m *module) newHugeKernel(g *kernelBuilder, args []*ir.Value, res []*ir.Value) *kernelBuilder {
 	fr := m.t.lower().frame(m.m, g.sym, append(m.kernelAttrs(), enum.FuncAttrNoInline, enum.FuncAttrOptNone))
+	g.frame = fr
 	g.body, g.entry, g.lo, g.hi = fr.Func, fr.Entry, fr.Lo, fr.Hi
 	g.first = g.newBlock("start")
 	g.b = g.first

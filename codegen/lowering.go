@@ -52,6 +52,10 @@ type kernelFrame struct {
 	Lo, Hi value.Value
 	// Buf loads, in block b, the pointer to buffer i as type t.
 	Buf func(b *llir.Block, i int, t types.Type) value.Value
+	// Launch, when not nil, completes a GPU kernel's frame once its launch
+	// is known: n units (threads) in grid blocks of threads, coop when the
+	// threads synchronize.
+	Launch func(n int64, threads, grid int, coop bool)
 }
 
 // callBody makes f's frame call body with each buffer's pointer, typed as

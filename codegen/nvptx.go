@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	llir "github.com/llir/llvm/ir"
-	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -37,29 +36,38 @@ var (
 // GPU reports whether t is a GPU target (its kernels are PTX).
 func (t *Target) GPU() bool { return t.Arch == "nvptx64" }
 
-// ptxLowering frames each kernel as a ptx_kernel of one unit of its range
-// per thread, computes math with NVPTX's native intrinsics or libdevice's
-// __nv_ functions, takes scratch memory from the device heap and stops a
-// failing kernel with a trap.
+// ptxLowering frames each kernel as a ptx_kernel run by Kernel.Threads
+// threads per block, computes math with NVPTX's native intrinsics or
+// libdevice's __nv_ functions, takes scratch memory from the device heap
+// and stops a failing kernel with a trap. Thread and block indices,
+// barriers, warp shuffles and shared memory are gpuOps (gpu.go).
 //
-// With emu set it is the host emulator's: the same kernel function, its
-// special registers read from thread-local variables, internal to an
-// exported CPU frame sym(bufs, lo, hi) that runs units lo..hi as threads
-// of blocks of emuBlock; math, failure and tools are the x86-64 CPU's.
+// With emu set it is the host emulator's: the same kernel function,
+// internal, its gpuOps calls into the emulator's scheduler (emurt/emu.c,
+// linked into the shared object), under an exported CPU frame sym(bufs,
+// lo, hi) that runs blocks lo..hi; math, failure and tools are the x86-64
+// CPU's.
 type ptxLowering struct{ emu bool }
 
-// emuBlock is the emulator's threads per block.
-const emuBlock = 256
+// gpuBlock is the threads per block of a kernel that runs one unit of its
+// range per thread.
+const gpuBlock = 256
 
-// launchOf is k's launch configuration: one thread per unit of its range,
-// in blocks of emuBlock threads.
+// launchOf is k's launch configuration: Extent threads (one per unit, or
+// every thread of a block kernel) in blocks of k.Threads, gpuBlock when
+// the emitter chose none.
 func launchOf(k Kernel) (grid, threads int) {
-	return int((k.Extent + emuBlock - 1) / emuBlock), emuBlock
+	threads = k.Threads
+	if threads == 0 {
+		threads = gpuBlock
+	}
+	return int((k.Extent + int64(threads) - 1) / int64(threads)), threads
 }
 
 // frame is the kernel void sym(i8 **bufs, i64 n): bufs is a device array
 // of the buffers' device addresses, and thread ctaid.x·ntid.x + tid.x runs
-// unit [gid, gid+1) of the range [0, n), none when gid ≥ n.
+// unit [gid, gid+1) of the range [0, n), none when gid ≥ n. A block
+// kernel's body reads its indices itself and ignores the unit.
 func (l ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttribute) *kernelFrame {
 	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
 	n := llir.NewParam("n", types.I64)
@@ -69,28 +77,26 @@ func (l ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttrib
 	}
 	f := mod.NewFunc(name, types.Void, bufs, n)
 	f.CallingConv = enum.CallingConvPTXKernel
+	fr := &kernelFrame{Func: f}
 	if l.emu {
 		f.CallingConv, f.Linkage = enum.CallingConvNone, enum.LinkageInternal
-		defer emuFrame(mod, sym, f, attrs)
+		fr.Launch = func(n int64, threads, grid int, coop bool) {
+			emuFrame(mod, sym, f, attrs, n, threads, grid, coop)
+		}
 	}
 	f.FuncAttrs = append(f.FuncAttrs, attrs...)
 	b := f.NewBlock("entry")
 	sreg := func(name string) value.Value {
-		var r value.Value
-		if l.emu {
-			r = b.NewLoad(types.I32, emuSreg(mod, name))
-		} else {
-			r = b.NewCall(declareIn(mod, "llvm.nvvm.read.ptx.sreg."+name, types.I32))
-		}
-		return b.NewZExt(r, types.I64)
+		return b.NewZExt(l.sreg(mod, b, name), types.I64)
 	}
 	gid := b.NewAdd(b.NewMul(sreg("ctaid.x"), sreg("ntid.x")), sreg("tid.x"))
 	hi := b.NewSelect(b.NewICmp(enum.IPredSLT, gid, n), b.NewAdd(gid, i64c(1)), gid)
-	return &kernelFrame{Func: f, Entry: b, Lo: gid, Hi: hi,
-		Buf: func(b *llir.Block, i int, t types.Type) value.Value {
-			raw := b.NewLoad(types.I8Ptr, b.NewGetElementPtr(types.I8Ptr, bufs, i64c(int64(i))))
-			return b.NewBitCast(raw, t)
-		}}
+	fr.Entry, fr.Lo, fr.Hi = b, gid, hi
+	fr.Buf = func(b *llir.Block, i int, t types.Type) value.Value {
+		raw := b.NewLoad(types.I8Ptr, b.NewGetElementPtr(types.I8Ptr, bufs, i64c(int64(i))))
+		return b.NewBitCast(raw, t)
+	}
+	return fr
 }
 
 // ptxNative are the math intrinsics NVPTX lowers to instructions; the
@@ -148,42 +154,28 @@ func (l ptxLowering) tools() (opt, link []string) {
 	return []string{"-O3"}, nil
 }
 
-// emuSreg is the emulator's thread-local variable holding special register
-// name (tid.x, ntid.x, ctaid.x), added to mod on first use.
-func emuSreg(mod *llir.Module, name string) *llir.Global {
-	gname := "xlc.emu." + name
-	for _, g := range mod.Globals {
-		if g.Name() == gname {
-			return g
-		}
-	}
-	g := mod.NewGlobalDef(gname, constant.NewInt(types.I32, 0))
-	g.Linkage = enum.LinkageInternal
-	g.TLSModel = enum.TLSModelGeneric
-	return g
-}
-
 // emuFrame adds the emulator's exported void sym(i8 **bufs, i64 lo, i64
-// hi), which runs units lo..hi as threads of kernel function k: unit u is
-// thread u mod emuBlock of block u / emuBlock, with k's unit count hi.
-func emuFrame(mod *llir.Module, sym string, k *llir.Func, attrs []llir.FuncAttribute) {
+// hi), which runs blocks lo..hi of kernel function k (grid blocks of
+// threads threads, n its unit count) on the emulator's scheduler; coop
+// says whether k synchronizes its threads (barriers or shuffles).
+func emuFrame(mod *llir.Module, sym string, k *llir.Func, attrs []llir.FuncAttribute, n int64, threads, grid int, coop bool) {
 	bufs := llir.NewParam("bufs", types.NewPointer(types.I8Ptr))
 	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
 	f := mod.NewFunc(sym, types.Void, bufs, lo, hi)
 	f.FuncAttrs = append(f.FuncAttrs, attrs...)
-	entry, head, body, exit := f.NewBlock("entry"), f.NewBlock("thread.head"), f.NewBlock("thread"), f.NewBlock("exit")
-	entry.NewStore(constant.NewInt(types.I32, emuBlock), emuSreg(mod, "ntid.x"))
-	entry.NewBr(head)
-	u := head.NewPhi(llir.NewIncoming(lo, entry))
-	head.NewCondBr(head.NewICmp(enum.IPredSLT, u, hi), body, exit)
-	body.NewStore(body.NewTrunc(body.NewUDiv(u, i64c(emuBlock)), types.I32), emuSreg(mod, "ctaid.x"))
-	body.NewStore(body.NewTrunc(body.NewURem(u, i64c(emuBlock)), types.I32), emuSreg(mod, "tid.x"))
-	body.NewCall(k, bufs, hi)
-	next := body.NewAdd(u, i64c(1))
-	u.Incs = append(u.Incs, llir.NewIncoming(next, body))
-	body.NewBr(head)
-	exit.NewRet(nil)
+	b := f.NewBlock("entry")
+	run := declareIn(mod, emuRun, types.Void, k.Type(), types.NewPointer(types.I8Ptr), types.I64, types.I64, types.I64, types.I32, types.I32, types.I32)
+	c := int64(0)
+	if coop {
+		c = 1
+	}
+	b.NewCall(run, k, bufs, i64c(n), lo, hi, i32c(int64(threads)), i32c(int64(grid)), i32c(c))
+	b.NewRet(nil)
 }
+
+// emuRun is the emulator scheduler's entry (emurt/emu.c); a module that
+// calls it links the scheduler in (SharedObject).
+const emuRun = "xlc_emu_run"
 
 // ptxLLCFlags are llc's settings for a PTX module: the compute capability its
 // functions name (target-cpu) and PTX ISA 7.8, which CUDA 11.8's ptxas

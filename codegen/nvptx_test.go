@@ -54,10 +54,10 @@ func TestPTXTarget(t *testing.T) {
 }
 
 // TestGPUEmulator checks the emulator's frame: each kernel is the GPU
-// kernel function, internal, reading its special registers from
-// thread-local variables, run unit by unit by an exported CPU frame that
-// sets them (runtime/cpu's tests, run with XLC_CPU=gpu-emu, compare its
-// results with the interpreter).
+// kernel function, internal, reading its special registers from the
+// emulator's scheduler, whose entry an exported CPU frame calls with the
+// kernel's launch and its range of blocks (runtime/cpu's tests, run with
+// XLC_CPU=gpu-emu, compare its results with the interpreter).
 func TestGPUEmulator(t *testing.T) {
 	tg, err := TargetFor("gpu-emu")
 	if err != nil {
@@ -71,13 +71,16 @@ func TestGPUEmulator(t *testing.T) {
   return %0
 }`, tg)
 	for _, want := range []string{"define internal void @xlc_k0.thread(i8** %bufs, i64 %n)",
-		"define void @xlc_k0(i8** %bufs, i64 %lo, i64 %hi)", "@xlc.emu.tid.x = internal thread_local global i32 0",
-		"call void @xlc_k0.thread(i8** %bufs, i64 %hi)"} {
+		"define void @xlc_k0(i8** %bufs, i64 %lo, i64 %hi)", "call i32 @xlc_emu_sreg(i32 0)",
+		"call void @xlc_emu_run(void (i8**, i64)* @xlc_k0.thread, i8** %bufs, i64 ", "i64 %lo, i64 %hi, i32 256, i32 16, i32 0)"} {
 		if !strings.Contains(p.LL, want) {
 			t.Errorf("the module lacks %s", want)
 		}
 	}
 	if strings.Contains(p.LL, "ptx_kernel") || strings.Contains(p.LL, "llvm.nvvm") {
 		t.Error("the emulator's module keeps a GPU-only construct")
+	}
+	if k := p.Kernels[0]; k.Extent != 16 || k.Grid != 16 || k.Threads != 256 {
+		t.Errorf("kernel 0: extent %d, grid %d, threads %d; want 16 blocks of 256 threads", k.Extent, k.Grid, k.Threads)
 	}
 }

@@ -59,6 +59,9 @@ type Target struct {
 	// Emulates, when not "", is the GPU class whose kernels this x86-64
 	// target runs on the host (nvptx.go's emulator).
 	Emulates string `json:",omitempty"`
+	// GPUDot names the tile of a GPU target's dot kernels (gpudot.go),
+	// taken from XLC_GPU_DOT when the target is made; "" the default.
+	GPUDot string `json:",omitempty"`
 }
 
 // classes are the instruction-set classes of every architecture
@@ -108,6 +111,12 @@ func TargetFor(name string) (*Target, error) {
 	if t, ok := classes[class]; ok {
 		t.Name, t.Tune, t.Parts = n, tune, goruntime.GOMAXPROCS(0)
 		t.Features = append(slices.Clone(t.Features), cpuExtras[tune]...)
+		if t.gpuKernels() {
+			var err error
+			if t.GPUDot, err = gpuDotFromEnv(); err != nil {
+				return nil, err
+			}
+		}
 		return &t, nil
 	}
 	return nil, fmt.Errorf("unknown CPU %q (known: %s)", name, strings.Join(TargetNames(), ", "))
@@ -250,6 +259,9 @@ func (t *Target) codeKey() string {
 	key := fmt.Sprintf("%s %s %s %d %v", t.Arch, t.CPU, t.Tune, t.Vec, t.FMA)
 	if t.Emulates != "" {
 		key += " emulating " + t.Emulates
+	}
+	if t.GPUDot != "" {
+		key += " dot " + t.GPUDot
 	}
 	return key
 }

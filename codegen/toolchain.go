@@ -193,6 +193,11 @@ func SharedObject(ll string) (string, error) {
 	h.Write([]byte(strings.Join(optFlags, " ") + " | " + strings.Join(linkFlags, " ")))
 	h.Write([]byte{0})
 	h.Write([]byte(ll))
+	emu := strings.Contains(ll, "@"+emuRun+"(")
+	if emu {
+		h.Write([]byte{0})
+		h.Write([]byte(emuSource))
+	}
 	key := hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(root, key)
 	so := filepath.Join(dir, "kernels.so")
@@ -244,6 +249,13 @@ func SharedObject(ll string) (string, error) {
 			}
 		}
 	}
+	if emu {
+		obj, err := compileEmulator(tmp)
+		if err != nil {
+			return "", err
+		}
+		objs = append(objs, obj)
+	}
 	link := append(append([]string{toolInfo.cc, "-shared", "-o", lib}, objs...), linkFlags...)
 	if err := runTool(link); err != nil {
 		return "", err
@@ -294,6 +306,16 @@ func compileObject(dir, name, in, text string, optFlags []string) (string, error
 		return "", err
 	}
 	return obj, nil
+}
+
+// compileEmulator compiles the GPU emulator's scheduler (emurt/emu.c)
+// into dir and returns the object's path.
+func compileEmulator(dir string) (string, error) {
+	src, obj := filepath.Join(dir, "emu.c"), filepath.Join(dir, "emu.o")
+	if err := os.WriteFile(src, []byte(emuSource), 0o644); err != nil {
+		return "", fmt.Errorf("codegen: %v", err)
+	}
+	return obj, runTool([]string{toolInfo.cc, "-O2", "-fPIC", "-c", src, "-o", obj})
 }
 
 func runTool(args []string) error {

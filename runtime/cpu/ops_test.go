@@ -80,6 +80,10 @@ func opsFunc(d ir.DType) string {
 			emit(fmt.Sprintf("%s %%x {axes=[0,1]} : %s", op, T("[]")))
 			emit(fmt.Sprintf("%s %s {axes=[0,2]} : %s", op, b3, T("[3]")))
 			emit(fmt.Sprintf("%s %%b1 {axes=[]} : %s", op, T("[2,3,4]")))
+			// Rows long enough for a GPU block per row.
+			emit(fmt.Sprintf("%s %%w {axes=[1]} : %s", op, T("[40]")))
+			emit(fmt.Sprintf("%s %%w {axes=[0]} : %s", op, T("[70]")))
+			emit(fmt.Sprintf("%s %%w {axes=[0,1]} : %s", op, T("[]")))
 		}
 		emit(fmt.Sprintf("dot %%x, %%y {batch=[[],[]], contract=[[1],[1]]} : %s", T("[3,3]")))
 		emit(fmt.Sprintf("dot %%x, %%x {batch=[[],[]], contract=[[0],[0]]} : %s", T("[4,4]")))
@@ -107,6 +111,7 @@ func opsFunc(d ir.DType) string {
 		"%x: " + T("[3,4]"), "%y: " + T("[3,4]"), "%p: bool[3,4]", "%p6: bool[2,6]", "%s: " + T("[]"),
 		"%v: " + T("[4]"), "%v2: " + T("[3,1]"), "%b1: " + T("[2,3,4]"), "%b2: " + T("[2,4,5]"),
 		"%u1: " + T("[5,4]"), "%u2: " + T("[3,2,3]"), "%idx: i32[5]", "%idx64: i64[2,3]", "%key: i64[]",
+		"%w: " + T("[40,70]"),
 	}, ", ")
 	return fmt.Sprintf("func @ops_%v(%s) -> (%s) {\n%s\n  return %s\n}\n", d, params, strings.Join(names, ", "), strings.Join(body, "\n"), strings.Join(results, ", "))
 }

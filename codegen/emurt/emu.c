@@ -1,0 +1,206 @@
+// The GPU emulator's block scheduler, linked into the shared object of a
+// module built for the gpu-emu target (codegen/nvptx.go, emu.go).
+//
+// A kernel function is the GPU lowering's, void thread(void **bufs, int64_t
+// n); it reads its thread and block indices, synchronizes and exchanges
+// values only through the functions below. xlc_emu_run runs blocks
+// [lo, hi) of a grid, one after the other on the calling OS thread. A
+// kernel without barriers or shuffles runs its threads in order, each to
+// the end. A cooperative kernel runs each thread of a block as a fiber (a
+// ucontext with its own stack): a thread runs until it waits at a barrier
+// (all the block's threads), at a warp exchange (its warp's 32 threads) or
+// ends; when every live thread waits, the waiting warps whose every live
+// thread waits go on, else the barrier opens once every thread of the
+// block waits at it. So a missing barrier reads what no thread has written
+// yet, deterministically, and a barrier that not every thread reaches is
+// reported, as a GPU would hang or misbehave.
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+typedef void (*xlc_thread_fn)(void **bufs, int64_t n);
+
+enum { RUNNABLE, AT_BARRIER, AT_WARP, DONE };
+
+enum { STACK = 1 << 20, MAX_THREADS = 1024, WARP = 32 };
+
+struct fiber {
+	ucontext_t ctx;
+	int state;
+	char *stack;
+};
+
+struct block {
+	xlc_thread_fn fn;
+	void **bufs;
+	int64_t n;
+	int32_t threads, ctaid, grid;
+	int32_t cur;  // the running thread
+	int coop;     // fibers, or threads in order
+	ucontext_t sched;
+	struct fiber *f;
+	uint64_t xchg[MAX_THREADS];
+};
+
+static __thread struct block *cur_block;
+static __thread struct fiber *pool;  // this OS thread's fibers and stacks
+static __thread int pool_size;
+
+static void die(const char *msg) {
+	fprintf(stderr, "xlc: gpu-emu: %s\n", msg);
+	abort();
+}
+
+static struct fiber *fibers(int n) {
+	if (n <= pool_size) return pool;
+	struct fiber *p = realloc(pool, n * sizeof *p);
+	if (!p) die("out of memory for fibers");
+	for (int i = pool_size; i < n; i++) {
+		p[i].stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p[i].stack == MAP_FAILED) die("cannot map a fiber's stack");
+	}
+	pool = p;
+	pool_size = n;
+	return p;
+}
+
+static void trampoline(void) {
+	struct block *b = cur_block;
+	b->fn(b->bufs, b->n);
+	b->f[b->cur].state = DONE;
+	// uc_link returns to the scheduler.
+}
+
+// wait parks the running fiber in state s until the scheduler resumes it.
+static void wait(int s) {
+	struct block *b = cur_block;
+	if (!b->coop) die("a kernel without a block model synchronizes");
+	struct fiber *f = &b->f[b->cur];
+	f->state = s;
+	if (swapcontext(&f->ctx, &b->sched) != 0) die("swapcontext failed");
+}
+
+// release resumes what may go on once no fiber can run: whole warps
+// waiting at an exchange first, else the block at its barrier. It returns
+// 0 when every thread has ended.
+static int release(struct block *b) {
+	int live = 0, released = 0, barrier = 0, done = 0;
+	for (int w = 0; w < b->threads; w += WARP) {
+		int end = w + WARP < b->threads ? w + WARP : b->threads, waiting = 0, alive = 0;
+		for (int i = w; i < end; i++) {
+			int s = b->f[i].state;
+			alive += s != DONE;
+			waiting += s == AT_WARP;
+		}
+		if (alive > 0 && waiting == alive) {
+			for (int i = w; i < end; i++)
+				if (b->f[i].state == AT_WARP) b->f[i].state = RUNNABLE;
+			released = 1;
+		}
+	}
+	if (released) return 1;
+	for (int i = 0; i < b->threads; i++) {
+		int s = b->f[i].state;
+		live += s != DONE;
+		barrier += s == AT_BARRIER;
+		done += s == DONE;
+	}
+	if (live == 0) return 0;
+	if (barrier != live) die("a warp exchange that not every thread of the warp reaches");
+	if (done > 0) die("a barrier that not every thread of the block reaches (some have ended)");
+	for (int i = 0; i < b->threads; i++) b->f[i].state = RUNNABLE;
+	return 1;
+}
+
+static void run_block(struct block *b) {
+	if (!b->coop) {
+		for (b->cur = 0; b->cur < b->threads; b->cur++) b->fn(b->bufs, b->n);
+		return;
+	}
+	for (int i = 0; i < b->threads; i++) {
+		struct fiber *f = &b->f[i];
+		if (getcontext(&f->ctx) != 0) die("getcontext failed");
+		f->ctx.uc_stack.ss_sp = f->stack;
+		f->ctx.uc_stack.ss_size = STACK;
+		f->ctx.uc_link = &b->sched;
+		makecontext(&f->ctx, trampoline, 0);
+		f->state = RUNNABLE;
+	}
+	do {
+		for (int i = 0; i < b->threads; i++) {
+			if (b->f[i].state != RUNNABLE) continue;
+			b->cur = i;
+			if (swapcontext(&b->sched, &b->f[i].ctx) != 0) die("swapcontext failed");
+		}
+	} while (release(b));
+}
+
+// xlc_emu_run runs blocks [lo, hi) of a grid of grid blocks of threads
+// threads; coop says whether the kernel synchronizes (fibers).
+void xlc_emu_run(xlc_thread_fn fn, void **bufs, int64_t n, int64_t lo, int64_t hi, int32_t threads, int32_t grid,
+                 int32_t coop) {
+	if (threads < 1 || threads > MAX_THREADS) die("a block of more than 1024 threads");
+	struct block *b = malloc(sizeof *b);
+	if (!b) die("out of memory for a block");
+	memset(b, 0, sizeof *b);
+	b->fn = fn;
+	b->bufs = bufs;
+	b->n = n;
+	b->threads = threads;
+	b->grid = grid;
+	b->coop = coop;
+	if (coop) b->f = fibers(threads);
+	struct block *outer = cur_block;
+	cur_block = b;
+	for (int64_t k = lo; k < hi; k++) {
+		b->ctaid = (int32_t)k;
+		run_block(b);
+	}
+	cur_block = outer;
+	free(b);
+}
+
+// xlc_emu_sreg reads a special register: 0 tid.x, 1 ntid.x, 2 ctaid.x,
+// 3 nctaid.x, 4 laneid, 5 warpid (of the block).
+int32_t xlc_emu_sreg(int32_t which) {
+	struct block *b = cur_block;
+	switch (which) {
+	case 0: return b->cur;
+	case 1: return b->threads;
+	case 2: return b->ctaid;
+	case 3: return b->grid;
+	case 4: return b->cur % WARP;
+	case 5: return b->cur / WARP;
+	}
+	die("unknown special register");
+	return 0;
+}
+
+// xlc_emu_barrier is bar.sync 0: every thread of the block.
+void xlc_emu_barrier(void) { wait(AT_BARRIER); }
+
+// xlc_emu_shfl is shfl.sync over the full warp: mode 0 idx (from lane
+// arg), 1 bfly (lane ^ arg), 2 down (lane + arg), 3 up (lane - arg); a
+// source lane outside the warp or the block gives the thread's own value,
+// as PTX's clamp does.
+uint32_t xlc_emu_shfl(int32_t mode, uint32_t val, int32_t arg) {
+	struct block *b = cur_block;
+	int me = b->cur, lane = me % WARP, base = me - lane, src;
+	switch (mode) {
+	case 0: src = arg & (WARP - 1); break;
+	case 1: src = lane ^ arg; break;
+	case 2: src = lane + arg; break;
+	case 3: src = lane - arg; break;
+	default: die("unknown shuffle"); return 0;
+	}
+	b->xchg[me] = val;
+	wait(AT_WARP);
+	uint32_t r = val;
+	if (src >= 0 && src < WARP && base + src < b->threads) r = (uint32_t)b->xchg[base + src];
+	wait(AT_WARP);
+	return r;
+}

@@ -1,0 +1,180 @@
+package codegen
+
+import (
+	_ "embed"
+	"fmt"
+
+	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+)
+
+// The GPU's cooperative operations, as the kernels of a GPU target and
+// its emulator use them: special registers (thread, block, lane), the
+// block barrier, warp shuffles and shared memory. On the GPU they are
+// NVPTX intrinsics and addrspace(3) globals; on the emulator, calls into
+// its scheduler (emurt/emu.c) and thread-local globals, which a block's
+// threads share because they run on one OS thread.
+
+// emuSource is the emulator's scheduler, compiled into every gpu-emu
+// shared object whose module calls it.
+//
+//go:embed emurt/emu.c
+var emuSource string
+
+// sregs are the special registers a kernel reads, by their PTX names, with
+// the emulator's number for each.
+var sregs = map[string]int64{"tid.x": 0, "ntid.x": 1, "ctaid.x": 2, "nctaid.x": 3, "laneid": 4, "warpid": 5}
+
+// sreg reads special register name (an i32) in b.
+func (l ptxLowering) sreg(mod *llir.Module, b *llir.Block, name string) value.Value {
+	k, ok := sregs[name]
+	if !ok {
+		panic("codegen: unknown special register " + name)
+	}
+	if l.emu {
+		return b.NewCall(declareIn(mod, "xlc_emu_sreg", types.I32, types.I32), i32c(k))
+	}
+	return b.NewCall(declareIn(mod, "llvm.nvvm.read.ptx.sreg."+name, types.I32))
+}
+
+// A shuffle reads a value of another lane of the warp: from lane arg
+// (shflIdx), lane ^ arg (shflBfly), lane + arg (shflDown) or lane − arg
+// (shflUp); a lane outside the warp gives the thread's own value.
+type shfl int
+
+const (
+	shflIdx shfl = iota
+	shflBfly
+	shflDown
+	shflUp
+)
+
+var shflNames = [...]string{"idx", "bfly", "down", "up"}
+
+// Mutation breaks one cooperative construct on purpose, so that a test
+// can show the emulator's tests catch it; MutateNone outside such tests.
+type Mutation int
+
+const (
+	MutateNone Mutation = iota
+	// MutateBarrier drops every block barrier.
+	MutateBarrier
+	// MutateShuffleLane reads the neighbouring lane in every shuffle.
+	MutateShuffleLane
+)
+
+// Mutate is the mutation compiled into GPU kernels (tests only).
+var Mutate = MutateNone
+
+// barrier is bar.sync 0: every thread of the block waits until all have
+// arrived, and shared memory written before it is visible after it.
+func (g *kernelBuilder) barrier() {
+	l := g.gpu()
+	g.coop = true
+	if Mutate == MutateBarrier {
+		return
+	}
+	if l.emu {
+		g.b.NewCall(declareIn(g.mod.m, "xlc_emu_barrier", types.Void))
+		return
+	}
+	g.b.NewCall(declareIn(g.mod.m, "llvm.nvvm.barrier0", types.Void))
+}
+
+// shuffle returns x (an f32 or i32) of the lane mode and arg (an i32)
+// name, over the full warp.
+func (g *kernelBuilder) shuffle(mode shfl, x, arg value.Value) value.Value {
+	l := g.gpu()
+	g.coop = true
+	if t := x.Type(); t.Equal(types.I64) || t.Equal(types.Double) {
+		// Two shuffles of 32 bits each.
+		bits := x
+		if t.Equal(types.Double) {
+			bits = g.b.NewBitCast(x, types.I64)
+		}
+		lo := g.shuffle(mode, g.b.NewTrunc(bits, types.I32), arg)
+		hi := g.shuffle(mode, g.b.NewTrunc(g.b.NewLShr(bits, i64c(32)), types.I32), arg)
+		r := value.Value(g.b.NewOr(g.b.NewZExt(lo, types.I64), g.b.NewShl(g.b.NewZExt(hi, types.I64), i64c(32))))
+		if t.Equal(types.Double) {
+			r = g.b.NewBitCast(r, types.Double)
+		}
+		return r
+	}
+	if Mutate == MutateShuffleLane {
+		arg = g.b.NewXor(arg, i32c(1))
+		if mode == shflIdx {
+			arg = g.b.NewAnd(g.b.NewAdd(arg, i32c(1)), i32c(31))
+		}
+	}
+	isFloat := x.Type().Equal(types.Float)
+	if l.emu {
+		bits := x
+		if isFloat {
+			bits = g.b.NewBitCast(x, types.I32)
+		}
+		r := value.Value(g.b.NewCall(declareIn(g.mod.m, "xlc_emu_shfl", types.I32, types.I32, types.I32, types.I32), i32c(int64(mode)), bits, arg))
+		if isFloat {
+			r = g.b.NewBitCast(r, types.Float)
+		}
+		return r
+	}
+	suffix := "i32"
+	if isFloat {
+		suffix = "f32"
+	}
+	clamp := int64(31)
+	if mode == shflUp {
+		clamp = 0
+	}
+	fn := declareIn(g.mod.m, fmt.Sprintf("llvm.nvvm.shfl.sync.%s.%s", shflNames[mode], suffix), x.Type(), types.I32, x.Type(), types.I32, types.I32)
+	return g.b.NewCall(fn, i32c(-1), x, arg, i32c(clamp))
+}
+
+// tid, ntid, ctaid, nctaid, lane and warp read the thread's indices as
+// i64 (warp: its warp's index in the block).
+func (g *kernelBuilder) tid() value.Value    { return g.sreg64("tid.x") }
+func (g *kernelBuilder) ntid() value.Value   { return g.sreg64("ntid.x") }
+func (g *kernelBuilder) ctaid() value.Value  { return g.sreg64("ctaid.x") }
+func (g *kernelBuilder) nctaid() value.Value { return g.sreg64("nctaid.x") }
+
+func (g *kernelBuilder) sreg64(name string) value.Value {
+	return g.b.NewZExt(g.gpu().sreg(g.mod.m, g.b, name), types.I64)
+}
+
+// sharedArray is a block's shared array of n elements of type t, 16-byte
+// aligned, as a generic pointer to its first element, valid in the body.
+func (g *kernelBuilder) sharedArray(t types.Type, n int64) value.Value {
+	l := g.gpu()
+	g.nshared++
+	arr := types.NewArray(uint64(n), t)
+	gl := g.mod.m.NewGlobalDef(fmt.Sprintf("%s.smem%d", g.sym, g.nshared), constant.NewUndef(arr))
+	gl.Linkage = enum.LinkageInternal
+	gl.Align = 16
+	var p value.Value = gl
+	if l.emu {
+		gl.TLSModel = enum.TLSModelGeneric
+		gl.Init = constant.NewZeroInitializer(arr)
+	} else {
+		gl.AddrSpace = 3
+		gl.Typ = types.NewPointer(arr)
+		gl.Typ.AddrSpace = 3
+		p = g.entry.NewAddrSpaceCast(gl, types.NewPointer(arr))
+	}
+	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
+}
+
+// gpu is g's GPU lowering; calling it for a CPU target is a codegen bug.
+func (g *kernelBuilder) gpu() ptxLowering {
+	l, ok := g.mod.t.lower().(ptxLowering)
+	if !ok {
+		panic("codegen: a GPU construct in a kernel for " + g.mod.t.Name)
+	}
+	return l
+}
+
+// gpuKernels reports whether t's kernels are GPU kernels (a GPU target or
+// its emulator).
+func (t *Target) gpuKernels() bool { return t.GPU() || t.Emulates != "" }

@@ -1,0 +1,258 @@
+package codegen
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// gpuDotTile is the tiled GPU dot's blocking: a block of 16×16 threads
+// computes BM×BN of one batch's C, stepping through K by BK columns of A
+// and rows of B staged in shared memory; each thread keeps BM/16 × BN/16
+// results in registers.
+type gpuDotTile struct{ BM, BN, BK int }
+
+// gpuDotTiles are the tiles a GPU target may use, by their names; the
+// first is the default.
+var gpuDotTiles = []gpuDotTile{{64, 64, 16}, {128, 64, 16}, {64, 128, 16}, {128, 128, 8}, {32, 32, 16}}
+
+func (t gpuDotTile) String() string { return fmt.Sprintf("%dx%dx%d", t.BM, t.BN, t.BK) }
+
+// gpuDotTileFor returns the tile a GPU target names ("" the default).
+func gpuDotTileFor(name string) (gpuDotTile, error) {
+	if name == "" {
+		return gpuDotTiles[0], nil
+	}
+	var names []string
+	for _, t := range gpuDotTiles {
+		if t.String() == name {
+			return t, nil
+		}
+		names = append(names, t.String())
+	}
+	return gpuDotTile{}, fmt.Errorf("XLC_GPU_DOT=%s: unknown GPU dot tile (have %v)", name, names)
+}
+
+// gpuDotFromEnv is the tile XLC_GPU_DOT names for GPU targets made now,
+// checked; "" for the default.
+func gpuDotFromEnv() (string, error) {
+	name := os.Getenv("XLC_GPU_DOT")
+	_, err := gpuDotTileFor(name)
+	return name, err
+}
+
+// gpuDot is the use of the tiled GPU dot for one kernel: the dot, its
+// spec (dense C) and the root of its elementwise epilogue.
+type gpuDot struct {
+	dot, root *ir.Value
+	spec      DotSpec
+}
+
+// planGPUDot returns how a GPU kernel computes root with the tiled dot, or
+// nil: one f32 dot read in place from buffers (DotSpecOf) into a dense
+// result, then elementwise ops of its shape up to the root.
+func (g *kernelBuilder) planGPUDot(body []*ir.Value, root *ir.Value) *gpuDot {
+	dot := dotEpilogue(body, root)
+	if dot == nil || len(g.results) != 1 {
+		return nil
+	}
+	for _, a := range dot.Args {
+		if _, ok := g.ptrs[a]; !ok {
+			return nil
+		}
+	}
+	s, err := DotSpecOf(dot.Args[0].Type, dot.Args[1].Type, dot.Attrs)
+	if err != nil || !s.denseC() || s.M == 0 || s.N == 0 {
+		return nil
+	}
+	return &gpuDot{dot: dot, root: root, spec: s}
+}
+
+// emitGPUDot emits the tiled dot of gd: block b computes tile (tm, tn) of
+// batch bt, b = (bt·tilesM + tm)·tilesN + tn. Per step of BK, the block's
+// threads copy A's BM×BK and B's BK×BN tiles into shared memory (widened
+// to f32; zero outside the matrices; each read coalesced along the
+// operand's unit-stride dim), wait, multiply them into their registers and
+// wait again. Thread (ty, tx) owns rows ty + 16i and columns tx + 16j, so
+// a warp reads B's tile without bank conflicts and stores C's rows in
+// runs. The epilogue computes the root from each result before the store.
+func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
+	s := gd.spec
+	tile, err := gpuDotTileFor(g.mod.t.GPUDot)
+	if err != nil {
+		fail("%v", err)
+	}
+	bm, bn, bk := int64(tile.BM), int64(tile.BN), int64(tile.BK)
+	tm, tn := bm/16, bn/16
+	const threads = 256
+	g.threads = threads
+	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+	tilesM, tilesN := (M+bm-1)/bm, (N+bn-1)/bn
+	lda, ldb, _ := s.lds()
+	// Shared tiles, k-major; a row padded by one float where the copy
+	// writes down its columns, so that a warp's stores hit distinct banks.
+	lsa, lsb := bm, bn
+	if !s.TransA {
+		lsa++
+	}
+	if s.TransB {
+		lsb++
+	}
+	as, bs := g.sharedArray(types.Float, bk*lsa), g.sharedArray(types.Float, bk*lsb)
+	acc := make([]value.Value, tm*tn)
+	for i := range acc {
+		acc[i] = g.alloca(types.Float)
+		g.b.NewStore(fconst(types.Float, 0), acc[i])
+	}
+	blk, tid := g.ctaid(), g.tid()
+	tx, ty := g.b.NewURem(tid, i64c(16)), g.b.NewUDiv(tid, i64c(16))
+	tileN := g.b.NewURem(blk, i64c(tilesN))
+	tileM := g.b.NewURem(g.b.NewUDiv(blk, i64c(tilesN)), i64c(tilesM))
+	bt := g.b.NewUDiv(blk, i64c(tilesN*tilesM))
+	offA, offB := g.batchOffsets(s, bt)
+	m0, n0 := g.b.NewMul(tileM, i64c(bm)), g.b.NewMul(tileN, i64c(bn))
+	pa, pb := g.ptrs[gd.dot.Args[0]], g.ptrs[gd.dot.Args[1]]
+
+	// copyTile stages n elements of an operand of type d at p into the
+	// shared tile sm: thread tid copies elements tid, tid + threads, ...;
+	// at maps element e to whether it lies inside the operand, its index
+	// there and its index in the tile.
+	copyTile := func(d ir.DType, p value.Value, n int64, at func(e value.Value) (inb value.Value, src, dst value.Value), sm value.Value) {
+		for q := int64(0); q < n/threads; q++ {
+			e := g.b.NewAdd(tid, i64c(q*threads))
+			inb, src, dst := at(e)
+			x := g.loadAt(d, p, g.b.NewSelect(inb, src, i64c(0)))
+			if !x.Type().Equal(types.Float) {
+				x = g.b.NewFPTrunc(x, types.Float)
+			}
+			g.b.NewStore(g.b.NewSelect(inb, x, fconst(types.Float, 0)), g.b.NewGetElementPtr(types.Float, sm, dst))
+		}
+	}
+	inside := func(i, n, k, kn value.Value) value.Value {
+		return g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, i, n), g.b.NewICmp(enum.IPredSLT, k, kn))
+	}
+	g.strideLoop("ktile", i64c(0), i64c(K), i64c(bk), func(k0 value.Value) {
+		// A[m, k] into as[kk·lsa + mm].
+		copyTile(s.aType(), pa, bm*bk, func(e value.Value) (value.Value, value.Value, value.Value) {
+			var mm, kk value.Value
+			if s.TransA {
+				kk, mm = g.b.NewUDiv(e, i64c(bm)), g.b.NewURem(e, i64c(bm))
+			} else {
+				mm, kk = g.b.NewUDiv(e, i64c(bk)), g.b.NewURem(e, i64c(bk))
+			}
+			gm, gk := g.b.NewAdd(m0, mm), g.b.NewAdd(k0, kk)
+			src := g.b.NewAdd(g.b.NewMul(gm, i64c(lda)), gk)
+			if s.TransA {
+				src = g.b.NewAdd(g.b.NewMul(gk, i64c(lda)), gm)
+			}
+			return inside(gm, i64c(M), gk, i64c(K)), g.b.NewAdd(offA, src), g.b.NewAdd(g.b.NewMul(kk, i64c(lsa)), mm)
+		}, as)
+		// B[k, n] into bs[kk·lsb + nn].
+		copyTile(s.bType(), pb, bk*bn, func(e value.Value) (value.Value, value.Value, value.Value) {
+			var nn, kk value.Value
+			if s.TransB {
+				nn, kk = g.b.NewUDiv(e, i64c(bk)), g.b.NewURem(e, i64c(bk))
+			} else {
+				kk, nn = g.b.NewUDiv(e, i64c(bn)), g.b.NewURem(e, i64c(bn))
+			}
+			gn, gk := g.b.NewAdd(n0, nn), g.b.NewAdd(k0, kk)
+			src := g.b.NewAdd(g.b.NewMul(gk, i64c(ldb)), gn)
+			if s.TransB {
+				src = g.b.NewAdd(g.b.NewMul(gn, i64c(ldb)), gk)
+			}
+			return inside(gn, i64c(N), gk, i64c(K)), g.b.NewAdd(offB, src), g.b.NewAdd(g.b.NewMul(kk, i64c(lsb)), nn)
+		}, bs)
+		g.barrier()
+		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)
+		for kk := int64(0); kk < bk; kk++ {
+			a := make([]value.Value, tm)
+			for i := range a {
+				a[i] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, as, g.b.NewAdd(ty, i64c(kk*lsa+16*int64(i)))))
+			}
+			b := make([]value.Value, tn)
+			for j := range b {
+				b[j] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, bs, g.b.NewAdd(tx, i64c(kk*lsb+16*int64(j)))))
+			}
+			for i := range a {
+				for j := range b {
+					c := acc[int64(i)*tn+int64(j)]
+					g.b.NewStore(g.b.NewCall(fma, a[i], b[j], g.b.NewLoad(types.Float, c)), c)
+				}
+			}
+		}
+		g.barrier()
+	})
+	// The epilogue: element (bt, m, n) of the product is C's linear index
+	// (bt·M + m)·N + n.
+	shape := gd.dot.Type.Shape
+	g.rowVals = map[*ir.Value]value.Value{}
+	defer func() { g.rowVals = nil }()
+	for i := int64(0); i < tm; i++ {
+		m := g.b.NewAdd(m0, g.b.NewAdd(ty, i64c(16*i)))
+		for j := int64(0); j < tn; j++ {
+			n := g.b.NewAdd(n0, g.b.NewAdd(tx, i64c(16*j)))
+			g.ifThen("cstore", inside(m, i64c(M), n, i64c(N)), func() {
+				lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+				g.rowVals[gd.dot] = g.b.NewLoad(types.Float, acc[i*tn+j])
+				g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
+				delete(g.rowVals, gd.dot)
+			})
+		}
+	}
+	grid := int64(s.Batch) * tilesM * tilesN
+	return grid * threads, 2 * K * tm * tn
+}
+
+// batchOffsets returns the element offsets of batch bt's A and B.
+func (g *kernelBuilder) batchOffsets(s DotSpec, bt value.Value) (offA, offB value.Value) {
+	offA, offB = i64c(0), i64c(0)
+	rest := bt
+	dims := s.batchDims()
+	for d := len(dims) - 1; d >= 0; d-- {
+		bd := dims[d]
+		if bd.Size <= 1 {
+			continue
+		}
+		idx := g.b.NewURem(rest, i64c(int64(bd.Size)))
+		rest = g.b.NewUDiv(rest, i64c(int64(bd.Size)))
+		offA = g.b.NewAdd(offA, g.b.NewMul(idx, i64c(bd.A)))
+		offB = g.b.NewAdd(offB, g.b.NewMul(idx, i64c(bd.B)))
+	}
+	return offA, offB
+}
+
+// dotEpilogue returns the one dot of body when every value depending on
+// it up to root is an elementwise op of its shape and root is f32 of that
+// shape (an epilogue computed element by element from the product), else
+// nil.
+func dotEpilogue(body []*ir.Value, root *ir.Value) *ir.Value {
+	var dot *ir.Value
+	dep := map[*ir.Value]bool{}
+	for _, v := range body {
+		if v.Op == ir.OpDot {
+			if dot != nil {
+				return nil
+			}
+			dot = v
+			dep[v] = true
+			continue
+		}
+		for _, a := range v.Args {
+			if dep[a] {
+				dep[v] = true
+			}
+		}
+		if dep[v] && (!elementwise(v) || !v.Type.Shape.Equal(dot.Type.Shape)) {
+			return nil
+		}
+	}
+	if dot == nil || dot.Type.DType != ir.F32 || !dep[root] || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
+		return nil
+	}
+	return dot
+}

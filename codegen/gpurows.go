@@ -1,0 +1,242 @@
+package codegen
+
+import (
+	"math"
+	"slices"
+
+	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// minBlockRow is the smallest row a GPU row kernel gives a block of
+// threads: below it, one thread per row does the row's work.
+const minBlockRow = 32
+
+// blockThreads is the threads per block of a GPU row kernel whose rows
+// have r elements: a multiple of the warp, up to gpuBlock, none idle when
+// the row is short.
+func blockThreads(r int64) int {
+	t := int64(gpuBlock)
+	for t > 32 && t/2 >= r {
+		t /= 2
+	}
+	return int(t)
+}
+
+// emitBlockRows emits plan p's row kernel for a GPU: one block per row.
+// The block's threads walk the row's elements with a stride of the block
+// size; each reduction sums (or maxes) each thread's part, then the warp's
+// by shuffles, then the warps' through shared memory, so every thread
+// holds the row value; per-row results are stored by thread 0 and the
+// row's elements are written by all threads, coalesced. Sums accumulate in
+// double, as on the CPU, in an order fixed by the block size.
+func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
+	n := int64(p.rows.NumElements())
+	var sizes []int
+	r := int64(1)
+	for _, a := range p.axes {
+		sizes = append(sizes, p.shape[a])
+		r *= int64(p.shape[a])
+	}
+	if n == 0 {
+		return 0, 1
+	}
+	threads := blockThreads(r)
+	g.threads = threads
+	var perRow, perElem []int
+	for k, res := range g.results {
+		if slices.Contains(p.row, res) || !res.Type.Shape.Equal(p.shape) {
+			perRow = append(perRow, k)
+		} else {
+			perElem = append(perElem, k)
+		}
+	}
+	row, tid := g.ctaid(), g.tid()
+	rix := atLinear(p.rows, row)
+	kept := g.dims(rix)
+	// at is the index in the reductions' operand of element e of the row.
+	at := func(e value.Value) *index {
+		red := g.dims(atLinear(ir.Shape(sizes), e))
+		full := make([]value.Value, len(p.shape))
+		for i, a := range p.kept {
+			full[a] = kept[i]
+		}
+		for i, a := range p.axes {
+			full[a] = red[i]
+		}
+		return atDims(p.shape, full)
+	}
+	walk := func(name string, body func(ix *index)) {
+		g.strideLoop(name, tid, i64c(r), i64c(int64(threads)), func(e value.Value) { body(at(e)) })
+	}
+	g.rowVals = map[*ir.Value]value.Value{}
+	defer func() { g.rowVals = nil }()
+	for _, w := range p.row {
+		wix := rix
+		if !w.Type.Shape.Equal(p.rows) {
+			wix = atLinear(w.Type.Shape, row)
+		}
+		switch {
+		case w.Op == ir.OpReduceSum:
+			g.rowVals[w] = g.blockSum(w, walk)
+		case w.Op == ir.OpReduceMax && w.Type.DType.IsFloat():
+			g.rowVals[w] = g.blockFloatMax(w, walk)
+		case w.Op == ir.OpReduceMax:
+			g.rowVals[w] = g.blockIntMax(w, walk)
+		default:
+			g.rowVals[w] = g.elemOp(w, wix)
+		}
+	}
+	if len(perRow) > 0 {
+		g.ifThen("row0", g.b.NewICmp(enum.IPredEQ, tid, i64c(0)), func() {
+			for _, k := range perRow {
+				res := g.results[k]
+				g.storeAt(res.Type.DType, g.elem(res, atLinear(res.Type.Shape, row)), g.outs[k], row)
+			}
+		})
+	}
+	if len(perElem) > 0 {
+		walk("elt", func(ix *index) { g.storeResults(ix, g.linear(ix), perElem) })
+	}
+	return n * int64(threads), 1 + int64(instrs)*max(r/int64(threads), 1)
+}
+
+// reducePlan is the row plan of a reduction v computed alone: its rows
+// are its result's elements.
+func reducePlan(v *ir.Value) *rowPlan {
+	axes := v.Attrs.Ints("axes")
+	s := v.Args[0].Type.Shape
+	p := &rowPlan{shape: s, axes: axes, rows: v.Type.Shape, row: []*ir.Value{v}}
+	for i := range s {
+		if !slices.Contains(axes, i) {
+			p.kept = append(p.kept, i)
+		}
+	}
+	return p
+}
+
+// rowLen is the number of elements in each of p's rows.
+func (p *rowPlan) rowLen() int64 {
+	r := int64(1)
+	for _, a := range p.axes {
+		r *= int64(p.shape[a])
+	}
+	return r
+}
+
+// strideLoop emits for i := from; i < to; i += step { body(i) }.
+func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body func(i value.Value)) {
+	pre := g.b
+	head, bb, exit := g.newBlock(name+".head"), g.newBlock(name+".body"), g.newBlock(name+".exit")
+	pre.NewBr(head)
+	phi := head.NewPhi(llir.NewIncoming(from, pre))
+	head.NewCondBr(head.NewICmp(enum.IPredSLT, phi, to), bb, exit)
+	g.b = bb
+	body(phi)
+	next := g.b.NewAdd(phi, step)
+	g.b.NewBr(head)
+	phi.Incs = append(phi.Incs, llir.NewIncoming(next, g.b))
+	g.b = exit
+}
+
+// blockSum is reduce_sum w's row value: each thread's part of the row in
+// accType, then the block's total, rounded once.
+func (g *kernelBuilder) blockSum(w *ir.Value, walk func(string, func(*index))) value.Value {
+	d := w.Type.DType
+	acc := g.alloca(accType(d))
+	g.b.NewStore(zeroAcc(d), acc)
+	walk("bsum", func(ix *index) {
+		g.b.NewStore(g.accumulate(d, g.b.NewLoad(accType(d), acc), g.elem(w.Args[0], ix)), acc)
+	})
+	total := g.blockReduce(g.b.NewLoad(accType(d), acc), func(a, b value.Value) value.Value {
+		if d.IsFloat() {
+			return g.b.NewFAdd(a, b)
+		}
+		return g.b.NewAdd(a, b)
+	})
+	return g.finishSum(d, total)
+}
+
+// blockIntMax is an integer reduce_max w's row value.
+func (g *kernelBuilder) blockIntMax(w *ir.Value, walk func(string, func(*index))) value.Value {
+	t := computeType(w.Type.DType)
+	acc := g.alloca(t)
+	g.b.NewStore(minValue(w.Type.DType), acc)
+	smax := func(a, b value.Value) value.Value {
+		return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, b, a), b, a)
+	}
+	walk("bmax", func(ix *index) {
+		g.b.NewStore(smax(g.b.NewLoad(t, acc), g.elem(w.Args[0], ix)), acc)
+	})
+	return g.blockReduce(g.b.NewLoad(t, acc), smax)
+}
+
+// blockFloatMax is a float reduce_max w's row value, as rowMax computes
+// it: the maximum of the elements' order keys and whether one is NaN,
+// each reduced over the block.
+func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index))) value.Value {
+	t := computeType(w.Type.DType)
+	it, bits := types.I64, int64(64)
+	if t.Equal(types.Float) {
+		it, bits = types.I32, 32
+	}
+	ic := func(c int64) value.Value { return constant.NewInt(it, c) }
+	key := func(b value.Value) value.Value {
+		return g.b.NewXor(b, g.b.NewLShr(g.b.NewAShr(b, ic(bits-1)), ic(1)))
+	}
+	fbits := func(f float64) int64 {
+		if bits == 32 {
+			return int64(int32(math.Float32bits(float32(f))))
+		}
+		return int64(math.Float64bits(f))
+	}
+	kacc, nacc := g.alloca(it), g.alloca(types.I32)
+	g.b.NewStore(key(ic(fbits(math.Inf(-1)))), kacc)
+	g.b.NewStore(i32c(0), nacc)
+	smax := func(a, b value.Value) value.Value {
+		return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, b, a), b, a)
+	}
+	walk("bfmax", func(ix *index) {
+		e := g.elem(w.Args[0], ix)
+		nan := g.b.NewFCmp(enum.FPredUNO, e, e)
+		ke := g.b.NewSelect(nan, ic(-1<<(bits-1)), key(g.b.NewBitCast(e, it)))
+		g.b.NewStore(smax(g.b.NewLoad(it, kacc), ke), kacc)
+		g.b.NewStore(g.b.NewOr(g.b.NewLoad(types.I32, nacc), g.b.NewZExt(nan, types.I32)), nacc)
+	})
+	km := g.blockReduce(g.b.NewLoad(it, kacc), smax)
+	anyNaN := g.blockReduce(g.b.NewLoad(types.I32, nacc), func(a, b value.Value) value.Value { return g.b.NewOr(a, b) })
+	m := g.b.NewBitCast(key(km), t)
+	isNaN := g.b.NewAnd(g.b.NewICmp(enum.IPredNE, anyNaN, i32c(0)), g.b.NewICmp(enum.IPredNE, km, ic(fbits(math.Inf(1)))))
+	return g.b.NewSelect(isNaN, fconst(t, math.NaN()), m)
+}
+
+// blockReduce folds x over the block's threads with op (associative and
+// commutative), returning the result in every thread: a butterfly over
+// each warp's lanes, then each thread folds the warps' results in order
+// from shared memory. Every thread of the block must call it.
+func (g *kernelBuilder) blockReduce(x value.Value, op func(a, b value.Value) value.Value) value.Value {
+	for off := int64(16); off >= 1; off /= 2 {
+		x = op(x, g.shuffle(shflBfly, x, i32c(off)))
+	}
+	warps := int64(g.threads / 32)
+	if warps <= 1 {
+		return x
+	}
+	t := x.Type()
+	smem := g.sharedArray(t, warps)
+	lane := g.b.NewURem(g.tid(), i64c(32))
+	g.ifThen("lane0", g.b.NewICmp(enum.IPredEQ, lane, i64c(0)), func() {
+		g.b.NewStore(x, g.b.NewGetElementPtr(t, smem, g.b.NewUDiv(g.tid(), i64c(32))))
+	})
+	g.barrier()
+	r := value.Value(g.b.NewLoad(t, smem))
+	for w := int64(1); w < warps; w++ {
+		r = op(r, g.b.NewLoad(t, g.b.NewGetElementPtr(t, smem, i64c(w))))
+	}
+	return r
+}
