@@ -292,6 +292,9 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	case gd != nil:
 		k.Extent, k.Cost = g.emitGPUDot(gd)
 		k.Lowering = LowerTiledDot
+		if gd.spec.mmaDot() {
+			k.Lowering = LowerMMADot
+		}
 	case fd != nil:
 		k.Extent, k.Cost = g.emitFastDot(fd)
 		k.Lowering = LowerFastDot
@@ -299,6 +302,13 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 			k.Lowering = LowerFastDotEp
 		}
 	case rows != nil && v.Attrs.String("kind") == ir.FusionDot:
+		if m.t.gpuKernels() {
+			if gr := g.planGPUDotRows(body, rows, root); gr != nil {
+				k.Extent, k.Cost = g.emitGPUDotRows(gr, rows, len(body))
+				k.Lowering = LowerTiledDotRows
+				break
+			}
+		}
 		if rd := g.planRowDot(body, rows, root); rd != nil {
 			k.Extent, k.Cost = g.emitFastDotRows(rd, rows, len(body))
 			k.Lowering = LowerFastDotRows

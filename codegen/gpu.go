@@ -9,6 +9,8 @@ import (
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
 )
 
 // The GPU's cooperative operations, as the kernels of a GPU target and
@@ -64,6 +66,9 @@ const (
 	MutateBarrier
 	// MutateShuffleLane reads the neighbouring lane in every shuffle.
 	MutateShuffleLane
+	// MutateFragment swaps the second and third A registers of every
+	// mma (a wrong fragment layout).
+	MutateFragment
 )
 
 // Mutate is the mutation compiled into GPU kernels (tests only).
@@ -131,6 +136,60 @@ func (g *kernelBuilder) shuffle(mode shfl, x, arg value.Value) value.Value {
 	}
 	fn := declareIn(g.mod.m, fmt.Sprintf("llvm.nvvm.shfl.sync.%s.%s", shflNames[mode], suffix), x.Type(), types.I32, x.Type(), types.I32, types.I32)
 	return g.b.NewCall(fn, i32c(-1), x, arg, i32c(clamp))
+}
+
+// mma is mma.sync.aligned.m16n8k16.row.col.f32 with operands of type
+// half (bf16 or f16) over the warp: a holds the thread's four A registers,
+// b its two B registers (i32s, two elements each, the lower index in the
+// low bits), c its four f32 accumulators; it returns D = A·B + C at the
+// thread's four positions (emurt/emu.c's xlc_emu_mma gives the layout).
+func (g *kernelBuilder) mma(half ir.DType, a [4]value.Value, b [2]value.Value, c [4]value.Value) [4]value.Value {
+	l := g.gpu()
+	g.coop = true
+	if Mutate == MutateFragment {
+		a[1], a[2] = a[2], a[1]
+	}
+	var d [4]value.Value
+	if l.emu {
+		regs, acc, out := g.alloca(types.NewArray(6, types.I32)), g.alloca(types.NewArray(4, types.Float)), g.alloca(types.NewArray(4, types.Float))
+		at := func(p value.Value, t types.Type, n, i int64) value.Value {
+			return g.b.NewGetElementPtr(types.NewArray(uint64(n), t), p, i64c(0), i64c(i))
+		}
+		for i, r := range append(a[:], b[:]...) {
+			g.b.NewStore(r, at(regs, types.I32, 6, int64(i)))
+		}
+		for i, x := range c {
+			g.b.NewStore(x, at(acc, types.Float, 4, int64(i)))
+		}
+		kind := int64(0)
+		if half == ir.F16 {
+			kind = 1
+		}
+		fn := declareIn(g.mod.m, "xlc_emu_mma", types.Void, types.I32, types.NewPointer(types.I32), types.NewPointer(types.Float), types.NewPointer(types.Float))
+		g.b.NewCall(fn, i32c(kind), at(regs, types.I32, 6, 0), at(acc, types.Float, 4, 0), at(out, types.Float, 4, 0))
+		for i := range d {
+			d[i] = g.b.NewLoad(types.Float, at(out, types.Float, 4, int64(i)))
+		}
+		return d
+	}
+	name, rt := "llvm.nvvm.mma.m16n8k16.row.col.bf16", types.Type(types.I32)
+	if half == ir.F16 {
+		name, rt = "llvm.nvvm.mma.m16n8k16.row.col.f32.f32", types.NewVector(2, types.Half)
+	}
+	res := types.NewStruct(types.Float, types.Float, types.Float, types.Float)
+	params := []types.Type{rt, rt, rt, rt, rt, rt, types.Float, types.Float, types.Float, types.Float}
+	var args []value.Value
+	for _, r := range append(a[:], b[:]...) {
+		if !rt.Equal(types.I32) {
+			r = g.b.NewBitCast(r, rt)
+		}
+		args = append(args, r)
+	}
+	call := g.b.NewCall(declareIn(g.mod.m, name, res, params...), append(args, c[:]...)...)
+	for i := range d {
+		d[i] = g.b.NewExtractValue(call, uint64(i))
+	}
+	return d
 }
 
 // tid, ntid, ctaid, nctaid, lane and warp read the thread's indices as

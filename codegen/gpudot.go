@@ -73,51 +73,115 @@ func (g *kernelBuilder) planGPUDot(body []*ir.Value, root *ir.Value) *gpuDot {
 	return &gpuDot{dot: dot, root: root, spec: s}
 }
 
-// emitGPUDot emits the tiled dot of gd: block b computes tile (tm, tn) of
-// batch bt, b = (bt·tilesM + tm)·tilesN + tn. Per step of BK, the block's
-// threads copy A's BM×BK and B's BK×BN tiles into shared memory (widened
-// to f32; zero outside the matrices; each read coalesced along the
-// operand's unit-stride dim), wait, multiply them into their registers and
-// wait again. Thread (ty, tx) owns rows ty + 16i and columns tx + 16j, so
-// a warp reads B's tile without bank conflicts and stores C's rows in
-// runs. The epilogue computes the root from each result before the store.
+// A gpuTiler computes tiles of a dot's product in one block of threads:
+// product emits the loop over K for the BM×BN tile at rows m0, columns n0
+// of the batch whose operands start at offA and offB, then calls each for
+// every element (m, n) of the tile the thread holds, with its f32 value;
+// the caller checks m < M and n < N. Every thread of the block must run it.
+type gpuTiler interface {
+	tile() (bm, bn int64)
+	product(offA, offB, m0, n0 value.Value, each func(m, n, acc value.Value))
+}
+
+// tiler returns the tiler of gd's dot: tensor cores for bf16 or f16
+// operands, else the f32 tiles; it sets the block's threads.
+func (g *kernelBuilder) tiler(gd *gpuDot) gpuTiler {
+	if gd.spec.mmaDot() {
+		return g.newMMATiler(gd)
+	}
+	return g.newSIMTTiler(gd)
+}
+
+// emitGPUDot emits gd's dot with its elementwise epilogue: block b
+// computes tile (tm, tn) of batch bt, b = (bt·tilesM + tm)·tilesN + tn,
+// and each thread computes the root from each of its results before the
+// store.
 func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 	s := gd.spec
-	tile, err := gpuDotTileFor(g.mod.t.GPUDot)
-	if err != nil {
-		fail("%v", err)
-	}
-	bm, bn, bk := int64(tile.BM), int64(tile.BN), int64(tile.BK)
-	tm, tn := bm/16, bn/16
-	const threads = 256
-	g.threads = threads
+	tl := g.tiler(gd)
+	bm, bn := tl.tile()
 	M, N, K := int64(s.M), int64(s.N), int64(s.K)
 	tilesM, tilesN := (M+bm-1)/bm, (N+bn-1)/bn
-	lda, ldb, _ := s.lds()
-	// Shared tiles, k-major; a row padded by one float where the copy
-	// writes down its columns, so that a warp's stores hit distinct banks.
-	lsa, lsb := bm, bn
-	if !s.TransA {
-		lsa++
-	}
-	if s.TransB {
-		lsb++
-	}
-	as, bs := g.sharedArray(types.Float, bk*lsa), g.sharedArray(types.Float, bk*lsb)
-	acc := make([]value.Value, tm*tn)
-	for i := range acc {
-		acc[i] = g.alloca(types.Float)
-		g.b.NewStore(fconst(types.Float, 0), acc[i])
-	}
-	blk, tid := g.ctaid(), g.tid()
-	tx, ty := g.b.NewURem(tid, i64c(16)), g.b.NewUDiv(tid, i64c(16))
+	blk := g.ctaid()
 	tileN := g.b.NewURem(blk, i64c(tilesN))
 	tileM := g.b.NewURem(g.b.NewUDiv(blk, i64c(tilesN)), i64c(tilesM))
 	bt := g.b.NewUDiv(blk, i64c(tilesN*tilesM))
 	offA, offB := g.batchOffsets(s, bt)
 	m0, n0 := g.b.NewMul(tileM, i64c(bm)), g.b.NewMul(tileN, i64c(bn))
-	pa, pb := g.ptrs[gd.dot.Args[0]], g.ptrs[gd.dot.Args[1]]
+	shape := gd.dot.Type.Shape
+	g.rowVals = map[*ir.Value]value.Value{}
+	defer func() { g.rowVals = nil }()
+	tl.product(offA, offB, m0, n0, func(m, n, acc value.Value) {
+		g.ifThen("cstore", g.inside(m, M, n, N), func() {
+			lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+			g.rowVals[gd.dot] = acc
+			g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
+			delete(g.rowVals, gd.dot)
+		})
+	})
+	grid := int64(s.Batch) * tilesM * tilesN
+	return grid * int64(g.threads), 2 * K * bm * bn / int64(g.threads)
+}
 
+// inside reports i < n and k < kn (i64 values, constant bounds).
+func (g *kernelBuilder) inside(i value.Value, n int64, k value.Value, kn int64) value.Value {
+	return g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, i, i64c(n)), g.b.NewICmp(enum.IPredSLT, k, i64c(kn)))
+}
+
+// simtTiler is the f32 tiler: 16×16 threads, BM×BN×BK tiles (the target's
+// GPUDot). Per step of BK, the block's threads copy A's BM×BK and B's
+// BK×BN tiles into shared memory (widened to f32; zero outside the
+// matrices; each read coalesced along the operand's unit-stride dim),
+// wait, multiply them into their registers and wait again. Thread (ty,
+// tx) owns rows ty + 16i and columns tx + 16j, so a warp reads B's tile
+// without bank conflicts and stores C's rows in runs.
+type simtTiler struct {
+	g          *kernelBuilder
+	gd         *gpuDot
+	bm, bn, bk int64
+	lsa, lsb   int64 // shared rows, in floats
+	as, bs     value.Value
+	tx, ty     value.Value
+}
+
+func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
+	tile, err := gpuDotTileFor(g.mod.t.GPUDot)
+	if err != nil {
+		fail("%v", err)
+	}
+	g.threads = 256
+	t := &simtTiler{g: g, gd: gd, bm: int64(tile.BM), bn: int64(tile.BN), bk: int64(tile.BK)}
+	// Shared tiles, k-major; a row padded by one float where the copy
+	// writes down its columns, so that a warp's stores hit distinct banks.
+	t.lsa, t.lsb = t.bm, t.bn
+	if !gd.spec.TransA {
+		t.lsa++
+	}
+	if gd.spec.TransB {
+		t.lsb++
+	}
+	t.as, t.bs = g.sharedArray(types.Float, t.bk*t.lsa), g.sharedArray(types.Float, t.bk*t.lsb)
+	tid := g.tid()
+	t.tx, t.ty = g.b.NewURem(tid, i64c(16)), g.b.NewUDiv(tid, i64c(16))
+	return t
+}
+
+func (t *simtTiler) tile() (bm, bn int64) { return t.bm, t.bn }
+
+func (t *simtTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc value.Value)) {
+	g, s := t.g, t.gd.spec
+	bm, bn, bk := t.bm, t.bn, t.bk
+	tm, tn := bm/16, bn/16
+	threads := int64(g.threads)
+	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+	lda, ldb, _ := s.lds()
+	acc := make([]value.Value, tm*tn)
+	for i := range acc {
+		acc[i] = g.alloca(types.Float)
+		g.b.NewStore(fconst(types.Float, 0), acc[i])
+	}
+	tid := g.tid()
+	pa, pb := g.ptrs[t.gd.dot.Args[0]], g.ptrs[t.gd.dot.Args[1]]
 	// copyTile stages n elements of an operand of type d at p into the
 	// shared tile sm: thread tid copies elements tid, tid + threads, ...;
 	// at maps element e to whether it lies inside the operand, its index
@@ -133,9 +197,6 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 			g.b.NewStore(g.b.NewSelect(inb, x, fconst(types.Float, 0)), g.b.NewGetElementPtr(types.Float, sm, dst))
 		}
 	}
-	inside := func(i, n, k, kn value.Value) value.Value {
-		return g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, i, n), g.b.NewICmp(enum.IPredSLT, k, kn))
-	}
 	g.strideLoop("ktile", i64c(0), i64c(K), i64c(bk), func(k0 value.Value) {
 		// A[m, k] into as[kk·lsa + mm].
 		copyTile(s.aType(), pa, bm*bk, func(e value.Value) (value.Value, value.Value, value.Value) {
@@ -150,8 +211,8 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 			if s.TransA {
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(lda)), gm)
 			}
-			return inside(gm, i64c(M), gk, i64c(K)), g.b.NewAdd(offA, src), g.b.NewAdd(g.b.NewMul(kk, i64c(lsa)), mm)
-		}, as)
+			return g.inside(gm, M, gk, K), g.b.NewAdd(offA, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsa)), mm)
+		}, t.as)
 		// B[k, n] into bs[kk·lsb + nn].
 		copyTile(s.bType(), pb, bk*bn, func(e value.Value) (value.Value, value.Value, value.Value) {
 			var nn, kk value.Value
@@ -165,18 +226,18 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 			if s.TransB {
 				src = g.b.NewAdd(g.b.NewMul(gn, i64c(ldb)), gk)
 			}
-			return inside(gn, i64c(N), gk, i64c(K)), g.b.NewAdd(offB, src), g.b.NewAdd(g.b.NewMul(kk, i64c(lsb)), nn)
-		}, bs)
+			return g.inside(gn, N, gk, K), g.b.NewAdd(offB, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsb)), nn)
+		}, t.bs)
 		g.barrier()
 		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)
 		for kk := int64(0); kk < bk; kk++ {
 			a := make([]value.Value, tm)
 			for i := range a {
-				a[i] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, as, g.b.NewAdd(ty, i64c(kk*lsa+16*int64(i)))))
+				a[i] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, t.as, g.b.NewAdd(t.ty, i64c(kk*t.lsa+16*int64(i)))))
 			}
 			b := make([]value.Value, tn)
 			for j := range b {
-				b[j] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, bs, g.b.NewAdd(tx, i64c(kk*lsb+16*int64(j)))))
+				b[j] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, t.bs, g.b.NewAdd(t.tx, i64c(kk*t.lsb+16*int64(j)))))
 			}
 			for i := range a {
 				for j := range b {
@@ -187,25 +248,13 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 		}
 		g.barrier()
 	})
-	// The epilogue: element (bt, m, n) of the product is C's linear index
-	// (bt·M + m)·N + n.
-	shape := gd.dot.Type.Shape
-	g.rowVals = map[*ir.Value]value.Value{}
-	defer func() { g.rowVals = nil }()
 	for i := int64(0); i < tm; i++ {
-		m := g.b.NewAdd(m0, g.b.NewAdd(ty, i64c(16*i)))
+		m := g.b.NewAdd(m0, g.b.NewAdd(t.ty, i64c(16*i)))
 		for j := int64(0); j < tn; j++ {
-			n := g.b.NewAdd(n0, g.b.NewAdd(tx, i64c(16*j)))
-			g.ifThen("cstore", inside(m, i64c(M), n, i64c(N)), func() {
-				lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-				g.rowVals[gd.dot] = g.b.NewLoad(types.Float, acc[i*tn+j])
-				g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
-				delete(g.rowVals, gd.dot)
-			})
+			n := g.b.NewAdd(n0, g.b.NewAdd(t.tx, i64c(16*j)))
+			each(m, n, g.b.NewLoad(types.Float, acc[i*tn+j]))
 		}
 	}
-	grid := int64(s.Batch) * tilesM * tilesN
-	return grid * threads, 2 * K * tm * tn
 }
 
 // batchOffsets returns the element offsets of batch bt's A and B.

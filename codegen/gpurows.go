@@ -28,26 +28,31 @@ func blockThreads(r int64) int {
 	return int(t)
 }
 
-// emitBlockRows emits plan p's row kernel for a GPU: one block per row.
-// The block's threads walk the row's elements with a stride of the block
-// size; each reduction sums (or maxes) each thread's part, then the warp's
-// by shuffles, then the warps' through shared memory, so every thread
-// holds the row value; per-row results are stored by thread 0 and the
-// row's elements are written by all threads, coalesced. Sums accumulate in
-// double, as on the CPU, in an order fixed by the block size.
+// emitBlockRows emits plan p's row kernel for a GPU: one block per row
+// (rowGroup).
 func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
-	n := int64(p.rows.NumElements())
-	var sizes []int
-	r := int64(1)
-	for _, a := range p.axes {
-		sizes = append(sizes, p.shape[a])
-		r *= int64(p.shape[a])
-	}
+	n, r := int64(p.rows.NumElements()), p.rowLen()
 	if n == 0 {
 		return 0, 1
 	}
-	threads := blockThreads(r)
-	g.threads = threads
+	g.threads = blockThreads(r)
+	g.rowGroup(p, g.ctaid(), g.tid(), g.threads)
+	return n * int64(g.threads), 1 + int64(instrs)*max(r/int64(g.threads), 1)
+}
+
+// rowGroup emits plan p's work on row `row` by a group of size threads
+// (the block, or one warp when size is 32), lane being the thread's index
+// in it. The group's threads walk the row's elements with a stride of its
+// size; each reduction sums (or maxes) each thread's part, then the group's
+// (groupReduce), so every thread holds the row value; per-row results are
+// stored by lane 0 and the row's elements are written by all threads,
+// coalesced. Sums accumulate in double, as on the CPU, in an order fixed
+// by the group's size.
+func (g *kernelBuilder) rowGroup(p *rowPlan, row, lane value.Value, size int) {
+	var sizes []int
+	for _, a := range p.axes {
+		sizes = append(sizes, p.shape[a])
+	}
 	var perRow, perElem []int
 	for k, res := range g.results {
 		if slices.Contains(p.row, res) || !res.Type.Shape.Equal(p.shape) {
@@ -56,7 +61,6 @@ func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (e
 			perElem = append(perElem, k)
 		}
 	}
-	row, tid := g.ctaid(), g.tid()
 	rix := atLinear(p.rows, row)
 	kept := g.dims(rix)
 	// at is the index in the reductions' operand of element e of the row.
@@ -72,7 +76,10 @@ func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (e
 		return atDims(p.shape, full)
 	}
 	walk := func(name string, body func(ix *index)) {
-		g.strideLoop(name, tid, i64c(r), i64c(int64(threads)), func(e value.Value) { body(at(e)) })
+		g.strideLoop(name, lane, i64c(p.rowLen()), i64c(int64(size)), func(e value.Value) { body(at(e)) })
+	}
+	reduce := func(x value.Value, op func(a, b value.Value) value.Value) value.Value {
+		return g.groupReduce(x, op, size, lane)
 	}
 	g.rowVals = map[*ir.Value]value.Value{}
 	defer func() { g.rowVals = nil }()
@@ -83,17 +90,17 @@ func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (e
 		}
 		switch {
 		case w.Op == ir.OpReduceSum:
-			g.rowVals[w] = g.blockSum(w, walk)
+			g.rowVals[w] = g.blockSum(w, walk, reduce)
 		case w.Op == ir.OpReduceMax && w.Type.DType.IsFloat():
-			g.rowVals[w] = g.blockFloatMax(w, walk)
+			g.rowVals[w] = g.blockFloatMax(w, walk, reduce)
 		case w.Op == ir.OpReduceMax:
-			g.rowVals[w] = g.blockIntMax(w, walk)
+			g.rowVals[w] = g.blockIntMax(w, walk, reduce)
 		default:
 			g.rowVals[w] = g.elemOp(w, wix)
 		}
 	}
 	if len(perRow) > 0 {
-		g.ifThen("row0", g.b.NewICmp(enum.IPredEQ, tid, i64c(0)), func() {
+		g.ifThen("row0", g.b.NewICmp(enum.IPredEQ, lane, i64c(0)), func() {
 			for _, k := range perRow {
 				res := g.results[k]
 				g.storeAt(res.Type.DType, g.elem(res, atLinear(res.Type.Shape, row)), g.outs[k], row)
@@ -103,8 +110,10 @@ func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (e
 	if len(perElem) > 0 {
 		walk("elt", func(ix *index) { g.storeResults(ix, g.linear(ix), perElem) })
 	}
-	return n * int64(threads), 1 + int64(instrs)*max(r/int64(threads), 1)
 }
+
+// A groupFold folds a thread's value over its group (groupReduce).
+type groupFold = func(x value.Value, op func(a, b value.Value) value.Value) value.Value
 
 // reducePlan is the row plan of a reduction v computed alone: its rows
 // are its result's elements.
@@ -146,14 +155,14 @@ func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body
 
 // blockSum is reduce_sum w's row value: each thread's part of the row in
 // accType, then the block's total, rounded once.
-func (g *kernelBuilder) blockSum(w *ir.Value, walk func(string, func(*index))) value.Value {
+func (g *kernelBuilder) blockSum(w *ir.Value, walk func(string, func(*index)), reduce groupFold) value.Value {
 	d := w.Type.DType
 	acc := g.alloca(accType(d))
 	g.b.NewStore(zeroAcc(d), acc)
 	walk("bsum", func(ix *index) {
 		g.b.NewStore(g.accumulate(d, g.b.NewLoad(accType(d), acc), g.elem(w.Args[0], ix)), acc)
 	})
-	total := g.blockReduce(g.b.NewLoad(accType(d), acc), func(a, b value.Value) value.Value {
+	total := reduce(g.b.NewLoad(accType(d), acc), func(a, b value.Value) value.Value {
 		if d.IsFloat() {
 			return g.b.NewFAdd(a, b)
 		}
@@ -163,7 +172,7 @@ func (g *kernelBuilder) blockSum(w *ir.Value, walk func(string, func(*index))) v
 }
 
 // blockIntMax is an integer reduce_max w's row value.
-func (g *kernelBuilder) blockIntMax(w *ir.Value, walk func(string, func(*index))) value.Value {
+func (g *kernelBuilder) blockIntMax(w *ir.Value, walk func(string, func(*index)), reduce groupFold) value.Value {
 	t := computeType(w.Type.DType)
 	acc := g.alloca(t)
 	g.b.NewStore(minValue(w.Type.DType), acc)
@@ -173,13 +182,13 @@ func (g *kernelBuilder) blockIntMax(w *ir.Value, walk func(string, func(*index))
 	walk("bmax", func(ix *index) {
 		g.b.NewStore(smax(g.b.NewLoad(t, acc), g.elem(w.Args[0], ix)), acc)
 	})
-	return g.blockReduce(g.b.NewLoad(t, acc), smax)
+	return reduce(g.b.NewLoad(t, acc), smax)
 }
 
 // blockFloatMax is a float reduce_max w's row value, as rowMax computes
 // it: the maximum of the elements' order keys and whether one is NaN,
 // each reduced over the block.
-func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index))) value.Value {
+func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index)), reduce groupFold) value.Value {
 	t := computeType(w.Type.DType)
 	it, bits := types.I64, int64(64)
 	if t.Equal(types.Float) {
@@ -208,30 +217,30 @@ func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index
 		g.b.NewStore(smax(g.b.NewLoad(it, kacc), ke), kacc)
 		g.b.NewStore(g.b.NewOr(g.b.NewLoad(types.I32, nacc), g.b.NewZExt(nan, types.I32)), nacc)
 	})
-	km := g.blockReduce(g.b.NewLoad(it, kacc), smax)
-	anyNaN := g.blockReduce(g.b.NewLoad(types.I32, nacc), func(a, b value.Value) value.Value { return g.b.NewOr(a, b) })
+	km := reduce(g.b.NewLoad(it, kacc), smax)
+	anyNaN := reduce(g.b.NewLoad(types.I32, nacc), func(a, b value.Value) value.Value { return g.b.NewOr(a, b) })
 	m := g.b.NewBitCast(key(km), t)
 	isNaN := g.b.NewAnd(g.b.NewICmp(enum.IPredNE, anyNaN, i32c(0)), g.b.NewICmp(enum.IPredNE, km, ic(fbits(math.Inf(1)))))
 	return g.b.NewSelect(isNaN, fconst(t, math.NaN()), m)
 }
 
-// blockReduce folds x over the block's threads with op (associative and
-// commutative), returning the result in every thread: a butterfly over
-// each warp's lanes, then each thread folds the warps' results in order
-// from shared memory. Every thread of the block must call it.
-func (g *kernelBuilder) blockReduce(x value.Value, op func(a, b value.Value) value.Value) value.Value {
+// groupReduce folds x over a group of size threads (a warp, or the
+// block) with op (associative and commutative), returning the result in
+// every thread: a butterfly over each warp's lanes, then, for a block,
+// each thread folds the warps' results in order from shared memory.
+// Every thread of the group must call it.
+func (g *kernelBuilder) groupReduce(x value.Value, op func(a, b value.Value) value.Value, size int, lane value.Value) value.Value {
 	for off := int64(16); off >= 1; off /= 2 {
 		x = op(x, g.shuffle(shflBfly, x, i32c(off)))
 	}
-	warps := int64(g.threads / 32)
+	warps := int64(size / 32)
 	if warps <= 1 {
 		return x
 	}
 	t := x.Type()
 	smem := g.sharedArray(t, warps)
-	lane := g.b.NewURem(g.tid(), i64c(32))
-	g.ifThen("lane0", g.b.NewICmp(enum.IPredEQ, lane, i64c(0)), func() {
-		g.b.NewStore(x, g.b.NewGetElementPtr(t, smem, g.b.NewUDiv(g.tid(), i64c(32))))
+	g.ifThen("lane0", g.b.NewICmp(enum.IPredEQ, g.b.NewURem(lane, i64c(32)), i64c(0)), func() {
+		g.b.NewStore(x, g.b.NewGetElementPtr(t, smem, g.b.NewUDiv(lane, i64c(32))))
 	})
 	g.barrier()
 	r := value.Value(g.b.NewLoad(t, smem))

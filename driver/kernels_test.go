@@ -23,6 +23,7 @@ var kernelModels = []modelCase{
 	{"gpt", "gpt", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2")},
 	{"gpt_deepnorm_tied_tanh", "gpt", defs("layers", "2", "d", "64", "heads", "2", "seq", "32", "batch", "2", "norm", "deepnorm", "tie", "true", "gelu_approx", "tanh")},
 	{"bert", "bert", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2")},
+	{"gpt_bf16", "gpt", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2", "precision", "bf16")},
 	{"mlp", "mlp", nil},
 }
 

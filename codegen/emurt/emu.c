@@ -44,6 +44,7 @@ struct block {
 	ucontext_t sched;
 	struct fiber *f;
 	uint64_t xchg[MAX_THREADS];
+	uint32_t frag[MAX_THREADS][6];  // mma: each lane's A and B registers
 };
 
 static __thread struct block *cur_block;
@@ -203,4 +204,63 @@ uint32_t xlc_emu_shfl(int32_t mode, uint32_t val, int32_t arg) {
 	if (src >= 0 && src < WARP && base + src < b->threads) r = (uint32_t)b->xchg[base + src];
 	wait(AT_WARP);
 	return r;
+}
+
+// half_to_float widens the half (kind 1) or bfloat16 (kind 0) bits h.
+static float half_to_float(int kind, uint32_t h) {
+	union { uint32_t u; float f; } v;
+	if (kind == 0) {
+		v.u = h << 16;
+		return v.f;
+	}
+	uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+	if (exp == 0x1f) {
+		v.u = sign | 0x7f800000u | (man << 13);
+	} else if (exp != 0) {
+		v.u = sign | ((exp + 112) << 23) | (man << 13);
+	} else if (man == 0) {
+		v.u = sign;
+	} else {  // subnormal: man · 2^-24
+		v.f = (float)man * 0x1p-24f;
+		v.u |= sign;
+	}
+	return v.f;
+}
+
+// xlc_emu_mma is mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16} (kind
+// 0 bf16, 1 f16) for the calling lane: ab holds its A registers a0..a3 and
+// B registers b0, b1 (two elements each, the lower index in the low 16
+// bits), c its accumulators; d receives D = A·B + C at its positions. The
+// fragments are laid out as PTX's ISA says: with g = lane / 4 and t =
+// lane % 4, a0 holds A[g][2t..2t+1], a1 A[g+8][2t..], a2 A[g][2t+8..], a3
+// A[g+8][2t+8..]; b0 B[2t..2t+1][g], b1 B[2t+8..][g]; c0, c1 C[g][2t..2t+1]
+// and c2, c3 C[g+8][2t..]. Products are exact in float and summed in k
+// order.
+void xlc_emu_mma(int32_t kind, const uint32_t *ab, const float *c, float *d) {
+	struct block *b = cur_block;
+	int me = b->cur, lane = me % WARP, base = me - lane;
+	if (base + WARP > b->threads) die("mma by a partial warp");
+	memcpy(b->frag[me], ab, sizeof b->frag[me]);
+	wait(AT_WARP);
+	float A[16][16], B[16][8];
+	for (int l = 0; l < WARP; l++) {
+		const uint32_t *r = b->frag[base + l];
+		int g = l / 4, t = l % 4;
+		for (int h = 0; h < 2; h++) {
+			A[g][2 * t + h] = half_to_float(kind, (r[0] >> (16 * h)) & 0xffff);
+			A[g + 8][2 * t + h] = half_to_float(kind, (r[1] >> (16 * h)) & 0xffff);
+			A[g][2 * t + 8 + h] = half_to_float(kind, (r[2] >> (16 * h)) & 0xffff);
+			A[g + 8][2 * t + 8 + h] = half_to_float(kind, (r[3] >> (16 * h)) & 0xffff);
+			B[2 * t + h][g] = half_to_float(kind, (r[4] >> (16 * h)) & 0xffff);
+			B[2 * t + 8 + h][g] = half_to_float(kind, (r[5] >> (16 * h)) & 0xffff);
+		}
+	}
+	int g = lane / 4, t = lane % 4;
+	for (int i = 0; i < 4; i++) {
+		int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+		float sum = 0;
+		for (int k = 0; k < 16; k++) sum += A[row][k] * B[k][col];
+		d[i] = c[i] + sum;
+	}
+	wait(AT_WARP);
 }

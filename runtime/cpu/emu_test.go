@@ -14,17 +14,20 @@ import (
 // TestGPUEmulatorMutations shows that the emulator catches what it is
 // for: kernels that synchronize (a block per row, its warps' shuffles and
 // a barrier before the warps' results are combined; the tiled dot's
-// shared tiles, written and read between barriers) match the interpreter,
-// and the same kernels with their barriers dropped, or each shuffle
-// reading the wrong lane, do not.
+// shared tiles, written and read between barriers; the tensor-core dot's
+// mma fragments) match the interpreter, and the same kernels with their
+// barriers dropped, each shuffle reading the wrong lane, or two A
+// registers of each mma swapped, do not.
 func TestGPUEmulatorMutations(t *testing.T) {
 	needLLVM(t)
-	f, err := ir.ParseFunc(`func @coop(%x: f32[24,100], %y: f32[5000], %z: f32[64,48], %a: f32[70,50], %b: f32[50,90]) -> (m: f32[24], s: f32[], c: f32[48], d: f32[70,90]) {
+	f, err := ir.ParseFunc(`func @coop(%x: f32[24,100], %y: f32[5000], %z: f32[64,48], %a: f32[70,50], %b: f32[50,90], %h: bf16[70,50], %k: bf16[50,90], %p: f16[3,40,48], %q: f16[3,36,48]) -> (m: f32[24], s: f32[], c: f32[48], d: f32[70,90], hd: f32[70,90], fd: f32[3,40,36]) {
   %0 = reduce_max %x {axes=[1]} : f32[24]
   %1 = reduce_sum %y {axes=[0]} : f32[]
   %2 = reduce_sum %z {axes=[0]} : f32[48]
   %3 = dot %a, %b {batch=[[],[]], contract=[[1],[0]]} : f32[70,90]
-  return %0, %1, %2, %3
+  %4 = dot %h, %k {batch=[[],[]], contract=[[1],[0]], out=f32} : f32[70,90]
+  %5 = dot %p, %q {batch=[[0],[0]], contract=[[2],[2]], out=f32} : f32[3,40,36]
+  return %0, %1, %2, %3, %4, %5
 }`)
 	if err != nil {
 		t.Fatal(err)
@@ -72,12 +75,17 @@ func TestGPUEmulatorMutations(t *testing.T) {
 			t.Errorf("%s: the emulated GPU kernel differs from the interpreter: %s", f.ResultNames[i], msg)
 		}
 	}
-	// Every result's kernel has barriers; all but the dot shuffle.
+	// Every result's kernel has barriers; the reductions shuffle; the
+	// half dots multiply on tensor cores (mma).
 	for _, m := range []struct {
 		name   string
 		m      codegen.Mutation
 		caught []int
-	}{{"barrier dropped", codegen.MutateBarrier, []int{0, 1, 2, 3}}, {"wrong shuffle lane", codegen.MutateShuffleLane, []int{0, 1, 2}}} {
+	}{
+		{"barrier dropped", codegen.MutateBarrier, []int{0, 1, 2, 3, 4, 5}},
+		{"wrong shuffle lane", codegen.MutateShuffleLane, []int{0, 1, 2}},
+		{"wrong mma fragment layout", codegen.MutateFragment, []int{4, 5}},
+	} {
 		codegen.Mutate = m.m
 		msgs := check()
 		codegen.Mutate = codegen.MutateNone
@@ -86,6 +94,43 @@ func TestGPUEmulatorMutations(t *testing.T) {
 				t.Errorf("%s: %s still matches the interpreter", m.name, f.ResultNames[i])
 			} else {
 				t.Logf("%s: %s: %s", m.name, f.ResultNames[i], strings.SplitN(msgs[i], "\n", 2)[0])
+			}
+		}
+	}
+}
+
+// TestGPURowDot checks that a dot fusion with a row epilogue (attention's
+// scores and softmax) becomes one GPU kernel of row strips, with f32 or
+// bf16 operands (tensor cores), and that the emulator's results match the
+// interpreter's.
+func TestGPURowDot(t *testing.T) {
+	half := strings.NewReplacer("%q: f32", "%q: bf16", "%k: f32", "%k: bf16", "%p0: f32[8,64,64], %p1: f32",
+		"%p0: bf16[8,64,64], %p1: bf16", "contract=[[2],[2]]}", "contract=[[2],[2]], out=f32}").Replace(rowDotText)
+	for _, src := range []string{rowDotText, half} {
+		f, p := compileFor(t, src, "gpu-emu")
+		for i, k := range p.Kernels {
+			if k.Lowering != codegen.LowerTiledDotRows {
+				t.Errorf("kernel %d: lowering %s, want %s", i, k.Lowering, codegen.LowerTiledDotRows)
+			}
+		}
+		needLLVM(t)
+		args := randomArgs(f, 3, 0, 0)
+		want, err := interp.Run(f, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := Backend{CPU: "gpu-emu"}.LoadExec(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x.Run(args)
+		x.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if msg := diff(got[i], want[i], 1e-5); msg != "" {
+				t.Errorf("%s: %s: %s", f.Params[0].Type, f.ResultNames[i], msg)
 			}
 		}
 	}
