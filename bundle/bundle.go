@@ -1,13 +1,16 @@
 // Package bundle is the file format of a model compiled for training on the
-// cpu backend (xlc build -o FILE.xlc, xlc train --bundle FILE.xlc).
+// cpu or the cuda backend (xlc build -o FILE.xlc [--target cuda], xlc
+// train --bundle FILE.xlc).
 //
 // A file (Write, Read) is: the magic "xlcbndl\n", the format version
 // (uint32, little endian), the total file size (uint64), the number of
 // sections (uint32), then each section as a name (uint16 length, bytes) and
 // its data (uint64 length, bytes), and last the SHA-256 of every byte
 // before it. The sections are meta (JSON: Bundle's fields but the IR, the
-// source and the shared objects), source, step.ir, eval.ir, step.so and
-// eval.so.
+// source and the kernels), source, step.ir, eval.ir, and the kernels:
+// step.so and eval.so (shared objects) for a CPU target, step.ptx and
+// eval.ptx (PTX text) for a GPU target. Format 1 had CPU bundles only and
+// is still read.
 package bundle
 
 import (
@@ -24,19 +27,22 @@ import (
 	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/parser"
+	"xlc/runtime/cuda"
 )
 
-// Version is the bundle format this xlc writes and reads.
-const Version = 1
+// Version is the bundle format this xlc writes; it reads formats 1 to
+// Version.
+const Version = 2
 
 // magic starts every bundle file.
 const magic = "xlcbndl\n"
 
-// Bundle is a model compiled for training on the cpu backend, with
-// everything `xlc train --bundle` needs to run it without the parser or the
-// LLVM toolchain: the train step and the evaluation forward pass as IR text
-// (after the pipeline, fused as the cpu backend compiles them), the shared
-// object built from each, and the target.
+// Bundle is a model compiled for training on the cpu or the cuda backend,
+// with everything `xlc train --bundle` needs to run it without the parser
+// or the LLVM toolchain: the train step and the evaluation forward pass as
+// IR text (after the pipeline, fused as the backends compile them), the
+// kernels built from each (a shared object, or PTX for a GPU), and the
+// target.
 type Bundle struct {
 	Name    string          `json:"name"`
 	Path    string          `json:"path"`
@@ -56,29 +62,26 @@ type Bundle struct {
 	Target *codegen.Target `json:"target"`
 	// StepIR and EvalIR are the functions' text (ir.ParseFunc reads them);
 	// StepSO and EvalSO the shared objects built from codegen.Compile's
-	// module for each for Target, whose SHA-256 are StepLL and EvalLL.
-	StepIR string `json:"-"`
-	EvalIR string `json:"-"`
-	StepSO []byte `json:"-"`
-	EvalSO []byte `json:"-"`
-	StepLL string `json:"step_ll_sha256"`
-	EvalLL string `json:"eval_ll_sha256"`
+	// module for each for a CPU Target, StepPTX and EvalPTX its PTX for a
+	// GPU Target; the modules' SHA-256 are StepLL and EvalLL.
+	StepIR  string `json:"-"`
+	EvalIR  string `json:"-"`
+	StepSO  []byte `json:"-"`
+	EvalSO  []byte `json:"-"`
+	StepPTX string `json:"-"`
+	EvalPTX string `json:"-"`
+	StepLL  string `json:"step_ll_sha256"`
+	EvalLL  string `json:"eval_ll_sha256"`
 }
 
-// New compiles m's train step and forward pass to shared objects for
-// cpu (a codegen.TargetFor name; "" means the host's; needs the LLVM
-// toolchain, and kernels for this machine's architecture). m should be compiled
-// with the cpu backend's options (fusion on). The shared objects are built
-// from the functions as Read will parse them back from their text, so
-// the kernel table the runtime derives at load matches them.
-func New(m *driver.Model, cpu string) (*Bundle, error) {
-	t, err := codegen.TargetFor(cpu)
-	if err != nil {
-		return nil, fmt.Errorf("--cpu: %v", err)
-	}
-	if t.GPU() {
-		return nil, fmt.Errorf("--cpu %s: a GPU target; a bundle holds CPU kernels", cpu)
-	}
+// New compiles m's train step and forward pass to kernels for target t:
+// shared objects for a CPU (this machine's architecture), PTX for a GPU
+// (cuda.PTX: CUDA's libdevice must be installed; no GPU is needed). Needs
+// the LLVM toolchain. m should be compiled with the backends' options
+// (fusion on). The kernels are built from the functions as Read will parse
+// them back from their text, so the kernel table the runtime derives at
+// load matches them.
+func New(m *driver.Model, t *codegen.Target) (*Bundle, error) {
 	if err := codegen.ToolchainError(); err != nil {
 		return nil, err
 	}
@@ -88,33 +91,40 @@ func New(m *driver.Model, cpu string) (*Bundle, error) {
 		Target: t,
 		StepIR: m.Step.String(), EvalIR: m.Eval.String(),
 	}
-	if b.StepSO, b.StepLL, err = buildSO(b.StepIR, t); err != nil {
+	var err error
+	if b.StepSO, b.StepPTX, b.StepLL, err = build(b.StepIR, t); err != nil {
 		return nil, fmt.Errorf("%s: train step: %v", m.Path, err)
 	}
-	if b.EvalSO, b.EvalLL, err = buildSO(b.EvalIR, t); err != nil {
+	if b.EvalSO, b.EvalPTX, b.EvalLL, err = build(b.EvalIR, t); err != nil {
 		return nil, fmt.Errorf("%s: forward: %v", m.Path, err)
 	}
 	return b, nil
 }
 
-func buildSO(text string, t *codegen.Target) (so []byte, llSum string, err error) {
+// build compiles the function text for t: a shared object for a CPU, PTX
+// for a GPU, and the module's sum.
+func build(text string, t *codegen.Target) (so []byte, ptx, llSum string, err error) {
 	f, err := ir.ParseFunc(text)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	prog, err := codegen.Compile(f, codegen.Options{Target: t})
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
+	}
+	if t.GPU() {
+		ptx, err = cuda.PTX(prog.LL)
+		return nil, ptx, LLSum(prog.LL), err
 	}
 	path, err := codegen.SharedObject(prog.LL)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	so, err = os.ReadFile(path)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return so, LLSum(prog.LL), nil
+	return so, "", LLSum(prog.LL), nil
 }
 
 // LLSum is the hex SHA-256 of an LLVM module's text, which a bundle records
@@ -147,6 +157,10 @@ func (b *Bundle) Encode() ([]byte, error) {
 	}{
 		{"meta", meta}, {"source", b.Source}, {"step.ir", []byte(b.StepIR)}, {"eval.ir", []byte(b.EvalIR)},
 		{"step.so", b.StepSO}, {"eval.so", b.EvalSO},
+	}
+	if b.GPU() {
+		sections[4].name, sections[4].data = "step.ptx", []byte(b.StepPTX)
+		sections[5].name, sections[5].data = "eval.ptx", []byte(b.EvalPTX)
 	}
 	var buf bytes.Buffer
 	buf.WriteString(magic)
@@ -197,8 +211,8 @@ func Decode(data []byte) (*Bundle, error) {
 	if len(data) < head {
 		return nil, fmt.Errorf("truncated bundle: %d bytes; rebuild it with xlc build", len(data))
 	}
-	if v := binary.LittleEndian.Uint32(data[len(magic):]); v != Version {
-		return nil, fmt.Errorf("bundle format %d, this xlc reads format %d; rebuild it with this xlc", v, Version)
+	if v := binary.LittleEndian.Uint32(data[len(magic):]); v < 1 || v > Version {
+		return nil, fmt.Errorf("bundle format %d, this xlc reads formats 1 to %d; rebuild it with this xlc", v, Version)
 	}
 	if n := binary.LittleEndian.Uint64(data[len(magic)+4:]); n != uint64(len(data)) {
 		if n > uint64(len(data)) {
@@ -235,14 +249,21 @@ func Decode(data []byte) (*Bundle, error) {
 		}
 		sec[name], r = r[:dl], r[dl:]
 	}
-	for _, name := range []string{"meta", "source", "step.ir", "eval.ir", "step.so", "eval.so"} {
+	b := &Bundle{}
+	if sec["meta"] == nil {
+		return nil, fmt.Errorf("corrupted bundle: no meta section; rebuild it with xlc build")
+	}
+	if err := json.Unmarshal(sec["meta"], b); err != nil {
+		return nil, fmt.Errorf("corrupted bundle: meta: %v", err)
+	}
+	kernels := []string{"step.so", "eval.so"}
+	if b.GPU() {
+		kernels = []string{"step.ptx", "eval.ptx"}
+	}
+	for _, name := range append([]string{"source", "step.ir", "eval.ir"}, kernels...) {
 		if sec[name] == nil {
 			return nil, fmt.Errorf("corrupted bundle: no %s section; rebuild it with xlc build", name)
 		}
-	}
-	b := &Bundle{}
-	if err := json.Unmarshal(sec["meta"], b); err != nil {
-		return nil, fmt.Errorf("corrupted bundle: meta: %v", err)
 	}
 	// The module sums tie each shared object to the IR beside it; without
 	// them kernels could run on another buffer layout.
@@ -250,15 +271,29 @@ func Decode(data []byte) (*Bundle, error) {
 		return nil, fmt.Errorf("corrupted bundle: no module checksums; rebuild it with xlc build")
 	}
 	b.Source, b.StepIR, b.EvalIR = sec["source"], string(sec["step.ir"]), string(sec["eval.ir"])
-	b.StepSO, b.EvalSO = sec["step.so"], sec["eval.so"]
+	if b.GPU() {
+		b.StepPTX, b.EvalPTX = string(sec["step.ptx"]), string(sec["eval.ptx"])
+	} else {
+		b.StepSO, b.EvalSO = sec["step.so"], sec["eval.so"]
+	}
 	return b, nil
 }
 
+// GPU reports whether the bundle's kernels are for a GPU (PTX).
+func (b *Bundle) GPU() bool { return b.Target != nil && b.Target.GPU() }
+
 // CheckHost reports, in one line, why this machine cannot run the bundle's
-// kernels: another architecture, or a missing instruction-set extension.
+// kernels: another architecture, or a missing instruction-set extension;
+// for a GPU bundle, an xlc without CUDA, no GPU or too old a GPU.
 func (b *Bundle) CheckHost() error {
 	if b.Target == nil {
 		return fmt.Errorf("corrupted bundle: no target; rebuild it with xlc build")
+	}
+	if b.GPU() {
+		if err := cuda.Runs(b.Target); err != nil {
+			return fmt.Errorf("its kernels are for the GPU %s: %v", b.Target.Name, err)
+		}
+		return nil
 	}
 	if err := b.Target.Runs(); err != nil {
 		return fmt.Errorf("%v: rebuild the bundle here with xlc build (or --cpu for this CPU)", err)

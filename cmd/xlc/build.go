@@ -14,6 +14,7 @@ import (
 	"xlc/ir"
 	"xlc/passes"
 	"xlc/runtime/cpu"
+	"xlc/runtime/cuda"
 )
 
 func cmdBuild(args []string, stdout, stderr io.Writer) error {
@@ -29,8 +30,9 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	fuse := fs.Bool("fuse", false, "run the fusion pass: group instructions into kernels (fused functions)")
 	fuel := fs.Int("fusion-fuel", passes.UnlimitedFuel, "take only the first N fusion decisions (-1: all), to bisect a miscompile")
 	asBundle := fs.Bool("bundle", false, "write a bundle for xlc train --bundle (implied by -o FILE.xlc)")
+	targetName := fs.String("target", "cpu", "the backend the kernels are for: cpu (native code for --cpu) or cuda (PTX for --gpu)")
 	cpuName := fs.String("cpu", "", "with --bundle, --emit=ll or --emit=asm: "+cpuFlagHelp)
-	gpuName := fs.String("gpu", "", "with --emit=ll, asm or ptx: the GPU the kernels are for: sm_80, sm_90, a100, h100 or h200")
+	gpuName := fs.String("gpu", "", "with --target cuda or --emit=ll, asm or ptx: the GPU the kernels are for: sm_80, sm_90, a100, h100 or h200 (default: this machine's GPU, else sm_80)")
 	var debug debugFlags
 	fs.Var(&debug, "d", "print a pass's decisions to standard error: -d fusion, -d precision")
 	pos, err := fs.parse(args)
@@ -40,28 +42,38 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("xlc build: want one model file, have %d (see xlc help)", len(pos))
 	}
-	if *asBundle || strings.HasSuffix(*out, ".xlc") {
-		if *out == "" {
-			return fmt.Errorf("xlc build: --bundle needs -o FILE.xlc")
-		}
-		return buildBundle(pos[0], defs, *out, *cpuName, *verify, debug, stderr)
-	}
 	if *emit != "ir" && *emit != "ll" && *emit != "asm" && *emit != "ptx" {
 		return fmt.Errorf("xlc build: --emit=%s: want ir, ll, asm or ptx", *emit)
 	}
 	target := *cpuName
 	switch {
+	case *targetName != "cpu" && *targetName != "cuda":
+		return fmt.Errorf("xlc build: --target %s: want cpu or cuda", *targetName)
 	case *gpuName != "" && *cpuName != "":
 		return fmt.Errorf("xlc build: --cpu and --gpu name two targets; give one")
-	case *gpuName != "":
-		target = *gpuName
-		if t, err := codegen.TargetFor(target); err != nil || !t.GPU() {
-			return fmt.Errorf("xlc build: --gpu %s: want sm_80, sm_90, a100, h100 or h200", target)
+	case *targetName == "cuda" && *cpuName != "":
+		return fmt.Errorf("xlc build: --target cuda takes --gpu, not --cpu")
+	case *gpuName != "" || *targetName == "cuda" || *emit == "ptx":
+		if *emit == "ptx" && *cpuName != "" {
+			return fmt.Errorf("xlc build: --emit=ptx is for a GPU: --gpu, not --cpu")
 		}
-	case *emit == "ptx" && *cpuName != "":
-		return fmt.Errorf("xlc build: --emit=ptx is for a GPU: --gpu, not --cpu")
-	case *emit == "ptx":
-		target = "sm_80"
+		t, err := cuda.Target(*gpuName)
+		if err != nil {
+			return fmt.Errorf("xlc build: --gpu %s: want sm_80, sm_90, a100, h100 or h200", *gpuName)
+		}
+		target = t.Name
+	}
+	if *asBundle || strings.HasSuffix(*out, ".xlc") {
+		if *out == "" {
+			return fmt.Errorf("xlc build: --bundle needs -o FILE.xlc")
+		}
+		if *gpuName != "" && *targetName != "cuda" {
+			return fmt.Errorf("xlc build: a bundle for --gpu %s needs --target cuda", *gpuName)
+		}
+		if *emit != "ir" {
+			return fmt.Errorf("xlc build: --emit=%s does not apply to a bundle (-o FILE.xlc holds the kernels)", *emit)
+		}
+		return buildBundle(pos[0], defs, *out, target, *targetName == "cuda", *verify, debug, stderr)
 	}
 	kernels := *emit != "ir"
 	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse || kernels, FusionFuel: *fuel}
@@ -159,10 +171,19 @@ func lowerKernels(f *ir.Func, cpu, emit string) (string, error) {
 	return codegen.Assemble(p.LL)
 }
 
-// buildBundle compiles the model as the cpu backend trains it (fusion on)
-// and writes its bundle to out: the model source and defines, the train
-// step's and the forward pass's IR and shared objects, the target CPU.
-func buildBundle(path string, defs defines, out, cpuName string, verify bool, debug debugFlags, stderr io.Writer) error {
+// buildBundle compiles the model as the cpu and cuda backends train it
+// (fusion on) and writes its bundle to out: the model source and defines,
+// the train step's and the forward pass's IR and kernels (shared objects,
+// or PTX for a GPU), the target (a codegen.TargetFor name; "" is this
+// machine's CPU), a GPU exactly when gpu.
+func buildBundle(path string, defs defines, out, target string, gpu bool, verify bool, debug debugFlags, stderr io.Writer) error {
+	t, err := codegen.TargetFor(target)
+	if err != nil {
+		return fmt.Errorf("xlc build: --cpu: %v", err)
+	}
+	if t.GPU() && !gpu {
+		return fmt.Errorf("xlc build: --cpu %s: a GPU target; a GPU bundle is --target cuda --gpu %s", target, target)
+	}
 	if err := toolchain(); err != nil {
 		return fmt.Errorf("xlc build: a bundle needs LLVM: %v", err)
 	}
@@ -182,15 +203,19 @@ func buildBundle(path string, defs defines, out, cpuName string, verify bool, de
 	if err != nil {
 		return err
 	}
-	b, err := bundle.New(m, cpuName)
+	b, err := bundle.New(m, t)
 	if err != nil {
 		return fmt.Errorf("xlc build: %v", err)
 	}
 	if err := bundle.Write(out, b); err != nil {
 		return fmt.Errorf("xlc build: %v", err)
 	}
-	fmt.Fprintf(stderr, "%s: bundle %s for CPU %s: @%s %d kernels, @%s %d kernels, %s KiB of native code\n",
-		m.Name, out, b.Target.Name, m.Step.Name, passes.Kernels(m.Step), m.Eval.Name, passes.Kernels(m.Eval), kib(len(b.StepSO)+len(b.EvalSO)))
+	kind, code, size := "CPU", "native code", len(b.StepSO)+len(b.EvalSO)
+	if b.GPU() {
+		kind, code, size = "GPU", "PTX", len(b.StepPTX)+len(b.EvalPTX)
+	}
+	fmt.Fprintf(stderr, "%s: bundle %s for %s %s: @%s %d kernels, @%s %d kernels, %s KiB of %s\n",
+		m.Name, out, kind, b.Target.Name, m.Step.Name, passes.Kernels(m.Step), m.Eval.Name, passes.Kernels(m.Eval), kib(size), code)
 	return nil
 }
 

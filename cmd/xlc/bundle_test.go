@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 func xlcNoLLVM(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append([]string{"XLC_TEST_AS_XLC=1", "PATH=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}, env...)
+	// LD_LIBRARY_PATH: a cuda-tagged xlc needs it to find libcuda.so.1.
+	cmd.Env = append([]string{"XLC_TEST_AS_XLC=1", "PATH=" + t.TempDir(), "HOME=" + os.Getenv("HOME"), "LD_LIBRARY_PATH=" + os.Getenv("LD_LIBRARY_PATH")}, env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

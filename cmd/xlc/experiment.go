@@ -39,7 +39,7 @@ func cmdExperiment(args []string, stdout, stderr io.Writer) error {
 	if *quick && *be == "auto" {
 		*be = "interp" // tiny models: compiling them would take longer than running them
 	}
-	b, err := backend(*be, stderr, "experimenting", "")
+	b, err := backend(*be, stderr, "experimenting", "", false)
 	if err != nil {
 		return fmt.Errorf("xlc experiment: %v", err)
 	}

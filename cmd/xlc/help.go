@@ -13,9 +13,9 @@ import (
 // same entry followed by each flag's default and description.
 var commands = []struct{ name, help string }{
 	{"build", `  xlc build MODEL.xl [-D key=value]... [--func=train_step|forward]
-            [--emit=ir|ll|asm|ptx [--cpu CPU|--gpu GPU]] [-o FILE] [--verify]
-            [--dump-after=REGEX [--dump-dir=DIR]] [--fuse [--fusion-fuel=N] [-d fusion]]
-            [-d precision]
+            [--emit=ir|ll|asm|ptx [--cpu CPU|--gpu GPU|--target cpu|cuda]] [-o FILE]
+            [--verify] [--dump-after=REGEX [--dump-dir=DIR]]
+            [--fuse [--fusion-fuel=N] [-d fusion]] [-d precision]
       Parse the model, derive the whole training step (forward, backward,
       penalties, task combination, optimizer, loss scaling) as one graph, run
       the pass pipeline and write the IR text to FILE or standard output.
@@ -28,24 +28,31 @@ var commands = []struct{ name, help string }{
       miscompile. With -D precision=bf16 or f16, -d precision prints which
       dots read their operands in half precision and why the others do not. --emit=ll writes the fused function's kernels as the LLVM
       module for --cpu's target (default this machine's) or --gpu's (sm_80,
-      sm_90, a100, h100, h200), --emit=asm its assembly, --emit=ptx the PTX
-      for --gpu (default sm_80).
-  xlc build MODEL.xl [-D key=value]... -o FILE.xlc [--bundle] [--cpu CPU]
+      sm_90, a100, h100, h200; --target cuda alone: the GPU's), --emit=asm its
+      assembly, --emit=ptx the PTX for --gpu (default: this machine's GPU,
+      else sm_80).
+  xlc build MODEL.xl [-D key=value]... -o FILE.xlc [--bundle]
+            [--cpu CPU | --target cuda [--gpu GPU]]
       Write a bundle (-o FILE.xlc, or --bundle with any -o): the model source
-      and defines, the train step and forward pass as the cpu backend
-      compiles them (IR text and native shared objects) and the target CPU,
-      for xlc train --bundle. Needs LLVM 19.
+      and defines, the train step and forward pass as the backends compile
+      them (IR text and kernels) and the target, for xlc train --bundle and
+      xlc bench --bundle. The kernels are native shared objects for --cpu's
+      CPU, or with --target cuda PTX for --gpu's GPU (default: this
+      machine's GPU, else sm_80), which needs CUDA's libdevice but no GPU.
+      Needs LLVM 19. --target cuda --emit=ptx writes the PTX alone.
 `},
 	{"train", `  xlc train MODEL.xl [-D key=value]... [--data PATH] [--steps N] [--out DIR]
             [--resume | --force] [--seed S] [--stop-at N] [--eval-every N]
-            [--eval-batches N] [--ckpt-every N] [--backend auto|cpu|interp]
+            [--eval-batches N] [--ckpt-every N] [--backend auto|cuda|cpu|interp]
             [--cpu CPU] [--verify]
   xlc train --bundle FILE.xlc [--data PATH] [--steps N] [--out DIR] [--resume] ...
       Train on byte-level text (a file or a folder; built-in generated text
-      when --data is absent). --backend auto (the default) compiles to native
-      code (cpu) for --cpu (default: this machine) when LLVM 19 is installed
-      and otherwise warns and runs the reference interpreter (interp).
-      --bundle runs a bundle's prebuilt kernels without the compiler or LLVM.
+      when --data is absent). --backend auto (the default) runs on the GPU
+      (cuda) when this xlc was built with CUDA (README), a GPU is present
+      and LLVM 19 is installed; else it compiles to native code (cpu) for --cpu
+      (default: this machine) when LLVM 19 is installed, and otherwise warns
+      and runs the reference interpreter (interp). --bundle runs a bundle's
+      prebuilt kernels without the compiler or LLVM: a GPU bundle on cuda.
       DIR receives checkpoint.safetensors, metrics.jsonl and loss.png;
       without --out each run gets a new folder, out/MODEL-N. A DIR that
       holds a run's files is refused, saying how that run differs, unless
@@ -66,9 +73,11 @@ var commands = []struct{ name, help string }{
       print every named output.
 `},
 	{"bench", `  xlc bench MODEL.xl [-D key=value]... [--steps N] [--warmup W]
-            [--backend auto|cpu|interp] [--fuse on|off] [--cpu CPU]
+            [--backend auto|cuda|cpu|interp] [--fuse on|off] [--cpu CPU]
+  xlc bench --bundle FILE.xlc [--steps N] [--warmup W] [--backend auto|cuda|cpu]
       Time the train step alone (no validation, metrics or checkpoints) and
-      print tokens/s.
+      print tokens/s on one line. --backend as for xlc train; --bundle times
+      a bundle's kernels (a GPU bundle on cuda).
 `},
 	{"fmt", `  xlc fmt [-w] MODEL.xl...
       Print each model file in canonical form; -w rewrites the files.

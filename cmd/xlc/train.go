@@ -16,6 +16,7 @@ import (
 	"xlc/parser"
 	"xlc/runtime"
 	"xlc/runtime/cpu"
+	"xlc/runtime/cuda"
 	"xlc/trainstep"
 )
 
@@ -34,8 +35,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	ckptEvery := fs.Int64("ckpt-every", 0, "write a checkpoint every N steps (default: as eval-every)")
 	evalBatches := fs.Int("eval-batches", 4, "validation batches per evaluation")
 	verify := fs.Bool("verify", false, "verify the IR after every pass")
-	be := fs.String("backend", "auto", "where the step runs: auto (cpu when LLVM 19 is installed, else interp), cpu or interp")
-	bundle := fs.String("bundle", "", "run a bundle written by xlc build -o FILE.xlc instead of a model file (no compiler needed)")
+	be := fs.String("backend", "auto", backendFlagHelp)
+	bundle := fs.String("bundle", "", "run a bundle written by xlc build -o FILE.xlc instead of a model file (no compiler needed; a GPU bundle runs on cuda)")
 	cpuName := fs.String("cpu", "", cpuFlagHelp)
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -60,7 +61,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if *steps > 0 {
 			defs = append(defs, defineSteps(*steps))
 		}
-		if b, err = backend(*be, stderr, "training", *cpuName); err != nil {
+		if b, err = backend(*be, stderr, "training", *cpuName, true); err != nil {
 			return fmt.Errorf("xlc train: %v", err)
 		}
 		src, err := os.ReadFile(pos[0])
@@ -174,10 +175,11 @@ func trainSummary(last map[string]float64, losses []string) string {
 }
 
 // loadBundle reads a bundle (xlc build -o FILE.xlc) and returns the backend
-// that runs its prebuilt kernels and the model it holds, as driver.Compile
-// would have returned it, without parsing the model or running LLVM.
-// --steps N ends the run at step N; a cosine or linear schedule's horizon
-// was compiled into the step, so there N must be the bundle's steps.
+// that runs its prebuilt kernels (cpu, or cuda for a GPU bundle) and the
+// model it holds, as driver.Compile would have returned it, without parsing
+// the model or running LLVM. --steps N ends the run at step N; a cosine or
+// linear schedule's horizon was compiled into the step, so there N must be
+// the bundle's steps.
 func loadBundle(path string, pos []string, defs defines, be string, steps int64) (runtime.Backend, *driver.Model, error) {
 	if len(pos) != 0 {
 		return nil, nil, fmt.Errorf("--bundle %s runs the model it holds; drop %s", path, pos[0])
@@ -185,12 +187,12 @@ func loadBundle(path string, pos []string, defs defines, be string, steps int64)
 	if len(defs) != 0 {
 		return nil, nil, fmt.Errorf("--bundle %s: -D %s would change the compiled model; rebuild the bundle with it (xlc build MODEL.xl -D ... -o %s)", path, defs[0].Key, path)
 	}
-	if be != "auto" && be != "cpu" {
-		return nil, nil, fmt.Errorf("--bundle runs on the cpu backend, not --backend=%s (train the model file for that)", be)
-	}
 	bu, err := bundle.Read(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	if want := map[bool]string{false: "cpu", true: "cuda"}[bu.GPU()]; be != "auto" && be != want {
+		return nil, nil, fmt.Errorf("--bundle %s runs on the %s backend, not --backend=%s (train the model file for that)", path, want, be)
 	}
 	if err := bu.CheckHost(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", path, err)
@@ -207,6 +209,12 @@ func loadBundle(path string, pos []string, defs defines, be string, steps int64)
 		}
 		m.Train.Steps = int(steps)
 		m.Defines = append(append([]parser.Define(nil), m.Defines...), defineSteps(steps))
+	}
+	if bu.GPU() {
+		return cuda.Prebuilt{Target: bu.Target, PTX: map[*ir.Func]cuda.Module{
+			step: {PTX: bu.StepPTX, LLSum: bu.StepLL},
+			eval: {PTX: bu.EvalPTX, LLSum: bu.EvalLL},
+		}}, m, nil
 	}
 	b := cpu.Prebuilt{Target: bu.Target, Libs: map[*ir.Func]cpu.Lib{
 		step: {SO: bu.StepSO, LLSum: bu.StepLL},

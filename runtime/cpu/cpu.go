@@ -51,15 +51,12 @@ import "C"
 
 import (
 	"fmt"
-	"math"
 	"os"
 	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"github.com/x448/float16"
 
 	"xlc/codegen"
 	"xlc/ir"
@@ -435,78 +432,10 @@ var workers atomic.Int32
 
 // writeTensor stores t's elements at p in t's element type.
 func writeTensor(p unsafe.Pointer, t *interp.Tensor) {
-	n := t.Len()
-	if n == 0 {
-		return
-	}
-	switch t.Type.DType {
-	case ir.F32:
-		s := unsafe.Slice((*float32)(p), n)
-		for i, v := range t.F {
-			s[i] = float32(v)
-		}
-	case ir.F64:
-		copy(unsafe.Slice((*float64)(p), n), t.F)
-	case ir.F16:
-		s := unsafe.Slice((*uint16)(p), n)
-		for i, v := range t.F {
-			s[i] = float16.Fromfloat32(float32(v)).Bits()
-		}
-	case ir.BF16:
-		s := unsafe.Slice((*uint16)(p), n)
-		for i, v := range t.F {
-			s[i] = uint16(math.Float32bits(float32(v)) >> 16)
-		}
-	case ir.I32:
-		s := unsafe.Slice((*int32)(p), n)
-		for i, v := range t.I {
-			s[i] = int32(v)
-		}
-	case ir.I64:
-		copy(unsafe.Slice((*int64)(p), n), t.I)
-	case ir.Bool:
-		s := unsafe.Slice((*uint8)(p), n)
-		for i, v := range t.I {
-			s[i] = 0
-			if v != 0 {
-				s[i] = 1
-			}
-		}
-	}
+	interp.Encode(unsafe.Slice((*byte)(p), interp.ByteSize(t.Type)), t)
 }
 
 // readTensor returns a tensor of type t holding the elements at p.
 func readTensor(p unsafe.Pointer, t ir.Type) *interp.Tensor {
-	out := interp.NewTensor(t)
-	n := out.Len()
-	if n == 0 {
-		return out
-	}
-	switch t.DType {
-	case ir.F32:
-		for i, v := range unsafe.Slice((*float32)(p), n) {
-			out.F[i] = float64(v)
-		}
-	case ir.F64:
-		copy(out.F, unsafe.Slice((*float64)(p), n))
-	case ir.F16:
-		for i, v := range unsafe.Slice((*uint16)(p), n) {
-			out.F[i] = float64(float16.Frombits(v).Float32())
-		}
-	case ir.BF16:
-		for i, v := range unsafe.Slice((*uint16)(p), n) {
-			out.F[i] = float64(math.Float32frombits(uint32(v) << 16))
-		}
-	case ir.I32:
-		for i, v := range unsafe.Slice((*int32)(p), n) {
-			out.I[i] = int64(v)
-		}
-	case ir.I64:
-		copy(out.I, unsafe.Slice((*int64)(p), n))
-	case ir.Bool:
-		for i, v := range unsafe.Slice((*uint8)(p), n) {
-			out.I[i] = int64(v)
-		}
-	}
-	return out
+	return interp.Decode(unsafe.Slice((*byte)(p), interp.ByteSize(t)), t)
 }
