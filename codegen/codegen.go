@@ -249,12 +249,12 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		g.results = c.Results
 		body = c.Body
 		rows = planRows(c)
-		if rows != nil && len(rows.row) == len(c.Results) && !slices.ContainsFunc(c.Results, func(r *ir.Value) bool {
+		if rows != nil && len(rows.row) == len(c.Results) && !m.t.gpuKernels() && !slices.ContainsFunc(c.Results, func(r *ir.Value) bool {
 			return !leadingAxes(r) || !slices.Contains(rows.row, r)
 		}) {
 			// Sums over leading axes of elementwise values (a layer-norm
 			// gain's and bias's gradients): the column sum reads
-			// contiguously.
+			// contiguously. A GPU gives each column a block instead.
 			rows, columns = nil, true
 		}
 	}
@@ -317,7 +317,7 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 			k.Lowering = LowerRows
 		}
 	case rows != nil && m.t.gpuKernels() && rows.rowLen() >= minBlockRow:
-		k.Extent, k.Cost = g.emitBlockRows(rows, root, len(body))
+		k.Extent, k.Cost = g.emitGPURows(rows, root, len(body))
 		k.Lowering = LowerRows
 	case rows != nil:
 		k.Extent, k.Cost = g.emitRows(rows, root, len(body))
@@ -372,7 +372,7 @@ func (g *kernelBuilder) lowerRoot(root *ir.Value) (extent, cost int64) {
 	switch root.Op {
 	case ir.OpReduceSum, ir.OpReduceMax:
 		if p := reducePlan(root); g.mod.t.gpuKernels() && p.rowLen() >= minBlockRow && len(g.results) == 1 {
-			return g.emitBlockRows(p, root, 1)
+			return g.emitGPURows(p, root, 1)
 		}
 		if extent, cost, ok := g.emitColumnSum(root); ok {
 			return extent, cost

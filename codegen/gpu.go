@@ -89,11 +89,47 @@ func (g *kernelBuilder) barrier() {
 	g.b.NewCall(declareIn(g.mod.m, "llvm.nvvm.barrier0", types.Void))
 }
 
+// mutateLane is a shuffle's lane argument, wrong under MutateShuffleLane.
+func (g *kernelBuilder) mutateLane(mode shfl, arg value.Value) value.Value {
+	if Mutate != MutateShuffleLane {
+		return arg
+	}
+	arg = g.b.NewXor(arg, i32c(1))
+	if mode == shflIdx {
+		arg = g.b.NewAnd(g.b.NewAdd(arg, i32c(1)), i32c(31))
+	}
+	return arg
+}
+
+// threadFence orders the thread's memory accesses before it before those
+// after it, as every other thread of the device sees them (membar.gl,
+// CUDA's __threadfence).
+func (g *kernelBuilder) threadFence() {
+	if g.gpu().emu {
+		g.b.NewFence(enum.AtomicOrderingSequentiallyConsistent)
+		return
+	}
+	g.b.NewCall(declareIn(g.mod.m, "llvm.nvvm.membar.gl", types.Void))
+}
+
 // shuffle returns x (an f32 or i32) of the lane mode and arg (an i32)
 // name, over the full warp.
 func (g *kernelBuilder) shuffle(mode shfl, x, arg value.Value) value.Value {
 	l := g.gpu()
 	g.coop = true
+	if t := x.Type(); l.emu && (t.Equal(types.I64) || t.Equal(types.Double)) {
+		// One exchange of the 64 bits.
+		arg = g.mutateLane(mode, arg)
+		bits := x
+		if t.Equal(types.Double) {
+			bits = g.b.NewBitCast(x, types.I64)
+		}
+		r := value.Value(g.b.NewCall(declareIn(g.mod.m, "xlc_emu_shfl64", types.I64, types.I32, types.I64, types.I32), i32c(int64(mode)), bits, arg))
+		if t.Equal(types.Double) {
+			r = g.b.NewBitCast(r, types.Double)
+		}
+		return r
+	}
 	if t := x.Type(); t.Equal(types.I64) || t.Equal(types.Double) {
 		// Two shuffles of 32 bits each.
 		bits := x
@@ -108,12 +144,7 @@ func (g *kernelBuilder) shuffle(mode shfl, x, arg value.Value) value.Value {
 		}
 		return r
 	}
-	if Mutate == MutateShuffleLane {
-		arg = g.b.NewXor(arg, i32c(1))
-		if mode == shflIdx {
-			arg = g.b.NewAnd(g.b.NewAdd(arg, i32c(1)), i32c(31))
-		}
-	}
+	arg = g.mutateLane(mode, arg)
 	isFloat := x.Type().Equal(types.Float)
 	if l.emu {
 		bits := x

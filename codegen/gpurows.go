@@ -28,6 +28,15 @@ func blockThreads(r int64) int {
 	return int(t)
 }
 
+// emitGPURows emits plan p's row kernel for a GPU: several blocks per row
+// where gridChunks says so, else one.
+func (g *kernelBuilder) emitGPURows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
+	if c := gridChunks(p, g.results); c > 1 {
+		return g.emitGridRows(p, c, instrs)
+	}
+	return g.emitBlockRows(p, root, instrs)
+}
+
 // emitBlockRows emits plan p's row kernel for a GPU: one block per row
 // (rowGroup).
 func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (extent, cost int64) {
@@ -88,16 +97,16 @@ func (g *kernelBuilder) rowGroup(p *rowPlan, row, lane value.Value, size int) {
 		if !w.Type.Shape.Equal(p.rows) {
 			wix = atLinear(w.Type.Shape, row)
 		}
-		switch {
-		case w.Op == ir.OpReduceSum:
-			g.rowVals[w] = g.blockSum(w, walk, reduce)
-		case w.Op == ir.OpReduceMax && w.Type.DType.IsFloat():
-			g.rowVals[w] = g.blockFloatMax(w, walk, reduce)
-		case w.Op == ir.OpReduceMax:
-			g.rowVals[w] = g.blockIntMax(w, walk, reduce)
-		default:
+		if w.Op != ir.OpReduceSum && w.Op != ir.OpReduceMax {
 			g.rowVals[w] = g.elemOp(w, wix)
+			continue
 		}
+		r := g.rowReductionOf(w, walk)
+		folded := make([]value.Value, len(r.parts))
+		for i, x := range r.parts {
+			folded[i] = reduce(x, r.ops[i])
+		}
+		g.rowVals[w] = r.finish(folded)
 	}
 	if len(perRow) > 0 {
 		g.ifThen("row0", g.b.NewICmp(enum.IPredEQ, lane, i64c(0)), func() {
@@ -111,9 +120,6 @@ func (g *kernelBuilder) rowGroup(p *rowPlan, row, lane value.Value, size int) {
 		walk("elt", func(ix *index) { g.storeResults(ix, g.linear(ix), perElem) })
 	}
 }
-
-// A groupFold folds a thread's value over its group (groupReduce).
-type groupFold = func(x value.Value, op func(a, b value.Value) value.Value) value.Value
 
 // reducePlan is the row plan of a reduction v computed alone: its rows
 // are its result's elements.
@@ -153,43 +159,51 @@ func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body
 	g.b = exit
 }
 
-// blockSum is reduce_sum w's row value: each thread's part of the row in
-// accType, then the block's total, rounded once.
-func (g *kernelBuilder) blockSum(w *ir.Value, walk func(string, func(*index)), reduce groupFold) value.Value {
-	d := w.Type.DType
-	acc := g.alloca(accType(d))
-	g.b.NewStore(zeroAcc(d), acc)
-	walk("bsum", func(ix *index) {
-		g.b.NewStore(g.accumulate(d, g.b.NewLoad(accType(d), acc), g.elem(w.Args[0], ix)), acc)
-	})
-	total := reduce(g.b.NewLoad(accType(d), acc), func(a, b value.Value) value.Value {
-		if d.IsFloat() {
-			return g.b.NewFAdd(a, b)
-		}
-		return g.b.NewAdd(a, b)
-	})
-	return g.finishSum(d, total)
+// A rowReduction is one reduction of a row in parts: each thread's
+// partial values over its elements, the ops that fold them (associative
+// and commutative), and finish, which makes the row value of the folded
+// values.
+type rowReduction struct {
+	parts  []value.Value
+	ops    []func(a, b value.Value) value.Value
+	finish func(folded []value.Value) value.Value
 }
 
-// blockIntMax is an integer reduce_max w's row value.
-func (g *kernelBuilder) blockIntMax(w *ir.Value, walk func(string, func(*index)), reduce groupFold) value.Value {
-	t := computeType(w.Type.DType)
-	acc := g.alloca(t)
-	g.b.NewStore(minValue(w.Type.DType), acc)
+// rowReductionOf computes the thread's parts of reduction w (reduce_sum
+// or reduce_max) over the elements walk visits. Sums accumulate in
+// accType and are rounded once; a float max is rowMax's pair of the
+// maximum order key and whether an element is NaN.
+func (g *kernelBuilder) rowReductionOf(w *ir.Value, walk func(string, func(*index))) rowReduction {
+	d := w.Type.DType
 	smax := func(a, b value.Value) value.Value {
 		return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, b, a), b, a)
 	}
-	walk("bmax", func(ix *index) {
-		g.b.NewStore(smax(g.b.NewLoad(t, acc), g.elem(w.Args[0], ix)), acc)
-	})
-	return reduce(g.b.NewLoad(t, acc), smax)
-}
-
-// blockFloatMax is a float reduce_max w's row value, as rowMax computes
-// it: the maximum of the elements' order keys and whether one is NaN,
-// each reduced over the block.
-func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index)), reduce groupFold) value.Value {
-	t := computeType(w.Type.DType)
+	switch {
+	case w.Op == ir.OpReduceSum:
+		acc := g.alloca(accType(d))
+		g.b.NewStore(zeroAcc(d), acc)
+		walk("bsum", func(ix *index) {
+			g.b.NewStore(g.accumulate(d, g.b.NewLoad(accType(d), acc), g.elem(w.Args[0], ix)), acc)
+		})
+		add := func(a, b value.Value) value.Value {
+			if d.IsFloat() {
+				return g.b.NewFAdd(a, b)
+			}
+			return g.b.NewAdd(a, b)
+		}
+		return rowReduction{parts: []value.Value{g.b.NewLoad(accType(d), acc)}, ops: []func(a, b value.Value) value.Value{add},
+			finish: func(f []value.Value) value.Value { return g.finishSum(d, f[0]) }}
+	case !d.IsFloat():
+		t := computeType(d)
+		acc := g.alloca(t)
+		g.b.NewStore(minValue(d), acc)
+		walk("bmax", func(ix *index) {
+			g.b.NewStore(smax(g.b.NewLoad(t, acc), g.elem(w.Args[0], ix)), acc)
+		})
+		return rowReduction{parts: []value.Value{g.b.NewLoad(t, acc)}, ops: []func(a, b value.Value) value.Value{smax},
+			finish: func(f []value.Value) value.Value { return f[0] }}
+	}
+	t := computeType(d)
 	it, bits := types.I64, int64(64)
 	if t.Equal(types.Float) {
 		it, bits = types.I32, 32
@@ -207,9 +221,6 @@ func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index
 	kacc, nacc := g.alloca(it), g.alloca(types.I32)
 	g.b.NewStore(key(ic(fbits(math.Inf(-1)))), kacc)
 	g.b.NewStore(i32c(0), nacc)
-	smax := func(a, b value.Value) value.Value {
-		return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, b, a), b, a)
-	}
 	walk("bfmax", func(ix *index) {
 		e := g.elem(w.Args[0], ix)
 		nan := g.b.NewFCmp(enum.FPredUNO, e, e)
@@ -217,11 +228,17 @@ func (g *kernelBuilder) blockFloatMax(w *ir.Value, walk func(string, func(*index
 		g.b.NewStore(smax(g.b.NewLoad(it, kacc), ke), kacc)
 		g.b.NewStore(g.b.NewOr(g.b.NewLoad(types.I32, nacc), g.b.NewZExt(nan, types.I32)), nacc)
 	})
-	km := reduce(g.b.NewLoad(it, kacc), smax)
-	anyNaN := reduce(g.b.NewLoad(types.I32, nacc), func(a, b value.Value) value.Value { return g.b.NewOr(a, b) })
-	m := g.b.NewBitCast(key(km), t)
-	isNaN := g.b.NewAnd(g.b.NewICmp(enum.IPredNE, anyNaN, i32c(0)), g.b.NewICmp(enum.IPredNE, km, ic(fbits(math.Inf(1)))))
-	return g.b.NewSelect(isNaN, fconst(t, math.NaN()), m)
+	or := func(a, b value.Value) value.Value { return g.b.NewOr(a, b) }
+	return rowReduction{
+		parts: []value.Value{g.b.NewLoad(it, kacc), g.b.NewLoad(types.I32, nacc)},
+		ops:   []func(a, b value.Value) value.Value{smax, or},
+		finish: func(f []value.Value) value.Value {
+			km, anyNaN := f[0], f[1]
+			m := g.b.NewBitCast(key(km), t)
+			isNaN := g.b.NewAnd(g.b.NewICmp(enum.IPredNE, anyNaN, i32c(0)), g.b.NewICmp(enum.IPredNE, km, ic(fbits(math.Inf(1)))))
+			return g.b.NewSelect(isNaN, fconst(t, math.NaN()), m)
+		},
+	}
 }
 
 // groupReduce folds x over a group of size threads (a warp, or the

@@ -7,7 +7,8 @@
 // [lo, hi) of a grid, one after the other on the calling OS thread. A
 // kernel without barriers or shuffles runs its threads in order, each to
 // the end. A cooperative kernel runs each thread of a block as a fiber (a
-// ucontext with its own stack): a thread runs until it waits at a barrier
+// stack of its own and a minimal x86-64 context switch): a thread runs
+// until it waits at a barrier
 // (all the block's threads), at a warp exchange (its warp's 32 threads) or
 // ends; when every live thread waits, the waiting warps whose every live
 // thread waits go on, else the barrier opens once every thread of the
@@ -20,7 +21,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
+
+// xlc_emu_switch saves the callee-saved registers, the SSE and x87 control
+// words and the stack pointer of the running context in *from and resumes
+// the context whose stack pointer is to (System V x86-64; no signal mask
+// is switched, unlike swapcontext, which makes a system call each time).
+void xlc_emu_switch(void **from, void *to);
+__asm__(".text\n"
+	".p2align 4\n"
+	".type xlc_emu_switch,@function\n"
+	"xlc_emu_switch:\n"
+	"\tpushq %rbp\n\tpushq %rbx\n\tpushq %r12\n\tpushq %r13\n\tpushq %r14\n\tpushq %r15\n"
+	"\tsubq $8, %rsp\n\tstmxcsr (%rsp)\n\tfnstcw 4(%rsp)\n"
+	"\tmovq %rsp, (%rdi)\n"
+	"\tmovq %rsi, %rsp\n"
+	"\tldmxcsr (%rsp)\n\tfldcw 4(%rsp)\n\taddq $8, %rsp\n"
+	"\tpopq %r15\n\tpopq %r14\n\tpopq %r13\n\tpopq %r12\n\tpopq %rbx\n\tpopq %rbp\n"
+	"\tret\n"
+	".size xlc_emu_switch, .-xlc_emu_switch\n");
 
 typedef void (*xlc_thread_fn)(void **bufs, int64_t n);
 
@@ -29,7 +47,7 @@ enum { RUNNABLE, AT_BARRIER, AT_WARP, DONE };
 enum { STACK = 1 << 20, MAX_THREADS = 1024, WARP = 32 };
 
 struct fiber {
-	ucontext_t ctx;
+	void *sp;  // the saved stack pointer while the fiber waits
 	int state;
 	char *stack;
 };
@@ -41,7 +59,7 @@ struct block {
 	int32_t threads, ctaid, grid;
 	int32_t cur;  // the running thread
 	int coop;     // fibers, or threads in order
-	ucontext_t sched;
+	void *sched;  // the scheduler's saved stack pointer
 	struct fiber *f;
 	uint64_t xchg[MAX_THREADS];
 	uint32_t frag[MAX_THREADS][6];  // mma: each lane's A and B registers
@@ -69,11 +87,31 @@ static struct fiber *fibers(int n) {
 	return p;
 }
 
-static void trampoline(void) {
+// fiber_main runs a fiber's thread, then returns to the scheduler for
+// good.
+static void fiber_main(void) {
 	struct block *b = cur_block;
 	b->fn(b->bufs, b->n);
-	b->f[b->cur].state = DONE;
-	// uc_link returns to the scheduler.
+	struct fiber *f = &b->f[b->cur];
+	f->state = DONE;
+	xlc_emu_switch(&f->sp, b->sched);
+	die("a finished fiber resumed");
+}
+
+// fiber_start lays out f's stack so that switching to it enters
+// fiber_main with the stack aligned as after a call, with the caller's
+// control words.
+static void fiber_start(struct fiber *f) {
+	uint64_t *top = (uint64_t *)(f->stack + STACK);
+	*--top = 0;                            // fiber_main's return address
+	*--top = (uint64_t)(uintptr_t)fiber_main;  // xlc_emu_switch returns here
+	for (int i = 0; i < 6; i++) *--top = 0;  // rbp rbx r12..r15
+	uint32_t csr;
+	uint16_t cw;
+	__asm__ volatile("stmxcsr %0" : "=m"(csr));
+	__asm__ volatile("fnstcw %0" : "=m"(cw));
+	*--top = (uint64_t)csr | (uint64_t)cw << 32;
+	f->sp = top;
 }
 
 // wait parks the running fiber in state s until the scheduler resumes it.
@@ -82,7 +120,7 @@ static void wait(int s) {
 	if (!b->coop) die("a kernel without a block model synchronizes");
 	struct fiber *f = &b->f[b->cur];
 	f->state = s;
-	if (swapcontext(&f->ctx, &b->sched) != 0) die("swapcontext failed");
+	xlc_emu_switch(&f->sp, b->sched);
 }
 
 // release resumes what may go on once no fiber can run: whole warps
@@ -123,19 +161,14 @@ static void run_block(struct block *b) {
 		return;
 	}
 	for (int i = 0; i < b->threads; i++) {
-		struct fiber *f = &b->f[i];
-		if (getcontext(&f->ctx) != 0) die("getcontext failed");
-		f->ctx.uc_stack.ss_sp = f->stack;
-		f->ctx.uc_stack.ss_size = STACK;
-		f->ctx.uc_link = &b->sched;
-		makecontext(&f->ctx, trampoline, 0);
-		f->state = RUNNABLE;
+		fiber_start(&b->f[i]);
+		b->f[i].state = RUNNABLE;
 	}
 	do {
 		for (int i = 0; i < b->threads; i++) {
 			if (b->f[i].state != RUNNABLE) continue;
 			b->cur = i;
-			if (swapcontext(&b->sched, &b->f[i].ctx) != 0) die("swapcontext failed");
+			xlc_emu_switch(&b->sched, b->f[i].sp);
 		}
 	} while (release(b));
 }
@@ -184,11 +217,19 @@ int32_t xlc_emu_sreg(int32_t which) {
 // xlc_emu_barrier is bar.sync 0: every thread of the block.
 void xlc_emu_barrier(void) { wait(AT_BARRIER); }
 
+uint64_t xlc_emu_shfl64(int32_t mode, uint64_t val, int32_t arg);
+
 // xlc_emu_shfl is shfl.sync over the full warp: mode 0 idx (from lane
 // arg), 1 bfly (lane ^ arg), 2 down (lane + arg), 3 up (lane - arg); a
 // source lane outside the warp or the block gives the thread's own value,
 // as PTX's clamp does.
 uint32_t xlc_emu_shfl(int32_t mode, uint32_t val, int32_t arg) {
+	return (uint32_t)xlc_emu_shfl64(mode, val, arg);
+}
+
+// xlc_emu_shfl64 is xlc_emu_shfl of a 64-bit value (on the GPU, two
+// shuffles of its halves).
+uint64_t xlc_emu_shfl64(int32_t mode, uint64_t val, int32_t arg) {
 	struct block *b = cur_block;
 	int me = b->cur, lane = me % WARP, base = me - lane, src;
 	switch (mode) {
@@ -200,8 +241,8 @@ uint32_t xlc_emu_shfl(int32_t mode, uint32_t val, int32_t arg) {
 	}
 	b->xchg[me] = val;
 	wait(AT_WARP);
-	uint32_t r = val;
-	if (src >= 0 && src < WARP && base + src < b->threads) r = (uint32_t)b->xchg[base + src];
+	uint64_t r = val;
+	if (src >= 0 && src < WARP && base + src < b->threads) r = b->xchg[base + src];
 	wait(AT_WARP);
 	return r;
 }

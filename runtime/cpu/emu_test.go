@@ -20,7 +20,7 @@ import (
 // registers of each mma swapped, do not.
 func TestGPUEmulatorMutations(t *testing.T) {
 	needLLVM(t)
-	f, err := ir.ParseFunc(`func @coop(%x: f32[24,100], %y: f32[5000], %z: f32[64,48], %a: f32[70,50], %b: f32[50,90], %h: bf16[70,50], %k: bf16[50,90], %p: f16[3,40,48], %q: f16[3,36,48]) -> (m: f32[24], s: f32[], c: f32[48], d: f32[70,90], hd: f32[70,90], fd: f32[3,40,36]) {
+	f, err := ir.ParseFunc(`func @coop(%x: f32[24,100], %y: f32[40000], %z: f32[64,48], %a: f32[70,50], %b: f32[50,90], %h: bf16[70,50], %k: bf16[50,90], %p: f16[3,40,48], %q: f16[3,36,48]) -> (m: f32[24], s: f32[], c: f32[48], d: f32[70,90], hd: f32[70,90], fd: f32[3,40,36]) {
   %0 = reduce_max %x {axes=[1]} : f32[24]
   %1 = reduce_sum %y {axes=[0]} : f32[]
   %2 = reduce_sum %z {axes=[0]} : f32[48]
