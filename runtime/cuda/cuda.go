@@ -11,7 +11,8 @@
 // optimizer state on the device between steps, Result and Close. The
 // step's launches are captured once as a CUDA graph and replayed
 // (XLC_CUDA_GRAPH=0 launches them one by one; XLC_DEBUG=1 also
-// synchronizes after each kernel to name one that fails).
+// synchronizes after each kernel to name one that fails; XLC_DEBUG=2
+// prints each kernel's device time, profile.go).
 //
 // The driver code is built only with -tags cuda (the binary then links
 // libcuda.so.1). Without the tag, and on a machine without a GPU,

@@ -31,8 +31,9 @@ type Executable struct {
 	// resultOf is, by parameter, the index of the result of the same name
 	// (-1 if none): the value RunKept feeds back.
 	resultOf []int
-	ran      bool // the last run completed: results can be read, values kept
-	debug    int  // XLC_DEBUG: >= 1 synchronizes after every kernel
+	ran      bool     // the last run completed: results can be read, values kept
+	debug    int      // XLC_DEBUG: 1 synchronizes after every kernel
+	prof     *profile // XLC_DEBUG >= 2, else nil (profile.go)
 	failed   error
 }
 
@@ -50,6 +51,7 @@ type resources struct {
 	ptrs    cu.DevicePtr // every kernel's array of buffer addresses
 	scratch cu.DevicePtr // RunKept's staging of values fed back
 	graph   *graph
+	prof    *profEvents // with Executable.prof
 }
 
 func (r *resources) free() {
@@ -63,6 +65,8 @@ func (r *resources) free() {
 	}
 	r.graph.destroy()
 	r.graph = nil
+	r.prof.free()
+	r.prof = nil
 	for _, p := range []*cu.DevicePtr{&r.arena, &r.ptrs, &r.scratch} {
 		if *p != 0 {
 			cu.MemFree(*p)
@@ -160,7 +164,13 @@ func newExecutable(f *ir.Func, prog *codegen.Program, ptx string) (_ *Executable
 			return nil, fmt.Errorf("cuda: @%s: %v", f.Name, err)
 		}
 	}
-	if e.debug < 1 && os.Getenv("XLC_CUDA_GRAPH") != "0" {
+	if e.debug >= 2 {
+		e.prof = newProfile(f, prog.Kernels)
+		if res.prof, err = newProfEvents(e); err != nil {
+			return nil, fail("creating the profile's events", err)
+		}
+	}
+	if e.debug != 1 && os.Getenv("XLC_CUDA_GRAPH") != "0" {
 		if res.graph, err = capture(res.stream, f.Name, e.launchAll); err != nil {
 			return nil, err
 		}
@@ -307,6 +317,9 @@ func (e *Executable) Close() error {
 	defer e.mu.Unlock()
 	if e.res == nil {
 		return nil
+	}
+	if e.prof != nil {
+		e.prof.print(e.prof.out)
 	}
 	e.cleanup.Stop()
 	e.res.free()

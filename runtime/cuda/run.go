@@ -75,8 +75,12 @@ func (e *Executable) RunKept(args []*interp.Tensor, keep []bool) ([]*interp.Tens
 		}
 		goruntime.KeepAlive(b)
 	}
-	if g := e.res.graph; g != nil {
-		err = g.launch(s)
+	if e.prof != nil {
+		err = e.launchTimed()
+	} else if g := e.res.graph; g != nil {
+		if err = g.launch(s); err != nil {
+			err = fmt.Errorf("cuda: @%s: launching the step's graph: %v", f.Name, err)
+		}
 	} else {
 		err = e.launchAll()
 	}
@@ -84,11 +88,12 @@ func (e *Executable) RunKept(args []*interp.Tensor, keep []bool) ([]*interp.Tens
 		if err = s.Synchronize(); err != nil {
 			err = fmt.Errorf("cuda: @%s: a kernel failed: %s (XLC_DEBUG=1 names it)", f.Name, driverError(err))
 		}
-	} else if g := e.res.graph; g != nil {
-		err = fmt.Errorf("cuda: @%s: launching the step's graph: %v", f.Name, err)
 	}
 	if err != nil {
 		return nil, e.fail(err)
+	}
+	if e.prof != nil {
+		e.timed()
 	}
 	e.ran = true
 	out := make([]*interp.Tensor, len(f.Results))
@@ -110,24 +115,33 @@ func (e *Executable) fail(err error) error {
 	return err
 }
 
-// launchAll enqueues every kernel on the stream in order; with XLC_DEBUG
-// >= 1 it waits for each, so that a failure names its kernel.
+// launchAll enqueues every kernel on the stream in order; with XLC_DEBUG=1
+// it waits for each, so that a failure names its kernel.
 func (e *Executable) launchAll() error {
-	s := e.res.stream
 	for i := range e.kernels {
-		k := &e.kernels[i]
-		if k.n <= 0 {
-			continue
+		if err := e.launch(i, e.debug == 1); err != nil {
+			return err
 		}
-		bufs, n := k.bufs, k.n // cu reads 8 bytes per argument
-		err := k.fn.Launch(k.grid, 1, 1, k.threads, 1, 1, 0, s, []unsafe.Pointer{unsafe.Pointer(&bufs), unsafe.Pointer(&n)})
-		if err == nil && e.debug >= 1 {
-			err = s.Synchronize()
-		}
-		if err != nil {
-			return fmt.Errorf("cuda: @%s: kernel %s (%%%d = %s), %d blocks of %d threads: %s",
-				e.f.Name, k.sym, k.instr, codegen.Describe(e.f.Body[k.instr]), k.grid, k.threads, driverError(err))
-		}
+	}
+	return nil
+}
+
+// launch enqueues kernel i, unless its range is empty, and with wait waits
+// for it.
+func (e *Executable) launch(i int, wait bool) error {
+	k := &e.kernels[i]
+	if k.n <= 0 {
+		return nil
+	}
+	s := e.res.stream
+	bufs, n := k.bufs, k.n // cu reads 8 bytes per argument
+	err := k.fn.Launch(k.grid, 1, 1, k.threads, 1, 1, 0, s, []unsafe.Pointer{unsafe.Pointer(&bufs), unsafe.Pointer(&n)})
+	if err == nil && wait {
+		err = s.Synchronize()
+	}
+	if err != nil {
+		return fmt.Errorf("cuda: @%s: kernel %s (%%%d = %s), %d blocks of %d threads: %s",
+			e.f.Name, k.sym, k.instr, codegen.Describe(e.f.Body[k.instr]), k.grid, k.threads, driverError(err))
 	}
 	return nil
 }
