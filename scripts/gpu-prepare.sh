@@ -24,10 +24,10 @@
 #   MANIFEST               every other file's sha256 and size, and the total
 #
 # It stops at the first missing piece with one line saying what: Go, LLVM
-# 19, the CUDA SDK (scripts/cuda-sdk.sh's XLC_PTXAS and XLC_LIBDEVICE, and
-# the CGO_CFLAGS and CGO_LDFLAGS of the cuda build, from that script or
-# the environment), a build, a bundle or the CPU run (the one line ends
-# with the log that has the rest). The folder is written elsewhere and
+# 19, the CUDA SDK (scripts/cuda-sdk.sh's XLC_PTXAS, XLC_LIBDEVICE,
+# XLC_CUDA_CGO and XLC_CUDA_LIB, taken from the environment where set), a
+# build, a bundle or the CPU run (the one line ends with the log that has
+# the rest). The folder is written elsewhere and
 # moved into place at the end, so it is either complete or as it was; a
 # folder that is not a prepared one is never replaced. It is refused (one
 # line) over 64 MiB, what a device run carries. It prints every file it
@@ -84,9 +84,11 @@ run() {
 }
 took() { awk -v a="$EPOCHREALTIME" -v b="$1" 'BEGIN { printf "%.1f s", a - b }'; }
 
-# The CUDA SDK: ptxas and libdevice for the bundles' PTX, cuda.h and
-# libcuda for the cuda build's cgo.
-if [ -z "${XLC_PTXAS:-}" ] || [ -z "${XLC_LIBDEVICE:-}" ] || [ -z "${CGO_CFLAGS:-}" ] || [ -z "${CGO_LDFLAGS:-}" ]; then
+# The CUDA SDK: ptxas and libdevice for the bundles' PTX; cuda.h and the
+# stub libcuda.so for the cuda build's cgo (XLC_CUDA_CGO, or CGO_LDFLAGS
+# with CGO_CPPFLAGS or CGO_CFLAGS from the environment); libcuda.so.1
+# (XLC_CUDA_LIB), with which the cuda-tagged xlc starts here.
+if [ -z "${XLC_PTXAS:-}" ] || [ -z "${XLC_LIBDEVICE:-}" ] || { [ -z "${XLC_CUDA_CGO:-}" ] && [ -z "${CGO_LDFLAGS:-}" ]; }; then
   sdk=$(scripts/cuda-sdk.sh 2>"$work/cuda-sdk.log") ||
     { keep_work=1; fail "scripts/cuda-sdk.sh failed: $(tail -1 "$work/cuda-sdk.log") (log: $work/cuda-sdk.log)"; }
   eval "$sdk"
@@ -94,16 +96,20 @@ fi
 if [ -z "${XLC_PTXAS:-}" ] || [ -z "${XLC_LIBDEVICE:-}" ]; then
   fail "no XLC_PTXAS/XLC_LIBDEVICE (scripts/cuda-sdk.sh prints them)"
 fi
-if [ -z "${CGO_CFLAGS:-}" ] || [ -z "${CGO_LDFLAGS:-}" ]; then
-  fail "no CGO_CFLAGS/CGO_LDFLAGS for the cuda build: scripts/cuda-sdk.sh does not print them; set both (-I the folder of cuda.h, -L the folder of libcuda.so)"
+export XLC_PTXAS XLC_LIBDEVICE
+cgo=()
+if [ -n "${XLC_CUDA_CGO:-}" ]; then
+  read -ra cgo <<<"$XLC_CUDA_CGO"
+elif [ -z "${CGO_LDFLAGS:-}" ] || { [ -z "${CGO_CPPFLAGS:-}" ] && [ -z "${CGO_CFLAGS:-}" ]; }; then
+  fail "no cgo flags for the cuda build: no XLC_CUDA_CGO (scripts/cuda-sdk.sh prints it), nor CGO_LDFLAGS with CGO_CPPFLAGS or CGO_CFLAGS"
 fi
-export XLC_PTXAS XLC_LIBDEVICE CGO_CFLAGS CGO_LDFLAGS
-# The cuda-tagged xlc may link libcuda: find it here where cgo found it.
-libdirs=$(tr ' ' '\n' <<<"$CGO_LDFLAGS" | sed -n 's/^-L//p' | paste -sd:)
+# The cuda-tagged xlc links libcuda: here it finds the driver library in
+# XLC_CUDA_LIB (it then sees no GPU), or where cgo's -L found one.
+libdirs=${XLC_CUDA_LIB:-$(tr ' ' '\n' <<<"${CGO_LDFLAGS:-}" | sed -n 's/^-L//p' | paste -sd:)}
 
 t0=$EPOCHREALTIME
-run "go build -tags cuda ./cmd/xlc" go build -tags cuda -ldflags='-s -w' -o "$stage/xlc" ./cmd/xlc
-run "go test -c -tags cuda ./runtime/cuda" go test -c -tags cuda -ldflags='-s -w' -o "$stage/cuda.test" ./runtime/cuda
+run "go build -tags cuda ./cmd/xlc" env "${cgo[@]}" go build -tags cuda -ldflags='-s -w' -o "$stage/xlc" ./cmd/xlc
+run "go test -c -tags cuda ./runtime/cuda" env "${cgo[@]}" go test -c -tags cuda -ldflags='-s -w' -o "$stage/cuda.test" ./runtime/cuda
 [ -x "$stage/cuda.test" ] || fail "go test -c -tags cuda ./runtime/cuda wrote no test binary (does the package have tests?)"
 if [ -d runtime/cuda/testdata ]; then
   cp -r runtime/cuda/testdata "$stage/cuda-testdata"
