@@ -297,6 +297,17 @@ GPU_CARD=$(cut -d, -f1 <<<"$query" | sed 's/^ *//; s/ *$//')
 driver=$(cut -d, -f2 <<<"$query" | tr -d ' ')
 export GPU_CARD
 echo "card: $query (name, driver, memory, max SM clock)"
+# xlc and cuda.test link libcuda.so.1, the driver's: where the loader
+# does not find it, the usual folders of a driver mount.
+if ldd "$dir/xlc" 2>/dev/null | grep -q 'libcuda.so.1 => not found'; then
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/cuda/compat; do
+    if [ -e "$d/libcuda.so.1" ]; then
+      export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+      break
+    fi
+  done
+fi
+echo "libcuda: $(ldd "$dir/xlc" 2>/dev/null | sed -n 's/.*libcuda.so.1 => \(\S*\).*/\1/p' | head -1)"
 echo "folder: $dir, prepared $PREPARED_DATE at $PREPARED_COMMIT; results: $out"
 "$PY" "$peer/gpu_bench.py" record "$results" kind=host card="$GPU_CARD" driver="$driver" \
   gpus="$(paste -sd';' <<<"$gpus")" prepared="$PREPARED_COMMIT" \
