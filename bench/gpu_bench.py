@@ -16,6 +16,7 @@ Usage:
           [--configs S,M,G] [--rounds N] [--modes eager,compile,sdpa]
           [--budget S=40,...] [--compile-budget S=30,...] [--steps S=20,...]
           [--device cuda|cpu] [--total SECONDS] [--xlc-timeout SECONDS]
+      (--device is the peer's; xlc bench always runs --backend cuda)
       per config (--total bounds them all, from the process's start): the torch modes' models are built and warmed up first
       (the warm-up, compilation included, timed apart; a mode over its
       compile budget is skipped with a note; compilation also leaves a
@@ -174,9 +175,10 @@ def per_config(spec, default):
 XLC_RATE = re.compile(r": ([0-9.]+) tokens/s")
 
 
-def run_xlc(xlc, bundle, steps, warmup, timeout, device):
-    """One xlc bench run; returns (tokens/s, None) or (None, why)."""
-    cmd = [xlc, "bench", "--bundle", bundle, "--backend", device, "--steps", str(steps), "--warmup", str(warmup)]
+def run_xlc(xlc, bundle, steps, warmup, timeout):
+    """One xlc bench run of a GPU bundle; returns (tokens/s, None) or (None,
+    why)."""
+    cmd = [xlc, "bench", "--bundle", bundle, "--backend", "cuda", "--steps", str(steps), "--warmup", str(warmup)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -186,7 +188,7 @@ def run_xlc(xlc, bundle, steps, warmup, timeout, device):
     m = XLC_RATE.search(p.stdout)
     if p.returncode != 0 or not m:
         err = (p.stderr.strip() or p.stdout.strip() or f"exit {p.returncode}").splitlines()
-        return None, f"xlc bench: exit {p.returncode}: {err[-1][:200] if err else ''}"
+        return None, f"exit {p.returncode}: {err[-1][:300] if err else ''}"
     return float(m.group(1)), None
 
 
@@ -293,7 +295,7 @@ def cmd_rounds(argv):
                 if kind == "xlc":
                     if a.device == "cuda":
                         torch.cuda.empty_cache()  # the peer's cached blocks back to the card for xlc
-                    tps, why = run_xlc(a.xlc, obj, steps, 1, min(a.xlc_timeout, max(left(), 10)), a.device)
+                    tps, why = run_xlc(a.xlc, obj, steps, 1, min(a.xlc_timeout, max(left(), 10)))
                 else:
                     try:
                         def measure(tr=obj):
@@ -371,10 +373,11 @@ def cmd_table(argv):
             f = med * peer_common.train_flops_per_token(peer_common.CONFIGS[c]) / (peaks[prec] * 1e12)
             frac = f"{f:.1%}" if f >= 0.001 else f"{f:.3%}"
         ratio = f"{xmed / med:.2f}" if med and xmed and not system.startswith("xlc") else ""
-        note = "" if ent["tps"] and not ent["why"] else (ent["why"] or "")
-        if ent["tps"] and ent["why"]:
-            note = "a later round failed: " + ent["why"]
-        rows.append((c, prec, system, f"{med:,.0f}" if med else "-", frac, ratio, str(len(ent["tps"])), note[:70]))
+        note = re.sub(r"/\S*/([^/\s]+)", r"\1", ent["why"] or "")  # files by their names
+        if ent["tps"] and note:
+            note = "a later round failed: " + note
+        rows.append((c, prec, system, f"{med:,.0f}" if med else "-", frac, ratio, str(len(ent["tps"])),
+                     note if len(note) <= 100 else note[:99] + "…"))
     started = [r["config"] for r in recs if r.get("kind") == "config"]
     for c in started:
         if not any(k[0] == c for k in order):
