@@ -20,10 +20,24 @@ CONFIGS = {
     "M": dict(d=256, layers=6, heads=8, seq=256, batch=8, vocab=256),
     # T is tiny, for the quick run of `xlc experiment speed` (a smoke test).
     "T": dict(d=32, layers=1, heads=2, seq=32, batch=4, vocab=256),
+    # G has GPT-2 small's shape with the byte vocabulary: the GPU peer's
+    # largest config (bench/torch_gpt_cuda.py, scripts/gpu-check.sh).
+    "G": dict(d=768, layers=12, heads=12, seq=1024, batch=8, vocab=256),
 }
 LR, BETAS, EPS, WD, CLIP = 3e-4, (0.9, 0.999), 1e-8, 0.01, 1.0
 WARMUP = 3  # untimed steps first (JIT capture and compilation happen here)
 CHECK_STEPS = 8
+
+
+def train_flops_per_token(cfg):
+    """The dense FLOPs of one training step per token: 6 per weight of the
+    matrix products (12·d² a layer and the tied head's vocab·d: forward 2,
+    backward 4) and 12·seq·d a layer for attention's two products over the
+    whole seq×seq square (forward 4·seq·d, backward twice that), the masked
+    half included. It gives bench/run.sh's 11.7 (S) and 68.5 (M) GFLOP per
+    2048-token step."""
+    d, layers, seq, vocab = cfg["d"], cfg["layers"], cfg["seq"], cfg["vocab"]
+    return 6 * (12 * layers * d * d + vocab * d) + 12 * layers * seq * d
 
 
 def parse(usage, modes=None):
