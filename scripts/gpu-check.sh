@@ -14,6 +14,9 @@
 #                relative error at most 1e-4 every step; prints the worst;
 #   5. sweep     xlc bench of each matmul tile variant's G bundle (a few
 #                steps each); the fastest is G's xlc row below;
+#   5b. profile  XLC_DEBUG=2 xlc bench of the fastest G bundle (and G's
+#                bf16 one): where a step's device time goes, per kernel
+#                and per lowering, kept in profile-G-*.txt;
 #   6. time      S, M and G (GPT-2 small's shape): xlc bench (cuda) against
 #                the PyTorch peer (peer/torch_gpt_cuda.py: eager,
 #                torch.compile, and F.scaled_dot_product_attention as an
@@ -51,6 +54,7 @@ B_MANIFEST=${B_MANIFEST:-3}
 B_TEST=${B_TEST:-35}
 B_TRAIN=${B_TRAIN:-30}
 B_SWEEP=${B_SWEEP:-18}        # each tile variant
+B_PROFILE=${B_PROFILE:-30}    # both profiles
 SWEEP_STEPS=${SWEEP_STEPS:-2} # and one warm-up step
 TIME_SHARES=${TIME_SHARES:-S=0.24,M=0.26,G=0.5}  # each config's share of the timing stage,
 TIME_START=${TIME_START:-15}  # less this for torch's start and slack
@@ -181,6 +185,20 @@ stage_sweep() {
   [ "$failed" -eq 0 ]
 }
 
+stage_profile() {
+  local best=default p f rc=0
+  [ ! -f "$work/best-variant" ] || best=$(cat "$work/best-variant")
+  for p in "f32-$best" bf16; do
+    f=$dir/bundles/G-$p.xlc
+    [ -f "$f" ] || continue
+    XLC_DEBUG=2 timeout -k 3 "$((B_PROFILE / 2))" "$dir/xlc" bench --bundle "$f" --backend cuda --steps 3 --warmup 1 \
+      >"$out/profile-G-$p.txt" 2>&1 || rc=$?
+    echo "  G $p (exit $rc; ignore its tokens/s: profiling serializes the kernels):"
+    grep -v '^[[:space:]]*$' "$out/profile-G-$p.txt" | head -48 | sed 's/^/    /'
+  done
+  return "$rc"
+}
+
 # config_budgets SECONDS: "S=..,M=..,G=.." of TIME_SHARES of SECONDS less
 # TIME_START.
 config_budgets() {
@@ -244,7 +262,7 @@ if [ -n "$dry" ]; then
   n=$(grep -c '"loss"' "$dir/cpu-S.metrics.jsonl" 2>/dev/null || true)
   [ "$n" -eq "$CHECK_STEPS" ] || { echo "  cpu-S.metrics.jsonl has ${n:-no} losses, not $CHECK_STEPS"; ok=1; }
   nv=$(wc -w <<<"$VARIANTS")
-  before=$((B_HEADER + B_MANIFEST + B_TEST + B_TRAIN + nv * B_SWEEP + 5))
+  before=$((B_HEADER + B_MANIFEST + B_TEST + B_TRAIN + nv * B_SWEEP + 5 + B_PROFILE))
   B_TIME=$((TOTAL - before - B_TABLE))
   cat <<EOF
 plan (budgets in seconds; at most $TOTAL s in all$([ "$TOTAL" -lt 300 ] || echo ", NOT under the 300 s target")):
@@ -254,6 +272,7 @@ plan (budgets in seconds; at most $TOTAL s in all$([ "$TOTAL" -lt 300 ] || echo 
   4 train     $B_TRAIN   xlc train --bundle bundles/S-f32-check.xlc --backend cuda --steps $CHECK_STEPS;
                   losses against cpu-S.metrics.jsonl, relative error <= $TOLERANCE each step
   5 sweep     $((nv * B_SWEEP + 5))   xlc bench --steps $SWEEP_STEPS --warmup 1, $B_SWEEP s each: $(for v in $VARIANTS; do printf 'G-f32-%s ' "$v"; done)
+  5b profile  $B_PROFILE   XLC_DEBUG=2 xlc bench --steps 3 of G's fastest f32 bundle and its bf16 one
   6 time      $B_TIME+ what the stages before leave of $TOTAL s, at least $B_TIME (configs $(config_budgets "$B_TIME") at least),
                   $ROUNDS interleaved rounds at most, compile $COMPILE_BUDGETS,
                   timed steps $STEPS, torch modes $MODES (TF32 off); rows:
@@ -280,7 +299,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 # At the end: the scratch folder away, and check.log complete before exit.
 trap 'rm -rf "$work"; exec >&- 2>&-; wait "$tee_pid" 2>/dev/null || true' EXIT
 PY=${PYTHON:-python3}
-export dir peer out results work PY VARIANTS CHECK_STEPS B_TEST B_SWEEP SWEEP_STEPS TOLERANCE
+export dir peer out results work PY VARIANTS CHECK_STEPS B_TEST B_SWEEP B_PROFILE SWEEP_STEPS TOLERANCE
 export ROUNDS MODES CONFIGS PEER_DEVICE TIME_SHARES TIME_START COMPILE_BUDGETS STEPS
 export PYTHONUNBUFFERED=1 XLC_CACHE=$work/xlc-cache CUDA_CACHE_MAXSIZE=4294967296
 
@@ -337,6 +356,7 @@ stage 2 manifest "$B_MANIFEST"
 stage 3 test "$B_TEST"
 stage 4 train "$B_TRAIN"
 stage 5 sweep "$(($(wc -w <<<"$VARIANTS") * B_SWEEP + 5))"
+stage 5b profile "$B_PROFILE"
 B_TIME=$(awk -v a="$EPOCHREALTIME" -v b="$t_all" -v t="$TOTAL" -v r="$B_TABLE" 'BEGIN { printf "%d", t - (a - b) - r }')
 export B_TIME
 stage 6 time "$B_TIME"

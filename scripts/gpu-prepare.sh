@@ -37,7 +37,7 @@
 set -euo pipefail
 
 # The matmul tile variants of the G bundles, swept by gpu-check.sh.
-VARIANTS="default 64x64x16 128x64x16"
+VARIANTS="default 128x64x16 128x128x8"
 GPU=sm_90
 CHECK_STEPS=20
 MAX_BYTES=$((64 * 1024 * 1024))
