@@ -381,6 +381,9 @@ func (g *kernelBuilder) lowerRoot(root *ir.Value) (extent, cost int64) {
 	case ir.OpDot:
 		return g.emitDot(root)
 	case ir.OpScatterAdd:
+		if g.mod.t.gpuKernels() {
+			return g.emitGPUScatterAdd(root)
+		}
 		return g.emitScatterAdd(root)
 	case ir.OpRng:
 		return g.emitRng(root)

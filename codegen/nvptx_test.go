@@ -8,8 +8,10 @@ import (
 // TestPTXTarget compiles a function with a large dot, scatter_add and f64
 // sin for sm_90: every kernel is a ptx_kernel taking its buffers and unit
 // count, indexed by the thread's position in the grid, the dot is the
-// naive one (no CPU dot tile), sin is libdevice's and scratch memory the
-// device heap's; the PTX targets sm_90 with one entry per kernel.
+// tiled one (shared memory, barriers; no CPU dot tile), sin is
+// libdevice's, and no kernel needs the device heap (scatter_add is one
+// thread per result element); the PTX targets sm_90 with one entry per
+// kernel.
 func TestPTXTarget(t *testing.T) {
 	tg, err := TargetFor("h200")
 	if err != nil {
@@ -27,12 +29,12 @@ func TestPTXTarget(t *testing.T) {
 }`, tg)
 	ll := p.LL
 	for _, want := range []string{`target triple = "nvptx64-nvidia-cuda"`, "define ptx_kernel void @xlc_k0(i8** %bufs, i64 %n)",
-		"@llvm.nvvm.read.ptx.sreg.ctaid.x()", "@llvm.nvvm.read.ptx.sreg.tid.x()", "@__nv_sin(", "@malloc(", `"target-cpu"="sm_90"`} {
+		"@llvm.nvvm.read.ptx.sreg.ctaid.x()", "@llvm.nvvm.read.ptx.sreg.tid.x()", "@__nv_sin(", "@llvm.nvvm.barrier0()", "addrspace(3) global", `"target-cpu"="sm_90"`} {
 		if !strings.Contains(ll, want) {
 			t.Errorf("the module lacks %s", want)
 		}
 	}
-	for _, bad := range []string{"xlc.gemm", "@llvm.sin.", "@aligned_alloc", "@write", "i8** %bufs, i64 %lo, i64 %hi)"} {
+	for _, bad := range []string{"xlc.gemm", "@llvm.sin.", "@malloc(", "@aligned_alloc", "@write", "i8** %bufs, i64 %lo, i64 %hi)"} {
 		if strings.Contains(ll, bad) {
 			t.Errorf("the module has %s", bad)
 		}
