@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -132,16 +133,53 @@ func (g *kernelBuilder) inside(i value.Value, n int64, k value.Value, kn int64) 
 // GPUDot). Per step of BK, the block's threads copy A's BM×BK and B's
 // BK×BN tiles into shared memory (widened to f32; zero outside the
 // matrices; each read coalesced along the operand's unit-stride dim),
-// wait, multiply them into their registers and wait again. Thread (ty,
-// tx) owns rows ty + 16i and columns tx + 16j, so a warp reads B's tile
-// without bank conflicts and stores C's rows in runs.
+// wait, multiply them into their registers and wait again. When a thread
+// keeps a multiple of 4 rows and of 4 columns (vec), thread (ty, tx) owns
+// runs of 4 rows from ty·4 and of 4 columns from tx·4 in each part of the
+// tile, read from shared memory 16 bytes at a time; otherwise rows
+// ty + 16i and columns tx + 16j, one float at a time. Either way a warp
+// reads B's tile without bank conflicts and stores C's rows in runs.
 type simtTiler struct {
 	g          *kernelBuilder
 	gd         *gpuDot
 	bm, bn, bk int64
 	lsa, lsb   int64 // shared rows, in floats
+	vec        bool
 	as, bs     value.Value
 	tx, ty     value.Value
+}
+
+// own is the offset in the tile, less the thread's base (ty or tx, times
+// 4 when vec), of the i-th of the n rows (or columns) it keeps of a tile
+// side of size.
+func (t *simtTiler) own(i, n, size int64) int64 {
+	if !t.vec {
+		return 16 * i
+	}
+	return i/4*(size/(n/4)) + i%4
+}
+
+// frag loads the n values a thread keeps of row kk of a shared tile sm
+// (rows of ls floats, a tile side of size), base its ty or tx.
+func (t *simtTiler) frag(sm, base value.Value, kk, ls, n, size int64) []value.Value {
+	g := t.g
+	out := make([]value.Value, n)
+	if !t.vec {
+		for i := range out {
+			out[i] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, sm, g.b.NewAdd(base, i64c(kk*ls+t.own(int64(i), n, size)))))
+		}
+		return out
+	}
+	v4 := types.NewVector(4, types.Float)
+	for i := int64(0); i < n; i += 4 {
+		p := g.b.NewGetElementPtr(types.Float, sm, g.b.NewAdd(g.b.NewMul(base, i64c(4)), i64c(kk*ls+t.own(i, n, size))))
+		ld := g.b.NewLoad(v4, g.b.NewBitCast(p, types.NewPointer(v4)))
+		ld.Align = 16
+		for q := int64(0); q < 4; q++ {
+			out[i+q] = g.b.NewExtractElement(ld, constant.NewInt(types.I32, q))
+		}
+	}
+	return out
 }
 
 func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
@@ -151,14 +189,20 @@ func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
 	}
 	g.threads = 256
 	t := &simtTiler{g: g, gd: gd, bm: int64(tile.BM), bn: int64(tile.BN), bk: int64(tile.BK)}
-	// Shared tiles, k-major; a row padded by one float where the copy
-	// writes down its columns, so that a warp's stores hit distinct banks.
+	t.vec = t.bm/16%4 == 0 && t.bn/16%4 == 0
+	// Shared tiles, k-major; a row padded where the copy writes down its
+	// columns, so that a warp's stores spread over the banks: by one
+	// float, or by four to keep rows 16-byte aligned for vec's loads.
+	pad := int64(1)
+	if t.vec {
+		pad = 4
+	}
 	t.lsa, t.lsb = t.bm, t.bn
 	if !gd.spec.TransA {
-		t.lsa++
+		t.lsa += pad
 	}
 	if gd.spec.TransB {
-		t.lsb++
+		t.lsb += pad
 	}
 	t.as, t.bs = g.sharedArray(types.Float, t.bk*t.lsa), g.sharedArray(types.Float, t.bk*t.lsb)
 	tid := g.tid()
@@ -231,14 +275,8 @@ func (t *simtTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc 
 		g.barrier()
 		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)
 		for kk := int64(0); kk < bk; kk++ {
-			a := make([]value.Value, tm)
-			for i := range a {
-				a[i] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, t.as, g.b.NewAdd(t.ty, i64c(kk*t.lsa+16*int64(i)))))
-			}
-			b := make([]value.Value, tn)
-			for j := range b {
-				b[j] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, t.bs, g.b.NewAdd(t.tx, i64c(kk*t.lsb+16*int64(j)))))
-			}
+			a := t.frag(t.as, t.ty, kk, t.lsa, tm, bm)
+			b := t.frag(t.bs, t.tx, kk, t.lsb, tn, bn)
 			for i := range a {
 				for j := range b {
 					c := acc[int64(i)*tn+int64(j)]
@@ -248,10 +286,14 @@ func (t *simtTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc 
 		}
 		g.barrier()
 	})
+	ty, tx := t.ty, t.tx
+	if t.vec {
+		ty, tx = g.b.NewMul(ty, i64c(4)), g.b.NewMul(tx, i64c(4))
+	}
 	for i := int64(0); i < tm; i++ {
-		m := g.b.NewAdd(m0, g.b.NewAdd(t.ty, i64c(16*i)))
+		m := g.b.NewAdd(m0, g.b.NewAdd(ty, i64c(t.own(i, tm, bm))))
 		for j := int64(0); j < tn; j++ {
-			n := g.b.NewAdd(n0, g.b.NewAdd(t.tx, i64c(16*j)))
+			n := g.b.NewAdd(n0, g.b.NewAdd(tx, i64c(t.own(j, tn, bn))))
 			each(m, n, g.b.NewLoad(types.Float, acc[i*tn+j]))
 		}
 	}
