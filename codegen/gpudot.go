@@ -62,6 +62,14 @@ func (g *kernelBuilder) planGPUDot(body []*ir.Value, root *ir.Value) *gpuDot {
 	if dot == nil || len(g.results) != 1 {
 		return nil
 	}
+	return g.gpuDotFor(dot, root, body, g.results)
+}
+
+// gpuDotFor is the tiled dot computing dot, with root the kernel's result,
+// the spec's bands found in body and results (dotBands), or nil: an
+// operand is not read from a buffer, or DotSpecOf cannot read them in
+// place into a dense product.
+func (g *kernelBuilder) gpuDotFor(dot, root *ir.Value, body, results []*ir.Value) *gpuDot {
 	for _, a := range dot.Args {
 		if _, ok := g.ptrs[a]; !ok {
 			return nil
@@ -71,17 +79,51 @@ func (g *kernelBuilder) planGPUDot(body []*ir.Value, root *ir.Value) *gpuDot {
 	if err != nil || !s.denseC() || s.M == 0 || s.N == 0 {
 		return nil
 	}
+	dotBands(&s, dot, g.fills, body, results)
 	return &gpuDot{dot: dot, root: root, spec: s}
 }
 
+// bandRange returns, for the bm×bn tile at rows m0 and columns n0 of s's
+// product, the k range [klo, khi) its operands' bands leave nonzero (the
+// operands hold zeros outside them), and whether the tile meets BandC
+// (outside it the product is not needed): causal attention's products
+// skip the tiles above the diagonal and the k beyond it.
+func (g *kernelBuilder) bandRange(s DotSpec, m0, n0 value.Value, bm, bn int64) (klo, khi, live value.Value) {
+	klo, khi, live = i64c(0), i64c(int64(s.K)), constant.True
+	smax := func(a, b value.Value) value.Value { return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, a, b), a, b) }
+	smin := func(a, b value.Value) value.Value { return g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, a, b), a, b) }
+	mLast, nLast := g.b.NewAdd(m0, i64c(bm-1)), g.b.NewAdd(n0, i64c(bn-1))
+	d := func(b DotBand) value.Value { return i64c(int64(b.D)) }
+	// A[i, k]: i − k ≥ D keeps k ≤ i − D; upper: k ≥ i − D.
+	if b := s.BandA; b.On && !b.Upper {
+		khi = smin(khi, g.b.NewAdd(g.b.NewSub(mLast, d(b)), i64c(1)))
+	} else if b.On {
+		klo = smax(klo, g.b.NewSub(m0, d(b)))
+	}
+	// B[k, n]: k − n ≥ D keeps k ≥ n + D; upper: k ≤ n + D.
+	if b := s.BandB; b.On && !b.Upper {
+		klo = smax(klo, g.b.NewAdd(n0, d(b)))
+	} else if b.On {
+		khi = smin(khi, g.b.NewAdd(g.b.NewAdd(nLast, d(b)), i64c(1)))
+	}
+	// C[i, j]: some i − j ≥ D (upper: ≤ D) in the tile.
+	if b := s.BandC; b.On && !b.Upper {
+		live = g.b.NewICmp(enum.IPredSGE, g.b.NewSub(mLast, n0), d(b))
+	} else if b.On {
+		live = g.b.NewICmp(enum.IPredSLE, g.b.NewSub(m0, nLast), d(b))
+	}
+	return klo, khi, live
+}
+
 // A gpuTiler computes tiles of a dot's product in one block of threads:
-// product emits the loop over K for the BM×BN tile at rows m0, columns n0
-// of the batch whose operands start at offA and offB, then calls each for
-// every element (m, n) of the tile the thread holds, with its f32 value;
-// the caller checks m < M and n < N. Every thread of the block must run it.
+// product emits the loop over k in [klo, khi) for the BM×BN tile at rows
+// m0, columns n0 of the batch whose operands start at offA and offB, then
+// calls each for every element (m, n) of the tile the thread holds, with
+// its f32 value; the caller checks m < M and n < N. Every thread of the
+// block must run it.
 type gpuTiler interface {
 	tile() (bm, bn int64)
-	product(offA, offB, m0, n0 value.Value, each func(m, n, acc value.Value))
+	product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value))
 }
 
 // tiler returns the tiler of gd's dot: tensor cores for bf16 or f16
@@ -112,12 +154,15 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 	shape := gd.dot.Type.Shape
 	g.rowVals = map[*ir.Value]value.Value{}
 	defer func() { g.rowVals = nil }()
-	tl.product(offA, offB, m0, n0, func(m, n, acc value.Value) {
-		g.ifThen("cstore", g.inside(m, M, n, N), func() {
-			lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-			g.rowVals[gd.dot] = acc
-			g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
-			delete(g.rowVals, gd.dot)
+	klo, khi, live := g.bandRange(s, m0, n0, bm, bn)
+	g.ifThen("tile", live, func() {
+		tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
+			g.ifThen("cstore", g.inside(m, M, n, N), func() {
+				lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+				g.rowVals[gd.dot] = acc
+				g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
+				delete(g.rowVals, gd.dot)
+			})
 		})
 	})
 	grid := int64(s.Batch) * tilesM * tilesN
@@ -212,7 +257,7 @@ func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
 
 func (t *simtTiler) tile() (bm, bn int64) { return t.bm, t.bn }
 
-func (t *simtTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc value.Value)) {
+func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
 	g, s := t.g, t.gd.spec
 	bm, bn, bk := t.bm, t.bn, t.bk
 	tm, tn := bm/16, bn/16
@@ -241,7 +286,7 @@ func (t *simtTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc 
 			g.b.NewStore(g.b.NewSelect(inb, x, fconst(types.Float, 0)), g.b.NewGetElementPtr(types.Float, sm, dst))
 		}
 	}
-	g.strideLoop("ktile", i64c(0), i64c(K), i64c(bk), func(k0 value.Value) {
+	g.strideLoop("ktile", klo, khi, i64c(bk), func(k0 value.Value) {
 		// A[m, k] into as[kk·lsa + mm].
 		copyTile(s.aType(), pa, bm*bk, func(e value.Value) (value.Value, value.Value, value.Value) {
 			var mm, kk value.Value

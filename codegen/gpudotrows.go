@@ -21,7 +21,9 @@ func (g *kernelBuilder) planGPUDotRows(body []*ir.Value, rows *rowPlan, root *ir
 		root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
 		return nil
 	}
-	return g.planGPUDot([]*ir.Value{dot}, dot)
+	// The row kernel reads every element of the product: bands of the
+	// operands only (no BandC).
+	return g.gpuDotFor(dot, dot, nil, nil)
 }
 
 // emitGPUDotRows emits the dot fusion gd with the row kernel of plan rows
@@ -41,7 +43,8 @@ func (g *kernelBuilder) emitGPUDotRows(gd *gpuDot, rows *rowPlan, instrs int) (e
 	m0 := g.b.NewMul(g.b.NewURem(blk, i64c(strips)), i64c(bm))
 	offA, offB := g.batchOffsets(s, bt)
 	g.strideLoop("ntile", i64c(0), i64c(N), i64c(bn), func(n0 value.Value) {
-		tl.product(offA, offB, m0, n0, func(m, n, acc value.Value) {
+		klo, khi, _ := g.bandRange(s, m0, n0, bm, bn)
+		tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
 			g.ifThen("pstore", g.inside(m, M, n, N), func() {
 				lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
 				g.storeAt(ir.F32, acc, g.out, lin)

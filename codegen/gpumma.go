@@ -48,7 +48,7 @@ const mmaLS = mmaBK + mmaPad
 
 func (t *mmaTiler) tile() (bm, bn int64) { return mmaBM, mmaBN }
 
-func (t *mmaTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc value.Value)) {
+func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
 	g, s := t.g, t.gd.spec
 	half := s.aType()
 	M, N, K := int64(s.M), int64(s.N), int64(s.K)
@@ -93,7 +93,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0 value.Value, each func(m, n, acc v
 		p := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
 		return g.b.NewLoad(types.I32, g.b.NewBitCast(p, types.NewPointer(types.I32)))
 	}
-	g.strideLoop("ktile", i64c(0), i64c(K), i64c(mmaBK), func(k0 value.Value) {
+	g.strideLoop("ktile", klo, khi, i64c(mmaBK), func(k0 value.Value) {
 		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
 		// and its tile is stored n-major (k contiguous).
 		stage(pa, t.as, mmaBM, M, m0, k0, !s.TransA, lda, offA, !s.TransA)
