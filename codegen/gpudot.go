@@ -85,9 +85,9 @@ func (g *kernelBuilder) gpuDotFor(dot, root *ir.Value, body, results []*ir.Value
 
 // bandRange returns, for the bm×bn tile at rows m0 and columns n0 of s's
 // product, the k range [klo, khi) its operands' bands leave nonzero (the
-// operands hold zeros outside them), and whether the tile meets BandC
-// (outside it the product is not needed): causal attention's products
-// skip the tiles above the diagonal and the k beyond it.
+// tiles stage zeros outside them), and whether the tile meets BandC
+// (outside it the product's value does not matter): causal attention's
+// products skip the k beyond the diagonal and the tiles above it.
 func (g *kernelBuilder) bandRange(s DotSpec, m0, n0 value.Value, bm, bn int64) (klo, khi, live value.Value) {
 	klo, khi, live = i64c(0), i64c(int64(s.K)), constant.True
 	smax := func(a, b value.Value) value.Value { return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, a, b), a, b) }
@@ -154,19 +154,33 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 	shape := gd.dot.Type.Shape
 	g.rowVals = map[*ir.Value]value.Value{}
 	defer func() { g.rowVals = nil }()
+	// A tile outside BandC runs no k, but its epilogue still writes the
+	// root, which there does not depend on the product (a mask's fill).
 	klo, khi, live := g.bandRange(s, m0, n0, bm, bn)
-	g.ifThen("tile", live, func() {
-		tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
-			g.ifThen("cstore", g.inside(m, M, n, N), func() {
-				lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-				g.rowVals[gd.dot] = acc
-				g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
-				delete(g.rowVals, gd.dot)
-			})
+	khi = g.b.NewSelect(live, khi, klo)
+	tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
+		g.ifThen("cstore", g.inside(m, M, n, N), func() {
+			lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+			g.rowVals[gd.dot] = acc
+			g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
+			delete(g.rowVals, gd.dot)
 		})
 	})
 	grid := int64(s.Batch) * tilesM * tilesN
 	return grid * int64(g.threads), 2 * K * bm * bn / int64(g.threads)
+}
+
+// bandKeeps reports whether the pair (r, s) lies in band b (true when b
+// is off). The tiles stage an operand's elements outside its band as
+// zeros, whatever its buffer holds there.
+func (g *kernelBuilder) bandKeeps(b DotBand, r, s value.Value) value.Value {
+	switch {
+	case !b.On:
+		return constant.True
+	case b.Upper:
+		return g.b.NewICmp(enum.IPredSLE, g.b.NewSub(r, s), i64c(int64(b.D)))
+	}
+	return g.b.NewICmp(enum.IPredSGE, g.b.NewSub(r, s), i64c(int64(b.D)))
 }
 
 // inside reports i < n and k < kn (i64 values, constant bounds).
@@ -300,7 +314,8 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 			if s.TransA {
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(lda)), gm)
 			}
-			return g.inside(gm, M, gk, K), g.b.NewAdd(offA, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsa)), mm)
+			inb := g.b.NewAnd(g.inside(gm, M, gk, K), g.bandKeeps(s.BandA, gm, gk))
+			return inb, g.b.NewAdd(offA, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsa)), mm)
 		}, t.as)
 		// B[k, n] into bs[kk·lsb + nn].
 		copyTile(s.bType(), pb, bk*bn, func(e value.Value) (value.Value, value.Value, value.Value) {
@@ -315,7 +330,8 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 			if s.TransB {
 				src = g.b.NewAdd(g.b.NewMul(gn, i64c(ldb)), gk)
 			}
-			return g.inside(gn, N, gk, K), g.b.NewAdd(offB, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsb)), nn)
+			inb := g.b.NewAnd(g.inside(gn, N, gk, K), g.bandKeeps(s.BandB, gk, gn))
+			return inb, g.b.NewAdd(offB, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsb)), nn)
 		}, t.bs)
 		g.barrier()
 		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)

@@ -122,6 +122,10 @@ var matrixCases = []matrixCase{
 	// Causal attention's products on the fast dot with bands (skipping
 	// the masked half): scores, P·V and the four backward products.
 	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "2")},
+	// Sequences longer than a GPU dot tile (64): the GPU kernels' causal
+	// tile skipping, strips of several tiles, bf16 on tensor cores.
+	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1")},
+	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1", "lr", "0.01", "precision", "bf16"), rel: 1e-2},
 	{model: "mlp", extra: defs("optimizer", "sgd", "lr", "0.1", "momentum", "0.9", "nesterov", "true")},
 	{model: "mlp", extra: defs("optimizer", "adamw", "lr", "0.01")},
 	{model: "mlp", extra: defs("optimizer", "eg", "lr", "0.5")},
