@@ -237,20 +237,33 @@ func (g *kernelBuilder) sreg64(name string) value.Value {
 // sharedArray is a block's shared array of n elements of type t, 16-byte
 // aligned, as a generic pointer to its first element, valid in the body.
 func (g *kernelBuilder) sharedArray(t types.Type, n int64) value.Value {
+	return g.moduleArray("smem", t, n, 3)
+}
+
+// moduleArray adds to the module a zeroed internal array of n elements of
+// type t named after the kernel, in address space space on the GPU (3:
+// a block's shared memory; 1: global memory, one for the whole device),
+// and returns a generic pointer to its first element, valid in the body.
+// On the emulator, shared memory is thread-local (a block's threads run on
+// one OS thread, and blocks on several), global memory a plain global.
+func (g *kernelBuilder) moduleArray(kind string, t types.Type, n int64, space types.AddrSpace) value.Value {
 	l := g.gpu()
 	g.nshared++
 	arr := types.NewArray(uint64(n), t)
-	gl := g.mod.m.NewGlobalDef(fmt.Sprintf("%s.smem%d", g.sym, g.nshared), constant.NewUndef(arr))
+	gl := g.mod.m.NewGlobalDef(fmt.Sprintf("%s.%s%d", g.sym, kind, g.nshared), constant.NewZeroInitializer(arr))
 	gl.Linkage = enum.LinkageInternal
 	gl.Align = 16
 	var p value.Value = gl
-	if l.emu {
+	switch {
+	case l.emu && space == 3:
 		gl.TLSModel = enum.TLSModelGeneric
-		gl.Init = constant.NewZeroInitializer(arr)
-	} else {
-		gl.AddrSpace = 3
+	case !l.emu:
+		if space == 3 {
+			gl.Init = constant.NewUndef(arr) // shared memory has no initializer
+		}
+		gl.AddrSpace = space
 		gl.Typ = types.NewPointer(arr)
-		gl.Typ.AddrSpace = 3
+		gl.Typ.AddrSpace = space
 		p = g.entry.NewAddrSpaceCast(gl, types.NewPointer(arr))
 	}
 	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))

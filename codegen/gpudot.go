@@ -170,6 +170,27 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 	return grid * int64(g.threads), 2 * K * bm * bn / int64(g.threads)
 }
 
+// stageTile emits the copy of an operand's tile of rows×bk elements, the
+// rows of its free side (M for A, N for B) from r0 and the k from k0, into
+// shared memory: thread tid copies elements tid, tid + threads, ..., each
+// read along k when the operand stores a row's k contiguously (rowMajor),
+// else along the rows, so that a warp's reads are coalesced; each copies one
+// element, (r, k) in the tile, (gr, gk) in the operand.
+func (g *kernelBuilder) stageTile(rows, bk int64, r0, k0 value.Value, rowMajor bool, each func(r, k, gr, gk value.Value)) {
+	threads := int64(g.threads)
+	tid := g.tid()
+	for q := int64(0); q < rows*bk/threads; q++ {
+		e := g.b.NewAdd(tid, i64c(q*threads))
+		var r, k value.Value
+		if rowMajor {
+			r, k = g.b.NewUDiv(e, i64c(bk)), g.b.NewURem(e, i64c(bk))
+		} else {
+			k, r = g.b.NewUDiv(e, i64c(rows)), g.b.NewURem(e, i64c(rows))
+		}
+		each(r, k, g.b.NewAdd(r0, r), g.b.NewAdd(k0, k))
+	}
+}
+
 // bandKeeps reports whether the pair (r, s) lies in band b (true when b
 // is off). The tiles stage an operand's elements outside its band as
 // zeros, whatever its buffer holds there.
@@ -190,14 +211,13 @@ func (g *kernelBuilder) inside(i value.Value, n int64, k value.Value, kn int64) 
 
 // simtTiler is the f32 tiler: 16×16 threads, BM×BN×BK tiles (the target's
 // GPUDot). Per step of BK, the block's threads copy A's BM×BK and B's
-// BK×BN tiles into shared memory (widened to f32; zero outside the
-// matrices; each read coalesced along the operand's unit-stride dim),
-// wait, multiply them into their registers and wait again. When a thread
-// keeps a multiple of 4 rows and of 4 columns (vec), thread (ty, tx) owns
-// runs of 4 rows from ty·4 and of 4 columns from tx·4 in each part of the
+// BK×BN tiles into shared memory (stageTile; widened to f32), wait,
+// multiply them into their registers and wait again. When a thread keeps
+// a multiple of 4 rows and of 4 columns (vec), thread (ty, tx) owns runs
+// of 4 rows from ty·4 and of 4 columns from tx·4 in each part of the
 // tile, read from shared memory 16 bytes at a time; otherwise rows
-// ty + 16i and columns tx + 16j, one float at a time. Either way a warp
-// reads B's tile without bank conflicts and stores C's rows in runs.
+// ty + 16i and columns tx + 16j. Either way a warp reads B's tile without
+// bank conflicts and stores C's rows in runs.
 type simtTiler struct {
 	g          *kernelBuilder
 	gd         *gpuDot
@@ -275,7 +295,6 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 	g, s := t.g, t.gd.spec
 	bm, bn, bk := t.bm, t.bn, t.bk
 	tm, tn := bm/16, bn/16
-	threads := int64(g.threads)
 	M, N, K := int64(s.M), int64(s.N), int64(s.K)
 	lda, ldb, _ := s.lds()
 	acc := make([]value.Value, tm*tn)
@@ -283,56 +302,35 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 		acc[i] = g.alloca(types.Float)
 		g.b.NewStore(fconst(types.Float, 0), acc[i])
 	}
-	tid := g.tid()
 	pa, pb := g.ptrs[t.gd.dot.Args[0]], g.ptrs[t.gd.dot.Args[1]]
-	// copyTile stages n elements of an operand of type d at p into the
-	// shared tile sm: thread tid copies elements tid, tid + threads, ...;
-	// at maps element e to whether it lies inside the operand, its index
-	// there and its index in the tile.
-	copyTile := func(d ir.DType, p value.Value, n int64, at func(e value.Value) (inb value.Value, src, dst value.Value), sm value.Value) {
-		for q := int64(0); q < n/threads; q++ {
-			e := g.b.NewAdd(tid, i64c(q*threads))
-			inb, src, dst := at(e)
-			x := g.loadAt(d, p, g.b.NewSelect(inb, src, i64c(0)))
-			if !x.Type().Equal(types.Float) {
-				x = g.b.NewFPTrunc(x, types.Float)
-			}
-			g.b.NewStore(g.b.NewSelect(inb, x, fconst(types.Float, 0)), g.b.NewGetElementPtr(types.Float, sm, dst))
-		}
-	}
 	g.strideLoop("ktile", klo, khi, i64c(bk), func(k0 value.Value) {
-		// A[m, k] into as[kk·lsa + mm].
-		copyTile(s.aType(), pa, bm*bk, func(e value.Value) (value.Value, value.Value, value.Value) {
-			var mm, kk value.Value
-			if s.TransA {
-				kk, mm = g.b.NewUDiv(e, i64c(bm)), g.b.NewURem(e, i64c(bm))
-			} else {
-				mm, kk = g.b.NewUDiv(e, i64c(bk)), g.b.NewURem(e, i64c(bk))
-			}
-			gm, gk := g.b.NewAdd(m0, mm), g.b.NewAdd(k0, kk)
-			src := g.b.NewAdd(g.b.NewMul(gm, i64c(lda)), gk)
-			if s.TransA {
-				src = g.b.NewAdd(g.b.NewMul(gk, i64c(lda)), gm)
-			}
-			inb := g.b.NewAnd(g.inside(gm, M, gk, K), g.bandKeeps(s.BandA, gm, gk))
-			return inb, g.b.NewAdd(offA, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsa)), mm)
-		}, t.as)
-		// B[k, n] into bs[kk·lsb + nn].
-		copyTile(s.bType(), pb, bk*bn, func(e value.Value) (value.Value, value.Value, value.Value) {
-			var nn, kk value.Value
-			if s.TransB {
-				nn, kk = g.b.NewUDiv(e, i64c(bk)), g.b.NewURem(e, i64c(bk))
-			} else {
-				kk, nn = g.b.NewUDiv(e, i64c(bn)), g.b.NewURem(e, i64c(bn))
-			}
-			gn, gk := g.b.NewAdd(n0, nn), g.b.NewAdd(k0, kk)
-			src := g.b.NewAdd(g.b.NewMul(gk, i64c(ldb)), gn)
-			if s.TransB {
-				src = g.b.NewAdd(g.b.NewMul(gn, i64c(ldb)), gk)
-			}
-			inb := g.b.NewAnd(g.inside(gn, N, gk, K), g.bandKeeps(s.BandB, gk, gn))
-			return inb, g.b.NewAdd(offB, src), g.b.NewAdd(g.b.NewMul(kk, i64c(t.lsb)), nn)
-		}, t.bs)
+		// A[m, k] into as[kk·lsa + mm], B[k, n] into bs[kk·lsb + nn].
+		for _, c := range []struct {
+			d       ir.DType
+			p, off  value.Value
+			sm, r0  value.Value
+			rows, n int64
+			ls, ld  int64
+			rowMaj  bool
+			band    func(r, k value.Value) value.Value
+		}{
+			{s.aType(), pa, offA, t.as, m0, bm, M, t.lsa, lda, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
+			{s.bType(), pb, offB, t.bs, n0, bn, N, t.lsb, ldb, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
+		} {
+			g.stageTile(c.rows, bk, c.r0, k0, c.rowMaj, func(r, k, gr, gk value.Value) {
+				src := g.b.NewAdd(g.b.NewMul(gr, i64c(c.ld)), gk)
+				if !c.rowMaj {
+					src = g.b.NewAdd(g.b.NewMul(gk, i64c(c.ld)), gr)
+				}
+				inb := g.b.NewAnd(g.inside(gr, c.n, gk, K), c.band(gr, gk))
+				x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, g.b.NewSelect(inb, src, i64c(0))))
+				if !x.Type().Equal(types.Float) {
+					x = g.b.NewFPTrunc(x, types.Float)
+				}
+				dst := g.b.NewAdd(g.b.NewMul(k, i64c(c.ls)), r)
+				g.b.NewStore(g.b.NewSelect(inb, x, fconst(types.Float, 0)), g.b.NewGetElementPtr(types.Float, c.sm, dst))
+			})
+		}
 		g.barrier()
 		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)
 		for kk := int64(0); kk < bk; kk++ {

@@ -1,10 +1,8 @@
 package codegen
 
 import (
-	"fmt"
 	"slices"
 
-	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -80,22 +78,8 @@ func (g *kernelBuilder) emitGridRows(p *rowPlan, chunks int64, instrs int) (exte
 	hi := g.b.NewUDiv(g.b.NewMul(g.b.NewAdd(chunk, i64c(1)), i64c(L)), i64c(chunks))
 	rix := atLinear(p.rows, row)
 	kept := g.dims(rix)
-	var sizes []int
-	for _, a := range p.axes {
-		sizes = append(sizes, p.shape[a])
-	}
 	walk := func(name string, body func(ix *index)) {
-		g.strideLoop(name, g.b.NewAdd(lo, tid), hi, i64c(T), func(e value.Value) {
-			red := g.dims(atLinear(ir.Shape(sizes), e))
-			full := make([]value.Value, len(p.shape))
-			for i, a := range p.kept {
-				full[a] = kept[i]
-			}
-			for i, a := range p.axes {
-				full[a] = red[i]
-			}
-			body(atDims(p.shape, full))
-		})
+		g.strideLoop(name, g.b.NewAdd(lo, tid), hi, i64c(T), func(e value.Value) { body(g.rowElem(p, kept, e)) })
 	}
 	// The block's values of every reduction, in order.
 	type part struct {
@@ -175,18 +159,5 @@ func (g *kernelBuilder) emitGridRows(p *rowPlan, chunks int64, instrs int) (exte
 // kernel (launches run one after another), as a generic pointer to its
 // first element.
 func (g *kernelBuilder) globalScratch(t types.Type, n int64) value.Value {
-	l := g.gpu()
-	g.nshared++
-	arr := types.NewArray(uint64(n), t)
-	gl := g.mod.m.NewGlobalDef(fmt.Sprintf("%s.grid%d", g.sym, g.nshared), constant.NewZeroInitializer(arr))
-	gl.Linkage = enum.LinkageInternal
-	gl.Align = 16
-	var p value.Value = gl
-	if !l.emu {
-		gl.AddrSpace = 1
-		gl.Typ = types.NewPointer(arr)
-		gl.Typ.AddrSpace = 1
-		p = g.entry.NewAddrSpaceCast(gl, types.NewPointer(arr))
-	}
-	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
+	return g.moduleArray("grid", t, n, 1)
 }

@@ -62,23 +62,13 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			}
 		}
 	}
-	tid := g.tid()
 	pa := g.b.NewBitCast(g.ptrs[t.gd.dot.Args[0]], types.NewPointer(types.I16))
 	pb := g.b.NewBitCast(g.ptrs[t.gd.dot.Args[1]], types.NewPointer(types.I16))
-	// stage copies rows×mmaBK elements of an operand (rowsN rows of K)
-	// into sm[row·mmaLS + k], reading along k when kFast, else along the
-	// rows; rowMajor says the operand stores a row's k contiguously; band
-	// says which (row, k) its band keeps (zeros elsewhere).
-	stage := func(p, sm value.Value, rows, rowsN int64, r0, k0 value.Value, kFast bool, ld int64, off value.Value, rowMajor bool, band func(r, k value.Value) value.Value) {
-		for q := int64(0); q < rows*mmaBK/mmaThreads; q++ {
-			e := g.b.NewAdd(tid, i64c(q*mmaThreads))
-			var r, k value.Value
-			if kFast {
-				r, k = g.b.NewUDiv(e, i64c(mmaBK)), g.b.NewURem(e, i64c(mmaBK))
-			} else {
-				k, r = g.b.NewUDiv(e, i64c(rows)), g.b.NewURem(e, i64c(rows))
-			}
-			gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, k)
+	// stage copies an operand's tile (rowsN rows of K) into
+	// sm[row·mmaLS + k] as its 16-bit elements, zero outside the operand
+	// or its band.
+	stage := func(p, sm value.Value, rows, rowsN int64, r0, k0 value.Value, ld int64, off value.Value, rowMajor bool, band func(r, k value.Value) value.Value) {
+		g.stageTile(rows, mmaBK, r0, k0, rowMajor, func(r, k, gr, gk value.Value) {
 			src := g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk)
 			if !rowMajor {
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
@@ -87,7 +77,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			x := g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, g.b.NewSelect(inb, src, i64c(0)))))
 			dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
 			g.b.NewStore(g.b.NewSelect(inb, x, constant.NewInt(types.I16, 0)), dst)
-		}
+		})
 	}
 	// reg loads the two elements (row, k), (row, k+1) of a shared tile.
 	reg := func(sm, row, k value.Value) value.Value {
@@ -97,8 +87,8 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	g.strideLoop("ktile", klo, khi, i64c(mmaBK), func(k0 value.Value) {
 		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
 		// and its tile is stored n-major (k contiguous).
-		stage(pa, t.as, mmaBM, M, m0, k0, !s.TransA, lda, offA, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) })
-		stage(pb, t.bs, mmaBN, N, n0, k0, s.TransB, ldb, offB, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) })
+		stage(pa, t.as, mmaBM, M, m0, k0, lda, offA, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) })
+		stage(pb, t.bs, mmaBN, N, n0, k0, ldb, offB, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) })
 		g.barrier()
 		for ks := int64(0); ks < mmaBK; ks += 16 {
 			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))

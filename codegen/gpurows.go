@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 
-	llir "github.com/llir/llvm/ir"
-	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -58,10 +56,6 @@ func (g *kernelBuilder) emitBlockRows(p *rowPlan, root *ir.Value, instrs int) (e
 // coalesced. Sums accumulate in double, as on the CPU, in an order fixed
 // by the group's size.
 func (g *kernelBuilder) rowGroup(p *rowPlan, row, lane value.Value, size int) {
-	var sizes []int
-	for _, a := range p.axes {
-		sizes = append(sizes, p.shape[a])
-	}
 	var perRow, perElem []int
 	for k, res := range g.results {
 		if slices.Contains(p.row, res) || !res.Type.Shape.Equal(p.shape) {
@@ -72,20 +66,8 @@ func (g *kernelBuilder) rowGroup(p *rowPlan, row, lane value.Value, size int) {
 	}
 	rix := atLinear(p.rows, row)
 	kept := g.dims(rix)
-	// at is the index in the reductions' operand of element e of the row.
-	at := func(e value.Value) *index {
-		red := g.dims(atLinear(ir.Shape(sizes), e))
-		full := make([]value.Value, len(p.shape))
-		for i, a := range p.kept {
-			full[a] = kept[i]
-		}
-		for i, a := range p.axes {
-			full[a] = red[i]
-		}
-		return atDims(p.shape, full)
-	}
 	walk := func(name string, body func(ix *index)) {
-		g.strideLoop(name, lane, i64c(p.rowLen()), i64c(int64(size)), func(e value.Value) { body(at(e)) })
+		g.strideLoop(name, lane, i64c(p.rowLen()), i64c(int64(size)), func(e value.Value) { body(g.rowElem(p, kept, e)) })
 	}
 	reduce := func(x value.Value, op func(a, b value.Value) value.Value) value.Value {
 		return g.groupReduce(x, op, size, lane)
@@ -144,19 +126,23 @@ func (p *rowPlan) rowLen() int64 {
 	return r
 }
 
-// strideLoop emits for i := from; i < to; i += step { body(i) }.
-func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body func(i value.Value)) {
-	pre := g.b
-	head, bb, exit := g.newBlock(name+".head"), g.newBlock(name+".body"), g.newBlock(name+".exit")
-	pre.NewBr(head)
-	phi := head.NewPhi(llir.NewIncoming(from, pre))
-	head.NewCondBr(head.NewICmp(enum.IPredSLT, phi, to), bb, exit)
-	g.b = bb
-	body(phi)
-	next := g.b.NewAdd(phi, step)
-	g.b.NewBr(head)
-	phi.Incs = append(phi.Incs, llir.NewIncoming(next, g.b))
-	g.b = exit
+// rowElem is the index in plan p's reductions' operand of element e (a
+// linear index over the reduced axes) of the row whose kept indices are
+// kept.
+func (g *kernelBuilder) rowElem(p *rowPlan, kept []value.Value, e value.Value) *index {
+	var sizes []int
+	for _, a := range p.axes {
+		sizes = append(sizes, p.shape[a])
+	}
+	red := g.dims(atLinear(ir.Shape(sizes), e))
+	full := make([]value.Value, len(p.shape))
+	for i, a := range p.kept {
+		full[a] = kept[i]
+	}
+	for i, a := range p.axes {
+		full[a] = red[i]
+	}
+	return atDims(p.shape, full)
 }
 
 // A rowReduction is one reduction of a row in parts: each thread's
@@ -204,20 +190,8 @@ func (g *kernelBuilder) rowReductionOf(w *ir.Value, walk func(string, func(*inde
 			finish: func(f []value.Value) value.Value { return f[0] }}
 	}
 	t := computeType(d)
-	it, bits := types.I64, int64(64)
-	if t.Equal(types.Float) {
-		it, bits = types.I32, 32
-	}
-	ic := func(c int64) value.Value { return constant.NewInt(it, c) }
-	key := func(b value.Value) value.Value {
-		return g.b.NewXor(b, g.b.NewLShr(g.b.NewAShr(b, ic(bits-1)), ic(1)))
-	}
-	fbits := func(f float64) int64 {
-		if bits == 32 {
-			return int64(int32(math.Float32bits(float32(f))))
-		}
-		return int64(math.Float64bits(f))
-	}
+	fk := g.floatKeys(t)
+	it, bits, ic, key, fbits := fk.it, fk.w, fk.ic, fk.key, fk.bits
 	kacc, nacc := g.alloca(it), g.alloca(types.I32)
 	g.b.NewStore(key(ic(fbits(math.Inf(-1)))), kacc)
 	g.b.NewStore(i32c(0), nacc)

@@ -278,6 +278,11 @@ func i32c(v int64) *constant.Int { return constant.NewInt(types.I32, int64(int32
 // forLoop emits for i := from; i < to; i++ { body(i) } and continues after
 // it.
 func (g *kernelBuilder) forLoop(name string, from, to value.Value, body func(i value.Value)) {
+	g.strideLoop(name, from, to, i64c(1), body)
+}
+
+// strideLoop emits for i := from; i < to; i += step { body(i) }.
+func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body func(i value.Value)) {
 	pre := g.b
 	head, bb, exit := g.newBlock(name+".head"), g.newBlock(name+".body"), g.newBlock(name+".exit")
 	pre.NewBr(head)
@@ -285,7 +290,7 @@ func (g *kernelBuilder) forLoop(name string, from, to value.Value, body func(i v
 	head.NewCondBr(head.NewICmp(enum.IPredSLT, phi, to), bb, exit)
 	g.b = bb
 	body(phi)
-	next := g.b.NewAdd(phi, i64c(1))
+	next := g.b.NewAdd(phi, step)
 	g.b.NewBr(head)
 	phi.Incs = append(phi.Incs, llir.NewIncoming(next, g.b))
 	g.b = exit

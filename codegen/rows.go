@@ -183,6 +183,35 @@ func (g *kernelBuilder) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent
 	return n, 1 + int64(instrs)*max(r, 1)
 }
 
+// floatKeys are the order keys of floats of type t (rowMax): it, their
+// bits' integer type of width w; ic, a constant of it; key, the key of a
+// float's bits (its own inverse); bits, a float's bits as it holds them.
+type floatKeys struct {
+	it   *types.IntType
+	w    int64
+	ic   func(c int64) value.Value
+	key  func(b value.Value) value.Value
+	bits func(f float64) int64
+}
+
+func (g *kernelBuilder) floatKeys(t types.Type) floatKeys {
+	k := floatKeys{it: types.I64, w: 64}
+	if t.Equal(types.Float) {
+		k.it, k.w = types.I32, 32
+	}
+	k.ic = func(c int64) value.Value { return constant.NewInt(k.it, c) }
+	k.key = func(b value.Value) value.Value {
+		return g.b.NewXor(b, g.b.NewLShr(g.b.NewAShr(b, k.ic(k.w-1)), k.ic(1)))
+	}
+	k.bits = func(f float64) int64 {
+		if k.w == 32 {
+			return int64(int32(math.Float32bits(float32(f))))
+		}
+		return int64(math.Float64bits(f))
+	}
+	return k
+}
+
 // rowMax computes one element of a float reduce_max v at ix (v's shape)
 // with elemReduce's result in a form opt vectorizes. The fold of math.Max
 // from -inf depends only on the set of elements, so it is two integer
@@ -195,20 +224,8 @@ func (g *kernelBuilder) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent
 func (g *kernelBuilder) rowMax(v *ir.Value, ix *index) value.Value {
 	x := v.Args[0]
 	t := computeType(v.Type.DType)
-	it, w := types.I64, int64(64)
-	if t.Equal(types.Float) {
-		it, w = types.I32, 32
-	}
-	ic := func(c int64) value.Value { return constant.NewInt(it, c) }
-	key := func(b value.Value) value.Value {
-		return g.b.NewXor(b, g.b.NewLShr(g.b.NewAShr(b, ic(w-1)), ic(1)))
-	}
-	bits := func(f float64) int64 {
-		if w == 32 {
-			return int64(int32(math.Float32bits(float32(f))))
-		}
-		return int64(math.Float64bits(f))
-	}
+	fk := g.floatKeys(t)
+	it, w, ic, key, bits := fk.it, fk.w, fk.ic, fk.key, fk.bits
 	minKey := ic(-1 << (w - 1))
 	reduced := make([]bool, x.Type.Rank())
 	var sizes []int

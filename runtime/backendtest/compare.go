@@ -101,6 +101,25 @@ func DiffAbs(got, want *interp.Tensor, rtol float64, terms []float64) string {
 	return ""
 }
 
+// AbsTerms runs f on the magnitudes of float args: each result's sum of
+// the magnitudes of the terms that make it (DiffAbs's terms).
+func AbsTerms(t testing.TB, f *ir.Func, args []*interp.Tensor) []*interp.Tensor {
+	t.Helper()
+	abs := make([]*interp.Tensor, len(args))
+	for i, a := range args {
+		abs[i] = interp.NewTensor(a.Type)
+		copy(abs[i].I, a.I)
+		for j, x := range a.F {
+			abs[i].F[j] = math.Abs(x)
+		}
+	}
+	terms, err := interp.Run(f, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return terms
+}
+
 // smallestNormal is the smallest positive normal number of float dtype d
 // (0 for the others).
 func smallestNormal(d ir.DType) float64 {

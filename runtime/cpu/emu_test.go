@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"math"
 	"math/rand"
 	"strings"
 	"testing"
@@ -42,17 +41,7 @@ func TestGPUEmulatorMutations(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sums' and the dot's terms bound their rounding (diffAbs).
-	abs := make([]*interp.Tensor, len(args))
-	for i, a := range args {
-		abs[i] = interp.NewTensor(a.Type)
-		for j, x := range a.F {
-			abs[i].F[j] = math.Abs(x)
-		}
-	}
-	terms, err := interp.Run(f, abs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	terms := absTerms(t, f, args)
 	// check returns, per result, how it differs from the interpreter's.
 	check := func() []string {
 		x, err := Backend{CPU: "gpu-emu"}.LoadExec(f)

@@ -49,6 +49,7 @@ var (
 	diffAbs      = backendtest.DiffAbs
 	randomTensor = backendtest.RandomTensor
 	randomArgs   = backendtest.RandomArgs
+	absTerms     = backendtest.AbsTerms
 	instrText    = backendtest.InstrText
 )
 
