@@ -8,7 +8,8 @@
 #   1. header    the date, the card (nvidia-smi -L), its driver; without a
 #                GPU it stops with one line;
 #   2. manifest  every file of MANIFEST present, with its size and sha256;
-#   3. test      ./cuda.test -test.v (the runtime/cuda tests), its log kept;
+#   3. test      ./cuda.test -test.v (the runtime/cuda tests, from the PTX
+#                in cuda-ptx/), its log kept;
 #   4. train     20 steps of config S on cuda from bundles/S-f32-check.xlc,
 #                each step's loss against the CPU's (cpu-S.metrics.jsonl):
 #                relative error at most 1e-4 every step; prints the worst;
@@ -136,7 +137,8 @@ stage_test() {
   local cwd=$work/cuda-test rc=0
   mkdir -p "$cwd"
   [ ! -d "$dir/cuda-testdata" ] || ln -sfn "$dir/cuda-testdata" "$cwd/testdata"
-  (cd "$cwd" && "$dir/cuda.test" -test.v -test.timeout "$((B_TEST - 5))s") >"$out/cuda-test.log" 2>&1 || rc=$?
+  # The tests' PTX was recorded where LLVM is (there is none here).
+  (cd "$cwd" && XLC_CUDA_PTX="$dir/cuda-ptx" "$dir/cuda.test" -test.v -test.timeout "$((B_TEST - 5))s") >"$out/cuda-test.log" 2>&1 || rc=$?
   local pass fail skip
   pass=$(grep -c -- '^--- PASS' "$out/cuda-test.log" || true)
   fail=$(grep -c -- '--- FAIL' "$out/cuda-test.log" || true)
@@ -259,6 +261,7 @@ if [ -n "$dry" ]; then
     cpu-S.metrics.jsonl peer/peer_common.py peer/torch_gpt.py peer/torch_gpt_cuda.py peer/gpu_bench.py gpu-check.sh; do
     [ -s "$dir/$f" ] || { echo "  missing or empty: $f"; ok=1; }
   done
+  [ -n "$(ls -A "$dir/cuda-ptx" 2>/dev/null)" ] || { echo "  missing or empty: cuda-ptx/"; ok=1; }
   n=$(grep -c '"loss"' "$dir/cpu-S.metrics.jsonl" 2>/dev/null || true)
   [ "$n" -eq "$CHECK_STEPS" ] || { echo "  cpu-S.metrics.jsonl has ${n:-no} losses, not $CHECK_STEPS"; ok=1; }
   nv=$(wc -w <<<"$VARIANTS")

@@ -6,6 +6,8 @@
 #   xlc                    the cuda-tagged xlc (go build -tags cuda, stripped)
 #   cuda.test              the GPU tests (go test -c -tags cuda ./runtime/cuda)
 #   cuda-testdata/         runtime/cuda/testdata, where there is one
+#   cuda-ptx/              the PTX (sm_90) of every function cuda.test loads,
+#                          recorded by TestRecordPTX: there is no LLVM there
 #   bundles/S-f32.xlc      config S, M (bench/run.sh's) and G (GPT-2 small's
 #   bundles/M-f32.xlc      shape: d=768, 12 layers, 12 heads, seq 1024,
 #   bundles/G-f32-V.xlc    batch 8), f32, for --target cuda --gpu sm_90; G once
@@ -114,7 +116,10 @@ run "go test -c -tags cuda ./runtime/cuda" env "${cgo[@]}" go test -c -tags cuda
 if [ -d runtime/cuda/testdata ]; then
   cp -r runtime/cuda/testdata "$stage/cuda-testdata"
 fi
-echo "built xlc and cuda.test in $(took "$t0")"
+run "TestRecordPTX (the GPU tests' PTX)" env XLC_CUDA_PTX="$stage/cuda-ptx" XLC_CUDA_PTX_GPU=sm_90 \
+  go test -count=1 -run '^TestRecordPTX$' ./runtime/cuda
+[ -n "$(ls -A "$stage/cuda-ptx" 2>/dev/null)" ] || fail "TestRecordPTX recorded no PTX into cuda-ptx/"
+echo "built xlc and cuda.test, recorded their PTX, in $(took "$t0")"
 xlc() { LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$stage/xlc" "$@"; }
 run "the cuda-tagged xlc (xlc help)" xlc help
 

@@ -24,10 +24,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"xlc/codegen"
+	"xlc/internal/atomicfile"
 	"xlc/ir"
 	"xlc/runtime"
 )
@@ -72,12 +74,33 @@ func (b Backend) Load(f *ir.Func) (runtime.Executable, error) {
 
 // PTX assembles a GPU module (codegen.Program.LL) with LLVM: codegen.Assemble,
 // refusing a module that calls CUDA's libdevice functions where libdevice
-// is not installed, whose PTX the driver could not load.
+// is not installed, whose PTX the driver could not load. With
+// $XLC_CUDA_PTX a folder, it is a cache of <sha256 of ll>.ptx files read
+// before LLVM runs and written after: how the GPU tests run on a machine
+// without LLVM, from PTX recorded beforehand (TestRecordPTX).
 func PTX(ll string) (string, error) {
+	dir := os.Getenv("XLC_CUDA_PTX")
+	sum := sha256.Sum256([]byte(ll))
+	path := filepath.Join(dir, hex.EncodeToString(sum[:])+".ptx")
+	if dir != "" {
+		if b, err := os.ReadFile(path); err == nil {
+			return string(b), nil
+		}
+	}
 	if strings.Contains(ll, "@__nv_") && codegen.Libdevice() == "" {
 		return "", fmt.Errorf("cuda: the kernels call CUDA's libdevice, which is not installed: eval \"$(scripts/cuda-sdk.sh)\" (XLC_LIBDEVICE) or apt-get install nvidia-cuda-toolkit")
 	}
-	return codegen.Assemble(ll)
+	ptx, err := codegen.Assemble(ll)
+	if err != nil || dir == "" {
+		return ptx, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cuda: XLC_CUDA_PTX: %v", err)
+	}
+	if err := atomicfile.Write(path, []byte(ptx), 0o644); err != nil {
+		return "", fmt.Errorf("cuda: XLC_CUDA_PTX: %v", err)
+	}
+	return ptx, nil
 }
 
 // Module is a function's kernels compiled earlier for a GPU target (a
