@@ -112,8 +112,8 @@ func (g *kernelBuilder) threadFence() {
 	g.b.NewCall(declareIn(g.mod.m, "llvm.nvvm.membar.gl", types.Void))
 }
 
-// shuffle returns x (an f32 or i32) of the lane mode and arg (an i32)
-// name, over the full warp.
+// shuffle returns the value x (f32, i32, f64 or i64) has in the lane that
+// mode and arg (an i32) name, over the full warp.
 func (g *kernelBuilder) shuffle(mode shfl, x, arg value.Value) value.Value {
 	l := g.gpu()
 	g.coop = true
@@ -223,12 +223,10 @@ func (g *kernelBuilder) mma(half ir.DType, a [4]value.Value, b [2]value.Value, c
 	return d
 }
 
-// tid, ntid, ctaid, nctaid, lane and warp read the thread's indices as
-// i64 (warp: its warp's index in the block).
-func (g *kernelBuilder) tid() value.Value    { return g.sreg64("tid.x") }
-func (g *kernelBuilder) ntid() value.Value   { return g.sreg64("ntid.x") }
-func (g *kernelBuilder) ctaid() value.Value  { return g.sreg64("ctaid.x") }
-func (g *kernelBuilder) nctaid() value.Value { return g.sreg64("nctaid.x") }
+// tid and ctaid read the thread's index in its block and the block's in
+// the grid, as i64.
+func (g *kernelBuilder) tid() value.Value   { return g.sreg64("tid.x") }
+func (g *kernelBuilder) ctaid() value.Value { return g.sreg64("ctaid.x") }
 
 func (g *kernelBuilder) sreg64(name string) value.Value {
 	return g.b.NewZExt(g.gpu().sreg(g.mod.m, g.b, name), types.I64)
