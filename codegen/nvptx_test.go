@@ -28,7 +28,7 @@ func TestPTXTarget(t *testing.T) {
   return %1, %2, %3
 }`, tg)
 	ll := p.LL
-	for _, want := range []string{`target triple = "nvptx64-nvidia-cuda"`, "define ptx_kernel void @xlc_k0(i8** %bufs, i64 %n)",
+	for _, want := range []string{`target triple = "nvptx64-nvidia-cuda"`, "define ptx_kernel void @xlc_k0(i8** noalias readonly %bufs, i64 %n)",
 		"@llvm.nvvm.read.ptx.sreg.ctaid.x()", "@llvm.nvvm.read.ptx.sreg.tid.x()", "@__nv_sin(", "@llvm.nvvm.barrier0()", "addrspace(3) global", `"target-cpu"="sm_90"`} {
 		if !strings.Contains(ll, want) {
 			t.Errorf("the module lacks %s", want)
@@ -72,7 +72,7 @@ func TestGPUEmulator(t *testing.T) {
   %0 = exp %x : f32[64,64]
   return %0
 }`, tg)
-	for _, want := range []string{"define internal void @xlc_k0.thread(i8** %bufs, i64 %n)",
+	for _, want := range []string{"define internal void @xlc_k0.thread(i8** noalias readonly %bufs, i64 %n)",
 		"define void @xlc_k0(i8** %bufs, i64 %lo, i64 %hi)", "call i32 @xlc_emu_sreg(i32 0)",
 		"call void @xlc_emu_run(void (i8**, i64)* @xlc_k0.thread, i8** %bufs, i64 ", "i64 %lo, i64 %hi, i32 256, i32 16, i32 0)"} {
 		if !strings.Contains(p.LL, want) {
