@@ -41,11 +41,7 @@ func (p *probeGrads) cos() float64 {
 // newGradProbe compiles the probe of the embedded model file with defines
 // for r's backend; tasks names the two loss outputs, main task first.
 func (r *Run) newGradProbe(file string, tasks [2]string, defines ...string) (*gradProbe, error) {
-	src, err := modelSource(file)
-	if err != nil {
-		return nil, err
-	}
-	defs, err := parseDefines(defines)
+	src, defs, err := modelInput(file, defines)
 	if err != nil {
 		return nil, err
 	}

@@ -45,11 +45,7 @@ func (r *Run) Trainer(file string, seed uint64, defines ...string) (*Trainer, er
 
 // trainer is Trainer on backend be with the pass options popt.
 func (r *Run) trainer(file string, seed uint64, be runtime.Backend, popt passes.Options, defines []string) (*Trainer, error) {
-	src, err := modelSource(file)
-	if err != nil {
-		return nil, err
-	}
-	defs, err := parseDefines(defines)
+	src, defs, err := modelInput(file, defines)
 	if err != nil {
 		return nil, err
 	}
@@ -92,17 +88,22 @@ func runWith(exe runtime.Executable, f *ir.Func, inputs, state map[string]*inter
 	return exe.Run(args)
 }
 
-// parseDefines reads "key=value" defines, as -D takes them.
-func parseDefines(defines []string) ([]parser.Define, error) {
+// modelInput is the embedded model file's source and its "key=value"
+// defines read as -D takes them.
+func modelInput(file string, defines []string) ([]byte, []parser.Define, error) {
+	src, err := modelSource(file)
+	if err != nil {
+		return nil, nil, err
+	}
 	var defs []parser.Define
 	for _, d := range defines {
 		k, v, ok := strings.Cut(d, "=")
 		if !ok {
-			return nil, fmt.Errorf("define %q: want key=value", d)
+			return nil, nil, fmt.Errorf("define %q: want key=value", d)
 		}
 		defs = append(defs, parser.Define{Key: k, Value: v})
 	}
-	return defs, nil
+	return src, defs, nil
 }
 
 // backend is r's runtime backend and the pass options it compiles with:

@@ -1,6 +1,9 @@
 package runtime
 
 import (
+	"os"
+	"strconv"
+
 	"xlc/ir"
 	"xlc/runtime/interp"
 )
@@ -39,4 +42,27 @@ type interpExec struct{ f *ir.Func }
 
 func (x interpExec) Run(args []*interp.Tensor) ([]*interp.Tensor, error) {
 	return interp.Run(x.f, args)
+}
+
+// ResultOf is, by parameter of f, the index of the result of the same name
+// and type (-1 if none): the new value a resident executable feeds back.
+func ResultOf(f *ir.Func) []int {
+	out := make([]int, len(f.Params))
+	for i, p := range f.Params {
+		out[i] = -1
+		for j, n := range f.ResultNames {
+			if n == p.Name && f.Results[j].Type.Equal(p.Type) {
+				out[i] = j
+			}
+		}
+	}
+	return out
+}
+
+// DebugLevel is XLC_DEBUG as a number (0 when unset or not a number): 1
+// checks each kernel as it runs, 2 also profiles them (the compiled
+// backends).
+func DebugLevel() int {
+	n, _ := strconv.Atoi(os.Getenv("XLC_DEBUG"))
+	return n
 }

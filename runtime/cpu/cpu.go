@@ -195,10 +195,8 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 			e.bufs[v] = unsafe.Add(res.arena, plan.ParamBytes+l.Offset)
 		}
 	}
-	for _, a := range prog.Aliases {
-		if e.bufs[f.Body[a.Instr]] != e.bufs[a.Of] {
-			return nil, fmt.Errorf("cpu: @%s: %%%d is a no-op for codegen but has its own buffer in the plan", f.Name, a.Instr)
-		}
+	if err := prog.CheckBuffers(f, func(a, b *ir.Value) bool { return e.bufs[a] == e.bufs[b] }); err != nil {
+		return nil, fmt.Errorf("cpu: %v", err)
 	}
 
 	nptr := 0
@@ -218,16 +216,6 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		if fn == nil {
 			return nil, fmt.Errorf("cpu: %s: symbol %s missing", so, k.Symbol)
 		}
-		// The kernel reads an in-place operand through its result pointer and
-		// every other pointer is noalias: the plan must agree exactly.
-		for j, a := range k.Args {
-			for r, v := range k.Results {
-				want, ok := k.InPlace[j]
-				if shared := e.bufs[a] == e.bufs[v]; shared != (ok && want == r) {
-					return nil, fmt.Errorf("cpu: @%s: %%%d: operand %d shares the buffer of result %d: %v in the plan, %v for codegen", f.Name, k.Instr, j, r, shared, !shared)
-				}
-			}
-		}
 		kk := kernel{sym: k.Symbol, instr: k.Instr, lowering: k.Lowering, fn: fn, args: &slots[at], extent: k.Extent, cost: k.Cost}
 		for _, a := range k.Args {
 			slots[at] = e.bufs[a]
@@ -239,16 +227,8 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		}
 		e.kernels = append(e.kernels, kk)
 	}
-	for _, p := range f.Params {
-		r := -1
-		for j, n := range f.ResultNames {
-			if n == p.Name && f.Results[j].Type.Equal(p.Type) {
-				r = j
-			}
-		}
-		e.resultOf = append(e.resultOf, r)
-	}
-	if debugLevel() >= 2 {
+	e.resultOf = runtime.ResultOf(f)
+	if runtime.DebugLevel() >= 2 {
 		e.prof = newProfile(len(e.kernels))
 	}
 	e.cleanup = goruntime.AddCleanup(e, func(r *resources) { r.free() }, res)

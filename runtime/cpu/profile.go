@@ -12,12 +12,6 @@ import (
 	"xlc/codegen"
 )
 
-// debugLevel is XLC_DEBUG as a number (0 when unset or not a number).
-func debugLevel() int {
-	n, _ := strconv.Atoi(os.Getenv("XLC_DEBUG"))
-	return n
-}
-
 // profile times every kernel launch of an Executable (XLC_DEBUG >= 2) and
 // the copies in and out of Run. At Close, and every XLC_DEBUG_EVERY runs
 // when that is set, it prints to stderr a table sorted by total time: the

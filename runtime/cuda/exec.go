@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -131,7 +130,7 @@ func newExecutable(f *ir.Func, prog *codegen.Program, ptx string) (_ *Executable
 	if err := cu.MemsetD8Async(res.arena, 0, max(total, 256), res.stream); err != nil {
 		return nil, fail("clearing the buffers", err)
 	}
-	e := &Executable{f: f, res: res, plan: plan, bufs: map[*ir.Value]cu.DevicePtr{}, debug: debugLevel()}
+	e := &Executable{f: f, res: res, plan: plan, bufs: map[*ir.Value]cu.DevicePtr{}, debug: runtime.DebugLevel()}
 	for i, p := range f.Params {
 		e.bufs[p] = res.arena + cu.DevicePtr(plan.ParamOffset[i])
 	}
@@ -142,23 +141,13 @@ func newExecutable(f *ir.Func, prog *codegen.Program, ptx string) (_ *Executable
 			e.bufs[v] = res.arena + cu.DevicePtr(plan.ParamBytes+l.Offset)
 		}
 	}
-	for _, a := range prog.Aliases {
-		if e.bufs[f.Body[a.Instr]] != e.bufs[a.Of] {
-			return nil, fmt.Errorf("cuda: @%s: %%%d is a no-op for codegen but has its own buffer in the plan", f.Name, a.Instr)
-		}
+	if err := prog.CheckBuffers(f, func(a, b *ir.Value) bool { return e.bufs[a] == e.bufs[b] }); err != nil {
+		return nil, fmt.Errorf("cuda: %v", err)
 	}
 	if err := e.addKernels(prog, res.mod); err != nil {
 		return nil, err
 	}
-	for _, p := range f.Params {
-		r := -1
-		for j, n := range f.ResultNames {
-			if n == p.Name && f.Results[j].Type.Equal(p.Type) {
-				r = j
-			}
-		}
-		e.resultOf = append(e.resultOf, r)
-	}
+	e.resultOf = runtime.ResultOf(f)
 	if n := e.feedBackBytes(); n > 0 {
 		if res.scratch, err = alloc(n, "the state fed back"); err != nil {
 			return nil, fmt.Errorf("cuda: @%s: %v", f.Name, err)
@@ -189,16 +178,6 @@ func (e *Executable) addKernels(prog *codegen.Program, mod cu.Module) error {
 	fns := map[string]cu.Function{}
 	var addrs []uint64
 	for _, k := range prog.Kernels {
-		// The kernel reads an in-place operand through its result pointer and
-		// every other pointer is noalias: the plan must agree exactly.
-		for j, a := range k.Args {
-			for r, v := range k.Results {
-				want, ok := k.InPlace[j]
-				if shared := e.bufs[a] == e.bufs[v]; shared != (ok && want == r) {
-					return fmt.Errorf("cuda: @%s: %%%d: operand %d shares the buffer of result %d: %v in the plan, %v for codegen", f.Name, k.Instr, j, r, shared, !shared)
-				}
-			}
-		}
 		fn, ok := fns[k.Symbol]
 		if !ok {
 			var err error
@@ -302,12 +281,6 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-}
-
-// debugLevel is XLC_DEBUG as a number (0 when unset).
-func debugLevel() int {
-	n, _ := strconv.Atoi(os.Getenv("XLC_DEBUG"))
-	return n
 }
 
 // Close frees the device memory and unloads the module. It is safe to call
