@@ -19,6 +19,8 @@ CONFIGS = {
     "S": dict(d=128, layers=4, heads=4, seq=128, batch=16, vocab=256),
     "M": dict(d=256, layers=6, heads=8, seq=256, batch=8, vocab=256),
     # T is tiny, for the quick run of `xlc experiment speed` (a smoke test).
+    # L is long context for fused attention (issue: seq 1024, GPT-2's context).
+    "L": dict(d=128, layers=4, heads=4, seq=1024, batch=4, vocab=256),
     "T": dict(d=32, layers=1, heads=2, seq=32, batch=4, vocab=256),
     # G has GPT-2 small's shape with the byte vocabulary: the GPU peer's
     # largest config (bench/torch_gpt_cuda.py, scripts/gpu-check.sh).

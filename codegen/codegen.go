@@ -277,13 +277,19 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	var fd *fastDot
 	var gd *gpuDot
 	switch {
-	case multi:
+	case multi || v.Attrs.String("kind") == ir.FusionAttention:
 	case m.t.gpuKernels():
 		gd = g.planGPUDot(body, root)
 	default:
 		fd = g.planFastDot(body, root)
 	}
 	switch {
+	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttention:
+		if m.t.gpuKernels() {
+			fail("no GPU lowering of attention fusions: compile for a GPU without passes.Options.Attention")
+		}
+		k.Extent, k.Cost = g.emitAttention(v.Callee)
+		k.Lowering = LowerAttention
 	case multi && columns:
 		k.Extent, k.Cost = g.emitColumnSums(g.results)
 		k.Lowering = LowerReduce

@@ -21,6 +21,7 @@ const (
 	LowerTiledDot     = "tiled-dot"   // the GPU's tiled dot and its elementwise epilogue (gpudot.go)
 	LowerMMADot       = "mma-dot"     // the GPU's tensor-core dot of bf16 or f16 operands (gpumma.go)
 	LowerTiledDotRows = "tiled-dot+r" // the GPU's dot of strips of rows, then a row kernel on them (gpudotrows.go)
+	LowerAttention    = "attention"   // scores, softmax and P·V by strips of query rows (attention.go)
 	// LowerRecompute: a reduce fusion without a row plan, each result
 	// element recomputing the reductions it depends on (work: result size
 	// times row length). Compile warns about each; the fusion pass should

@@ -279,3 +279,8 @@ func (g *kernelBuilder) gpu() ptxLowering {
 // gpuKernels reports whether t's kernels are GPU kernels (a GPU target or
 // its emulator).
 func (t *Target) gpuKernels() bool { return t.GPU() || t.Emulates != "" }
+
+// FusedAttention reports whether codegen lowers kind=attention fusions for
+// t (passes.Options.Attention): the CPU targets do; a GPU runs attention
+// as its dot kernels with row epilogues.
+func (t *Target) FusedAttention() bool { return !t.gpuKernels() }

@@ -178,7 +178,7 @@ func compileModel(t testing.TB, c matrixCase, opt Options) *Model {
 	return m
 }
 
-var fullFusion = Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}}
+var fullFusion = Options{Passes: cpu.Backend{}.Passes()}
 
 // loadCPU loads f on the cpu backend; the executable is closed when the
 // test ends.

@@ -32,13 +32,15 @@ var kernelModels = []modelCase{
 var kernelTargets = []string{"x86-64-v3", "x86-64-v4", "aarch64", "sm_80"}
 
 // compileKernelModels compiles each kernel model's train step and forward
-// pass as the cpu backend does and lowers both for every kernel target:
-// name → target → [step, forward] module texts.
+// pass as the backends do (attention as one kernel for the CPU targets)
+// and lowers both for every kernel target: name → target → [step,
+// forward] module texts.
 func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 	t.Helper()
 	out := map[string]map[string][2]string{}
 	for _, c := range kernelModels {
-		m := compileFused(t, c)
+		gpu := compileFused(t, c)
+		cpu := compileFusedAttention(t, c)
 		out[c.name] = map[string][2]string{}
 		for _, name := range kernelTargets {
 			tg, err := codegen.TargetFor(name)
@@ -46,6 +48,10 @@ func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 				t.Fatal(err)
 			}
 			tg.Parts = 2
+			m := gpu
+			if tg.FusedAttention() {
+				m = cpu
+			}
 			var lls [2]string
 			for i, f := range []*ir.Func{m.Step, m.Eval} {
 				p, err := codegen.Compile(f, codegen.Options{Target: tg})

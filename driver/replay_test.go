@@ -22,15 +22,28 @@ type modelCase struct {
 	defines     []parser.Define
 }
 
-// compileFused compiles c as the cpu backend does (fusion on).
+// compileFused compiles c with fusion on, attention in several kernels (as
+// the cuda backend does).
 func compileFused(t *testing.T, c modelCase) *Model {
+	t.Helper()
+	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel})
+}
+
+// compileFusedAttention compiles c with fusion on and attention as one
+// kernel (as the cpu backend does).
+func compileFusedAttention(t *testing.T, c modelCase) *Model {
+	t.Helper()
+	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true})
+}
+
+func compileCase(t *testing.T, c modelCase, opt passes.Options) *Model {
 	t.Helper()
 	path := "../models/" + c.model + ".xl"
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Compile(path, src, c.defines, Options{Passes: passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}})
+	m, err := Compile(path, src, c.defines, Options{Passes: opt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +69,7 @@ var replayModels = []modelCase{
 func TestReplay(t *testing.T) {
 	for _, c := range replayModels {
 		t.Run(c.name, func(t *testing.T) {
-			m := compileFused(t, c)
+			m := compileFusedAttention(t, c)
 			for _, f := range []*ir.Func{m.Step, m.Eval} {
 				// Every reduce kernel the fusion pass forms is one the
 				// CPU's row lowering takes (no per-element recomputation).

@@ -110,7 +110,7 @@ func modelInput(file string, defines []string) ([]byte, []parser.Define, error) 
 // the cpu backend's kernels are fused, the interpreter's are not.
 func (r *Run) backend() (runtime.Backend, passes.Options) {
 	if r.Backend == "cpu" {
-		return cpu.Backend{}, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel}
+		return cpu.Backend{}, cpu.Backend{}.Passes()
 	}
 	return runtime.Interp{}, passes.Options{}
 }

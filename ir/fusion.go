@@ -20,11 +20,19 @@ const (
 	// a row kernel whose reductions reduce the product's last axis
 	// (softmax over attention scores).
 	FusionDot = "dot"
+	// FusionAttention: attention's scores, softmax and product in one
+	// kernel: two dots, the first's product read only by a row kernel
+	// over its last axis (scale, mask, softmax), whose result (the
+	// probabilities) only the second dot reads, as its first operand
+	// contracted on that axis; the second dot's epilogue may follow. The
+	// row kernel's other results (row statistics) are the outputs. A
+	// backend never stores the probabilities.
+	FusionAttention = "attention"
 )
 
 // IsFusionKind reports whether s is a fusion kind.
 func IsFusionKind(s string) bool {
-	return s == FusionLoop || s == FusionReduce || s == FusionDot
+	return s == FusionLoop || s == FusionReduce || s == FusionDot || s == FusionAttention
 }
 
 // Callees returns the distinct functions that f's fusion instructions call,
@@ -124,6 +132,8 @@ func checkCall(v *Value) error {
 		return fmt.Errorf("fusion: @%s has %d reduces and %d dots, a kind=reduce fusion at least one reduce and no dot", c.Name, reduces, dots)
 	case kind == FusionDot && dots != 1:
 		return fmt.Errorf("fusion: @%s has %d dots, a kind=dot fusion one", c.Name, dots)
+	case kind == FusionAttention && (dots != 2 || reduces == 0):
+		return fmt.Errorf("fusion: @%s has %d dots and %d reduces, a kind=attention fusion two and at least one", c.Name, dots, reduces)
 	}
 	return nil
 }

@@ -36,6 +36,9 @@ func fusion(f *ir.Func, opt Options) (bool, error) {
 	fu.computeCheap()
 	fu.grow()
 	fu.siblings()
+	if opt.Attention {
+		fu.attention()
+	}
 	return fu.rewrite()
 }
 
@@ -45,14 +48,19 @@ type kernel struct {
 	root    *ir.Value
 	outputs []*ir.Value        // the other results, in the order of the fusion's output instructions
 	members map[*ir.Value]bool // the root, the instructions fused into it and the copies of cheap ones
-	dot     *ir.Value          // the dot of a dot kernel
-	reduces bool
-	rows    *rowShape              // a reduce kernel's row structure
-	state   map[*ir.Value]rowState // a reduce kernel's members' row states (absent: rowFree)
+	dot     *ir.Value          // the dot of a dot kernel (of an attention kernel: P·V)
+	// attention: a dot kernel that computes its first operand, attention's
+	// probabilities, itself (fusion_attention.go).
+	attention bool
+	reduces   bool
+	rows      *rowShape              // a reduce kernel's row structure
+	state     map[*ir.Value]rowState // a reduce kernel's members' row states (absent: rowFree)
 }
 
 func (k *kernel) kind() string {
 	switch {
+	case k.attention:
+		return ir.FusionAttention
 	case k.dot != nil:
 		return ir.FusionDot
 	case k.reduces:

@@ -20,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/p
 // pass on input.ir with Verify and Check and compares the printed result with
 // want.ir, or the error with want.err. It also checks that the golden is a
 // fixed point: the pass reports no change on want.ir and prints it back.
-// The archive comment may hold options ("fuel: N", "precision: f16"); a
+// The archive comment may hold options ("fuel: N", "precision: f16",
+// "attention: on"); a
 // fusion or precision archive's decisions section is the pass's decision
 // log.
 func TestGolden(t *testing.T) {
@@ -43,7 +44,7 @@ func TestGolden(t *testing.T) {
 
 // goldenOptions reads the pass options from an archive's comment: a line
 // "fuel: N" sets FusionFuel (default unlimited), "precision: T" Precision
-// (default bf16).
+// (default bf16), "attention: on" Attention.
 func goldenOptions(comment string) (Options, error) {
 	opt := Options{FusionFuel: UnlimitedFuel, Precision: ir.BF16}
 	for _, line := range strings.Split(comment, "\n") {
@@ -53,6 +54,9 @@ func goldenOptions(comment string) (Options, error) {
 				return opt, fmt.Errorf("comment: %q: not a dtype", line)
 			}
 			opt.Precision = d
+		}
+		if strings.TrimSpace(line) == "attention: on" {
+			opt.Attention = true
 		}
 		if v, ok := strings.CutPrefix(line, "fuel:"); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -42,6 +42,8 @@ var pipeline = [...]pass{
 	{name: "dce", fn: plain(dce), doc: "drop instructions that no result depends on"},
 	{name: "softmax-grad", fn: plain(softmaxGrad),
 		doc: "the backward of a softmax reads its output p and its sum s (p·s for exp's output), not its input"},
+	{name: "remat", fn: plain(remat), on: func(opt Options) bool { return opt.Attention },
+		doc: "attention's probabilities, read by P·V and again later, are recomputed for the later reads (with Options.Attention)"},
 	// layout runs where fusion does: the layouts it leaves are those the
 	// compiled kernels read in place; the interpreter reads any.
 	{name: "layout", fn: plain(layout), on: func(opt Options) bool { return opt.Fuse },
@@ -65,6 +67,9 @@ var passOrder = [...]struct{ before, after string }{
 	{"layout", "fusion"},         // fusion would hide the transposes in loop kernels
 	{"simplify", "softmax-grad"}, // p·s is not folded back into exp's output
 	{"softmax-grad", "fusion"},   // the forward's kernel then ends the input's life
+	{"softmax-grad", "remat"},    // the backward reads p, not exp's output
+	{"remat", "precision"},       // the probabilities' first reader is still their dot
+	{"remat", "fusion"},          // the forward's attention becomes one kernel
 }
 
 func init() {
@@ -113,6 +118,13 @@ type Options struct {
 	// FusionLog, when set, receives one line per fusion decision with its
 	// reason: "fuse %12 (exp) into %13 (reduce_sum): producer of a reduction".
 	FusionLog io.Writer
+
+	// Attention makes attention one kernel (kind=attention: scores,
+	// softmax and the product by the values) that never stores the
+	// probabilities, and recomputes them for the backward (remat). Set it
+	// with Fuse for a target whose codegen lowers such kernels
+	// (codegen.Target.FusedAttention).
+	Attention bool
 
 	// Precision, bf16 or f16, runs the precision pass (mixed precision);
 	// f32 or the zero value leaves every type as it is.

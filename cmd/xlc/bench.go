@@ -37,6 +37,10 @@ func compileOptions(b runtime.Backend, verify bool) driver.Options {
 	if b.Name() == "cpu" || b.Name() == "cuda" {
 		opt.Passes.Fuse, opt.Passes.FusionFuel = true, passes.UnlimitedFuel
 	}
+	if c, ok := b.(cpu.Backend); ok {
+		opt.Passes = c.Passes()
+		opt.Passes.Verify = verify
+	}
 	return opt
 }
 

@@ -77,6 +77,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	kernels := *emit != "ir"
 	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse || kernels, FusionFuel: *fuel}
+	opt.Attention = opt.Fuse && *targetName == "cpu" && cpu.Backend{CPU: target}.Passes().Attention
 	if debug["fusion"] {
 		opt.FusionLog = stderr
 	}
@@ -191,7 +192,10 @@ func buildBundle(path string, defs defines, out, target string, gpu bool, verify
 	if err != nil {
 		return fmt.Errorf("xlc build: %v", err)
 	}
-	opt := compileOptions(cpu.Backend{}, verify)
+	opt := compileOptions(cpu.Backend{CPU: target}, verify)
+	if gpu {
+		opt.Passes.Attention = false
+	}
 	opt.Log = stderr
 	if debug["fusion"] {
 		opt.Passes.FusionLog = stderr

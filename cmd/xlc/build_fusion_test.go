@@ -23,7 +23,7 @@ func TestBuildFuse(t *testing.T) {
 	if err := f.Verify(); err != nil || len(f.Callees()) == 0 {
 		t.Fatalf("want a verified fused function, have %d callees, %v", len(f.Callees()), err)
 	}
-	for _, want := range []string{"# fusion @forward\n", "fuse %", "keep %", "gather stays its own kernel", "15 kernels"} {
+	for _, want := range []string{"# fusion @forward\n", "fuse %", "keep %", "gather stays its own kernel", "attention in one kernel", "14 kernels"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}

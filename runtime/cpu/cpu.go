@@ -76,6 +76,14 @@ var _ runtime.Backend = Backend{}
 // Name is "cpu".
 func (Backend) Name() string { return "cpu" }
 
+// Passes are the pass options the cpu backend's functions are compiled
+// with: fusion, and attention as one kernel where the target lowers it
+// (codegen.Target.FusedAttention).
+func (b Backend) Passes() passes.Options {
+	t, err := codegen.TargetFor(b.CPU)
+	return passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: err == nil && t.FusedAttention()}
+}
+
 // Load compiles f (codegen.Compile, codegen.SharedObject, dlopen) and allocates its
 // buffers. The caller closes the result.
 func (b Backend) Load(f *ir.Func) (runtime.Executable, error) {

@@ -1,0 +1,128 @@
+package driver
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"xlc/codegen"
+	"xlc/ir"
+	"xlc/passes"
+	"xlc/runtime"
+	"xlc/runtime/cpu"
+)
+
+// attentionCase is one shape of the stdlib's attention for
+// TestFusedAttention.
+type attentionCase struct {
+	seq, dh, heads  int
+	causal, padding bool
+	precision       string
+	dropout         float64
+	lowering        string // the attention kernel's, "" when it must not fuse
+}
+
+// attentionModel is a model whose loss reads one attention layer: inputs x
+// and targets y, a padding mask when pad is set.
+func attentionModel(c attentionCase) string {
+	mask := ""
+	if c.padding {
+		mask = ", mask = pad"
+	}
+	return fmt.Sprintf(`model att {
+  config {
+    batch = 2
+    seq = %d
+    d = %d
+    heads = %d
+  }
+  input x: f32[batch, seq, d]
+  input y: f32[batch, seq, d]
+  input pad: bool[batch, seq]
+  let h = attention(x, heads, causal = %v%s, dropout_p = %g)
+  output loss = mean((h - y) * (h - y)) + 0.0 * mean(f32(pad))
+}
+
+train {
+  optimizer = "sgd"
+  lr = 0.5
+  precision = "%s"
+}
+`, c.seq, c.dh*c.heads, c.heads, c.causal, mask, c.dropout, c.precision)
+}
+
+// TestFusedAttention trains one attention layer of each shape on the cpu
+// backend, where the forward is one attention kernel and the backward
+// recomputes the probabilities, and on the interpreter (unfused): losses
+// agree at every step. Sequence lengths are not multiples of a strip of
+// query rows; head dims run from 16 to 128; causal and padding masks, on
+// the strip lowering (the fast dot) and the row-at-a-time one (small
+// products). With dropout the kernels stay apart, and -d fusion says why.
+func TestFusedAttention(t *testing.T) {
+	needToolchain(t)
+	if !(cpu.Backend{}).Passes().Attention {
+		t.Skip("the target (XLC_CPU) runs attention as separate kernels")
+	}
+	cases := []attentionCase{
+		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention},
+		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention},
+		{seq: 72, dh: 32, heads: 4, padding: true, precision: "f32", lowering: codegen.LowerAttention},
+		{seq: 50, dh: 128, heads: 1, causal: true, padding: true, precision: "f32", lowering: codegen.LowerAttention},
+		{seq: 96, dh: 32, heads: 2, causal: true, precision: "bf16", lowering: codegen.LowerAttention},
+		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", dropout: 0.1},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("seq%d_dh%d_h%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.heads, c.causal, c.padding, c.precision, c.dropout)
+		t.Run(name, func(t *testing.T) {
+			src := []byte(attentionModel(c))
+			ref, err := Compile("att.xl", src, nil, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log strings.Builder
+			opt := Options{Passes: cpu.Backend{}.Passes()}
+			opt.Passes.FusionLog = &log
+			fused, err := Compile("att.xl", src, nil, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := 0
+			for _, v := range fused.Step.Body {
+				if v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttention {
+					kinds++
+				}
+			}
+			switch {
+			case c.lowering != "" && kinds != 1:
+				t.Fatalf("%d attention kernels, want 1", kinds)
+			case c.lowering == "" && kinds != 0:
+				t.Fatalf("%d attention kernels, want none", kinds)
+			case c.lowering == "" && !strings.Contains(log.String(), "through dropout"):
+				t.Fatalf("-d fusion does not say why attention stays apart:\n%s", log.String())
+			}
+			if c.lowering != "" {
+				p, err := codegen.Compile(fused.Step, codegen.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, k := range p.Kernels {
+					if k.Lowering == c.lowering {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Fatalf("%d kernels lowered as %s, want 1", n, c.lowering)
+				}
+			}
+			fs := [2]*ir.Func{ref.Step, fused.Step}
+			xs := [2]runtime.Executable{interpExec(t, ref.Step), loadCPU(t, fused.Step)}
+			rel := matrixRel
+			if c.precision != "f32" {
+				rel = 1e-2
+			}
+			runLockstep(t, fs, xs, [2]string{"interp", "cpu"}, 5, rel)
+			t.Logf("%d kernels", passes.Kernels(fused.Step))
+		})
+	}
+}

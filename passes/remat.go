@@ -1,0 +1,231 @@
+package passes
+
+import (
+	"slices"
+
+	"xlc/ir"
+)
+
+// remat recomputes attention's probabilities for the backward instead of
+// keeping them. For p = exp(y) / broadcast(sum), or p masked as
+// select(m, p, 0), computed elementwise from one dot's product with row
+// statistics broadcast back, whose first reader is a dot (P·V): each later
+// reader of a value on the chain from the dot to p (p, the unmasked
+// softmax, the scores) reads its copy, placed before the first of them and
+// reusing the forward's row max and sum. The fusion pass then makes the
+// forward one attention kernel that never stores p (FlashAttention), and p
+// lives only inside each layer's backward. The copy repeats the same
+// operations on the same values: bit-identical.
+func remat(f *ir.Func) (bool, error) {
+	f.Renumber()
+	users := map[*ir.Value][]*ir.Value{}
+	for _, v := range f.Body {
+		for _, a := range v.Args {
+			if u := users[a]; len(u) == 0 || u[len(u)-1] != v {
+				users[a] = append(u, v)
+			}
+		}
+	}
+	result := map[*ir.Value]bool{}
+	for _, r := range f.Results {
+		result[r] = true
+	}
+	before := map[*ir.Value][]*ir.Value{} // first late reader → the copies to put before it
+	for _, p := range f.Body {
+		if result[p] {
+			continue
+		}
+		chain, after, ok := probabilitiesChain(p, users)
+		if !ok {
+			chain, after, ok = activationChain(p, users, result)
+		}
+		if !ok {
+			continue
+		}
+		inChain := map[*ir.Value]bool{}
+		for _, w := range chain {
+			inChain[w] = true
+		}
+		// The later readers of the chain's values: outside it, after after.
+		var first *ir.Value
+		late := map[*ir.Value]bool{}
+		for _, w := range chain {
+			for _, u := range users[w] {
+				if !inChain[u] && u.ID > after {
+					late[u] = true
+					if first == nil || u.ID < first.ID {
+						first = u
+					}
+				}
+			}
+		}
+		if first == nil {
+			continue
+		}
+		copyOf := map[*ir.Value]*ir.Value{}
+		var copies []*ir.Value
+		for _, w := range chain {
+			c := &ir.Value{Op: w.Op, Args: slices.Clone(w.Args), Type: cloneType(w.Type), Attrs: w.Attrs}
+			for i, a := range c.Args {
+				if ca, ok := copyOf[a]; ok {
+					c.Args[i] = ca
+				}
+			}
+			copyOf[w] = c
+			copies = append(copies, c)
+		}
+		for u := range late {
+			for i, a := range u.Args {
+				if c, ok := copyOf[a]; ok {
+					u.Args[i] = c
+				}
+			}
+		}
+		before[first] = append(before[first], copies...)
+	}
+	if len(before) == 0 {
+		return false, nil
+	}
+	body := make([]*ir.Value, 0, len(f.Body))
+	for _, v := range f.Body {
+		body = append(body, before[v]...)
+		body = append(body, v)
+	}
+	f.Body = body
+	f.Renumber()
+	return true, nil
+}
+
+// probabilitiesChain is remat's rule for attention: p is a softmax's
+// probabilities whose first reader is P·V (the dot reading p as its first
+// operand); the chain runs from the scores' dot to p, and the reads after
+// P·V are late.
+func probabilitiesChain(p *ir.Value, users map[*ir.Value][]*ir.Value) ([]*ir.Value, int, bool) {
+	us := users[p] // in body order
+	if !probabilities(p) || len(us) == 0 || us[0].Op != ir.OpDot || us[0].Args[0] != p || slices.Contains(us[0].Args[1:], p) {
+		return nil, 0, false
+	}
+	chain, ok := rematChain(p)
+	return chain, us[0].ID, ok
+}
+
+// probabilities reports whether p is a float softmax
+// exp(y) / broadcast(reduce_sum(exp(y))), or one masked by
+// select(m, softmax, 0).
+func probabilities(p *ir.Value) bool {
+	if p.Op == ir.OpSelect && isConst(p.Args[2], 0) {
+		p = p.Args[1]
+	}
+	z, _, _ := softmaxParts(p)
+	return z != nil
+}
+
+// rematChain returns, in body order, the values from a dot to p that p's
+// copy recomputes: the dot and the elementwise ops of p's shape on the way
+// that depend on it other than through a reduction (a reduction and its
+// broadcast are read as they are). It needs exactly one dot, of p's shape.
+func rematChain(p *ir.Value) ([]*ir.Value, bool) {
+	var dot *ir.Value
+	two := false
+	onPath := map[*ir.Value]bool{}
+	seen := map[*ir.Value]bool{}
+	var walk func(w *ir.Value) bool
+	walk = func(w *ir.Value) bool {
+		if seen[w] {
+			return onPath[w]
+		}
+		seen[w] = true
+		switch {
+		case w.Op == ir.OpDot:
+			if dot != nil && dot != w {
+				two = true
+				return false
+			}
+			dot = w
+			onPath[w] = w.Type.Shape.Equal(p.Type.Shape)
+		case (w.Op.IsElementwise() || w.Op == ir.OpSelect) && w.Type.Shape.Equal(p.Type.Shape):
+			for _, a := range w.Args {
+				if walk(a) {
+					onPath[w] = true
+				}
+			}
+		}
+		return onPath[w]
+	}
+	if !walk(p) || two || dot == nil || !onPath[dot] {
+		return nil, false
+	}
+	var chain []*ir.Value
+	for w := range onPath {
+		if onPath[w] {
+			chain = append(chain, w)
+		}
+	}
+	slices.SortFunc(chain, func(a, b *ir.Value) int { return a.ID - b.ID })
+	return chain, true
+}
+
+// Remat's rule for activations: a value that a dot reads in the forward
+// (a GELU's output, a layer norm's) and again, rematGap or more
+// instructions later, in the backward (the weight's gradient), computed by
+// at most maxRematOps elementwise ops from values stored that long anyway
+// (the GELU's input, the residual stream), constants and broadcasts (a
+// norm's row statistics). Values under rematMinBytes are kept: the memory
+// they would free is not worth a kernel.
+const (
+	rematGap      = 32
+	maxRematOps   = 16
+	rematMinBytes = 1 << 20
+)
+
+// activationChain returns the chain of elementwise ops computing p from
+// values that live past its late reads, in body order, and the position
+// after which reads are late: the last of p's readers before the first
+// gap of rematGap instructions.
+func activationChain(p *ir.Value, users map[*ir.Value][]*ir.Value, result map[*ir.Value]bool) ([]*ir.Value, int, bool) {
+	us := users[p]
+	if p.IsParam() || !rematElementwise(p) || len(us) < 2 || us[0].Op != ir.OpDot ||
+		p.Type.Shape.NumElements()*p.Type.DType.Size() < rematMinBytes {
+		return nil, 0, false
+	}
+	split := 0
+	for i := 1; i < len(us) && split == 0; i++ {
+		if us[i].ID-us[i-1].ID >= rematGap {
+			split = i
+		}
+	}
+	if split == 0 {
+		return nil, 0, false
+	}
+	lives := func(a *ir.Value) bool { // past the first late read anyway
+		if a.IsParam() || result[a] {
+			return true
+		}
+		au := users[a]
+		return len(au) > 0 && au[len(au)-1].ID >= us[split].ID
+	}
+	chain := []*ir.Value{p}
+	seen := map[*ir.Value]bool{p: true}
+	for i := 0; i < len(chain); i++ {
+		for _, a := range chain[i].Args {
+			switch {
+			case seen[a]:
+			case !a.IsParam() && (a.Op == ir.OpConstant || a.Op == ir.OpIota || a.Op == ir.OpBroadcast):
+			case lives(a):
+			case rematElementwise(a) && a.Type.Shape.Equal(p.Type.Shape) && len(chain) < maxRematOps:
+				chain = append(chain, a)
+			default:
+				return nil, 0, false
+			}
+			seen[a] = true
+		}
+	}
+	slices.SortFunc(chain, func(a, b *ir.Value) int { return a.ID - b.ID })
+	return chain, us[split-1].ID, true
+}
+
+// rematElementwise reports whether w is an elementwise float op that a
+// copy may repeat.
+func rematElementwise(w *ir.Value) bool {
+	return !w.IsParam() && (w.Op.IsElementwise() || w.Op == ir.OpSelect) && w.Type.DType.IsFloat()
+}
