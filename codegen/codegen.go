@@ -277,7 +277,7 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	var fd *fastDot
 	var gd *gpuDot
 	switch {
-	case multi || v.Attrs.String("kind") == ir.FusionAttention:
+	case multi || v.Attrs.String("kind") == ir.FusionAttention || v.Attrs.String("kind") == ir.FusionAttentionGrad:
 	case m.t.gpuKernels():
 		gd = g.planGPUDot(body, root)
 	default:
@@ -290,6 +290,12 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		}
 		k.Extent, k.Cost = g.emitAttention(v.Callee)
 		k.Lowering = LowerAttention
+	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttentionGrad:
+		if m.t.gpuKernels() {
+			fail("no GPU lowering of attention fusions: compile for a GPU without passes.Options.Attention")
+		}
+		k.Extent, k.Cost = g.emitAttentionGrad(v.Callee)
+		k.Lowering = LowerAttentionGrad
 	case multi && columns:
 		k.Extent, k.Cost = g.emitColumnSums(g.results)
 		k.Lowering = LowerReduce

@@ -9,19 +9,20 @@ import (
 
 // The lowerings a kernel can get (Kernel.Lowering), for profiles.
 const (
-	LowerElemental    = "elemental"   // a loop over the result elements
-	LowerRows         = "rows"        // a row kernel (rows.go)
-	LowerReduce       = "reduce"      // each result element loops over the reduced axes
-	LowerNaiveDot     = "naive-dot"   // each result element loops over the contracting axes
-	LowerFastDot      = "fast-dot"    // the blocked f32 matmul (fastdot.go)
-	LowerScatter      = "scatter"     // scatter_add by result rows
-	LowerRng          = "rng"         // Philox blocks
-	LowerFastDotEp    = "fast-dot+e"  // the fast dot and its elementwise epilogue
-	LowerFastDotRows  = "fast-dot+r"  // the fast dot and a row kernel over the rows it computed
-	LowerTiledDot     = "tiled-dot"   // the GPU's tiled dot and its elementwise epilogue (gpudot.go)
-	LowerMMADot       = "mma-dot"     // the GPU's tensor-core dot of bf16 or f16 operands (gpumma.go)
-	LowerTiledDotRows = "tiled-dot+r" // the GPU's dot of strips of rows, then a row kernel on them (gpudotrows.go)
-	LowerAttention    = "attention"   // scores, softmax and P·V by strips of query rows (attention.go)
+	LowerElemental     = "elemental"      // a loop over the result elements
+	LowerRows          = "rows"           // a row kernel (rows.go)
+	LowerReduce        = "reduce"         // each result element loops over the reduced axes
+	LowerNaiveDot      = "naive-dot"      // each result element loops over the contracting axes
+	LowerFastDot       = "fast-dot"       // the blocked f32 matmul (fastdot.go)
+	LowerScatter       = "scatter"        // scatter_add by result rows
+	LowerRng           = "rng"            // Philox blocks
+	LowerFastDotEp     = "fast-dot+e"     // the fast dot and its elementwise epilogue
+	LowerFastDotRows   = "fast-dot+r"     // the fast dot and a row kernel over the rows it computed
+	LowerTiledDot      = "tiled-dot"      // the GPU's tiled dot and its elementwise epilogue (gpudot.go)
+	LowerMMADot        = "mma-dot"        // the GPU's tensor-core dot of bf16 or f16 operands (gpumma.go)
+	LowerTiledDotRows  = "tiled-dot+r"    // the GPU's dot of strips of rows, then a row kernel on them (gpudotrows.go)
+	LowerAttention     = "attention"      // scores, softmax and P·V by strips of query rows (attention.go)
+	LowerAttentionGrad = "attention-grad" // P, dS and the three gradients per head (attention_grad.go)
 	// LowerRecompute: a reduce fusion without a row plan, each result
 	// element recomputing the reductions it depends on (work: result size
 	// times row length). Compile warns about each; the fusion pass should

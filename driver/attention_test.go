@@ -20,6 +20,7 @@ type attentionCase struct {
 	precision       string
 	dropout         float64
 	lowering        string // the attention kernel's, "" when it must not fuse
+	backward        int    // attention_grad kernels: 1, or 0 where the backward stays apart
 }
 
 // attentionModel is a model whose loss reads one attention layer: inputs x
@@ -64,9 +65,9 @@ func TestFusedAttention(t *testing.T) {
 		t.Skip("the target (XLC_CPU) runs attention as separate kernels")
 	}
 	cases := []attentionCase{
-		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention},
-		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention},
-		{seq: 72, dh: 32, heads: 4, padding: true, precision: "f32", lowering: codegen.LowerAttention},
+		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
+		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
+		{seq: 72, dh: 32, heads: 4, padding: true, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
 		{seq: 50, dh: 128, heads: 1, causal: true, padding: true, precision: "f32", lowering: codegen.LowerAttention},
 		{seq: 96, dh: 32, heads: 2, causal: true, precision: "bf16", lowering: codegen.LowerAttention},
 		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", dropout: 0.1},
@@ -86,17 +87,18 @@ func TestFusedAttention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kinds := 0
+			kinds := map[string]int{}
 			for _, v := range fused.Step.Body {
-				if v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttention {
-					kinds++
+				if v.Op == ir.OpFusion {
+					kinds[v.Attrs.String("kind")]++
 				}
 			}
+			fwd, bwd := kinds[ir.FusionAttention], kinds[ir.FusionAttentionGrad]
 			switch {
-			case c.lowering != "" && kinds != 1:
-				t.Fatalf("%d attention kernels, want 1", kinds)
-			case c.lowering == "" && kinds != 0:
-				t.Fatalf("%d attention kernels, want none", kinds)
+			case c.lowering != "" && (fwd != 1 || bwd != c.backward):
+				t.Fatalf("%d attention and %d attention_grad kernels, want 1 and %d", fwd, bwd, c.backward)
+			case c.lowering == "" && fwd+bwd != 0:
+				t.Fatalf("%d attention kernels, want none", fwd+bwd)
 			case c.lowering == "" && !strings.Contains(log.String(), "through dropout"):
 				t.Fatalf("-d fusion does not say why attention stays apart:\n%s", log.String())
 			}
@@ -105,14 +107,12 @@ func TestFusedAttention(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				n := 0
+				n := map[string]int{}
 				for _, k := range p.Kernels {
-					if k.Lowering == c.lowering {
-						n++
-					}
+					n[k.Lowering]++
 				}
-				if n != 1 {
-					t.Fatalf("%d kernels lowered as %s, want 1", n, c.lowering)
+				if n[c.lowering] != 1 || n[codegen.LowerAttentionGrad] != c.backward {
+					t.Fatalf("%d kernels lowered as %s and %d as %s, want 1 and %d", n[c.lowering], c.lowering, n[codegen.LowerAttentionGrad], codegen.LowerAttentionGrad, c.backward)
 				}
 			}
 			fs := [2]*ir.Func{ref.Step, fused.Step}

@@ -28,11 +28,17 @@ const (
 	// row kernel's other results (row statistics) are the outputs. A
 	// backend never stores the probabilities.
 	FusionAttention = "attention"
+	// FusionAttentionGrad: attention's backward in one kernel: five dots,
+	// the probabilities P recomputed (the scores' dot and an elementwise
+	// epilogue), dS (dO·Vᵀ and a row kernel reading P), and dV = Pᵀ·dO,
+	// dK = dSᵀ·Q and dQ = dS·K, each stored as the dot's result or its
+	// transpose; the last of the three is the root, the others outputs.
+	FusionAttentionGrad = "attention_grad"
 )
 
 // IsFusionKind reports whether s is a fusion kind.
 func IsFusionKind(s string) bool {
-	return s == FusionLoop || s == FusionReduce || s == FusionDot || s == FusionAttention
+	return s == FusionLoop || s == FusionReduce || s == FusionDot || s == FusionAttention || s == FusionAttentionGrad
 }
 
 // Callees returns the distinct functions that f's fusion instructions call,
@@ -132,6 +138,8 @@ func checkCall(v *Value) error {
 		return fmt.Errorf("fusion: @%s has %d reduces and %d dots, a kind=reduce fusion at least one reduce and no dot", c.Name, reduces, dots)
 	case kind == FusionDot && dots != 1:
 		return fmt.Errorf("fusion: @%s has %d dots, a kind=dot fusion one", c.Name, dots)
+	case kind == FusionAttentionGrad && (dots != 5 || reduces == 0):
+		return fmt.Errorf("fusion: @%s has %d dots and %d reduces, a kind=attention_grad fusion five and at least one", c.Name, dots, reduces)
 	case kind == FusionAttention && (dots != 2 || reduces == 0):
 		return fmt.Errorf("fusion: @%s has %d dots and %d reduces, a kind=attention fusion two and at least one", c.Name, dots, reduces)
 	}

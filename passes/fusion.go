@@ -38,6 +38,7 @@ func fusion(f *ir.Func, opt Options) (bool, error) {
 	fu.siblings()
 	if opt.Attention {
 		fu.attention()
+		fu.attentionGrad()
 	}
 	return fu.rewrite()
 }
@@ -52,15 +53,20 @@ type kernel struct {
 	// attention: a dot kernel that computes its first operand, attention's
 	// probabilities, itself (fusion_attention.go).
 	attention bool
-	reduces   bool
-	rows      *rowShape              // a reduce kernel's row structure
-	state     map[*ir.Value]rowState // a reduce kernel's members' row states (absent: rowFree)
+	// attentionGrad: attention's backward, dV, dK and dQ from Q, K, V, dO
+	// and the row statistics (fusion_attention_grad.go).
+	attentionGrad bool
+	reduces       bool
+	rows          *rowShape              // a reduce kernel's row structure
+	state         map[*ir.Value]rowState // a reduce kernel's members' row states (absent: rowFree)
 }
 
 func (k *kernel) kind() string {
 	switch {
 	case k.attention:
 		return ir.FusionAttention
+	case k.attentionGrad:
+		return ir.FusionAttentionGrad
 	case k.dot != nil:
 		return ir.FusionDot
 	case k.reduces:

@@ -325,7 +325,7 @@ func (k *kernel) checkOutputs() error {
 			return fmt.Errorf("output %s is not in the kernel of %s", logName(o), logName(k.root))
 		}
 	}
-	if len(k.outputs) > 0 && !k.attention && !resultsFit(k.rows, k.results()) {
+	if len(k.outputs) > 0 && !k.attention && !k.attentionGrad && !resultsFit(k.rows, k.results()) {
 		return fmt.Errorf("the results of the kernel of %s do not share one loop", logName(k.root))
 	}
 	return nil

@@ -1,0 +1,240 @@
+package codegen
+
+import (
+	"slices"
+
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// attentionGrad is the plan of a kind=attention_grad fusion (passes'
+// attentionGrad rule): P recomputed by the scores' dot and its elementwise
+// epilogue, dS by dO·Vᵀ and a row kernel reading P, and the gradient
+// products dV = Pᵀ·dO, dK = dSᵀ·Q, dQ = dS·K, each stored as the dot's
+// result or its transpose.
+type attentionGrad struct {
+	scores, dp *ir.Value // the dots of S = Q·Kᵀ and dP = dO·Vᵀ
+	p, ds      *ir.Value
+	pBody      []*ir.Value // the scores' dot and the values computed from it alone
+	dsBody     []*ir.Value // dP's dot and the row kernel up to dS
+	rows       *rowPlan    // dS's row kernel, reading P and dP
+	grads      []gradDot   // in the order of the callee's results
+}
+
+// gradDot is one of attention's gradient products.
+type gradDot struct {
+	dot, root *ir.Value
+}
+
+// planAttentionGrad splits callee c of a kind=attention_grad fusion into
+// its parts.
+func planAttentionGrad(c *ir.Func) *attentionGrad {
+	a := &attentionGrad{grads: make([]gradDot, len(c.Results))}
+	roots := map[*ir.Value]int{}
+	for i, r := range c.Results {
+		roots[r] = i
+	}
+	var dots []*ir.Value
+	isGrad := map[*ir.Value]bool{}
+	for _, v := range c.Body {
+		if v.Op != ir.OpDot {
+			continue
+		}
+		dots = append(dots, v)
+		for _, r := range c.Results {
+			if i := roots[r]; r == v || r.Op == ir.OpTranspose && r.Args[0] == v {
+				a.grads[i] = gradDot{v, r}
+				isGrad[v], isGrad[r] = true, true
+			}
+		}
+	}
+	if len(dots) != 5 || len(c.Results) != 3 || slices.ContainsFunc(a.grads, func(g gradDot) bool { return g.dot == nil }) {
+		fail("an attention_grad fusion needs five dots, three of them its results")
+	}
+	// dS is the first operand of two gradients (dK, dQ), P of one (dV).
+	reads := map[*ir.Value]int{}
+	for _, g := range a.grads {
+		reads[g.dot.Args[0]]++
+	}
+	for v, n := range reads {
+		switch n {
+		case 1:
+			a.p = v
+		case 2:
+			a.ds = v
+		}
+	}
+	if a.p == nil || a.ds == nil {
+		fail("an attention_grad fusion's gradients do not read P and dS")
+	}
+	// Which of the two other dots each value depends on: P depends on the
+	// scores' alone, dS on dP's (and on P).
+	dep := map[*ir.Value]map[*ir.Value]bool{}
+	for _, v := range c.Body {
+		d := map[*ir.Value]bool{}
+		for _, x := range v.Args {
+			for k := range dep[x] {
+				d[k] = true
+			}
+		}
+		if v.Op == ir.OpDot && !isGrad[v] {
+			d[v] = true
+		}
+		dep[v] = d
+	}
+	for k := range dep[a.p] {
+		a.scores = k
+	}
+	for _, d := range dots {
+		if !isGrad[d] && d != a.scores {
+			a.dp = d
+		}
+	}
+	if len(dep[a.p]) != 1 || a.dp == nil || !dep[a.ds][a.dp] {
+		fail("an attention_grad fusion's P and dS are not computed as attention's backward computes them")
+	}
+	for _, v := range c.Body {
+		switch d := dep[v]; {
+		case isGrad[v]:
+		case d[a.dp]:
+			a.dsBody = append(a.dsBody, v)
+		case d[a.scores]:
+			a.pBody = append(a.pBody, v)
+		}
+	}
+	a.rows = planRows(&ir.Func{Body: slices.DeleteFunc(slices.Clone(a.dsBody), func(v *ir.Value) bool { return v == a.dp }), Results: []*ir.Value{a.ds}})
+	if a.rows == nil || !a.rows.shape.Equal(a.dp.Type.Shape) {
+		fail("an attention_grad fusion's dS is not a row kernel over dO·Vᵀ")
+	}
+	return a
+}
+
+// emitAttentionGrad lowers a kind=attention_grad fusion with callee c. A
+// unit of the range is one head: P and dS of the head go into two
+// buffers of the call's own (S² floats each) instead of the arena, and
+// the three gradient products read them from there. The products are the
+// fast dot's where it applies, else elemental.
+func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
+	a := planAttentionGrad(c)
+	sh := a.p.Type.Shape
+	r := len(sh)
+	heads := int64(sh[:r-2].NumElements())
+	sq, sk := int64(sh[r-2]), int64(sh[r-1])
+	head := sq * sk
+	lower := g.mod.t.lower()
+	raw := lower.alloc(g.b, g.mod.declare, i64c(2*head*4), 64)
+	g.checkAlloc(raw)
+	f32p := types.NewPointer(types.Float)
+	p0 := g.b.NewBitCast(raw, f32p)
+	ds0 := g.b.NewGetElementPtr(types.Float, p0, i64c(head))
+	for _, v := range []*ir.Value{a.p, a.ds} {
+		if f, ok := fillTriangle(v); ok {
+			if g.fills == nil {
+				g.fills = map[*ir.Value]fill{}
+			}
+			g.fills[v] = f
+		}
+	}
+	fast := g.planGradDots(a)
+	lo, hi := g.lo, g.hi
+	g.forLoop("head", lo, hi, func(h value.Value) {
+		off := g.b.NewMul(h, i64c(head))
+		pp, dsp := g.shifted(types.Float, p0, off), g.shifted(types.Float, ds0, off)
+		rows := func(per int64) (value.Value, value.Value) { // the head's rows
+			return g.b.NewMul(h, i64c(per)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(per))
+		}
+		if fast != nil {
+			units := func(fd *fastDot) (value.Value, value.Value) {
+				return rows(int64((fd.spec.M + fd.spec.plan().RB - 1) / fd.spec.plan().RB))
+			}
+			g.lo, g.hi = units(fast[0])
+			g.withResults([]*ir.Value{a.p}, []value.Value{pp}, func() { g.emitFastDotRows(fast[0], nil, 0) })
+			g.ptrs[a.p] = pp
+			g.lo, g.hi = units(fast[1])
+			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.emitFastDotRows(fast[1], a.rows, len(a.dsBody)) })
+			g.ptrs[a.ds] = dsp
+			for i, gd := range a.grads {
+				fd := fast[2+i]
+				g.lo, g.hi = units(fd)
+				g.withResults([]*ir.Value{gd.root}, g.outs[i:i+1], func() { g.emitFastDotRows(fd, nil, 0) })
+			}
+		} else {
+			g.lo, g.hi = rows(head)
+			g.withResults([]*ir.Value{a.p}, []value.Value{pp}, func() { g.emitElemental(a.p) })
+			g.ptrs[a.p] = pp
+			g.lo, g.hi = rows(sq)
+			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.emitRows(a.rows, a.ds, len(a.dsBody)) })
+			g.ptrs[a.ds] = dsp
+			for i, gd := range a.grads {
+				g.emitGradElemental(gd, h, i)
+			}
+		}
+		delete(g.ptrs, a.p)
+		delete(g.ptrs, a.ds)
+	})
+	g.lo, g.hi = lo, hi
+	lower.release(g.b, g.mod.declare, raw)
+	dh := int64(a.grads[0].dot.Type.Shape[r-1])
+	k := int64(a.scores.Args[0].Type.Shape[a.scores.Args[0].Type.Rank()-1])
+	return heads, 2*head*(2*k+3*dh) + head*int64(len(a.dsBody)+len(a.pBody))
+}
+
+// planGradDots returns the fast dots of P, dS and the gradients, in that
+// order, or nil when one of them cannot take the fast dot.
+func (g *kernelBuilder) planGradDots(a *attentionGrad) []*fastDot {
+	if a.scores.Type.DType != ir.F32 || a.dp.Type.DType != ir.F32 {
+		return nil
+	}
+	fp := g.fastDotOf(a.scores, a.p, a.pBody)
+	fds := g.fastDotOf(a.dp, a.ds, a.dsBody)
+	if fp == nil || fds == nil {
+		return nil
+	}
+	for _, x := range []struct {
+		fd   *fastDot
+		body []*ir.Value
+		res  *ir.Value
+	}{{fp, a.pBody, a.p}, {fds, a.dsBody, a.ds}} {
+		x.fd.spec.BandA, x.fd.spec.BandB, x.fd.spec.BandC = DotBand{}, DotBand{}, DotBand{}
+		dotBands(&x.fd.spec, x.fd.dot, g.fills, x.body, []*ir.Value{x.res})
+	}
+	out := []*fastDot{fp, fds}
+	g.ptrs[a.p], g.ptrs[a.ds] = g.out, g.out // read from memory, as they will be
+	defer delete(g.ptrs, a.p)
+	defer delete(g.ptrs, a.ds)
+	for _, gd := range a.grads {
+		body := []*ir.Value{gd.dot}
+		if gd.root != gd.dot {
+			body = append(body, gd.root)
+		}
+		fd := g.planFastDot(body, gd.root)
+		if fd == nil || fd.dot != gd.dot || fd.root != gd.dot {
+			return nil
+		}
+		out = append(out, fd)
+	}
+	return out
+}
+
+// emitGradElemental writes head h's part of gradient i elementally: the
+// rows of its dot's result that belong to the head.
+func (g *kernelBuilder) emitGradElemental(gd gradDot, h value.Value, i int) {
+	s := gd.dot.Type.Shape
+	per := int64(s[len(s)-2]) * int64(s[len(s)-1])
+	g.forLoop("grad", g.b.NewMul(h, i64c(per)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(per)), func(e value.Value) {
+		ix := atLinear(s, e)
+		at := g.linear(ix)
+		if gd.root != gd.dot {
+			perm := gd.root.Attrs.Ints("perm")
+			d := g.dims(ix)
+			od := make([]value.Value, len(perm))
+			for j, p := range perm {
+				od[j] = d[p]
+			}
+			at = g.linear(atDims(gd.root.Type.Shape, od))
+		}
+		g.storeAt(gd.root.Type.DType, g.elem(gd.dot, ix), g.outs[i], at)
+	})
+}
