@@ -74,7 +74,7 @@ def make_step(cfg):
 
 
 def main():
-    cfg, steps, _, check = peer_common.parse("jax_gpt.py S|M STEPS [--check]")
+    cfg, steps, _, check = peer_common.parse("jax_gpt.py S|M|L STEPS [--check]")
     p = {k: jnp.asarray(a) for k, a in peer_common.numpy_init(cfg).items()}
     zeros = jax.tree_util.tree_map(jnp.zeros_like, p)
     box = {"state": (p, zeros, jax.tree_util.tree_map(jnp.zeros_like, p), jnp.zeros((), jnp.float32)),

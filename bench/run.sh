@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side, in one run: xlc's train step on a backend (default cpu)
 # against PyTorch (Debian's python3-torch with OpenBLAS-OpenMP, its best of
-# eager and torch.jit.script) for GPT configs S and M. Two-thread timings
+# eager and torch.jit.script) for GPT configs S and M, and L (S's model at
+# sequence length 1024, batch 4: attention's share grows). Two-thread timings
 # vary 20-30% here, so the peers are interleaved ROUNDS times and the median
 # ratio is reported, with the fraction of this host's FMA peak (measured by
 # bench/peak at the ISA's vector width, of the step's dense FLOPs: xlc
@@ -12,7 +13,8 @@
 #
 # PEERS=all adds the best peers from PyPI (bench/peers/setup.sh installs them
 # into bench/.venv) as rows of the same rounds: PyTorch 2 eager and
-# torch.compile (bench/torch_gpt.py), JAX's jitted train step on XLA's CPU
+# torch.compile (bench/torch_gpt.py), both also with its fused attention
+# (scaled_dot_product_attention: sdpa, sdpa-compile), JAX's jitted train step on XLA's CPU
 # backend (bench/jax_gpt.py) and tinygrad's TinyJit train step on its CPU
 # device (bench/tinygrad_gpt.py); a second line per config gives each one's
 # tokens/s, fraction of peak and xlc's ratio to it, and xlc's ratio to the
@@ -26,7 +28,7 @@
 # does not take PEERS=all, and PyTorch 1.13 has no bf16 matmul held to
 # AVX2, so it does not take ISA=avx2.
 #
-#   bench/run.sh [S|M|all]      ROUNDS=10 STEPS_S=10 STEPS_M=3 BACKEND=cpu ISA=host|avx2 PEERS=|all PRECISION=f32|bf16
+#   bench/run.sh [S|M|L|all]    ROUNDS=10 STEPS_S=10 STEPS_M=3 STEPS_L=3 BACKEND=cpu ISA=host|avx2 PEERS=|all PRECISION=f32|bf16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -92,17 +94,20 @@ model="-D tie=true -D gelu_approx=tanh -D precision=$PRECISION"
 declare -A defs=(
   [S]="$model -D d=128 -D layers=4 -D heads=4 -D seq=128 -D batch=16"
   [M]="$model -D d=256 -D layers=6 -D heads=8 -D seq=256 -D batch=8"
+  [L]="$model -D d=128 -D layers=4 -D heads=4 -D seq=1024 -D batch=4"
 )
-declare -A gflop=([S]=11.7 [M]=68.5)  # per step (DESIGN.md), tokens: 2048 per step in both
-declare -A steps=([S]=${STEPS_S:-10} [M]=${STEPS_M:-3})
+# Per step (peer_common.train_flops_per_token times the tokens).
+declare -A gflop=([S]=11.7 [M]=68.5 [L]=45.9)
+declare -A tokens=([S]=2048 [M]=2048 [L]=4096)
+declare -A steps=([S]=${STEPS_S:-10} [M]=${STEPS_M:-3} [L]=${STEPS_L:-3})
 
-configs=(S M)
+configs=(S M L)
 [ "$which" != all ] && configs=("$which")
 for c in "${configs[@]}"; do
   read -ra def <<<"${defs[$c]}"
   # Build once so the timed runs hit the kernel cache.
   "$xlc" bench models/gpt.xl "${def[@]}" --backend "$BACKEND" --steps 1 --warmup 0 | sed 's/:.*//'
-  x=() x32=() e=() j=() pe=() pc=() px=() pt=()
+  x=() x32=() e=() j=() pe=() pc=() px=() pt=() ps=() psc=()
   tps() { "$xlc" bench models/gpt.xl "$@" --backend "$BACKEND" --steps "${steps[$c]}" --warmup 1 | sed -E 's/.*: ([0-9.]+) tokens\/s.*/\1/'; }
   for _ in $(seq "$ROUNDS"); do
     x+=("$(tps "${def[@]}")")
@@ -113,19 +118,20 @@ for c in "${configs[@]}"; do
     if [ "$PEERS" = all ]; then
       pe+=("$(torch2 "$c" "${steps[$c]}" eager)")
       pc+=("$(torch2 "$c" "${steps[$c]}" compile)")
+      ps+=("$(torch2 "$c" "${steps[$c]}" sdpa)")
+      psc+=("$(torch2 "$c" "${steps[$c]}" sdpa-compile)")
       px+=("$(jaxgpt "$c" "${steps[$c]}")")
       pt+=("$(tinygradgpt "$c" "${steps[$c]}")")
     fi
   done
-  /usr/bin/python3 - "$c" "${gflop[$c]}" "$BACKEND" "$peak" "${x[*]}" "${e[*]}" "${j[*]}" \
-    "${pe[*]}" "${pc[*]}" "${px[*]}" "${pt[*]}" "${x32[*]}" <<'PY'
+  /usr/bin/python3 - "$c" "${gflop[$c]}" "$BACKEND" "$peak" "${tokens[$c]}" "${x[*]}" "${e[*]}" "${j[*]}" \
+    "${pe[*]}" "${pc[*]}" "${ps[*]}" "${psc[*]}" "${px[*]}" "${pt[*]}" "${x32[*]}" <<'PY'
 import os, statistics as st, sys
-cfg, gflop, backend, peak = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-x, e, j, *peers, x32 = (st.median([float(v) for v in a.split()]) if a else None for a in sys.argv[5:])
-rounds = len(sys.argv[5].split())
-pairs = [float(a) / float(b) for a, b in zip(sys.argv[5].split(), sys.argv[-1].split())]
+cfg, gflop, backend, peak, tokens = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+x, e, j, *peers, x32 = (st.median([float(v) for v in a.split()]) if a else None for a in sys.argv[6:])
+rounds = len(sys.argv[6].split())
+pairs = [float(a) / float(b) for a, b in zip(sys.argv[6].split(), sys.argv[-1].split())]
 best = max(e, j)
-tokens = 2048
 frac = lambda t: t / tokens * gflop / peak
 print(f"config {cfg} ({os.environ['PRECISION']}): xlc {backend} {x:.0f} tok/s ({frac(x):.0%} of peak) | torch eager {e:.0f}, jit {j:.0f} ({frac(best):.0%}) "
       f"| ratio xlc/torch-best {x / best:.2f} (median of {rounds} interleaved rounds)")
@@ -133,7 +139,7 @@ if x32 is not None:
     print(f"config {cfg} xlc bf16/f32: f32 {x32:.0f} tok/s ({frac(x32):.0%} of peak), bf16 {x:.0f} | ratio {st.median(pairs):.2f} "
           f"(median of {rounds} same-round pairs: {' '.join(f'{r:.2f}' for r in pairs)})")
 if peers[0] is not None:
-    rows = dict(zip(("torch2 eager", "torch2 compile", "jax", "tinygrad"), peers))
+    rows = dict(zip(("torch2 eager", "torch2 compile", "torch2 sdpa", "torch2 sdpa-compile", "jax", "tinygrad"), peers))
     top = max({**rows, "torch eager": e, "torch jit": j}.items(), key=lambda kv: kv[1])
     print(f"config {cfg} peers: " + ", ".join(f"{n} {t:.0f} ({frac(t):.0%}, xlc/it {x / t:.2f})" for n, t in rows.items())
           + f" | ratio xlc/best-of-all {x / top[1]:.2f} (best: {top[0]})")

@@ -57,7 +57,7 @@ class GPT:
 
 
 def main():
-    cfg, steps, _, check = peer_common.parse("tinygrad_gpt.py S|M STEPS [--check]")
+    cfg, steps, _, check = peer_common.parse("tinygrad_gpt.py S|M|L STEPS [--check]")
     model = GPT(cfg)
     params = list(model.p.values())
     opt = nn.optim.AdamW(params, lr=peer_common.LR, b1=peer_common.BETAS[0], b2=peer_common.BETAS[1],

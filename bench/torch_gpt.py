@@ -6,8 +6,10 @@ the issue's benchmark configuration; xlc runs gpt.xl with -D tie=true
 trained on random byte windows; prints tokens/s of the given mode.
 
 Usage: torch_gpt.py CONFIG STEPS MODE [--check]
-  CONFIG S or M; MODE eager, jit (torch.jit.script) or compile
-  (torch.compile of the model and of the clip-and-AdamW step; PyTorch 2).
+  CONFIG S, M or L; MODE eager, jit (torch.jit.script) or compile
+  (torch.compile of the model and of the clip-and-AdamW step; PyTorch 2);
+  sdpa and sdpa-compile are eager and compile with PyTorch 2's fused
+  attention (scaled_dot_product_attention) in place of the explicit one.
   --check prints the losses of a few steps on one batch instead.
 bench/run.sh runs eager and jit with Debian's python3-torch 1.13 and
 OpenBLAS-OpenMP on LD_LIBRARY_PATH, and with PEERS=all eager and compile
@@ -46,12 +48,28 @@ class Block(nn.Module):
         return x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
 
 
+class BlockSDPA(Block):
+    """Block with PyTorch 2's fused attention (scaled_dot_product_attention,
+    causal): its flash kernel on the CPU never stores the probabilities."""
+
+    def forward(self, x, mask):
+        b, s, d = x.shape
+        h = self.ln1(x)
+        q = self.q(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
+        k = self.k(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
+        v = self.v(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, s, d)
+        x = x + self.o(y)
+        return x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
 class GPT(nn.Module):
-    def __init__(self, d, layers, heads, seq, vocab, **_):
+    def __init__(self, d, layers, heads, seq, vocab, sdpa=False, **_):
         super().__init__()
         self.wte = nn.Parameter(torch.randn(vocab, d) * 0.02)
         self.wpe = nn.Parameter(torch.randn(seq, d) * 0.02)
-        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
+        block = BlockSDPA if sdpa else Block
+        self.blocks = nn.ModuleList(block(d, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         self.register_buffer("mask", torch.tril(torch.ones(seq, seq, dtype=torch.bool)))
 
@@ -64,11 +82,15 @@ class GPT(nn.Module):
 
 
 def main():
-    cfg, steps, mode, check = peer_common.parse("torch_gpt.py S|M STEPS eager|jit|compile [--check]",
-                                                ("eager", "jit", "compile"))
+    cfg, steps, mode, check = peer_common.parse("torch_gpt.py S|M|L STEPS eager|jit|compile|sdpa|sdpa-compile [--check]",
+                                                ("eager", "jit", "compile", "sdpa", "sdpa-compile"))
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    model = GPT(**cfg)
+    sdpa = mode.startswith("sdpa")
+    if sdpa and not hasattr(F, "scaled_dot_product_attention"):
+        raise SystemExit(f"torch_gpt.py: mode {mode} needs PyTorch 2, this is {torch.__version__}")
+    mode = {"sdpa": "eager", "sdpa-compile": "compile"}.get(mode, mode)
+    model = GPT(**cfg, sdpa=sdpa)
     if mode == "jit":
         model = torch.jit.script(model)
     elif mode == "compile":
