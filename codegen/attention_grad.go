@@ -17,10 +17,13 @@ import (
 type attentionGrad struct {
 	scores, dp *ir.Value // the dots of S = Q·Kᵀ and dP = dO·Vᵀ
 	p, ds      *ir.Value
-	pBody      []*ir.Value // the scores' dot and the values computed from it alone
-	dsBody     []*ir.Value // dP's dot and the row kernel up to dS
-	rows       *rowPlan    // dS's row kernel, reading P and dP
-	grads      []gradDot   // in the order of the callee's results
+	// pHalf is P converted to the half type dV's product reads (precision
+	// bf16 or f16), or nil; dS is then the half type itself.
+	pHalf  *ir.Value
+	pBody  []*ir.Value // the scores' dot and the values computed from it alone
+	dsBody []*ir.Value // dP's dot and the row kernel up to dS
+	rows   *rowPlan    // dS's row kernel, reading P and dP
+	grads  []gradDot   // in the order of the callee's results
 }
 
 // gradDot is one of attention's gradient products.
@@ -53,16 +56,19 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 	if len(dots) != 5 || len(c.Results) != 3 || slices.ContainsFunc(a.grads, func(g gradDot) bool { return g.dot == nil }) {
 		fail("an attention_grad fusion needs five dots, three of them its results")
 	}
-	// dS is the first operand of two gradients (dK, dQ), P of one (dV).
+	// dS is the first operand of two gradients (dK, dQ), P of one (dV),
+	// maybe through a conversion.
 	reads := map[*ir.Value]int{}
 	for _, g := range a.grads {
 		reads[g.dot.Args[0]]++
 	}
 	for v, n := range reads {
-		switch n {
-		case 1:
+		switch {
+		case n == 1 && v.Op == ir.OpConvert:
+			a.p, a.pHalf = v.Args[0], v
+		case n == 1:
 			a.p = v
-		case 2:
+		case n == 2:
 			a.ds = v
 		}
 	}
@@ -97,7 +103,7 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 	}
 	for _, v := range c.Body {
 		switch d := dep[v]; {
-		case isGrad[v]:
+		case isGrad[v] || v == a.pHalf:
 		case d[a.dp]:
 			a.dsBody = append(a.dsBody, v)
 		case d[a.scores]:
@@ -123,12 +129,33 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	heads := int64(sh[:r-2].NumElements())
 	sq, sk := int64(sh[r-2]), int64(sh[r-1])
 	head := sq * sk
+	// Buffers: P and dP (f32), then, when they are half, dS and P's
+	// conversion; an f32 dS is written over dP.
 	lower := g.mod.t.lower()
-	raw := lower.alloc(g.b, g.mod.declare, i64c(2*head*4), 64)
+	bytes := 2 * head * 4
+	halfDS := a.ds.Type.DType != ir.F32
+	if halfDS {
+		bytes += head * int64(a.ds.Type.DType.Size())
+	}
+	if a.pHalf != nil {
+		bytes += head * int64(a.pHalf.Type.DType.Size())
+	}
+	raw := lower.alloc(g.b, g.mod.declare, i64c(bytes), 64)
 	g.checkAlloc(raw)
 	f32p := types.NewPointer(types.Float)
 	p0 := g.b.NewBitCast(raw, f32p)
-	ds0 := g.b.NewGetElementPtr(types.Float, p0, i64c(head))
+	dp0 := g.b.NewGetElementPtr(types.Float, p0, i64c(head))
+	next := value.Value(g.b.NewGetElementPtr(types.Float, p0, i64c(2*head)))
+	ds0 := value.Value(dp0)
+	if halfDS {
+		t := storageType(a.ds.Type.DType)
+		ds0 = g.b.NewBitCast(next, types.NewPointer(t))
+		next = g.b.NewGetElementPtr(t, ds0, i64c(head))
+	}
+	var ph0 value.Value
+	if a.pHalf != nil {
+		ph0 = g.b.NewBitCast(next, types.NewPointer(storageType(a.pHalf.Type.DType)))
+	}
 	for _, v := range []*ir.Value{a.p, a.ds} {
 		if f, ok := fillTriangle(v); ok {
 			if g.fills == nil {
@@ -141,7 +168,18 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	lo, hi := g.lo, g.hi
 	g.forLoop("head", lo, hi, func(h value.Value) {
 		off := g.b.NewMul(h, i64c(head))
-		pp, dsp := g.shifted(types.Float, p0, off), g.shifted(types.Float, ds0, off)
+		pp, dpp := g.shifted(types.Float, p0, off), g.shifted(types.Float, dp0, off)
+		dsp := g.shifted(storageType(a.ds.Type.DType), ds0, off)
+		// convert writes the head's half copy of P for dV's product.
+		convert := func() {
+			if a.pHalf == nil {
+				return
+			}
+			php := g.shifted(storageType(a.pHalf.Type.DType), ph0, off)
+			g.lo, g.hi = g.b.NewMul(h, i64c(head)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(head))
+			g.withResults([]*ir.Value{a.pHalf}, []value.Value{php}, func() { g.emitElemental(a.pHalf) })
+			g.ptrs[a.pHalf] = php
+		}
 		rows := func(per int64) (value.Value, value.Value) { // the head's rows
 			return g.b.NewMul(h, i64c(per)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(per))
 		}
@@ -153,8 +191,11 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.withResults([]*ir.Value{a.p}, []value.Value{pp}, func() { g.emitFastDotRows(fast[0], nil, 0) })
 			g.ptrs[a.p] = pp
 			g.lo, g.hi = units(fast[1])
+			g.product = dpp
 			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.emitFastDotRows(fast[1], a.rows, len(a.dsBody)) })
+			g.product = nil
 			g.ptrs[a.ds] = dsp
+			convert()
 			for i, gd := range a.grads {
 				fd := fast[2+i]
 				g.lo, g.hi = units(fd)
@@ -167,12 +208,14 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.lo, g.hi = rows(sq)
 			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.emitRows(a.rows, a.ds, len(a.dsBody)) })
 			g.ptrs[a.ds] = dsp
+			convert()
 			for i, gd := range a.grads {
 				g.emitGradElemental(gd, h, i)
 			}
 		}
-		delete(g.ptrs, a.p)
-		delete(g.ptrs, a.ds)
+		for _, v := range []*ir.Value{a.p, a.ds, a.pHalf, a.dp, a.scores} {
+			delete(g.ptrs, v)
+		}
 	})
 	g.lo, g.hi = lo, hi
 	lower.release(g.b, g.mod.declare, raw)
@@ -201,9 +244,18 @@ func (g *kernelBuilder) planGradDots(a *attentionGrad) []*fastDot {
 		dotBands(&x.fd.spec, x.fd.dot, g.fills, x.body, []*ir.Value{x.res})
 	}
 	out := []*fastDot{fp, fds}
-	g.ptrs[a.p], g.ptrs[a.ds] = g.out, g.out // read from memory, as they will be
-	defer delete(g.ptrs, a.p)
-	defer delete(g.ptrs, a.ds)
+	read := []*ir.Value{a.p, a.ds}
+	if a.pHalf != nil {
+		read = append(read, a.pHalf)
+	}
+	for _, v := range read {
+		g.ptrs[v] = g.out // read from memory, as they will be
+	}
+	defer func() {
+		for _, v := range read {
+			delete(g.ptrs, v)
+		}
+	}()
 	for _, gd := range a.grads {
 		body := []*ir.Value{gd.dot}
 		if gd.root != gd.dot {

@@ -198,7 +198,11 @@ func (g *kernelBuilder) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) 
 		g.mod.m.Funcs = slices.DeleteFunc(g.mod.m.Funcs, func(f *llir.Func) bool { return f.Name() == name })
 		body = funcIn(g.mod.m, name+".body")
 	}
-	ptrs := []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], g.out}
+	prod := g.out
+	if g.product != nil {
+		prod = g.product
+	}
+	ptrs := []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], prod}
 	var adds []value.Value // before C: the bias, the residuals
 	if fd.bias != nil {
 		adds = append(adds, g.ptrs[fd.bias])
@@ -229,7 +233,7 @@ func (g *kernelBuilder) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) 
 		return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M))), g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M))))
 	}
 	lo, hi := g.lo, g.hi
-	g.ptrs[fd.dot] = g.out
+	g.ptrs[fd.dot] = prod
 	if rows != nil {
 		g.lo, g.hi = row(lo), row(hi)
 		_, rcost := g.emitRows(rows, fd.root, instrs)

@@ -158,6 +158,9 @@ type kernelBuilder struct {
 	rowPos        value.Value
 	// split divides a row kernel's loops at a triangle's edge (rowsplit.go).
 	split *rowSplit
+	// product, when set, is where emitFastDotRows writes the product for
+	// its epilogue to read, instead of the result (attention_grad.go).
+	product value.Value
 
 	// A GPU kernel's frame, its threads per block (0: gpuBlock) when the
 	// emitter chose them, whether its threads synchronize (coop) and its

@@ -69,7 +69,8 @@ func TestFusedAttention(t *testing.T) {
 		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
 		{seq: 72, dh: 32, heads: 4, padding: true, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
 		{seq: 50, dh: 128, heads: 1, causal: true, padding: true, precision: "f32", lowering: codegen.LowerAttention},
-		{seq: 96, dh: 32, heads: 2, causal: true, precision: "bf16", lowering: codegen.LowerAttention},
+		{seq: 96, dh: 32, heads: 2, causal: true, precision: "bf16", lowering: codegen.LowerAttention, backward: 1},
+		{seq: 24, dh: 16, heads: 2, causal: true, precision: "f16", lowering: codegen.LowerAttention, backward: 1},
 		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", dropout: 0.1},
 	}
 	for _, c := range cases {

@@ -105,20 +105,16 @@ func (fu *fuser) mergeAttention(k *kernel, p *ir.Value) string {
 	if !fu.take() {
 		return "out of fuel"
 	}
-	for _, part := range parts {
-		for m := range part.members {
-			k.members[m] = true
-			if fu.kernel[m.ID] == part {
-				fu.kernel[m.ID] = k
-			}
-		}
-	}
-	k.outputs, k.rows, k.attention = rows.outputs, rows.rows, true
-	for _, m := range maxima {
-		fu.kernel[m.ID] = k
+	outputs, shape := rows.outputs, rows.rows
+	for _, m := range maxima { // computed by rows from now on, not copied
+		fu.kernel[m.ID] = rows
 		fu.copies[m.ID] = slices.DeleteFunc(fu.copies[m.ID], func(c *kernel) bool { return c == rows })
-		k.outputs = append(k.outputs, m)
+		outputs = append(outputs, m)
 	}
+	for _, part := range parts {
+		fu.absorb(k, part)
+	}
+	k.outputs, k.rows, k.attention = outputs, shape, true
 	fu.logf("fuse the scores and softmax of %s into %s: attention in one kernel, the probabilities never stored", logName(p), logName(k.root))
 	return ""
 }

@@ -9,18 +9,19 @@ import (
 
 // attentionGrad merges attention's backward into one kernel (with
 // Options.Attention, after remat): the kernel recomputing the
-// probabilities P from Q, K and the row statistics, the kernel of dS (the
-// product dO·Vᵀ and the softmax's backward over its rows, reading P), and
-// the three products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when those
-// are the only readers of P and dS. The backend walks a head's strips of
-// query rows, accumulating dV and dK, and never stores P or dS
-// (FlashAttention-2's backward). The merged kernel computes the three
-// gradients; the last of them in the function is its root, the others its
-// outputs.
+// probabilities P from Q, K and the row statistics, the kernels of dS (the
+// product dP = dO·Vᵀ and the softmax's backward over its rows, reading P;
+// one kernel, or two when dS is converted to a half type), and the three
+// products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when those are the only
+// readers of P (through one conversion to the half type with precision
+// bf16 or f16) and dS. The backend computes P and dS a head at a time
+// into buffers of its own and never stores them. The merged kernel
+// computes the three gradients; the last of them in the function is its
+// root, the others its outputs.
 func (fu *fuser) attentionGrad() {
 	for _, v := range fu.f.Body {
 		k := fu.kernel[v.ID]
-		if k == nil || k.root != v || k.dot == nil || k.rows == nil || k.attention {
+		if k == nil || k.root != v || k.rows == nil || k.attention || k.attentionGrad {
 			continue
 		}
 		if why := fu.mergeAttentionGrad(k); why != "" {
@@ -30,45 +31,70 @@ func (fu *fuser) attentionGrad() {
 }
 
 // mergeAttentionGrad merges the kernels of attention's backward around
-// ds, the dot kernel with a row epilogue computing dS, or says why not
-// ("" also when ds is not one).
+// ds, the row kernel computing dS, or says why not ("" also when ds is not
+// one).
 func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
-	d := ds.dot
-	r := d.Type.Rank()
-	// P: the root of a dot kernel without rows that ds reads, of the
-	// product's shape.
-	var probs *kernel
+	sh := ds.rows.shape
+	r := len(sh)
+	if r < 3 || !slices.Equal(ds.rows.axes, []int{r - 1}) || !ds.root.Type.Shape.Equal(sh) {
+		return ""
+	}
+	// The products ds reads: P (computing exp, read by dV as well) and,
+	// unless ds has it, dP (read by ds alone).
+	var probs, dp *kernel
 	for m := range ds.members {
 		for _, a := range m.Args {
-			if o := fu.kernelOf(a); o != nil && o != ds && o.dot != nil && o.rows == nil && o.root == a && !ds.members[a] && a.Type.Equal(d.Type) {
-				if probs != nil && probs != o {
-					return ""
-				}
-				probs = o
+			o := fu.kernelOf(a)
+			if o == nil || o == ds || o.dot == nil || o.rows != nil || o.root != a || ds.members[a] || !a.Type.Shape.Equal(sh) || a.Type.DType != ir.F32 {
+				continue
 			}
+			x := &dp
+			if hasMember(o, ir.OpExp) {
+				x = &probs
+			}
+			if *x != nil && *x != o {
+				return ""
+			}
+			*x = o
 		}
 	}
-	if probs == nil || r < 3 || !hasMember(probs, ir.OpExp) {
+	if probs == nil || (dp == nil) == (ds.dot == nil) {
 		return "" // not attention's backward
 	}
+	parts := []*kernel{probs, ds}
+	if dp != nil {
+		if len(dp.outputs) > 0 || !fu.allUsersIn(ds, dp.root) {
+			return "dO·Vᵀ has readers other than dS's kernel"
+		}
+		parts = append(parts, dp)
+	}
 	p, dsv := probs.root, ds.root
-	if len(probs.outputs) > 0 || len(ds.outputs) > 0 || fu.result[p.ID] || fu.result[dsv.ID] || !dsv.Type.Equal(d.Type) {
+	if len(probs.outputs) > 0 || len(ds.outputs) > 0 || fu.result[p.ID] || fu.result[dsv.ID] {
 		return "P's or dS's kernel has other results"
 	}
-	// The three products: dV reads P, dK and dQ read dS, each as its first
-	// operand, contracting the query axis (r-2) or, for dQ, the key axis.
+	// The three products: dV reads P (maybe converted), dK and dQ read dS,
+	// each as its first operand, contracting the query axis (r-2) or, for
+	// dQ, the key axis.
 	grads := map[string]*kernel{}
 	for _, x := range []struct {
 		v    *ir.Value
 		axis map[int]string
 	}{{p, map[int]string{r - 2: "dV"}}, {dsv, map[int]string{r - 2: "dK", r - 1: "dQ"}}} {
-		for _, u := range fu.users[x.v.ID] {
-			if ds.members[u] {
-				continue
+		src := x.v
+		readers := slices.DeleteFunc(slices.Clone(fu.users[src.ID]), func(u *ir.Value) bool { return ds.members[u] })
+		if len(readers) == 1 && readers[0].Op == ir.OpConvert {
+			c := fu.kernelOf(readers[0])
+			if c == nil || c.root != readers[0] || c.dot != nil || c.reduces || len(c.outputs) > 0 || len(c.members) != 1 {
+				return fmt.Sprintf("%s converts %s in a kernel of its own", logName(readers[0]), logName(src))
 			}
+			parts = append(parts, c)
+			src = readers[0]
+			readers = fu.users[src.ID]
+		}
+		for _, u := range readers {
 			g := fu.kernelOf(u)
-			if g == nil || g.dot != u || u.Args[0] != x.v || slices.Contains(u.Args[1:], x.v) || len(g.outputs) > 0 || g.attention {
-				return fmt.Sprintf("%s reads %s otherwise than as a gradient's product", logName(u), logName(x.v))
+			if g == nil || g.dot != u || u.Args[0] != src || slices.Contains(u.Args[1:], src) || len(g.outputs) > 0 || g.attention {
+				return fmt.Sprintf("%s reads %s otherwise than as a gradient's product", logName(u), logName(src))
 			}
 			lb, _, lc, _ := ir.DotDims(u.Attrs)
 			name := ""
@@ -79,7 +105,7 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 				return fmt.Sprintf("%s is not one of dV, dK and dQ", logName(u))
 			}
 			if g.root != u && (g.root.Op != ir.OpTranspose || len(g.members) != 2) {
-				return fmt.Sprintf("%s has an epilogue (the strips accumulate it)", logName(u))
+				return fmt.Sprintf("%s has an epilogue", logName(u))
 			}
 			grads[name] = g
 		}
@@ -89,17 +115,21 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 	}
 	// The merged kernel sits at the last gradient's place: everything it
 	// reads must be there before P's kernel.
-	parts := []*kernel{probs, ds, grads["dV"], grads["dK"], grads["dQ"]}
 	last := grads["dV"]
-	for _, g := range parts[3:] {
+	for _, g := range []*kernel{grads["dK"], grads["dQ"]} {
 		if g.root.ID > last.root.ID {
 			last = g
 		}
 	}
+	parts = append(parts, grads["dV"], grads["dK"], grads["dQ"])
+	first := min(probs.root.ID, ds.root.ID)
+	if dp != nil {
+		first = min(first, dp.root.ID)
+	}
 	for _, part := range parts {
 		for m := range part.members {
 			for _, a := range m.Args {
-				if !a.IsParam() && !isMember(parts, a) && a.ID > probs.root.ID {
+				if !a.IsParam() && !isMember(parts, a) && a.ID > first {
 					return fmt.Sprintf("%s, which the backward reads, comes after P's kernel", logName(a))
 				}
 			}
@@ -120,7 +150,7 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 		}
 	}
 	last.dot, last.rows, last.attentionGrad, last.outputs = nil, nil, true, outputs
-	fu.logf("fuse attention's backward into %s: P and dS recomputed per strip of queries, never stored", logName(last.root))
+	fu.logf("fuse attention's backward into %s: P and dS computed a head at a time, never stored", logName(last.root))
 	return ""
 }
 
