@@ -41,26 +41,21 @@ class Block(nn.Module):
         q = self.q(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
         k = self.k(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
         v = self.v(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // self.heads))
-        att = att.masked_fill(~mask, -1e9).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(b, s, d)
+        y = self.attend(q, k, v, mask).transpose(1, 2).reshape(b, s, d)
         x = x + self.o(y)
         return x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+    def attend(self, q, k, v, mask):
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+        return att.masked_fill(~mask, -1e9).softmax(-1) @ v
 
 
 class BlockSDPA(Block):
     """Block with PyTorch 2's fused attention (scaled_dot_product_attention,
     causal): its flash kernel on the CPU never stores the probabilities."""
 
-    def forward(self, x, mask):
-        b, s, d = x.shape
-        h = self.ln1(x)
-        q = self.q(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
-        k = self.k(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
-        v = self.v(h).view(b, s, self.heads, d // self.heads).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, s, d)
-        x = x + self.o(y)
-        return x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+    def attend(self, q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
 class GPT(nn.Module):
@@ -86,7 +81,7 @@ def main():
                                                 ("eager", "jit", "compile", "sdpa", "sdpa-compile"))
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    sdpa = mode.startswith("sdpa")
+    label, sdpa = mode, mode.startswith("sdpa")
     if sdpa and not hasattr(F, "scaled_dot_product_attention"):
         raise SystemExit(f"torch_gpt.py: mode {mode} needs PyTorch 2, this is {torch.__version__}")
     mode = {"sdpa": "eager", "sdpa-compile": "compile"}.get(mode, mode)
@@ -128,7 +123,7 @@ def main():
         return loss.detach()
 
     if check:
-        peer_common.check(step, batch, lambda: None, float, cfg, f"torch {torch.__version__} {mode}")
+        peer_common.check(step, batch, lambda: None, float, cfg, f"torch {torch.__version__} {label}")
     peer_common.bench(step, batch, lambda: None, cfg, steps)
 
 
