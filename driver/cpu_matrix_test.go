@@ -122,6 +122,9 @@ var matrixCases = []matrixCase{
 	// Causal attention's products on the fast dot with bands (skipping
 	// the masked half): scores, P·V and the four backward products.
 	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "2")},
+	// remat = "activations": the GELU's 1 MiB output is recomputed for
+	// the backward.
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "remat", "activations")},
 	// Sequences longer than a GPU dot tile (64): the GPU kernels' causal
 	// tile skipping, strips of several tiles, bf16 on tensor cores.
 	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1")},

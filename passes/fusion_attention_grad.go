@@ -8,16 +8,14 @@ import (
 )
 
 // attentionGrad merges attention's backward into one kernel (with
-// Options.Attention, after remat): the kernel recomputing the
-// probabilities P from Q, K and the row statistics, the kernels of dS (the
-// product dP = dO·Vᵀ and the softmax's backward over its rows, reading P;
-// one kernel, or two when dS is converted to a half type), and the three
-// products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when those are the only
-// readers of P (through one conversion to the half type with precision
-// bf16 or f16) and dS. The backend computes P and dS a head at a time
-// into buffers of its own and never stores them. The merged kernel
-// computes the three gradients; the last of them in the function is its
-// root, the others its outputs.
+// Options.Attention, after remat): the kernel recomputing P from Q, K and
+// the row statistics, the kernels of dS (dP = dO·Vᵀ and the softmax's
+// backward over its rows; one kernel, or two when dS is converted to a
+// half type), and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when
+// those alone read P (maybe through one conversion) and dS. The backend
+// computes P and dS a head at a time into buffers of its own and never
+// stores them. The last of the three gradients in the function is the
+// merged kernel's root, the others its outputs.
 func (fu *fuser) attentionGrad() {
 	for _, v := range fu.f.Body {
 		k := fu.kernel[v.ID]

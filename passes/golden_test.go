@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/p
 // want.ir, or the error with want.err. It also checks that the golden is a
 // fixed point: the pass reports no change on want.ir and prints it back.
 // The archive comment may hold options ("fuel: N", "precision: f16",
-// "attention: on"); a
+// "attention: on", "remat: activations"); a
 // fusion or precision archive's decisions section is the pass's decision
 // log.
 func TestGolden(t *testing.T) {
@@ -44,7 +44,8 @@ func TestGolden(t *testing.T) {
 
 // goldenOptions reads the pass options from an archive's comment: a line
 // "fuel: N" sets FusionFuel (default unlimited), "precision: T" Precision
-// (default bf16), "attention: on" Attention.
+// (default bf16), "attention: on" Attention, "remat: activations"
+// RematActivations.
 func goldenOptions(comment string) (Options, error) {
 	opt := Options{FusionFuel: UnlimitedFuel, Precision: ir.BF16}
 	for _, line := range strings.Split(comment, "\n") {
@@ -55,8 +56,11 @@ func goldenOptions(comment string) (Options, error) {
 			}
 			opt.Precision = d
 		}
-		if strings.TrimSpace(line) == "attention: on" {
+		switch strings.TrimSpace(line) {
+		case "attention: on":
 			opt.Attention = true
+		case "remat: activations":
+			opt.RematActivations = true
 		}
 		if v, ok := strings.CutPrefix(line, "fuel:"); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -42,8 +42,8 @@ var pipeline = [...]pass{
 	{name: "dce", fn: plain(dce), doc: "drop instructions that no result depends on"},
 	{name: "softmax-grad", fn: plain(softmaxGrad),
 		doc: "the backward of a softmax reads its output p and its sum s (p·s for exp's output), not its input"},
-	{name: "remat", fn: plain(remat), on: func(opt Options) bool { return opt.Attention },
-		doc: "attention's probabilities, read by P·V and again later, are recomputed for the later reads (with Options.Attention)"},
+	{name: "remat", fn: remat, on: func(opt Options) bool { return opt.Attention || opt.RematActivations },
+		doc: "attention's probabilities, read by P·V and again later, are recomputed for the later reads (with Options.Attention), and large activations too (Options.RematActivations)"},
 	// layout runs where fusion does: the layouts it leaves are those the
 	// compiled kernels read in place; the interpreter reads any.
 	{name: "layout", fn: plain(layout), on: func(opt Options) bool { return opt.Fuse },
@@ -125,6 +125,9 @@ type Options struct {
 	// with Fuse for a target whose codegen lowers such kernels
 	// (codegen.Target.FusedAttention).
 	Attention bool
+	// RematActivations makes remat recompute large activations for the
+	// backward too (the train setting remat = "activations").
+	RematActivations bool
 
 	// Precision, bf16 or f16, runs the precision pass (mixed precision);
 	// f32 or the zero value leaves every type as it is.

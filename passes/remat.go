@@ -7,16 +7,17 @@ import (
 )
 
 // remat recomputes attention's probabilities for the backward instead of
-// keeping them. For p = exp(y) / broadcast(sum), or p masked as
-// select(m, p, 0), computed elementwise from one dot's product with row
-// statistics broadcast back, whose first reader is a dot (P·V): each later
-// reader of a value on the chain from the dot to p (p, the unmasked
-// softmax, the scores) reads its copy, placed before the first of them and
-// reusing the forward's row max and sum. The fusion pass then makes the
-// forward one attention kernel that never stores p (FlashAttention), and p
-// lives only inside each layer's backward. The copy repeats the same
-// operations on the same values: bit-identical.
-func remat(f *ir.Func) (bool, error) {
+// keeping them (Options.Attention). For p = exp(y) / broadcast(sum), or p
+// masked as select(m, p, 0), computed elementwise from one dot's product
+// with row statistics broadcast back, whose first reader is a dot (P·V):
+// each later reader of a value on the chain from the dot to p (p, the
+// unmasked softmax, the scores) reads its copy, placed before the first of
+// them and reusing the forward's row max and sum. The fusion pass then
+// makes the forward one attention kernel that never stores p. With
+// Options.RematActivations large activations are recomputed as well
+// (activationChain). The copies repeat the same operations on the same
+// values: bit-identical.
+func remat(f *ir.Func, opt Options) (bool, error) {
 	f.Renumber()
 	users := map[*ir.Value][]*ir.Value{}
 	for _, v := range f.Body {
@@ -35,8 +36,13 @@ func remat(f *ir.Func) (bool, error) {
 		if result[p] {
 			continue
 		}
-		chain, after, ok := probabilitiesChain(p, users)
-		if !ok {
+		var chain []*ir.Value
+		var after int
+		ok := false
+		if opt.Attention {
+			chain, after, ok = probabilitiesChain(p, users)
+		}
+		if !ok && opt.RematActivations {
 			chain, after, ok = activationChain(p, users, result)
 		}
 		if !ok {

@@ -77,6 +77,11 @@ type Config struct {
 	// operands in (passes' precision pass; sums, parameters and the rest
 	// stay f32). f16 needs loss scaling: with loss_scale none it is dynamic.
 	Precision string
+	// Remat is attention (the default: the backward recomputes attention's
+	// probabilities where a backend fuses attention) or activations (it
+	// also recomputes large activations, a GELU's or a norm's output, from
+	// what it keeps anyway: less memory for a few percent of speed).
+	Remat string
 	// NaNPatience stops a run whose loss has not been finite for that many
 	// steps in a row (a step dynamic loss scaling skipped with the scale
 	// above 1 does not count); 0 never stops. The trainer applies it.
@@ -88,13 +93,13 @@ type Config struct {
 // with no warmup over 1000 steps, min_lr_ratio 0.1, combiner sum, 20
 // Frank–Wolfe iterations, no penalties, no loss scaling (scale_init 2^15 and
 // scale_interval 2000 apply once loss_scale is set), nan_patience 20,
-// precision f32.
+// precision f32, remat attention.
 func DefaultConfig() Config {
 	return Config{
 		Optimizer: "adamw", LR: 3e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		Clip: 1.0, Schedule: "constant", Steps: 1000, MinLRRatio: 0.1,
 		Combiner: "sum", FWIters: 20, LossScale: "none", ScaleInit: 32768, ScaleInterval: 2000,
-		NaNPatience: 20, Precision: "f32",
+		NaNPatience: 20, Precision: "f32", Remat: "attention",
 	}
 }
 
@@ -252,6 +257,8 @@ func (c *Config) Set(key string, v any) error {
 		return integer(&c.NaNPatience, 0)
 	case "precision":
 		return str(&c.Precision, "f32", "bf16", "f16")
+	case "remat":
+		return str(&c.Remat, "attention", "activations")
 	}
 	if h := suggest.Hint(key, ConfigKeys()); h != "" {
 		return fmt.Errorf("unknown train setting %s%s", key, h)
@@ -264,7 +271,7 @@ func ConfigKeys() []string {
 	keys := []string{"optimizer", "lr", "weight_decay", "decay_all", "beta1", "beta2", "eps", "momentum",
 		"nesterov", "clip", "schedule", "warmup", "steps", "min_lr_ratio", "eg_gamma", "eg_nonneg", "losses",
 		"combiner", "weights", "combine_on", "fw_iters", "input_penalty", "input_penalty_on", "param_penalty", "loss_scale",
-		"scale_init", "scale_interval", "nan_patience", "precision"}
+		"scale_init", "scale_interval", "nan_patience", "precision", "remat"}
 	sort.Strings(keys)
 	return keys
 }

@@ -117,7 +117,10 @@ input_penalty_on (a tap name), param_penalty, loss_scale (none: static,
 dynamic), scale_init (32768), scale_interval (2000), nan_patience (20: stop
 after that many steps in a row without a finite loss; 0 never stops),
 precision (f32: bf16, f16 — matmuls read their operands in half precision
-and sum in f32; f16 implies loss_scale dynamic).
+and sum in f32; f16 implies loss_scale dynamic), remat (attention: the
+backward recomputes attention's probabilities on the cpu backend;
+activations: large activations too, for less memory and a few percent of
+speed).
 `
 
 // usage is the text of xlc help: every command's entry.
