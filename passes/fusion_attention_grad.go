@@ -80,6 +80,11 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 	}{{p, map[int]string{r - 2: "dV"}}, {dsv, map[int]string{r - 2: "dK", r - 1: "dQ"}}} {
 		src := x.v
 		readers := slices.DeleteFunc(slices.Clone(fu.users[src.ID]), func(u *ir.Value) bool { return ds.members[u] })
+		for _, u := range fu.users[src.ID] {
+			if ds.members[u] && !fu.onlyIn(u, ds, 4) {
+				return fmt.Sprintf("%s, which reads %s, is computed outside dS's kernel too", logName(u), logName(src))
+			}
+		}
 		if len(readers) == 1 && readers[0].Op == ir.OpConvert {
 			c := fu.kernelOf(readers[0])
 			if c == nil || c.root != readers[0] || c.dot != nil || c.reduces || len(c.outputs) > 0 || len(c.members) != 1 {
@@ -150,6 +155,24 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 	last.dot, last.rows, last.attentionGrad, last.outputs = nil, nil, true, outputs
 	fu.logf("fuse attention's backward into %s: P and dS computed a head at a time, never stored", logName(last.root))
 	return ""
+}
+
+// onlyIn reports whether member u of k is computed in k alone: k's own,
+// or a cheap value copied into k alone whose users are too (up to depth
+// copies deep).
+func (fu *fuser) onlyIn(u *ir.Value, k *kernel, depth int) bool {
+	if fu.kernel[u.ID] == k {
+		return true
+	}
+	if depth == 0 || fu.needed[u.ID] || fu.result[u.ID] || slices.ContainsFunc(fu.copies[u.ID], func(c *kernel) bool { return c != k }) {
+		return false
+	}
+	for _, w := range fu.users[u.ID] {
+		if !k.members[w] || !fu.onlyIn(w, k, depth-1) {
+			return false
+		}
+	}
+	return true
 }
 
 // hasMember reports whether k has a member with op.

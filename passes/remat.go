@@ -52,42 +52,29 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 		for _, w := range chain {
 			inChain[w] = true
 		}
-		// The later readers of the chain's values: outside it, after after.
-		var first *ir.Value
-		late := map[*ir.Value]bool{}
+		// The later readers of the chain's values: outside it, after after,
+		// in groups split at gaps of rematGap instructions (one backward
+		// each: a second task's, a penalty's). Each group reads a copy of
+		// its own, placed before its first reader.
+		var late []*ir.Value
+		seen := map[*ir.Value]bool{}
 		for _, w := range chain {
 			for _, u := range users[w] {
-				if !inChain[u] && u.ID > after {
-					late[u] = true
-					if first == nil || u.ID < first.ID {
-						first = u
-					}
+				if !inChain[u] && u.ID > after && !seen[u] {
+					seen[u] = true
+					late = append(late, u)
 				}
 			}
 		}
-		if first == nil {
-			continue
-		}
-		copyOf := map[*ir.Value]*ir.Value{}
-		var copies []*ir.Value
-		for _, w := range chain {
-			c := &ir.Value{Op: w.Op, Args: slices.Clone(w.Args), Type: cloneType(w.Type), Attrs: w.Attrs}
-			for i, a := range c.Args {
-				if ca, ok := copyOf[a]; ok {
-					c.Args[i] = ca
-				}
+		slices.SortFunc(late, func(a, b *ir.Value) int { return a.ID - b.ID })
+		for len(late) > 0 {
+			n := 1
+			for n < len(late) && late[n].ID-late[n-1].ID < rematGap {
+				n++
 			}
-			copyOf[w] = c
-			copies = append(copies, c)
+			before[late[0]] = append(before[late[0]], copyChain(chain, late[:n])...)
+			late = late[n:]
 		}
-		for u := range late {
-			for i, a := range u.Args {
-				if c, ok := copyOf[a]; ok {
-					u.Args[i] = c
-				}
-			}
-		}
-		before[first] = append(before[first], copies...)
 	}
 	if len(before) == 0 {
 		return false, nil
@@ -100,6 +87,31 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 	f.Body = body
 	f.Renumber()
 	return true, nil
+}
+
+// copyChain returns a copy of chain (in order) and makes readers read
+// it instead of the original.
+func copyChain(chain, readers []*ir.Value) []*ir.Value {
+	copyOf := map[*ir.Value]*ir.Value{}
+	var copies []*ir.Value
+	for _, w := range chain {
+		c := &ir.Value{Op: w.Op, Args: slices.Clone(w.Args), Type: cloneType(w.Type), Attrs: w.Attrs}
+		for i, a := range c.Args {
+			if ca, ok := copyOf[a]; ok {
+				c.Args[i] = ca
+			}
+		}
+		copyOf[w] = c
+		copies = append(copies, c)
+	}
+	for _, u := range readers {
+		for i, a := range u.Args {
+			if c, ok := copyOf[a]; ok {
+				u.Args[i] = c
+			}
+		}
+	}
+	return copies
 }
 
 // probabilitiesChain is remat's rule for attention: p is a softmax's
