@@ -10,13 +10,12 @@ import (
 // keeping them (Options.Attention). For p = exp(y) / broadcast(sum), or p
 // masked as select(m, p, 0), computed elementwise from one dot's product
 // with row statistics broadcast back, whose first reader is a dot (P·V):
-// each later reader of a value on the chain from the dot to p (p, the
-// unmasked softmax, the scores) reads its copy, placed before the first of
-// them and reusing the forward's row max and sum. The fusion pass then
-// makes the forward one attention kernel that never stores p. With
-// Options.RematActivations large activations are recomputed as well
-// (activationChain). The copies repeat the same operations on the same
-// values: bit-identical.
+// the later readers of the chain from the dot to p, in groups (one per
+// backward), each read a copy placed before the group's first reader,
+// reusing the forward's row max and sum. The fusion pass then makes the
+// forward one attention kernel that never stores p. With
+// Options.RematActivations large activations are recomputed as well. The
+// copies repeat the same operations on the same values: bit-identical.
 func remat(f *ir.Func, opt Options) (bool, error) {
 	f.Renumber()
 	users := map[*ir.Value][]*ir.Value{}
@@ -32,6 +31,7 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 		result[r] = true
 	}
 	before := map[*ir.Value][]*ir.Value{} // first late reader → the copies to put before it
+	dead := map[*ir.Value]bool{}          // late readers recomputed in each group's copy
 	for _, p := range f.Body {
 		if result[p] {
 			continue
@@ -52,6 +52,21 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 		for _, w := range chain {
 			inChain[w] = true
 		}
+		// A late elementwise reader of p's shape computed from the chain
+		// and forward values alone (softmax-grad's p·s) is recomputed with
+		// it: when the backward of two tasks shares it, each group below
+		// gets its own instead of reading the other's copy.
+		for grew := true; grew; {
+			grew = false
+			for _, w := range chain {
+				for _, u := range users[w] {
+					if !inChain[u] && !dead[u] && u.ID > after && !result[u] && rematElementwise(u) && u.Type.Shape.Equal(p.Type.Shape) &&
+						!slices.ContainsFunc(u.Args, func(a *ir.Value) bool { return !inChain[a] && !a.IsParam() && a.ID > after }) {
+						chain, inChain[u], dead[u], grew = append(chain, u), true, true, true
+					}
+				}
+			}
+		}
 		// The later readers of the chain's values: outside it, after after,
 		// in groups split at gaps of rematGap instructions (one backward
 		// each: a second task's, a penalty's). Each group reads a copy of
@@ -67,6 +82,7 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 			}
 		}
 		slices.SortFunc(late, func(a, b *ir.Value) int { return a.ID - b.ID })
+		slices.SortFunc(chain, func(a, b *ir.Value) int { return a.ID - b.ID })
 		for len(late) > 0 {
 			n := 1
 			for n < len(late) && late[n].ID-late[n-1].ID < rematGap {
@@ -82,7 +98,9 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 	body := make([]*ir.Value, 0, len(f.Body))
 	for _, v := range f.Body {
 		body = append(body, before[v]...)
-		body = append(body, v)
+		if !dead[v] {
+			body = append(body, v)
+		}
 	}
 	f.Body = body
 	f.Renumber()
