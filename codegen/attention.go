@@ -205,18 +205,7 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 		g.ptrs[a.p] = probs
 		g.forLoop("pv", i64c(0), i64c(dh), func(j value.Value) {
 			ix := atLinear(pv, g.b.NewAdd(g.b.NewMul(r, i64c(dh)), j))
-			if a.root.Op == ir.OpTranspose && a.root.Args[0] == a.pv {
-				perm := a.root.Attrs.Ints("perm")
-				d := g.dims(ix)
-				od := make([]value.Value, len(perm))
-				for i, p := range perm {
-					od[i] = d[p]
-				}
-				out := atDims(a.root.Type.Shape, od)
-				g.storeAt(a.root.Type.DType, g.elem(a.pv, ix), g.outs[0], g.linear(out))
-				return
-			}
-			g.storeAt(a.root.Type.DType, g.elem(a.root, ix), g.outs[0], g.linear(ix))
+			g.storeAt(a.root.Type.DType, g.elem(productRoot(a.root, a.pv), ix), g.outs[0], g.rootAt(a.root, a.pv, ix))
 		})
 		delete(g.ptrs, a.p)
 	})
@@ -224,6 +213,31 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	lower.release(g.b, g.mod.declare, raw)
 	k := int64(a.scores.Args[0].Type.Shape[a.scores.Args[0].Type.Rank()-1])
 	return int64(a.rows.rows.NumElements()), n*(2*k+int64(len(a.rowBody))) + 2*n*dh
+}
+
+// productRoot is the value whose element at the product's index ix
+// (a product's shape) is root's: the product itself when root transposes
+// it, else root, an elementwise epilogue of it.
+func productRoot(root, dot *ir.Value) *ir.Value {
+	if root.Op == ir.OpTranspose && root.Args[0] == dot {
+		return dot
+	}
+	return root
+}
+
+// rootAt is the linear index in root's buffer of the element at the
+// product's index ix: permuted when root transposes the product.
+func (g *kernelBuilder) rootAt(root, dot *ir.Value, ix *index) value.Value {
+	if root.Op != ir.OpTranspose || root.Args[0] != dot {
+		return g.linear(ix)
+	}
+	perm := root.Attrs.Ints("perm")
+	d := g.dims(ix)
+	od := make([]value.Value, len(perm))
+	for i, p := range perm {
+		od[i] = d[p]
+	}
+	return g.linear(atDims(root.Type.Shape, od))
 }
 
 func gcd(a, b int) int {

@@ -277,16 +277,6 @@ func (g *kernelBuilder) emitGradElemental(gd gradDot, h value.Value, i int) {
 	per := int64(s[len(s)-2]) * int64(s[len(s)-1])
 	g.forLoop("grad", g.b.NewMul(h, i64c(per)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(per)), func(e value.Value) {
 		ix := atLinear(s, e)
-		at := g.linear(ix)
-		if gd.root != gd.dot {
-			perm := gd.root.Attrs.Ints("perm")
-			d := g.dims(ix)
-			od := make([]value.Value, len(perm))
-			for j, p := range perm {
-				od[j] = d[p]
-			}
-			at = g.linear(atDims(gd.root.Type.Shape, od))
-		}
-		g.storeAt(gd.root.Type.DType, g.elem(gd.dot, ix), g.outs[i], at)
+		g.storeAt(gd.root.Type.DType, g.elem(gd.dot, ix), g.outs[i], g.rootAt(gd.root, gd.dot, ix))
 	})
 }
