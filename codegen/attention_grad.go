@@ -56,23 +56,22 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 	if len(dots) != 5 || len(c.Results) != 3 || slices.ContainsFunc(a.grads, func(g gradDot) bool { return g.dot == nil }) {
 		fail("an attention_grad fusion needs five dots, three of them its results")
 	}
-	// dS is the first operand of two gradients (dK, dQ), P of one (dV),
-	// maybe through a conversion.
+	// dS is the first operand of two gradients (dK, dQ); dV's reads P or
+	// an elementwise function of it (a conversion, a mask).
 	reads := map[*ir.Value]int{}
 	for _, g := range a.grads {
 		reads[g.dot.Args[0]]++
 	}
+	var dvA *ir.Value
 	for v, n := range reads {
-		switch {
-		case n == 1 && v.Op == ir.OpConvert:
-			a.p, a.pHalf = v.Args[0], v
-		case n == 1:
-			a.p = v
-		case n == 2:
+		switch n {
+		case 1:
+			dvA = v
+		case 2:
 			a.ds = v
 		}
 	}
-	if a.p == nil || a.ds == nil {
+	if dvA == nil || a.ds == nil {
 		fail("an attention_grad fusion's gradients do not read P and dS")
 	}
 	// Which of the two other dots each value depends on: P depends on the
@@ -90,7 +89,7 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 		}
 		dep[v] = d
 	}
-	for k := range dep[a.p] {
+	for k := range dep[dvA] {
 		a.scores = k
 	}
 	for _, d := range dots {
@@ -98,15 +97,46 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 			a.dp = d
 		}
 	}
-	if len(dep[a.p]) != 1 || a.dp == nil || !dep[a.ds][a.dp] {
+	if len(dep[dvA]) != 1 || a.dp == nil || !dep[a.ds][a.dp] {
 		fail("an attention_grad fusion's P and dS are not computed as attention's backward computes them")
+	}
+	// P, the value kept in a buffer, is the last value computed from the
+	// scores alone from which everything else that reads such values
+	// (dS's row kernel, dV's operand) can compute them without the scores;
+	// dV's operand, when it is not P, gets a buffer of its own (pHalf).
+	onlyScores := func(v *ir.Value) bool { return dep[v][a.scores] && !dep[v][a.dp] && !isGrad[v] }
+	read := []*ir.Value{dvA}
+	var cands []*ir.Value
+	for _, v := range c.Body {
+		if onlyScores(v) && v != a.scores {
+			cands = append(cands, v)
+		}
+		if onlyScores(v) || isGrad[v] {
+			continue
+		}
+		for _, x := range v.Args {
+			if onlyScores(x) && !slices.Contains(read, x) {
+				read = append(read, x)
+			}
+		}
+	}
+	for i := len(cands) - 1; i >= 0 && a.p == nil; i-- {
+		if !slices.ContainsFunc(read, func(w *ir.Value) bool { return !derivable(w, cands[i], onlyScores) }) {
+			a.p = cands[i]
+		}
+	}
+	if a.p == nil {
+		fail("an attention_grad fusion's readers of P need the scores")
+	}
+	if dvA != a.p {
+		a.pHalf = dvA
 	}
 	for _, v := range c.Body {
 		switch d := dep[v]; {
 		case isGrad[v] || v == a.pHalf:
 		case d[a.dp]:
 			a.dsBody = append(a.dsBody, v)
-		case d[a.scores]:
+		case d[a.scores] && v.ID <= a.p.ID:
 			a.pBody = append(a.pBody, v)
 		}
 	}
@@ -115,6 +145,23 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 		fail("an attention_grad fusion's dS is not a row kernel over dO·Vᵀ")
 	}
 	return a
+}
+
+// derivable reports whether w can be computed from p without the values
+// onScores says depend on the scores' product (other than through p).
+func derivable(w, p *ir.Value, onScores func(*ir.Value) bool) bool {
+	switch {
+	case w == p || !onScores(w):
+		return true
+	case !elementwise(w):
+		return false
+	}
+	for _, a := range w.Args {
+		if !derivable(a, p, onScores) {
+			return false
+		}
+	}
+	return true
 }
 
 // emitAttentionGrad lowers a kind=attention_grad fusion with callee c. A

@@ -12,7 +12,8 @@ import (
 // the row statistics, the kernels of dS (dP = dO·Vᵀ and the softmax's
 // backward over its rows; one kernel, or two when dS is converted to a
 // half type), and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when
-// those alone read P (maybe through one conversion) and dS. The backend
+// those alone read P (maybe through a kernel computing an elementwise
+// function of it) and dS. The backend
 // computes P and dS a head at a time into buffers of its own and never
 // stores them. The last of the three gradients in the function is the
 // merged kernel's root, the others its outputs.
@@ -79,21 +80,30 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 		axis map[int]string
 	}{{p, map[int]string{r - 2: "dV"}}, {dsv, map[int]string{r - 2: "dK", r - 1: "dQ"}}} {
 		src := x.v
-		readers := slices.DeleteFunc(slices.Clone(fu.users[src.ID]), func(u *ir.Value) bool { return ds.members[u] })
-		for _, u := range fu.users[src.ID] {
-			if ds.members[u] && !fu.onlyIn(u, ds, 4) {
-				return fmt.Sprintf("%s, which reads %s, is computed outside dS's kernel too", logName(u), logName(src))
+		// Readers outside ds: a kernel's own instructions (copied into ds
+		// or not) and anything ds does not compute.
+		inside := func(u *ir.Value) bool { return ds.members[u] && (fu.kernel[u.ID] == nil || fu.kernel[u.ID] == ds) }
+		readers := slices.DeleteFunc(slices.Clone(fu.users[src.ID]), inside)
+		merged := []*kernel{ds}
+		// dV may read P through a kernel of its own computing an
+		// elementwise function of it: a conversion to the half type, the
+		// causal select when dS reads the unmasked softmax.
+		if len(readers) == 1 && readers[0].Op != ir.OpDot {
+			u := readers[0]
+			c := fu.kernelOf(u)
+			if c == nil || c.root != u || c.dot != nil || c.reduces || len(c.outputs) > 0 || !rematElementwise(u) || !u.Type.Shape.Equal(sh) {
+				return fmt.Sprintf("%s reads %s in a kernel of its own", logName(u), logName(src))
 			}
-		}
-		if len(readers) == 1 && readers[0].Op == ir.OpConvert {
-			c := fu.kernelOf(readers[0])
-			if c == nil || c.root != readers[0] || c.dot != nil || c.reduces || len(c.outputs) > 0 || len(c.members) != 1 {
-				return fmt.Sprintf("%s converts %s in a kernel of its own", logName(readers[0]), logName(src))
-			}
-			parts = append(parts, c)
-			src = readers[0]
+			parts, merged = append(parts, c), append(merged, c)
+			src = u
 			readers = fu.users[src.ID]
 		}
+		for _, u := range fu.users[x.v.ID] {
+			if ds.members[u] && !fu.onlyIn(u, merged, 4) {
+				return fmt.Sprintf("%s, which reads %s, is computed outside dS's kernel too", logName(u), logName(x.v))
+			}
+		}
+		readers = slices.DeleteFunc(slices.Clone(readers), inside)
 		for _, u := range readers {
 			g := fu.kernelOf(u)
 			if g == nil || g.dot != u || u.Args[0] != src || slices.Contains(u.Args[1:], src) || len(g.outputs) > 0 || g.attention {
@@ -157,18 +167,18 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 	return ""
 }
 
-// onlyIn reports whether member u of k is computed in k alone: k's own,
-// or a cheap value copied into k alone whose users are too (up to depth
-// copies deep).
-func (fu *fuser) onlyIn(u *ir.Value, k *kernel, depth int) bool {
-	if fu.kernel[u.ID] == k {
+// onlyIn reports whether member u of a kernel in ks is computed in those
+// kernels alone: one's own, or a cheap value copied into them alone whose
+// users are too (up to depth copies deep).
+func (fu *fuser) onlyIn(u *ir.Value, ks []*kernel, depth int) bool {
+	if slices.Contains(ks, fu.kernel[u.ID]) {
 		return true
 	}
-	if depth == 0 || fu.needed[u.ID] || fu.result[u.ID] || slices.ContainsFunc(fu.copies[u.ID], func(c *kernel) bool { return c != k }) {
+	if depth == 0 || fu.needed[u.ID] || fu.result[u.ID] || slices.ContainsFunc(fu.copies[u.ID], func(c *kernel) bool { return !slices.Contains(ks, c) }) {
 		return false
 	}
 	for _, w := range fu.users[u.ID] {
-		if !k.members[w] || !fu.onlyIn(w, k, depth-1) {
+		if !isMember(ks, w) || !fu.onlyIn(w, ks, depth-1) {
 			return false
 		}
 	}
