@@ -138,9 +138,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 	if pd != ir.F32 {
 		bytes += strip * int64(pd.Size())
 	}
-	lower := g.mod.t.lower()
-	raw := lower.alloc(g.b, g.mod.declare, i64c(bytes), 64)
-	g.checkAlloc(raw)
+	raw := g.heap(i64c(bytes), 64)
 	f32p := types.NewPointer(types.Float)
 	sc := g.b.NewBitCast(raw, f32p)
 	pbuf := value.Value(sc)
@@ -148,15 +146,10 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		pt := storageType(pd)
 		pbuf = g.b.NewBitCast(g.b.NewGetElementPtr(types.Float, sc, i64c(strip)), types.NewPointer(pt))
 	}
-	blocks := int64((m + rb - 1) / rb)
 	lo, hi := g.lo, g.hi
 	g.forLoop("attn", lo, hi, func(u value.Value) {
 		// Unit u: rows [R(u), R(u+1)) of all batches' rows.
-		row := func(u value.Value) value.Value {
-			bt := g.b.NewUDiv(u, i64c(blocks))
-			r := g.b.NewURem(u, i64c(blocks))
-			return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(m))), g.min64(g.b.NewMul(r, i64c(int64(rb))), i64c(int64(m))))
-		}
+		row := func(u value.Value) value.Value { return g.unitRow(u, m, rb) }
 		r0 := row(u)
 		off := g.b.NewMul(r0, i64c(int64(n)))
 		scores := g.shifted(types.Float, sc, off)
@@ -178,7 +171,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		delete(g.ptrs, a.p)
 	})
 	g.lo, g.hi = lo, hi
-	lower.release(g.b, g.mod.declare, raw)
+	g.mod.t.lower().release(g.b, g.mod.declare, raw)
 	k1, k3 := int64(s1.spec.K), int64(s3.spec.N)
 	cost = 2*int64(rb)*int64(n)*(k1+k3) + int64(rb)*int64(n)*int64(1+len(a.rowBody))
 	return s1.spec.Extent(), cost, true
@@ -189,9 +182,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	n := int64(a.p.Type.Shape[a.p.Type.Rank()-1])
 	pd := a.p.Type.DType
-	lower := g.mod.t.lower()
-	raw := lower.alloc(g.b, g.mod.declare, i64c(max(n, 1)*int64(pd.Size())), 64)
-	g.checkAlloc(raw)
+	raw := g.heap(i64c(max(n, 1)*int64(pd.Size())), 64)
 	buf := g.b.NewBitCast(raw, types.NewPointer(storageType(pd)))
 	pv := a.pv.Type.Shape
 	dh := int64(pv[len(pv)-1])
@@ -210,7 +201,7 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 		delete(g.ptrs, a.p)
 	})
 	g.lo, g.hi = lo, hi
-	lower.release(g.b, g.mod.declare, raw)
+	g.mod.t.lower().release(g.b, g.mod.declare, raw)
 	k := int64(a.scores.Args[0].Type.Shape[a.scores.Args[0].Type.Rank()-1])
 	return int64(a.rows.rows.NumElements()), n*(2*k+int64(len(a.rowBody))) + 2*n*dh
 }

@@ -178,7 +178,6 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	head := sq * sk
 	// Buffers: P and dP (f32), then, when they are half, dS and P's
 	// conversion; an f32 dS is written over dP.
-	lower := g.mod.t.lower()
 	bytes := 2 * head * 4
 	halfDS := a.ds.Type.DType != ir.F32
 	if halfDS {
@@ -187,8 +186,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if a.pHalf != nil {
 		bytes += head * int64(a.pHalf.Type.DType.Size())
 	}
-	raw := lower.alloc(g.b, g.mod.declare, i64c(bytes), 64)
-	g.checkAlloc(raw)
+	raw := g.heap(i64c(bytes), 64)
 	f32p := types.NewPointer(types.Float)
 	p0 := g.b.NewBitCast(raw, f32p)
 	dp0 := g.b.NewGetElementPtr(types.Float, p0, i64c(head))
@@ -238,9 +236,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.withResults([]*ir.Value{a.p}, []value.Value{pp}, func() { g.emitFastDotRows(fast[0], nil, 0) })
 			g.ptrs[a.p] = pp
 			g.lo, g.hi = units(fast[1])
-			g.product = dpp
-			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.emitFastDotRows(fast[1], a.rows, len(a.dsBody)) })
-			g.product = nil
+			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.emitFastDotRowsVia(fast[1], a.rows, len(a.dsBody), dpp) })
 			g.ptrs[a.ds] = dsp
 			convert()
 			for i, gd := range a.grads {
@@ -265,7 +261,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 		}
 	})
 	g.lo, g.hi = lo, hi
-	lower.release(g.b, g.mod.declare, raw)
+	g.mod.t.lower().release(g.b, g.mod.declare, raw)
 	dh := int64(a.grads[0].dot.Type.Shape[r-1])
 	k := int64(a.scores.Args[0].Type.Shape[a.scores.Args[0].Type.Rank()-1])
 	return heads, 2*head*(2*k+3*dh) + head*int64(len(a.dsBody)+len(a.pBody))

@@ -182,6 +182,13 @@ func (g *kernelBuilder) emitFastDot(fd *fastDot) (extent, cost int64) {
 // of the product the call's units cover, reading the product from the
 // result buffer and writing the root over it, row by row.
 func (g *kernelBuilder) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) (extent, cost int64) {
+	return g.emitFastDotRowsVia(fd, rows, instrs, g.out)
+}
+
+// emitFastDotRowsVia is emitFastDotRows with the product written to prod,
+// where the epilogue reads it, instead of the result buffer (the same, or
+// another buffer laid out as the product: attention_grad.go).
+func (g *kernelBuilder) emitFastDotRowsVia(fd *fastDot, rows *rowPlan, instrs int, prod value.Value) (extent, cost int64) {
 	s := fd.spec
 	// Kernels of one module with the same spec share one dot kernel,
 	// named by a hash of the spec and its blocking; it and the functions
@@ -197,10 +204,6 @@ func (g *kernelBuilder) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) 
 		}
 		g.mod.m.Funcs = slices.DeleteFunc(g.mod.m.Funcs, func(f *llir.Func) bool { return f.Name() == name })
 		body = funcIn(g.mod.m, name+".body")
-	}
-	prod := g.out
-	if g.product != nil {
-		prod = g.product
 	}
 	ptrs := []value.Value{g.ptrs[fd.dot.Args[0]], g.ptrs[fd.dot.Args[1]], prod}
 	var adds []value.Value // before C: the bias, the residuals
@@ -223,15 +226,9 @@ func (g *kernelBuilder) emitFastDotRows(fd *fastDot, rows *rowPlan, instrs int) 
 	if fd.root == fd.dot {
 		return extent, cost
 	}
-	// Unit u covers rows [r·RB, min(M, (r+1)·RB)) of batch u / blocks,
-	// r = u mod blocks: the rows [R(lo), R(hi)) of C over all batches with
-	// R(u) = (u / blocks)·M + min(r·RB, M), its elements [R(lo)·N, R(hi)·N).
-	blocks := int64((s.M + p.RB - 1) / p.RB)
-	row := func(u value.Value) value.Value {
-		bt := g.b.NewUDiv(u, i64c(blocks))
-		r := g.b.NewURem(u, i64c(blocks))
-		return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(s.M))), g.min64(g.b.NewMul(r, i64c(int64(p.RB))), i64c(int64(s.M))))
-	}
+	// The units' rows of C over all batches, [R(lo), R(hi)): its elements
+	// [R(lo)·N, R(hi)·N).
+	row := func(u value.Value) value.Value { return g.unitRow(u, s.M, p.RB) }
 	lo, hi := g.lo, g.hi
 	g.ptrs[fd.dot] = prod
 	if rows != nil {
@@ -264,6 +261,16 @@ func (g *kernelBuilder) emitNaiveDotRows(body []*ir.Value, rows *rowPlan, root *
 	g.ptrs[dot] = g.out
 	extent, cost = g.emitRows(rows, root, len(body))
 	return extent, cost + n*(2*k+1)
+}
+
+// unitRow is R(u), the first row of unit u of a dot kernel's range over
+// all batches' rows: unit u covers rows [r·rb, min(m, (r+1)·rb)) of batch
+// u / blocks, r = u mod blocks, so R(u) = (u / blocks)·m + min(r·rb, m).
+func (g *kernelBuilder) unitRow(u value.Value, m, rb int) value.Value {
+	blocks := int64((m + rb - 1) / rb)
+	bt := g.b.NewUDiv(u, i64c(blocks))
+	r := g.b.NewURem(u, i64c(blocks))
+	return g.b.NewAdd(g.b.NewMul(bt, i64c(int64(m))), g.min64(g.b.NewMul(r, i64c(int64(rb))), i64c(int64(m))))
 }
 
 // dotIn is the dot of a dot fusion's callee body (which has exactly one).

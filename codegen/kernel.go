@@ -117,6 +117,15 @@ func (g *kernelBuilder) checkAlloc(p value.Value) {
 	g.b = ok
 }
 
+// heap emits a request for bytes of memory aligned to align from the
+// target's allocator, and checkAlloc's stop when there is none; it
+// returns the i8 pointer (release it with the lowering's release).
+func (g *kernelBuilder) heap(bytes value.Value, align int64) value.Value {
+	raw := g.mod.t.lower().alloc(g.b, g.mod.declare, bytes, align)
+	g.checkAlloc(raw)
+	return raw
+}
+
 // kernelAttrs are the attributes of every kernel function.
 func (m *module) kernelAttrs() []llir.FuncAttribute {
 	return append(m.t.funcAttrs(), enum.FuncAttrNoUnwind)
@@ -158,9 +167,6 @@ type kernelBuilder struct {
 	rowPos        value.Value
 	// split divides a row kernel's loops at a triangle's edge (rowsplit.go).
 	split *rowSplit
-	// product, when set, is where emitFastDotRows writes the product for
-	// its epilogue to read, instead of the result (attention_grad.go).
-	product value.Value
 
 	// A GPU kernel's frame, its threads per block (0: gpuBlock) when the
 	// emitter chose them, whether its threads synchronize (coop) and its

@@ -180,8 +180,7 @@ func (g *kernelBuilder) emitScatterAdd(v *ir.Value) (extent, cost int64) {
 		})
 	}
 	alloc := func(count value.Value, t types.Type) (raw, p value.Value) {
-		raw = lower.alloc(g.b, g.mod.declare, g.b.NewMul(count, i64c(8)), 8)
-		g.checkAlloc(raw)
+		raw = g.heap(g.b.NewMul(count, i64c(8)), 8)
 		return raw, g.b.NewBitCast(raw, types.NewPointer(t))
 	}
 	size := d.Size()

@@ -44,7 +44,7 @@ func probabilitiesRoot(p *ir.Value) bool {
 	if p.Op == ir.OpConvert {
 		p = p.Args[0]
 	}
-	return probabilities(p)
+	return softmaxOutput(p)
 }
 
 // throughDropout reports whether p, elementwise, is computed from a
@@ -146,9 +146,8 @@ func (fu *fuser) scoresKernel(rows *kernel) (*kernel, []*ir.Value) {
 	for _, u := range fu.users[found.root.ID] {
 		o := fu.kernel[u.ID]
 		switch {
-		case o == rows:
-		case o == nil && !fu.needed[u.ID] && !slices.ContainsFunc(fu.copies[u.ID], func(c *kernel) bool { return c != rows }):
-			// A cheap value copied into rows alone.
+		case fu.onlyIn(u, []*kernel{rows}, 4):
+			// rows' own, or a cheap value copied into rows alone.
 		case rows.members[u] && isReduce(u) && o != nil && o.root == u && len(o.members) == 1:
 			maxima = append(maxima, u)
 		default:

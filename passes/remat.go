@@ -138,22 +138,11 @@ func copyChain(chain, readers []*ir.Value) []*ir.Value {
 // P·V are late.
 func probabilitiesChain(p *ir.Value, users map[*ir.Value][]*ir.Value) ([]*ir.Value, int, bool) {
 	us := users[p] // in body order
-	if !probabilities(p) || len(us) == 0 || us[0].Op != ir.OpDot || us[0].Args[0] != p || slices.Contains(us[0].Args[1:], p) {
+	if !softmaxOutput(p) || len(us) == 0 || us[0].Op != ir.OpDot || us[0].Args[0] != p || slices.Contains(us[0].Args[1:], p) {
 		return nil, 0, false
 	}
 	chain, ok := rematChain(p)
 	return chain, us[0].ID, ok
-}
-
-// probabilities reports whether p is a float softmax
-// exp(y) / broadcast(reduce_sum(exp(y))), or one masked by
-// select(m, softmax, 0).
-func probabilities(p *ir.Value) bool {
-	if p.Op == ir.OpSelect && isConst(p.Args[2], 0) {
-		p = p.Args[1]
-	}
-	z, _, _ := softmaxParts(p)
-	return z != nil
 }
 
 // rematChain returns, in body order, the values from a dot to p that p's
