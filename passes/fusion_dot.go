@@ -29,7 +29,7 @@ func (fu *fuser) dotEpilogues() {
 			continue
 		}
 		eligible := func(u *ir.Value, in map[*ir.Value]bool) bool {
-			if !u.Op.IsElementwise() || !u.Type.Shape.Equal(d.Type.Shape) || fu.kernel[u.ID] != nil {
+			if !u.Op.IsElementwise() || !u.Type.Shape.Equal(d.Type.Shape) || fu.kernel[u.ID] != nil || widensHalf(u) {
 				return false
 			}
 			for _, a := range u.Args {
@@ -170,4 +170,12 @@ func (fu *fuser) dependsOn(v *ir.Value, in map[*ir.Value]bool, from int) bool {
 		stack = append(stack, x.Args...)
 	}
 	return false
+}
+
+// widensHalf reports whether u converts a value rounded to a narrower type
+// back (a pre-activation kept in half, precision_preact.go): the kernel
+// writes the narrow value, and its readers widen it.
+func widensHalf(u *ir.Value) bool {
+	return u.Op == ir.OpConvert && u.Args[0].Op == ir.OpConvert &&
+		u.Args[0].Type.DType.Size() < u.Type.DType.Size()
 }

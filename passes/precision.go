@@ -17,8 +17,9 @@ import (
 // norms and their epsilons, the loss, the optimizer, parameters and state
 // (master weights). Constants that would overflow the half type in an
 // operand are clamped (precision_clamp.go); a softmax's later readers read
-// its half copy back (precision_softmax.go). Options.PrecisionLog gets
-// each decision and its reason.
+// its half copy back (precision_softmax.go); a pre-activation kept for its
+// gradient is kept in half (precision_preact.go). Options.PrecisionLog
+// gets each decision and its reason.
 func precision(f *ir.Func, opt Options) (bool, error) {
 	half := opt.Precision
 	if half != ir.BF16 && half != ir.F16 {
@@ -61,6 +62,7 @@ func precision(f *ir.Func, opt Options) (bool, error) {
 	}
 	f.Body = body
 	readSoftmaxFromHalf(f, conv, log)
+	halfPreactivations(f, half, log)
 	deadCode(f) // a conversion from the half type no dot reads any more
 	f.Renumber()
 	return changed, nil
