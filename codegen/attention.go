@@ -70,7 +70,8 @@ func planAttention(c *ir.Func) *attention {
 // writes their scores into a buffer of the call's own, the row kernel
 // turns them into probabilities in place (or into a second buffer when P·V
 // reads them in half), and the fast dot multiplies the strip by V into
-// the result; P is never stored. Where the fast dot does not apply (small
+// the result; P is never stored. Dropout's draws for the strip go into a
+// buffer of their own first. Where the fast dot does not apply (small
 // products), a unit is one row, computed elementally.
 func (g *kernelBuilder) emitAttention(c *ir.Func) (extent, cost int64) {
 	a := planAttention(c)
@@ -131,12 +132,21 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 	if s1.spec.plan().RB != rb || s3.spec.plan().RB != rb || s1.spec.Batch != s3.spec.Batch || s3.spec.M != m || s3.spec.K != n {
 		return 0, 0, false
 	}
-	// A strip of scores (f32), and of P when P·V reads it in half.
+	// A strip of scores (f32), of P when P·V reads it in half, and of each
+	// of dropout's draws.
 	pd := a.p.Type.DType
 	strip := int64(rb) * int64(n)
 	bytes := strip * 4
 	if pd != ir.F32 {
 		bytes += strip * int64(pd.Size())
+	}
+	draws := drawsIn(a.rowBody)
+	dbuf := make([]value.Value, len(draws))
+	at := make([]int64, len(draws))
+	for i, d := range draws {
+		bytes = (bytes + 63) &^ 63
+		at[i] = bytes
+		bytes += strip * int64(d.Type.DType.Size())
 	}
 	raw := g.heap(i64c(bytes), 64)
 	f32p := types.NewPointer(types.Float)
@@ -145,6 +155,9 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 	if pd != ir.F32 {
 		pt := storageType(pd)
 		pbuf = g.b.NewBitCast(g.b.NewGetElementPtr(types.Float, sc, i64c(strip)), types.NewPointer(pt))
+	}
+	for i, d := range draws {
+		dbuf[i] = g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, raw, i64c(at[i])), types.NewPointer(storageType(d.Type.DType)))
 	}
 	lo, hi := g.lo, g.hi
 	g.forLoop("attn", lo, hi, func(u value.Value) {
@@ -161,10 +174,12 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		g.withResults([]*ir.Value{a.scores}, []value.Value{scores}, func() { g.emitFastDotRows(s1, nil, 0) })
 		g.ptrs[a.scores] = scores
 		g.lo, g.hi = r0, row(g.b.NewAdd(u, i64c(1)))
+		g.drawRows(draws, dbuf, g.lo, g.hi, int64(n))
 		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
 			g.emitRows(a.rows, a.p, len(a.rowBody))
 		})
 		delete(g.ptrs, a.scores)
+		g.forget(draws)
 		g.ptrs[a.p] = probs
 		g.lo, g.hi = u, g.b.NewAdd(u, i64c(1))
 		g.withResults([]*ir.Value{a.root}, g.outs[:1], func() { g.emitFastDotRows(s3, nil, 0) })
@@ -182,17 +197,24 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	n := int64(a.p.Type.Shape[a.p.Type.Rank()-1])
 	pd := a.p.Type.DType
+	draws := drawsIn(a.rowBody)
 	raw := g.heap(i64c(max(n, 1)*int64(pd.Size())), 64)
 	buf := g.b.NewBitCast(raw, types.NewPointer(storageType(pd)))
+	dbuf := make([]value.Value, len(draws))
+	for i, d := range draws {
+		dbuf[i] = g.b.NewBitCast(g.heap(i64c(max(n, 1)*int64(d.Type.DType.Size())), 64), types.NewPointer(storageType(d.Type.DType)))
+	}
 	pv := a.pv.Type.Shape
 	dh := int64(pv[len(pv)-1])
 	lo, hi := g.lo, g.hi
 	g.forLoop("attn", lo, hi, func(r value.Value) {
 		probs := g.shifted(storageType(pd), buf, g.b.NewMul(r, i64c(n)))
 		g.lo, g.hi = r, g.b.NewAdd(r, i64c(1))
+		g.drawRows(draws, dbuf, g.lo, g.hi, n)
 		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
 			g.emitRows(a.rows, a.p, len(a.rowBody))
 		})
+		g.forget(draws)
 		g.ptrs[a.p] = probs
 		g.forLoop("pv", i64c(0), i64c(dh), func(j value.Value) {
 			ix := atLinear(pv, g.b.NewAdd(g.b.NewMul(r, i64c(dh)), j))
@@ -202,8 +224,46 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	})
 	g.lo, g.hi = lo, hi
 	g.mod.t.lower().release(g.b, g.mod.declare, raw)
+	for _, d := range dbuf {
+		g.mod.t.lower().release(g.b, g.mod.declare, g.b.NewBitCast(d, types.I8Ptr))
+	}
 	k := int64(a.scores.Args[0].Type.Shape[a.scores.Args[0].Type.Rank()-1])
 	return int64(a.rows.rows.NumElements()), n*(2*k+int64(len(a.rowBody))) + 2*n*dh
+}
+
+// drawsIn returns the rngs of body (dropout's draws in an attention
+// kernel's row part).
+func drawsIn(body []*ir.Value) []*ir.Value {
+	var draws []*ir.Value
+	for _, v := range body {
+		if v.Op == ir.OpRng {
+			draws = append(draws, v)
+		}
+	}
+	return draws
+}
+
+// drawRows stores each of draws' values at rows [r0, r1) (of n each)
+// into its buffer in bufs, a block of Philox at a time, and makes the
+// kernel read them there: the buffers hold those rows only, addressed as
+// the whole tensor.
+func (g *kernelBuilder) drawRows(draws []*ir.Value, bufs []value.Value, r0, r1 value.Value, n int64) {
+	if len(draws) == 0 {
+		return
+	}
+	from, to := g.b.NewMul(r0, i64c(n)), g.b.NewMul(r1, i64c(n))
+	for i, d := range draws {
+		dst := g.shifted(storageType(d.Type.DType), bufs[i], from)
+		g.fillRng(d, dst, from, to)
+		g.ptrs[d] = dst
+	}
+}
+
+// forget makes the kernel stop reading vs from buffers.
+func (g *kernelBuilder) forget(vs []*ir.Value) {
+	for _, v := range vs {
+		delete(g.ptrs, v)
+	}
 }
 
 // productRoot is the value whose element at the product's index ix

@@ -166,8 +166,8 @@ func derivable(w, p *ir.Value, onScores func(*ir.Value) bool) bool {
 
 // emitAttentionGrad lowers a kind=attention_grad fusion with callee c. A
 // unit of the range is one head: P and dS of the head go into two
-// buffers of the call's own (S² floats each) instead of the arena, and
-// the three gradient products read them from there. The products are the
+// buffers of the call's own (S² floats each) instead of the arena, as do
+// dropout's draws, and the three gradient products read them from there. The products are the
 // fast dot's where it applies, else elemental.
 func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	a := planAttentionGrad(c)
@@ -186,7 +186,18 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if a.pHalf != nil {
 		bytes += head * int64(a.pHalf.Type.DType.Size())
 	}
+	draws := drawsIn(c.Body) // dropout's, drawn a head at a time
+	at := make([]int64, len(draws))
+	for i, d := range draws {
+		bytes = (bytes + 63) &^ 63
+		at[i] = bytes
+		bytes += head * int64(d.Type.DType.Size())
+	}
 	raw := g.heap(i64c(bytes), 64)
+	dbuf := make([]value.Value, len(draws))
+	for i, d := range draws {
+		dbuf[i] = g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, raw, i64c(at[i])), types.NewPointer(storageType(d.Type.DType)))
+	}
 	f32p := types.NewPointer(types.Float)
 	p0 := g.b.NewBitCast(raw, f32p)
 	dp0 := g.b.NewGetElementPtr(types.Float, p0, i64c(head))
@@ -201,7 +212,10 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if a.pHalf != nil {
 		ph0 = g.b.NewBitCast(next, types.NewPointer(storageType(a.pHalf.Type.DType)))
 	}
-	for _, v := range []*ir.Value{a.p, a.ds} {
+	for _, v := range []*ir.Value{a.p, a.ds, a.pHalf} {
+		if v == nil {
+			continue
+		}
 		if f, ok := fillTriangle(v); ok {
 			if g.fills == nil {
 				g.fills = map[*ir.Value]fill{}
@@ -213,6 +227,9 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	lo, hi := g.lo, g.hi
 	g.forLoop("head", lo, hi, func(h value.Value) {
 		off := g.b.NewMul(h, i64c(head))
+		if len(draws) > 0 {
+			g.drawRows(draws, dbuf, g.b.NewMul(h, i64c(sq)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(sq)), sk)
+		}
 		pp, dpp := g.shifted(types.Float, p0, off), g.shifted(types.Float, dp0, off)
 		dsp := g.shifted(storageType(a.ds.Type.DType), ds0, off)
 		// convert writes the head's half copy of P for dV's product.
@@ -256,9 +273,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 				g.emitGradElemental(gd, h, i)
 			}
 		}
-		for _, v := range []*ir.Value{a.p, a.ds, a.pHalf, a.dp, a.scores} {
-			delete(g.ptrs, v)
-		}
+		g.forget(append([]*ir.Value{a.p, a.ds, a.pHalf, a.dp, a.scores}, draws...))
 	})
 	g.lo, g.hi = lo, hi
 	g.mod.t.lower().release(g.b, g.mod.declare, raw)

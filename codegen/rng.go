@@ -37,9 +37,11 @@ func (g *kernelBuilder) rngKey(v *ir.Value) (k0, k1 value.Value) {
 	return k0, k1
 }
 
-// rngUniforms returns the four uniforms (doubles in [0, 1), 32 random bits
-// each) of Philox block blk of v's stream.
-func (g *kernelBuilder) rngUniforms(v *ir.Value, k0, k1, blk value.Value) [4]value.Value {
+// rngUniforms returns the four uniforms (in [0, 1), 32 random bits each)
+// of Philox block blk of v's stream, as values of t (double, or float:
+// converting the word to float and scaling by 2^-32 rounds as converting
+// the double to float does, the scaling being exact).
+func (g *kernelBuilder) rngUniforms(v *ir.Value, k0, k1, blk value.Value, t types.Type) [4]value.Value {
 	stream := uint64(int64(v.Attrs.Int("stream")))
 	b := g.b
 	ctr := [4]value.Value{
@@ -49,7 +51,7 @@ func (g *kernelBuilder) rngUniforms(v *ir.Value, k0, k1, blk value.Value) [4]val
 	w := g.philox(k0, k1, ctr)
 	var u [4]value.Value
 	for i := range u {
-		u[i] = b.NewFMul(b.NewUIToFP(w[i], types.Double), fconst(types.Double, 0x1p-32))
+		u[i] = b.NewFMul(b.NewUIToFP(w[i], t), fconst(t, 0x1p-32))
 	}
 	return u
 }
@@ -67,12 +69,17 @@ func (g *kernelBuilder) boxMuller(u0, u1 value.Value) (z0, z1 value.Value) {
 // rngRound rounds a double from the stream to v's dtype; uniform values that
 // round up to 1 become the largest value below 1, as the interpreter.
 func (g *kernelBuilder) rngRound(v *ir.Value, x value.Value) value.Value {
-	d := v.Type.DType
-	x = g.roundDouble(d, x)
+	x = g.roundDouble(v.Type.DType, x)
 	if v.Attrs.String("dist") == "normal" {
 		return x
 	}
-	below1 := map[ir.DType]float64{ir.F64: 1 - 0x1p-53, ir.F32: 1 - 0x1p-24, ir.F16: 1 - 0x1p-11, ir.BF16: 1 - 0x1p-8}[d]
+	return g.below1(v, x)
+}
+
+// below1 replaces a uniform x of v's dtype that rounded up to 1 by the
+// largest value below 1.
+func (g *kernelBuilder) below1(v *ir.Value, x value.Value) value.Value {
+	below1 := map[ir.DType]float64{ir.F64: 1 - 0x1p-53, ir.F32: 1 - 0x1p-24, ir.F16: 1 - 0x1p-11, ir.BF16: 1 - 0x1p-8}[v.Type.DType]
 	t := x.Type()
 	one := g.b.NewFCmp(enum.FPredOGE, x, fconst(t, 1))
 	return g.b.NewSelect(one, fconst(t, below1), x)
@@ -84,7 +91,7 @@ func (g *kernelBuilder) elemRng(v *ir.Value, ix *index) value.Value {
 	b := g.b
 	k0, k1 := g.rngKey(v)
 	lin := g.linear(ix)
-	u := g.rngUniforms(v, k0, k1, b.NewLShr(lin, i64c(2)))
+	blk := b.NewLShr(lin, i64c(2))
 	word := b.NewAnd(lin, i64c(3))
 	pick := func(w value.Value, xs [4]value.Value) value.Value {
 		r := xs[3]
@@ -94,8 +101,9 @@ func (g *kernelBuilder) elemRng(v *ir.Value, ix *index) value.Value {
 		return r
 	}
 	if v.Attrs.String("dist") != "normal" {
-		return g.rngRound(v, pick(word, u))
+		return pick(word, g.rngBlock(v, k0, k1, blk))
 	}
+	u := g.rngUniforms(v, k0, k1, blk, types.Double)
 	first := b.NewICmp(enum.IPredULT, word, i64c(2))
 	u0 := b.NewSelect(first, u[0], u[2])
 	u1 := b.NewSelect(first, u[1], u[3])
@@ -110,33 +118,74 @@ func (g *kernelBuilder) elemRng(v *ir.Value, ix *index) value.Value {
 // interp.Uniform. Normal values come in pairs from the same block by
 // Box–Muller, as interp.Normal.
 func (g *kernelBuilder) emitRng(v *ir.Value) (extent, cost int64) {
-	d := v.Type.DType
 	n := int64(v.Type.Shape.NumElements())
 	if n == 0 {
 		return 0, 1
 	}
 	k0, k1 := g.rngKey(v)
 	g.forLoop("block", g.lo, g.hi, func(blk value.Value) {
-		u := g.rngUniforms(v, k0, k1, blk)
-		z := u
-		if v.Attrs.String("dist") == "normal" {
-			z[0], z[1] = g.boxMuller(u[0], u[1])
-			z[2], z[3] = g.boxMuller(u[2], u[3])
-		}
-		for i := range z {
-			z[i] = g.rngRound(v, z[i])
-		}
-		first := g.b.NewMul(blk, i64c(4))
-		for i := range z {
-			at := g.b.NewAdd(first, i64c(int64(i)))
-			if n%4 == 0 {
-				g.storeAt(d, z[i], g.out, at)
-				continue
-			}
-			g.ifThen("in", g.b.NewICmp(enum.IPredSLT, at, i64c(n)), func() {
-				g.storeAt(d, z[i], g.out, at)
-			})
-		}
+		g.storeBlock(v, k0, k1, g.out, blk, nil, i64c(n), n%4 == 0)
 	})
 	return (n + 3) / 4, 100
+}
+
+// rngBlock returns the four values of block blk of v's stream, rounded to
+// v's dtype.
+func (g *kernelBuilder) rngBlock(v *ir.Value, k0, k1, blk value.Value) [4]value.Value {
+	if v.Type.DType == ir.F32 && v.Attrs.String("dist") != "normal" {
+		z := g.rngUniforms(v, k0, k1, blk, types.Float)
+		for i := range z {
+			z[i] = g.below1(v, z[i])
+		}
+		return z
+	}
+	z := g.rngUniforms(v, k0, k1, blk, types.Double)
+	if v.Attrs.String("dist") == "normal" {
+		z[0], z[1] = g.boxMuller(z[0], z[1])
+		z[2], z[3] = g.boxMuller(z[2], z[3])
+	}
+	for i := range z {
+		z[i] = g.rngRound(v, z[i])
+	}
+	return z
+}
+
+// storeBlock stores the values of block blk of v's stream that lie in
+// [from, to) (from nil: 0) at their linear indices in dst; whole says
+// every one does.
+func (g *kernelBuilder) storeBlock(v *ir.Value, k0, k1, dst, blk, from, to value.Value, whole bool) {
+	z := g.rngBlock(v, k0, k1, blk)
+	first := g.b.NewMul(blk, i64c(4))
+	for i := range z {
+		at := g.b.NewAdd(first, i64c(int64(i)))
+		if whole {
+			g.storeAt(v.Type.DType, z[i], dst, at)
+			continue
+		}
+		in := value.Value(g.b.NewICmp(enum.IPredSLT, at, to))
+		if from != nil {
+			in = g.b.NewAnd(g.b.NewICmp(enum.IPredSGE, at, from), in)
+		}
+		g.ifThen("in", in, func() { g.storeAt(v.Type.DType, z[i], dst, at) })
+	}
+}
+
+// fillRng stores v's values at linear indices [from, to) into dst, which
+// addresses v's whole buffer: the whole blocks inside the range first,
+// then the one or two it cuts.
+func (g *kernelBuilder) fillRng(v *ir.Value, dst, from, to value.Value) {
+	b := g.b
+	k0, k1 := g.rngKey(v)
+	lo := b.NewSDiv(b.NewAdd(from, i64c(3)), i64c(4))
+	hi := b.NewSDiv(to, i64c(4))
+	g.forLoop("draw", lo, b.NewSelect(b.NewICmp(enum.IPredSLT, lo, hi), hi, lo), func(blk value.Value) {
+		g.storeBlock(v, k0, k1, dst, blk, from, to, true)
+	})
+	head := b.NewSDiv(from, i64c(4))
+	g.ifThen("head", b.NewICmp(enum.IPredSLT, head, lo), func() {
+		g.storeBlock(v, k0, k1, dst, head, from, to, false)
+	})
+	g.ifThen("tail", b.NewAnd(b.NewICmp(enum.IPredSGE, hi, lo), b.NewICmp(enum.IPredSLT, b.NewMul(hi, i64c(4)), to)), func() {
+		g.storeBlock(v, k0, k1, dst, hi, from, to, false)
+	})
 }

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"xlc/ir"
@@ -78,8 +79,9 @@ type fill struct {
 
 // fillTriangle returns the triangle outside which the float value v holds
 // one constant, and the constant: v selects a splat constant outside it,
-// or multiplies such a value by a finite constant, or is a transpose of
-// one, or the result of a fusion whose callee computes one.
+// or selects between such a value and that constant, or multiplies or
+// divides such a value by a finite constant, or is a conversion or a
+// transpose of one, or the result of a fusion whose callee computes one.
 func fillTriangle(v *ir.Value) (fill, bool) {
 	d := v.Type.DType
 	if !d.IsFloat() {
@@ -92,6 +94,22 @@ func fillTriangle(v *ir.Value) (fill, bool) {
 				return fill{t, interp.Round(d, c)}, true
 			}
 		}
+		// Both branches hold the same constant outside one triangle
+		// (dropout of masked probabilities).
+		for i := 1; i <= 2; i++ {
+			c, ok := splatValue(v.Args[3-i])
+			f, okf := fillTriangle(v.Args[i])
+			if ok && okf && math.Float64bits(interp.Round(d, c)) == math.Float64bits(f.c) {
+				return f, true
+			}
+		}
+	case ir.OpDiv:
+		if x, ok := splatValue(v.Args[1]); ok && x-x == 0 && x != 0 {
+			if f, ok := fillTriangle(v.Args[0]); ok {
+				// Division of values of d is correctly rounded in float64.
+				return fill{f.t, interp.Round(d, f.c/interp.Round(d, x))}, true
+			}
+		}
 	case ir.OpMul:
 		for i, a := range v.Args {
 			if finiteConst(v.Args[1-i]) {
@@ -101,6 +119,10 @@ func fillTriangle(v *ir.Value) (fill, bool) {
 					return fill{f.t, interp.Round(d, f.c*interp.Round(d, k))}, true
 				}
 			}
+		}
+	case ir.OpConvert:
+		if f, ok := fillTriangle(v.Args[0]); ok {
+			return fill{f.t, interp.Round(d, f.c)}, true
 		}
 	case ir.OpTranspose:
 		f, ok := fillTriangle(v.Args[0])

@@ -61,8 +61,9 @@ train {
 // agree at every step. Sequence lengths are not multiples of a strip of
 // query rows; head dims run from 16 to 128; causal and padding masks, on
 // the strip lowering (the fast dot) and the row-at-a-time one (small
-// products), bf16 and f16 products. With dropout, or a penalty's second
-// backward, the kernels stay apart, and -d fusion says why.
+// products), bf16 and f16 products, dropout (both kernels draw the mask,
+// the same as the interpreter's). With a penalty's second backward, that
+// backward stays apart, and -d fusion says why.
 func TestFusedAttention(t *testing.T) {
 	needToolchain(t)
 	if !(cpu.Backend{}).Passes().Attention {
@@ -76,7 +77,11 @@ func TestFusedAttention(t *testing.T) {
 		{seq: 36, dh: 16, heads: 2, causal: true, padding: true, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
 		{seq: 96, dh: 32, heads: 2, causal: true, precision: "bf16", lowering: codegen.LowerAttention, backward: 1},
 		{seq: 24, dh: 16, heads: 2, causal: true, precision: "f16", lowering: codegen.LowerAttention, backward: 1},
-		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", dropout: 0.1, why: "through dropout"},
+		// Dropout: both kernels draw the mask themselves.
+		{seq: 40, dh: 16, heads: 2, causal: true, precision: "f32", dropout: 0.1, lowering: codegen.LowerAttention, backward: 1},
+		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", dropout: 0.1, lowering: codegen.LowerAttention, backward: 1},
+		{seq: 72, dh: 32, heads: 2, padding: true, precision: "bf16", dropout: 0.2, lowering: codegen.LowerAttention, backward: 1},
+		{seq: 50, dh: 32, heads: 2, causal: true, padding: true, precision: "f32", dropout: 0.1, lowering: codegen.LowerAttention, backward: 1},
 		// A gradient penalty differentiates the backward again: its second
 		// backward reads dO·Vᵀ, so that backward stays unfused.
 		{seq: 64, dh: 32, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention, train: "param_penalty = 0.1",

@@ -15,7 +15,8 @@ import (
 // Dao 2022). The row kernel's outputs (the row max and sum the backward
 // reads, once remat has made it recompute P) become the kernel's. A
 // scores kernel that already ends in the softmax (a dot kernel with a row
-// epilogue) counts as the first two.
+// epilogue) counts as the first two. Dropout's rng, read by the row kernel
+// alone, joins it: the kernel draws the numbers itself.
 func (fu *fuser) attention() {
 	for _, v := range fu.f.Body {
 		k := fu.kernel[v.ID]
@@ -26,10 +27,7 @@ func (fu *fuser) attention() {
 		if p.IsParam() {
 			continue
 		}
-		if !probabilitiesRoot(p) {
-			if throughDropout(p) {
-				fu.logf("keep attention %s out of %s: P·V reads the probabilities through dropout, whose rng is a kernel of its own", logName(p), logName(k.root))
-			}
+		if !probabilitiesRoot(p) && !throughDropout(p) {
 			continue
 		}
 		if why := fu.mergeAttention(k, p); why != "" {
@@ -102,9 +100,14 @@ func (fu *fuser) mergeAttention(k *kernel, p *ir.Value) string {
 			return fmt.Sprintf("%s reads the row kernel's output %s before P·V", logName(u), logName(o))
 		}
 	}
+	draws, why := fu.dropoutDraws([]*kernel{rows}, rows.rows.shape)
+	if why != "" {
+		return why
+	}
 	if !fu.take() {
 		return "out of fuel"
 	}
+	fu.addDraws(k, draws)
 	outputs, shape := rows.outputs, rows.rows
 	for _, m := range maxima { // computed by rows from now on, not copied
 		fu.kernel[m.ID] = rows
@@ -155,6 +158,44 @@ func (fu *fuser) scoresKernel(rows *kernel) (*kernel, []*ir.Value) {
 		}
 	}
 	return found, maxima
+}
+
+// dropoutDraws returns the rngs of shape sh that the kernels ks read
+// (dropout's draws), each alone in its kernel or in none and read by ks
+// alone, in body order, or says why one is not.
+func (fu *fuser) dropoutDraws(ks []*kernel, sh ir.Shape) ([]*ir.Value, string) {
+	var draws []*ir.Value
+	for _, k := range ks {
+		for m := range k.members {
+			for _, a := range m.Args {
+				if a.Op != ir.OpRng || isMember(ks, a) || slices.Contains(draws, a) {
+					continue
+				}
+				for _, u := range fu.users[a.ID] {
+					if !isMember(ks, u) {
+						return nil, fmt.Sprintf("dropout's draws %s have a reader outside attention, %s", logName(a), logName(u))
+					}
+				}
+				if o := fu.kernel[a.ID]; o != nil && (o.root != a || len(o.members) > 1) || fu.result[a.ID] || !a.Type.Shape.Equal(sh) {
+					return nil, fmt.Sprintf("dropout's draws %s are not the probabilities' shape, or share a kernel", logName(a))
+				}
+				draws = append(draws, a)
+			}
+		}
+	}
+	slices.SortFunc(draws, func(a, b *ir.Value) int { return a.ID - b.ID })
+	return draws, ""
+}
+
+// addDraws makes k draw the rngs draws itself.
+func (fu *fuser) addDraws(k *kernel, draws []*ir.Value) {
+	for _, d := range draws {
+		if o := fu.kernel[d.ID]; o != nil {
+			fu.absorb(k, o)
+		}
+		k.members[d] = true
+		fu.kernel[d.ID] = k
+	}
 }
 
 // kernelOf is the kernel that computes a, or nil (a parameter, or an

@@ -13,7 +13,8 @@ import (
 // backward over its rows; one kernel, or two when dS is converted to a
 // half type), and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when
 // those alone read P (maybe through a kernel computing an elementwise
-// function of it) and dS. The backend
+// function of it, such as dropout) and dS; dropout's rng joins them. The
+// backend
 // computes P and dS a head at a time into buffers of its own and never
 // stores them. The last of the three gradients in the function is the
 // merged kernel's root, the others its outputs.
@@ -88,14 +89,33 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 		// dV may read P through a kernel of its own computing an
 		// elementwise function of it: a conversion to the half type, the
 		// causal select when dS reads the unmasked softmax.
-		if len(readers) == 1 && readers[0].Op != ir.OpDot {
-			u := readers[0]
-			c := fu.kernelOf(u)
-			if c == nil || c.root != u || c.dot != nil || c.reduces || len(c.outputs) > 0 || !rematElementwise(u) || !u.Type.Shape.Equal(sh) {
-				return fmt.Sprintf("%s reads %s in a kernel of its own", logName(u), logName(src))
+		// With dropout, the kernel draws the mask too and computes
+		// P through it.
+		// The kernel may read src through a cheap value that ds copies
+		// too (the padding mask's select under dropout).
+		var others []*kernel
+		add := func(c *kernel) {
+			if c != nil && c != ds && !slices.Contains(others, c) {
+				others = append(others, c)
+			}
+		}
+		for _, u := range readers {
+			add(fu.kernelOf(u))
+		}
+		for _, u := range fu.users[src.ID] {
+			if ds.members[u] {
+				for _, c := range fu.copies[u.ID] {
+					add(c)
+				}
+			}
+		}
+		if len(others) == 1 && others[0].dot == nil {
+			c := others[0]
+			if c.reduces || len(c.outputs) > 0 || !elementwiseKernel(c) || !c.root.Type.Shape.Equal(sh) {
+				return fmt.Sprintf("%s reads %s in a kernel of its own", logName(c.root), logName(src))
 			}
 			parts, merged = append(parts, c), append(merged, c)
-			src = u
+			src = c.root
 			readers = fu.users[src.ID]
 		}
 		for _, u := range fu.users[x.v.ID] {
@@ -135,6 +155,10 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 		}
 	}
 	parts = append(parts, grads["dV"], grads["dK"], grads["dQ"])
+	draws, why := fu.dropoutDraws(parts, sh)
+	if why != "" {
+		return why
+	}
 	first := min(probs.root.ID, ds.root.ID)
 	if dp != nil {
 		first = min(first, dp.root.ID)
@@ -142,7 +166,7 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 	for _, part := range parts {
 		for m := range part.members {
 			for _, a := range m.Args {
-				if !a.IsParam() && !isMember(parts, a) && a.ID > first {
+				if !a.IsParam() && !isMember(parts, a) && !slices.Contains(draws, a) && a.ID > first {
 					return fmt.Sprintf("%s, which the backward reads, comes after P's kernel", logName(a))
 				}
 			}
@@ -162,6 +186,7 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 			fu.absorb(last, part)
 		}
 	}
+	fu.addDraws(last, draws)
 	last.dot, last.rows, last.attentionGrad, last.outputs = nil, nil, true, outputs
 	fu.logf("fuse attention's backward into %s: P and dS computed a head at a time, never stored", logName(last.root))
 	return ""
@@ -179,6 +204,17 @@ func (fu *fuser) onlyIn(u *ir.Value, ks []*kernel, depth int) bool {
 	}
 	for _, w := range fu.users[u.ID] {
 		if !isMember(ks, w) || !fu.onlyIn(w, ks, depth-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// elementwiseKernel reports whether k's members are all elementwise ops,
+// constants, iotas, broadcasts and rngs (dropout: P through its mask).
+func elementwiseKernel(k *kernel) bool {
+	for m := range k.members {
+		if !m.Op.IsElementwise() && m.Op != ir.OpConstant && m.Op != ir.OpIota && m.Op != ir.OpBroadcast && m.Op != ir.OpRng {
 			return false
 		}
 	}

@@ -9,7 +9,8 @@ import (
 // remat recomputes attention's probabilities for the backward instead of
 // keeping them (Options.Attention). For p = exp(y) / broadcast(sum), or p
 // masked as select(m, p, 0), computed elementwise from one dot's product
-// with row statistics broadcast back, whose first reader is a dot (P·V):
+// with row statistics broadcast back, or either through dropout (an rng's
+// draws, which a copy draws again), whose first reader is a dot (P·V):
 // the later readers of the chain from the dot to p, in groups (one per
 // backward), each read a copy placed before the group's first reader,
 // reusing the forward's row max and sum. The fusion pass then makes the
@@ -133,12 +134,12 @@ func copyChain(chain, readers []*ir.Value) []*ir.Value {
 }
 
 // probabilitiesChain is remat's rule for attention: p is a softmax's
-// probabilities whose first reader is P·V (the dot reading p as its first
-// operand); the chain runs from the scores' dot to p, and the reads after
-// P·V are late.
+// probabilities, or those through dropout, whose first reader is P·V (the
+// dot reading p as its first operand); the chain runs from the scores' dot
+// (and dropout's rng) to p, and the reads after P·V are late.
 func probabilitiesChain(p *ir.Value, users map[*ir.Value][]*ir.Value) ([]*ir.Value, int, bool) {
 	us := users[p] // in body order
-	if !softmaxOutput(p) || len(us) == 0 || us[0].Op != ir.OpDot || us[0].Args[0] != p || slices.Contains(us[0].Args[1:], p) {
+	if !(softmaxOutput(p) || throughDropout(p)) || len(us) == 0 || us[0].Op != ir.OpDot || us[0].Args[0] != p || slices.Contains(us[0].Args[1:], p) {
 		return nil, 0, false
 	}
 	chain, ok := rematChain(p)
@@ -146,9 +147,10 @@ func probabilitiesChain(p *ir.Value, users map[*ir.Value][]*ir.Value) ([]*ir.Val
 }
 
 // rematChain returns, in body order, the values from a dot to p that p's
-// copy recomputes: the dot and the elementwise ops of p's shape on the way
-// that depend on it other than through a reduction (a reduction and its
-// broadcast are read as they are). It needs exactly one dot, of p's shape.
+// copy recomputes: the dot, rngs of p's shape, and the elementwise ops of
+// p's shape on the way that depend on them other than through a reduction
+// (a reduction and its broadcast are read as they are). It needs exactly
+// one dot, of p's shape.
 func rematChain(p *ir.Value) ([]*ir.Value, bool) {
 	var dot *ir.Value
 	two := false
@@ -161,6 +163,9 @@ func rematChain(p *ir.Value) ([]*ir.Value, bool) {
 		}
 		seen[w] = true
 		switch {
+		case w.Op == ir.OpRng:
+			// Counter-based: a copy draws the same numbers (dropout's mask).
+			onPath[w] = w.Type.Shape.Equal(p.Type.Shape)
 		case w.Op == ir.OpDot:
 			if dot != nil && dot != w {
 				two = true
