@@ -117,7 +117,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 	}
 	s3 := g.planFastDot(a.pvBody, a.root)
 	delete(g.ptrs, a.p)
-	if s3 == nil || s3.dot != a.pv {
+	if s3 == nil || s3.dot != a.pv || s3.root.Type.DType != ir.F32 {
 		return 0, 0, false
 	}
 	// The scores' band: only what the row kernel's results need.

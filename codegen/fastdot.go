@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 
 	"xlc/ir"
@@ -174,7 +175,25 @@ func (g *kernelBuilder) planTransposedDot(dot, root *ir.Value) *fastDot {
 // in place over the rows of the result those units cover. The parallel
 // range is the dot kernel's (blocks of rows of C, see DotSpec.Extent).
 func (g *kernelBuilder) emitFastDot(fd *fastDot) (extent, cost int64) {
-	return g.emitFastDotRows(fd, nil, 0)
+	if fd.root.Type.DType == ir.F32 {
+		return g.emitFastDotRows(fd, nil, 0)
+	}
+	// A narrower root (a pre-activation kept in half) cannot hold the
+	// product: each unit's goes into a buffer of the call's own, and the
+	// epilogue reads it there while it is in cache.
+	s := fd.spec
+	rb := int64(min(s.plan().RB, s.M))
+	raw := g.heap(i64c(rb*int64(s.N)*4), 64)
+	buf := g.b.NewBitCast(raw, types.NewPointer(types.Float))
+	lo, hi := g.lo, g.hi
+	g.forLoop("unit", lo, hi, func(u value.Value) {
+		off := g.b.NewMul(g.unitRow(u, s.M, s.plan().RB), i64c(int64(s.N)))
+		g.lo, g.hi = u, g.b.NewAdd(u, i64c(1))
+		extent, cost = g.emitFastDotRowsVia(fd, nil, 0, g.shifted(types.Float, buf, off))
+	})
+	g.lo, g.hi = lo, hi
+	g.mod.t.lower().release(g.b, g.mod.declare, raw)
+	return extent, cost
 }
 
 // emitFastDotRows is emitFastDot with, when rows is not nil, the row

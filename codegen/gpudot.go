@@ -52,12 +52,24 @@ func gpuDotFromEnv() (string, error) {
 type gpuDot struct {
 	dot, root *ir.Value
 	spec      DotSpec
+	// transposed, when set, is the kernel's result, a transpose of the
+	// product (attention's P·V and gradients): the epilogue stores each
+	// element at its place in that order.
+	transposed *ir.Value
 }
 
 // planGPUDot returns how a GPU kernel computes root with the tiled dot, or
 // nil: one f32 dot read in place from buffers (DotSpecOf) into a dense
-// result, then elementwise ops of its shape up to the root.
+// result, then elementwise ops of its shape up to the root, or the root
+// transposes the product.
 func (g *kernelBuilder) planGPUDot(body []*ir.Value, root *ir.Value) *gpuDot {
+	if root.Op == ir.OpTranspose && len(body) == 2 && body[0].Op == ir.OpDot && root.Args[0] == body[0] && len(g.results) == 1 {
+		gd := g.gpuDotFor(body[0], body[0], nil, nil)
+		if gd != nil {
+			gd.transposed = root
+		}
+		return gd
+	}
 	dot := dotEpilogue(body, root)
 	if dot == nil || len(g.results) != 1 {
 		return nil
@@ -162,7 +174,11 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 		g.ifThen("cstore", g.inside(m, M, n, N), func() {
 			lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
 			g.rowVals[gd.dot] = acc
-			g.storeAt(ir.F32, g.elem(gd.root, atLinear(shape, lin)), g.out, lin)
+			at := value.Value(lin)
+			if gd.transposed != nil {
+				at = g.rootAt(gd.transposed, gd.dot, atLinear(shape, lin))
+			}
+			g.storeAt(gd.root.Type.DType, g.elem(gd.root, atLinear(shape, lin)), g.out, at)
 			delete(g.rowVals, gd.dot)
 		})
 	})
@@ -377,9 +393,9 @@ func (g *kernelBuilder) batchOffsets(s DotSpec, bt value.Value) (offA, offB valu
 }
 
 // dotEpilogue returns the one dot of body when every value depending on
-// it up to root is an elementwise op of its shape and root is f32 of that
-// shape (an epilogue computed element by element from the product), else
-// nil.
+// it up to root is an elementwise op of its shape and root is a float of
+// that shape (an epilogue computed element by element from the product,
+// maybe ending in a conversion to half), else nil.
 func dotEpilogue(body []*ir.Value, root *ir.Value) *ir.Value {
 	var dot *ir.Value
 	dep := map[*ir.Value]bool{}
@@ -401,7 +417,7 @@ func dotEpilogue(body []*ir.Value, root *ir.Value) *ir.Value {
 			return nil
 		}
 	}
-	if dot == nil || dot.Type.DType != ir.F32 || !dep[root] || root.Type.DType != ir.F32 || !root.Type.Shape.Equal(dot.Type.Shape) {
+	if dot == nil || dot.Type.DType != ir.F32 || !dep[root] || !root.Type.DType.IsFloat() || !root.Type.Shape.Equal(dot.Type.Shape) {
 		return nil
 	}
 	return dot

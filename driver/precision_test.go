@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"xlc/codegen"
 	"xlc/ir"
 	"xlc/parser"
 )
@@ -44,6 +45,47 @@ func TestPrecisionSetting(t *testing.T) {
 		note := strings.Count(log.String(), "loss_scale dynamic")
 		if want := map[bool]int{true: 1, false: 0}[p == "f16"]; note != want || (p == "f16") != (m.Train.LossScale == "dynamic") {
 			t.Errorf("precision %s: loss_scale %s, %d notes in %q", p, m.Train.LossScale, note, log.String())
+		}
+	}
+}
+
+// TestDotsStayFast compiles GPT at the kernel models' size (every
+// product above the CPU's fast-dot threshold) in f32 and in each half type
+// for CPU and GPU kernel targets: no dot kernel may fall back to a slow
+// lowering (the naive dot, or elemental). A half-precision epilogue (a
+// pre-activation kept in half) once sent its dot to the naive loop, ten
+// times slower, and the GPU's transposed products (attention's P·V and
+// gradients) went elemental, with every loss still right.
+func TestDotsStayFast(t *testing.T) {
+	slow := func(p string, target string) int {
+		c := modelCase{"gpt", "gpt", defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2", "precision", p)}
+		tg, err := codegen.TargetFor(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := compileFused(t, c)
+		if tg.FusedAttention() {
+			m = compileFusedAttention(t, c)
+		}
+		prog, err := codegen.Compile(m.Step, codegen.Options{Target: tg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, k := range prog.Kernels {
+			v := m.Step.Body[k.Instr]
+			dot := v.Op == ir.OpDot || v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionDot
+			if dot && (k.Lowering == codegen.LowerNaiveDot || k.Lowering == codegen.LowerElemental) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, target := range []string{"x86-64-v3", "x86-64-v4", "sm_80"} {
+		for _, p := range []string{"f32", "bf16", "f16"} {
+			if n := slow(p, target); n > 0 {
+				t.Errorf("%s, precision %s: %d dot kernels on the naive dot or elemental", target, p, n)
+			}
 		}
 	}
 }
