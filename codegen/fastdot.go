@@ -10,10 +10,15 @@ import (
 	"xlc/ir"
 )
 
-// minFastDotFlops is the size of product below which the naive dot is
-// used: each distinct fast dot spec is about 100 KiB of LLVM IR, and the
-// smallest products gain little from it (bench/NOTES.md).
-const minFastDotFlops = 1 << 16
+// narrowChunkFloats is about how many floats of product a fast dot with a
+// half root computes before converting them (1 MiB): few enough to stay
+// in L2 for the epilogue, enough units that packing B is amortized.
+const narrowChunkFloats = 256 << 10
+
+// MinFastDotFlops is the size of product below which the CPU uses the
+// naive dot: each distinct fast dot spec is about 100 KiB of LLVM IR, and
+// the smallest products gain little from it (bench/NOTES.md).
+const MinFastDotFlops = 1 << 16
 
 // fastDot is the use of the fast f32 dot kernel (DotKernel) for one
 // kernel: the dot, its spec, and the root of its elementwise epilogue (the
@@ -25,12 +30,15 @@ type fastDot struct {
 	// nil; res are the tensors it adds (spec.Residuals).
 	bias *ir.Value
 	res  []*ir.Value
+	// sum, when the kernel folds adds under a narrowing root, is the
+	// folded sum the product buffer holds.
+	sum *ir.Value
 }
 
 // planFastDot returns how kernel g (whose operands' pointers are known)
 // computes root with the fast dot kernel, or nil when it cannot: the dot
 // must be f32 with a layout DotSpecOf reads in place, of at least
-// minFastDotFlops, read its operands
+// MinFastDotFlops, read its operands
 // from buffers, and every value depending on it up to the root must be an
 // elementwise f32 op of the dot's shape (so the epilogue can run in place
 // over the product, element by element).
@@ -68,9 +76,15 @@ func (g *kernelBuilder) foldAdds(fd *fastDot, body []*ir.Value) {
 			uses[a]++
 		}
 	}
+	// A root converting the sum to a half type (a pre-activation) keeps
+	// the conversion as the epilogue.
+	top := fd.root
+	if top.Op == ir.OpConvert && top.Type.DType != ir.F32 {
+		top = top.Args[0]
+	}
 	var bias *ir.Value
 	var res []*ir.Value
-	for v := fd.root; v != fd.dot; {
+	for v := top; v != fd.dot; {
 		if v.Op != ir.OpAdd || v != fd.root && uses[v] != 1 {
 			return
 		}
@@ -101,12 +115,17 @@ func (g *kernelBuilder) foldAdds(fd *fastDot, body []*ir.Value) {
 	}
 	slices.Reverse(res)
 	s.Bias, s.Residuals = bias != nil, len(res)
-	fd.bias, fd.res, fd.root = bias, res, fd.dot
+	fd.bias, fd.res = bias, res
+	if top == fd.root {
+		fd.root = fd.dot
+	} else if top != fd.dot {
+		fd.sum = top
+	}
 }
 
 // fastDotOf is the fast dot computing dot, with root the kernel's result
 // (body the kernel's instructions), or nil: dot is f32, of at least
-// minFastDotFlops, reads its operands from buffers in a layout DotSpecOf
+// MinFastDotFlops, reads its operands from buffers in a layout DotSpecOf
 // reads in place. Its spec has the bands dotBands finds.
 func (g *kernelBuilder) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDot {
 	if dot.Type.DType != ir.F32 {
@@ -120,9 +139,9 @@ func (g *kernelBuilder) fastDotOf(dot, root *ir.Value, body []*ir.Value) *fastDo
 // making it) and root the kernel's result, its bands found in body and
 // results, or nil: the target has no dot tile (a GPU takes the naive dot),
 // an operand is not read from a buffer, or the spec is invalid or below
-// minFastDotFlops.
+// MinFastDotFlops.
 func (g *kernelBuilder) fastDotFor(dot, root *ir.Value, spec DotSpec, err error, body, results []*ir.Value) *fastDot {
-	if err != nil || g.mod.t.MR == 0 || spec.check() != nil || spec.Flops() < minFastDotFlops {
+	if err != nil || g.mod.t.MR == 0 || spec.check() != nil || spec.Flops() < MinFastDotFlops {
 		return nil
 	}
 	for _, a := range dot.Args {
@@ -183,12 +202,13 @@ func (g *kernelBuilder) emitFastDot(fd *fastDot) (extent, cost int64) {
 	// epilogue reads it there while it is in cache.
 	s := fd.spec
 	rb := int64(min(s.plan().RB, s.M))
-	raw := g.heap(i64c(rb*int64(s.N)*4), 64)
+	per := max(1, narrowChunkFloats/(rb*int64(s.N))) // units a chunk
+	raw := g.heap(i64c(per*rb*int64(s.N)*4), 64)
 	buf := g.b.NewBitCast(raw, types.NewPointer(types.Float))
 	lo, hi := g.lo, g.hi
-	g.forLoop("unit", lo, hi, func(u value.Value) {
+	g.strideLoop("chunk", lo, hi, i64c(per), func(u value.Value) {
 		off := g.b.NewMul(g.unitRow(u, s.M, s.plan().RB), i64c(int64(s.N)))
-		g.lo, g.hi = u, g.b.NewAdd(u, i64c(1))
+		g.lo, g.hi = u, g.min64(g.b.NewAdd(u, i64c(per)), hi)
 		extent, cost = g.emitFastDotRowsVia(fd, nil, 0, g.shifted(types.Float, buf, off))
 	})
 	g.lo, g.hi = lo, hi
@@ -250,6 +270,10 @@ func (g *kernelBuilder) emitFastDotRowsVia(fd *fastDot, rows *rowPlan, instrs in
 	row := func(u value.Value) value.Value { return g.unitRow(u, s.M, p.RB) }
 	lo, hi := g.lo, g.hi
 	g.ptrs[fd.dot] = prod
+	if fd.sum != nil {
+		g.ptrs[fd.sum] = prod
+		defer delete(g.ptrs, fd.sum)
+	}
 	if rows != nil {
 		g.lo, g.hi = row(lo), row(hi)
 		_, rcost := g.emitRows(rows, fd.root, instrs)
