@@ -167,8 +167,8 @@ func derivable(w, p *ir.Value, onScores func(*ir.Value) bool) bool {
 // emitAttentionGrad lowers a kind=attention_grad fusion with callee c. A
 // unit of the range is one head: P and dS of the head go into two
 // buffers of the call's own (S² floats each) instead of the arena, as do
-// dropout's draws, and the three gradient products read them from there. The products are the
-// fast dot's where it applies, else elemental.
+// dropout's draws, and the three gradient products read them from there.
+// The products are the fast dot's where it applies, else elemental.
 func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	a := planAttentionGrad(c)
 	sh := a.p.Type.Shape

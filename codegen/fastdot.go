@@ -40,8 +40,8 @@ type fastDot struct {
 // must be f32 with a layout DotSpecOf reads in place, of at least
 // MinFastDotFlops, read its operands
 // from buffers, and every value depending on it up to the root must be an
-// elementwise f32 op of the dot's shape (so the epilogue can run in place
-// over the product, element by element).
+// elementwise op of the dot's shape, f32 but for a root converting to half
+// (so the epilogue can run over the product, element by element).
 func (g *kernelBuilder) planFastDot(body []*ir.Value, root *ir.Value) *fastDot {
 	if root.Op == ir.OpTranspose && len(body) == 2 && body[0].Op == ir.OpDot && root.Args[0] == body[0] {
 		return g.planTransposedDot(body[0], root)

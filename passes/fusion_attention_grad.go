@@ -14,9 +14,8 @@ import (
 // half type), and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when
 // those alone read P (maybe through a kernel computing an elementwise
 // function of it, such as dropout) and dS; dropout's rng joins them. The
-// backend
-// computes P and dS a head at a time into buffers of its own and never
-// stores them. The last of the three gradients in the function is the
+// backend computes P and dS a head at a time into buffers of its own and
+// never stores them. The last of the three gradients in the function is the
 // merged kernel's root, the others its outputs.
 func (fu *fuser) attentionGrad() {
 	for _, v := range fu.f.Body {
@@ -88,11 +87,9 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 		merged := []*kernel{ds}
 		// dV may read P through a kernel of its own computing an
 		// elementwise function of it: a conversion to the half type, the
-		// causal select when dS reads the unmasked softmax.
-		// With dropout, the kernel draws the mask too and computes
-		// P through it.
-		// The kernel may read src through a cheap value that ds copies
-		// too (the padding mask's select under dropout).
+		// causal select when dS reads the unmasked softmax, dropout (which
+		// draws its mask there). That kernel may read P through a cheap
+		// value that ds copies too (the padding mask's select).
 		var others []*kernel
 		add := func(c *kernel) {
 			if c != nil && c != ds && !slices.Contains(others, c) {
