@@ -14,9 +14,9 @@ import (
 // half type), and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when
 // those alone read P (maybe through a kernel computing an elementwise
 // function of it, such as dropout) and dS; dropout's rng joins them. The
-// backend computes P and dS a head at a time into buffers of its own and
-// never stores them. The last of the three gradients in the function is the
-// merged kernel's root, the others its outputs.
+// backend computes P and dS a head at a time into buffers of its own. The
+// last of the three gradients in the function is the merged kernel's
+// root, the others its outputs.
 func (fu *fuser) attentionGrad() {
 	for _, v := range fu.f.Body {
 		k := fu.kernel[v.ID]

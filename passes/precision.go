@@ -17,9 +17,8 @@ import (
 // norms and their epsilons, the loss, the optimizer, parameters and state
 // (master weights). Constants that would overflow the half type in an
 // operand are clamped (precision_clamp.go); a softmax's later readers read
-// its half copy back (precision_softmax.go); a pre-activation kept for its
-// gradient is kept in half (precision_preact.go). Options.PrecisionLog
-// gets each decision and its reason.
+// its half copy back (precision_softmax.go); pre-activations are kept in
+// half (precision_preact.go). Options.PrecisionLog gets each decision.
 func precision(f *ir.Func, opt Options) (bool, error) {
 	half := opt.Precision
 	if half != ir.BF16 && half != ir.F16 {

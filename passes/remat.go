@@ -15,8 +15,8 @@ import (
 // backward), each read a copy placed before the group's first reader,
 // reusing the forward's row max and sum. The fusion pass then makes the
 // forward one attention kernel that never stores p. With
-// Options.RematActivations large activations are recomputed as well. The
-// copies repeat the same operations on the same values: bit-identical.
+// Options.RematActivations large activations are recomputed too. Copies
+// repeat the same operations on the same values: bit-identical.
 func remat(f *ir.Func, opt Options) (bool, error) {
 	f.Renumber()
 	users := map[*ir.Value][]*ir.Value{}
