@@ -183,7 +183,7 @@ func compileModel(t testing.TB, c matrixCase, opt Options) *Model {
 	return m
 }
 
-var fullFusion = Options{Passes: cpu.Backend{}.Passes()}
+func fullFusion() Options { return Options{Passes: cpu.Backend{}.Passes()} }
 
 // loadCPU loads f on the cpu backend; the executable is closed when the
 // test ends.
@@ -363,7 +363,7 @@ func TestCPUMatchesInterpreter(t *testing.T) {
 		t.Run(c.name(), func(t *testing.T) {
 			start := time.Now()
 			ref := compileModel(t, c, Options{})
-			fused := compileModel(t, c, fullFusion)
+			fused := compileModel(t, c, fullFusion())
 			x := loadCPU(t, fused.Step)
 			loaded := time.Since(start)
 			fs := [2]*ir.Func{ref.Step, fused.Step}
@@ -391,7 +391,7 @@ func TestFusionFuelAgrees(t *testing.T) {
 	needToolchain(t)
 	c := matrixCase{model: "gpt"}
 	none := compileModel(t, c, Options{Passes: passes.Options{Fuse: true, FusionFuel: 0}})
-	all := compileModel(t, c, fullFusion)
+	all := compileModel(t, c, fullFusion())
 	if passes.Kernels(none.Step) <= passes.Kernels(all.Step) {
 		t.Fatalf("fuel 0 gives %d kernels, unlimited %d: want fewer with fusion", passes.Kernels(none.Step), passes.Kernels(all.Step))
 	}
