@@ -129,6 +129,12 @@ var matrixCases = []matrixCase{
 	// tile skipping, strips of several tiles, bf16 on tensor cores.
 	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1")},
 	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1", "lr", "0.01", "precision", "bf16"), rel: 1e-2},
+	// Dropout everywhere (embeddings, attention's probabilities, the MLP):
+	// the same Philox draws on every backend, so the same masks; on the
+	// CPU, attention's kernels draw theirs themselves. BERT has two
+	// backwards (one per task), each drawing the mask again.
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "2", "pdrop", "0.1")},
+	{model: "bert", extra: defs("lr", "0.01", "pdrop", "0.1"), short: true},
 	{model: "mlp", extra: defs("optimizer", "sgd", "lr", "0.1", "momentum", "0.9", "nesterov", "true")},
 	{model: "mlp", extra: defs("optimizer", "adamw", "lr", "0.01")},
 	{model: "mlp", extra: defs("optimizer", "eg", "lr", "0.5")},
