@@ -141,7 +141,6 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		bytes += strip * int64(pd.Size())
 	}
 	draws := drawsIn(a.rowBody)
-	dbuf := make([]value.Value, len(draws))
 	at := make([]int64, len(draws))
 	for i, d := range draws {
 		bytes = (bytes + 63) &^ 63
@@ -156,9 +155,8 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		pt := storageType(pd)
 		pbuf = g.b.NewBitCast(g.b.NewGetElementPtr(types.Float, sc, i64c(strip)), types.NewPointer(pt))
 	}
-	for i, d := range draws {
-		dbuf[i] = g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, raw, i64c(at[i])), types.NewPointer(storageType(d.Type.DType)))
-	}
+	dbuf := g.drawBuffers(draws, raw, at, strip)
+	band, sq := a.drawBand(draws)
 	lo, hi := g.lo, g.hi
 	g.forLoop("attn", lo, hi, func(u value.Value) {
 		// Unit u: rows [R(u), R(u+1)) of all batches' rows.
@@ -174,7 +172,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		g.withResults([]*ir.Value{a.scores}, []value.Value{scores}, func() { g.emitFastDotRows(s1, nil, 0) })
 		g.ptrs[a.scores] = scores
 		g.lo, g.hi = r0, row(g.b.NewAdd(u, i64c(1)))
-		g.drawRows(draws, dbuf, g.lo, g.hi, int64(n))
+		g.drawRows(draws, dbuf, g.lo, g.hi, int64(n), sq, band)
 		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
 			g.emitRows(a.rows, a.p, len(a.rowBody))
 		})
@@ -198,19 +196,23 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	n := int64(a.p.Type.Shape[a.p.Type.Rank()-1])
 	pd := a.p.Type.DType
 	draws := drawsIn(a.rowBody)
-	raw := g.heap(i64c(max(n, 1)*int64(pd.Size())), 64)
-	buf := g.b.NewBitCast(raw, types.NewPointer(storageType(pd)))
-	dbuf := make([]value.Value, len(draws))
+	bytes := (max(n, 1)*int64(pd.Size()) + 63) &^ 63
+	at := make([]int64, len(draws))
 	for i, d := range draws {
-		dbuf[i] = g.b.NewBitCast(g.heap(i64c(max(n, 1)*int64(d.Type.DType.Size())), 64), types.NewPointer(storageType(d.Type.DType)))
+		at[i] = bytes
+		bytes += (max(n, 1)*int64(d.Type.DType.Size()) + 63) &^ 63
 	}
+	raw := g.heap(i64c(bytes), 64)
+	buf := g.b.NewBitCast(raw, types.NewPointer(storageType(pd)))
+	dbuf := g.drawBuffers(draws, raw, at, n)
+	band, sq := a.drawBand(draws)
 	pv := a.pv.Type.Shape
 	dh := int64(pv[len(pv)-1])
 	lo, hi := g.lo, g.hi
 	g.forLoop("attn", lo, hi, func(r value.Value) {
 		probs := g.shifted(storageType(pd), buf, g.b.NewMul(r, i64c(n)))
 		g.lo, g.hi = r, g.b.NewAdd(r, i64c(1))
-		g.drawRows(draws, dbuf, g.lo, g.hi, n)
+		g.drawRows(draws, dbuf, g.lo, g.hi, n, sq, band)
 		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
 			g.emitRows(a.rows, a.p, len(a.rowBody))
 		})
@@ -224,46 +226,8 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	})
 	g.lo, g.hi = lo, hi
 	g.mod.t.lower().release(g.b, g.mod.declare, raw)
-	for _, d := range dbuf {
-		g.mod.t.lower().release(g.b, g.mod.declare, g.b.NewBitCast(d, types.I8Ptr))
-	}
 	k := int64(a.scores.Args[0].Type.Shape[a.scores.Args[0].Type.Rank()-1])
 	return int64(a.rows.rows.NumElements()), n*(2*k+int64(len(a.rowBody))) + 2*n*dh
-}
-
-// drawsIn returns the rngs of body (dropout's draws in an attention
-// kernel's row part).
-func drawsIn(body []*ir.Value) []*ir.Value {
-	var draws []*ir.Value
-	for _, v := range body {
-		if v.Op == ir.OpRng {
-			draws = append(draws, v)
-		}
-	}
-	return draws
-}
-
-// drawRows stores each of draws' values at rows [r0, r1) (of n each)
-// into its buffer in bufs, a block of Philox at a time, and makes the
-// kernel read them there: the buffers hold those rows only, addressed as
-// the whole tensor.
-func (g *kernelBuilder) drawRows(draws []*ir.Value, bufs []value.Value, r0, r1 value.Value, n int64) {
-	if len(draws) == 0 {
-		return
-	}
-	from, to := g.b.NewMul(r0, i64c(n)), g.b.NewMul(r1, i64c(n))
-	for i, d := range draws {
-		dst := g.shifted(storageType(d.Type.DType), bufs[i], from)
-		g.fillRng(d, dst, from, to)
-		g.ptrs[d] = dst
-	}
-}
-
-// forget makes the kernel stop reading vs from buffers.
-func (g *kernelBuilder) forget(vs []*ir.Value) {
-	for _, v := range vs {
-		delete(g.ptrs, v)
-	}
 }
 
 // productRoot is the value whose element at the product's index ix

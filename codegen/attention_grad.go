@@ -194,9 +194,13 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 		bytes += head * int64(d.Type.DType.Size())
 	}
 	raw := g.heap(i64c(bytes), 64)
-	dbuf := make([]value.Value, len(draws))
-	for i, d := range draws {
-		dbuf[i] = g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, raw, i64c(at[i])), types.NewPointer(storageType(d.Type.DType)))
+	dbuf := g.drawBuffers(draws, raw, at, head)
+	// Outside the band where P through dropout is zero whatever the
+	// draws, dS does not depend on them either: its row sums there add
+	// dP's masked values times P's zeros, and it is masked itself.
+	var band *triangle
+	if a.pHalf != nil {
+		band = drawBand(a.pHalf)
 	}
 	f32p := types.NewPointer(types.Float)
 	p0 := g.b.NewBitCast(raw, f32p)
@@ -228,7 +232,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	g.forLoop("head", lo, hi, func(h value.Value) {
 		off := g.b.NewMul(h, i64c(head))
 		if len(draws) > 0 {
-			g.drawRows(draws, dbuf, g.b.NewMul(h, i64c(sq)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(sq)), sk)
+			g.drawRows(draws, dbuf, g.b.NewMul(h, i64c(sq)), g.b.NewMul(g.b.NewAdd(h, i64c(1)), i64c(sq)), sk, sq, band)
 		}
 		pp, dpp := g.shifted(types.Float, p0, off), g.shifted(types.Float, dp0, off)
 		dsp := g.shifted(storageType(a.ds.Type.DType), ds0, off)
