@@ -141,12 +141,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 		bytes += strip * int64(pd.Size())
 	}
 	draws := drawsIn(a.rowBody)
-	at := make([]int64, len(draws))
-	for i, d := range draws {
-		bytes = (bytes + 63) &^ 63
-		at[i] = bytes
-		bytes += strip * int64(d.Type.DType.Size())
-	}
+	at, bytes := drawBytes(draws, bytes, strip)
 	raw := g.heap(i64c(bytes), 64)
 	f32p := types.NewPointer(types.Float)
 	sc := g.b.NewBitCast(raw, f32p)
@@ -177,7 +172,7 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 			g.emitRows(a.rows, a.p, len(a.rowBody))
 		})
 		delete(g.ptrs, a.scores)
-		g.forget(draws)
+		g.forget(nil, draws)
 		g.ptrs[a.p] = probs
 		g.lo, g.hi = u, g.b.NewAdd(u, i64c(1))
 		g.withResults([]*ir.Value{a.root}, g.outs[:1], func() { g.emitFastDotRows(s3, nil, 0) })
@@ -196,12 +191,7 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 	n := int64(a.p.Type.Shape[a.p.Type.Rank()-1])
 	pd := a.p.Type.DType
 	draws := drawsIn(a.rowBody)
-	bytes := (max(n, 1)*int64(pd.Size()) + 63) &^ 63
-	at := make([]int64, len(draws))
-	for i, d := range draws {
-		at[i] = bytes
-		bytes += (max(n, 1)*int64(d.Type.DType.Size()) + 63) &^ 63
-	}
+	at, bytes := drawBytes(draws, max(n, 1)*int64(pd.Size()), max(n, 1))
 	raw := g.heap(i64c(bytes), 64)
 	buf := g.b.NewBitCast(raw, types.NewPointer(storageType(pd)))
 	dbuf := g.drawBuffers(draws, raw, at, n)
@@ -216,7 +206,7 @@ func (g *kernelBuilder) emitAttentionRows(a *attention) (extent, cost int64) {
 		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
 			g.emitRows(a.rows, a.p, len(a.rowBody))
 		})
-		g.forget(draws)
+		g.forget(nil, draws)
 		g.ptrs[a.p] = probs
 		g.forLoop("pv", i64c(0), i64c(dh), func(j value.Value) {
 			ix := atLinear(pv, g.b.NewAdd(g.b.NewMul(r, i64c(dh)), j))

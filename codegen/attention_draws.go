@@ -1,6 +1,8 @@
 package codegen
 
 import (
+	"slices"
+
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -11,16 +13,48 @@ import (
 // Dropout's draws in the attention kernels: each rng of the callee is
 // drawn into a buffer of the call's own, a strip (forward) or a head
 // (backward) at a time, before the rows that read it, a Philox block at a
-// time (fillRng), and the kernel reads it there (g.ptrs).
+// time (fillRng), and the kernel reads it there (g.ptrs). An rng that
+// only a comparison with a constant reads (dropout's u ≥ rate) is kept as
+// that comparison's bools instead: a quarter of the bytes.
+
+// A draw is an rng of an attention kernel and, when it is kept as such,
+// the comparison that alone reads it.
+type draw struct{ rng, mask *ir.Value }
+
+// kept is the value the draw's buffer holds.
+func (d draw) kept() *ir.Value {
+	if d.mask != nil {
+		return d.mask
+	}
+	return d.rng
+}
 
 // drawsIn returns the rngs of body (dropout's draws in an attention
-// kernel).
-func drawsIn(body []*ir.Value) []*ir.Value {
-	var draws []*ir.Value
+// kernel), each with its mask when one comparison with a constant alone
+// reads it.
+func drawsIn(body []*ir.Value) []draw {
+	var draws []draw
 	for _, v := range body {
-		if v.Op == ir.OpRng {
-			draws = append(draws, v)
+		if v.Op != ir.OpRng {
+			continue
 		}
+		d := draw{rng: v}
+		for _, u := range body {
+			if !slices.Contains(u.Args, v) {
+				continue
+			}
+			other := u.Args[0]
+			if other == v {
+				other = u.Args[1]
+			}
+			cmp := u.Op == ir.OpGe || u.Op == ir.OpGt || u.Op == ir.OpLe || u.Op == ir.OpLt
+			if _, ok := splatValue(other); !cmp || !ok || d.mask != nil || u.Args[0] == u.Args[1] {
+				d.mask = nil
+				break
+			}
+			d.mask = u
+		}
+		draws = append(draws, d)
 	}
 	return draws
 }
@@ -42,37 +76,69 @@ func drawBand(p *ir.Value) *triangle {
 // each, carved from raw at byte offsets at, set to zero once, so that the
 // elements a band leaves undrawn are never read uninitialized (their
 // values do not matter).
-func (g *kernelBuilder) drawBuffers(draws []*ir.Value, raw value.Value, at []int64, elems int64) []value.Value {
+func (g *kernelBuilder) drawBuffers(draws []draw, raw value.Value, at []int64, elems int64) []value.Value {
 	bufs := make([]value.Value, len(draws))
 	for i, d := range draws {
-		t := storageType(d.Type.DType)
-		bufs[i] = g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, raw, i64c(at[i])), types.NewPointer(t))
+		dt := d.kept().Type.DType
+		bufs[i] = g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, raw, i64c(at[i])), types.NewPointer(storageType(dt)))
 		g.forLoop("dzero", i64c(0), i64c(elems), func(e value.Value) {
-			g.storeAt(d.Type.DType, zeroValue(d.Type.DType), bufs[i], e)
+			g.storeAt(dt, zeroValue(dt), bufs[i], e)
 		})
 	}
 	return bufs
+}
+
+// drawBytes lays out the draws' buffers of elems elements each after
+// bytes bytes: their 64-byte aligned offsets, and the total.
+func drawBytes(draws []draw, bytes, elems int64) ([]int64, int64) {
+	at := make([]int64, len(draws))
+	for i, d := range draws {
+		bytes = (bytes + 63) &^ 63
+		at[i] = bytes
+		bytes += elems * int64(d.kept().Type.DType.Size())
+	}
+	return at, bytes
 }
 
 // drawRows stores each of draws' values at rows [r0, r1) (of n each; the
 // row axis has sq rows) into its buffer in bufs, and makes the kernel
 // read them there: the buffers hold those rows only, addressed as the
 // whole tensor. With band, a row's values outside it are not drawn.
-func (g *kernelBuilder) drawRows(draws []*ir.Value, bufs []value.Value, r0, r1 value.Value, n, sq int64, band *triangle) {
+func (g *kernelBuilder) drawRows(draws []draw, bufs []value.Value, r0, r1 value.Value, n, sq int64, band *triangle) {
 	if len(draws) == 0 {
 		return
 	}
 	from := g.b.NewMul(r0, i64c(n))
+	puts := make([]func(z, at value.Value), len(draws))
 	dsts := make([]value.Value, len(draws))
 	for i, d := range draws {
-		dsts[i] = g.shifted(storageType(d.Type.DType), bufs[i], from)
-		g.ptrs[d] = dsts[i]
+		kept := d.kept()
+		dst := g.shifted(storageType(kept.Type.DType), bufs[i], from)
+		dsts[i] = dst
+		puts[i] = func(z, at value.Value) {
+			if d.mask != nil {
+				// The comparison as the kernel computes it, of z.
+				saved := g.rowVals
+				g.rowVals = map[*ir.Value]value.Value{d.rng: z}
+				z = g.elem(d.mask, atLinear(kept.Type.Shape, at))
+				g.rowVals = saved
+			}
+			g.storeAt(kept.Type.DType, z, dst, at)
+		}
+	}
+	// Read from the buffers once drawn (puts compute the masks).
+	defer func() {
+		for i, d := range draws {
+			g.ptrs[d.kept()] = dsts[i]
+		}
+	}()
+	fill := func(lo, hi value.Value) {
+		for i, d := range draws {
+			g.fillRng(d.rng, lo, hi, puts[i])
+		}
 	}
 	if band == nil {
-		to := g.b.NewMul(r1, i64c(n))
-		for i, d := range draws {
-			g.fillRng(d, dsts[i], from, to)
-		}
+		fill(from, g.b.NewMul(r1, i64c(n)))
 		return
 	}
 	clamp := func(x value.Value) value.Value {
@@ -90,23 +156,23 @@ func (g *kernelBuilder) drawRows(draws []*ir.Value, bufs []value.Value, r0, r1 v
 		}
 		base := g.b.NewMul(r, i64c(n))
 		lo := g.b.NewAdd(base, jlo)
-		hi := g.b.NewAdd(base, g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, jhi, jlo), jlo, jhi))
-		for i, d := range draws {
-			g.fillRng(d, dsts[i], lo, hi)
-		}
+		fill(lo, g.b.NewAdd(base, g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, jhi, jlo), jlo, jhi)))
 	})
 }
 
-// forget makes the kernel stop reading vs from buffers.
-func (g *kernelBuilder) forget(vs []*ir.Value) {
+// forget makes the kernel stop reading vs, and the draws, from buffers.
+func (g *kernelBuilder) forget(vs []*ir.Value, draws []draw) {
 	for _, v := range vs {
 		delete(g.ptrs, v)
+	}
+	for _, d := range draws {
+		delete(g.ptrs, d.kept())
 	}
 }
 
 // drawBand is drawBand(a.p) when no other result of the row part reads
 // the draws, with the size of the rows' query axis.
-func (a *attention) drawBand(draws []*ir.Value) (*triangle, int64) {
+func (a *attention) drawBand(draws []draw) (*triangle, int64) {
 	sh := a.p.Type.Shape
 	sq := int64(sh[len(sh)-2])
 	if len(draws) == 0 {
@@ -114,7 +180,7 @@ func (a *attention) drawBand(draws []*ir.Value) (*triangle, int64) {
 	}
 	reads := map[*ir.Value]bool{}
 	for _, d := range draws {
-		reads[d] = true
+		reads[d.rng] = true
 	}
 	for _, v := range a.rowBody {
 		for _, x := range v.Args {

@@ -187,12 +187,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 		bytes += head * int64(a.pHalf.Type.DType.Size())
 	}
 	draws := drawsIn(c.Body) // dropout's, drawn a head at a time
-	at := make([]int64, len(draws))
-	for i, d := range draws {
-		bytes = (bytes + 63) &^ 63
-		at[i] = bytes
-		bytes += head * int64(d.Type.DType.Size())
-	}
+	at, bytes := drawBytes(draws, bytes, head)
 	raw := g.heap(i64c(bytes), 64)
 	dbuf := g.drawBuffers(draws, raw, at, head)
 	// Outside the band where P through dropout is zero whatever the
@@ -277,7 +272,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 				g.emitGradElemental(gd, h, i)
 			}
 		}
-		g.forget(append([]*ir.Value{a.p, a.ds, a.pHalf, a.dp, a.scores}, draws...))
+		g.forget([]*ir.Value{a.p, a.ds, a.pHalf, a.dp, a.scores}, draws)
 	})
 	g.lo, g.hi = lo, hi
 	g.mod.t.lower().release(g.b, g.mod.declare, raw)

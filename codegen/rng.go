@@ -123,8 +123,9 @@ func (g *kernelBuilder) emitRng(v *ir.Value) (extent, cost int64) {
 		return 0, 1
 	}
 	k0, k1 := g.rngKey(v)
+	put := func(z, at value.Value) { g.storeAt(v.Type.DType, z, g.out, at) }
 	g.forLoop("block", g.lo, g.hi, func(blk value.Value) {
-		g.storeBlock(v, k0, k1, g.out, blk, nil, i64c(n), n%4 == 0)
+		g.storeBlock(v, k0, k1, blk, nil, i64c(n), n%4 == 0, put)
 	})
 	return (n + 3) / 4, 100
 }
@@ -150,42 +151,42 @@ func (g *kernelBuilder) rngBlock(v *ir.Value, k0, k1, blk value.Value) [4]value.
 	return z
 }
 
-// storeBlock stores the values of block blk of v's stream that lie in
-// [from, to) (from nil: 0) at their linear indices in dst; whole says
-// every one does.
-func (g *kernelBuilder) storeBlock(v *ir.Value, k0, k1, dst, blk, from, to value.Value, whole bool) {
+// storeBlock puts each value of block blk of v's stream that lies in
+// [from, to) (from nil: 0) with its linear index; whole says every one
+// does.
+func (g *kernelBuilder) storeBlock(v *ir.Value, k0, k1, blk, from, to value.Value, whole bool, put func(z, at value.Value)) {
 	z := g.rngBlock(v, k0, k1, blk)
 	first := g.b.NewMul(blk, i64c(4))
 	for i := range z {
 		at := g.b.NewAdd(first, i64c(int64(i)))
 		if whole {
-			g.storeAt(v.Type.DType, z[i], dst, at)
+			put(z[i], at)
 			continue
 		}
 		in := value.Value(g.b.NewICmp(enum.IPredSLT, at, to))
 		if from != nil {
 			in = g.b.NewAnd(g.b.NewICmp(enum.IPredSGE, at, from), in)
 		}
-		g.ifThen("in", in, func() { g.storeAt(v.Type.DType, z[i], dst, at) })
+		g.ifThen("in", in, func() { put(z[i], at) })
 	}
 }
 
-// fillRng stores v's values at linear indices [from, to) into dst, which
-// addresses v's whole buffer: the whole blocks inside the range first,
-// then the one or two it cuts.
-func (g *kernelBuilder) fillRng(v *ir.Value, dst, from, to value.Value) {
+// fillRng puts v's values at linear indices [from, to) with their
+// indices: the whole blocks inside the range first, then the one or two it
+// cuts.
+func (g *kernelBuilder) fillRng(v *ir.Value, from, to value.Value, put func(z, at value.Value)) {
 	b := g.b
 	k0, k1 := g.rngKey(v)
 	lo := b.NewSDiv(b.NewAdd(from, i64c(3)), i64c(4))
 	hi := b.NewSDiv(to, i64c(4))
 	g.forLoop("draw", lo, b.NewSelect(b.NewICmp(enum.IPredSLT, lo, hi), hi, lo), func(blk value.Value) {
-		g.storeBlock(v, k0, k1, dst, blk, from, to, true)
+		g.storeBlock(v, k0, k1, blk, from, to, true, put)
 	})
 	head := b.NewSDiv(from, i64c(4))
 	g.ifThen("head", b.NewICmp(enum.IPredSLT, head, lo), func() {
-		g.storeBlock(v, k0, k1, dst, head, from, to, false)
+		g.storeBlock(v, k0, k1, head, from, to, false, put)
 	})
 	g.ifThen("tail", b.NewAnd(b.NewICmp(enum.IPredSGE, hi, lo), b.NewICmp(enum.IPredSLT, b.NewMul(hi, i64c(4)), to)), func() {
-		g.storeBlock(v, k0, k1, dst, hi, from, to, false)
+		g.storeBlock(v, k0, k1, hi, from, to, false, put)
 	})
 }
