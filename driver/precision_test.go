@@ -52,10 +52,11 @@ func TestPrecisionSetting(t *testing.T) {
 // TestDotsStayFast compiles GPT and BERT at the kernel models' size in f32
 // and in each half type for CPU and GPU kernel targets: no dot kernel may
 // fall back to a slow lowering (the naive dot, or elemental), but the
-// CPU's products below codegen.MinFastDotFlops (BERT's classifier). A half-precision epilogue (a
-// pre-activation kept in half) once sent its dot to the naive loop, ten
-// times slower, and the GPU's transposed products (attention's P·V and
-// gradients) went elemental, with every loss still right.
+// CPU's products below codegen.MinFastDotFlops (BERT's classifier). A
+// half-precision epilogue (a pre-activation kept in half) once sent its
+// dot to the naive loop, ten times slower, and the GPU's transposed
+// products (attention's P·V and gradients) went elemental, with every
+// loss still right.
 func TestDotsStayFast(t *testing.T) {
 	slow := func(model, p, target string) int {
 		c := modelCase{model, model, defs("layers", "1", "d", "64", "heads", "2", "seq", "32", "batch", "2", "precision", p)}
