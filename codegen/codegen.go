@@ -76,9 +76,9 @@ type Kernel struct {
 	InPlace map[int]int
 	// Grid and Threads are a GPU kernel's launch configuration, chosen
 	// at compile time: Grid blocks of Threads threads each, the entry
-	// taking the buffers' device array and n, Grid·Threads or fewer (one
-	// thread per unit); 0 on a CPU target. On the emulator (gpu-emu),
-	// whose frame runs blocks, Extent is Grid.
+	// taking the buffers' device array and n (each thread runs the units
+	// a grid apart); 0 on a CPU target. On the emulator (gpu-emu), whose
+	// frame runs blocks, Extent is Grid.
 	Grid, Threads int
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	llir "github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 )
@@ -56,6 +57,9 @@ type kernelFrame struct {
 	// is known: n units (threads) in grid blocks of threads, coop when the
 	// threads synchronize.
 	Launch func(n int64, threads, grid int, coop bool)
+	// Stride, when set, makes the frame a grid-stride loop: the thread
+	// runs units Lo, Lo+Stride, ... below N, each as [u, u+1).
+	Stride, N value.Value
 }
 
 // callBody makes f's frame call body with each buffer's pointer, typed as
@@ -66,8 +70,19 @@ func (f *kernelFrame) callBody(body *llir.Func) {
 	for i, p := range ps {
 		args = append(args, f.Buf(f.Entry, i, p.Typ))
 	}
-	f.Entry.NewCall(body, append(args, f.Lo, f.Hi)...)
-	f.Entry.NewRet(nil)
+	if f.Stride == nil {
+		f.Entry.NewCall(body, append(args, f.Lo, f.Hi)...)
+		f.Entry.NewRet(nil)
+		return
+	}
+	head, step, exit := f.Func.NewBlock("unit.head"), f.Func.NewBlock("unit.body"), f.Func.NewBlock("unit.exit")
+	f.Entry.NewBr(head)
+	u := head.NewPhi(llir.NewIncoming(f.Lo, f.Entry))
+	head.NewCondBr(head.NewICmp(enum.IPredSLT, u, f.N), step, exit)
+	step.NewCall(body, append(args, u, step.NewAdd(u, i64c(1)))...)
+	u.Incs = append(u.Incs, llir.NewIncoming(step.NewAdd(u, f.Stride), step))
+	step.NewBr(head)
+	exit.NewRet(nil)
 }
 
 // lowerings are the lowerings by architecture (GOARCH names).

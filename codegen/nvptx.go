@@ -53,21 +53,27 @@ type ptxLowering struct{ emu bool }
 // range per thread.
 const gpuBlock = 256
 
-// launchOf is k's launch configuration: Extent threads (one per unit, or
-// every thread of a block kernel) in blocks of k.Threads, gpuBlock when
-// the emitter chose none.
+// GPUUnitGrid is the most blocks such a kernel is launched with: a few
+// waves of an H100's or H200's resident threads, each looping over units
+// a grid apart (the frame's grid-stride loop). Tests lower it to make the
+// threads loop at small sizes.
+var GPUUnitGrid = 4096
+
+// launchOf is k's launch configuration: a block kernel's (k.Threads set by
+// its emitter) runs Extent threads, every one of its blocks; a unit
+// kernel's, gpuBlock threads a block and at most GPUUnitGrid blocks.
 func launchOf(k Kernel) (grid, threads int) {
-	threads = k.Threads
-	if threads == 0 {
-		threads = gpuBlock
+	if k.Threads != 0 {
+		return int((k.Extent + int64(k.Threads) - 1) / int64(k.Threads)), k.Threads
 	}
-	return int((k.Extent + int64(threads) - 1) / int64(threads)), threads
+	return int(min((k.Extent+gpuBlock-1)/gpuBlock, int64(GPUUnitGrid))), gpuBlock
 }
 
 // frame is the kernel void sym(i8 **bufs, i64 n): bufs is a device array
-// of the buffers' device addresses, and thread ctaid.x·ntid.x + tid.x runs
-// unit [gid, gid+1) of the range [0, n), none when gid ≥ n. A block
-// kernel's body reads its indices itself and ignores the unit. bufs is
+// of the buffers' device addresses, and thread gid = ctaid.x·ntid.x + tid.x
+// runs units gid, gid + nctaid.x·ntid.x, ... of the range [0, n). A block
+// kernel's body reads its indices itself and ignores the unit; its grid
+// covers n, so each thread runs it once. bufs is
 // noalias and readonly, so that its loads can move to their uses (a
 // kernel of 196 buffers otherwise holds them all in registers).
 func (l ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttribute) *kernelFrame {
@@ -95,6 +101,7 @@ func (l ptxLowering) frame(mod *llir.Module, sym string, attrs []llir.FuncAttrib
 	gid := b.NewAdd(b.NewMul(sreg("ctaid.x"), sreg("ntid.x")), sreg("tid.x"))
 	hi := b.NewSelect(b.NewICmp(enum.IPredSLT, gid, n), b.NewAdd(gid, i64c(1)), gid)
 	fr.Entry, fr.Lo, fr.Hi = b, gid, hi
+	fr.Stride, fr.N = b.NewMul(sreg("nctaid.x"), sreg("ntid.x")), n
 	fr.Buf = func(b *llir.Block, i int, t types.Type) value.Value {
 		raw := b.NewLoad(types.I8Ptr, b.NewGetElementPtr(types.I8Ptr, bufs, i64c(int64(i))))
 		return b.NewBitCast(raw, t)

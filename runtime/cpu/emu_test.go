@@ -124,3 +124,62 @@ func TestGPURowDot(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUGridStride launches the unit kernels (one unit of their range per
+// thread: elementwise, reductions, rng, gather, scatter_add) with at most
+// two blocks, so that each thread loops over many units a grid apart, and
+// checks the emulator's results against the interpreter's.
+func TestGPUGridStride(t *testing.T) {
+	needLLVM(t)
+	f, err := ir.ParseFunc(`func @units(%x: f32[5000], %y: f32[300,40], %key: i64[], %t: f32[64,8], %i: i32[700], %u: f32[700,8]) -> (e: f32[5000], s: f32[300], r: f32[3001], g: f32[700,8], a: f32[64,8]) {
+  %0 = exp %x : f32[5000]
+  %1 = reduce_sum %y {axes=[1]} : f32[300]
+  %2 = rng %key {dist=uniform, stream=3} : f32[3001]
+  %3 = gather %t, %i {axis=0} : f32[700,8]
+  %4 = scatter_add %u, %i {axis=0} : f32[64,8]
+  return %0, %1, %2, %3, %4
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(2))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, p := range f.Params {
+		args[i] = randomTensor(r, p.Type, 0, 64)
+	}
+	want, err := interp.Run(f, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := codegen.GPUUnitGrid
+	codegen.GPUUnitGrid = 2
+	defer func() { codegen.GPUUnitGrid = saved }()
+	tg, err := codegen.TargetFor("gpu-emu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := codegen.Compile(f, codegen.Options{Target: tg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range p.Kernels {
+		if k.Grid > 2 && k.Threads == 256 {
+			t.Errorf("kernel %s (%s) launches %d blocks, want at most 2", k.Symbol, k.Lowering, k.Grid)
+		}
+	}
+	x, err := Backend{CPU: "gpu-emu"}.LoadExec(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	got, err := x.Run(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := absTerms(t, f, args)
+	for i := range got {
+		if msg := diffAbs(got[i], want[i], 1e-6, terms[i].F); msg != "" {
+			t.Errorf("%s: %s", f.ResultNames[i], msg)
+		}
+	}
+}
