@@ -19,19 +19,10 @@ import (
 // layer's half output, and the activation and its gradient see the same
 // values.
 func halfPreactivations(f *ir.Func, half ir.DType, log io.Writer) {
+	users, result := readersOf(f)
 	pos := map[*ir.Value]int{}
-	users := map[*ir.Value][]*ir.Value{}
 	for i, v := range f.Body {
 		pos[v] = i
-		for _, a := range v.Args {
-			if len(users[a]) == 0 || users[a][len(users[a])-1] != v {
-				users[a] = append(users[a], v)
-			}
-		}
-	}
-	result := map[*ir.Value]bool{}
-	for _, r := range f.Results {
-		result[r] = true
 	}
 	back := map[*ir.Value]*ir.Value{}
 	var body []*ir.Value

@@ -19,18 +19,7 @@ import (
 // repeat the same operations on the same values: bit-identical.
 func remat(f *ir.Func, opt Options) (bool, error) {
 	f.Renumber()
-	users := map[*ir.Value][]*ir.Value{}
-	for _, v := range f.Body {
-		for _, a := range v.Args {
-			if u := users[a]; len(u) == 0 || u[len(u)-1] != v {
-				users[a] = append(u, v)
-			}
-		}
-	}
-	result := map[*ir.Value]bool{}
-	for _, r := range f.Results {
-		result[r] = true
-	}
+	users, result := readersOf(f)
 	before := map[*ir.Value][]*ir.Value{} // first late reader → the copies to put before it
 	dead := map[*ir.Value]bool{}          // late readers recomputed in each group's copy
 	for _, p := range f.Body {
@@ -106,6 +95,24 @@ func remat(f *ir.Func, opt Options) (bool, error) {
 	f.Body = body
 	f.Renumber()
 	return true, nil
+}
+
+// readersOf returns each value's readers in f, each once and in body
+// order, and the set of f's results.
+func readersOf(f *ir.Func) (users map[*ir.Value][]*ir.Value, result map[*ir.Value]bool) {
+	users = map[*ir.Value][]*ir.Value{}
+	for _, v := range f.Body {
+		for _, a := range v.Args {
+			if u := users[a]; len(u) == 0 || u[len(u)-1] != v {
+				users[a] = append(u, v)
+			}
+		}
+	}
+	result = map[*ir.Value]bool{}
+	for _, r := range f.Results {
+		result[r] = true
+	}
+	return users, result
 }
 
 // copyChain returns a copy of chain (in order) and makes readers read

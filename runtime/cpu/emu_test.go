@@ -44,15 +44,7 @@ func TestGPUEmulatorMutations(t *testing.T) {
 	terms := absTerms(t, f, args)
 	// check returns, per result, how it differs from the interpreter's.
 	check := func() []string {
-		x, err := Backend{CPU: "gpu-emu"}.LoadExec(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer x.Close()
-		got, err := x.Run(args)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := runEmu(t, f, args)
 		msgs := make([]string, len(got))
 		for i := range got {
 			msgs[i] = diffAbs(got[i], want[i], 1e-5, terms[i].F)
@@ -108,15 +100,7 @@ func TestGPURowDot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x, err := Backend{CPU: "gpu-emu"}.LoadExec(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := x.Run(args)
-		x.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := runEmu(t, f, args)
 		for i := range got {
 			if msg := diff(got[i], want[i], 1e-5); msg != "" {
 				t.Errorf("%s: %s: %s", f.Params[0].Type, f.ResultNames[i], msg)
@@ -167,6 +151,19 @@ func TestGPUGridStride(t *testing.T) {
 			t.Errorf("kernel %s (%s) launches %d blocks, want at most 2", k.Symbol, k.Lowering, k.Grid)
 		}
 	}
+	got := runEmu(t, f, args)
+	terms := absTerms(t, f, args)
+	for i := range got {
+		if msg := diffAbs(got[i], want[i], 1e-6, terms[i].F); msg != "" {
+			t.Errorf("%s: %s", f.ResultNames[i], msg)
+		}
+	}
+}
+
+// runEmu compiles f for the GPU emulator (with the kernels as codegen's
+// settings make them now), runs it on args and closes it.
+func runEmu(t *testing.T, f *ir.Func, args []*interp.Tensor) []*interp.Tensor {
+	t.Helper()
 	x, err := Backend{CPU: "gpu-emu"}.LoadExec(f)
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +173,5 @@ func TestGPUGridStride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	terms := absTerms(t, f, args)
-	for i := range got {
-		if msg := diffAbs(got[i], want[i], 1e-6, terms[i].F); msg != "" {
-			t.Errorf("%s: %s", f.ResultNames[i], msg)
-		}
-	}
+	return got
 }
