@@ -286,13 +286,14 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	switch {
 	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttention:
 		if m.t.gpuKernels() {
-			fail("no GPU lowering of attention fusions: compile for a GPU without passes.Options.Attention")
+			k.Extent, k.Cost = g.emitGPUAttention(v.Callee)
+		} else {
+			k.Extent, k.Cost = g.emitAttention(v.Callee)
 		}
-		k.Extent, k.Cost = g.emitAttention(v.Callee)
 		k.Lowering = LowerAttention
 	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttentionGrad:
 		if m.t.gpuKernels() {
-			fail("no GPU lowering of attention fusions: compile for a GPU without passes.Options.Attention")
+			fail("no GPU lowering of attention's backward: compile for a GPU without passes.Options.AttentionGrad")
 		}
 		k.Extent, k.Cost = g.emitAttentionGrad(v.Callee)
 		k.Lowering = LowerAttentionGrad

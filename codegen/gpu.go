@@ -267,6 +267,34 @@ func (g *kernelBuilder) moduleArray(kind string, t types.Type, n int64, space ty
 	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
 }
 
+// moduleScratch is an array of n bytes in the device's global memory that
+// every kernel of the module may use (a GPU runs them one after another),
+// added on first use, as a generic i8 pointer valid in g's body. Its
+// contents between kernels are undefined.
+func (g *kernelBuilder) moduleScratch(name string, n int64) value.Value {
+	arr := types.NewArray(uint64(n), types.I8)
+	gl, ok := g.mod.scratch[name]
+	if !ok {
+		gl = g.mod.m.NewGlobalDef(name, constant.NewZeroInitializer(arr))
+		gl.Linkage = enum.LinkageInternal
+		gl.Align = 16
+		if !g.gpu().emu {
+			gl.AddrSpace = 1
+			gl.Typ = types.NewPointer(arr)
+			gl.Typ.AddrSpace = 1
+		}
+		g.mod.scratch[name] = gl
+	}
+	if gl.Init.Type().(*types.ArrayType).Len != uint64(n) {
+		panic("codegen: module scratch " + name + " asked for with two sizes")
+	}
+	var p value.Value = gl
+	if !g.gpu().emu {
+		p = g.entry.NewAddrSpaceCast(gl, types.NewPointer(arr))
+	}
+	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
+}
+
 // gpu is g's GPU lowering; calling it for a CPU target is a codegen bug.
 func (g *kernelBuilder) gpu() ptxLowering {
 	l, ok := g.mod.t.lower().(ptxLowering)
@@ -281,6 +309,10 @@ func (g *kernelBuilder) gpu() ptxLowering {
 func (t *Target) gpuKernels() bool { return t.GPU() || t.Emulates != "" }
 
 // FusedAttention reports whether codegen lowers kind=attention fusions for
-// t (passes.Options.Attention): the CPU targets do; a GPU runs attention
-// as its dot kernels with row epilogues.
-func (t *Target) FusedAttention() bool { return !t.gpuKernels() }
+// t (passes.Options.Attention): every target does.
+func (t *Target) FusedAttention() bool { return true }
+
+// FusedAttentionGrad reports whether codegen lowers kind=attention_grad
+// fusions for t (passes.Options.AttentionGrad): the CPU targets do; a GPU
+// runs attention's backward as its dot kernels with row epilogues.
+func (t *Target) FusedAttentionGrad() bool { return !t.gpuKernels() }

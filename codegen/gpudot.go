@@ -163,27 +163,33 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 	bt := g.b.NewUDiv(blk, i64c(tilesN*tilesM))
 	offA, offB := g.batchOffsets(s, bt)
 	m0, n0 := g.b.NewMul(tileM, i64c(bm)), g.b.NewMul(tileN, i64c(bn))
-	shape := gd.dot.Type.Shape
-	g.rowVals = map[*ir.Value]value.Value{}
-	defer func() { g.rowVals = nil }()
 	// A tile outside BandC runs no k, but its epilogue still writes the
 	// root, which there does not depend on the product (a mask's fill).
 	klo, khi, live := g.bandRange(s, m0, n0, bm, bn)
 	khi = g.b.NewSelect(live, khi, klo)
 	tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
-		g.ifThen("cstore", g.inside(m, M, n, N), func() {
-			lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-			g.rowVals[gd.dot] = acc
-			at := value.Value(lin)
-			if gd.transposed != nil {
-				at = g.rootAt(gd.transposed, gd.dot, atLinear(shape, lin))
-			}
-			g.storeAt(gd.root.Type.DType, g.elem(gd.root, atLinear(shape, lin)), g.out, at)
-			delete(g.rowVals, gd.dot)
-		})
+		g.storeProduct(gd, bt, m, n, acc)
 	})
 	grid := int64(s.Batch) * tilesM * tilesN
 	return grid * int64(g.threads), 2 * K * bm * bn / int64(g.threads)
+}
+
+// storeProduct stores the root of gd's epilogue at element (m, n) of
+// batch bt's product, whose value is acc, when the element lies inside
+// the product.
+func (g *kernelBuilder) storeProduct(gd *gpuDot, bt, m, n, acc value.Value) {
+	M, N := int64(gd.spec.M), int64(gd.spec.N)
+	shape := gd.dot.Type.Shape
+	g.ifThen("cstore", g.inside(m, M, n, N), func() {
+		lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+		g.rowVals = map[*ir.Value]value.Value{gd.dot: acc}
+		at := value.Value(lin)
+		if gd.transposed != nil {
+			at = g.rootAt(gd.transposed, gd.dot, atLinear(shape, lin))
+		}
+		g.storeAt(gd.root.Type.DType, g.elem(gd.root, atLinear(shape, lin)), g.out, at)
+		g.rowVals = nil
+	})
 }
 
 // stageTile emits the copy of an operand's tile of rows×bk elements, the
@@ -205,6 +211,17 @@ func (g *kernelBuilder) stageTile(rows, bk int64, r0, k0 value.Value, rowMajor b
 		}
 		each(r, k, g.b.NewAdd(r0, r), g.b.NewAdd(k0, k))
 	}
+}
+
+// tileStart is the offset of an operand's element (r0, k0), the first of
+// the tile at rows r0 and k k0 (both inside the operand): where a tile's
+// copy reads in place of an element outside the operand or its band, so
+// that every load stays inside the rows and k the tile covers.
+func (g *kernelBuilder) tileStart(r0, k0 value.Value, ld int64, rowMajor bool) value.Value {
+	if rowMajor {
+		return g.b.NewAdd(g.b.NewMul(r0, i64c(ld)), k0)
+	}
+	return g.b.NewAdd(g.b.NewMul(k0, i64c(ld)), r0)
 }
 
 // bandKeeps reports whether the pair (r, s) lies in band b (true when b
@@ -339,7 +356,7 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 					src = g.b.NewAdd(g.b.NewMul(gk, i64c(c.ld)), gr)
 				}
 				inb := g.b.NewAnd(g.inside(gr, c.n, gk, K), c.band(gr, gk))
-				x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, g.b.NewSelect(inb, src, i64c(0))))
+				x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, g.b.NewSelect(inb, src, g.tileStart(c.r0, k0, c.ld, c.rowMaj))))
 				if !x.Type().Equal(types.Float) {
 					x = g.b.NewFPTrunc(x, types.Float)
 				}

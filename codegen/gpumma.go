@@ -74,7 +74,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
 			}
 			inb := g.b.NewAnd(g.inside(gr, rowsN, gk, K), band(gr, gk))
-			x := g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, g.b.NewSelect(inb, src, i64c(0)))))
+			x := g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, g.b.NewSelect(inb, src, g.tileStart(r0, k0, ld, rowMajor)))))
 			dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
 			g.b.NewStore(g.b.NewSelect(inb, x, constant.NewInt(types.I16, 0)), dst)
 		})

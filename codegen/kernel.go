@@ -18,13 +18,16 @@ type module struct {
 	m     *llir.Module
 	t     *Target
 	decls map[string]*llir.Func
+	// scratch are the module's global arrays that all its kernels may use
+	// (moduleScratch), by name.
+	scratch map[string]*llir.Global
 }
 
 func newModule(t *Target) *module {
 	m := llir.NewModule()
 	m.TargetTriple = t.Triple
 	m.DataLayout = t.DataLayout
-	return &module{m: m, t: t, decls: map[string]*llir.Func{}}
+	return &module{m: m, t: t, decls: map[string]*llir.Func{}, scratch: map[string]*llir.Global{}}
 }
 
 func (m *module) String() string { return m.m.String() }

@@ -66,7 +66,8 @@ train {
 // backward stays apart, and -d fusion says why.
 func TestFusedAttention(t *testing.T) {
 	needToolchain(t)
-	if !(cpu.Backend{}).Passes().Attention {
+	popt := cpu.Backend{}.Passes()
+	if !popt.Attention {
 		t.Skip("the target (XLC_CPU) runs attention as separate kernels")
 	}
 	cases := []attentionCase{
@@ -89,6 +90,10 @@ func TestFusedAttention(t *testing.T) {
 	}
 	for _, c := range cases {
 		name := fmt.Sprintf("seq%d_dh%d_h%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.heads, c.causal, c.padding, c.precision, c.dropout)
+		if !popt.AttentionGrad {
+			// A GPU target: the backward stays separate kernels.
+			c.backward, c.why = 0, ""
+		}
 		t.Run(name, func(t *testing.T) {
 			src := []byte(attentionModel(c))
 			ref, err := Compile("att.xl", src, nil, Options{})
@@ -96,7 +101,7 @@ func TestFusedAttention(t *testing.T) {
 				t.Fatal(err)
 			}
 			var log strings.Builder
-			opt := Options{Passes: cpu.Backend{}.Passes()}
+			opt := Options{Passes: popt}
 			opt.Passes.FusionLog = &log
 			fused, err := Compile("att.xl", src, nil, opt)
 			if err != nil {
@@ -138,6 +143,68 @@ func TestFusedAttention(t *testing.T) {
 			}
 			runLockstep(t, fs, xs, [2]string{"interp", "cpu"}, 5, rel)
 			t.Logf("%d kernels", passes.Kernels(fused.Step))
+		})
+	}
+}
+
+// TestGPUAttention trains attention layers on the GPU emulator, whose
+// forward is the GPU's attention kernel (a block of threads per strip of
+// query rows, the strip's scores and P in global scratch) and whose
+// backward stays separate kernels, against the interpreter: losses agree
+// at every step, and -d fusion says why the backward stays apart. The
+// kernels launch at most two blocks, so that each block loops over
+// strips and reuses its scratch.
+func TestGPUAttention(t *testing.T) {
+	needToolchain(t)
+	saved := codegen.GPUUnitGrid
+	codegen.GPUUnitGrid = 2
+	defer func() { codegen.GPUUnitGrid = saved }()
+	emu := cpu.Backend{CPU: "gpu-emu"}
+	for _, c := range []attentionCase{
+		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32"},
+		{seq: 72, dh: 32, heads: 2, padding: true, precision: "bf16", dropout: 0.2},
+		{seq: 70, dh: 128, heads: 1, causal: true, padding: true, precision: "f16"},
+		{seq: 40, dh: 16, heads: 3, causal: true, precision: "f32", dropout: 0.1},
+	} {
+		name := fmt.Sprintf("seq%d_dh%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.causal, c.padding, c.precision, c.dropout)
+		t.Run(name, func(t *testing.T) {
+			src := []byte(attentionModel(c))
+			ref, err := Compile("att.xl", src, nil, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log strings.Builder
+			opt := Options{Passes: emu.Passes()}
+			opt.Passes.FusionLog = &log
+			fused, err := Compile("att.xl", src, nil, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if why := "keep attention's backward in separate kernels"; !strings.Contains(log.String(), why) {
+				t.Errorf("-d fusion does not say %q", why)
+			}
+			p, err := codegen.Compile(fused.Step, codegen.Options{CPU: "gpu-emu"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := map[string]int{}
+			for _, k := range p.Kernels {
+				n[k.Lowering]++
+			}
+			if n[codegen.LowerAttention] != 1 || n[codegen.LowerAttentionGrad] != 0 {
+				t.Fatalf("%d kernels lowered as %s and %d as %s, want 1 and 0", n[codegen.LowerAttention], codegen.LowerAttention, n[codegen.LowerAttentionGrad], codegen.LowerAttentionGrad)
+			}
+			x, err := emu.Load(fused.Step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { x.(interface{ Close() error }).Close() })
+			rel := matrixRel
+			if c.precision != "f32" {
+				rel = 1e-2
+			}
+			fs := [2]*ir.Func{ref.Step, fused.Step}
+			runLockstep(t, fs, [2]runtime.Executable{interpExec(t, ref.Step), x}, [2]string{"interp", "gpu-emu"}, 4, rel)
 		})
 	}
 }

@@ -32,9 +32,9 @@ var kernelModels = []modelCase{
 var kernelTargets = []string{"x86-64-v3", "x86-64-v4", "aarch64", "sm_80"}
 
 // compileKernelModels compiles each kernel model's train step and forward
-// pass as the backends do (attention as one kernel for the CPU targets)
-// and lowers both for every kernel target: name → target → [step,
-// forward] module texts.
+// pass as the backends do (attention as one kernel, and its backward too
+// for the CPU targets) and lowers both for every kernel target: name →
+// target → [step, forward] module texts.
 func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 	t.Helper()
 	out := map[string]map[string][2]string{}
@@ -49,7 +49,7 @@ func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 			}
 			tg.Parts = 2
 			m := gpu
-			if tg.FusedAttention() {
+			if tg.FusedAttentionGrad() {
 				m = cpu
 			}
 			var lls [2]string

@@ -65,7 +65,7 @@ func TestDotsStayFast(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := compileFused(t, c)
-		if tg.FusedAttention() {
+		if tg.FusedAttentionGrad() {
 			m = compileFusedAttention(t, c)
 		}
 		prog, err := codegen.Compile(m.Step, codegen.Options{Target: tg})

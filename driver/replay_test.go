@@ -22,18 +22,18 @@ type modelCase struct {
 	defines     []parser.Define
 }
 
-// compileFused compiles c with fusion on, attention in several kernels (as
-// the cuda backend does).
+// compileFused compiles c with fusion on, attention's forward as one
+// kernel and its backward in several (as the cuda backend does).
 func compileFused(t *testing.T, c modelCase) *Model {
 	t.Helper()
-	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel})
+	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true})
 }
 
-// compileFusedAttention compiles c with fusion on and attention as one
-// kernel (as the cpu backend does).
+// compileFusedAttention compiles c with fusion on and attention and its
+// backward as one kernel each (as the cpu backend does).
 func compileFusedAttention(t *testing.T, c modelCase) *Model {
 	t.Helper()
-	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true})
+	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true, AttentionGrad: true})
 }
 
 func compileCase(t *testing.T, c modelCase, opt passes.Options) *Model {

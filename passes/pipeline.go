@@ -125,6 +125,10 @@ type Options struct {
 	// with Fuse for a target whose codegen lowers such kernels
 	// (codegen.Target.FusedAttention).
 	Attention bool
+	// AttentionGrad, with Attention, makes attention's backward one kernel
+	// too (kind=attention_grad), for a target whose codegen lowers it
+	// (codegen.Target.FusedAttentionGrad).
+	AttentionGrad bool
 	// RematActivations makes remat recompute large activations for the
 	// backward too (the train setting remat = "activations").
 	RematActivations bool

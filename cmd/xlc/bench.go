@@ -41,6 +41,11 @@ func compileOptions(b runtime.Backend, verify bool) driver.Options {
 		opt.Passes = c.Passes()
 		opt.Passes.Verify = verify
 	}
+	if b.Name() == "cuda" {
+		// Every GPU target lowers attention's forward as one kernel and
+		// none its backward (codegen.Target.FusedAttention).
+		opt.Passes.Attention = true
+	}
 	return opt
 }
 

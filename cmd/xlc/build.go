@@ -77,7 +77,10 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	kernels := *emit != "ir"
 	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse || kernels, FusionFuel: *fuel}
-	opt.Attention = opt.Fuse && *targetName == "cpu" && cpu.Backend{CPU: target}.Passes().Attention
+	if opt.Fuse {
+		p := cpu.Backend{CPU: target}.Passes()
+		opt.Attention, opt.AttentionGrad = p.Attention, p.AttentionGrad
+	}
 	if debug["fusion"] {
 		opt.FusionLog = stderr
 	}
@@ -193,9 +196,6 @@ func buildBundle(path string, defs defines, out, target string, gpu bool, verify
 		return fmt.Errorf("xlc build: %v", err)
 	}
 	opt := compileOptions(cpu.Backend{CPU: target}, verify)
-	if gpu {
-		opt.Passes.Attention = false
-	}
 	opt.Log = stderr
 	if debug["fusion"] {
 		opt.Passes.FusionLog = stderr

@@ -77,11 +77,12 @@ var _ runtime.Backend = Backend{}
 func (Backend) Name() string { return "cpu" }
 
 // Passes are the pass options the cpu backend's functions are compiled
-// with: fusion, and attention as one kernel where the target lowers it
-// (codegen.Target.FusedAttention).
+// with: fusion, and attention and its backward as one kernel each where
+// the target lowers them (codegen.Target.FusedAttention, FusedAttentionGrad).
 func (b Backend) Passes() passes.Options {
 	t, err := codegen.TargetFor(b.CPU)
-	return passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: err == nil && t.FusedAttention()}
+	return passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel,
+		Attention: err == nil && t.FusedAttention(), AttentionGrad: err == nil && t.FusedAttentionGrad()}
 }
 
 // Load compiles f (codegen.Compile, codegen.SharedObject, dlopen) and allocates its

@@ -1,0 +1,131 @@
+package codegen
+
+import (
+	"slices"
+
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// gpuAttnScratch is the global memory, in bytes, that the GPU attention
+// kernels of a module share for their blocks' strips of scores and
+// probabilities (a GPU runs a module's kernels one after another). It
+// bounds how many blocks one kernel launches when rows are long.
+const gpuAttnScratch = 64 << 20
+
+// emitGPUAttention lowers a kind=attention fusion with callee c for a
+// GPU, the CPU strips' algorithm per thread block: a unit is a strip of
+// query rows of one batch and head, as many as the scores' tile has. The
+// block computes the strip's scores into global memory of its own, waits,
+// turns them into P with the row kernel, a warp per row (in place, or
+// into a half strip when P·V reads P in half), waits, and multiplies the
+// strip by V into the result with P·V's epilogue. P never reaches the
+// arena. Blocks take units a grid apart, the grid as large as the shared
+// scratch allows; dropout's draws are computed where the row kernel reads
+// them.
+func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
+	a := planAttention(c)
+	// P·V's band comes from P's mask: plan it with P as if read from
+	// memory, as it will be.
+	if f, ok := fillTriangle(a.p); ok {
+		if g.fills == nil {
+			g.fills = map[*ir.Value]fill{}
+		}
+		g.fills[a.p] = f
+		defer delete(g.fills, a.p)
+	}
+	g.ptrs[a.p] = g.out
+	var pv *gpuDot
+	g.withResults([]*ir.Value{a.root}, g.outs[:1], func() { pv = g.planGPUDot(a.pvBody, a.root) })
+	delete(g.ptrs, a.p)
+	sc := g.gpuDotFor(a.scores, a.scores, append(slices.Clone(a.rowBody), a.scores), a.rowResults)
+	if sc == nil || pv == nil || pv.dot != a.pv {
+		fail("an attention fusion's products are not the tiled GPU dot's")
+	}
+	s1, s3 := sc.spec, pv.spec
+	t1 := g.tiler(sc)
+	threads := g.threads
+	t3 := g.tiler(pv)
+	bm, bn1 := t1.tile()
+	bm3, bn3 := t3.tile()
+	M, N := int64(s1.M), int64(s1.N)
+	if g.threads != threads || bm3 != bm || s3.Batch != s1.Batch || int64(s3.M) != M || int64(s3.K) != N {
+		fail("an attention fusion's products take different tiles (%d and %d threads, %d and %d rows)", threads, g.threads, bm, bm3)
+	}
+	// A block's strip: bm rows of f32 scores, then of P when it is half.
+	pd := a.p.Type.DType
+	strip := bm * N
+	bytes := strip * 4
+	if pd != ir.F32 {
+		bytes += strip * int64(pd.Size())
+	}
+	bytes = (bytes + 15) / 16 * 16
+	if bytes > gpuAttnScratch {
+		fail("an attention strip of %d bytes exceeds the GPU scratch of %d", bytes, gpuAttnScratch)
+	}
+	strips := (M + bm - 1) / bm
+	units := int64(s1.Batch) * strips
+	grid := max(1, min(units, int64(GPUUnitGrid), gpuAttnScratch/bytes))
+	blk := g.ctaid()
+	mine := g.b.NewGetElementPtr(types.I8, g.moduleScratch("xlc.attn.scratch", gpuAttnScratch), g.b.NewMul(blk, i64c(bytes)))
+	sc32 := g.b.NewBitCast(mine, types.NewPointer(types.Float))
+	half := value.Value(sc32)
+	if pd != ir.F32 {
+		half = g.b.NewBitCast(g.b.NewGetElementPtr(types.Float, sc32, i64c(strip)), types.NewPointer(storageType(pd)))
+	}
+	tid := g.tid()
+	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))
+	warps := int64(threads / 32)
+	g.strideLoop("unit", blk, i64c(units), i64c(grid), func(u value.Value) {
+		bt := g.b.NewUDiv(u, i64c(strips))
+		m0 := g.b.NewMul(g.b.NewURem(u, i64c(strips)), i64c(bm))
+		row0 := g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m0)
+		// Pointers at which the whole tensors' linear indices of the
+		// strip's rows find the block's strips.
+		scores := g.shifted(types.Float, sc32, g.b.NewMul(row0, i64c(N)))
+		probs := scores
+		if pd != ir.F32 {
+			probs = g.shifted(storageType(pd), half, g.b.NewMul(row0, i64c(N)))
+		}
+		offA, offB := g.batchOffsets(s1, bt)
+		g.strideLoop("stile", i64c(0), i64c(N), i64c(bn1), func(n0 value.Value) {
+			klo, khi, live := g.bandRange(s1, m0, n0, bm, bn1)
+			t1.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+				g.ifThen("sstore", g.inside(m, M, n, N), func() {
+					g.storeAt(ir.F32, acc, scores, g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n))
+				})
+			})
+		})
+		g.barrier()
+		g.ptrs[a.scores] = scores
+		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
+			g.strideLoop("wrow", warp, i64c(bm), i64c(warps), func(r value.Value) {
+				m := g.b.NewAdd(m0, r)
+				g.ifThen("rowin", g.b.NewICmp(enum.IPredSLT, m, i64c(M)), func() {
+					g.rowGroup(a.rows, g.b.NewAdd(row0, r), lane, 32)
+				})
+			})
+		})
+		delete(g.ptrs, a.scores)
+		g.barrier()
+		g.ptrs[a.p] = probs
+		offA, offB = g.batchOffsets(s3, bt)
+		g.withResults([]*ir.Value{a.root}, g.outs[:1], func() {
+			g.strideLoop("vtile", i64c(0), i64c(int64(s3.N)), i64c(bn3), func(n0 value.Value) {
+				klo, khi, live := g.bandRange(s3, m0, n0, bm, bn3)
+				t3.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+					g.storeProduct(pv, bt, m, n, acc)
+				})
+			})
+		})
+		delete(g.ptrs, a.p)
+		// The next unit's scores overwrite what this one's P·V read.
+		g.barrier()
+	})
+	k1, k3 := int64(s1.K), int64(s3.N)
+	work := units * (2*bm*N*(k1+k3) + bm*N*int64(1+len(a.rowBody)))
+	return grid * int64(threads), work / (grid * int64(threads))
+}
