@@ -293,9 +293,10 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		k.Lowering = LowerAttention
 	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttentionGrad:
 		if m.t.gpuKernels() {
-			fail("no GPU lowering of attention's backward: compile for a GPU without passes.Options.AttentionGrad")
+			k.Extent, k.Cost = g.emitGPUAttentionGrad(v.Callee)
+		} else {
+			k.Extent, k.Cost = g.emitAttentionGrad(v.Callee)
 		}
-		k.Extent, k.Cost = g.emitAttentionGrad(v.Callee)
 		k.Lowering = LowerAttentionGrad
 	case multi && columns:
 		k.Extent, k.Cost = g.emitColumnSums(g.results)

@@ -238,6 +238,23 @@ func (g *kernelBuilder) sharedArray(t types.Type, n int64) value.Value {
 	return g.moduleArray("smem", t, n, 3)
 }
 
+// tileArrays returns two shared arrays of n elements of type t for a dot
+// tiler's A and B tiles, the same two for every tiler of the kernel that
+// asks for the same type and size: the products a kernel runs one after
+// another each end at a barrier, after which their tiles are free.
+func (g *kernelBuilder) tileArrays(t types.Type, n int64) (a, b value.Value) {
+	key := fmt.Sprintf("%s[%d]", t, n)
+	if p, ok := g.tiles[key]; ok {
+		return p[0], p[1]
+	}
+	if g.tiles == nil {
+		g.tiles = map[string][2]value.Value{}
+	}
+	a, b = g.sharedArray(t, n), g.sharedArray(t, n)
+	g.tiles[key] = [2]value.Value{a, b}
+	return a, b
+}
+
 // moduleArray adds to the module a zeroed internal array of n elements of
 // type t named after the kernel, in address space space on the GPU (3:
 // a block's shared memory; 1: global memory, one for the whole device),
@@ -267,32 +284,32 @@ func (g *kernelBuilder) moduleArray(kind string, t types.Type, n int64, space ty
 	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
 }
 
-// moduleScratch is an array of n bytes in the device's global memory that
-// every kernel of the module may use (a GPU runs them one after another),
-// added on first use, as a generic i8 pointer valid in g's body. Its
-// contents between kernels are undefined.
+// moduleScratch is an array of at least n bytes in the device's global
+// memory that every kernel of the module may use (a GPU runs them one
+// after another), as a generic i8 pointer valid in g's body: one array
+// per name, as large as the largest kernel asks. Its contents between
+// kernels are undefined.
 func (g *kernelBuilder) moduleScratch(name string, n int64) value.Value {
-	arr := types.NewArray(uint64(n), types.I8)
 	gl, ok := g.mod.scratch[name]
 	if !ok {
-		gl = g.mod.m.NewGlobalDef(name, constant.NewZeroInitializer(arr))
+		gl = g.mod.m.NewGlobalDef(name, constant.NewZeroInitializer(types.NewArray(0, types.I8)))
 		gl.Linkage = enum.LinkageInternal
 		gl.Align = 16
-		if !g.gpu().emu {
-			gl.AddrSpace = 1
-			gl.Typ = types.NewPointer(arr)
-			gl.Typ.AddrSpace = 1
-		}
 		g.mod.scratch[name] = gl
 	}
-	if gl.Init.Type().(*types.ArrayType).Len != uint64(n) {
-		panic("codegen: module scratch " + name + " asked for with two sizes")
+	if arr := gl.ContentType.(*types.ArrayType); int64(arr.Len) < n {
+		arr = types.NewArray(uint64(n), types.I8)
+		gl.ContentType, gl.Init = arr, constant.NewZeroInitializer(arr)
+		gl.Typ = types.NewPointer(arr)
+		if !g.gpu().emu {
+			gl.AddrSpace = 1
+			gl.Typ.AddrSpace = 1
+		}
 	}
-	var p value.Value = gl
-	if !g.gpu().emu {
-		p = g.entry.NewAddrSpaceCast(gl, types.NewPointer(arr))
+	if g.gpu().emu {
+		return g.entry.NewBitCast(gl, types.I8Ptr)
 	}
-	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
+	return g.entry.NewAddrSpaceCast(gl, types.I8Ptr)
 }
 
 // gpu is g's GPU lowering; calling it for a CPU target is a codegen bug.
@@ -307,12 +324,3 @@ func (g *kernelBuilder) gpu() ptxLowering {
 // gpuKernels reports whether t's kernels are GPU kernels (a GPU target or
 // its emulator).
 func (t *Target) gpuKernels() bool { return t.GPU() || t.Emulates != "" }
-
-// FusedAttention reports whether codegen lowers kind=attention fusions for
-// t (passes.Options.Attention): every target does.
-func (t *Target) FusedAttention() bool { return true }
-
-// FusedAttentionGrad reports whether codegen lowers kind=attention_grad
-// fusions for t (passes.Options.AttentionGrad): the CPU targets do; a GPU
-// runs attention's backward as its dot kernels with row epilogues.
-func (t *Target) FusedAttentionGrad() bool { return !t.gpuKernels() }

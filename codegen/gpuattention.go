@@ -10,11 +10,38 @@ import (
 	"xlc/ir"
 )
 
-// gpuAttnScratch is the global memory, in bytes, that the GPU attention
-// kernels of a module share for their blocks' strips of scores and
-// probabilities (a GPU runs a module's kernels one after another). It
-// bounds how many blocks one kernel launches when rows are long.
-const gpuAttnScratch = 64 << 20
+// The GPU attention kernels' scratch: a block's strips live in global
+// memory, in an array the module's attention kernels share (a GPU runs
+// them one after another), at most gpuAttnScratch bytes for all of a
+// kernel's blocks; a kernel launches at most gpuAttnBlocks blocks (about
+// four per SM of an H100), fewer when its strips are large.
+const (
+	gpuAttnScratch = 128 << 20
+	gpuAttnBlocks  = 512
+)
+
+// attnBlocks returns the grid of a GPU attention kernel with units units
+// of work, each block's scratch being bytes bytes, and the start of the
+// block's own scratch.
+func (g *kernelBuilder) attnBlocks(units, bytes int64) (grid int64, mine value.Value) {
+	if bytes > gpuAttnScratch {
+		fail("an attention kernel's block needs %d bytes of scratch, more than %d", bytes, int64(gpuAttnScratch))
+	}
+	grid = max(1, min(units, int64(GPUUnitGrid), gpuAttnBlocks, gpuAttnScratch/bytes))
+	base := g.moduleScratch("xlc.attn.scratch", grid*bytes)
+	return grid, g.b.NewGetElementPtr(types.I8, base, g.b.NewMul(g.ctaid(), i64c(bytes)))
+}
+
+// carve returns the part of scratch at byte offset *at holding n elements
+// of type d, as a pointer to them, and moves *at past it (16-byte aligned).
+func (g *kernelBuilder) carve(scratch value.Value, at *int64, d ir.DType, n int64) value.Value {
+	p := g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, scratch, i64c(*at)), types.NewPointer(storageType(d)))
+	*at += stripBytes(d, n)
+	return p
+}
+
+// stripBytes is the scratch that n elements of type d take (carve).
+func stripBytes(d ir.DType, n int64) int64 { return (n*int64(d.Size()) + 15) / 16 * 16 }
 
 // emitGPUAttention lowers a kind=attention fusion with callee c for a
 // GPU, the CPU strips' algorithm per thread block: a unit is a strip of
@@ -55,31 +82,23 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 	if g.threads != threads || bm3 != bm || s3.Batch != s1.Batch || int64(s3.M) != M || int64(s3.K) != N {
 		fail("an attention fusion's products take different tiles (%d and %d threads, %d and %d rows)", threads, g.threads, bm, bm3)
 	}
-	// A block's strip: bm rows of f32 scores, then of P when it is half.
+	// A block's strips: bm rows of f32 scores, then of P when it is half.
 	pd := a.p.Type.DType
 	strip := bm * N
-	bytes := strip * 4
+	bytes := stripBytes(ir.F32, strip)
 	if pd != ir.F32 {
-		bytes += strip * int64(pd.Size())
-	}
-	bytes = (bytes + 15) / 16 * 16
-	if bytes > gpuAttnScratch {
-		fail("an attention strip of %d bytes exceeds the GPU scratch of %d", bytes, gpuAttnScratch)
+		bytes += stripBytes(pd, strip)
 	}
 	strips := (M + bm - 1) / bm
 	units := int64(s1.Batch) * strips
-	grid := max(1, min(units, int64(GPUUnitGrid), gpuAttnScratch/bytes))
-	blk := g.ctaid()
-	mine := g.b.NewGetElementPtr(types.I8, g.moduleScratch("xlc.attn.scratch", gpuAttnScratch), g.b.NewMul(blk, i64c(bytes)))
-	sc32 := g.b.NewBitCast(mine, types.NewPointer(types.Float))
-	half := value.Value(sc32)
+	grid, mine := g.attnBlocks(units, bytes)
+	at := int64(0)
+	sc32 := g.carve(mine, &at, ir.F32, strip)
+	half := sc32
 	if pd != ir.F32 {
-		half = g.b.NewBitCast(g.b.NewGetElementPtr(types.Float, sc32, i64c(strip)), types.NewPointer(storageType(pd)))
+		half = g.carve(mine, &at, pd, strip)
 	}
-	tid := g.tid()
-	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))
-	warps := int64(threads / 32)
-	g.strideLoop("unit", blk, i64c(units), i64c(grid), func(u value.Value) {
+	g.strideLoop("unit", g.ctaid(), i64c(units), i64c(grid), func(u value.Value) {
 		bt := g.b.NewUDiv(u, i64c(strips))
 		m0 := g.b.NewMul(g.b.NewURem(u, i64c(strips)), i64c(bm))
 		row0 := g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m0)
@@ -102,12 +121,7 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 		g.barrier()
 		g.ptrs[a.scores] = scores
 		g.withResults(a.rowResults, append([]value.Value{probs}, g.outs[1:]...), func() {
-			g.strideLoop("wrow", warp, i64c(bm), i64c(warps), func(r value.Value) {
-				m := g.b.NewAdd(m0, r)
-				g.ifThen("rowin", g.b.NewICmp(enum.IPredSLT, m, i64c(M)), func() {
-					g.rowGroup(a.rows, g.b.NewAdd(row0, r), lane, 32)
-				})
-			})
+			g.warpRows(a.rows, m0, row0, bm, M)
 		})
 		delete(g.ptrs, a.scores)
 		g.barrier()
@@ -128,4 +142,17 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 	k1, k3 := int64(s1.K), int64(s3.N)
 	work := units * (2*bm*N*(k1+k3) + bm*N*int64(1+len(a.rowBody)))
 	return grid * int64(threads), work / (grid * int64(threads))
+}
+
+// warpRows runs row kernel p on the rows of a strip, rows [m0, m0+bm) of
+// a matrix of M rows whose first is the tensors' row row0 − m0, a warp of
+// the block per row.
+func (g *kernelBuilder) warpRows(p *rowPlan, m0, row0 value.Value, bm, M int64) {
+	tid := g.tid()
+	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))
+	g.strideLoop("wrow", warp, i64c(bm), i64c(int64(g.threads/32)), func(r value.Value) {
+		g.ifThen("rowin", g.b.NewICmp(enum.IPredSLT, g.b.NewAdd(m0, r), i64c(M)), func() {
+			g.rowGroup(p, g.b.NewAdd(row0, r), lane, 32)
+		})
+	})
 }

@@ -197,17 +197,32 @@ func (g *kernelBuilder) storeProduct(gd *gpuDot, bt, m, n, acc value.Value) {
 // shared memory: thread tid copies elements tid, tid + threads, ..., each
 // read along k when the operand stores a row's k contiguously (rowMajor),
 // else along the rows, so that a warp's reads are coalesced; each copies one
-// element, (r, k) in the tile, (gr, gk) in the operand.
+// element, (r, k) in the tile, (gr, gk) in the operand. When the threads
+// cover whole lines of the tile, a thread's elements lie a constant apart
+// (whole lines), which the addresses then show: LLVM folds them into
+// offsets from one base instead of keeping a register pair for each.
 func (g *kernelBuilder) stageTile(rows, bk int64, r0, k0 value.Value, rowMajor bool, each func(r, k, gr, gk value.Value)) {
 	threads := int64(g.threads)
 	tid := g.tid()
+	line := bk // the elements of a line, along which threads read
+	if !rowMajor {
+		line = rows
+	}
+	var across, along value.Value // the thread's first element
+	if threads%line == 0 {
+		across, along = g.b.NewUDiv(tid, i64c(line)), g.b.NewURem(tid, i64c(line))
+	}
 	for q := int64(0); q < rows*bk/threads; q++ {
-		e := g.b.NewAdd(tid, i64c(q*threads))
-		var r, k value.Value
-		if rowMajor {
-			r, k = g.b.NewUDiv(e, i64c(bk)), g.b.NewURem(e, i64c(bk))
+		var a, l value.Value
+		if across != nil {
+			a, l = g.b.NewAdd(across, i64c(q*threads/line)), along
 		} else {
-			k, r = g.b.NewUDiv(e, i64c(rows)), g.b.NewURem(e, i64c(rows))
+			e := g.b.NewAdd(tid, i64c(q*threads))
+			a, l = g.b.NewUDiv(e, i64c(line)), g.b.NewURem(e, i64c(line))
+		}
+		r, k := a, l
+		if !rowMajor {
+			r, k = l, a
 		}
 		each(r, k, g.b.NewAdd(r0, r), g.b.NewAdd(k0, k))
 	}
@@ -316,7 +331,7 @@ func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
 	if gd.spec.TransB {
 		t.lsb += pad
 	}
-	t.as, t.bs = g.sharedArray(types.Float, t.bk*t.lsa), g.sharedArray(types.Float, t.bk*t.lsb)
+	t.as, t.bs = g.tileArrays(types.Float, t.bk*(max(t.bm, t.bn)+pad))
 	tid := g.tid()
 	t.tx, t.ty = g.b.NewURem(tid, i64c(16)), g.b.NewUDiv(tid, i64c(16))
 	return t

@@ -35,7 +35,7 @@ type mmaTiler struct {
 func (g *kernelBuilder) newMMATiler(gd *gpuDot) *mmaTiler {
 	g.threads = mmaThreads
 	t := &mmaTiler{g: g, gd: gd}
-	t.as, t.bs = g.sharedArray(types.I16, mmaBM*mmaLS), g.sharedArray(types.I16, mmaBN*mmaLS)
+	t.as, t.bs = g.tileArrays(types.I16, max(mmaBM, mmaBN)*mmaLS)
 	tid := g.tid()
 	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))
 	t.grp, t.tig = g.b.NewUDiv(lane, i64c(4)), g.b.NewURem(lane, i64c(4))

@@ -178,6 +178,9 @@ type kernelBuilder struct {
 	threads int
 	coop    bool
 	nshared int
+	// tiles are the dot tilers' shared tiles, by element type and size
+	// (tileArrays).
+	tiles map[string][2]value.Value
 }
 
 // newKernel declares kernel sym reading args and writing res (the

@@ -32,15 +32,14 @@ var kernelModels = []modelCase{
 var kernelTargets = []string{"x86-64-v3", "x86-64-v4", "aarch64", "sm_80"}
 
 // compileKernelModels compiles each kernel model's train step and forward
-// pass as the backends do (attention as one kernel, and its backward too
-// for the CPU targets) and lowers both for every kernel target: name →
-// target → [step, forward] module texts.
+// pass as the backends do (attention and its backward as one kernel each)
+// and lowers both for every kernel target: name → target → [step,
+// forward] module texts.
 func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 	t.Helper()
 	out := map[string]map[string][2]string{}
 	for _, c := range kernelModels {
-		gpu := compileFused(t, c)
-		cpu := compileFusedAttention(t, c)
+		m := compileFusedAttention(t, c)
 		out[c.name] = map[string][2]string{}
 		for _, name := range kernelTargets {
 			tg, err := codegen.TargetFor(name)
@@ -48,10 +47,6 @@ func compileKernelModels(t *testing.T) map[string]map[string][2]string {
 				t.Fatal(err)
 			}
 			tg.Parts = 2
-			m := gpu
-			if tg.FusedAttentionGrad() {
-				m = cpu
-			}
 			var lls [2]string
 			for i, f := range []*ir.Func{m.Step, m.Eval} {
 				p, err := codegen.Compile(f, codegen.Options{Target: tg})

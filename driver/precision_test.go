@@ -64,10 +64,7 @@ func TestDotsStayFast(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := compileFused(t, c)
-		if tg.FusedAttentionGrad() {
-			m = compileFusedAttention(t, c)
-		}
+		m := compileFusedAttention(t, c)
 		prog, err := codegen.Compile(m.Step, codegen.Options{Target: tg})
 		if err != nil {
 			t.Fatal(err)

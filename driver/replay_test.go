@@ -22,18 +22,11 @@ type modelCase struct {
 	defines     []parser.Define
 }
 
-// compileFused compiles c with fusion on, attention's forward as one
-// kernel and its backward in several (as the cuda backend does).
-func compileFused(t *testing.T, c modelCase) *Model {
-	t.Helper()
-	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true})
-}
-
 // compileFusedAttention compiles c with fusion on and attention and its
-// backward as one kernel each (as the cpu backend does).
+// backward as one kernel each, as the cpu and cuda backends do.
 func compileFusedAttention(t *testing.T, c modelCase) *Model {
 	t.Helper()
-	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true, AttentionGrad: true})
+	return compileCase(t, c, passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true})
 }
 
 func compileCase(t *testing.T, c modelCase, opt passes.Options) *Model {

@@ -38,11 +38,7 @@ func fusion(f *ir.Func, opt Options) (bool, error) {
 	fu.siblings()
 	if opt.Attention {
 		fu.attention()
-		if opt.AttentionGrad {
-			fu.attentionGrad()
-		} else {
-			fu.logf("keep attention's backward in separate kernels: the target does not lower it as one (Options.AttentionGrad)")
-		}
+		fu.attentionGrad()
 	}
 	return fu.rewrite()
 }

@@ -58,7 +58,7 @@ func goldenOptions(comment string) (Options, error) {
 		}
 		switch strings.TrimSpace(line) {
 		case "attention: on":
-			opt.Attention, opt.AttentionGrad = true, true
+			opt.Attention = true
 		case "remat: activations":
 			opt.RematActivations = true
 		}

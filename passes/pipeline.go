@@ -121,14 +121,10 @@ type Options struct {
 
 	// Attention makes attention one kernel (kind=attention: scores,
 	// softmax and the product by the values) that never stores the
-	// probabilities, and recomputes them for the backward (remat). Set it
-	// with Fuse for a target whose codegen lowers such kernels
-	// (codegen.Target.FusedAttention).
+	// probabilities, and recomputes them for the backward (remat), whose
+	// kernels become one too (kind=attention_grad). Set it with Fuse for
+	// a compiled backend: every codegen target lowers such kernels.
 	Attention bool
-	// AttentionGrad, with Attention, makes attention's backward one kernel
-	// too (kind=attention_grad), for a target whose codegen lowers it
-	// (codegen.Target.FusedAttentionGrad).
-	AttentionGrad bool
 	// RematActivations makes remat recompute large activations for the
 	// backward too (the train setting remat = "activations").
 	RematActivations bool

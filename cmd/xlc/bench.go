@@ -35,16 +35,11 @@ var backends = map[string]func() runtime.Backend{
 func compileOptions(b runtime.Backend, verify bool) driver.Options {
 	opt := driver.Options{Passes: passes.Options{Verify: verify}}
 	if b.Name() == "cpu" || b.Name() == "cuda" {
-		opt.Passes.Fuse, opt.Passes.FusionFuel = true, passes.UnlimitedFuel
+		opt.Passes.Fuse, opt.Passes.FusionFuel, opt.Passes.Attention = true, passes.UnlimitedFuel, true
 	}
 	if c, ok := b.(cpu.Backend); ok {
 		opt.Passes = c.Passes()
 		opt.Passes.Verify = verify
-	}
-	if b.Name() == "cuda" {
-		// Every GPU target lowers attention's forward as one kernel and
-		// none its backward (codegen.Target.FusedAttention).
-		opt.Passes.Attention = true
 	}
 	return opt
 }

@@ -77,10 +77,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	kernels := *emit != "ir"
 	opt := passes.Options{Verify: *verify, DumpDir: *dumpDir, Fuse: *fuse || kernels, FusionFuel: *fuel}
-	if opt.Fuse {
-		p := cpu.Backend{CPU: target}.Passes()
-		opt.Attention, opt.AttentionGrad = p.Attention, p.AttentionGrad
-	}
+	opt.Attention = opt.Fuse
 	if debug["fusion"] {
 		opt.FusionLog = stderr
 	}

@@ -77,12 +77,9 @@ var _ runtime.Backend = Backend{}
 func (Backend) Name() string { return "cpu" }
 
 // Passes are the pass options the cpu backend's functions are compiled
-// with: fusion, and attention and its backward as one kernel each where
-// the target lowers them (codegen.Target.FusedAttention, FusedAttentionGrad).
-func (b Backend) Passes() passes.Options {
-	t, err := codegen.TargetFor(b.CPU)
-	return passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel,
-		Attention: err == nil && t.FusedAttention(), AttentionGrad: err == nil && t.FusedAttentionGrad()}
+// with: fusion, and attention and its backward as one kernel each.
+func (Backend) Passes() passes.Options {
+	return passes.Options{Fuse: true, FusionFuel: passes.UnlimitedFuel, Attention: true}
 }
 
 // Load compiles f (codegen.Compile, codegen.SharedObject, dlopen) and allocates its

@@ -1,0 +1,219 @@
+package codegen
+
+import (
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// gpuGrad is one gradient product of a GPU attention_grad kernel. Its
+// first operand, P or dS, has query rows and key columns; a product
+// contracting the query rows (dK, dV: sums) is computed a strip of them
+// at a time, each strip's share added to the result.
+type gpuGrad struct {
+	gd    *gpuDot
+	tl    gpuTiler
+	sums  bool
+	index int // its result's
+}
+
+// emitGPUAttentionGrad lowers a kind=attention_grad fusion with callee c
+// for a GPU. A unit is one head, its query rows taken a strip at a time
+// (the scores' tile height): the block recomputes the strip's P (the
+// scores' tiles with P's elementwise epilogue) and dP into strips of
+// global memory of its own, runs dS's row kernel a warp per row, then
+// multiplies the strips: dQ's rows of the strip whole, and dK and dV as
+// the strip's share of their sums over the query rows, added to what the
+// earlier strips stored. One block owns a head's gradients, so the sums
+// need no atomics and are the same run to run.
+func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
+	a := planAttentionGrad(c)
+	for _, v := range []*ir.Value{a.p, a.ds, a.pHalf} {
+		if v == nil {
+			continue
+		}
+		if f, ok := fillTriangle(v); ok {
+			if g.fills == nil {
+				g.fills = map[*ir.Value]fill{}
+			}
+			g.fills[v] = f
+		}
+	}
+	sp := g.gpuDotFor(a.scores, a.p, a.pBody, []*ir.Value{a.p})
+	sdp := g.gpuDotFor(a.dp, a.dp, a.dsBody, []*ir.Value{a.ds})
+	read := []*ir.Value{a.p, a.ds}
+	if a.pHalf != nil {
+		read = append(read, a.pHalf)
+	}
+	for _, v := range read {
+		g.ptrs[v] = g.out // read from memory, as they will be
+	}
+	grads := make([]gpuGrad, len(a.grads))
+	for i, gr := range a.grads {
+		gd := g.gpuDotFor(gr.dot, gr.dot, nil, nil)
+		if gd == nil {
+			fail("an attention_grad fusion's gradient is not the tiled GPU dot's")
+		}
+		if gr.root != gr.dot {
+			gd.transposed = gr.root
+		}
+		grads[i] = gpuGrad{gd: gd, sums: gd.spec.TransA, index: i}
+		if grads[i].sums && gr.root.Type.DType != ir.F32 {
+			fail("an attention_grad fusion's sum over query rows is stored as %s, not f32", gr.root.Type.DType)
+		}
+	}
+	for _, v := range read {
+		delete(g.ptrs, v)
+	}
+	if sp == nil || sdp == nil {
+		fail("an attention_grad fusion's products are not the tiled GPU dot's")
+	}
+	tp := g.tiler(sp)
+	threads := g.threads
+	tdp := g.tiler(sdp)
+	bm, bnp := tp.tile()
+	bmdp, bndp := tdp.tile()
+	M, N := int64(sp.spec.M), int64(sp.spec.N)
+	same := g.threads == threads && bmdp == bm && sdp.spec.M == sp.spec.M && sdp.spec.N == sp.spec.N
+	for i := range grads {
+		gr := &grads[i]
+		gr.tl = g.tiler(gr.gd)
+		gbm, _ := gr.tl.tile()
+		s := gr.gd.spec
+		same = same && g.threads == threads && s.Batch == sp.spec.Batch &&
+			(gr.sums && int64(s.K) == M && int64(s.M) == N || !gr.sums && gbm == bm && int64(s.M) == M && int64(s.K) == N)
+	}
+	if !same || sdp.spec.Batch != sp.spec.Batch {
+		fail("an attention_grad fusion's products do not share the query strips")
+	}
+	// A block's strips: P, dP (f32; dS over it when f32), dS in half,
+	// P's half copy.
+	strip := bm * N
+	pd, dsd := a.p.Type.DType, a.ds.Type.DType
+	bytes := stripBytes(pd, strip) + stripBytes(ir.F32, strip)
+	if dsd != ir.F32 {
+		bytes += stripBytes(dsd, strip)
+	}
+	if a.pHalf != nil {
+		bytes += stripBytes(a.pHalf.Type.DType, strip)
+	}
+	units := int64(sp.spec.Batch)
+	grid, mine := g.attnBlocks(units, bytes)
+	at := int64(0)
+	p0, dp0 := g.carve(mine, &at, pd, strip), g.carve(mine, &at, ir.F32, strip)
+	ds0 := dp0
+	if dsd != ir.F32 {
+		ds0 = g.carve(mine, &at, dsd, strip)
+	}
+	var ph0 value.Value
+	if a.pHalf != nil {
+		ph0 = g.carve(mine, &at, a.pHalf.Type.DType, strip)
+	}
+	shape := a.p.Type.Shape
+	g.strideLoop("head", g.ctaid(), i64c(units), i64c(grid), func(bt value.Value) {
+		g.strideLoop("strip", i64c(0), i64c(M), i64c(bm), func(m0 value.Value) {
+			row0 := g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m0)
+			off := g.b.NewMul(row0, i64c(N))
+			tensorAt := func(m, n value.Value) value.Value {
+				return g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+			}
+			pp, dpp := g.shifted(storageType(pd), p0, off), g.shifted(types.Float, dp0, off)
+			dsp := g.shifted(storageType(dsd), ds0, off)
+			// P: the scores' tiles, P's epilogue applied to each element.
+			offA, offB := g.batchOffsets(sp.spec, bt)
+			g.strideLoop("ptile", i64c(0), i64c(N), i64c(bnp), func(n0 value.Value) {
+				klo, khi, live := g.bandRange(sp.spec, m0, n0, bm, bnp)
+				tp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+					g.ifThen("pstore", g.inside(m, M, n, N), func() {
+						lin := tensorAt(m, n)
+						g.rowVals = map[*ir.Value]value.Value{a.scores: acc}
+						g.storeAt(pd, g.elem(a.p, atLinear(shape, lin)), pp, lin)
+						g.rowVals = nil
+					})
+				})
+			})
+			// dP = dO·Vᵀ, zero outside the band dS needs.
+			offA, offB = g.batchOffsets(sdp.spec, bt)
+			g.strideLoop("dptile", i64c(0), i64c(N), i64c(bndp), func(n0 value.Value) {
+				klo, khi, live := g.bandRange(sdp.spec, m0, n0, bm, bndp)
+				tdp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+					g.ifThen("dpstore", g.inside(m, M, n, N), func() { g.storeAt(ir.F32, acc, dpp, tensorAt(m, n)) })
+				})
+			})
+			g.barrier()
+			g.ptrs[a.p], g.ptrs[a.dp] = pp, dpp
+			g.withResults([]*ir.Value{a.ds}, []value.Value{dsp}, func() { g.warpRows(a.rows, m0, row0, bm, M) })
+			delete(g.ptrs, a.dp)
+			g.ptrs[a.ds] = dsp
+			if a.pHalf != nil {
+				php := g.shifted(storageType(a.pHalf.Type.DType), ph0, off)
+				rows := value.Value(g.b.NewSub(i64c(M), m0))
+				rows = g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, rows, i64c(bm)), rows, i64c(bm))
+				g.strideLoop("phalf", g.tid(), g.b.NewMul(rows, i64c(N)), i64c(int64(threads)), func(e value.Value) {
+					lin := g.b.NewAdd(off, e)
+					g.storeAt(a.pHalf.Type.DType, g.elem(a.pHalf, atLinear(shape, lin)), php, lin)
+				})
+				g.ptrs[a.pHalf] = php
+			}
+			g.barrier()
+			for _, gr := range grads {
+				g.withResults([]*ir.Value{a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
+					g.emitGPUGradStrip(gr, bt, m0, bm)
+				})
+			}
+			g.forget([]*ir.Value{a.p, a.ds, a.pHalf}, nil)
+			// The next strip overwrites what these products read.
+			g.barrier()
+		})
+	})
+	dh := int64(grads[0].gd.spec.N)
+	work := units * (2*M*N*(int64(sp.spec.K)+int64(sdp.spec.K)+3*dh) + M*N*int64(len(a.dsBody)+len(a.pBody)))
+	return grid * int64(threads), work / (grid * int64(threads))
+}
+
+// emitGPUGradStrip emits gradient gr's part for the strip of query rows
+// [m0, m0+bm) of head bt, into g.out: a product over the keys gives the
+// strip's rows of the result; a sum over the query rows adds the strip's
+// share to each tile of the result (the first strip stores it), skipping
+// the tiles the strip's k leave out of the operands' band.
+func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int64) {
+	s := gr.gd.spec
+	tbm, tbn := gr.tl.tile()
+	offA, offB := g.batchOffsets(s, bt)
+	if !gr.sums {
+		g.strideLoop("gtile", i64c(0), i64c(int64(s.N)), i64c(tbn), func(n0 value.Value) {
+			klo, khi, live := g.bandRange(s, m0, n0, tbm, tbn)
+			gr.tl.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+				g.storeProduct(gr.gd, bt, m, n, acc)
+			})
+		})
+		return
+	}
+	M, N := int64(s.M), int64(s.N)
+	first := g.b.NewICmp(enum.IPredEQ, m0, i64c(0))
+	smax := func(x, y value.Value) value.Value { return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, x, y), x, y) }
+	smin := func(x, y value.Value) value.Value { return g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, x, y), x, y) }
+	g.strideLoop("gmtile", i64c(0), i64c(M), i64c(tbm), func(mt value.Value) {
+		g.strideLoop("gntile", i64c(0), i64c(N), i64c(tbn), func(n0 value.Value) {
+			klo, khi, live := g.bandRange(s, mt, n0, tbm, tbn)
+			klo, khi = smax(klo, m0), smin(khi, g.b.NewAdd(m0, i64c(bm)))
+			live = g.b.NewAnd(live, g.b.NewICmp(enum.IPredSLT, klo, khi))
+			// Uniform over the block: every thread takes the same branch.
+			g.ifThen("gsum", g.b.NewOr(first, live), func() {
+				gr.tl.product(offA, offB, mt, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+					g.ifThen("gstore", g.inside(m, M, n, N), func() {
+						lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+						at := value.Value(lin)
+						if gr.gd.transposed != nil {
+							at = g.rootAt(gr.gd.transposed, gr.gd.dot, atLinear(gr.gd.dot.Type.Shape, lin))
+						}
+						old := g.b.NewSelect(first, fconst(types.Float, 0), g.loadAt(ir.F32, g.out, at))
+						g.storeAt(ir.F32, g.b.NewFAdd(old, acc), g.out, at)
+					})
+				})
+			})
+		})
+	})
+}
