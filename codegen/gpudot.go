@@ -259,8 +259,9 @@ func (g *kernelBuilder) inside(i value.Value, n int64, k value.Value, kn int64) 
 
 // simtTiler is the f32 tiler: 16×16 threads, BM×BN×BK tiles (the target's
 // GPUDot). Per step of BK, the block's threads copy A's BM×BK and B's
-// BK×BN tiles into shared memory (stageTile; widened to f32), wait,
-// multiply them into their registers and wait again. When a thread keeps
+// BK×BN tiles into shared memory (stageTile; widened to f32), wait and
+// multiply them into their registers (double buffered, tileBuffers: one
+// barrier a step). When a thread keeps
 // a multiple of 4 rows and of 4 columns (vec), thread (ty, tx) owns runs
 // of 4 rows from ty·4 and of 4 columns from tx·4 in each part of the
 // tile, read from shared memory 16 bytes at a time; otherwise rows
@@ -272,7 +273,8 @@ type simtTiler struct {
 	bm, bn, bk int64
 	lsa, lsb   int64 // shared rows, in floats
 	vec        bool
-	as, bs     value.Value
+	as, bs     value.Value // two tiles each (double buffered), half elements apart
+	half       int64
 	tx, ty     value.Value
 }
 
@@ -331,7 +333,8 @@ func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
 	if gd.spec.TransB {
 		t.lsb += pad
 	}
-	t.as, t.bs = g.tileArrays(types.Float, t.bk*(max(t.bm, t.bn)+pad))
+	t.half = t.bk * (max(t.bm, t.bn) + pad)
+	t.as, t.bs = g.tileArrays(types.Float, 2*t.half)
 	tid := g.tid()
 	t.tx, t.ty = g.b.NewURem(tid, i64c(16)), g.b.NewUDiv(tid, i64c(16))
 	return t
@@ -352,6 +355,7 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 	}
 	pa, pb := g.ptrs[t.gd.dot.Args[0]], g.ptrs[t.gd.dot.Args[1]]
 	g.strideLoop("ktile", klo, khi, i64c(bk), func(k0 value.Value) {
+		as, bs := g.tileBuffers(t.as, t.bs, types.Float, t.half, klo, k0, bk)
 		// A[m, k] into as[kk·lsa + mm], B[k, n] into bs[kk·lsb + nn].
 		for _, c := range []struct {
 			d       ir.DType
@@ -362,8 +366,8 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 			rowMaj  bool
 			band    func(r, k value.Value) value.Value
 		}{
-			{s.aType(), pa, offA, t.as, m0, bm, M, t.lsa, lda, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
-			{s.bType(), pb, offB, t.bs, n0, bn, N, t.lsb, ldb, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
+			{s.aType(), pa, offA, as, m0, bm, M, t.lsa, lda, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
+			{s.bType(), pb, offB, bs, n0, bn, N, t.lsb, ldb, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
 		} {
 			g.stageTile(c.rows, bk, c.r0, k0, c.rowMaj, func(r, k, gr, gk value.Value) {
 				src := g.b.NewAdd(g.b.NewMul(gr, i64c(c.ld)), gk)
@@ -382,8 +386,8 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 		g.barrier()
 		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)
 		for kk := int64(0); kk < bk; kk++ {
-			a := t.frag(t.as, t.ty, kk, t.lsa, tm, bm)
-			b := t.frag(t.bs, t.tx, kk, t.lsb, tn, bn)
+			a := t.frag(as, t.ty, kk, t.lsa, tm, bm)
+			b := t.frag(bs, t.tx, kk, t.lsb, tn, bn)
 			for i := range a {
 				for j := range b {
 					c := acc[int64(i)*tn+int64(j)]
@@ -391,8 +395,8 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 				}
 			}
 		}
-		g.barrier()
 	})
+	g.barrier()
 	ty, tx := t.ty, t.tx
 	if t.vec {
 		ty, tx = g.b.NewMul(ty, i64c(4)), g.b.NewMul(tx, i64c(4))
@@ -404,6 +408,20 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 			each(m, n, g.b.NewLoad(types.Float, acc[i*tn+j]))
 		}
 	}
+}
+
+// tileBuffers returns the shared tiles of the k step at k0 of a loop from
+// klo by bk: the first of each pair (as, bs, half elements of type t
+// apart) on even steps, the second on odd ones. A step writes its tiles,
+// waits at a barrier and reads them; the next step writes the other pair,
+// which no thread still reads (every thread has passed this step's
+// barrier, so finished the step before it), so one barrier a step
+// suffices; the loop needs one more after it before the tiles are reused.
+// The step's pointers also keep each element's address an offset from
+// them inside the loop, not a register of its own held across it.
+func (g *kernelBuilder) tileBuffers(as, bs value.Value, t types.Type, half int64, klo, k0 value.Value, bk int64) (a, b value.Value) {
+	off := g.b.NewMul(g.b.NewAnd(g.b.NewUDiv(g.b.NewSub(k0, klo), i64c(bk)), i64c(1)), i64c(half))
+	return g.b.NewGetElementPtr(t, as, off), g.b.NewGetElementPtr(t, bs, off)
 }
 
 // batchOffsets returns the element offsets of batch bt's A and B.

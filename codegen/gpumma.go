@@ -14,7 +14,8 @@ import (
 // they are stored (16-bit elements, zero outside the matrices), both
 // k-contiguous, each row padded by 8 elements so that a warp's fragment
 // loads hit distinct banks; each thread then loads its fragments two
-// elements at a time.
+// elements at a time. The tiles are double buffered (tileBuffers): one
+// barrier a step.
 const (
 	mmaBM, mmaBN, mmaBK = 64, 64, 32
 	mmaPad              = 8
@@ -35,7 +36,7 @@ type mmaTiler struct {
 func (g *kernelBuilder) newMMATiler(gd *gpuDot) *mmaTiler {
 	g.threads = mmaThreads
 	t := &mmaTiler{g: g, gd: gd}
-	t.as, t.bs = g.tileArrays(types.I16, max(mmaBM, mmaBN)*mmaLS)
+	t.as, t.bs = g.tileArrays(types.I16, 2*mmaTile)
 	tid := g.tid()
 	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))
 	t.grp, t.tig = g.b.NewUDiv(lane, i64c(4)), g.b.NewURem(lane, i64c(4))
@@ -43,8 +44,11 @@ func (g *kernelBuilder) newMMATiler(gd *gpuDot) *mmaTiler {
 	return t
 }
 
-// mmaLS is a shared row, in elements.
-const mmaLS = mmaBK + mmaPad
+// mmaLS is a shared row, in elements; mmaTile a shared tile (of A or B).
+const (
+	mmaLS   = mmaBK + mmaPad
+	mmaTile = max(mmaBM, mmaBN) * mmaLS
+)
 
 func (t *mmaTiler) tile() (bm, bn int64) { return mmaBM, mmaBN }
 
@@ -87,8 +91,9 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	g.strideLoop("ktile", klo, khi, i64c(mmaBK), func(k0 value.Value) {
 		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
 		// and its tile is stored n-major (k contiguous).
-		stage(pa, t.as, mmaBM, M, m0, k0, lda, offA, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) })
-		stage(pb, t.bs, mmaBN, N, n0, k0, ldb, offB, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) })
+		as, bs := g.tileBuffers(t.as, t.bs, types.I16, mmaTile, klo, k0, mmaBK)
+		stage(pa, as, mmaBM, M, m0, k0, lda, offA, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) })
+		stage(pb, bs, mmaBN, N, n0, k0, ldb, offB, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) })
 		g.barrier()
 		for ks := int64(0); ks < mmaBK; ks += 16 {
 			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))
@@ -97,11 +102,11 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			for i := range a {
 				r := g.b.NewAdd(g.b.NewAdd(t.wm, i64c(16*int64(i))), t.grp)
 				r8 := g.b.NewAdd(r, i64c(8))
-				a[i] = [4]value.Value{reg(t.as, r, k), reg(t.as, r8, k), reg(t.as, r, k8), reg(t.as, r8, k8)}
+				a[i] = [4]value.Value{reg(as, r, k), reg(as, r8, k), reg(as, r, k8), reg(as, r8, k8)}
 			}
 			for j := 0; j < 4; j++ {
 				n := g.b.NewAdd(g.b.NewAdd(t.wn, i64c(8*int64(j))), t.grp)
-				b := [2]value.Value{reg(t.bs, n, k), reg(t.bs, n, k8)}
+				b := [2]value.Value{reg(bs, n, k), reg(bs, n, k8)}
 				for i := range a {
 					var c [4]value.Value
 					for q := range c {
@@ -114,8 +119,8 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 				}
 			}
 		}
-		g.barrier()
 	})
+	g.barrier()
 	for i := range acc {
 		for j := range acc[i] {
 			for q := range acc[i][j] {
