@@ -252,6 +252,15 @@ func (g *kernelBuilder) bandKeeps(b DotBand, r, s value.Value) value.Value {
 	return g.b.NewICmp(enum.IPredSGE, g.b.NewSub(r, s), i64c(int64(b.D)))
 }
 
+// inRange reports r < n and k < khi: a tile's element (r, k) lies inside
+// the operand's rows and before the end of the product's k range, which
+// a last step of the k loop may run past (the range need not start at a
+// multiple of the step: a band off the diagonal, a strip of the sums in
+// attention's backward).
+func (g *kernelBuilder) inRange(r value.Value, n int64, k, khi value.Value) value.Value {
+	return g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, r, i64c(n)), g.b.NewICmp(enum.IPredSLT, k, khi))
+}
+
 // inside reports i < n and k < kn (i64 values, constant bounds).
 func (g *kernelBuilder) inside(i value.Value, n int64, k value.Value, kn int64) value.Value {
 	return g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, i, i64c(n)), g.b.NewICmp(enum.IPredSLT, k, i64c(kn)))
@@ -346,7 +355,7 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 	g, s := t.g, t.gd.spec
 	bm, bn, bk := t.bm, t.bn, t.bk
 	tm, tn := bm/16, bn/16
-	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+	M, N := int64(s.M), int64(s.N)
 	lda, ldb, _ := s.lds()
 	acc := make([]value.Value, tm*tn)
 	for i := range acc {
@@ -374,7 +383,7 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 				if !c.rowMaj {
 					src = g.b.NewAdd(g.b.NewMul(gk, i64c(c.ld)), gr)
 				}
-				inb := g.b.NewAnd(g.inside(gr, c.n, gk, K), c.band(gr, gk))
+				inb := g.b.NewAnd(g.inRange(gr, c.n, gk, khi), c.band(gr, gk))
 				x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, g.b.NewSelect(inb, src, g.tileStart(c.r0, k0, c.ld, c.rowMaj))))
 				if !x.Type().Equal(types.Float) {
 					x = g.b.NewFPTrunc(x, types.Float)

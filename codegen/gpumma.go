@@ -55,7 +55,7 @@ func (t *mmaTiler) tile() (bm, bn int64) { return mmaBM, mmaBN }
 func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
 	g, s := t.g, t.gd.spec
 	half := s.aType()
-	M, N, K := int64(s.M), int64(s.N), int64(s.K)
+	M, N := int64(s.M), int64(s.N)
 	lda, ldb, _ := s.lds()
 	var acc [2][4][4]value.Value
 	for i := range acc {
@@ -77,7 +77,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			if !rowMajor {
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
 			}
-			inb := g.b.NewAnd(g.inside(gr, rowsN, gk, K), band(gr, gk))
+			inb := g.b.NewAnd(g.inRange(gr, rowsN, gk, khi), band(gr, gk))
 			x := g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, g.b.NewSelect(inb, src, g.tileStart(r0, k0, ld, rowMajor)))))
 			dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
 			g.b.NewStore(g.b.NewSelect(inb, x, constant.NewInt(types.I16, 0)), dst)

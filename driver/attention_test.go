@@ -23,6 +23,7 @@ type attentionCase struct {
 	backward        int    // attention_grad kernels: 1, or 0 where the backward stays apart
 	train           string // more train settings
 	why             string // what -d fusion says when a kernel stays apart
+	name, src       string // a model of its own (its name and source), else attentionModel's
 }
 
 // attentionModel is a model whose loss reads one attention layer: inputs x
@@ -84,11 +85,15 @@ func TestFusedAttention(t *testing.T) {
 		// backward reads dO·Vᵀ, so that backward stays unfused.
 		{seq: 64, dh: 32, heads: 2, causal: true, precision: "f32", lowering: codegen.LowerAttention, train: "param_penalty = 0.1",
 			why: "dO·Vᵀ has readers other than dS's kernel"},
+		// Written by hand, a band off the diagonal.
+		{name: "strict", src: strictModel, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
 	}
 	for _, c := range cases {
-		name := fmt.Sprintf("seq%d_dh%d_h%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.heads, c.causal, c.padding, c.precision, c.dropout)
+		name, src := fmt.Sprintf("seq%d_dh%d_h%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.heads, c.causal, c.padding, c.precision, c.dropout), []byte(attentionModel(c))
+		if c.src != "" {
+			name, src = c.name, []byte(c.src)
+		}
 		t.Run(name, func(t *testing.T) {
-			src := []byte(attentionModel(c))
 			ref, err := Compile("att.xl", src, nil, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -152,15 +157,27 @@ func TestGPUAttention(t *testing.T) {
 	codegen.GPUUnitGrid = 2
 	defer func() { codegen.GPUUnitGrid = saved }()
 	emu := cpu.Backend{CPU: "gpu-emu"}
+	type gpuCase struct {
+		name, src string
+		rel       float64 // the losses' largest relative difference
+	}
+	var cases []gpuCase
 	for _, c := range []attentionCase{
 		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32"},
 		{seq: 72, dh: 32, heads: 2, padding: true, precision: "bf16", dropout: 0.2},
 		{seq: 70, dh: 128, heads: 1, causal: true, padding: true, precision: "f16"},
 		{seq: 40, dh: 16, heads: 3, causal: true, precision: "f32", dropout: 0.1},
 	} {
-		name := fmt.Sprintf("seq%d_dh%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.causal, c.padding, c.precision, c.dropout)
-		t.Run(name, func(t *testing.T) {
-			src := []byte(attentionModel(c))
+		rel := matrixRel
+		if c.precision != "f32" {
+			rel = 1e-2
+		}
+		cases = append(cases, gpuCase{fmt.Sprintf("seq%d_dh%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.causal, c.padding, c.precision, c.dropout), attentionModel(c), rel})
+	}
+	cases = append(cases, gpuCase{"strict", strictModel, matrixRel}) // a band off the diagonal
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := []byte(c.src)
 			ref, err := Compile("att.xl", src, nil, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -185,12 +202,36 @@ func TestGPUAttention(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { x.(interface{ Close() error }).Close() })
-			rel := matrixRel
-			if c.precision != "f32" {
-				rel = 1e-2
-			}
 			fs := [2]*ir.Func{ref.Step, fused.Step}
-			runLockstep(t, fs, [2]runtime.Executable{interpExec(t, ref.Step), x}, [2]string{"interp", "gpu-emu"}, 4, rel)
+			runLockstep(t, fs, [2]runtime.Executable{interpExec(t, ref.Step), x}, [2]string{"interp", "gpu-emu"}, 4, c.rel)
 		})
 	}
 }
+
+// strictModel is attention written by hand whose queries see only the
+// keys strictly before themselves: its probabilities' band is off the
+// diagonal by one, so the backward's sums over a strip of query rows
+// start off a tile's edge.
+const strictModel = `model att {
+  config {
+    batch = 2
+    seq = 150
+    d = 64
+    heads = 2
+  }
+  input x: f32[batch, seq, d]
+  input y: f32[batch, seq, d]
+  let q = split_heads(linear(x, d, name = "q"), heads)
+  let k = split_heads(linear(x, d, name = "k"), heads)
+  let v = split_heads(linear(x, d, name = "v"), heads)
+  let past = iota([seq, seq], 0) > iota([seq, seq], 1)
+  let p = where(past, softmax(where(past, (q @ transpose(k)) * 0.17677, -1e9)), 0.0)
+  let h = linear(merge_heads(p @ v), d, name = "o")
+  output loss = mean((h - y) * (h - y))
+}
+
+train {
+  optimizer = "sgd"
+  lr = 0.5
+}
+`
