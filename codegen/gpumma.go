@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 )
@@ -77,7 +78,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			if !rowMajor {
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
 			}
-			inb := g.b.NewAnd(g.inRange(gr, rowsN, gk, khi), band(gr, gk))
+			inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, rowsN, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), band(gr, gk))
 			x := g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, g.b.NewSelect(inb, src, g.tileStart(r0, k0, ld, rowMajor)))))
 			dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
 			g.b.NewStore(g.b.NewSelect(inb, x, constant.NewInt(types.I16, 0)), dst)
@@ -88,12 +89,29 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 		p := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
 		return g.b.NewLoad(types.I32, g.b.NewBitCast(p, types.NewPointer(types.I32)))
 	}
-	g.strideLoop("ktile", klo, khi, i64c(mmaBK), func(k0 value.Value) {
+	// An operand whose k are contiguous is copied 16 bytes at a time, from
+	// k that are multiples of mmaVec: the loop then starts at one.
+	vecA, vecB := s.vecOperand(true), s.vecOperand(false)
+	start := klo
+	if vecA || vecB {
+		start = g.b.NewAnd(klo, i64c(-mmaVec))
+	}
+	keepA := func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }
+	keepB := func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }
+	g.strideLoop("ktile", start, khi, i64c(mmaBK), func(k0 value.Value) {
 		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
 		// and its tile is stored n-major (k contiguous).
-		as, bs := g.tileBuffers(t.as, t.bs, types.I16, mmaTile, klo, k0, mmaBK)
-		stage(pa, as, mmaBM, M, m0, k0, lda, offA, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) })
-		stage(pb, bs, mmaBN, N, n0, k0, ldb, offB, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) })
+		as, bs := g.tileBuffers(t.as, t.bs, types.I16, mmaTile, start, k0, mmaBK)
+		if vecA {
+			g.stageVec(pa, as, mmaBM, M, m0, k0, klo, khi, lda, offA, keepA)
+		} else {
+			stage(pa, as, mmaBM, M, m0, k0, lda, offA, !s.TransA, keepA)
+		}
+		if vecB {
+			g.stageVec(pb, bs, mmaBN, N, n0, k0, klo, khi, ldb, offB, keepB)
+		} else {
+			stage(pb, bs, mmaBN, N, n0, k0, ldb, offB, s.TransB, keepB)
+		}
 		g.barrier()
 		for ks := int64(0); ks < mmaBK; ks += 16 {
 			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))

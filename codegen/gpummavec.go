@@ -1,0 +1,91 @@
+package codegen
+
+import (
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+)
+
+// mmaVec is the elements the tensor-core tiler copies at once from an
+// operand whose k are contiguous: 8 halves, one 16-byte load and store.
+const mmaVec = 8
+
+// vecOperand reports whether the tensor-core tiler may copy operand A (or
+// B) of s mmaVec elements at a time: its k are contiguous, and its row
+// length, K and every batch offset are multiples of mmaVec, so that with
+// the buffer 16-byte aligned (every buffer is) each run from a k that is
+// a multiple of mmaVec is too, and lies inside its row.
+func (s DotSpec) vecOperand(a bool) bool {
+	lda, ldb, _ := s.lds()
+	rowMajor, ld := !s.TransA, lda
+	if !a {
+		rowMajor, ld = s.TransB, ldb
+	}
+	if !rowMajor || ld%mmaVec != 0 || s.K%mmaVec != 0 {
+		return false
+	}
+	for _, bd := range s.batchDims() {
+		stride := bd.A
+		if !a {
+			stride = bd.B
+		}
+		if bd.Size > 1 && stride%mmaVec != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// stageVec copies an operand's tile of rows×mmaBK elements whose k are
+// contiguous (vecOperand) into sm[row·mmaLS + k], mmaVec elements a thread
+// at a time: one 16-byte load, the elements outside the operand's rows,
+// the k range [klo, khi) or its band set to zero, one 16-byte store. k0
+// is a multiple of mmaVec, so every load is aligned; the emulator checks.
+func (g *kernelBuilder) stageVec(p, sm value.Value, rows, rowsN int64, r0, k0, klo, khi value.Value, ld int64, off value.Value, keep func(r, k value.Value) value.Value) {
+	threads := int64(g.threads)
+	per := int64(mmaBK / mmaVec) // runs in a row of the tile
+	v := types.NewVector(mmaVec, types.I16)
+	tid := g.tid()
+	for q := int64(0); q < rows*per/threads; q++ {
+		c := g.b.NewAdd(tid, i64c(q*threads))
+		r, kc := g.b.NewUDiv(c, i64c(per)), g.b.NewMul(g.b.NewURem(c, i64c(per)), i64c(mmaVec))
+		gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, kc)
+		// The run lies inside its row when gk < K (a multiple of mmaVec
+		// bounds every k range); otherwise the tile's first run is read.
+		inRow := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, gr, i64c(rowsN)), g.b.NewICmp(enum.IPredSLT, gk, khi))
+		src := g.b.NewSelect(inRow, g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk), g.tileStart(r0, k0, ld, true))
+		at := g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, src))
+		g.checkAligned(at, 16)
+		run := g.b.NewLoad(v, g.b.NewBitCast(at, types.NewPointer(v)))
+		run.Align = 16
+		mask := value.Value(constant.NewZeroInitializer(types.NewVector(mmaVec, types.I1)))
+		for e := int64(0); e < mmaVec; e++ {
+			k := g.b.NewAdd(gk, i64c(e))
+			in := g.b.NewAnd(g.inRange(gr, rowsN, k, khi), g.b.NewICmp(enum.IPredSGE, k, klo))
+			mask = g.b.NewInsertElement(mask, g.b.NewAnd(in, keep(gr, k)), i32c(e))
+		}
+		x := g.b.NewSelect(mask, run, constant.NewZeroInitializer(v))
+		dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), kc))
+		st := g.b.NewStore(x, g.b.NewBitCast(dst, types.NewPointer(v)))
+		st.Align = 16
+	}
+}
+
+// checkAligned stops the kernel with a message when the emulator finds p
+// not aligned to align bytes, where a GPU would fault; a GPU kernel has
+// no check.
+func (g *kernelBuilder) checkAligned(p value.Value, align int64) {
+	if !g.gpu().emu {
+		return
+	}
+	text := "xlc: a misaligned vector access in " + g.sym + "\n"
+	glob := messageIn(g.mod.m, g.sym+".align", text)
+	msg := constant.NewGetElementPtr(glob.ContentType, glob, i64c(0), i64c(0))
+	bad, ok := g.newBlock("misaligned"), g.newBlock("aligned")
+	low := g.b.NewAnd(g.b.NewPtrToInt(p, types.I64), i64c(align-1))
+	g.b.NewCondBr(g.b.NewICmp(enum.IPredNE, low, i64c(0)), bad, ok)
+	bad.NewCall(g.mod.oomHandler(), msg, i64c(int64(len(text))))
+	bad.NewUnreachable()
+	g.b = ok
+}
