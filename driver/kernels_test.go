@@ -156,6 +156,33 @@ func TestKernelsAssembleForPTX(t *testing.T) {
 	eachModule(t, "sm_80", func(kind, ll string) error { return checkPTX(ll, ptxas) })
 }
 
+// TestGPT2KernelsAssembleForPTX does what TestKernelsAssembleForPTX does
+// for one layer of GPT-2 small's shape (d=768, 12 heads, seq 1024, batch
+// 8), in f32 and bf16: the kernel models' small tiles fit in registers
+// where these, with long k loops and big epilogues, once spilled.
+func TestGPT2KernelsAssembleForPTX(t *testing.T) {
+	llvmtest.Require(t, codegen.ToolchainError())
+	ptxas := os.Getenv("XLC_PTXAS")
+	if ptxas == "" {
+		ptxas, _ = exec.LookPath("ptxas")
+	}
+	tg, err := codegen.TargetFor("sm_80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"f32", "bf16"} {
+		c := modelCase{"gpt2_" + p, "gpt", defs("layers", "1", "d", "768", "heads", "12", "seq", "1024", "batch", "8", "precision", p)}
+		m := compileFusedAttention(t, c)
+		prog, err := codegen.Compile(m.Step, codegen.Options{Target: tg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkPTX(prog.LL, ptxas); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
 // checkPTX assembles the sm_80 module ll and checks that the PTX has one
 // entry per ptx_kernel, and, when ptxas is not "", that ptxas compiles it
 // for sm_80 and sm_90 (relocatable where libdevice was not linked in) with
