@@ -108,13 +108,8 @@ func (g *kernelBuilder) emitAttentionStrips(a *attention) (extent, cost int64, o
 	}
 	// P·V's bands come from P's mask: plan it with P as if read from memory.
 	g.ptrs[a.p] = g.out
-	if f, ok := fillTriangle(a.p); ok {
-		if g.fills == nil {
-			g.fills = map[*ir.Value]fill{}
-		}
-		g.fills[a.p] = f
-		defer delete(g.fills, a.p)
-	}
+	g.noteFills(a.p)
+	defer delete(g.fills, a.p)
 	s3 := g.planFastDot(a.pvBody, a.root)
 	delete(g.ptrs, a.p)
 	if s3 == nil || s3.dot != a.pv || s3.root.Type.DType != ir.F32 {

@@ -211,17 +211,7 @@ func (g *kernelBuilder) emitAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if a.pHalf != nil {
 		ph0 = g.b.NewBitCast(next, types.NewPointer(storageType(a.pHalf.Type.DType)))
 	}
-	for _, v := range []*ir.Value{a.p, a.ds, a.pHalf} {
-		if v == nil {
-			continue
-		}
-		if f, ok := fillTriangle(v); ok {
-			if g.fills == nil {
-				g.fills = map[*ir.Value]fill{}
-			}
-			g.fills[v] = f
-		}
-	}
+	g.noteFills(a.p, a.ds, a.pHalf)
 	fast := g.planGradDots(a)
 	lo, hi := g.lo, g.hi
 	g.forLoop("head", lo, hi, func(h value.Value) {

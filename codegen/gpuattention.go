@@ -50,20 +50,15 @@ func stripBytes(d ir.DType, n int64) int64 { return (n*int64(d.Size()) + 15) / 1
 // turns them into P with the row kernel, a warp per row (in place, or
 // into a half strip when P·V reads P in half), waits, and multiplies the
 // strip by V into the result with P·V's epilogue. P never reaches the
-// arena. Blocks take units a grid apart, the grid as large as the shared
-// scratch allows; dropout's draws are computed where the row kernel reads
-// them.
+// arena. Blocks take units a grid apart, the grid as large as the
+// module's scratch allows; dropout's draws are computed where the row
+// kernel reads them.
 func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 	a := planAttention(c)
 	// P·V's band comes from P's mask: plan it with P as if read from
 	// memory, as it will be.
-	if f, ok := fillTriangle(a.p); ok {
-		if g.fills == nil {
-			g.fills = map[*ir.Value]fill{}
-		}
-		g.fills[a.p] = f
-		defer delete(g.fills, a.p)
-	}
+	g.noteFills(a.p)
+	defer delete(g.fills, a.p)
 	g.ptrs[a.p] = g.out
 	var pv *gpuDot
 	g.withResults([]*ir.Value{a.root}, g.outs[:1], func() { pv = g.planGPUDot(a.pvBody, a.root) })
@@ -144,9 +139,9 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 	return grid * int64(threads), work / (grid * int64(threads))
 }
 
-// warpRows runs row kernel p on the rows of a strip, rows [m0, m0+bm) of
-// a matrix of M rows whose first is the tensors' row row0 − m0, a warp of
-// the block per row.
+// warpRows runs row kernel p on a strip of rows, [m0, m0+bm) of a matrix
+// of M rows, row m0 being the tensors' row row0: a warp of the block per
+// row.
 func (g *kernelBuilder) warpRows(p *rowPlan, m0, row0 value.Value, bm, M int64) {
 	tid := g.tid()
 	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))

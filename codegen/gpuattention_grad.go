@@ -30,17 +30,7 @@ type gpuGrad struct {
 // need no atomics and are the same run to run.
 func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 	a := planAttentionGrad(c)
-	for _, v := range []*ir.Value{a.p, a.ds, a.pHalf} {
-		if v == nil {
-			continue
-		}
-		if f, ok := fillTriangle(v); ok {
-			if g.fills == nil {
-				g.fills = map[*ir.Value]fill{}
-			}
-			g.fills[v] = f
-		}
-	}
+	g.noteFills(a.p, a.ds, a.pHalf)
 	sp := g.gpuDotFor(a.scores, a.p, a.pBody, []*ir.Value{a.p})
 	sdp := g.gpuDotFor(a.dp, a.dp, a.dsBody, []*ir.Value{a.ds})
 	read := []*ir.Value{a.p, a.ds}

@@ -77,6 +77,24 @@ type fill struct {
 	c float64
 }
 
+// noteFills records in g.fills the fill of each of vs that holds a
+// constant outside a triangle (fillTriangle): values an attention kernel
+// computes into a buffer of its own and then reads as a product's operand,
+// whose bands come from that fill. nil entries are skipped.
+func (g *kernelBuilder) noteFills(vs ...*ir.Value) {
+	for _, v := range vs {
+		if v == nil {
+			continue
+		}
+		if f, ok := fillTriangle(v); ok {
+			if g.fills == nil {
+				g.fills = map[*ir.Value]fill{}
+			}
+			g.fills[v] = f
+		}
+	}
+}
+
 // fillTriangle returns the triangle outside which the float value v holds
 // one constant, and the constant: v selects a splat constant outside it,
 // or selects between such a value and that constant, or multiplies or
