@@ -175,3 +175,37 @@ func runEmu(t *testing.T, f *ir.Func, args []*interp.Tensor) []*interp.Tensor {
 	}
 	return got
 }
+
+// TestGPUScatterRows checks scatter_add with rows long enough for a block
+// each (an embedding table's gradient) on the emulator: indices walked a
+// block's worth at a time over several chunks, repeated and clamped
+// indices, rows longer than a block's threads keep at once, and an outer
+// axis. The sums are the CPU kernel's, in index order: the interpreter's
+// to the last bit.
+func TestGPUScatterRows(t *testing.T) {
+	needLLVM(t)
+	f, err := ir.ParseFunc(`func @scatter(%u: f32[300,40], %i: i32[300], %w: f32[20,2100], %k: i64[20], %x: f32[3,90,48], %y: i32[90]) -> (a: f32[50,40], b: f32[7,2100], c: f32[3,11,48]) {
+  %0 = scatter_add %u, %i {axis=0} : f32[50,40]
+  %1 = scatter_add %w, %k {axis=0} : f32[7,2100]
+  %2 = scatter_add %x, %y {axis=1} : f32[3,11,48]
+  return %0, %1, %2
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(3))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, p := range f.Params {
+		args[i] = randomTensor(r, p.Type, -3, 60) // indices past the table are clamped
+	}
+	want, err := interp.Run(f, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runEmu(t, f, args)
+	for i := range got {
+		if msg := diff(got[i], want[i], 0); msg != "" {
+			t.Errorf("%s: %s", f.ResultNames[i], msg)
+		}
+	}
+}
