@@ -363,27 +363,41 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 		g.b.NewStore(fconst(types.Float, 0), acc[i])
 	}
 	pa, pb := g.ptrs[t.gd.dot.Args[0]], g.ptrs[t.gd.dot.Args[1]]
-	g.strideLoop("ktile", klo, khi, i64c(bk), func(k0 value.Value) {
-		as, bs := g.tileBuffers(t.as, t.bs, types.Float, t.half, klo, k0, bk)
+	// An f32 operand is copied 16 bytes at a time along its contiguous
+	// axis where it can be; along k, the loop then starts at a multiple
+	// of simtVec.
+	vecA, kA := s.vecF32Operand(true)
+	vecB, kB := s.vecF32Operand(false)
+	start := klo
+	if vecA && kA || vecB && kB {
+		start = g.b.NewAnd(klo, i64c(-simtVec))
+	}
+	g.strideLoop("ktile", start, khi, i64c(bk), func(k0 value.Value) {
+		as, bs := g.tileBuffers(t.as, t.bs, types.Float, t.half, start, k0, bk)
 		// A[m, k] into as[kk·lsa + mm], B[k, n] into bs[kk·lsb + nn].
 		for _, c := range []struct {
-			d       ir.DType
-			p, off  value.Value
-			sm, r0  value.Value
-			rows, n int64
-			ls, ld  int64
-			rowMaj  bool
-			band    func(r, k value.Value) value.Value
+			d         ir.DType
+			p, off    value.Value
+			sm, r0    value.Value
+			rows, n   int64
+			ls, ld    int64
+			rowMaj    bool
+			vec, alng bool
+			band      func(r, k value.Value) value.Value
 		}{
-			{s.aType(), pa, offA, as, m0, bm, M, t.lsa, lda, !s.TransA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
-			{s.bType(), pb, offB, bs, n0, bn, N, t.lsb, ldb, s.TransB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
+			{s.aType(), pa, offA, as, m0, bm, M, t.lsa, lda, !s.TransA, vecA, kA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
+			{s.bType(), pb, offB, bs, n0, bn, N, t.lsb, ldb, s.TransB, vecB, kB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
 		} {
+			if c.vec {
+				g.stageVecF32(c.p, c.sm, c.rows, c.n, bk, c.ls, c.ld, c.r0, k0, klo, khi, c.off, c.alng, c.band)
+				continue
+			}
 			g.stageTile(c.rows, bk, c.r0, k0, c.rowMaj, func(r, k, gr, gk value.Value) {
 				src := g.b.NewAdd(g.b.NewMul(gr, i64c(c.ld)), gk)
 				if !c.rowMaj {
 					src = g.b.NewAdd(g.b.NewMul(gk, i64c(c.ld)), gr)
 				}
-				inb := g.b.NewAnd(g.inRange(gr, c.n, gk, khi), c.band(gr, gk))
+				inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, c.n, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), c.band(gr, gk))
 				x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, g.b.NewSelect(inb, src, g.tileStart(c.r0, k0, c.ld, c.rowMaj))))
 				if !x.Type().Equal(types.Float) {
 					x = g.b.NewFPTrunc(x, types.Float)
