@@ -223,6 +223,30 @@ func (g *kernelBuilder) mma(half ir.DType, a [4]value.Value, b [2]value.Value, c
 	return d
 }
 
+// freshTid reads the thread's index in its block (i64) where LLVM can
+// neither reuse an earlier read nor move this one: a product's values
+// derived from it then live through that product only. Read once at the
+// kernel's start, every product's indices and tile addresses were hoisted
+// there and held throughout, and a kernel of five products spilled. The
+// emulator's reads are calls LLVM cannot move already.
+func (g *kernelBuilder) freshTid() value.Value {
+	if g.gpu().emu {
+		return g.tid()
+	}
+	asm := llir.NewInlineAsm(types.NewPointer(types.NewFunc(types.I32)), "mov.u32 $0, %tid.x;", "=r")
+	asm.SideEffect = true
+	return g.b.NewZExt(g.b.NewCall(asm), types.I64)
+}
+
+// productTid is the thread's index in its block for the product being
+// emitted (freshTid's), or tid outside one.
+func (g *kernelBuilder) productTid() value.Value {
+	if g.ptid != nil {
+		return g.ptid
+	}
+	return g.tid()
+}
+
 // tid and ctaid read the thread's index in its block and the block's in
 // the grid, as i64.
 func (g *kernelBuilder) tid() value.Value   { return g.sreg64("tid.x") }

@@ -89,6 +89,13 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if a.pHalf != nil {
 		bytes += stripBytes(a.pHalf.Type.DType, strip)
 	}
+	// A tile of a sum's product, for the adding pass (emitGPUGradStrip).
+	tile := int64(0)
+	for _, gr := range grads {
+		tbm, tbn := gr.tl.tile()
+		tile = max(tile, tbm*tbn)
+	}
+	bytes += stripBytes(ir.F32, tile)
 	units := int64(sp.spec.Batch)
 	grid, mine := g.attnBlocks(units, bytes)
 	at := int64(0)
@@ -101,6 +108,7 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if a.pHalf != nil {
 		ph0 = g.carve(mine, &at, a.pHalf.Type.DType, strip)
 	}
+	tile0 := g.carve(mine, &at, ir.F32, tile)
 	shape := a.p.Type.Shape
 	g.strideLoop("head", g.ctaid(), i64c(units), i64c(grid), func(bt value.Value) {
 		g.strideLoop("strip", i64c(0), i64c(M), i64c(bm), func(m0 value.Value) {
@@ -111,19 +119,24 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			}
 			pp, dpp := g.shifted(storageType(pd), p0, off), g.shifted(types.Float, dp0, off)
 			dsp := g.shifted(storageType(dsd), ds0, off)
-			// P: the scores' tiles, P's epilogue applied to each element.
+			// P: the scores' tiles into dP's strip, then P's epilogue
+			// element by element into P's (applied to each tile's
+			// accumulators it held every product's registers at once).
 			offA, offB := g.batchOffsets(sp.spec, bt)
 			g.strideLoop("ptile", i64c(0), i64c(N), i64c(bnp), func(n0 value.Value) {
 				klo, khi, live := g.bandRange(sp.spec, m0, n0, bm, bnp)
 				tp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-					g.ifThen("pstore", g.inside(m, M, n, N), func() {
-						lin := tensorAt(m, n)
-						g.rowVals = map[*ir.Value]value.Value{a.scores: acc}
-						g.storeAt(pd, g.elem(a.p, atLinear(shape, lin)), pp, lin)
-						g.rowVals = nil
-					})
+					g.ifThen("sstore", g.inside(m, M, n, N), func() { g.storeAt(ir.F32, acc, dpp, tensorAt(m, n)) })
 				})
 			})
+			g.barrier()
+			g.ptrs[a.scores] = dpp
+			g.stripElems(m0, off, bm, M, N, func(lin value.Value) {
+				g.storeAt(pd, g.elem(a.p, atLinear(shape, lin)), pp, lin)
+			})
+			delete(g.ptrs, a.scores)
+			// dP's tiles overwrite the scores.
+			g.barrier()
 			// dP = dO·Vᵀ, zero outside the band dS needs.
 			offA, offB = g.batchOffsets(sdp.spec, bt)
 			g.strideLoop("dptile", i64c(0), i64c(N), i64c(bndp), func(n0 value.Value) {
@@ -139,10 +152,7 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.ptrs[a.ds] = dsp
 			if a.pHalf != nil {
 				php := g.shifted(storageType(a.pHalf.Type.DType), ph0, off)
-				rows := value.Value(g.b.NewSub(i64c(M), m0))
-				rows = g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, rows, i64c(bm)), rows, i64c(bm))
-				g.strideLoop("phalf", g.tid(), g.b.NewMul(rows, i64c(N)), i64c(int64(threads)), func(e value.Value) {
-					lin := g.b.NewAdd(off, e)
+				g.stripElems(m0, off, bm, M, N, func(lin value.Value) {
 					g.storeAt(a.pHalf.Type.DType, g.elem(a.pHalf, atLinear(shape, lin)), php, lin)
 				})
 				g.ptrs[a.pHalf] = php
@@ -150,7 +160,7 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.barrier()
 			for _, gr := range grads {
 				g.withResults([]*ir.Value{a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
-					g.emitGPUGradStrip(gr, bt, m0, bm)
+					g.emitGPUGradStrip(gr, bt, m0, bm, tile0)
 				})
 			}
 			g.forget([]*ir.Value{a.p, a.ds, a.pHalf}, nil)
@@ -167,8 +177,11 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 // [m0, m0+bm) of head bt, into g.out: a product over the keys gives the
 // strip's rows of the result; a sum over the query rows adds the strip's
 // share to each tile of the result (the first strip stores it), skipping
-// the tiles the strip's k leave out of the operands' band.
-func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int64) {
+// the tiles the strip's k leave out of the operands' band. A sum's tile
+// goes through tile, f32 of the block's own, from which the threads add
+// it to the result an element at a time: adding straight from the
+// accumulators held a load and an address for each at once, and spilled.
+func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int64, tile value.Value) {
 	s := gr.gd.spec
 	tbm, tbn := gr.tl.tile()
 	offA, offB := g.batchOffsets(s, bt)
@@ -193,6 +206,13 @@ func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int6
 			// Uniform over the block: every thread takes the same branch.
 			g.ifThen("gsum", g.b.NewOr(first, live), func() {
 				gr.tl.product(offA, offB, mt, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
+					at := g.b.NewAdd(g.b.NewMul(g.b.NewSub(m, mt), i64c(tbn)), g.b.NewSub(n, n0))
+					g.storeAt(ir.F32, acc, tile, at)
+				})
+				g.barrier()
+				g.strideLoop("gadd", g.tid(), i64c(tbm*tbn), i64c(int64(g.threads)), func(e value.Value) {
+					m := g.b.NewAdd(mt, g.b.NewUDiv(e, i64c(tbn)))
+					n := g.b.NewAdd(n0, g.b.NewURem(e, i64c(tbn)))
 					g.ifThen("gstore", g.inside(m, M, n, N), func() {
 						lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
 						at := value.Value(lin)
@@ -200,10 +220,23 @@ func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int6
 							at = g.rootAt(gr.gd.transposed, gr.gd.dot, atLinear(gr.gd.dot.Type.Shape, lin))
 						}
 						old := g.b.NewSelect(first, fconst(types.Float, 0), g.loadAt(ir.F32, g.out, at))
-						g.storeAt(ir.F32, g.b.NewFAdd(old, acc), g.out, at)
+						g.storeAt(ir.F32, g.b.NewFAdd(old, g.loadAt(ir.F32, tile, e)), g.out, at)
 					})
 				})
+				// The next tile's product writes tile again.
+				g.barrier()
 			})
 		})
+	})
+}
+
+// stripElems calls each, by the block's threads in turn, with the linear
+// index of every element of a strip of rows [m0, m0+bm) (of M, each of N
+// elements) whose first element is at off.
+func (g *kernelBuilder) stripElems(m0, off value.Value, bm, M, N int64, each func(lin value.Value)) {
+	rows := value.Value(g.b.NewSub(i64c(M), m0))
+	rows = g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, rows, i64c(bm)), rows, i64c(bm))
+	g.strideLoop("elems", g.tid(), g.b.NewMul(rows, i64c(N)), i64c(int64(g.threads)), func(e value.Value) {
+		each(g.b.NewAdd(off, e))
 	})
 }

@@ -203,7 +203,7 @@ func (g *kernelBuilder) storeProduct(gd *gpuDot, bt, m, n, acc value.Value) {
 // offsets from one base instead of keeping a register pair for each.
 func (g *kernelBuilder) stageTile(rows, bk int64, r0, k0 value.Value, rowMajor bool, each func(r, k, gr, gk value.Value)) {
 	threads := int64(g.threads)
-	tid := g.tid()
+	tid := g.productTid()
 	line := bk // the elements of a line, along which threads read
 	if !rowMajor {
 		line = rows
@@ -344,14 +344,15 @@ func (g *kernelBuilder) newSIMTTiler(gd *gpuDot) *simtTiler {
 	}
 	t.half = t.bk * (max(t.bm, t.bn) + pad)
 	t.as, t.bs = g.tileArrays(types.Float, 2*t.half)
-	tid := g.tid()
-	t.tx, t.ty = g.b.NewURem(tid, i64c(16)), g.b.NewUDiv(tid, i64c(16))
 	return t
 }
 
 func (t *simtTiler) tile() (bm, bn int64) { return t.bm, t.bn }
 
 func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
+	t.g.ptid = t.g.freshTid()
+	defer func() { t.g.ptid = nil }()
+	t.tx, t.ty = t.g.b.NewURem(t.g.ptid, i64c(16)), t.g.b.NewUDiv(t.g.ptid, i64c(16))
 	g, s := t.g, t.gd.spec
 	bm, bn, bk := t.bm, t.bn, t.bk
 	tm, tn := bm/16, bn/16
@@ -398,12 +399,15 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 					src = g.b.NewAdd(g.b.NewMul(gk, i64c(c.ld)), gr)
 				}
 				inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, c.n, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), c.band(gr, gk))
-				x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, g.b.NewSelect(inb, src, g.tileStart(c.r0, k0, c.ld, c.rowMaj))))
-				if !x.Type().Equal(types.Float) {
-					x = g.b.NewFPTrunc(x, types.Float)
-				}
+				x := g.loadIf(inb, func() value.Value {
+					x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, src))
+					if !x.Type().Equal(types.Float) {
+						x = g.b.NewFPTrunc(x, types.Float)
+					}
+					return x
+				}, fconst(types.Float, 0))
 				dst := g.b.NewAdd(g.b.NewMul(k, i64c(c.ls)), r)
-				g.b.NewStore(g.b.NewSelect(inb, x, fconst(types.Float, 0)), g.b.NewGetElementPtr(types.Float, c.sm, dst))
+				g.b.NewStore(x, g.b.NewGetElementPtr(types.Float, c.sm, dst))
 			})
 		}
 		g.barrier()

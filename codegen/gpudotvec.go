@@ -59,7 +59,7 @@ func (g *kernelBuilder) stageVecF32(p, sm value.Value, rows, rowsN, bk, ls, ld i
 		line = bk
 	}
 	per, chunks := line/simtVec, rows*bk/simtVec
-	tid := g.tid()
+	tid := g.productTid()
 	for q := int64(0); q*threads < chunks; q++ {
 		c := g.b.NewAdd(tid, i64c(q*threads))
 		copyRun := func() {

@@ -38,10 +38,6 @@ func (g *kernelBuilder) newMMATiler(gd *gpuDot) *mmaTiler {
 	g.threads = mmaThreads
 	t := &mmaTiler{g: g, gd: gd}
 	t.as, t.bs = g.tileArrays(types.I16, 2*mmaTile)
-	tid := g.tid()
-	lane, warp := g.b.NewURem(tid, i64c(32)), g.b.NewUDiv(tid, i64c(32))
-	t.grp, t.tig = g.b.NewUDiv(lane, i64c(4)), g.b.NewURem(lane, i64c(4))
-	t.wm, t.wn = g.b.NewMul(g.b.NewUDiv(warp, i64c(2)), i64c(32)), g.b.NewMul(g.b.NewURem(warp, i64c(2)), i64c(32))
 	return t
 }
 
@@ -55,6 +51,11 @@ func (t *mmaTiler) tile() (bm, bn int64) { return mmaBM, mmaBN }
 
 func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
 	g, s := t.g, t.gd.spec
+	g.ptid = g.freshTid()
+	defer func() { g.ptid = nil }()
+	lane, warp := g.b.NewURem(g.ptid, i64c(32)), g.b.NewUDiv(g.ptid, i64c(32))
+	t.grp, t.tig = g.b.NewUDiv(lane, i64c(4)), g.b.NewURem(lane, i64c(4))
+	t.wm, t.wn = g.b.NewMul(g.b.NewUDiv(warp, i64c(2)), i64c(32)), g.b.NewMul(g.b.NewURem(warp, i64c(2)), i64c(32))
 	half := s.aType()
 	M, N := int64(s.M), int64(s.N)
 	lda, ldb, _ := s.lds()
@@ -79,9 +80,11 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
 			}
 			inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, rowsN, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), band(gr, gk))
-			x := g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, g.b.NewSelect(inb, src, g.tileStart(r0, k0, ld, rowMajor)))))
+			x := g.loadIf(inb, func() value.Value {
+				return g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, src)))
+			}, constant.NewInt(types.I16, 0))
 			dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
-			g.b.NewStore(g.b.NewSelect(inb, x, constant.NewInt(types.I16, 0)), dst)
+			g.b.NewStore(x, dst)
 		})
 	}
 	// reg loads the two elements (row, k), (row, k+1) of a shared tile.

@@ -46,7 +46,7 @@ func (g *kernelBuilder) stageVec(p, sm value.Value, rows, rowsN int64, r0, k0, k
 	threads := int64(g.threads)
 	per := int64(mmaBK / mmaVec) // runs in a row of the tile
 	v := types.NewVector(mmaVec, types.I16)
-	tid := g.tid()
+	tid := g.productTid()
 	for q := int64(0); q < rows*per/threads; q++ {
 		c := g.b.NewAdd(tid, i64c(q*threads))
 		r, kc := g.b.NewUDiv(c, i64c(per)), g.b.NewMul(g.b.NewURem(c, i64c(per)), i64c(mmaVec))

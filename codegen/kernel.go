@@ -179,8 +179,10 @@ type kernelBuilder struct {
 	coop    bool
 	nshared int
 	// tiles are the dot tilers' shared tiles, by element type and size
-	// (tileArrays).
+	// (tileArrays); ptid is the thread's index as the product being
+	// emitted read it (freshTid), nil outside one.
 	tiles map[string][2]value.Value
+	ptid  value.Value
 }
 
 // newKernel declares kernel sym reading args and writing res (the
@@ -319,6 +321,22 @@ func (g *kernelBuilder) ifThen(name string, cond value.Value, body func()) {
 	body()
 	g.b.NewBr(done)
 	g.b = done
+}
+
+// loadIf returns load()'s value where cond holds, else zero, loading only
+// then: a branch the GPU predicates. A select of the address instead
+// (always loading, from a safe place otherwise) makes every address a
+// register of its own, where a thread's loads were one base and offsets.
+func (g *kernelBuilder) loadIf(cond value.Value, load func() value.Value, zero value.Value) value.Value {
+	pre := g.b
+	then, done := g.newBlock("ld.then"), g.newBlock("ld.end")
+	pre.NewCondBr(cond, then, done)
+	g.b = then
+	x := load()
+	from := g.b
+	g.b.NewBr(done)
+	g.b = done
+	return done.NewPhi(llir.NewIncoming(x, from), llir.NewIncoming(zero, pre))
 }
 
 // gep addresses element i of the buffer p of dtype d.
