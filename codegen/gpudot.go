@@ -270,12 +270,12 @@ func (g *kernelBuilder) inside(i value.Value, n int64, k value.Value, kn int64) 
 // GPUDot). Per step of BK, the block's threads copy A's BM×BK and B's
 // BK×BN tiles into shared memory (stageTile; widened to f32), wait and
 // multiply them into their registers (double buffered, tileBuffers: one
-// barrier a step). When a thread keeps
-// a multiple of 4 rows and of 4 columns (vec), thread (ty, tx) owns runs
-// of 4 rows from ty·4 and of 4 columns from tx·4 in each part of the
-// tile, read from shared memory 16 bytes at a time; otherwise rows
-// ty + 16i and columns tx + 16j. Either way a warp reads B's tile without
-// bank conflicts and stores C's rows in runs.
+// barrier a step). When a thread keeps a multiple of 4 rows and of 4
+// columns (vec), thread (ty, tx) owns runs of 4 rows from ty·4 and of 4
+// columns from tx·4 in each part of the tile, read from shared memory 16
+// bytes at a time; otherwise rows ty + 16i and columns tx + 16j. Either
+// way a warp reads B's tile without bank conflicts and stores C's rows in
+// runs.
 type simtTiler struct {
 	g          *kernelBuilder
 	gd         *gpuDot
