@@ -158,8 +158,9 @@ func TestKernelsAssembleForPTX(t *testing.T) {
 
 // TestGPT2KernelsAssembleForPTX does what TestKernelsAssembleForPTX does
 // for one layer of GPT-2 small's shape (d=768, 12 heads, seq 1024, batch
-// 8), in f32 and bf16: the kernel models' small tiles fit in registers
-// where these, with long k loops and big epilogues, once spilled.
+// 8), in f32 and bf16, the shape the GPU check times: where the kernel
+// models' loops are a tile or two, these run long k loops and many tiles,
+// and their register pressure differs.
 func TestGPT2KernelsAssembleForPTX(t *testing.T) {
 	llvmtest.Require(t, codegen.ToolchainError())
 	ptxas := os.Getenv("XLC_PTXAS")
