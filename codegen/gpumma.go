@@ -1,6 +1,9 @@
 package codegen
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
@@ -9,45 +12,84 @@ import (
 
 // The tensor-core dot: a dot whose operands are both bf16 or both f16
 // (the precision pass's products) multiplies them by mma.sync m16n8k16,
-// accumulating in f32. A block of 2×2 warps computes a 64×64 tile of C,
-// each warp 32×32 as 2×4 mma tiles, stepping through K by mmaBK: the
-// block copies A's 64×mmaBK and B's mmaBK×64 tiles into shared memory as
-// they are stored (16-bit elements, zero outside the matrices), both
-// k-contiguous, each row padded by 8 elements so that a warp's fragment
-// loads hit distinct banks; each thread then loads its fragments two
-// elements at a time. The tiles are double buffered (tileBuffers): one
-// barrier a step.
+// accumulating in f32. A block of warps computes a BM×BN tile of C (by
+// default 2×2 warps, 64×64, each warp 32×32 as 2×4 mma tiles), stepping
+// through K by mmaBK: the block copies A's BM×mmaBK and B's mmaBK×BN
+// tiles into shared memory as they are stored (16-bit elements, zero
+// outside the matrices), both k-contiguous, each row padded by 8 elements
+// so that a warp's fragment loads hit distinct banks; each thread then
+// loads its fragments two elements at a time. The tiles are double
+// buffered (tileBuffers): one barrier a step.
 const (
-	mmaBM, mmaBN, mmaBK = 64, 64, 32
-	mmaPad              = 8
-	mmaThreads          = 128
+	mmaBK  = 32
+	mmaPad = 8
 )
+
+// mmaTile is a tensor-core tile: a block of WarpsM×WarpsN warps computes
+// BM×BN of C, each warp (BM/WarpsM)×(BN/WarpsN).
+type mmaTile struct{ BM, BN, WarpsM, WarpsN int64 }
+
+// mmaTiles are the tensor-core tiles a GPU target may use (XLC_GPU_MMA),
+// by their names; the first is the default. The larger ones give each
+// warp 64×32 (4×4 mma tiles, 64 accumulators a thread), reading fewer
+// fragments and operand bytes per mma.
+var mmaTiles = []mmaTile{{64, 64, 2, 2}, {128, 128, 2, 4}, {128, 64, 2, 2}}
+
+func (t mmaTile) String() string { return fmt.Sprintf("%dx%d", t.BM, t.BN) }
+
+// mmaTileFor returns the tile a GPU target names ("" the default).
+func mmaTileFor(name string) (mmaTile, error) {
+	if name == "" {
+		return mmaTiles[0], nil
+	}
+	var names []string
+	for _, t := range mmaTiles {
+		if t.String() == name {
+			return t, nil
+		}
+		names = append(names, t.String())
+	}
+	return mmaTile{}, fmt.Errorf("XLC_GPU_MMA=%s: unknown tensor-core tile (have %v)", name, names)
+}
+
+// mmaFromEnv is the tile XLC_GPU_MMA names for GPU targets made now,
+// checked; "" for the default.
+func mmaFromEnv() (string, error) {
+	name := os.Getenv("XLC_GPU_MMA")
+	_, err := mmaTileFor(name)
+	return name, err
+}
 
 // mmaDot reports whether s multiplies on tensor cores.
 func (s DotSpec) mmaDot() bool { return s.halfA() && s.aType() == s.bType() }
 
 // mmaTiler is the tensor-core tiler (gpuTiler).
 type mmaTiler struct {
-	g                *kernelBuilder
-	gd               *gpuDot
+	g  *kernelBuilder
+	gd *gpuDot
+	mmaTile
+	ti, tj           int64 // a warp's mma tiles along M (16 rows) and N (8 columns)
+	half             int64 // a shared tile (of A or B), in elements
 	as, bs           value.Value
 	grp, tig, wm, wn value.Value
 }
 
 func (g *kernelBuilder) newMMATiler(gd *gpuDot) *mmaTiler {
-	g.threads = mmaThreads
-	t := &mmaTiler{g: g, gd: gd}
-	t.as, t.bs = g.tileArrays(types.I16, 2*mmaTile)
+	tile, err := mmaTileFor(g.mod.t.GPUMMA)
+	if err != nil {
+		fail("%v", err)
+	}
+	g.threads = int(tile.WarpsM * tile.WarpsN * 32)
+	t := &mmaTiler{g: g, gd: gd, mmaTile: tile, ti: tile.BM / tile.WarpsM / 16, tj: tile.BN / tile.WarpsN / 8}
+	t.half = max(tile.BM, tile.BN) * mmaLS
+	t.as, t.bs = g.tileArrays(types.I16, 2*t.half)
 	return t
 }
 
-// mmaLS is a shared row, in elements; mmaTile a shared tile (of A or B).
-const (
-	mmaLS   = mmaBK + mmaPad
-	mmaTile = max(mmaBM, mmaBN) * mmaLS
-)
+// mmaLS is a shared row, in elements.
+const mmaLS = mmaBK + mmaPad
 
-func (t *mmaTiler) tile() (bm, bn int64) { return mmaBM, mmaBN }
+func (t *mmaTiler) tile() (bm, bn int64) { return t.BM, t.BN }
 
 func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
 	g, s := t.g, t.gd.spec
@@ -55,12 +97,14 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	defer func() { g.ptid = nil }()
 	lane, warp := g.b.NewURem(g.ptid, i64c(32)), g.b.NewUDiv(g.ptid, i64c(32))
 	t.grp, t.tig = g.b.NewUDiv(lane, i64c(4)), g.b.NewURem(lane, i64c(4))
-	t.wm, t.wn = g.b.NewMul(g.b.NewUDiv(warp, i64c(2)), i64c(32)), g.b.NewMul(g.b.NewURem(warp, i64c(2)), i64c(32))
+	t.wm = g.b.NewMul(g.b.NewUDiv(warp, i64c(t.WarpsN)), i64c(16*t.ti))
+	t.wn = g.b.NewMul(g.b.NewURem(warp, i64c(t.WarpsN)), i64c(8*t.tj))
 	half := s.aType()
 	M, N := int64(s.M), int64(s.N)
 	lda, ldb, _ := s.lds()
-	var acc [2][4][4]value.Value
+	acc := make([][][4]value.Value, t.ti)
 	for i := range acc {
+		acc[i] = make([][4]value.Value, t.tj)
 		for j := range acc[i] {
 			for q := range acc[i][j] {
 				acc[i][j][q] = g.alloca(types.Float)
@@ -104,28 +148,28 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	g.strideLoop("ktile", start, khi, i64c(mmaBK), func(k0 value.Value) {
 		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
 		// and its tile is stored n-major (k contiguous).
-		as, bs := g.tileBuffers(t.as, t.bs, types.I16, mmaTile, start, k0, mmaBK)
+		as, bs := g.tileBuffers(t.as, t.bs, types.I16, t.half, start, k0, mmaBK)
 		if vecA {
-			g.stageVec(pa, as, mmaBM, M, m0, k0, klo, khi, lda, offA, keepA)
+			g.stageVec(pa, as, t.BM, M, m0, k0, klo, khi, lda, offA, keepA)
 		} else {
-			stage(pa, as, mmaBM, M, m0, k0, lda, offA, !s.TransA, keepA)
+			stage(pa, as, t.BM, M, m0, k0, lda, offA, !s.TransA, keepA)
 		}
 		if vecB {
-			g.stageVec(pb, bs, mmaBN, N, n0, k0, klo, khi, ldb, offB, keepB)
+			g.stageVec(pb, bs, t.BN, N, n0, k0, klo, khi, ldb, offB, keepB)
 		} else {
-			stage(pb, bs, mmaBN, N, n0, k0, ldb, offB, s.TransB, keepB)
+			stage(pb, bs, t.BN, N, n0, k0, ldb, offB, s.TransB, keepB)
 		}
 		g.barrier()
 		for ks := int64(0); ks < mmaBK; ks += 16 {
 			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))
 			k8 := g.b.NewAdd(k, i64c(8))
-			var a [2][4]value.Value
+			a := make([][4]value.Value, t.ti)
 			for i := range a {
 				r := g.b.NewAdd(g.b.NewAdd(t.wm, i64c(16*int64(i))), t.grp)
 				r8 := g.b.NewAdd(r, i64c(8))
 				a[i] = [4]value.Value{reg(as, r, k), reg(as, r8, k), reg(as, r, k8), reg(as, r8, k8)}
 			}
-			for j := 0; j < 4; j++ {
+			for j := range t.tj {
 				n := g.b.NewAdd(g.b.NewAdd(t.wn, i64c(8*int64(j))), t.grp)
 				b := [2]value.Value{reg(bs, n, k), reg(bs, n, k8)}
 				for i := range a {

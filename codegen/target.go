@@ -62,6 +62,9 @@ type Target struct {
 	// GPUDot names the tile of a GPU target's dot kernels (gpudot.go),
 	// taken from XLC_GPU_DOT when the target is made; "" the default.
 	GPUDot string `json:",omitempty"`
+	// GPUMMA names the tile of its tensor-core dots (gpumma.go), from
+	// XLC_GPU_MMA likewise.
+	GPUMMA string `json:",omitempty"`
 }
 
 // classes are the instruction-set classes of every architecture
@@ -114,6 +117,9 @@ func TargetFor(name string) (*Target, error) {
 		if t.gpuKernels() {
 			var err error
 			if t.GPUDot, err = gpuDotFromEnv(); err != nil {
+				return nil, err
+			}
+			if t.GPUMMA, err = mmaFromEnv(); err != nil {
 				return nil, err
 			}
 		}

@@ -158,9 +158,9 @@ func TestKernelsAssembleForPTX(t *testing.T) {
 
 // TestGPT2KernelsAssembleForPTX does what TestKernelsAssembleForPTX does
 // for one layer of GPT-2 small's shape (d=768, 12 heads, seq 1024, batch
-// 8), in f32 and bf16, the shape the GPU check times: where the kernel
-// models' loops are a tile or two, these run long k loops and many tiles,
-// and their register pressure differs.
+// 8), in f32 and bf16 (with each tensor-core tile), the shape the GPU
+// check times: where the kernel models' loops are a tile or two, these
+// run long k loops and many tiles, and their register pressure differs.
 func TestGPT2KernelsAssembleForPTX(t *testing.T) {
 	llvmtest.Require(t, codegen.ToolchainError())
 	ptxas := os.Getenv("XLC_PTXAS")
@@ -174,12 +174,19 @@ func TestGPT2KernelsAssembleForPTX(t *testing.T) {
 	for _, p := range []string{"f32", "bf16"} {
 		c := modelCase{"gpt2_" + p, "gpt", defs("layers", "1", "d", "768", "heads", "12", "seq", "1024", "batch", "8", "precision", p)}
 		m := compileFusedAttention(t, c)
-		prog, err := codegen.Compile(m.Step, codegen.Options{Target: tg})
-		if err != nil {
-			t.Fatal(err)
+		tiles := []string{""} // and bf16's tensor-core tile variants (XLC_GPU_MMA)
+		if p == "bf16" {
+			tiles = append(tiles, "128x128", "128x64")
 		}
-		if err := checkPTX(prog.LL, ptxas); err != nil {
-			t.Errorf("%s: %v", c.name, err)
+		for _, tile := range tiles {
+			tg.GPUMMA = tile
+			prog, err := codegen.Compile(m.Step, codegen.Options{Target: tg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkPTX(prog.LL, ptxas); err != nil {
+				t.Errorf("%s, tensor-core tile %q: %v", c.name, tile, err)
+			}
 		}
 	}
 }

@@ -14,7 +14,8 @@
 #                each step's loss against the CPU's (cpu-S.metrics.jsonl):
 #                relative error at most 1e-4 every step; prints the worst;
 #   5. sweep     xlc bench of each matmul tile variant's G bundle (a few
-#                steps each); the fastest is G's xlc row below;
+#                steps each), f32 and bf16 (tensor-core tiles); the fastest
+#                of each is G's xlc row below;
 #   5b. profile  XLC_DEBUG=2 xlc bench of the fastest G bundle (and G's
 #                bf16 one): where a step's device time goes, per kernel
 #                and per lowering, kept in profile-G-*.txt;
@@ -115,16 +116,36 @@ verify_manifest() {
 }
 
 # The rows of the timing stage: CONFIG PRECISION BUNDLE LABEL, G's with
-# the variant $1.
+# the f32 variant $1 and the bf16 one $2.
 timing_rows() {
-  local best=$1 c
+  local best=$1 mma=${2:-default} c
   for c in S M; do
     echo "$c f32 $dir/bundles/$c-f32.xlc -"
   done
   echo "G f32 $dir/bundles/G-f32-$best.xlc $best-tiles"
   for c in S M G; do
-    [ ! -f "$dir/bundles/$c-bf16.xlc" ] || echo "$c bf16 $dir/bundles/$c-bf16.xlc -"
+    if [ "$c" = G ] && [ "$mma" != default ]; then
+      echo "G bf16 $dir/bundles/G-bf16-$mma.xlc $mma-tiles"
+    elif [ -f "$dir/bundles/$c-bf16.xlc" ]; then
+      echo "$c bf16 $dir/bundles/$c-bf16.xlc -"
+    fi
   done
+}
+
+# bf16_sweep lists G's bf16 variants and their bundles: the default, then
+# MMA_VARIANTS', where prepare built G-bf16.
+bf16_sweep() {
+  local v
+  [ -f "$dir/bundles/G-bf16.xlc" ] || return 0
+  echo "default $dir/bundles/G-bf16.xlc"
+  for v in ${MMA_VARIANTS:-}; do
+    echo "$v $dir/bundles/G-bf16-$v.xlc"
+  done
+}
+
+# sweeps is how many bundles the sweep times.
+sweeps() {
+  echo $(($(wc -w <<<"$VARIANTS") + $(bf16_sweep | wc -l)))
 }
 
 # --- the stages, each run as `gpu-check.sh __stage NAME` under timeout ----
@@ -165,25 +186,28 @@ stage_train() {
 }
 
 stage_sweep() {
-  local v line rate best="" best_rate=0 failed=0
-  for v in $VARIANTS; do
-    if line=$(timeout -k 3 "$B_SWEEP" "$dir/xlc" bench --bundle "$dir/bundles/G-f32-$v.xlc" --backend cuda \
-      --steps "$SWEEP_STEPS" --warmup 1 2>&1) && rate=$(sed -nE 's/.*: ([0-9.]+) tokens\/s.*/\1/p' <<<"$line") && [ -n "$rate" ]; then
-      echo "  G f32 tiles $v: $rate tokens/s"
-      "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$v" tokens_per_s="$rate" steps="$SWEEP_STEPS"
-      if awk -v a="$rate" -v b="$best_rate" 'BEGIN { exit !(a > b) }'; then
-        best=$v best_rate=$rate
+  local v f line rate best="" best_rate=0 failed=0 p
+  for p in f32 bf16; do
+    best="" best_rate=0
+    while read -r v f; do
+      if line=$(timeout -k 3 "$B_SWEEP" "$dir/xlc" bench --bundle "$f" --backend cuda \
+        --steps "$SWEEP_STEPS" --warmup 1 2>&1) && rate=$(sed -nE 's/.*: ([0-9.]+) tokens\/s.*/\1/p' <<<"$line") && [ -n "$rate" ]; then
+        echo "  G $p tiles $v: $rate tokens/s"
+        "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$p-$v" tokens_per_s="$rate" steps="$SWEEP_STEPS"
+        if awk -v a="$rate" -v b="$best_rate" 'BEGIN { exit !(a > b) }'; then
+          best=$v best_rate=$rate
+        fi
+      else
+        echo "  G $p tiles $v: FAILED: $(tail -1 <<<"${line:-ran over ${B_SWEEP} s}")"
+        "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$p-$v" why="$(tail -1 <<<"${line:-timeout}")"
+        failed=$((failed + 1))
       fi
-    else
-      echo "  G f32 tiles $v: FAILED: $(tail -1 <<<"${line:-ran over ${B_SWEEP} s}")"
-      "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$v" why="$(tail -1 <<<"${line:-timeout}")"
-      failed=$((failed + 1))
+    done < <(if [ "$p" = f32 ]; then for v in $VARIANTS; do echo "$v $dir/bundles/G-f32-$v.xlc"; done; else bf16_sweep; fi)
+    if [ -n "$best" ]; then
+      if [ "$p" = f32 ]; then echo "$best" >"$work/best-variant"; else echo "$best" >"$work/best-mma"; fi
+      echo "best $p tiles: $best ($best_rate tokens/s)"
     fi
   done
-  if [ -n "$best" ]; then
-    echo "$best" >"$work/best-variant"
-    echo "best tiles: $best ($best_rate tokens/s)"
-  fi
   [ "$failed" -eq 0 ]
 }
 
@@ -208,12 +232,13 @@ config_budgets() {
 }
 
 stage_time() {
-  local best=default args=() c p b l
+  local best=default mma=default args=() c p b l
   [ ! -f "$work/best-variant" ] || best=$(cat "$work/best-variant")
+  [ ! -f "$work/best-mma" ] || mma=$(cat "$work/best-mma")
   while read -r c p b l; do
     [ "$l" != - ] || l=""
     args+=(--row "$c" "$p" "$b" "$l")
-  done < <(timing_rows "$best")
+  done < <(timing_rows "$best" "$mma")
   "$PY" "$peer/gpu_bench.py" rounds "$results" --xlc "$dir/xlc" "${args[@]}" --configs "$CONFIGS" --device "$PEER_DEVICE" \
     --rounds "$ROUNDS" --modes "$MODES" --budget "$(config_budgets "$B_TIME")" --total "$((B_TIME - 3))" --compile-budget "$COMPILE_BUDGETS" --steps "$STEPS"
 }
@@ -258,13 +283,14 @@ if [ -n "$dry" ]; then
   done
   for f in bundles/S-f32.xlc bundles/S-f32-check.xlc bundles/M-f32.xlc \
     $(for v in $VARIANTS; do echo "bundles/G-f32-$v.xlc"; done) \
+    $(for v in ${MMA_VARIANTS:-}; do echo "bundles/G-bf16-$v.xlc"; done) \
     cpu-S.metrics.jsonl peer/peer_common.py peer/torch_gpt.py peer/torch_gpt_cuda.py peer/gpu_bench.py gpu-check.sh; do
     [ -s "$dir/$f" ] || { echo "  missing or empty: $f"; ok=1; }
   done
   [ -n "$(ls -A "$dir/cuda-ptx" 2>/dev/null)" ] || { echo "  missing or empty: cuda-ptx/"; ok=1; }
   n=$(grep -c '"loss"' "$dir/cpu-S.metrics.jsonl" 2>/dev/null || true)
   [ "$n" -eq "$CHECK_STEPS" ] || { echo "  cpu-S.metrics.jsonl has ${n:-no} losses, not $CHECK_STEPS"; ok=1; }
-  nv=$(wc -w <<<"$VARIANTS")
+  nv=$(sweeps)
   before=$((B_HEADER + B_MANIFEST + B_TEST + B_TRAIN + nv * B_SWEEP + 5 + B_PROFILE))
   B_TIME=$((TOTAL - before - B_TABLE))
   cat <<EOF
@@ -274,13 +300,13 @@ plan (budgets in seconds; at most $TOTAL s in all$([ "$TOTAL" -lt 300 ] || echo 
   3 test      $B_TEST   ./cuda.test -test.v -test.timeout $((B_TEST - 5))s
   4 train     $B_TRAIN   xlc train --bundle bundles/S-f32-check.xlc --backend cuda --steps $CHECK_STEPS;
                   losses against cpu-S.metrics.jsonl, relative error <= $TOLERANCE each step
-  5 sweep     $((nv * B_SWEEP + 5))   xlc bench --steps $SWEEP_STEPS --warmup 1, $B_SWEEP s each: $(for v in $VARIANTS; do printf 'G-f32-%s ' "$v"; done)
+  5 sweep     $((nv * B_SWEEP + 5))   xlc bench --steps $SWEEP_STEPS --warmup 1, $B_SWEEP s each: $(for v in $VARIANTS; do printf 'G-f32-%s ' "$v"; done)$(bf16_sweep | while read -r v f; do b=${f##*/}; printf '%s ' "${b%.xlc}"; done)
   5b profile  $B_PROFILE   XLC_DEBUG=2 xlc bench --steps 3 of G's fastest f32 bundle and its bf16 one
   6 time      $B_TIME+ what the stages before leave of $TOTAL s, at least $B_TIME (configs $(config_budgets "$B_TIME") at least),
                   $ROUNDS interleaved rounds at most, compile $COMPILE_BUDGETS,
                   timed steps $STEPS, torch modes $MODES (TF32 off); rows:
 EOF
-  timing_rows "<best>" | while read -r c p b _; do
+  timing_rows "<best>" "${MMA_VARIANTS:+<best>}" | while read -r c p b _; do
     printf '                    %s %-4s xlc cuda %s; torch %s\n' "$c" "$p" "${b#"$dir"/}" "$MODES"
   done
   echo "  7 table     $B_TABLE    config, precision, system, tokens/s, % of peak, xlc/peer"
@@ -302,7 +328,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 # At the end: the scratch folder away, and check.log complete before exit.
 trap 'rm -rf "$work"; exec >&- 2>&-; wait "$tee_pid" 2>/dev/null || true' EXIT
 PY=${PYTHON:-python3}
-export dir peer out results work PY VARIANTS CHECK_STEPS B_TEST B_SWEEP B_PROFILE SWEEP_STEPS TOLERANCE
+export dir peer out results work PY VARIANTS MMA_VARIANTS CHECK_STEPS B_TEST B_SWEEP B_PROFILE SWEEP_STEPS TOLERANCE
 export ROUNDS MODES CONFIGS PEER_DEVICE TIME_SHARES TIME_START COMPILE_BUDGETS STEPS
 export PYTHONUNBUFFERED=1 XLC_CACHE=$work/xlc-cache CUDA_CACHE_MAXSIZE=4294967296
 
@@ -358,7 +384,7 @@ stage() {
 stage 2 manifest "$B_MANIFEST"
 stage 3 test "$B_TEST"
 stage 4 train "$B_TRAIN"
-stage 5 sweep "$(($(wc -w <<<"$VARIANTS") * B_SWEEP + 5))"
+stage 5 sweep "$(($(sweeps) * B_SWEEP + 5))"
 stage 5b profile "$B_PROFILE"
 B_TIME=$(awk -v a="$EPOCHREALTIME" -v b="$t_all" -v t="$TOTAL" -v r="$B_TABLE" 'BEGIN { printf "%d", t - (a - b) - r }')
 export B_TIME

@@ -17,6 +17,8 @@
 #   bundles/S-f32-check.xlc  S with -D steps=20, for the loss comparison
 #   bundles/C-bf16.xlc     S, M and G with -D precision=bf16, where that builds
 #                          (a failure is a note, not an error)
+#   bundles/G-bf16-V.xlc   G in bf16 once per tensor-core tile variant V of
+#                          MMA_VARIANTS below (codegen reads XLC_GPU_MMA)
 #   cpu-S.metrics.jsonl    xlc train on the cpu backend, S with -D steps=20,
 #                          20 steps: the losses the GPU run must match
 #   peer/                  bench's PyTorch CUDA peer and the check's Python
@@ -38,15 +40,18 @@
 #   scripts/gpu-prepare.sh [DIR]        then, on the GPU machine: DIR/gpu-check.sh
 set -euo pipefail
 
-# The matmul tile variants of the G bundles, swept by gpu-check.sh.
-VARIANTS="default 128x64x16 128x128x8"
+# The matmul tile variants of the G bundles, swept by gpu-check.sh: f32
+# tiles (XLC_GPU_DOT) and, besides the default, tensor-core tiles
+# (XLC_GPU_MMA) of the bf16 bundle.
+VARIANTS="default 128x128x8"
+MMA_VARIANTS="128x128"
 GPU=sm_90
 CHECK_STEPS=20
 MAX_BYTES=$((64 * 1024 * 1024))
 
 cd "$(dirname "$0")/.."
 dir=${1:-gpu}
-unset XLC_GPU_DOT  # only the variants below set it
+unset XLC_GPU_DOT XLC_GPU_MMA  # only the variants below set them
 fail() {
   echo "gpu-prepare.sh: $*" >&2
   exit 1
@@ -168,7 +173,19 @@ for c in S M G; do
     echo "note: no $c-bf16 bundle: $(telling "$work/bf16-$c.log")"
   fi
 done
-echo "built the bf16 bundles (${bf16[*]:-none}) in $(took "$t0")"
+mma=()
+if [[ " ${bf16[*]} " == *" G "* ]]; then
+  read -ra def <<<"${defs[G]}"
+  for v in $MMA_VARIANTS; do
+    if XLC_GPU_MMA=$v xlc build models/gpt.xl "${model[@]}" "${def[@]}" -D precision=bf16 --target cuda --gpu "$GPU" \
+      -o "$stage/bundles/G-bf16-$v.xlc" >"$work/bf16-G-$v.log" 2>&1; then
+      mma+=("$v")
+    else
+      echo "note: no G-bf16-$v bundle: $(telling "$work/bf16-G-$v.log")"
+    fi
+  done
+fi
+echo "built the bf16 bundles (${bf16[*]:-none}; G's tensor-core tiles ${mma[*]:-none}) in $(took "$t0")"
 
 # The CPU losses the GPU run is held to: the same model, settings and
 # built-in data as bundles/S-f32-check.xlc.
@@ -192,6 +209,7 @@ chmod +x "$stage/gpu-check.sh" "$stage/peer/"*.py
   printf 'GPU=%q\n' "$GPU"
   printf 'CHECK_STEPS=%q\n' "$CHECK_STEPS"
   printf 'BF16=%q\n' "${bf16[*]:-}"
+  printf 'MMA_VARIANTS=%q\n' "${mma[*]:-}"
   for c in S M G; do
     printf 'DEFS_%s=%q\n' "$c" "${model[*]} ${defs[$c]}"
   done

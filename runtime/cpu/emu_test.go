@@ -209,3 +209,41 @@ func TestGPUScatterRows(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUMMATiles runs tensor-core dots (bf16 and f16, batched, an
+// operand read transposed, shapes that are not multiples of a tile) with
+// each tile XLC_GPU_MMA may name on the emulator: 64x64 (the default)
+// from 2×2 warps, 128x128 from 2×4 and 128x64 from 2×2 with 64×32 per
+// warp. Each matches the interpreter.
+func TestGPUMMATiles(t *testing.T) {
+	needLLVM(t)
+	f, err := ir.ParseFunc(`func @mma(%h: bf16[150,72], %k: bf16[72,200], %p: f16[3,130,48], %q: f16[3,90,48]) -> (hd: f32[150,200], fd: f32[3,130,90]) {
+  %0 = dot %h, %k {batch=[[],[]], contract=[[1],[0]], out=f32} : f32[150,200]
+  %1 = dot %p, %q {batch=[[0],[0]], contract=[[2],[2]], out=f32} : f32[3,130,90]
+  return %0, %1
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(4))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, p := range f.Params {
+		args[i] = randomTensor(r, p.Type, -2, 2)
+	}
+	want, err := interp.Run(f, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := absTerms(t, f, args)
+	for _, tile := range []string{"", "128x128", "128x64"} {
+		t.Run("tile="+tile, func(t *testing.T) {
+			t.Setenv("XLC_GPU_MMA", tile)
+			got := runEmu(t, f, args)
+			for i := range got {
+				if msg := diffAbs(got[i], want[i], 1e-5, terms[i].F); msg != "" {
+					t.Errorf("%s: %s", f.ResultNames[i], msg)
+				}
+			}
+		})
+	}
+}
