@@ -120,8 +120,8 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			pp, dpp := g.shifted(storageType(pd), p0, off), g.shifted(types.Float, dp0, off)
 			dsp := g.shifted(storageType(dsd), ds0, off)
 			// P: the scores' tiles into dP's strip, then P's epilogue
-			// element by element into P's (applied to each tile's
-			// accumulators it held every product's registers at once).
+			// element by element into P's strip (applied to the
+			// accumulators directly, it kept too many registers live).
 			offA, offB := g.batchOffsets(sp.spec, bt)
 			g.strideLoop("ptile", i64c(0), i64c(N), i64c(bnp), func(n0 value.Value) {
 				klo, khi, live := g.bandRange(sp.spec, m0, n0, bm, bnp)
