@@ -141,6 +141,7 @@ type gpuTiler interface {
 // tiler returns the tiler of gd's dot: tensor cores for bf16 or f16
 // operands, else the f32 tiles; it sets the block's threads.
 func (g *kernelBuilder) tiler(gd *gpuDot) gpuTiler {
+	g.tilers++
 	if gd.spec.mmaDot() {
 		return g.newMMATiler(gd)
 	}

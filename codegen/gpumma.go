@@ -114,52 +114,107 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	}
 	pa := g.b.NewBitCast(g.ptrs[t.gd.dot.Args[0]], types.NewPointer(types.I16))
 	pb := g.b.NewBitCast(g.ptrs[t.gd.dot.Args[1]], types.NewPointer(types.I16))
-	// stage copies an operand's tile (rowsN rows of K) into
-	// sm[row·mmaLS + k] as its 16-bit elements, zero outside the operand
-	// or its band.
-	stage := func(p, sm value.Value, rows, rowsN int64, r0, k0 value.Value, ld int64, off value.Value, rowMajor bool, band func(r, k value.Value) value.Value) {
-		g.stageTile(rows, mmaBK, r0, k0, rowMajor, func(r, k, gr, gk value.Value) {
-			src := g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk)
-			if !rowMajor {
-				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
+	// An operand's tile is fetched into registers (slots the thread
+	// keeps) and put into shared memory at the start of the step that
+	// multiplies it. In a kernel of one product the fetch is a step ahead,
+	// so that the loads of step k+1 are in flight while step k's mmas
+	// run; a kernel of several (attention's) fetches in the step, as
+	// holding the slots through the mmas spilled there. A k-contiguous
+	// operand is fetched 16 bytes at a time from k that are multiples of
+	// mmaVec (the loop then starts at one); another one element at a time,
+	// zero outside the operand, the k range or its band.
+	ahead := g.tilers == 1
+	vecA, vecB := s.vecOperand(true), s.vecOperand(false)
+	start := klo
+	if vecA || vecB {
+		start = g.b.NewAnd(klo, i64c(-mmaVec))
+	}
+	type operand struct {
+		p, off   value.Value
+		rows, n  int64
+		r0       value.Value
+		ld       int64
+		rowMajor bool
+		vec      bool
+		keep     func(r, k value.Value) value.Value
+		slots    []value.Value // the thread's fetched elements or runs
+	}
+	ops := []*operand{
+		{p: pa, off: offA, rows: t.BM, n: M, r0: m0, ld: lda, rowMajor: !s.TransA, vec: vecA,
+			keep: func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
+		{p: pb, off: offB, rows: t.BN, n: N, r0: n0, ld: ldb, rowMajor: s.TransB, vec: vecB,
+			keep: func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
+	}
+	threads := int64(g.threads)
+	for _, o := range ops {
+		n, st := o.rows*mmaBK/threads, types.Type(types.I16)
+		if o.vec {
+			n, st = vecRuns(o.rows, threads), types.NewVector(mmaVec, types.I16)
+		}
+		for range n {
+			o.slots = append(o.slots, g.alloca(st))
+		}
+	}
+	fetch := func(k0 value.Value) {
+		for _, o := range ops {
+			if o.vec {
+				g.stageVec(o.p, o.rows, o.n, o.r0, k0, klo, khi, o.ld, o.off, o.keep, func(q int64, x value.Value) {
+					g.b.NewStore(x, o.slots[q])
+				})
+				continue
 			}
-			inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, rowsN, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), band(gr, gk))
-			x := g.loadIf(inb, func() value.Value {
-				return g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, src)))
-			}, constant.NewInt(types.I16, 0))
-			dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
-			g.b.NewStore(x, dst)
-		})
+			q := 0
+			g.stageTile(o.rows, mmaBK, o.r0, k0, o.rowMajor, func(r, k, gr, gk value.Value) {
+				src := g.b.NewAdd(g.b.NewMul(gr, i64c(o.ld)), gk)
+				if !o.rowMajor {
+					src = g.b.NewAdd(g.b.NewMul(gk, i64c(o.ld)), gr)
+				}
+				inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, o.n, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), o.keep(gr, gk))
+				x := g.loadIf(inb, func() value.Value {
+					return g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, o.p, g.b.NewAdd(o.off, src)))
+				}, constant.NewInt(types.I16, 0))
+				g.b.NewStore(x, o.slots[q])
+				q++
+			})
+		}
+	}
+	put := func(sms ...value.Value) {
+		for i, o := range ops {
+			if o.vec {
+				for q, slot := range o.slots {
+					g.vecPlace(sms[i], int64(q), g.b.NewLoad(types.NewVector(mmaVec, types.I16), slot))
+				}
+				continue
+			}
+			q := 0
+			g.stageTile(o.rows, mmaBK, o.r0, i64c(0), o.rowMajor, func(r, k, _, _ value.Value) {
+				dst := g.b.NewGetElementPtr(types.I16, sms[i], g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
+				g.b.NewStore(g.b.NewLoad(types.I16, o.slots[q]), dst)
+				q++
+			})
+		}
 	}
 	// reg loads the two elements (row, k), (row, k+1) of a shared tile.
 	reg := func(sm, row, k value.Value) value.Value {
 		p := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
 		return g.b.NewLoad(types.I32, g.b.NewBitCast(p, types.NewPointer(types.I32)))
 	}
-	// An operand whose k are contiguous is copied 16 bytes at a time, from
-	// k that are multiples of mmaVec: the loop then starts at one.
-	vecA, vecB := s.vecOperand(true), s.vecOperand(false)
-	start := klo
-	if vecA || vecB {
-		start = g.b.NewAnd(klo, i64c(-mmaVec))
+	if ahead {
+		g.ifThen("fetch0", g.b.NewICmp(enum.IPredSLT, start, khi), func() { fetch(start) })
 	}
-	keepA := func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }
-	keepB := func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }
 	g.strideLoop("ktile", start, khi, i64c(mmaBK), func(k0 value.Value) {
 		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
 		// and its tile is stored n-major (k contiguous).
 		as, bs := g.tileBuffers(t.as, t.bs, types.I16, t.half, start, k0, mmaBK)
-		if vecA {
-			g.stageVec(pa, as, t.BM, M, m0, k0, klo, khi, lda, offA, keepA)
-		} else {
-			stage(pa, as, t.BM, M, m0, k0, lda, offA, !s.TransA, keepA)
+		if !ahead {
+			fetch(k0)
 		}
-		if vecB {
-			g.stageVec(pb, bs, t.BN, N, n0, k0, klo, khi, ldb, offB, keepB)
-		} else {
-			stage(pb, bs, t.BN, N, n0, k0, ldb, offB, s.TransB, keepB)
-		}
+		put(as, bs)
 		g.barrier()
+		if ahead {
+			next := g.b.NewAdd(k0, i64c(mmaBK))
+			g.ifThen("fetch", g.b.NewICmp(enum.IPredSLT, next, khi), func() { fetch(next) })
+		}
 		for ks := int64(0); ks < mmaBK; ks += 16 {
 			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))
 			k8 := g.b.NewAdd(k, i64c(8))

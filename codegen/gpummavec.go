@@ -38,18 +38,15 @@ func (s DotSpec) vecOperand(a bool) bool {
 }
 
 // stageVec copies an operand's tile of rows×mmaBK elements whose k are
-// contiguous (vecOperand) into sm[row·mmaLS + k], mmaVec elements a thread
-// at a time: one 16-byte load, the elements outside the operand's rows,
-// the k range [klo, khi) or its band set to zero, one 16-byte store. k0
-// is a multiple of mmaVec, so every load is aligned; the emulator checks.
-func (g *kernelBuilder) stageVec(p, sm value.Value, rows, rowsN int64, r0, k0, klo, khi value.Value, ld int64, off value.Value, keep func(r, k value.Value) value.Value) {
-	threads := int64(g.threads)
-	per := int64(mmaBK / mmaVec) // runs in a row of the tile
+// contiguous (vecOperand), mmaVec elements a thread at a time: one 16-byte
+// load, the elements outside the operand's rows, the k range [klo, khi)
+// or its band set to zero, and put(q, x) with the thread's q-th run x;
+// vecPlace is where the run goes in the shared tile. k0 is a multiple of
+// mmaVec, so every load is aligned; the emulator checks.
+func (g *kernelBuilder) stageVec(p value.Value, rows, rowsN int64, r0, k0, klo, khi value.Value, ld int64, off value.Value, keep func(r, k value.Value) value.Value, put func(q int64, x value.Value)) {
 	v := types.NewVector(mmaVec, types.I16)
-	tid := g.productTid()
-	for q := int64(0); q < rows*per/threads; q++ {
-		c := g.b.NewAdd(tid, i64c(q*threads))
-		r, kc := g.b.NewUDiv(c, i64c(per)), g.b.NewMul(g.b.NewURem(c, i64c(per)), i64c(mmaVec))
+	for q := range vecRuns(rows, int64(g.threads)) {
+		r, kc := g.vecRun(q)
 		gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, kc)
 		// The run lies inside its row when gk < K (a multiple of mmaVec
 		// bounds every k range); otherwise the tile's first run is read.
@@ -65,11 +62,27 @@ func (g *kernelBuilder) stageVec(p, sm value.Value, rows, rowsN int64, r0, k0, k
 			in := g.b.NewAnd(g.inRange(gr, rowsN, k, khi), g.b.NewICmp(enum.IPredSGE, k, klo))
 			mask = g.b.NewInsertElement(mask, g.b.NewAnd(in, keep(gr, k)), i32c(e))
 		}
-		x := g.b.NewSelect(mask, run, constant.NewZeroInitializer(v))
-		dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), kc))
-		st := g.b.NewStore(x, g.b.NewBitCast(dst, types.NewPointer(v)))
-		st.Align = 16
+		put(q, g.b.NewSelect(mask, run, constant.NewZeroInitializer(v)))
 	}
+}
+
+// vecRuns is how many runs of mmaVec elements each of threads threads
+// copies of a tile of rows×mmaBK.
+func vecRuns(rows, threads int64) int64 { return rows * (mmaBK / mmaVec) / threads }
+
+// vecRun returns the tile row and first k of the thread's q-th run.
+func (g *kernelBuilder) vecRun(q int64) (r, k value.Value) {
+	per := int64(mmaBK / mmaVec) // runs in a row of the tile
+	c := g.b.NewAdd(g.productTid(), i64c(q*int64(g.threads)))
+	return g.b.NewUDiv(c, i64c(per)), g.b.NewMul(g.b.NewURem(c, i64c(per)), i64c(mmaVec))
+}
+
+// vecPlace stores run x, the thread's q-th, into shared tile sm.
+func (g *kernelBuilder) vecPlace(sm value.Value, q int64, x value.Value) {
+	r, kc := g.vecRun(q)
+	dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), kc))
+	st := g.b.NewStore(x, g.b.NewBitCast(dst, types.NewPointer(x.Type())))
+	st.Align = 16
 }
 
 // checkAligned stops the kernel with a message when the emulator finds p

@@ -183,6 +183,9 @@ type kernelBuilder struct {
 	// emitted read it (freshTid), nil outside one.
 	tiles map[string][2]value.Value
 	ptid  value.Value
+	// tilers counts the dot tilers the kernel made (tiler): the
+	// tensor-core tiler fetches a step ahead only in a kernel of one.
+	tilers int
 }
 
 // newKernel declares kernel sym reading args and writing res (the
