@@ -9,6 +9,15 @@ import (
 	"xlc/ir"
 )
 
+// scatterOf returns scatter_add v's updates and indices, its dtype, the
+// table's rows n along the axis, the elements inner of each, and the
+// number of indices m.
+func scatterOf(v *ir.Value) (upd, idx *ir.Value, d ir.DType, n, inner, m int64) {
+	axis := v.Attrs.Int("axis")
+	s := v.Type.Shape
+	return v.Args[0], v.Args[1], v.Type.DType, int64(s[axis]), int64(s[axis+1:].NumElements()), int64(v.Args[1].Type.Shape.NumElements())
+}
+
 // emitGPUScatterAdd emits scatter_add v for a GPU, without atomics or
 // scratch memory, each result element summing the updates that land on it
 // in index order, in double for floats: the CPU kernel's sums, so results
@@ -17,14 +26,8 @@ import (
 // thread per result element walks every index (a table of n rows costs
 // n·m index reads, fine for short rows of few tables).
 func (g *kernelBuilder) emitGPUScatterAdd(v *ir.Value) (extent, cost int64) {
-	upd, idx := v.Args[0], v.Args[1]
-	d := v.Type.DType
-	axis := v.Attrs.Int("axis")
-	s := v.Type.Shape
-	n := int64(s[axis])
-	inner := int64(s[axis+1:].NumElements())
-	m := int64(idx.Type.Shape.NumElements())
-	total := int64(s.NumElements())
+	upd, idx, d, n, inner, m := scatterOf(v)
+	total := int64(v.Type.Shape.NumElements())
 	if total == 0 {
 		return 0, 1
 	}
@@ -64,14 +67,8 @@ const scatterInner = 8
 // part of the row. A table of n rows costs n·m/T index reads per thread
 // rather than n·inner·m.
 func (g *kernelBuilder) emitGPUScatterRows(v *ir.Value) (extent, cost int64) {
-	upd, idx := v.Args[0], v.Args[1]
-	d := v.Type.DType
-	axis := v.Attrs.Int("axis")
-	s := v.Type.Shape
-	n := int64(s[axis])
-	inner := int64(s[axis+1:].NumElements())
-	m := int64(idx.Type.Shape.NumElements())
-	rows := int64(s.NumElements()) / inner
+	upd, idx, d, n, inner, m := scatterOf(v)
+	rows := int64(v.Type.Shape.NumElements()) / inner
 	g.threads = blockThreads(inner)
 	T := int64(g.threads)
 	list := g.sharedArray(types.I64, T)
