@@ -374,44 +374,54 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 	if vecA && kA || vecB && kB {
 		start = g.b.NewAnd(klo, i64c(-simtVec))
 	}
-	g.strideLoop("ktile", start, khi, i64c(bk), func(k0 value.Value) {
-		as, bs := g.tileBuffers(t.as, t.bs, types.Float, t.half, start, k0, bk)
-		// A[m, k] into as[kk·lsa + mm], B[k, n] into bs[kk·lsb + nn].
-		for _, c := range []struct {
-			d         ir.DType
-			p, off    value.Value
-			sm, r0    value.Value
-			rows, n   int64
-			ls, ld    int64
-			rowMaj    bool
-			vec, alng bool
-			band      func(r, k value.Value) value.Value
-		}{
-			{s.aType(), pa, offA, as, m0, bm, M, t.lsa, lda, !s.TransA, vecA, kA, func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
-			{s.bType(), pb, offB, bs, n0, bn, N, t.lsb, ldb, s.TransB, vecB, kB, func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
-		} {
-			if c.vec {
-				g.stageVecF32(c.p, c.sm, c.rows, c.n, bk, c.ls, c.ld, c.r0, k0, klo, khi, c.off, c.alng, c.band)
+	// Each operand's tile is fetched into registers and put into the
+	// step's shared tile (stepLoop).
+	ops := []*tileOperand{
+		{d: s.aType(), p: pa, off: offA, r0: m0, rows: bm, n: M, ls: t.lsa, ld: lda, rowMajor: !s.TransA, vec: vecA, alongK: kA,
+			keep: func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
+		{d: s.bType(), p: pb, off: offB, r0: n0, rows: bn, n: N, ls: t.lsb, ld: ldb, rowMajor: s.TransB, vec: vecB, alongK: kB,
+			keep: func(n, k value.Value) value.Value { return g.bandKeeps(s.BandB, k, n) }},
+	}
+	for _, o := range ops {
+		if o.vec {
+			g.slotsFor(o, vecF32Runs(o.rows, bk, int64(g.threads)), types.NewVector(simtVec, types.Float))
+		} else {
+			g.slotsFor(o, o.rows*bk/int64(g.threads), types.Float)
+		}
+	}
+	fetch := func(k0 value.Value) {
+		for _, o := range ops {
+			if o.vec {
+				g.stageVecF32(o.p, o.rows, o.n, bk, o.ld, o.r0, k0, klo, khi, o.off, o.alongK, o.keep, func(q int64, x value.Value) {
+					g.b.NewStore(x, o.slots[q])
+				})
 				continue
 			}
-			g.stageTile(c.rows, bk, c.r0, k0, c.rowMaj, func(r, k, gr, gk value.Value) {
-				src := g.b.NewAdd(g.b.NewMul(gr, i64c(c.ld)), gk)
-				if !c.rowMaj {
-					src = g.b.NewAdd(g.b.NewMul(gk, i64c(c.ld)), gr)
+			g.fetchElems(o, bk, k0, klo, khi, func(src value.Value) value.Value {
+				x := g.loadAt(o.d, o.p, src)
+				if !x.Type().Equal(types.Float) {
+					x = g.b.NewFPTrunc(x, types.Float)
 				}
-				inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, c.n, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), c.band(gr, gk))
-				x := g.loadIf(inb, func() value.Value {
-					x := g.loadAt(c.d, c.p, g.b.NewAdd(c.off, src))
-					if !x.Type().Equal(types.Float) {
-						x = g.b.NewFPTrunc(x, types.Float)
-					}
-					return x
-				}, fconst(types.Float, 0))
-				dst := g.b.NewAdd(g.b.NewMul(k, i64c(c.ls)), r)
-				g.b.NewStore(x, g.b.NewGetElementPtr(types.Float, c.sm, dst))
-			})
+				return x
+			}, fconst(types.Float, 0))
 		}
-		g.barrier()
+	}
+	// A[m, k] into as[kk·lsa + mm], B[k, n] into bs[kk·lsb + nn].
+	put := func(k0 value.Value) {
+		as, bs := g.tileBuffers(t.as, t.bs, types.Float, t.half, start, k0, bk)
+		for i, o := range ops {
+			sm := []value.Value{as, bs}[i]
+			if o.vec {
+				g.placeVecF32(sm, o.ls, o.rows, bk, o.alongK, func(q int64) value.Value {
+					return g.b.NewLoad(types.NewVector(simtVec, types.Float), o.slots[q])
+				})
+				continue
+			}
+			g.putElems(o, bk, sm, types.Float, func(r, k value.Value) value.Value { return g.b.NewAdd(g.b.NewMul(k, i64c(o.ls)), r) })
+		}
+	}
+	g.stepLoop(start, khi, bk, fetch, put, func(k0 value.Value) {
+		as, bs := g.tileBuffers(t.as, t.bs, types.Float, t.half, start, k0, bk)
 		fma := g.mod.declare(g.mod.t.lower().mathSym("fma", types.Float, false), types.Float, types.Float, types.Float, types.Float)
 		for kk := int64(0); kk < bk; kk++ {
 			a := t.frag(as, t.ty, kk, t.lsa, tm, bm)
@@ -424,7 +434,6 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 			}
 		}
 	})
-	g.barrier()
 	ty, tx := t.ty, t.tx
 	if t.vec {
 		ty, tx = g.b.NewMul(ty, i64c(4)), g.b.NewMul(tx, i64c(4))

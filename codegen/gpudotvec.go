@@ -44,72 +44,96 @@ func (s DotSpec) vecF32Operand(a bool) (ok, alongK bool) {
 	return true, alongK
 }
 
-// stageVecF32 copies an f32 operand's tile of rows×bk elements into the
-// k-major shared tile sm (sm[kk·ls + r]) simtVec floats a thread at a
-// time along the operand's contiguous axis (vecF32Operand): one 16-byte
-// load, the elements outside the operand's rows, the k range [klo, khi)
-// or its band set to zero, then one 16-byte store when the run lies along
-// a row of the tile (the free axis), else simtVec stores. Along k, k0 is
-// a multiple of simtVec; the emulator checks every load's alignment.
-func (g *kernelBuilder) stageVecF32(p, sm value.Value, rows, rowsN, bk, ls, ld int64, r0, k0, klo, khi, off value.Value, alongK bool, keep func(r, k value.Value) value.Value) {
-	threads := int64(g.threads)
+// stageVecF32 fetches an f32 operand's tile of rows×bk elements simtVec
+// floats a thread at a time along the operand's contiguous axis
+// (vecF32Operand): one 16-byte load, the elements outside the operand's
+// rows, the k range [klo, khi) or its band set to zero, and put(q, x)
+// with the thread's q-th run x; placeVecF32 stores a run into the k-major
+// shared tile. Along k, k0 is a multiple of simtVec; the emulator checks
+// every load's alignment.
+func (g *kernelBuilder) stageVecF32(p value.Value, rows, rowsN, bk, ld int64, r0, k0, klo, khi, off value.Value, alongK bool, keep func(r, k value.Value) value.Value, put func(q int64, x value.Value)) {
 	v := types.NewVector(simtVec, types.Float)
+	g.eachVecF32(rows, bk, alongK, func(q int64, r, k value.Value) {
+		gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, k)
+		in := func(e int64) value.Value { // element e of the run inside
+			er, ek := value.Value(gr), value.Value(gk)
+			if alongK {
+				ek = g.b.NewAdd(gk, i64c(e))
+			} else {
+				er = g.b.NewAdd(gr, i64c(e))
+			}
+			return g.b.NewAnd(g.b.NewAnd(g.inRange(er, rowsN, ek, khi), g.b.NewICmp(enum.IPredSGE, ek, klo)), keep(er, ek))
+		}
+		// The run lies inside its row when its first element's row and k
+		// are inside (the extents are multiples of simtVec); otherwise the
+		// tile's first run is read.
+		src := value.Value(g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk))
+		if !alongK {
+			src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
+		}
+		src = g.b.NewSelect(g.inRange(gr, rowsN, gk, khi), src, g.tileStart(r0, k0, ld, alongK))
+		at := g.b.NewGetElementPtr(types.Float, p, g.b.NewAdd(off, src))
+		g.checkAligned(at, 16)
+		run := g.b.NewLoad(v, g.b.NewBitCast(at, types.NewPointer(v)))
+		run.Align = 16
+		mask := value.Value(constant.NewZeroInitializer(types.NewVector(simtVec, types.I1)))
+		for e := int64(0); e < simtVec; e++ {
+			mask = g.b.NewInsertElement(mask, in(e), i32c(e))
+		}
+		put(q, g.b.NewSelect(mask, run, constant.NewZeroInitializer(v)))
+	})
+}
+
+// vecF32Runs is how many runs of simtVec floats a thread handles of a
+// tile of rows×bk (the last maybe not every thread's).
+func vecF32Runs(rows, bk, threads int64) int64 {
+	return (rows*bk/simtVec + threads - 1) / threads
+}
+
+// eachVecF32 calls each with q and the tile row and k of the first
+// element of the thread's q-th run of a tile of rows×bk, runs along k
+// when alongK, else along the rows; a thread past the tile's runs skips.
+func (g *kernelBuilder) eachVecF32(rows, bk int64, alongK bool, each func(q int64, r, k value.Value)) {
+	threads := int64(g.threads)
 	line := rows // the elements of a line along the contiguous axis
 	if alongK {
 		line = bk
 	}
 	per, chunks := line/simtVec, rows*bk/simtVec
 	tid := g.productTid()
-	for q := int64(0); q*threads < chunks; q++ {
+	for q := range vecF32Runs(rows, bk, threads) {
 		c := g.b.NewAdd(tid, i64c(q*threads))
-		copyRun := func() {
+		run := func() {
 			a, l := g.b.NewUDiv(c, i64c(per)), g.b.NewMul(g.b.NewURem(c, i64c(per)), i64c(simtVec))
-			r, k := value.Value(a), value.Value(l) // the run's first element in the tile
-			if !alongK {
-				r, k = l, a
-			}
-			gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, k)
-			in := func(e int64) value.Value { // element e of the run inside
-				er, ek := value.Value(gr), value.Value(gk)
-				if alongK {
-					ek = g.b.NewAdd(gk, i64c(e))
-				} else {
-					er = g.b.NewAdd(gr, i64c(e))
-				}
-				return g.b.NewAnd(g.b.NewAnd(g.inRange(er, rowsN, ek, khi), g.b.NewICmp(enum.IPredSGE, ek, klo)), keep(er, ek))
-			}
-			// The run lies inside its row when its first element's row and
-			// k are inside (the extents are multiples of simtVec);
-			// otherwise the tile's first run is read.
-			src := value.Value(g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk))
-			if !alongK {
-				src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
-			}
-			src = g.b.NewSelect(g.inRange(gr, rowsN, gk, khi), src, g.tileStart(r0, k0, ld, alongK))
-			at := g.b.NewGetElementPtr(types.Float, p, g.b.NewAdd(off, src))
-			g.checkAligned(at, 16)
-			run := g.b.NewLoad(v, g.b.NewBitCast(at, types.NewPointer(v)))
-			run.Align = 16
-			mask := value.Value(constant.NewZeroInitializer(types.NewVector(simtVec, types.I1)))
-			for e := int64(0); e < simtVec; e++ {
-				mask = g.b.NewInsertElement(mask, in(e), i32c(e))
-			}
-			x := g.b.NewSelect(mask, run, constant.NewZeroInitializer(v))
-			if !alongK {
-				dst := g.b.NewGetElementPtr(types.Float, sm, g.b.NewAdd(g.b.NewMul(k, i64c(ls)), r))
-				st := g.b.NewStore(x, g.b.NewBitCast(dst, types.NewPointer(v)))
-				st.Align = 16
-				return
-			}
-			for e := int64(0); e < simtVec; e++ {
-				dst := g.b.NewGetElementPtr(types.Float, sm, g.b.NewAdd(g.b.NewMul(g.b.NewAdd(k, i64c(e)), i64c(ls)), r))
-				g.b.NewStore(g.b.NewExtractElement(x, i32c(e)), dst)
+			if alongK {
+				each(q, a, l)
+			} else {
+				each(q, l, a)
 			}
 		}
 		if (q+1)*threads <= chunks {
-			copyRun()
+			run()
 		} else {
-			g.ifThen("run", g.b.NewICmp(enum.IPredULT, c, i64c(chunks)), copyRun)
+			g.ifThen("run", g.b.NewICmp(enum.IPredULT, c, i64c(chunks)), run)
 		}
 	}
+}
+
+// placeVecF32 stores the thread's fetched runs (vals[q], as stageVecF32
+// put them) into the k-major shared tile sm (sm[kk·ls + r]): one 16-byte
+// store for a run along a row of the tile (the free axis), else simtVec.
+func (g *kernelBuilder) placeVecF32(sm value.Value, ls, rows, bk int64, alongK bool, vals func(q int64) value.Value) {
+	g.eachVecF32(rows, bk, alongK, func(q int64, r, k value.Value) {
+		x := vals(q)
+		if !alongK {
+			dst := g.b.NewGetElementPtr(types.Float, sm, g.b.NewAdd(g.b.NewMul(k, i64c(ls)), r))
+			st := g.b.NewStore(x, g.b.NewBitCast(dst, types.NewPointer(x.Type())))
+			st.Align = 16
+			return
+		}
+		for e := int64(0); e < simtVec; e++ {
+			dst := g.b.NewGetElementPtr(types.Float, sm, g.b.NewAdd(g.b.NewMul(g.b.NewAdd(k, i64c(e)), i64c(ls)), r))
+			g.b.NewStore(g.b.NewExtractElement(x, i32c(e)), dst)
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/llir/llvm/ir/constant"
-	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 )
@@ -114,32 +113,17 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	}
 	pa := g.b.NewBitCast(g.ptrs[t.gd.dot.Args[0]], types.NewPointer(types.I16))
 	pb := g.b.NewBitCast(g.ptrs[t.gd.dot.Args[1]], types.NewPointer(types.I16))
-	// An operand's tile is fetched into registers (slots the thread
-	// keeps) and put into shared memory at the start of the step that
-	// multiplies it. In a kernel of one product the fetch is a step ahead,
-	// so that the loads of step k+1 are in flight while step k's mmas
-	// run; a kernel of several (attention's) fetches in the step, as
-	// holding the slots through the mmas spilled there. A k-contiguous
-	// operand is fetched 16 bytes at a time from k that are multiples of
-	// mmaVec (the loop then starts at one); another one element at a time,
-	// zero outside the operand, the k range or its band.
-	ahead := g.tilers == 1
+	// An operand's tile is fetched into registers and put into the
+	// step's shared tile (stepLoop). A k-contiguous operand is fetched 16
+	// bytes at a time from k that are multiples of mmaVec (the loop then
+	// starts at one); another one element at a time, zero outside the
+	// operand, the k range or its band.
 	vecA, vecB := s.vecOperand(true), s.vecOperand(false)
 	start := klo
 	if vecA || vecB {
 		start = g.b.NewAnd(klo, i64c(-mmaVec))
 	}
-	type operand struct {
-		p, off   value.Value
-		rows, n  int64
-		r0       value.Value
-		ld       int64
-		rowMajor bool
-		vec      bool
-		keep     func(r, k value.Value) value.Value
-		slots    []value.Value // the thread's fetched elements or runs
-	}
-	ops := []*operand{
+	ops := []*tileOperand{
 		{p: pa, off: offA, rows: t.BM, n: M, r0: m0, ld: lda, rowMajor: !s.TransA, vec: vecA,
 			keep: func(m, k value.Value) value.Value { return g.bandKeeps(s.BandA, m, k) }},
 		{p: pb, off: offB, rows: t.BN, n: N, r0: n0, ld: ldb, rowMajor: s.TransB, vec: vecB,
@@ -147,12 +131,10 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	}
 	threads := int64(g.threads)
 	for _, o := range ops {
-		n, st := o.rows*mmaBK/threads, types.Type(types.I16)
 		if o.vec {
-			n, st = vecRuns(o.rows, threads), types.NewVector(mmaVec, types.I16)
-		}
-		for range n {
-			o.slots = append(o.slots, g.alloca(st))
+			g.slotsFor(o, vecRuns(o.rows, threads), types.NewVector(mmaVec, types.I16))
+		} else {
+			g.slotsFor(o, o.rows*mmaBK/threads, types.I16)
 		}
 	}
 	fetch := func(k0 value.Value) {
@@ -163,35 +145,24 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 				})
 				continue
 			}
-			q := 0
-			g.stageTile(o.rows, mmaBK, o.r0, k0, o.rowMajor, func(r, k, gr, gk value.Value) {
-				src := g.b.NewAdd(g.b.NewMul(gr, i64c(o.ld)), gk)
-				if !o.rowMajor {
-					src = g.b.NewAdd(g.b.NewMul(gk, i64c(o.ld)), gr)
-				}
-				inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, o.n, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), o.keep(gr, gk))
-				x := g.loadIf(inb, func() value.Value {
-					return g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, o.p, g.b.NewAdd(o.off, src)))
-				}, constant.NewInt(types.I16, 0))
-				g.b.NewStore(x, o.slots[q])
-				q++
-			})
+			g.fetchElems(o, mmaBK, k0, klo, khi, func(src value.Value) value.Value {
+				return g.b.NewLoad(types.I16, g.b.NewGetElementPtr(types.I16, o.p, src))
+			}, constant.NewInt(types.I16, 0))
 		}
 	}
-	put := func(sms ...value.Value) {
+	// A is M×K by rows unless TransA; B is K×N by rows unless TransB, and
+	// its tile is stored n-major (k contiguous).
+	put := func(k0 value.Value) {
+		as, bs := g.tileBuffers(t.as, t.bs, types.I16, t.half, start, k0, mmaBK)
 		for i, o := range ops {
+			sm := []value.Value{as, bs}[i]
 			if o.vec {
 				for q, slot := range o.slots {
-					g.vecPlace(sms[i], int64(q), g.b.NewLoad(types.NewVector(mmaVec, types.I16), slot))
+					g.vecPlace(sm, int64(q), g.b.NewLoad(types.NewVector(mmaVec, types.I16), slot))
 				}
 				continue
 			}
-			q := 0
-			g.stageTile(o.rows, mmaBK, o.r0, i64c(0), o.rowMajor, func(r, k, _, _ value.Value) {
-				dst := g.b.NewGetElementPtr(types.I16, sms[i], g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k))
-				g.b.NewStore(g.b.NewLoad(types.I16, o.slots[q]), dst)
-				q++
-			})
+			g.putElems(o, mmaBK, sm, types.I16, func(r, k value.Value) value.Value { return g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k) })
 		}
 	}
 	// reg loads the two elements (row, k), (row, k+1) of a shared tile.
@@ -199,22 +170,8 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 		p := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
 		return g.b.NewLoad(types.I32, g.b.NewBitCast(p, types.NewPointer(types.I32)))
 	}
-	if ahead {
-		g.ifThen("fetch0", g.b.NewICmp(enum.IPredSLT, start, khi), func() { fetch(start) })
-	}
-	g.strideLoop("ktile", start, khi, i64c(mmaBK), func(k0 value.Value) {
-		// A is M×K by rows unless TransA; B is K×N by rows unless TransB,
-		// and its tile is stored n-major (k contiguous).
+	g.stepLoop(start, khi, mmaBK, fetch, put, func(k0 value.Value) {
 		as, bs := g.tileBuffers(t.as, t.bs, types.I16, t.half, start, k0, mmaBK)
-		if !ahead {
-			fetch(k0)
-		}
-		put(as, bs)
-		g.barrier()
-		if ahead {
-			next := g.b.NewAdd(k0, i64c(mmaBK))
-			g.ifThen("fetch", g.b.NewICmp(enum.IPredSLT, next, khi), func() { fetch(next) })
-		}
 		for ks := int64(0); ks < mmaBK; ks += 16 {
 			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))
 			k8 := g.b.NewAdd(k, i64c(8))
@@ -240,7 +197,6 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			}
 		}
 	})
-	g.barrier()
 	for i := range acc {
 		for j := range acc[i] {
 			for q := range acc[i][j] {
