@@ -108,9 +108,7 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 		g.strideLoop("stile", i64c(0), i64c(N), i64c(bn1), func(n0 value.Value) {
 			klo, khi, live := g.bandRange(s1, m0, n0, bm, bn1)
 			t1.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-				g.ifThen("sstore", g.inside(m, M, n, N), func() {
-					g.storeAt(ir.F32, acc, scores, g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n))
-				})
+				g.storeAcc(scores, bt, m, n, M, N, acc)
 			})
 		})
 		g.barrier()

@@ -114,9 +114,6 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 		g.strideLoop("strip", i64c(0), i64c(M), i64c(bm), func(m0 value.Value) {
 			row0 := g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m0)
 			off := g.b.NewMul(row0, i64c(N))
-			tensorAt := func(m, n value.Value) value.Value {
-				return g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-			}
 			pp, dpp := g.shifted(storageType(pd), p0, off), g.shifted(types.Float, dp0, off)
 			dsp := g.shifted(storageType(dsd), ds0, off)
 			// P: the scores' tiles into dP's strip, then P's epilogue
@@ -126,7 +123,7 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.strideLoop("ptile", i64c(0), i64c(N), i64c(bnp), func(n0 value.Value) {
 				klo, khi, live := g.bandRange(sp.spec, m0, n0, bm, bnp)
 				tp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-					g.ifThen("sstore", g.inside(m, M, n, N), func() { g.storeAt(ir.F32, acc, dpp, tensorAt(m, n)) })
+					g.storeAcc(dpp, bt, m, n, M, N, acc)
 				})
 			})
 			g.barrier()
@@ -142,7 +139,7 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			g.strideLoop("dptile", i64c(0), i64c(N), i64c(bndp), func(n0 value.Value) {
 				klo, khi, live := g.bandRange(sdp.spec, m0, n0, bm, bndp)
 				tdp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-					g.ifThen("dpstore", g.inside(m, M, n, N), func() { g.storeAt(ir.F32, acc, dpp, tensorAt(m, n)) })
+					g.storeAcc(dpp, bt, m, n, M, N, acc)
 				})
 			})
 			g.barrier()
@@ -214,11 +211,7 @@ func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int6
 					m := g.b.NewAdd(mt, g.b.NewUDiv(e, i64c(tbn)))
 					n := g.b.NewAdd(n0, g.b.NewURem(e, i64c(tbn)))
 					g.ifThen("gstore", g.inside(m, M, n, N), func() {
-						lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-						at := value.Value(lin)
-						if gr.gd.transposed != nil {
-							at = g.rootAt(gr.gd.transposed, gr.gd.dot, atLinear(gr.gd.dot.Type.Shape, lin))
-						}
+						at := g.rootIndex(gr.gd, g.productIndex(bt, m, n, M, N))
 						old := g.b.NewSelect(first, fconst(types.Float, 0), g.loadAt(ir.F32, g.out, at))
 						g.storeAt(ir.F32, g.b.NewFAdd(old, g.loadAt(ir.F32, tile, e)), g.out, at)
 					})

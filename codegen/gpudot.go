@@ -26,24 +26,32 @@ func (t gpuDotTile) String() string { return fmt.Sprintf("%dx%dx%d", t.BM, t.BN,
 
 // gpuDotTileFor returns the tile a GPU target names ("" the default).
 func gpuDotTileFor(name string) (gpuDotTile, error) {
+	return tileNamed(gpuDotTiles, "XLC_GPU_DOT", "GPU dot", name)
+}
+
+// tileNamed returns the tile of tiles (the first the default) that name
+// names, "" the default, or an error naming env, what the tiles are and
+// the names there are.
+func tileNamed[T fmt.Stringer](tiles []T, env, what, name string) (T, error) {
 	if name == "" {
-		return gpuDotTiles[0], nil
+		return tiles[0], nil
 	}
 	var names []string
-	for _, t := range gpuDotTiles {
+	for _, t := range tiles {
 		if t.String() == name {
 			return t, nil
 		}
 		names = append(names, t.String())
 	}
-	return gpuDotTile{}, fmt.Errorf("XLC_GPU_DOT=%s: unknown GPU dot tile (have %v)", name, names)
+	var none T
+	return none, fmt.Errorf("%s=%s: unknown %s tile (have %v)", env, name, what, names)
 }
 
-// gpuDotFromEnv is the tile XLC_GPU_DOT names for GPU targets made now,
-// checked; "" for the default.
-func gpuDotFromEnv() (string, error) {
-	name := os.Getenv("XLC_GPU_DOT")
-	_, err := gpuDotTileFor(name)
+// tileFromEnv is the tile name the environment variable env gives GPU
+// targets made now, checked by tileFor; "" for the default.
+func tileFromEnv[T any](env string, tileFor func(string) (T, error)) (string, error) {
+	name := os.Getenv(env)
+	_, err := tileFor(name)
 	return name, err
 }
 
@@ -180,17 +188,34 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 // the product.
 func (g *kernelBuilder) storeProduct(gd *gpuDot, bt, m, n, acc value.Value) {
 	M, N := int64(gd.spec.M), int64(gd.spec.N)
-	shape := gd.dot.Type.Shape
 	g.ifThen("cstore", g.inside(m, M, n, N), func() {
-		lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+		lin := g.productIndex(bt, m, n, M, N)
 		g.rowVals = map[*ir.Value]value.Value{gd.dot: acc}
-		at := value.Value(lin)
-		if gd.transposed != nil {
-			at = g.rootAt(gd.transposed, gd.dot, atLinear(shape, lin))
-		}
-		g.storeAt(gd.root.Type.DType, g.elem(gd.root, atLinear(shape, lin)), g.out, at)
+		at := g.rootIndex(gd, lin)
+		g.storeAt(gd.root.Type.DType, g.elem(gd.root, atLinear(gd.dot.Type.Shape, lin)), g.out, at)
 		g.rowVals = nil
 	})
+}
+
+// productIndex is the linear index of element (m, n) of batch bt's
+// product in a dense M×N product stored batch after batch.
+func (g *kernelBuilder) productIndex(bt, m, n value.Value, M, N int64) value.Value {
+	return g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
+}
+
+// rootIndex is where gd's result holds the product's element at linear
+// index lin: lin itself, or its place in the transpose gd's root is.
+func (g *kernelBuilder) rootIndex(gd *gpuDot, lin value.Value) value.Value {
+	if gd.transposed == nil {
+		return lin
+	}
+	return g.rootAt(gd.transposed, gd.dot, atLinear(gd.dot.Type.Shape, lin))
+}
+
+// storeAcc stores the f32 acc as element (m, n) of batch bt's dense M×N
+// product in p (productIndex) when the element lies inside the product.
+func (g *kernelBuilder) storeAcc(p, bt, m, n value.Value, M, N int64, acc value.Value) {
+	g.ifThen("astore", g.inside(m, M, n, N), func() { g.storeAt(ir.F32, acc, p, g.productIndex(bt, m, n, M, N)) })
 }
 
 // stageTile emits the copy of an operand's tile of rows×bk elements, the
@@ -392,7 +417,7 @@ func (t *simtTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(
 	fetch := func(k0 value.Value) {
 		for _, o := range ops {
 			if o.vec {
-				g.stageVecF32(o.p, o.rows, o.n, bk, o.ld, o.r0, k0, klo, khi, o.off, o.alongK, o.keep, func(q int64, x value.Value) {
+				g.stageVecF32(o, bk, k0, klo, khi, func(q int64, x value.Value) {
 					g.b.NewStore(x, o.slots[q])
 				})
 				continue

@@ -45,10 +45,7 @@ func (g *kernelBuilder) emitGPUDotRows(gd *gpuDot, rows *rowPlan, instrs int) (e
 	g.strideLoop("ntile", i64c(0), i64c(N), i64c(bn), func(n0 value.Value) {
 		klo, khi, _ := g.bandRange(s, m0, n0, bm, bn)
 		tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
-			g.ifThen("pstore", g.inside(m, M, n, N), func() {
-				lin := g.b.NewAdd(g.b.NewMul(g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m), i64c(N)), n)
-				g.storeAt(ir.F32, acc, g.out, lin)
-			})
+			g.storeAcc(g.out, bt, m, n, M, N, acc)
 		})
 	})
 	g.barrier()

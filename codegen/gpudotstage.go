@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -22,6 +23,28 @@ type tileOperand struct {
 	slots       []value.Value
 }
 
+// kept reports whether o's element (r, k) is copied rather than zeroed:
+// inside the operand's rows, the k range [klo, khi) and its band.
+func (o *tileOperand) kept(g *kernelBuilder, r, k, klo, khi value.Value) value.Value {
+	in := g.b.NewAnd(g.inRange(r, o.n, k, khi), g.b.NewICmp(enum.IPredSGE, k, klo))
+	return g.b.NewAnd(in, o.keep(r, k))
+}
+
+// maskedRun loads the n elements of type t at p[at] (16 bytes, aligned,
+// which the emulator checks) and zeroes those in(e) reports outside.
+func (g *kernelBuilder) maskedRun(p value.Value, t types.Type, at value.Value, n int64, in func(e int64) value.Value) value.Value {
+	v := types.NewVector(uint64(n), t)
+	ptr := g.b.NewGetElementPtr(t, p, at)
+	g.checkAligned(ptr, 16)
+	run := g.b.NewLoad(v, g.b.NewBitCast(ptr, types.NewPointer(v)))
+	run.Align = 16
+	mask := value.Value(constant.NewZeroInitializer(types.NewVector(uint64(n), types.I1)))
+	for e := range n {
+		mask = g.b.NewInsertElement(mask, in(e), i32c(e))
+	}
+	return g.b.NewSelect(mask, run, constant.NewZeroInitializer(v))
+}
+
 // fetchElems loads the thread's elements of o's tile at k0 into o.slots,
 // one at a time: load(src) reads the element at src past o.off, and an
 // element outside the operand, the k range [klo, khi) or its band is zero
@@ -33,8 +56,7 @@ func (g *kernelBuilder) fetchElems(o *tileOperand, bk int64, k0, klo, khi value.
 		if !o.rowMajor {
 			src = g.b.NewAdd(g.b.NewMul(gk, i64c(o.ld)), gr)
 		}
-		inb := g.b.NewAnd(g.b.NewAnd(g.inRange(gr, o.n, gk, khi), g.b.NewICmp(enum.IPredSGE, gk, klo)), o.keep(gr, gk))
-		x := g.loadIf(inb, func() value.Value { return load(g.b.NewAdd(o.off, src)) }, zero)
+		x := g.loadIf(o.kept(g, gr, gk, klo, khi), func() value.Value { return load(g.b.NewAdd(o.off, src)) }, zero)
 		g.b.NewStore(x, o.slots[q])
 		q++
 	})

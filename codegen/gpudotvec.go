@@ -1,7 +1,6 @@
 package codegen
 
 import (
-	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -44,43 +43,29 @@ func (s DotSpec) vecF32Operand(a bool) (ok, alongK bool) {
 	return true, alongK
 }
 
-// stageVecF32 fetches an f32 operand's tile of rows×bk elements simtVec
+// stageVecF32 fetches f32 operand o's tile of o.rows×bk elements simtVec
 // floats a thread at a time along the operand's contiguous axis
-// (vecF32Operand): one 16-byte load, the elements outside the operand's
-// rows, the k range [klo, khi) or its band set to zero, and put(q, x)
-// with the thread's q-th run x; placeVecF32 stores a run into the k-major
-// shared tile. Along k, k0 is a multiple of simtVec; the emulator checks
-// every load's alignment.
-func (g *kernelBuilder) stageVecF32(p value.Value, rows, rowsN, bk, ld int64, r0, k0, klo, khi, off value.Value, alongK bool, keep func(r, k value.Value) value.Value, put func(q int64, x value.Value)) {
-	v := types.NewVector(simtVec, types.Float)
-	g.eachVecF32(rows, bk, alongK, func(q int64, r, k value.Value) {
-		gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, k)
-		in := func(e int64) value.Value { // element e of the run inside
-			er, ek := value.Value(gr), value.Value(gk)
-			if alongK {
-				ek = g.b.NewAdd(gk, i64c(e))
-			} else {
-				er = g.b.NewAdd(gr, i64c(e))
-			}
-			return g.b.NewAnd(g.b.NewAnd(g.inRange(er, rowsN, ek, khi), g.b.NewICmp(enum.IPredSGE, ek, klo)), keep(er, ek))
-		}
+// (vecF32Operand): one 16-byte load (maskedRun), the elements outside the
+// operand's rows, the k range [klo, khi) or its band set to zero, and
+// put(q, x) with the thread's q-th run x; placeVecF32 stores a run into
+// the k-major shared tile. Along k, k0 is a multiple of simtVec.
+func (g *kernelBuilder) stageVecF32(o *tileOperand, bk int64, k0, klo, khi value.Value, put func(q int64, x value.Value)) {
+	g.eachVecF32(o.rows, bk, o.alongK, func(q int64, r, k value.Value) {
+		gr, gk := g.b.NewAdd(o.r0, r), g.b.NewAdd(k0, k)
 		// The run lies inside its row when its first element's row and k
 		// are inside (the extents are multiples of simtVec); otherwise the
 		// tile's first run is read.
-		src := value.Value(g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk))
-		if !alongK {
-			src = g.b.NewAdd(g.b.NewMul(gk, i64c(ld)), gr)
+		src := value.Value(g.b.NewAdd(g.b.NewMul(gr, i64c(o.ld)), gk))
+		if !o.alongK {
+			src = g.b.NewAdd(g.b.NewMul(gk, i64c(o.ld)), gr)
 		}
-		src = g.b.NewSelect(g.inRange(gr, rowsN, gk, khi), src, g.tileStart(r0, k0, ld, alongK))
-		at := g.b.NewGetElementPtr(types.Float, p, g.b.NewAdd(off, src))
-		g.checkAligned(at, 16)
-		run := g.b.NewLoad(v, g.b.NewBitCast(at, types.NewPointer(v)))
-		run.Align = 16
-		mask := value.Value(constant.NewZeroInitializer(types.NewVector(simtVec, types.I1)))
-		for e := int64(0); e < simtVec; e++ {
-			mask = g.b.NewInsertElement(mask, in(e), i32c(e))
-		}
-		put(q, g.b.NewSelect(mask, run, constant.NewZeroInitializer(v)))
+		src = g.b.NewSelect(g.inRange(gr, o.n, gk, khi), src, g.tileStart(o.r0, k0, o.ld, o.alongK))
+		put(q, g.maskedRun(o.p, types.Float, g.b.NewAdd(o.off, src), simtVec, func(e int64) value.Value {
+			if o.alongK {
+				return o.kept(g, gr, g.b.NewAdd(gk, i64c(e)), klo, khi)
+			}
+			return o.kept(g, g.b.NewAdd(gr, i64c(e)), gk, klo, khi)
+		}))
 	})
 }
 

@@ -2,7 +2,6 @@ package codegen
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/types"
@@ -38,25 +37,7 @@ func (t mmaTile) String() string { return fmt.Sprintf("%dx%d", t.BM, t.BN) }
 
 // mmaTileFor returns the tile a GPU target names ("" the default).
 func mmaTileFor(name string) (mmaTile, error) {
-	if name == "" {
-		return mmaTiles[0], nil
-	}
-	var names []string
-	for _, t := range mmaTiles {
-		if t.String() == name {
-			return t, nil
-		}
-		names = append(names, t.String())
-	}
-	return mmaTile{}, fmt.Errorf("XLC_GPU_MMA=%s: unknown tensor-core tile (have %v)", name, names)
-}
-
-// mmaFromEnv is the tile XLC_GPU_MMA names for GPU targets made now,
-// checked; "" for the default.
-func mmaFromEnv() (string, error) {
-	name := os.Getenv("XLC_GPU_MMA")
-	_, err := mmaTileFor(name)
-	return name, err
+	return tileNamed(mmaTiles, "XLC_GPU_MMA", "tensor-core", name)
 }
 
 // mmaDot reports whether s multiplies on tensor cores.
@@ -140,7 +121,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	fetch := func(k0 value.Value) {
 		for _, o := range ops {
 			if o.vec {
-				g.stageVec(o.p, o.rows, o.n, o.r0, k0, klo, khi, o.ld, o.off, o.keep, func(q int64, x value.Value) {
+				g.stageVec(o, k0, klo, khi, func(q int64, x value.Value) {
 					g.b.NewStore(x, o.slots[q])
 				})
 				continue

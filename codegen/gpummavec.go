@@ -37,32 +37,22 @@ func (s DotSpec) vecOperand(a bool) bool {
 	return true
 }
 
-// stageVec copies an operand's tile of rows×mmaBK elements whose k are
+// stageVec fetches operand o's tile of o.rows×mmaBK elements, its k
 // contiguous (vecOperand), mmaVec elements a thread at a time: one 16-byte
-// load, the elements outside the operand's rows, the k range [klo, khi)
-// or its band set to zero, and put(q, x) with the thread's q-th run x;
-// vecPlace is where the run goes in the shared tile. k0 is a multiple of
-// mmaVec, so every load is aligned; the emulator checks.
-func (g *kernelBuilder) stageVec(p value.Value, rows, rowsN int64, r0, k0, klo, khi value.Value, ld int64, off value.Value, keep func(r, k value.Value) value.Value, put func(q int64, x value.Value)) {
-	v := types.NewVector(mmaVec, types.I16)
-	for q := range vecRuns(rows, int64(g.threads)) {
+// load (maskedRun), the elements outside the operand's rows, the k range
+// [klo, khi) or its band set to zero, and put(q, x) with the thread's
+// q-th run x; vecPlace is where the run goes in the shared tile. k0 is a
+// multiple of mmaVec.
+func (g *kernelBuilder) stageVec(o *tileOperand, k0, klo, khi value.Value, put func(q int64, x value.Value)) {
+	for q := range vecRuns(o.rows, int64(g.threads)) {
 		r, kc := g.vecRun(q)
-		gr, gk := g.b.NewAdd(r0, r), g.b.NewAdd(k0, kc)
+		gr, gk := g.b.NewAdd(o.r0, r), g.b.NewAdd(k0, kc)
 		// The run lies inside its row when gk < K (a multiple of mmaVec
 		// bounds every k range); otherwise the tile's first run is read.
-		inRow := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, gr, i64c(rowsN)), g.b.NewICmp(enum.IPredSLT, gk, khi))
-		src := g.b.NewSelect(inRow, g.b.NewAdd(g.b.NewMul(gr, i64c(ld)), gk), g.tileStart(r0, k0, ld, true))
-		at := g.b.NewGetElementPtr(types.I16, p, g.b.NewAdd(off, src))
-		g.checkAligned(at, 16)
-		run := g.b.NewLoad(v, g.b.NewBitCast(at, types.NewPointer(v)))
-		run.Align = 16
-		mask := value.Value(constant.NewZeroInitializer(types.NewVector(mmaVec, types.I1)))
-		for e := int64(0); e < mmaVec; e++ {
-			k := g.b.NewAdd(gk, i64c(e))
-			in := g.b.NewAnd(g.inRange(gr, rowsN, k, khi), g.b.NewICmp(enum.IPredSGE, k, klo))
-			mask = g.b.NewInsertElement(mask, g.b.NewAnd(in, keep(gr, k)), i32c(e))
-		}
-		put(q, g.b.NewSelect(mask, run, constant.NewZeroInitializer(v)))
+		src := g.b.NewSelect(g.inRange(gr, o.n, gk, khi), g.b.NewAdd(g.b.NewMul(gr, i64c(o.ld)), gk), g.tileStart(o.r0, k0, o.ld, true))
+		put(q, g.maskedRun(o.p, types.I16, g.b.NewAdd(o.off, src), mmaVec, func(e int64) value.Value {
+			return o.kept(g, gr, g.b.NewAdd(gk, i64c(e)), klo, khi)
+		}))
 	}
 }
 

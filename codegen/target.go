@@ -116,10 +116,10 @@ func TargetFor(name string) (*Target, error) {
 		t.Features = append(slices.Clone(t.Features), cpuExtras[tune]...)
 		if t.gpuKernels() {
 			var err error
-			if t.GPUDot, err = gpuDotFromEnv(); err != nil {
+			if t.GPUDot, err = tileFromEnv("XLC_GPU_DOT", gpuDotTileFor); err != nil {
 				return nil, err
 			}
-			if t.GPUMMA, err = mmaFromEnv(); err != nil {
+			if t.GPUMMA, err = tileFromEnv("XLC_GPU_MMA", mmaTileFor); err != nil {
 				return nil, err
 			}
 		}
