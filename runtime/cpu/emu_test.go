@@ -19,7 +19,7 @@ import (
 // registers of each mma swapped, do not.
 func TestGPUEmulatorMutations(t *testing.T) {
 	needLLVM(t)
-	f, err := ir.ParseFunc(`func @coop(%x: f32[24,100], %y: f32[40000], %z: f32[64,48], %a: f32[70,50], %b: f32[50,90], %h: bf16[70,50], %k: bf16[50,90], %p: f16[3,40,48], %q: f16[3,36,48]) -> (m: f32[24], s: f32[], c: f32[48], d: f32[70,90], hd: f32[70,90], fd: f32[3,40,36]) {
+	f, args, want := emuCase(t, `func @coop(%x: f32[24,100], %y: f32[40000], %z: f32[64,48], %a: f32[70,50], %b: f32[50,90], %h: bf16[70,50], %k: bf16[50,90], %p: f16[3,40,48], %q: f16[3,36,48]) -> (m: f32[24], s: f32[], c: f32[48], d: f32[70,90], hd: f32[70,90], fd: f32[3,40,36]) {
   %0 = reduce_max %x {axes=[1]} : f32[24]
   %1 = reduce_sum %y {axes=[0]} : f32[]
   %2 = reduce_sum %z {axes=[0]} : f32[48]
@@ -27,19 +27,7 @@ func TestGPUEmulatorMutations(t *testing.T) {
   %4 = dot %h, %k {batch=[[],[]], contract=[[1],[0]], out=f32} : f32[70,90]
   %5 = dot %p, %q {batch=[[0],[0]], contract=[[2],[2]], out=f32} : f32[3,40,36]
   return %0, %1, %2, %3, %4, %5
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewSource(1))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, p := range f.Params {
-		args[i] = randomTensor(r, p.Type, -5, 5)
-	}
-	want, err := interp.Run(f, args)
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, 1, -5, 5)
 	// The sums' and the dot's terms bound their rounding (diffAbs).
 	terms := absTerms(t, f, args)
 	// check returns, per result, how it differs from the interpreter's.
@@ -115,26 +103,14 @@ func TestGPURowDot(t *testing.T) {
 // checks the emulator's results against the interpreter's.
 func TestGPUGridStride(t *testing.T) {
 	needLLVM(t)
-	f, err := ir.ParseFunc(`func @units(%x: f32[5000], %y: f32[300,40], %key: i64[], %t: f32[64,8], %i: i32[700], %u: f32[700,8]) -> (e: f32[5000], s: f32[300], r: f32[3001], g: f32[700,8], a: f32[64,8]) {
+	f, args, want := emuCase(t, `func @units(%x: f32[5000], %y: f32[300,40], %key: i64[], %t: f32[64,8], %i: i32[700], %u: f32[700,8]) -> (e: f32[5000], s: f32[300], r: f32[3001], g: f32[700,8], a: f32[64,8]) {
   %0 = exp %x : f32[5000]
   %1 = reduce_sum %y {axes=[1]} : f32[300]
   %2 = rng %key {dist=uniform, stream=3} : f32[3001]
   %3 = gather %t, %i {axis=0} : f32[700,8]
   %4 = scatter_add %u, %i {axis=0} : f32[64,8]
   return %0, %1, %2, %3, %4
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewSource(2))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, p := range f.Params {
-		args[i] = randomTensor(r, p.Type, 0, 64)
-	}
-	want, err := interp.Run(f, args)
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, 2, 0, 64)
 	saved := codegen.GPUUnitGrid
 	codegen.GPUUnitGrid = 2
 	defer func() { codegen.GPUUnitGrid = saved }()
@@ -184,24 +160,12 @@ func runEmu(t *testing.T, f *ir.Func, args []*interp.Tensor) []*interp.Tensor {
 // to the last bit.
 func TestGPUScatterRows(t *testing.T) {
 	needLLVM(t)
-	f, err := ir.ParseFunc(`func @scatter(%u: f32[300,40], %i: i32[300], %w: f32[20,2100], %k: i64[20], %x: f32[3,90,48], %y: i32[90]) -> (a: f32[50,40], b: f32[7,2100], c: f32[3,11,48]) {
+	f, args, want := emuCase(t, `func @scatter(%u: f32[300,40], %i: i32[300], %w: f32[20,2100], %k: i64[20], %x: f32[3,90,48], %y: i32[90]) -> (a: f32[50,40], b: f32[7,2100], c: f32[3,11,48]) {
   %0 = scatter_add %u, %i {axis=0} : f32[50,40]
   %1 = scatter_add %w, %k {axis=0} : f32[7,2100]
   %2 = scatter_add %x, %y {axis=1} : f32[3,11,48]
   return %0, %1, %2
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewSource(3))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, p := range f.Params {
-		args[i] = randomTensor(r, p.Type, -3, 60) // indices past the table are clamped
-	}
-	want, err := interp.Run(f, args)
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, 3, -3, 60) // indices past the table are clamped
 	got := runEmu(t, f, args)
 	for i := range got {
 		if msg := diff(got[i], want[i], 0); msg != "" {
@@ -217,23 +181,11 @@ func TestGPUScatterRows(t *testing.T) {
 // warp. Each matches the interpreter.
 func TestGPUMMATiles(t *testing.T) {
 	needLLVM(t)
-	f, err := ir.ParseFunc(`func @mma(%h: bf16[150,72], %k: bf16[72,200], %p: f16[3,130,48], %q: f16[3,90,48]) -> (hd: f32[150,200], fd: f32[3,130,90]) {
+	f, args, want := emuCase(t, `func @mma(%h: bf16[150,72], %k: bf16[72,200], %p: f16[3,130,48], %q: f16[3,90,48]) -> (hd: f32[150,200], fd: f32[3,130,90]) {
   %0 = dot %h, %k {batch=[[],[]], contract=[[1],[0]], out=f32} : f32[150,200]
   %1 = dot %p, %q {batch=[[0],[0]], contract=[[2],[2]], out=f32} : f32[3,130,90]
   return %0, %1
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewSource(4))
-	args := make([]*interp.Tensor, len(f.Params))
-	for i, p := range f.Params {
-		args[i] = randomTensor(r, p.Type, -2, 2)
-	}
-	want, err := interp.Run(f, args)
-	if err != nil {
-		t.Fatal(err)
-	}
+}`, 4, -2, 2)
 	terms := absTerms(t, f, args)
 	for _, tile := range []string{"", "128x128", "128x64"} {
 		t.Run("tile="+tile, func(t *testing.T) {
@@ -246,4 +198,25 @@ func TestGPUMMATiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// emuCase parses function text, draws its arguments uniformly from
+// [lo, hi) with seed and runs the interpreter on them: the function, its
+// arguments and the results the emulated kernels must match.
+func emuCase(t *testing.T, text string, seed, lo, hi int64) (*ir.Func, []*interp.Tensor, []*interp.Tensor) {
+	t.Helper()
+	f, err := ir.ParseFunc(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(seed))
+	args := make([]*interp.Tensor, len(f.Params))
+	for i, p := range f.Params {
+		args[i] = randomTensor(r, p.Type, lo, hi)
+	}
+	want, err := interp.Run(f, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, args, want
 }
