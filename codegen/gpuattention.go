@@ -71,8 +71,8 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 	t1 := g.tiler(sc)
 	threads := g.threads
 	t3 := g.tiler(pv)
-	bm, bn1 := t1.tile()
-	bm3, bn3 := t3.tile()
+	bm, _ := t1.tile()
+	bm3, _ := t3.tile()
 	M, N := int64(s1.M), int64(s1.N)
 	if g.threads != threads || bm3 != bm || s3.Batch != s1.Batch || int64(s3.M) != M || int64(s3.K) != N {
 		fail("an attention fusion's products take different tiles (%d and %d threads, %d and %d rows)", threads, g.threads, bm, bm3)
@@ -104,12 +104,8 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 		if pd != ir.F32 {
 			probs = g.shifted(storageType(pd), half, g.b.NewMul(row0, i64c(N)))
 		}
-		offA, offB := g.batchOffsets(s1, bt)
-		g.strideLoop("stile", i64c(0), i64c(N), i64c(bn1), func(n0 value.Value) {
-			klo, khi, live := g.bandRange(s1, m0, n0, bm, bn1)
-			t1.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-				g.storeAcc(scores, bt, m, n, M, N, acc)
-			})
+		g.productRows(t1, s1, bt, m0, func(m, n, acc value.Value) {
+			g.storeAcc(scores, bt, m, n, M, N, acc)
 		})
 		g.barrier()
 		g.ptrs[a.scores] = scores
@@ -119,13 +115,9 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 		delete(g.ptrs, a.scores)
 		g.barrier()
 		g.ptrs[a.p] = probs
-		offA, offB = g.batchOffsets(s3, bt)
 		g.withResults([]*ir.Value{a.root}, g.outs[:1], func() {
-			g.strideLoop("vtile", i64c(0), i64c(int64(s3.N)), i64c(bn3), func(n0 value.Value) {
-				klo, khi, live := g.bandRange(s3, m0, n0, bm, bn3)
-				t3.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-					g.storeProduct(pv, bt, m, n, acc)
-				})
+			g.productRows(t3, s3, bt, m0, func(m, n, acc value.Value) {
+				g.storeProduct(pv, bt, m, n, acc)
 			})
 		})
 		delete(g.ptrs, a.p)

@@ -63,8 +63,8 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 	tp := g.tiler(sp)
 	threads := g.threads
 	tdp := g.tiler(sdp)
-	bm, bnp := tp.tile()
-	bmdp, bndp := tdp.tile()
+	bm, _ := tp.tile()
+	bmdp, _ := tdp.tile()
 	M, N := int64(sp.spec.M), int64(sp.spec.N)
 	same := g.threads == threads && bmdp == bm && sdp.spec.M == sp.spec.M && sdp.spec.N == sp.spec.N
 	for i := range grads {
@@ -119,12 +119,8 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			// P: the scores' tiles into dP's strip, then P's epilogue
 			// element by element into P's strip (applied to the
 			// accumulators directly, it kept too many registers live).
-			offA, offB := g.batchOffsets(sp.spec, bt)
-			g.strideLoop("ptile", i64c(0), i64c(N), i64c(bnp), func(n0 value.Value) {
-				klo, khi, live := g.bandRange(sp.spec, m0, n0, bm, bnp)
-				tp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-					g.storeAcc(dpp, bt, m, n, M, N, acc)
-				})
+			g.productRows(tp, sp.spec, bt, m0, func(m, n, acc value.Value) {
+				g.storeAcc(dpp, bt, m, n, M, N, acc)
 			})
 			g.barrier()
 			g.ptrs[a.scores] = dpp
@@ -135,12 +131,8 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 			// dP's tiles overwrite the scores.
 			g.barrier()
 			// dP = dO·Vᵀ, zero outside the band dS needs.
-			offA, offB = g.batchOffsets(sdp.spec, bt)
-			g.strideLoop("dptile", i64c(0), i64c(N), i64c(bndp), func(n0 value.Value) {
-				klo, khi, live := g.bandRange(sdp.spec, m0, n0, bm, bndp)
-				tdp.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-					g.storeAcc(dpp, bt, m, n, M, N, acc)
-				})
+			g.productRows(tdp, sdp.spec, bt, m0, func(m, n, acc value.Value) {
+				g.storeAcc(dpp, bt, m, n, M, N, acc)
 			})
 			g.barrier()
 			g.ptrs[a.p], g.ptrs[a.dp] = pp, dpp
@@ -180,17 +172,14 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 // accumulators held a load and an address for each at once, and spilled.
 func (g *kernelBuilder) emitGPUGradStrip(gr gpuGrad, bt, m0 value.Value, bm int64, tile value.Value) {
 	s := gr.gd.spec
-	tbm, tbn := gr.tl.tile()
-	offA, offB := g.batchOffsets(s, bt)
 	if !gr.sums {
-		g.strideLoop("gtile", i64c(0), i64c(int64(s.N)), i64c(tbn), func(n0 value.Value) {
-			klo, khi, live := g.bandRange(s, m0, n0, tbm, tbn)
-			gr.tl.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, acc value.Value) {
-				g.storeProduct(gr.gd, bt, m, n, acc)
-			})
+		g.productRows(gr.tl, s, bt, m0, func(m, n, acc value.Value) {
+			g.storeProduct(gr.gd, bt, m, n, acc)
 		})
 		return
 	}
+	tbm, tbn := gr.tl.tile()
+	offA, offB := g.batchOffsets(s, bt)
 	M, N := int64(s.M), int64(s.N)
 	first := g.b.NewICmp(enum.IPredEQ, m0, i64c(0))
 	smax := func(x, y value.Value) value.Value { return g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, x, y), x, y) }

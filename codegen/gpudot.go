@@ -183,6 +183,19 @@ func (g *kernelBuilder) emitGPUDot(gd *gpuDot) (extent, cost int64) {
 	return grid * int64(g.threads), 2 * K * bm * bn / int64(g.threads)
 }
 
+// productRows runs tiler tl over rows [m0, m0+bm) of batch bt's product
+// (s its spec, bm the tile's height), tile by tile across its columns,
+// calling each for every element (m, n) the thread holds. A tile outside
+// the product's needed band (BandC) runs no k: its elements are zero.
+func (g *kernelBuilder) productRows(tl gpuTiler, s DotSpec, bt, m0 value.Value, each func(m, n, acc value.Value)) {
+	bm, bn := tl.tile()
+	offA, offB := g.batchOffsets(s, bt)
+	g.strideLoop("ntile", i64c(0), i64c(int64(s.N)), i64c(bn), func(n0 value.Value) {
+		klo, khi, live := g.bandRange(s, m0, n0, bm, bn)
+		tl.product(offA, offB, m0, n0, klo, g.b.NewSelect(live, khi, klo), each)
+	})
+}
+
 // storeProduct stores the root of gd's epilogue at element (m, n) of
 // batch bt's product, whose value is acc, when the element lies inside
 // the product.

@@ -35,18 +35,14 @@ func (g *kernelBuilder) planGPUDotRows(body []*ir.Value, rows *rowPlan, root *ir
 func (g *kernelBuilder) emitGPUDotRows(gd *gpuDot, rows *rowPlan, instrs int) (extent, cost int64) {
 	s := gd.spec
 	tl := g.tiler(gd)
-	bm, bn := tl.tile()
+	bm, _ := tl.tile()
 	M, N, K := int64(s.M), int64(s.N), int64(s.K)
 	strips := (M + bm - 1) / bm
 	blk, tid := g.ctaid(), g.tid()
 	bt := g.b.NewUDiv(blk, i64c(strips))
 	m0 := g.b.NewMul(g.b.NewURem(blk, i64c(strips)), i64c(bm))
-	offA, offB := g.batchOffsets(s, bt)
-	g.strideLoop("ntile", i64c(0), i64c(N), i64c(bn), func(n0 value.Value) {
-		klo, khi, _ := g.bandRange(s, m0, n0, bm, bn)
-		tl.product(offA, offB, m0, n0, klo, khi, func(m, n, acc value.Value) {
-			g.storeAcc(g.out, bt, m, n, M, N, acc)
-		})
+	g.productRows(tl, s, bt, m0, func(m, n, acc value.Value) {
+		g.storeAcc(g.out, bt, m, n, M, N, acc)
 	})
 	g.barrier()
 	g.ptrs[gd.dot] = g.out
