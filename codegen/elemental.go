@@ -328,11 +328,25 @@ func (g *kernelBuilder) emitElemental(v *ir.Value) (extent, cost int64) {
 	j0 := body.NewSub(i, base)
 	j1 := g.min64(body.NewAdd(j0, body.NewSub(g.hi, i)), i64c(last))
 	outer := g.dims(atLinear(rowShape, row))
-	g.forLoop("col", j0, j1, func(j value.Value) {
+	col := func(j value.Value) {
 		dims := append(append([]value.Value{}, outer...), j)
 		ix := &index{shape: s, dims: dims, lin: g.b.NewAdd(base, j)}
 		g.storeResults(ix, ix.lin, nil)
-	})
+	}
+	// A triangle over the last axis and another (a causal mask): the
+	// part outside it is constants and the selects' other branches.
+	kept := make([]int, r-1)
+	for a := range kept {
+		kept[a] = a
+	}
+	if sp := g.splitFor(s, r-1, kept); sp != nil {
+		prev := g.split
+		g.split = sp
+		g.splitLoop("col", j0, j1, outer[sp.keptPos], g.mod.rowHints(), col)
+		g.split = prev
+	} else {
+		g.forLoop("col", j0, j1, col)
+	}
 	next := g.b.NewAdd(base, j1)
 	g.b.NewBr(head)
 	i.Incs = append(i.Incs, llir.NewIncoming(next, g.b))

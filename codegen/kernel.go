@@ -6,6 +6,7 @@ import (
 	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/metadata"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 
@@ -21,6 +22,7 @@ type module struct {
 	// scratch are the module's global arrays that all its kernels may use
 	// (moduleScratch), by name.
 	scratch map[string]*llir.Global
+	hints   []metadata.Field // rowHints, once made
 }
 
 func newModule(t *Target) *module {
@@ -303,6 +305,11 @@ func (g *kernelBuilder) forLoop(name string, from, to value.Value, body func(i v
 
 // strideLoop emits for i := from; i < to; i += step { body(i) }.
 func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body func(i value.Value)) {
+	g.hintedLoop(name, from, to, step, nil, body)
+}
+
+// hintedLoop is strideLoop with loop hints (loophints.go).
+func (g *kernelBuilder) hintedLoop(name string, from, to, step value.Value, hints []metadata.Field, body func(i value.Value)) {
 	pre := g.b
 	head, bb, exit := g.newBlock(name+".head"), g.newBlock(name+".body"), g.newBlock(name+".exit")
 	pre.NewBr(head)
@@ -311,7 +318,7 @@ func (g *kernelBuilder) strideLoop(name string, from, to, step value.Value, body
 	g.b = bb
 	body(phi)
 	next := g.b.NewAdd(phi, step)
-	g.b.NewBr(head)
+	g.mod.hintLoop(g.b.NewBr(head), hints)
 	phi.Incs = append(phi.Incs, llir.NewIncoming(next, g.b))
 	g.b = exit
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/metadata"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 
@@ -45,13 +46,22 @@ func (g *kernelBuilder) finishSum(d ir.DType, acc value.Value) value.Value {
 // nestedLoops runs body over every combination of loop indices for the
 // given sizes, the last innermost.
 func (g *kernelBuilder) nestedLoops(name string, sizes []int, body func(ix []value.Value)) {
+	g.nestedLoopsHinted(name, sizes, nil, body)
+}
+
+// nestedLoopsHinted is nestedLoops with hints on the innermost loop.
+func (g *kernelBuilder) nestedLoopsHinted(name string, sizes []int, hints []metadata.Field, body func(ix []value.Value)) {
 	var rec func(k int, ix []value.Value)
 	rec = func(k int, ix []value.Value) {
 		if k == len(sizes) {
 			body(ix)
 			return
 		}
-		g.forLoop(name, i64c(0), i64c(int64(sizes[k])), func(i value.Value) {
+		var h []metadata.Field
+		if k == len(sizes)-1 {
+			h = hints
+		}
+		g.hintedLoop(name, i64c(0), i64c(int64(sizes[k])), i64c(1), h, func(i value.Value) {
 			rec(k+1, append(ix, i))
 		})
 	}
@@ -99,7 +109,7 @@ func (g *kernelBuilder) elemReduce(v *ir.Value, ix *index) value.Value {
 	} else {
 		g.b.NewStore(zeroAcc(d), acc)
 	}
-	g.rowLoop("red", sizes, kept, func(ri []value.Value) {
+	g.rowLoop("red", sizes, kept, reduced[len(reduced)-1], func(ri []value.Value) {
 		xi := atDims(x.Type.Shape, interleave(reduced, kept, ri))
 		e := g.elem(x, xi)
 		if g.rowCaches != nil {

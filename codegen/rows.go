@@ -165,7 +165,7 @@ func (g *kernelBuilder) emitRows(p *rowPlan, root *ir.Value, instrs int) (extent
 			return
 		}
 		kept := g.dims(rix)
-		g.rowLoop("elt", sizes, kept, func(ri []value.Value) {
+		g.rowLoop("elt", sizes, kept, p.axes[len(p.axes)-1] == len(p.shape)-1, func(ri []value.Value) {
 			full := make([]value.Value, len(p.shape))
 			for i, a := range p.kept {
 				full[a] = kept[i]
@@ -237,7 +237,7 @@ func (g *kernelBuilder) rowMax(v *ir.Value, ix *index) value.Value {
 	g.b.NewStore(key(ic(bits(math.Inf(-1)))), kacc)
 	g.b.NewStore(constant.NewInt(types.I8, 0), nacc)
 	kept := g.dims(ix)
-	g.rowLoop("rmax", sizes, kept, func(ri []value.Value) {
+	g.rowLoop("rmax", sizes, kept, reduced[len(reduced)-1], func(ri []value.Value) {
 		e := g.elem(x, atDims(x.Type.Shape, interleave(reduced, kept, ri)))
 		nan := g.b.NewFCmp(enum.FPredUNO, e, e)
 		ke := g.b.NewSelect(nan, minKey, key(g.b.NewBitCast(e, it)))

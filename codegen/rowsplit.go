@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/metadata"
 	"github.com/llir/llvm/ir/value"
 
 	"xlc/ir"
@@ -38,7 +39,13 @@ func (g *kernelBuilder) planSplit(p *rowPlan) *rowSplit {
 	if len(p.axes) != 1 {
 		return nil
 	}
-	red := p.axes[0]
+	return g.splitFor(p.shape, p.axes[0], p.kept)
+}
+
+// splitFor returns the split of loops over axis red of shape, the axes
+// kept indexing each loop, or nil when no triangle of an operand's fill
+// or of a select in the kernel's results relates red to a kept axis.
+func (g *kernelBuilder) splitFor(shape ir.Shape, red int, kept []int) *rowSplit {
 	var cands []triangle
 	seen := map[*ir.Value]bool{}
 	var walk func(v *ir.Value)
@@ -47,10 +54,10 @@ func (g *kernelBuilder) planSplit(p *rowPlan) *rowSplit {
 			return
 		}
 		seen[v] = true
-		if f, ok := g.fills[v]; ok && v.Type.Shape.Equal(p.shape) {
+		if f, ok := g.fills[v]; ok && v.Type.Shape.Equal(shape) {
 			cands = append(cands, f.t)
 		}
-		if v.Op == ir.OpSelect && v.Type.Shape.Equal(p.shape) {
+		if v.Op == ir.OpSelect && v.Type.Shape.Equal(shape) {
 			if t, ok := predTriangle(v.Args[0]); ok {
 				cands = append(cands, t)
 			}
@@ -69,26 +76,40 @@ func (g *kernelBuilder) planSplit(p *rowPlan) *rowSplit {
 		} else if t.B != red {
 			continue
 		}
-		pos := slices.Index(p.kept, other)
+		pos := slices.Index(kept, other)
 		if pos < 0 {
 			continue
 		}
-		return &rowSplit{t: t, shape: p.shape, red: red, kept: other, keptPos: pos}
+		return &rowSplit{t: t, shape: shape, red: red, kept: other, keptPos: pos}
 	}
 	return nil
 }
 
 // rowLoop runs body over the elements of the current row (ri: the reduced
 // axes' indices), kept being the row's indices along the plan's kept axes:
-// nestedLoops, or with a split its two parts.
-func (g *kernelBuilder) rowLoop(name string, sizes []int, kept []value.Value, body func(ri []value.Value)) {
+// nestedLoops, or with a split its two parts. The innermost loop takes row
+// hints when it walks the operands' last axis (contiguous: forcing a
+// vector width on a strided loop would make it gather).
+func (g *kernelBuilder) rowLoop(name string, sizes []int, kept []value.Value, contiguous bool, body func(ri []value.Value)) {
+	var hints []metadata.Field
+	if contiguous {
+		hints = g.mod.rowHints()
+	}
 	s := g.split
 	if s == nil {
-		g.nestedLoops(name, sizes, body)
+		g.nestedLoopsHinted(name, sizes, hints, body)
 		return
 	}
-	n := int64(sizes[0])
-	k := kept[s.keptPos]
+	g.splitLoop(name, i64c(0), i64c(int64(sizes[0])), kept[s.keptPos], hints, func(j value.Value) {
+		body([]value.Value{j})
+	})
+}
+
+// splitLoop runs body over [from, to) along the split's reduced axis, k
+// being the index along its kept one, in two loops divided at the
+// triangle's edge (clamped to the range), in order, each with hints.
+func (g *kernelBuilder) splitLoop(name string, from, to, k value.Value, hints []metadata.Field, body func(j value.Value)) {
+	s := g.split
 	// Inside t: k − j ≥ C (j < k − C + 1) when kept is t.A, else
 	// j − k ≥ C (j ≥ k + C).
 	lowInside := s.t.A == s.kept
@@ -97,21 +118,20 @@ func (g *kernelBuilder) rowLoop(name string, sizes []int, kept []value.Value, bo
 		c = 1 - c
 	}
 	edge := g.b.NewAdd(k, i64c(c))
-	zero := i64c(0)
-	e := g.min64(g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, edge, zero), zero, edge), i64c(n))
+	e := g.min64(g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, edge, from), from, edge), to)
 	part := func(from, to value.Value, outside bool) {
 		suffix := ".in"
 		if outside {
 			suffix = ".out"
 		}
-		g.forLoop(name+suffix, from, to, func(j value.Value) {
+		g.hintedLoop(name+suffix, from, to, i64c(1), hints, func(j value.Value) {
 			s.outside, s.j, s.k = outside, j, k
-			body([]value.Value{j})
+			body(j)
 			s.outside, s.j, s.k = false, nil, nil
 		})
 	}
-	part(zero, e, !lowInside)
-	part(e, i64c(n), lowInside)
+	part(from, e, !lowInside)
+	part(e, to, lowInside)
 }
 
 // outsideAt reports whether ix is the element of the row loop's part

@@ -72,6 +72,12 @@ func splitModule(ll string, n int) []string {
 				return nil
 			}
 			ents = append(ents, &llEntity{kind: 'h', text: ensureNL(line)})
+		case strings.HasPrefix(trim, "!"):
+			// Metadata (loop hints): copied into every shard.
+			if strings.Contains(trim, "@") {
+				return nil
+			}
+			ents = append(ents, &llEntity{kind: 'h', text: ensureNL(line)})
 		case strings.HasPrefix(trim, "@"):
 			name, rest, ok := strings.Cut(trim[1:], " = ")
 			if !ok || !isLLName(name) {

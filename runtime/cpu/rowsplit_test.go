@@ -85,13 +85,25 @@ func @fused.grad(%p0: f32[2,3,21,21], %p1: f32[2,3,21,21]) -> (f32[2,3,21,21]) {
 }
 `
 
-// TestRowSplit checks that the row kernels of splitText loop over each row
-// in two parts (rowsplit.go) and compute what the interpreter does.
+// TestRowSplit checks that the row kernels of splitText, and its loop
+// kernels' rows, loop over each row in two parts (rowsplit.go) with the
+// target's row hints (loophints.go), and compute what the interpreter does.
 func TestRowSplit(t *testing.T) {
 	f, p := compileFor(t, splitText, "x86-64-v3")
-	for _, loop := range []string{"rmax.out", "red.out", "elt.out", "red.in"} {
+	for _, loop := range []string{"rmax.out", "red.out", "elt.out", "red.in", "col.in", "col.out"} {
 		if !strings.Contains(p.LL, loop) {
-			t.Errorf("no %s loop: the row kernels are not split", loop)
+			t.Errorf("no %s loop: the kernels are not split", loop)
+		}
+	}
+	for cpu, hints := range map[string][]string{
+		"x86-64-v3": {`!{!"llvm.loop.vectorize.width", i32 8}`, `!{!"llvm.loop.interleave.count", i32 1}`},
+		"x86-64-v4": {`!{!"llvm.loop.vectorize.width", i32 16}`, `!{!"llvm.loop.vectorize.predicate.enable", i1 true}`},
+	} {
+		_, p := compileFor(t, splitText, cpu)
+		for _, h := range hints {
+			if !strings.Contains(p.LL, h) {
+				t.Errorf("%s: no row hint %s", cpu, h)
+			}
 		}
 	}
 	needLLVM(t)

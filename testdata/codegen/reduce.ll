@@ -37,7 +37,7 @@ red.body6:
 	%12 = fadd reassoc double %11, %10
 	store double %12, double* %0
 	%13 = add i64 %3, 1
-	br label %red.head5
+	br label %red.head5, !llvm.loop !2
 
 red.exit7:
 	%14 = load double, double* %0
@@ -78,3 +78,7 @@ entry:
 }
 
 declare double @llvm.fabs.f64(double %0) nounwind
+
+!0 = !{!"llvm.loop.interleave.count", i32 1}
+!1 = !{!"llvm.loop.vectorize.width", i32 8}
+!2 = distinct !{!2, !0, !1}
