@@ -120,6 +120,7 @@ type Executable struct {
 	plan    *passes.BufferPlan
 	bufs    map[*ir.Value]unsafe.Pointer
 	kernels []kernel
+	seq     []launch // runAll's sequence (launches)
 	prof    *profile // nil unless XLC_DEBUG >= 2
 	so      string   // the shared object's path
 	// resultOf is, by parameter, the index of the result of the same name
@@ -308,9 +309,7 @@ func (e *Executable) RunKept(args []*interp.Tensor, keep []bool) ([]*interp.Tens
 	if e.prof != nil {
 		e.runProfiled(t0)
 	} else {
-		for i := range e.kernels {
-			e.kernels[i].run()
-		}
+		runAll(e.launches())
 	}
 	e.ran = true
 	out := make([]*interp.Tensor, len(f.Results))
@@ -392,25 +391,41 @@ const minParallelWork = 1 << 15
 // run calls the kernel on its whole range, split into GOMAXPROCS contiguous
 // parts run on the thread pool (pool.go) when it is big enough.
 func (k *kernel) run() {
+	if n, p := k.extent, k.parts(); p <= 1 {
+		C.xlc_call(k.fn, (*unsafe.Pointer)(unsafe.Pointer(k.args)), 0, C.int64_t(n))
+	} else {
+		poolRun(k.fn, (*unsafe.Pointer)(unsafe.Pointer(k.args)), n, p)
+	}
+}
+
+// parts is how many parts run splits the kernel's range into now: 1 for
+// a small kernel, else GOMAXPROCS (at most the extent and the pool's
+// workers plus the calling thread), starting workers as needed.
+func (k *kernel) parts() int {
 	n := k.extent
-	if n <= 0 {
-		return
-	}
-	args := (*unsafe.Pointer)(unsafe.Pointer(k.args))
-	p := int64(goruntime.GOMAXPROCS(0))
-	if p > n {
-		p = n
-	}
+	p := min(int64(goruntime.GOMAXPROCS(0)), n)
 	if p <= 1 || n*k.cost < minParallelWork {
-		C.xlc_call(k.fn, args, 0, C.int64_t(n))
-		return
+		return 1
 	}
 	if w := int64(workers.Load()); w+1 < p {
 		w = int64(poolWorkers(int(p - 1)))
 		workers.Store(int32(w))
 		p = min(p, w+1)
 	}
-	poolRun(k.fn, args, n, int(p))
+	return int(p)
+}
+
+// launches is the run's sequence of kernels for runAll, its parts
+// chosen now (GOMAXPROCS may have changed since the last run).
+func (e *Executable) launches() []launch {
+	if len(e.seq) != len(e.kernels) {
+		e.seq = make([]launch, len(e.kernels))
+	}
+	for i := range e.kernels {
+		k := &e.kernels[i]
+		e.seq[i] = launch{fn: k.fn, bufs: (*unsafe.Pointer)(unsafe.Pointer(k.args)), n: C.int64_t(k.extent), parts: C.int64_t(k.parts())}
+	}
+	return e.seq
 }
 
 // workers is how many pool threads run (poolWorkers' last answer).

@@ -118,6 +118,31 @@ static void xlc_pool_run(void *fn, void **bufs, int64_t n, int parts) {
 	}
 	pthread_mutex_unlock(&xlc_pool_mu);
 }
+
+// One kernel of a run (xlc_run_all): its range [0, n) in parts parts (1:
+// on the calling thread alone).
+typedef struct {
+	void *fn;
+	void **bufs;
+	int64_t n;
+	int64_t parts;
+} xlc_launch;
+
+// xlc_run_all runs count kernels in order, each on the pool when its parts
+// say so: a train step's whole sequence in one call from Go.
+static void xlc_run_all(xlc_launch *ls, int64_t count) {
+	for (int64_t i = 0; i < count; i++) {
+		xlc_launch *l = &ls[i];
+		if (l->n <= 0) {
+			continue;
+		}
+		if (l->parts <= 1) {
+			((xlc_pool_kernel)l->fn)(l->bufs, 0, l->n);
+		} else {
+			xlc_pool_run(l->fn, l->bufs, l->n, (int)l->parts);
+		}
+	}
+}
 */
 import "C"
 
@@ -131,6 +156,19 @@ import "unsafe"
 
 // poolWorkers starts the pool's workers, up to n, and returns how many run.
 func poolWorkers(n int) int { return int(C.xlc_pool_grow(C.int(n))) }
+
+// launch is one kernel of runAll's sequence.
+type launch = C.xlc_launch
+
+// runAll runs the kernels of ls in order, each split into its parts: one
+// cgo call for the whole sequence. Returning to Go between kernels let
+// the Go scheduler's threads wake on the pool worker's CPU and delay its
+// start of the next kernel by microseconds.
+func runAll(ls []launch) {
+	if len(ls) > 0 {
+		C.xlc_run_all(&ls[0], C.int64_t(len(ls)))
+	}
+}
 
 // poolRun calls the kernel fn on [0, n) split into parts contiguous ranges
 // run concurrently (parts - 1 must not exceed poolWorkers' count).
