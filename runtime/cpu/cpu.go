@@ -391,6 +391,9 @@ const minParallelWork = 1 << 15
 // run calls the kernel on its whole range, split into GOMAXPROCS contiguous
 // parts run on the thread pool (pool.go) when it is big enough.
 func (k *kernel) run() {
+	if k.extent <= 0 {
+		return
+	}
 	if n, p := k.extent, k.parts(); p <= 1 {
 		C.xlc_call(k.fn, (*unsafe.Pointer)(unsafe.Pointer(k.args)), 0, C.int64_t(n))
 	} else {

@@ -160,10 +160,9 @@ func poolWorkers(n int) int { return int(C.xlc_pool_grow(C.int(n))) }
 // launch is one kernel of runAll's sequence.
 type launch = C.xlc_launch
 
-// runAll runs the kernels of ls in order, each split into its parts: one
-// cgo call for the whole sequence. Returning to Go between kernels let
-// the Go scheduler's threads wake on the pool worker's CPU and delay its
-// start of the next kernel by microseconds.
+// runAll runs the kernels of ls in order, each split into its parts, in
+// one cgo call: with a call per kernel, the pool's workers started each
+// kernel microseconds late (bench/NOTES.md).
 func runAll(ls []launch) {
 	if len(ls) > 0 {
 		C.xlc_run_all(&ls[0], C.int64_t(len(ls)))
