@@ -1,9 +1,12 @@
 package codegen
 
 import (
+	llir "github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
 )
 
 // Packing: the copies of B's panels and A's blocks the micro-kernels read,
@@ -160,7 +163,7 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 		dst := g.gep(apack, g.mul(ir, kc))
 		src := g.gepT(at, A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
 		// Each k copies rows contiguous elements: by vectors, the last
-		// masked.
+		// partial (copyPart).
 		copyRows := func(rows int) {
 			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
@@ -172,7 +175,7 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 						g.storeV(g.loadVAs(at, si, n), di, 4)
 						continue
 					}
-					g.maskedStore(g.loadVAs(at, si, n), di, g.mask(n))
+					g.copyPart(at, si, di, n)
 				}
 			})
 		}
@@ -183,4 +186,32 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 		g.ifElse("pafull", g.le(g.addc(ir, int64(p.MR)), mc),
 			func() { copyRows(p.MR) }, func() { copyRows(mrem) })
 	})
+}
+
+// copyPart copies n < Vec elements of type d from src to the f32 buffer
+// at dst. AVX-512 does it with one masked load and store; elsewhere
+// masked moves are slow (AVX2's vmaskmovps store is microcoded on AMD,
+// 16-bit masked loads become element loads), so it copies the largest
+// power-of-two chunks that fit, with plain loads and stores.
+func (g *gemmGen) copyPart(d ir.DType, src, dst value.Value, n int) {
+	if g.t.x86() && g.t.Vec == 16 {
+		g.maskedStore(g.loadVAs(d, src, n), dst, g.mask(n))
+		return
+	}
+	for i, c := 0, g.t.Vec/2; i < n; c /= 2 {
+		if n-i < c {
+			continue
+		}
+		si, di := g.gepT(d, src, gemmI64(int64(i))), g.gep(dst, gemmI64(int64(i)))
+		if c == 1 {
+			g.storeF(g.loadAs(d, si), di)
+		} else {
+			vt := types.NewVector(uint64(c), dotElem(d))
+			l := g.cur.NewLoad(vt, g.cur.NewBitCast(si, types.NewPointer(vt)))
+			l.Align = llir.Align(dotType(d).Size())
+			st := g.cur.NewStore(g.widen(d, l), g.cur.NewBitCast(di, types.NewPointer(types.NewVector(uint64(c), gemmF32))))
+			st.Align = 4
+		}
+		i += c
+	}
 }
