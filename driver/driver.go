@@ -58,7 +58,7 @@ func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Mo
 	if d, _ := ir.ParseDType(cfg.Precision); d != ir.F32 {
 		opt.Passes.Precision = d
 	}
-	opt.Passes.RematActivations = cfg.Remat == "activations"
+	opt.Passes.RematActivations = cfg.RematActivations()
 	m := &Model{Name: prog.Name, Path: path, Source: src, Defines: defines, Config: prog.Config, Train: cfg}
 	if err := trainstep.Build(prog.Func, prog.Taps, &m.Train); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)

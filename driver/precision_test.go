@@ -8,6 +8,7 @@ import (
 	"xlc/codegen"
 	"xlc/ir"
 	"xlc/parser"
+	"xlc/passes"
 )
 
 // TestPrecisionSetting checks the precision train setting: bf16 and f16
@@ -105,4 +106,39 @@ func dotOf(c *ir.Func) *ir.Value {
 		}
 	}
 	return c.Results[0]
+}
+
+// TestRematDefault checks remat's default, auto: a half-precision step
+// recomputes large activations, planning less memory than remat =
+// "attention" does, and an f32 step keeps them.
+func TestRematDefault(t *testing.T) {
+	src, err := os.ReadFile("../models/gpt.xl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := func(p, remat string) int {
+		defs := []parser.Define{{Key: "d", Value: "64"}, {Key: "seq", Value: "64"}, {Key: "batch", Value: "16"}, {Key: "precision", Value: p}}
+		if remat != "" {
+			defs = append(defs, parser.Define{Key: "remat", Value: remat})
+		}
+		m, err := Compile("gpt.xl", src, defs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := passes.PlanBuffers(m.Step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plan.PeakBytes
+	}
+	for _, p := range []string{"f32", "bf16", "f16"} {
+		auto, keep, recompute := peak(p, ""), peak(p, "attention"), peak(p, "activations")
+		want := recompute
+		if p == "f32" {
+			want = keep
+		}
+		if auto != want || recompute >= keep {
+			t.Errorf("precision %s: planned %d bytes by default, %d with remat attention, %d with activations", p, auto, keep, recompute)
+		}
+	}
 }

@@ -77,10 +77,12 @@ type Config struct {
 	// operands in (passes' precision pass; sums, parameters and the rest
 	// stay f32). f16 needs loss scaling: with loss_scale none it is dynamic.
 	Precision string
-	// Remat is attention (the default: the backward recomputes attention's
-	// probabilities where a backend fuses attention) or activations (it
-	// also recomputes large activations, a GELU's or a norm's output, from
-	// what it keeps anyway: less memory for a few percent of speed).
+	// Remat is attention (the backward recomputes attention's
+	// probabilities where a backend fuses attention), activations (it also
+	// recomputes large activations, a GELU's or a norm's output, from what
+	// it keeps anyway: less memory for a few percent of speed) or auto (the
+	// default: activations when Precision is bf16 or f16, whose point is
+	// memory as much as speed, else attention). RematActivations resolves it.
 	Remat string
 	// NaNPatience stops a run whose loss has not been finite for that many
 	// steps in a row (a step dynamic loss scaling skipped with the scale
@@ -93,13 +95,13 @@ type Config struct {
 // with no warmup over 1000 steps, min_lr_ratio 0.1, combiner sum, 20
 // Frank–Wolfe iterations, no penalties, no loss scaling (scale_init 2^15 and
 // scale_interval 2000 apply once loss_scale is set), nan_patience 20,
-// precision f32, remat attention.
+// precision f32, remat auto.
 func DefaultConfig() Config {
 	return Config{
 		Optimizer: "adamw", LR: 3e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		Clip: 1.0, Schedule: "constant", Steps: 1000, MinLRRatio: 0.1,
 		Combiner: "sum", FWIters: 20, LossScale: "none", ScaleInit: 32768, ScaleInterval: 2000,
-		NaNPatience: 20, Precision: "f32", Remat: "attention",
+		NaNPatience: 20, Precision: "f32", Remat: "auto",
 	}
 }
 
@@ -258,12 +260,18 @@ func (c *Config) Set(key string, v any) error {
 	case "precision":
 		return str(&c.Precision, "f32", "bf16", "f16")
 	case "remat":
-		return str(&c.Remat, "attention", "activations")
+		return str(&c.Remat, "auto", "attention", "activations")
 	}
 	if h := suggest.Hint(key, ConfigKeys()); h != "" {
 		return fmt.Errorf("unknown train setting %s%s", key, h)
 	}
 	return fmt.Errorf("unknown train setting %s (known: %s)", key, strings.Join(ConfigKeys(), ", "))
+}
+
+// RematActivations reports whether the step recomputes large activations:
+// remat activations, or auto with a half precision.
+func (c *Config) RematActivations() bool {
+	return c.Remat == "activations" || c.Remat == "auto" && c.Precision != "f32"
 }
 
 // ConfigKeys lists every train setting's key.
