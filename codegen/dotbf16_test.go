@@ -246,3 +246,33 @@ func TestDotBF16Asm(t *testing.T) {
 		})
 	}
 }
+
+// TestConvertBF16Asm checks that a loop kernel rounding f32 to bf16 does
+// so by vcvtneps2bf16 on 512-bit vectors for znver4 (AVX-512 BF16), with
+// the integer rounding kept only for denormals (TestHalfRounding in
+// runtime/cpu checks the bits on such a host), and by integer rounding
+// alone for x86-64-v4 and x86-64-v3.
+func TestConvertBF16Asm(t *testing.T) {
+	opt, llc, _ := gemmTools(t)
+	zen4, err := TargetFor("znver4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := x86Targets(t)
+	src := `func @f(%x: f32[64,256], %y: f32[64,256]) -> (r: bf16[64,256]) {
+  %0 = mul %x, %y : f32[64,256]
+  %1 = convert %0 : bf16[64,256]
+  return %1
+}`
+	for _, c := range []struct {
+		tg   *Target
+		want bool
+	}{{zen4, true}, {ts[2], false}, {ts[1], false}} {
+		p := compileTextFor(t, src, c.tg)
+		asm := assembleText(t, opt, llc, p.LL)
+		vec := regexp.MustCompile(`\bvcvtneps2bf16\s+\S*%zmm\d+, %ymm\d+`).Match(asm)
+		if strings.Contains(p.LL, "to bfloat") != c.want || vec != c.want {
+			t.Errorf("%s: fptrunc to bfloat in the IR %v, vcvtneps2bf16 on zmm %v, want %v", c.tg.Name, strings.Contains(p.LL, "to bfloat"), vec, c.want)
+		}
+	}
+}

@@ -339,14 +339,21 @@ func (g *kernelBuilder) emitElemental(v *ir.Value) (extent, cost int64) {
 	for a := range kept {
 		kept[a] = a
 	}
+	// With AVX-512 BF16, f32 is rounded to bf16 by its instruction, in a
+	// loop vectorized at the target's width.
+	prevCvt := g.cvtBF16
+	g.cvtBF16 = g.mod.t.hasAVX512BF16() && g.roundsToBF16()
 	if sp := g.splitFor(s, r-1, kept); sp != nil {
 		prev := g.split
 		g.split = sp
 		g.splitLoop("col", j0, j1, outer[sp.keptPos], g.mod.rowHints(), col)
 		g.split = prev
+	} else if g.cvtBF16 {
+		g.hintedLoop("col", j0, j1, i64c(1), g.mod.widthHint(), col)
 	} else {
 		g.forLoop("col", j0, j1, col)
 	}
+	g.cvtBF16 = prevCvt
 	next := g.b.NewAdd(base, j1)
 	g.b.NewBr(head)
 	i.Incs = append(i.Incs, llir.NewIncoming(next, g.b))
@@ -372,4 +379,36 @@ func (g *kernelBuilder) storeResults(ix *index, at value.Value, which []int) {
 	for i, k := range which {
 		g.storeAt(g.results[k].Type.DType, vals[i], g.outs[k], at)
 	}
+}
+
+// roundsToBF16 reports whether the kernel's results are computed through
+// a convert from f32 to bf16, looking no further than the values it reads
+// from buffers.
+func (g *kernelBuilder) roundsToBF16() bool {
+	seen := map[*ir.Value]bool{}
+	var walk func(v *ir.Value) bool
+	walk = func(v *ir.Value) bool {
+		if seen[v] || v.IsParam() {
+			return false
+		}
+		seen[v] = true
+		if v.Op == ir.OpConvert && v.Type.DType == ir.BF16 && v.Args[0].Type.DType == ir.F32 {
+			return true
+		}
+		if _, ok := g.ptrs[v]; ok && v != g.res {
+			return false
+		}
+		for _, a := range v.Args {
+			if walk(a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range g.results {
+		if walk(r) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ type module struct {
 	// (moduleScratch), by name.
 	scratch map[string]*llir.Global
 	hints   []metadata.Field // rowHints, once made
+	width   []metadata.Field // widthHint, once made
 }
 
 func newModule(t *Target) *module {
@@ -131,9 +132,14 @@ func (g *kernelBuilder) heap(bytes value.Value, align int64) value.Value {
 	return raw
 }
 
-// kernelAttrs are the attributes of every kernel function.
+// kernelAttrs are the attributes of every kernel function: with AVX-512
+// BF16, its instructions too (convert's vcvtneps2bf16).
 func (m *module) kernelAttrs() []llir.FuncAttribute {
-	return append(m.t.funcAttrs(), enum.FuncAttrNoUnwind)
+	as := m.t.funcAttrs()
+	if m.t.hasAVX512BF16() {
+		as = append(as, llir.AttrPair{Key: "target-features", Value: "+avx512bf16"})
+	}
+	return append(as, enum.FuncAttrNoUnwind)
 }
 
 // kernelBuilder builds the body function of one kernel.
@@ -172,6 +178,9 @@ type kernelBuilder struct {
 	rowPos        value.Value
 	// split divides a row kernel's loops at a triangle's edge (rowsplit.go).
 	split *rowSplit
+	// cvtBF16 makes convert round f32 to bf16 by LLVM's fptrunc to bfloat
+	// (vcvtneps2bf16), in a loop hinted to vectorize (elemental.go).
+	cvtBF16 bool
 
 	// A GPU kernel's frame, its threads per block (0: gpuBlock) when the
 	// emitter chose them, whether its threads synchronize (coop) and its

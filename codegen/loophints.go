@@ -38,6 +38,19 @@ func (m *module) rowHints() []metadata.Field {
 	return m.hints
 }
 
+// widthHint returns the hint that makes opt vectorize a loop at the
+// target's width, registered in the module once: its cost model declines
+// loops that round f32 to bf16 by vcvtneps2bf16 (convert with cvtBF16),
+// which are a quarter of the instructions of the integer rounding.
+func (m *module) widthHint() []metadata.Field {
+	if m.width == nil {
+		h := &metadata.Tuple{MetadataID: -1, Fields: []metadata.Field{&metadata.String{Value: "llvm.loop.vectorize.width"}, constant.NewInt(types.I32, int64(m.t.Vec))}}
+		m.m.MetadataDefs = append(m.m.MetadataDefs, h)
+		m.width = []metadata.Field{h}
+	}
+	return m.width
+}
+
 // hintLoop attaches hints to the loop whose back edge is br: a loop ID
 // of its own (LLVM's loop IDs are distinct nodes that list themselves
 // first), or nothing when hints is empty.

@@ -275,6 +275,17 @@ func (g *kernelBuilder) convert(from, to ir.DType, x value.Value) value.Value {
 		return x
 	}
 	switch {
+	case from == ir.F32 && to == ir.BF16 && g.cvtBF16:
+		// fptrunc to bfloat: vcvtneps2bf16, which rounds as roundHalf
+		// but reads denormals as zero; those (and zeros) are rounded to
+		// nearest even on the bits.
+		h := value.Value(b.NewBitCast(b.NewFPTrunc(x, bfloatType{}), types.I16))
+		w := b.NewBitCast(x, types.I32)
+		den := b.NewICmp(enum.IPredEQ, b.NewAnd(w, i32c(0x7f800000)), i32c(0))
+		rne := b.NewAdd(b.NewAdd(w, i32c(0x7fff)), b.NewAnd(b.NewLShr(w, i32c(16)), i32c(1)))
+		h = b.NewSelect(den, b.NewTrunc(b.NewLShr(rne, i32c(16)), types.I16), h)
+		f := b.NewBitCast(b.NewShl(b.NewZExt(h, types.I32), i32c(16)), types.Float)
+		return b.NewFPExt(f, types.Double)
 	case from.IsFloat() && to.IsFloat():
 		return g.roundDouble(to, g.toDouble(x))
 	case from.IsFloat() && to == ir.Bool:
