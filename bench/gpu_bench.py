@@ -8,7 +8,7 @@ Standard library only; the rounds import torch.
 Usage:
   gpu_bench.py record RESULTS KEY=VALUE...
       appends a record (values that parse as JSON numbers are numbers).
-  gpu_bench.py losses RESULTS CPU.jsonl CUDA.jsonl [--steps N] [--tol T]
+  gpu_bench.py losses RESULTS CPU.jsonl CUDA.jsonl [--steps N] [--tol T] [--label L]
       each step's loss of two metrics.jsonl files (xlc train's), relative
       error |cuda - cpu| / |cpu|; exits 1 unless all N steps are there,
       finite and within T (default 1e-4); prints the worst.
@@ -100,20 +100,22 @@ def metrics_losses(path):
 
 def cmd_losses(args):
     path, cpu_path, gpu_path = args[:3]
-    steps, tol = 20, 1e-4
+    steps, tol, label = 20, 1e-4, "S f32"
     rest = args[3:]
     while rest:
         if rest[0] == "--steps":
             steps = int(rest[1])
         elif rest[0] == "--tol":
             tol = float(rest[1])
+        elif rest[0] == "--label":
+            label = rest[1]
         else:
             sys.exit(f"gpu_bench.py losses: unknown {rest[0]}")
         rest = rest[2:]
     for p in (cpu_path, gpu_path):
         if not os.path.exists(p):
             print(f"no {p}; FAILED")
-            record(path, kind="losses", ok=False, why=f"no {p}")
+            record(path, kind="losses", label=label, ok=False, why=f"no {p}")
             return 1
     cpu, gpu = metrics_losses(cpu_path), metrics_losses(gpu_path)
     worst, worst_step, bad = -1.0, None, []
@@ -132,11 +134,11 @@ def cmd_losses(args):
     ok = not bad and worst <= tol
     for b in bad[:3]:
         print("  " + b)
-    line = (f"worst relative error {worst:.2e} at step {worst_step} (cpu {cpu.get(worst_step, math.nan):.6f}, "
+    line = (f"{label}: worst relative error {worst:.2e} at step {worst_step} (cpu {cpu.get(worst_step, math.nan):.6f}, "
             f"cuda {gpu.get(worst_step, math.nan):.6f}); {'ok' if ok else 'FAILED'} (tolerance {tol:g}, {steps} steps)"
             if worst_step else f"no step to compare; FAILED")
     print(line)
-    record(path, kind="losses", steps=steps, tolerance=tol, worst_rel=worst if worst >= 0 else None,
+    record(path, kind="losses", label=label, steps=steps, tolerance=tol, worst_rel=worst if worst >= 0 else None,
            worst_step=worst_step, ok=ok, missing=len(bad))
     return 0 if ok else 1
 

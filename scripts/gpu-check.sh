@@ -9,10 +9,15 @@
 #                GPU it stops with one line;
 #   2. manifest  every file of MANIFEST present, with its size and sha256;
 #   3. test      ./cuda.test -test.v (the runtime/cuda tests, from the PTX
-#                in cuda-ptx/), its log kept;
+#                in cuda-ptx/), each test in a process of its own (a kernel
+#                fault spoils its process's context) and a failed one again
+#                with XLC_DEBUG=1, which names the kernel; its log kept;
 #   4. train     20 steps of config S on cuda from bundles/S-f32-check.xlc,
 #                each step's loss against the CPU's (cpu-S.metrics.jsonl):
 #                relative error at most 1e-4 every step; prints the worst;
+#                the same for S in bf16 (2e-2) and for the first 2 steps
+#                of G's default f32 and bf16 bundles (cpu-G-*.metrics.jsonl);
+#                a failed run again for one step with XLC_DEBUG=1;
 #   5. sweep     xlc bench of each matmul tile variant's G bundle (a few
 #                steps each), f32 and bf16 (tensor-core tiles); the fastest
 #                of each is G's xlc row below;
@@ -39,10 +44,10 @@
 # runs out of time is reported and the later ones still run; the exit
 # status is 1 if any failed. The budgets below are seconds (the environment
 # may override each): the stages before the timing have fixed ones, and
-# the timing stage gets what they leave of TOTAL (285 s), so the check ends
+# the timing stage gets what they leave of TOTAL (400 s), so the check ends
 # within TOTAL; --dry-run prints the plan.
 #
-#   DIR/gpu-check.sh                       on the GPU machine
+#   bash DIR/gpu-check.sh                  on the GPU machine
 #   scripts/gpu-check.sh [DIR]             (DIR defaults to the script's own
 #                                          folder when prepared, else gpu/)
 #   scripts/gpu-check.sh --dry-run [DIR]   anywhere, no GPU: checks the folder
@@ -50,11 +55,12 @@
 #                                          total) and prints the plan
 set -euo pipefail
 
-TOTAL=${TOTAL:-285}           # the whole check's target; the timing stage gets what is left
+TOTAL=${TOTAL:-400}           # the whole check's target; the timing stage gets what is left
 B_HEADER=${B_HEADER:-5}
 B_MANIFEST=${B_MANIFEST:-3}
-B_TEST=${B_TEST:-35}
-B_TRAIN=${B_TRAIN:-30}
+B_TEST=${B_TEST:-50}
+T_TEST=${T_TEST:-20}          # each test's own limit within B_TEST
+B_TRAIN=${B_TRAIN:-75}
 B_SWEEP=${B_SWEEP:-18}        # each tile variant
 B_PROFILE=${B_PROFILE:-30}    # both profiles
 SWEEP_STEPS=${SWEEP_STEPS:-2} # and one warm-up step
@@ -68,6 +74,7 @@ CONFIGS=${CONFIGS:-S,M,G}
 PEER_DEVICE=${PEER_DEVICE:-cuda}  # cpu: a rehearsal on a machine without a GPU (stand-ins for xlc and nvidia-smi)
 B_TABLE=${B_TABLE:-5}
 TOLERANCE=1e-4
+TOLERANCE_BF16=2e-2           # S bf16: tensor cores and the CPU's dot sum bf16 products in other orders
 MAX_BYTES=$((64 * 1024 * 1024))
 
 self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
@@ -154,35 +161,91 @@ stage_manifest() {
   verify_manifest
 }
 
+# stage_test runs each top-level test in a process of its own: a kernel
+# fault leaves the CUDA context unusable for the rest of its process. A
+# failed test runs again with XLC_DEBUG=1, which launches kernel by kernel
+# and names the one that failed.
 stage_test() {
-  local cwd=$work/cuda-test rc=0
+  local cwd=$work/cuda-test rc=0 t trc log=$out/cuda-test.log tests
   mkdir -p "$cwd"
+  : >"$log"
   [ ! -d "$dir/cuda-testdata" ] || ln -sfn "$dir/cuda-testdata" "$cwd/testdata"
   # The tests' PTX was recorded where LLVM is (there is none here).
-  (cd "$cwd" && XLC_CUDA_PTX="$dir/cuda-ptx" "$dir/cuda.test" -test.v -test.timeout "$((B_TEST - 5))s") >"$out/cuda-test.log" 2>&1 || rc=$?
+  tests=$(cd "$cwd" && "$dir/cuda.test" -test.list '^Test' 2>>"$log") || { echo "cuda.test -test.list failed: $(tail -1 "$log")"; return 1; }
+  for t in $tests; do
+    trc=0
+    (cd "$cwd" && XLC_CUDA_PTX="$dir/cuda-ptx" "$dir/cuda.test" -test.v -test.run "^$t\$" -test.timeout "${T_TEST}s") >>"$log" 2>&1 || trc=$?
+    if [ "$trc" -ne 0 ]; then
+      rc=1
+      echo "  $t: exit $trc; again with XLC_DEBUG=1:"
+      (cd "$cwd" && XLC_DEBUG=1 XLC_CUDA_PTX="$dir/cuda-ptx" "$dir/cuda.test" -test.v -test.run "^$t\$" -test.timeout "${T_TEST}s") >"$work/debug.log" 2>&1 || true
+      { echo "=== XLC_DEBUG=1 rerun of $t"; cat "$work/debug.log"; } >>"$log"
+      grep -i -m5 -- 'kernel\|cuda:\|panic:' "$work/debug.log" | sed 's/^/    /' || true
+    fi
+  done
   local pass fail skip
-  pass=$(grep -c -- '^--- PASS' "$out/cuda-test.log" || true)
-  fail=$(grep -c -- '--- FAIL' "$out/cuda-test.log" || true)
-  skip=$(grep -c -- '^--- SKIP' "$out/cuda-test.log" || true)
-  grep -- '--- FAIL\|^panic:' "$out/cuda-test.log" | head -20 || true
-  echo "cuda.test: $pass passed, $fail failed, $skip skipped, exit $rc; last line: $(grep -v '^[[:space:]]*$' "$out/cuda-test.log" | tail -1)"
+  pass=$(grep -c -- '^--- PASS' "$log" || true)
+  fail=$(grep -c -- '^--- FAIL' "$log" || true)
+  skip=$(grep -c -- '^--- SKIP' "$log" || true)
+  grep -- '--- FAIL\|^panic:' "$log" | sed -n '1,20p' || true
+  echo "cuda.test: $pass passed, $fail failed, $skip skipped (reruns included), $(wc -w <<<"$tests") tests"
   "$PY" "$peer/gpu_bench.py" record "$results" kind=test passed="$pass" failed="$fail" skipped="$skip" exit="$rc"
   return "$rc"
 }
 
-stage_train() {
-  local run=$work/train-S rc=0
-  "$dir/xlc" train --bundle "$dir/bundles/S-f32-check.xlc" --backend cuda --steps "$CHECK_STEPS" --out "$run" \
-    >"$work/train.log" 2>&1 || rc=$?
-  tr '\r' '\n' <"$work/train.log" | grep -v '^[[:space:]]*$' | tail -3
-  [ ! -f "$run/metrics.jsonl" ] || cp "$run/metrics.jsonl" "$out/train-S.metrics.jsonl"
+# train_gpu NAME BUNDLE STEPS: xlc train of the bundle on cuda into
+# $work/train-NAME, its last lines printed; on failure again for one step
+# with XLC_DEBUG=1, which names a failing kernel.
+train_gpu() {
+  local name=$1 bundle=$2 steps=$3 rc=0
+  "$dir/xlc" train --bundle "$bundle" --backend cuda --steps "$steps" --out "$work/train-$name" \
+    >"$work/train-$name.log" 2>&1 || rc=$?
+  tr '\r' '\n' <"$work/train-$name.log" | sed -n '/[^[:space:]]/p' | tail -3 | sed "s/^/  $name: /"
   if [ "$rc" -ne 0 ]; then
-    echo "xlc train exited $rc"
-    "$PY" "$peer/gpu_bench.py" record "$results" kind=losses ok=false why="xlc train exited $rc"
-    return 1
+    echo "  $name: xlc train exited $rc; one step with XLC_DEBUG=1:"
+    XLC_DEBUG=1 "$dir/xlc" train --bundle "$bundle" --backend cuda --steps 1 --out "$work/debug-$name" 2>&1 |
+      tr '\r' '\n' | sed -n '/[^[:space:]]/p' | tail -3 | sed 's/^/    /' || true
   fi
-  "$PY" "$peer/gpu_bench.py" losses "$results" "$dir/cpu-S.metrics.jsonl" "$run/metrics.jsonl" \
-    --steps "$CHECK_STEPS" --tol "$TOLERANCE"
+  return "$rc"
+}
+
+# stage_train holds S's 20 steps to the CPU's losses, f32 and (on tensor
+# cores) bf16, and the first G_CHECK_STEPS of G's default f32 and bf16
+# bundles likewise: the only check of G's shapes (seq 1024, multi-block
+# rows) before they are timed.
+stage_train() {
+  local ok=0 p b tol
+  if train_gpu S-f32 "$dir/bundles/S-f32-check.xlc" "$CHECK_STEPS"; then
+    cp "$work/train-S-f32/metrics.jsonl" "$out/train-S.metrics.jsonl"
+    "$PY" "$peer/gpu_bench.py" losses "$results" "$dir/cpu-S.metrics.jsonl" "$work/train-S-f32/metrics.jsonl" \
+      --steps "$CHECK_STEPS" --tol "$TOLERANCE" --label "S f32" || ok=1
+  else
+    "$PY" "$peer/gpu_bench.py" record "$results" kind=losses label="S f32" ok=false why="xlc train failed"
+    ok=1
+  fi
+  if [ -n "${CHECK_BF16:-}" ]; then
+    if train_gpu S-bf16 "$dir/bundles/S-bf16-check.xlc" "$CHECK_STEPS"; then
+      "$PY" "$peer/gpu_bench.py" losses "$results" "$dir/cpu-S-bf16.metrics.jsonl" "$work/train-S-bf16/metrics.jsonl" \
+        --steps "$CHECK_STEPS" --tol "$TOLERANCE_BF16" --label "S bf16" || ok=1
+    else
+      ok=1
+    fi
+  fi
+  for p in f32 bf16; do
+    b=$dir/bundles/G-$p.xlc
+    [ "$p" = bf16 ] || b=$dir/bundles/G-f32-default.xlc
+    [ -f "$b" ] && [ -f "$dir/cpu-G-$p.metrics.jsonl" ] || continue
+    tol=$TOLERANCE
+    [ "$p" = f32 ] || tol=$TOLERANCE_BF16
+    if train_gpu "G-$p" "$b" "$G_CHECK_STEPS"; then
+      "$PY" "$peer/gpu_bench.py" losses "$results" "$dir/cpu-G-$p.metrics.jsonl" "$work/train-G-$p/metrics.jsonl" \
+        --steps "$G_CHECK_STEPS" --tol "$tol" --label "G $p" || ok=1
+    else
+      "$PY" "$peer/gpu_bench.py" record "$results" kind=losses label="G $p" ok=false why="xlc train failed"
+      ok=1
+    fi
+  done
+  return "$ok"
 }
 
 stage_sweep() {
@@ -199,6 +262,8 @@ stage_sweep() {
         fi
       else
         echo "  G $p tiles $v: FAILED: $(tail -1 <<<"${line:-ran over ${B_SWEEP} s}")"
+        [ "$failed" -gt 0 ] || XLC_DEBUG=1 timeout -k 3 "$B_SWEEP" "$dir/xlc" bench --bundle "$f" --backend cuda \
+          --steps 1 --warmup 0 2>&1 | tail -2 | sed 's/^/    XLC_DEBUG=1: /' || true
         "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$p-$v" why="$(tail -1 <<<"${line:-timeout}")"
         failed=$((failed + 1))
       fi
@@ -214,13 +279,16 @@ stage_sweep() {
 stage_profile() {
   local best=default p f rc=0
   [ ! -f "$work/best-variant" ] || best=$(cat "$work/best-variant")
+  local prc
   for p in "f32-$best" bf16; do
     f=$dir/bundles/G-$p.xlc
     [ -f "$f" ] || continue
+    prc=0
     XLC_DEBUG=2 timeout -k 3 "$((B_PROFILE / 2))" "$dir/xlc" bench --bundle "$f" --backend cuda --steps 3 --warmup 1 \
-      >"$out/profile-G-$p.txt" 2>&1 || rc=$?
-    echo "  G $p (exit $rc; ignore its tokens/s: profiling serializes the kernels):"
-    grep -v '^[[:space:]]*$' "$out/profile-G-$p.txt" | head -48 | sed 's/^/    /'
+      >"$out/profile-G-$p.txt" 2>&1 || prc=$?
+    [ "$prc" -eq 0 ] || rc=$prc
+    echo "  G $p (exit $prc; ignore its tokens/s: profiling serializes the kernels):"
+    sed -n '/[^[:space:]]/p' "$out/profile-G-$p.txt" | sed -n '1,48s/^/    /p'
   done
   return "$rc"
 }
@@ -273,6 +341,7 @@ peer=$dir/peer
 # shellcheck source=/dev/null
 . "$dir/prepared.env"
 : "${VARIANTS:?prepared.env names no VARIANTS}" "${CHECK_STEPS:?prepared.env names no CHECK_STEPS}"
+G_CHECK_STEPS=${G_CHECK_STEPS:-2}
 
 if [ -n "$dry" ]; then
   echo "gpu-check.sh --dry-run: $dir, prepared $PREPARED_DATE at $PREPARED_COMMIT"
@@ -284,7 +353,7 @@ if [ -n "$dry" ]; then
   for f in bundles/S-f32.xlc bundles/S-f32-check.xlc bundles/M-f32.xlc \
     $(for v in $VARIANTS; do echo "bundles/G-f32-$v.xlc"; done) \
     $(for v in ${MMA_VARIANTS:-}; do echo "bundles/G-bf16-$v.xlc"; done) \
-    cpu-S.metrics.jsonl peer/peer_common.py peer/torch_gpt.py peer/torch_gpt_cuda.py peer/gpu_bench.py gpu-check.sh; do
+    cpu-S.metrics.jsonl ${CHECK_BF16:+bundles/S-bf16-check.xlc cpu-S-bf16.metrics.jsonl} cpu-G-f32.metrics.jsonl peer/peer_common.py peer/torch_gpt.py peer/torch_gpt_cuda.py peer/gpu_bench.py gpu-check.sh; do
     [ -s "$dir/$f" ] || { echo "  missing or empty: $f"; ok=1; }
   done
   [ -n "$(ls -A "$dir/cuda-ptx" 2>/dev/null)" ] || { echo "  missing or empty: cuda-ptx/"; ok=1; }
@@ -294,12 +363,14 @@ if [ -n "$dry" ]; then
   before=$((B_HEADER + B_MANIFEST + B_TEST + B_TRAIN + nv * B_SWEEP + 5 + B_PROFILE))
   B_TIME=$((TOTAL - before - B_TABLE))
   cat <<EOF
-plan (budgets in seconds; at most $TOTAL s in all$([ "$TOTAL" -lt 300 ] || echo ", NOT under the 300 s target")):
+plan (budgets in seconds; at most $TOTAL s in all$([ "$TOTAL" -le 420 ] || echo ", NOT under the 420 s target")):
   1 header    $B_HEADER   date, nvidia-smi -L, driver; stop without a GPU
   2 manifest  $B_MANIFEST   sha256 and size of every file
-  3 test      $B_TEST   ./cuda.test -test.v -test.timeout $((B_TEST - 5))s
+  3 test      $B_TEST   ./cuda.test -test.v -test.run '^TestX\$' -test.timeout ${T_TEST}s for each test;
+                  a failed one again with XLC_DEBUG=1
   4 train     $B_TRAIN   xlc train --bundle bundles/S-f32-check.xlc --backend cuda --steps $CHECK_STEPS;
-                  losses against cpu-S.metrics.jsonl, relative error <= $TOLERANCE each step
+                  losses against cpu-S.metrics.jsonl, relative error <= $TOLERANCE each step;
+                  ${CHECK_BF16:+S-bf16-check.xlc likewise (<= $TOLERANCE_BF16); }G-f32-default.xlc$(grep -q ' G ' <<<" ${BF16:-} " && echo " and G-bf16.xlc") for $G_CHECK_STEPS steps (<= $TOLERANCE, $TOLERANCE_BF16)
   5 sweep     $((nv * B_SWEEP + 5))   xlc bench --steps $SWEEP_STEPS --warmup 1, $B_SWEEP s each: $(for v in $VARIANTS; do printf 'G-f32-%s ' "$v"; done)$(bf16_sweep | while read -r v f; do b=${f##*/}; printf '%s ' "${b%.xlc}"; done)
   5b profile  $B_PROFILE   XLC_DEBUG=2 xlc bench --steps 3 of G's fastest f32 bundle and its bf16 one
   6 time      $B_TIME+ what the stages before leave of $TOTAL s, at least $B_TIME (configs $(config_budgets "$B_TIME") at least),
@@ -328,11 +399,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 # At the end: the scratch folder away, and check.log complete before exit.
 trap 'rm -rf "$work"; exec >&- 2>&-; wait "$tee_pid" 2>/dev/null || true' EXIT
 PY=${PYTHON:-python3}
-export dir peer out results work PY VARIANTS MMA_VARIANTS CHECK_STEPS B_TEST B_SWEEP B_PROFILE SWEEP_STEPS TOLERANCE
+export dir peer out results work PY VARIANTS MMA_VARIANTS CHECK_STEPS CHECK_BF16 G_CHECK_STEPS B_TEST T_TEST B_SWEEP B_PROFILE SWEEP_STEPS TOLERANCE TOLERANCE_BF16
 export ROUNDS MODES CONFIGS PEER_DEVICE TIME_SHARES TIME_START COMPILE_BUDGETS STEPS
 export PYTHONUNBUFFERED=1 XLC_CACHE=$work/xlc-cache CUDA_CACHE_MAXSIZE=4294967296
 
 t_all=$EPOCHREALTIME
+# A carried folder may lose its files' modes.
+chmod +x "$dir/xlc" "$dir/cuda.test" 2>/dev/null || true
 echo "== 1 header"
 t0=$EPOCHREALTIME
 date -u '+date: %Y-%m-%d %H:%M:%S UTC'

@@ -15,12 +15,17 @@
 #                          (codegen reads XLC_GPU_DOT when it builds;
 #                          "default" leaves it unset)
 #   bundles/S-f32-check.xlc  S with -D steps=20, for the loss comparison
+#   bundles/S-bf16-check.xlc S in bf16 likewise (tensor cores), where bf16 builds
 #   bundles/C-bf16.xlc     S, M and G with -D precision=bf16, where that builds
 #                          (a failure is a note, not an error)
 #   bundles/G-bf16-V.xlc   G in bf16 once per tensor-core tile variant V of
 #                          MMA_VARIANTS below (codegen reads XLC_GPU_MMA)
 #   cpu-S.metrics.jsonl    xlc train on the cpu backend, S with -D steps=20,
 #                          20 steps: the losses the GPU run must match
+#   cpu-S-bf16.metrics.jsonl  the same in bf16, with S-bf16-check.xlc
+#   cpu-G-f32.metrics.jsonl   2 steps of G on the cpu backend, f32 and bf16:
+#   cpu-G-bf16.metrics.jsonl  the losses G-f32-default.xlc and G-bf16.xlc
+#                          must match
 #   peer/                  bench's PyTorch CUDA peer and the check's Python
 #                          (torch_gpt_cuda.py, gpu_bench.py and what they import)
 #   gpu-check.sh           the check itself
@@ -47,6 +52,7 @@ VARIANTS="default 128x128x8"
 MMA_VARIANTS="128x128"
 GPU=sm_90
 CHECK_STEPS=20
+G_CHECK_STEPS=2
 MAX_BYTES=$((64 * 1024 * 1024))
 
 cd "$(dirname "$0")/.."
@@ -185,6 +191,11 @@ if [[ " ${bf16[*]} " == *" G "* ]]; then
     fi
   done
 fi
+check_bf16=
+if [[ " ${bf16[*]} " == *" S "* ]]; then
+  bundle S-bf16-check S bf16 -D "steps=$CHECK_STEPS"
+  check_bf16=1
+fi
 echo "built the bf16 bundles (${bf16[*]:-none}; G's tensor-core tiles ${mma[*]:-none}) in $(took "$t0")"
 
 # The CPU losses the GPU run is held to: the same model, settings and
@@ -196,7 +207,19 @@ run "the CPU reference (xlc train --backend cpu)" xlc train models/gpt.xl "${mod
 cp "$work/cpu-S/metrics.jsonl" "$stage/cpu-S.metrics.jsonl"
 n=$(grep -c '"loss"' "$stage/cpu-S.metrics.jsonl" || true)
 [ "$n" -eq "$CHECK_STEPS" ] || fail "the CPU reference has $n losses, not $CHECK_STEPS ($work/cpu-S/metrics.jsonl)"
-echo "trained the CPU reference ($CHECK_STEPS steps of S) in $(took "$t0")"
+if [ -n "$check_bf16" ]; then
+  run "the CPU bf16 reference (xlc train --backend cpu)" xlc train models/gpt.xl "${model[@]}" "${def[@]}" -D precision=bf16 \
+    -D "steps=$CHECK_STEPS" --backend cpu --steps "$CHECK_STEPS" --out "$work/cpu-S-bf16"
+  cp "$work/cpu-S-bf16/metrics.jsonl" "$stage/cpu-S-bf16.metrics.jsonl"
+fi
+read -ra def <<<"${defs[G]}"
+for p in f32 bf16; do
+  [ "$p" = f32 ] || [[ " ${bf16[*]} " == *" G "* ]] || continue
+  run "the CPU reference of G $p (xlc train --backend cpu)" xlc train models/gpt.xl "${model[@]}" "${def[@]}" -D "precision=$p" \
+    --backend cpu --steps "$G_CHECK_STEPS" --out "$work/cpu-G-$p"
+  cp "$work/cpu-G-$p/metrics.jsonl" "$stage/cpu-G-$p.metrics.jsonl"
+done
+echo "trained the CPU references ($CHECK_STEPS steps of S, $G_CHECK_STEPS of G) in $(took "$t0")"
 
 cp bench/peer_common.py bench/torch_gpt.py bench/torch_gpt_cuda.py bench/gpu_bench.py "$stage/peer/"
 cp scripts/gpu-check.sh "$stage/gpu-check.sh"
@@ -208,6 +231,8 @@ chmod +x "$stage/gpu-check.sh" "$stage/peer/"*.py
   printf 'VARIANTS=%q\n' "$VARIANTS"
   printf 'GPU=%q\n' "$GPU"
   printf 'CHECK_STEPS=%q\n' "$CHECK_STEPS"
+  printf 'CHECK_BF16=%q\n' "$check_bf16"
+  printf 'G_CHECK_STEPS=%q\n' "$G_CHECK_STEPS"
   printf 'BF16=%q\n' "${bf16[*]:-}"
   printf 'MMA_VARIANTS=%q\n' "${mma[*]:-}"
   for c in S M G; do

@@ -86,6 +86,10 @@ func PTX(ll string) (string, error) {
 		if b, err := os.ReadFile(path); err == nil {
 			return string(b), nil
 		}
+		if codegen.ToolchainError() != nil {
+			// A machine without LLVM runs from recorded PTX alone.
+			return "", fmt.Errorf("cuda: XLC_CUDA_PTX=%s has no %s, and LLVM is not here to make it (record it with TestRecordPTX where LLVM is)", dir, filepath.Base(path))
+		}
 	}
 	if strings.Contains(ll, "@__nv_") && codegen.Libdevice() == "" {
 		return "", fmt.Errorf("cuda: the kernels call CUDA's libdevice, which is not installed: eval \"$(scripts/cuda-sdk.sh)\" (XLC_LIBDEVICE) or apt-get install nvidia-cuda-toolkit")

@@ -64,8 +64,12 @@ func available() error {
 	case r != C.CUDA_SUCCESS:
 		return fmt.Errorf("cuda: the NVIDIA driver did not start (cuInit: %s)", errorText(r))
 	}
-	if n, err := cu.NumDevices(); err != nil || n == 0 {
-		return fmt.Errorf("cuda: no NVIDIA GPU found (cuDeviceGetCount: %d devices)", n)
+	n, err := cu.NumDevices()
+	if err != nil {
+		return fmt.Errorf("cuda: counting the GPUs: %s (cuDeviceGetCount)", driverError(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("cuda: no NVIDIA GPU found (cuDeviceGetCount: 0 devices)")
 	}
 	return nil
 }
@@ -142,10 +146,9 @@ func open() error {
 		}
 		goruntime.LockOSThread()
 		defer goruntime.UnlockOSThread()
-		if err = cu.SetCurrentContext(gpu.ctx); err == nil {
-			err = cu.SetLimit(cu.MallocHeapSize, heapBytes)
-		}
-		if err != nil {
+		if err = cu.SetCurrentContext(gpu.ctx); err != nil {
+			gpu.ctxErr = fmt.Errorf("cuda: making the context of GPU 0 (%s) current: %s", gpu.name, driverError(err))
+		} else if err = cu.SetLimit(cu.MallocHeapSize, heapBytes); err != nil {
 			gpu.ctxErr = fmt.Errorf("cuda: the device heap of GPU 0 (%s): %s", gpu.name, driverError(err))
 		}
 	})

@@ -12,10 +12,13 @@ static int xlc_capture_begin(void *stream) {
 }
 
 // xlc_capture_end ends the capture (always, so the stream leaves capture
-// mode) and, when ok and the capture succeeded, instantiates the graph.
-static int xlc_capture_end(void *stream, int ok, CUgraph *graph, CUgraphExec *exec) {
+// mode) and, when ok and the capture succeeded, instantiates the graph;
+// *instantiating tells which of the two a failure was.
+static int xlc_capture_end(void *stream, int ok, CUgraph *graph, CUgraphExec *exec, int *instantiating) {
+	*instantiating = 0;
 	CUresult r = cuStreamEndCapture((CUstream)stream, graph);
 	if (r != CUDA_SUCCESS || !ok) return (int)r;
+	*instantiating = 1;
 	return (int)cuGraphInstantiateWithFlags(exec, *graph, 0);
 }
 
@@ -60,9 +63,14 @@ func capture(s cu.Stream, name string, launch func() error) (*graph, error) {
 		ok = 1
 	}
 	g := &graph{}
-	r := C.xlc_capture_end(h, ok, &g.g, &g.x)
+	var inst C.int
+	r := C.xlc_capture_end(h, ok, &g.g, &g.x, &inst)
 	if err == nil && r != 0 {
-		err = fmt.Errorf("cuda: @%s: instantiating the captured graph: %s (XLC_CUDA_GRAPH=0 launches them one by one)", name, errorText(int(r)))
+		what := "ending the capture of the launches"
+		if inst != 0 {
+			what = "instantiating the captured graph"
+		}
+		err = fmt.Errorf("cuda: @%s: %s: %s (XLC_CUDA_GRAPH=0 launches them one by one)", name, what, errorText(int(r)))
 	}
 	if err != nil {
 		g.destroy()
