@@ -40,8 +40,8 @@ func (m *module) rowHints() []metadata.Field {
 
 // widthHint returns the hint that makes opt vectorize a loop at the
 // target's width, registered in the module once: its cost model declines
-// loops that round f32 to bf16 by vcvtneps2bf16 (convert with cvtBF16),
-// which are a quarter of the instructions of the integer rounding.
+// loops that round f32 to bf16 by LLVM's fptrunc to bfloat (convert with
+// cvtBF16), and left alone they run one element at a time.
 func (m *module) widthHint() []metadata.Field {
 	if m.width == nil {
 		h := &metadata.Tuple{MetadataID: -1, Fields: []metadata.Field{&metadata.String{Value: "llvm.loop.vectorize.width"}, constant.NewInt(types.I32, int64(m.t.Vec))}}
