@@ -59,6 +59,9 @@ func Compile(path string, src []byte, defines []parser.Define, opt Options) (*Mo
 		opt.Passes.Precision = d
 	}
 	opt.Passes.RematActivations = cfg.RematActivations()
+	if cfg.Remat == "auto" && opt.Passes.RematActivations && opt.Passes.PrecisionLog != nil {
+		fmt.Fprintf(opt.Passes.PrecisionLog, "remat auto: precision %s recomputes large activations for the backward (remat = \"attention\" keeps them)\n", cfg.Precision)
+	}
 	m := &Model{Name: prog.Name, Path: path, Source: src, Defines: defines, Config: prog.Config, Train: cfg}
 	if err := trainstep.Build(prog.Func, prog.Taps, &m.Train); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)

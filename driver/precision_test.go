@@ -110,18 +110,20 @@ func dotOf(c *ir.Func) *ir.Value {
 
 // TestRematDefault checks remat's default, auto: a half-precision step
 // recomputes large activations, planning less memory than remat =
-// "attention" does, and an f32 step keeps them.
+// "attention" does, and says so under -d precision; an f32 step keeps
+// them.
 func TestRematDefault(t *testing.T) {
 	src, err := os.ReadFile("../models/gpt.xl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	peak := func(p, remat string) int {
+	peak := func(p, remat string) (int, string) {
 		defs := []parser.Define{{Key: "d", Value: "64"}, {Key: "seq", Value: "64"}, {Key: "batch", Value: "16"}, {Key: "precision", Value: p}}
 		if remat != "" {
 			defs = append(defs, parser.Define{Key: "remat", Value: remat})
 		}
-		m, err := Compile("gpt.xl", src, defs, Options{})
+		var log strings.Builder
+		m, err := Compile("gpt.xl", src, defs, Options{Passes: passes.Options{PrecisionLog: &log}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,16 +131,21 @@ func TestRematDefault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return plan.PeakBytes
+		return plan.PeakBytes, log.String()
 	}
 	for _, p := range []string{"f32", "bf16", "f16"} {
-		auto, keep, recompute := peak(p, ""), peak(p, "attention"), peak(p, "activations")
+		auto, log := peak(p, "")
+		keep, _ := peak(p, "attention")
+		recompute, _ := peak(p, "activations")
 		want := recompute
 		if p == "f32" {
 			want = keep
 		}
 		if auto != want || recompute >= keep {
 			t.Errorf("precision %s: planned %d bytes by default, %d with remat attention, %d with activations", p, auto, keep, recompute)
+		}
+		if said := strings.Contains(log, "remat auto: precision "+p+" recomputes"); said != (p != "f32") {
+			t.Errorf("precision %s: -d precision says remat auto recomputes: %v", p, said)
 		}
 	}
 }

@@ -26,8 +26,11 @@ var commands = []struct{ name, help string }{
       prints each fusion decision and its reason on standard error;
       --fusion-fuel=N takes only the first N decisions, to bisect a
       miscompile. With -D precision=bf16 or f16, -d precision prints which
-      dots read their operands in half precision and why the others do not. --emit=ll writes the fused function's kernels as the LLVM
-      module for --cpu's target (default this machine's) or --gpu's (sm_80,
+      dots read their operands in half precision and why the others do
+      not, and that remat auto recomputes large activations (half
+      precision's default; -D remat=attention keeps them). --emit=ll
+      writes the fused function's kernels as the LLVM module for --cpu's
+      target (default this machine's) or --gpu's (sm_80,
       sm_90, a100, h100, h200; --target cuda alone: the GPU's), --emit=asm its
       assembly, --emit=ptx the PTX for --gpu (default: this machine's GPU,
       else sm_80).
