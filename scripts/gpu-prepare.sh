@@ -42,7 +42,7 @@
 # line) over 64 MiB, what a device run carries. It prints every file it
 # carries and the total.
 #
-#   scripts/gpu-prepare.sh [DIR]        then, on the GPU machine: DIR/gpu-check.sh
+#   scripts/gpu-prepare.sh [DIR]        then, on the GPU machine: bash DIR/gpu-check.sh
 set -euo pipefail
 
 # The matmul tile variants of the G bundles, swept by gpu-check.sh: f32
@@ -266,4 +266,4 @@ mv "$stage" "$dir"
 echo "$dir: prepared at $(git describe --always --dirty 2>/dev/null || echo '?'):"
 awk '$1 != "total" { if ($2 >= 1048576) printf "  %7.2f MiB  %s\n", $2 / 1048576, $3; else printf "  %7.1f KiB  %s\n", $2 / 1024, $3 }' "$dir/MANIFEST"
 echo "$dir: $mib MiB in $(awk '$1 == "total" { print $3 }' "$dir/MANIFEST") files (limit $((MAX_BYTES / 1048576)) MiB)"
-echo "next, on the GPU machine: $dir/gpu-check.sh   (here: scripts/gpu-check.sh --dry-run $dir)"
+echo "next, on the GPU machine: bash $dir/gpu-check.sh   (here: scripts/gpu-check.sh --dry-run $dir)"
