@@ -31,12 +31,6 @@ package cpu
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*xlc_kernel)(void **, int64_t, int64_t);
-
-static void xlc_call(void *fn, void **bufs, int64_t lo, int64_t hi) {
-	((xlc_kernel)fn)(bufs, lo, hi);
-}
-
 static void *xlc_alloc(size_t n) {
 	void *p = NULL;
 	if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
@@ -391,14 +385,13 @@ const minParallelWork = 1 << 15
 // run calls the kernel on its whole range, split into GOMAXPROCS contiguous
 // parts run on the thread pool (pool.go) when it is big enough.
 func (k *kernel) run() {
-	if k.extent <= 0 {
-		return
-	}
-	if n, p := k.extent, k.parts(); p <= 1 {
-		C.xlc_call(k.fn, (*unsafe.Pointer)(unsafe.Pointer(k.args)), 0, C.int64_t(n))
-	} else {
-		poolRun(k.fn, (*unsafe.Pointer)(unsafe.Pointer(k.args)), n, p)
-	}
+	ls := [1]launch{k.launch()}
+	runAll(ls[:])
+}
+
+// launch is the kernel's entry in runAll's sequence, its parts chosen now.
+func (k *kernel) launch() launch {
+	return launch{fn: k.fn, bufs: k.args, n: C.int64_t(k.extent), parts: C.int64_t(k.parts())}
 }
 
 // parts is how many parts run splits the kernel's range into now: 1 for
@@ -425,8 +418,7 @@ func (e *Executable) launches() []launch {
 		e.seq = make([]launch, len(e.kernels))
 	}
 	for i := range e.kernels {
-		k := &e.kernels[i]
-		e.seq[i] = launch{fn: k.fn, bufs: (*unsafe.Pointer)(unsafe.Pointer(k.args)), n: C.int64_t(k.extent), parts: C.int64_t(k.parts())}
+		e.seq[i] = e.kernels[i].launch()
 	}
 	return e.seq
 }

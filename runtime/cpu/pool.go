@@ -146,8 +146,6 @@ static void xlc_run_all(xlc_launch *ls, int64_t count) {
 */
 import "C"
 
-import "unsafe"
-
 // The kernels' parallel parts run on a pool of C threads that spin briefly
 // between kernels and then sleep: a step launches hundreds of kernels, and
 // starting goroutines for each (which the Go scheduler then has to place
@@ -167,10 +165,4 @@ func runAll(ls []launch) {
 	if len(ls) > 0 {
 		C.xlc_run_all(&ls[0], C.int64_t(len(ls)))
 	}
-}
-
-// poolRun calls the kernel fn on [0, n) split into parts contiguous ranges
-// run concurrently (parts - 1 must not exceed poolWorkers' count).
-func poolRun(fn unsafe.Pointer, args *unsafe.Pointer, n int64, parts int) {
-	C.xlc_pool_run(fn, (*unsafe.Pointer)(unsafe.Pointer(args)), C.int64_t(n), C.int(parts))
 }
