@@ -24,18 +24,20 @@ func (m *module) rowHints() []metadata.Field {
 		return nil
 	}
 	if m.hints == nil {
-		hint := func(name string, v constant.Constant) metadata.Field {
-			h := &metadata.Tuple{MetadataID: -1, Fields: []metadata.Field{&metadata.String{Value: name}, v}}
-			m.m.MetadataDefs = append(m.m.MetadataDefs, h)
-			return h
-		}
-		m.hints = []metadata.Field{hint("llvm.loop.interleave.count", constant.NewInt(types.I32, 1))}
-		m.hints = append(m.hints, hint("llvm.loop.vectorize.width", constant.NewInt(types.I32, int64(m.t.Vec))))
+		m.hints = []metadata.Field{m.hint("llvm.loop.interleave.count", constant.NewInt(types.I32, 1))}
+		m.hints = append(m.hints, m.widthHint()...)
 		if m.t.Vec >= 16 {
-			m.hints = append(m.hints, hint("llvm.loop.vectorize.predicate.enable", constant.True))
+			m.hints = append(m.hints, m.hint("llvm.loop.vectorize.predicate.enable", constant.True))
 		}
 	}
 	return m.hints
+}
+
+// hint registers one loop hint, the pair (name, v), in the module.
+func (m *module) hint(name string, v constant.Constant) metadata.Field {
+	h := &metadata.Tuple{MetadataID: -1, Fields: []metadata.Field{&metadata.String{Value: name}, v}}
+	m.m.MetadataDefs = append(m.m.MetadataDefs, h)
+	return h
 }
 
 // widthHint returns the hint that makes opt vectorize a loop at the
@@ -44,9 +46,7 @@ func (m *module) rowHints() []metadata.Field {
 // cvtBF16), and left alone they run one element at a time.
 func (m *module) widthHint() []metadata.Field {
 	if m.width == nil {
-		h := &metadata.Tuple{MetadataID: -1, Fields: []metadata.Field{&metadata.String{Value: "llvm.loop.vectorize.width"}, constant.NewInt(types.I32, int64(m.t.Vec))}}
-		m.m.MetadataDefs = append(m.m.MetadataDefs, h)
-		m.width = []metadata.Field{h}
+		m.width = []metadata.Field{m.hint("llvm.loop.vectorize.width", constant.NewInt(types.I32, int64(m.t.Vec)))}
 	}
 	return m.width
 }
