@@ -286,11 +286,11 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	switch {
 	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttention:
 		if m.t.gpuKernels() {
-			k.Extent, k.Cost = g.emitGPUAttention(v.Callee)
+			k.Extent, k.Cost, k.Lowering = g.emitGPUAttention(v.Callee)
 		} else {
 			k.Extent, k.Cost = g.emitAttention(v.Callee)
+			k.Lowering = LowerAttention
 		}
-		k.Lowering = LowerAttention
 	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttentionGrad:
 		if m.t.gpuKernels() {
 			k.Extent, k.Cost = g.emitGPUAttentionGrad(v.Callee)

@@ -23,6 +23,9 @@ const (
 	LowerTiledDotRows  = "tiled-dot+r"    // the GPU's dot of strips of rows, then a row kernel on them (gpudotrows.go)
 	LowerAttention     = "attention"      // scores, softmax and P·V by strips of query rows (attention.go)
 	LowerAttentionGrad = "attention-grad" // P, dS and the three gradients per head (attention_grad.go)
+	// LowerFlashAttention: the GPU's attention whose softmax is online,
+	// a key tile at a time, P never held beyond a tile (gpuflash.go).
+	LowerFlashAttention = "flash-attention"
 	// LowerRecompute: a reduce fusion without a row plan, each result
 	// element recomputing the reductions it depends on (work: result size
 	// times row length). Compile warns about each; the fusion pass should

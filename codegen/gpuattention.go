@@ -44,16 +44,10 @@ func (g *kernelBuilder) carve(scratch value.Value, at *int64, d ir.DType, n int6
 func stripBytes(d ir.DType, n int64) int64 { return (n*int64(d.Size()) + 15) / 16 * 16 }
 
 // emitGPUAttention lowers a kind=attention fusion with callee c for a
-// GPU, the CPU strips' algorithm per thread block: a unit is a strip of
-// query rows of one batch and head, as many as the scores' tile has. The
-// block computes the strip's scores into global memory of its own, waits,
-// turns them into P with the row kernel, a warp per row (in place, or
-// into a half strip when P·V reads P in half), waits, and multiplies the
-// strip by V into the result with P·V's epilogue. P never reaches the
-// arena. Blocks take units a grid apart, the grid as large as the
-// module's scratch allows; dropout's draws are computed where the row
-// kernel reads them.
-func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
+// GPU and returns its lowering: flash attention (emitGPUFlash) where the
+// row kernel is a softmax an online one can compute, else by strips of
+// whole rows (emitGPUStrips), as with XLC_GPU_ATTENTION=strips.
+func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64, lowering string) {
 	a := planAttention(c)
 	// P·V's band comes from P's mask: plan it with P as if read from
 	// memory, as it will be.
@@ -67,6 +61,25 @@ func (g *kernelBuilder) emitGPUAttention(c *ir.Func) (extent, cost int64) {
 	if sc == nil || pv == nil || pv.dot != a.pv {
 		fail("an attention fusion's products are not the tiled GPU dot's")
 	}
+	if fl := planFlash(a); fl != nil && g.mod.t.GPUAttention != "strips" {
+		extent, cost = g.emitGPUFlash(a, fl, sc, pv)
+		return extent, cost, LowerFlashAttention
+	}
+	extent, cost = g.emitGPUStrips(a, sc, pv)
+	return extent, cost, LowerAttention
+}
+
+// emitGPUStrips lowers attention a, whose products are sc and pv, by the
+// CPU strips' algorithm per thread block: a unit is a strip of query rows
+// of one batch and head, as many as the scores' tile has. The block
+// computes the strip's scores into global memory of its own, waits, turns
+// them into P with the row kernel, a warp per row (in place, or into a
+// half strip when P·V reads P in half), waits, and multiplies the strip
+// by V into the result with P·V's epilogue. P never reaches the arena.
+// Blocks take units a grid apart, the grid as large as the module's
+// scratch allows; dropout's draws are computed where the row kernel reads
+// them.
+func (g *kernelBuilder) emitGPUStrips(a *attention, sc, pv *gpuDot) (extent, cost int64) {
 	s1, s3 := sc.spec, pv.spec
 	t1 := g.tiler(sc)
 	threads := g.threads

@@ -65,6 +65,11 @@ type Target struct {
 	// GPUMMA names the tile of its tensor-core dots (gpumma.go), from
 	// XLC_GPU_MMA likewise.
 	GPUMMA string `json:",omitempty"`
+	// GPUAttention is "strips" when XLC_GPU_ATTENTION says so as the
+	// target is made: attention kernels by strips of whole rows
+	// (gpuattention.go) even where the softmax could be online
+	// (gpuflash.go), to compare the two.
+	GPUAttention string `json:",omitempty"`
 }
 
 // classes are the instruction-set classes of every architecture
@@ -121,6 +126,11 @@ func TargetFor(name string) (*Target, error) {
 			}
 			if t.GPUMMA, err = tileFromEnv("XLC_GPU_MMA", mmaTileFor); err != nil {
 				return nil, err
+			}
+			switch t.GPUAttention = os.Getenv("XLC_GPU_ATTENTION"); t.GPUAttention {
+			case "", "strips":
+			default:
+				return nil, fmt.Errorf("XLC_GPU_ATTENTION=%s: want strips, or unset for flash attention where it applies", t.GPUAttention)
 			}
 		}
 		return &t, nil

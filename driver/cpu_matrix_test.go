@@ -59,11 +59,15 @@ type matrixCase struct {
 	extra []parser.Define
 	// short marks the representative subset run under -short.
 	short bool
-	// rel, when not 0, replaces matrixRel.
-	rel float64
+	// rel, when not 0, replaces matrixRel; gpuRel, when not 0, replaces
+	// rel for kernels that run on the GPU emulator (XLC_CPU=gpu-emu).
+	rel, gpuRel float64
 }
 
 func (c matrixCase) tolerance() float64 {
+	if t, err := codegen.TargetFor(""); err == nil && t.Emulates != "" && c.gpuRel != 0 {
+		return c.gpuRel
+	}
 	if c.rel != 0 {
 		return c.rel
 	}
@@ -127,9 +131,14 @@ var matrixCases = []matrixCase{
 	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "remat", "activations")},
 	// bf16 recomputes activations by default (remat auto): the recomputed
 	// GELU reads the pre-activation's bf16 copy, as the forward does;
-	// remat = "attention" keeps the GELU's output in bf16.
-	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "precision", "bf16", "lr", "0.01"), rel: 1e-2, short: true},
-	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "remat", "attention", "precision", "bf16", "lr", "0.01"), rel: 1e-2, short: true},
+	// remat = "attention" keeps the GELU's output in bf16. The GPU's flash
+	// attention rounds the probabilities to bf16 before dividing by their
+	// sum, as FlashAttention does, where the interpreter rounds the
+	// quotient: grad_norm 1.5e-4 apart at step 0, seen 1.8e-2 at step 16
+	// (the step where the strips' kernel, rounding as the interpreter,
+	// drifts most too: 4.6e-3).
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "precision", "bf16", "lr", "0.01"), rel: 1e-2, gpuRel: 4e-2, short: true},
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "remat", "attention", "precision", "bf16", "lr", "0.01"), rel: 1e-2, gpuRel: 4e-2, short: true},
 	// Sequences longer than a GPU dot tile (64): the GPU kernels' causal
 	// tile skipping, strips of several tiles, bf16 on tensor cores.
 	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1")},
