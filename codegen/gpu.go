@@ -288,6 +288,9 @@ func (g *kernelBuilder) tileArrays(t types.Type, n int64) (a, b value.Value) {
 func (g *kernelBuilder) moduleArray(kind string, t types.Type, n int64, space types.AddrSpace) value.Value {
 	l := g.gpu()
 	g.nshared++
+	if space == 3 {
+		g.smem += (n*elemBytes(t) + 15) / 16 * 16
+	}
 	arr := types.NewArray(uint64(n), t)
 	gl := g.mod.m.NewGlobalDef(fmt.Sprintf("%s.%s%d", g.sym, kind, g.nshared), constant.NewZeroInitializer(arr))
 	gl.Linkage = enum.LinkageInternal
@@ -306,6 +309,24 @@ func (g *kernelBuilder) moduleArray(kind string, t types.Type, n int64, space ty
 		p = g.entry.NewAddrSpaceCast(gl, types.NewPointer(arr))
 	}
 	return g.entry.NewGetElementPtr(arr, p, i64c(0), i64c(0))
+}
+
+// elemBytes is the size of a shared array's element type t.
+func elemBytes(t types.Type) int64 {
+	switch t := t.(type) {
+	case *types.IntType:
+		return max(1, int64(t.BitSize)/8)
+	case *types.FloatType:
+		switch t.Kind {
+		case types.FloatKindDouble:
+			return 8
+		case types.FloatKindHalf:
+			return 2
+		}
+		return 4
+	}
+	fail("a shared array of %s", t)
+	return 0
 }
 
 // moduleScratch is an array of at least n bytes in the device's global

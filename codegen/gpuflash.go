@@ -174,9 +174,6 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 	k.t1 = g.tiler(sc)
 	threads := g.threads
 	bm, bn := k.t1.tile()
-	if bn%32 != 0 {
-		fail("a flash attention key tile of %d columns is not whole warps", bn)
-	}
 	// P·V reads P from the block's tile: rows bn apart, its columns the
 	// key tile's.
 	pt := *pv
@@ -192,11 +189,28 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 	tile := bm * bn
 	strips := (M + bm - 1) / bm
 	units := int64(s1.Batch) * strips
-	grid, mine := g.attnBlocks(units, stripBytes(ir.F32, tile)+stripBytes(pd, tile))
-	at := int64(0)
-	k.st = &flashTiles{
-		s: g.carve(mine, &at, ir.F32, tile), p: g.carve(mine, &at, pd, tile), bm: bm, bn: bn,
+	k.st = &flashTiles{bm: bm, bn: bn,
 		max: g.sharedArray(types.Float, bm), sum: g.sharedArray(types.Float, bm), alpha: g.sharedArray(types.Float, bm),
+	}
+	// The key tile's scores and P in shared memory where they fit beside
+	// the tilers' tiles (f32 P over the scores: a lane reads an element's
+	// score before it writes its P), else in global scratch.
+	grid := max(1, min(units, int64(GPUUnitGrid)))
+	sb, pb := stripBytes(ir.F32, tile), stripBytes(pd, tile)
+	if pd == ir.F32 {
+		pb = 0
+	}
+	if g.smem+sb+pb+16 <= gpuStaticShared {
+		k.st.s = g.sharedArray(types.Float, tile)
+		k.st.p = k.st.s
+		if pd != ir.F32 {
+			k.st.p = g.sharedArray(storageType(pd), tile)
+		}
+	} else {
+		var mine value.Value
+		grid, mine = g.attnBlocks(units, sb+stripBytes(pd, tile))
+		at := int64(0)
+		k.st.s, k.st.p = g.carve(mine, &at, ir.F32, tile), g.carve(mine, &at, pd, tile)
 	}
 	f, masked := fillTriangle(fl.s)
 	rowAx, colAx := len(a.scores.Type.Shape)-2, len(a.scores.Type.Shape)-1
@@ -253,6 +267,10 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 	work := units * (2*bm*N*(k1+int64(s3.N)) + bm*N*int64(1+len(a.rowBody)))
 	return grid * int64(threads), work / (grid * int64(threads))
 }
+
+// gpuStaticShared is the most shared memory a kernel's static arrays may
+// take (CUDA's limit without opting in to more).
+const gpuStaticShared = 48 << 10
 
 // A flashKernel is the state of emitGPUFlash: the fusion, its products
 // and their tilers (t3 reading P from the block's tile), the tiles, the
@@ -364,9 +382,11 @@ func (g *kernelBuilder) tileAt(m0, n0, m, n value.Value, bn int64) value.Value {
 }
 
 // flashLanes is the number of a warp's lanes that share a row of a key
-// tile bn wide in flashRows: eight elements each, so that a warp steps
-// through several rows at once and a row's reductions take few shuffles.
-func flashLanes(bn int64) int64 { return min(32, max(1, bn/8)) }
+// tile bn wide in flashRows, warps warps taking bm rows: eight elements
+// each, so that a warp steps through several rows at once and a row's
+// reductions take few shuffles, or more lanes where the warps would
+// otherwise step past the rows.
+func flashLanes(bm, bn, warps int64) int64 { return min(32, max(1, bn/8, 32*warps/bm)) }
 
 // flashRows runs the online softmax's step for the key tile at column n0
 // on the strip of rows from m0 (tensor row row0) of M rows of N keys,
@@ -379,7 +399,7 @@ func flashLanes(bn int64) int64 { return min(32, max(1, bn/8)) }
 // none, so that every lane of a warp takes part in its shuffles.
 func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles, first, m0, n0, row0 value.Value, M, N int64) {
 	tid := g.tid()
-	lanes := flashLanes(st.bn)
+	lanes := flashLanes(st.bm, st.bn, int64(g.threads/32))
 	rows := 32 / lanes // a warp's at a time
 	step := int64(g.threads/32) * rows
 	if 32%lanes != 0 || st.bn%lanes != 0 || st.bm%step != 0 {

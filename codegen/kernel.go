@@ -183,12 +183,13 @@ type kernelBuilder struct {
 	cvtBF16 bool
 
 	// A GPU kernel's frame, its threads per block (0: gpuBlock) when the
-	// emitter chose them, whether its threads synchronize (coop) and its
-	// shared arrays' count (gpu.go).
+	// emitter chose them, whether its threads synchronize (coop), its
+	// shared arrays' count and their bytes (gpu.go).
 	frame   *kernelFrame
 	threads int
 	coop    bool
 	nshared int
+	smem    int64
 	// tiles are the dot tilers' shared tiles, by element type and size
 	// (tileArrays); ptid is the thread's index as the product being
 	// emitted read it (freshTid), nil outside one.

@@ -10,10 +10,12 @@
 // stack of its own and a minimal x86-64 context switch): a thread runs
 // until it waits at a barrier
 // (all the block's threads), at a warp exchange (its warp's 32 threads) or
-// ends; when every live thread waits, the waiting warps whose every live
-// thread waits go on, else the barrier opens once every thread of the
-// block waits at it. So a missing barrier reads what no thread has written
-// yet, deterministically, and a barrier that not every thread reaches is
+// ends; when every live thread waits, the first warp whose every live
+// thread waits at an exchange goes on alone, else the barrier opens once
+// every thread of the block waits at it. So the first warp runs as far
+// ahead of the others as a GPU may let it, and a missing barrier (within
+// a warp's threads or between warps) reads what no thread has written
+// yet, deterministically; a barrier that not every thread reaches is
 // reported, as a GPU would hang or misbehave.
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -123,11 +125,11 @@ static void wait(int s) {
 	xlc_emu_switch(&f->sp, b->sched);
 }
 
-// release resumes what may go on once no fiber can run: whole warps
-// waiting at an exchange first, else the block at its barrier. It returns
+// release resumes what may go on once no fiber can run: the first warp
+// waiting whole at an exchange, else the block at its barrier. It returns
 // 0 when every thread has ended.
 static int release(struct block *b) {
-	int live = 0, released = 0, barrier = 0, done = 0;
+	int live = 0, barrier = 0, done = 0;
 	for (int w = 0; w < b->threads; w += WARP) {
 		int end = w + WARP < b->threads ? w + WARP : b->threads, waiting = 0, alive = 0;
 		for (int i = w; i < end; i++) {
@@ -138,10 +140,9 @@ static int release(struct block *b) {
 		if (alive > 0 && waiting == alive) {
 			for (int i = w; i < end; i++)
 				if (b->f[i].state == AT_WARP) b->f[i].state = RUNNABLE;
-			released = 1;
+			return 1;
 		}
 	}
-	if (released) return 1;
 	for (int i = 0; i < b->threads; i++) {
 		int s = b->f[i].state;
 		live += s != DONE;
