@@ -18,9 +18,11 @@
 #                the same for S in bf16 (2e-2) and for the first 2 steps
 #                of G's default f32 and bf16 bundles (cpu-G-*.metrics.jsonl);
 #                a failed run again for one step with XLC_DEBUG=1;
-#   5. sweep     xlc bench of each matmul tile variant's G bundle (a few
-#                steps each), f32 and bf16 (tensor-core tiles); the fastest
-#                of each is G's xlc row below;
+#   5. sweep     xlc bench of each variant's G bundle (a few steps each),
+#                f32 and bf16: matmul tiles (tensor-core tiles in bf16),
+#                and attention by strips of whole rows against flash
+#                attention (the default); the fastest of each is G's xlc
+#                row below;
 #   5b. profile  XLC_DEBUG=2 xlc bench of the fastest G bundle (and G's
 #                bf16 one): where a step's device time goes, per kernel
 #                and per lowering, kept in profile-G-*.txt;
@@ -129,14 +131,19 @@ timing_rows() {
   for c in S M; do
     echo "$c f32 $dir/bundles/$c-f32.xlc -"
   done
-  echo "G f32 $dir/bundles/G-f32-$best.xlc $best-tiles"
+  echo "G f32 $dir/bundles/G-f32-$best.xlc $(variant_label "$best")"
   for c in S M G; do
     if [ "$c" = G ] && [ "$mma" != default ]; then
-      echo "G bf16 $dir/bundles/G-bf16-$mma.xlc $mma-tiles"
+      echo "G bf16 $dir/bundles/G-bf16-$mma.xlc $(variant_label "$mma")"
     elif [ -f "$dir/bundles/$c-bf16.xlc" ]; then
       echo "$c bf16 $dir/bundles/$c-bf16.xlc -"
     fi
   done
+}
+
+# variant_label is the timing row's label of a G bundle variant.
+variant_label() {
+  if [ "$1" = strips ]; then echo strips-attention; else echo "$1-tiles"; fi
 }
 
 # bf16_sweep lists G's bf16 variants and their bundles: the default, then
@@ -255,13 +262,13 @@ stage_sweep() {
     while read -r v f; do
       if line=$(timeout -k 3 "$B_SWEEP" "$dir/xlc" bench --bundle "$f" --backend cuda \
         --steps "$SWEEP_STEPS" --warmup 1 2>&1) && rate=$(sed -nE 's/.*: ([0-9.]+) tokens\/s.*/\1/p' <<<"$line") && [ -n "$rate" ]; then
-        echo "  G $p tiles $v: $rate tokens/s"
+        echo "  G $p $v: $rate tokens/s"
         "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$p-$v" tokens_per_s="$rate" steps="$SWEEP_STEPS"
         if awk -v a="$rate" -v b="$best_rate" 'BEGIN { exit !(a > b) }'; then
           best=$v best_rate=$rate
         fi
       else
-        echo "  G $p tiles $v: FAILED: $(tail -1 <<<"${line:-ran over ${B_SWEEP} s}")"
+        echo "  G $p $v: FAILED: $(tail -1 <<<"${line:-ran over ${B_SWEEP} s}")"
         [ "$failed" -gt 0 ] || XLC_DEBUG=1 timeout -k 3 "$B_SWEEP" "$dir/xlc" bench --bundle "$f" --backend cuda \
           --steps 1 --warmup 0 2>&1 | tail -2 | sed 's/^/    XLC_DEBUG=1: /' || true
         "$PY" "$peer/gpu_bench.py" record "$results" kind=sweep variant="$p-$v" why="$(tail -1 <<<"${line:-timeout}")"
@@ -270,7 +277,7 @@ stage_sweep() {
     done < <(if [ "$p" = f32 ]; then for v in $VARIANTS; do echo "$v $dir/bundles/G-f32-$v.xlc"; done; else bf16_sweep; fi)
     if [ -n "$best" ]; then
       if [ "$p" = f32 ]; then echo "$best" >"$work/best-variant"; else echo "$best" >"$work/best-mma"; fi
-      echo "best $p tiles: $best ($best_rate tokens/s)"
+      echo "best $p variant: $best ($best_rate tokens/s)"
     fi
   done
   [ "$failed" -eq 0 ]

@@ -13,13 +13,16 @@
 #   bundles/G-f32-V.xlc    batch 8), f32, for --target cuda --gpu sm_90; G once
 #                          per matmul tile variant V of VARIANTS below
 #                          (codegen reads XLC_GPU_DOT when it builds;
-#                          "default" leaves it unset)
+#                          "default" leaves it unset; "strips" is the
+#                          default tiles with XLC_GPU_ATTENTION=strips:
+#                          attention by whole rows, not flash)
 #   bundles/S-f32-check.xlc  S with -D steps=20, for the loss comparison
 #   bundles/S-bf16-check.xlc S in bf16 likewise (tensor cores), where bf16 builds
 #   bundles/C-bf16.xlc     S, M and G with -D precision=bf16, where that builds
 #                          (a failure is a note, not an error)
 #   bundles/G-bf16-V.xlc   G in bf16 once per tensor-core tile variant V of
-#                          MMA_VARIANTS below (codegen reads XLC_GPU_MMA)
+#                          MMA_VARIANTS below (codegen reads XLC_GPU_MMA;
+#                          "strips" as for f32)
 #   cpu-S.metrics.jsonl    xlc train on the cpu backend, S with -D steps=20,
 #                          20 steps: the losses the GPU run must match
 #   cpu-S-bf16.metrics.jsonl  the same in bf16, with S-bf16-check.xlc
@@ -45,11 +48,12 @@
 #   scripts/gpu-prepare.sh [DIR]        then, on the GPU machine: bash DIR/gpu-check.sh
 set -euo pipefail
 
-# The matmul tile variants of the G bundles, swept by gpu-check.sh: f32
-# tiles (XLC_GPU_DOT) and, besides the default, tensor-core tiles
-# (XLC_GPU_MMA) of the bf16 bundle.
-VARIANTS="default 128x128x8"
-MMA_VARIANTS="128x128"
+# The variants of the G bundles, swept by gpu-check.sh: f32 tiles
+# (XLC_GPU_DOT) and, besides the default, tensor-core tiles (XLC_GPU_MMA)
+# of the bf16 bundle; "strips" in either is attention by strips of whole
+# rows (XLC_GPU_ATTENTION=strips) instead of flash attention.
+VARIANTS="default 128x128x8 strips"
+MMA_VARIANTS="128x128 strips"
 GPU=sm_90
 CHECK_STEPS=20
 G_CHECK_STEPS=2
@@ -57,7 +61,7 @@ MAX_BYTES=$((64 * 1024 * 1024))
 
 cd "$(dirname "$0")/.."
 dir=${1:-gpu}
-unset XLC_GPU_DOT XLC_GPU_MMA  # only the variants below set them
+unset XLC_GPU_DOT XLC_GPU_MMA XLC_GPU_ATTENTION  # only the variants below set them
 fail() {
   echo "gpu-prepare.sh: $*" >&2
   exit 1
@@ -154,11 +158,11 @@ bundle S-f32 S f32
 bundle S-f32-check S f32 -D "steps=$CHECK_STEPS"
 bundle M-f32 M f32
 for v in $VARIANTS; do
-  if [ "$v" = default ]; then
-    bundle "G-f32-$v" G f32
-  else
-    XLC_GPU_DOT=$v bundle "G-f32-$v" G f32
-  fi
+  case $v in
+  default) bundle "G-f32-$v" G f32 ;;
+  strips) XLC_GPU_ATTENTION=strips bundle "G-f32-$v" G f32 ;;
+  *) XLC_GPU_DOT=$v bundle "G-f32-$v" G f32 ;;
+  esac
 done
 echo "built the f32 bundles in $(took "$t0")"
 dups=$(cd "$stage/bundles" && sha256sum G-f32-*.xlc | sort | uniq -w64 -D | cut -c67- | paste -sd' ')
@@ -183,8 +187,10 @@ mma=()
 if [[ " ${bf16[*]} " == *" G "* ]]; then
   read -ra def <<<"${defs[G]}"
   for v in $MMA_VARIANTS; do
-    if XLC_GPU_MMA=$v xlc build models/gpt.xl "${model[@]}" "${def[@]}" -D precision=bf16 --target cuda --gpu "$GPU" \
-      -o "$stage/bundles/G-bf16-$v.xlc" >"$work/bf16-G-$v.log" 2>&1; then
+    knob=XLC_GPU_MMA
+    [ "$v" != strips ] || knob=XLC_GPU_ATTENTION
+    if (export "$knob=$v" && xlc build models/gpt.xl "${model[@]}" "${def[@]}" -D precision=bf16 --target cuda --gpu "$GPU" \
+      -o "$stage/bundles/G-bf16-$v.xlc" >"$work/bf16-G-$v.log" 2>&1); then
       mma+=("$v")
     else
       echo "note: no G-bf16-$v bundle: $(telling "$work/bf16-G-$v.log")"
