@@ -293,11 +293,11 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		}
 	case v.Op == ir.OpFusion && v.Attrs.String("kind") == ir.FusionAttentionGrad:
 		if m.t.gpuKernels() {
-			k.Extent, k.Cost = g.emitGPUAttentionGrad(v.Callee)
+			k.Extent, k.Cost, k.Lowering = g.emitGPUAttentionGrad(v.Callee)
 		} else {
 			k.Extent, k.Cost = g.emitAttentionGrad(v.Callee)
+			k.Lowering = LowerAttentionGrad
 		}
-		k.Lowering = LowerAttentionGrad
 	case multi && columns:
 		k.Extent, k.Cost = g.emitColumnSums(g.results)
 		k.Lowering = LowerReduce

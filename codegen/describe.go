@@ -26,6 +26,9 @@ const (
 	// LowerFlashAttention: the GPU's attention whose softmax is online,
 	// a key tile at a time, P never held beyond a tile (gpuflash.go).
 	LowerFlashAttention = "flash-attention"
+	// LowerFlashAttentionGrad: the GPU's attention backward a key tile at
+	// a time in shared memory (gpuflash_grad.go).
+	LowerFlashAttentionGrad = "flash-attention-grad"
 	// LowerRecompute: a reduce fusion without a row plan, each result
 	// element recomputing the reductions it depends on (work: result size
 	// times row length). Compile warns about each; the fusion pass should

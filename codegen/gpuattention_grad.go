@@ -20,19 +20,28 @@ type gpuGrad struct {
 }
 
 // emitGPUAttentionGrad lowers a kind=attention_grad fusion with callee c
-// for a GPU. A unit is one head, its query rows taken a strip at a time
-// (the scores' tile height): the block recomputes the strip's P (the
-// scores' tiles with P's elementwise epilogue) and dP into strips of
-// global memory of its own, runs dS's row kernel a warp per row, then
-// multiplies the strips: dQ's rows of the strip whole, and dK and dV as
-// the strip's share of their sums over the query rows, added to what the
-// earlier strips stored. One block owns a head's gradients, so the sums
-// need no atomics and are the same run to run.
-func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
-	a := planAttentionGrad(c)
+// for a GPU and returns its lowering: FlashAttention-2's backward
+// (emitGPUFlashGrad) where it applies, else by strips of whole rows
+// (emitGPUGradStrips), as with XLC_GPU_ATTENTION=strips.
+func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64, lowering string) {
+	a, sp, sdp, grads := g.planGPUAttentionGrad(c)
+	if g.mod.t.GPUAttention != "strips" {
+		if extent, cost, ok := g.emitGPUFlashGrad(a, sp, sdp, grads); ok {
+			return extent, cost, LowerFlashAttentionGrad
+		}
+	}
+	extent, cost = g.emitGPUGradStrips(a, sp, sdp, grads)
+	return extent, cost, LowerAttentionGrad
+}
+
+// planGPUAttentionGrad plans callee c's products for the tiled GPU dot:
+// P's (the scores' with P's epilogue), dP's (with dS's) and the three
+// gradients'.
+func (g *kernelBuilder) planGPUAttentionGrad(c *ir.Func) (a *attentionGrad, sp, sdp *gpuDot, grads []gpuGrad) {
+	a = planAttentionGrad(c)
 	g.noteFills(a.p, a.ds, a.pHalf)
-	sp := g.gpuDotFor(a.scores, a.p, a.pBody, []*ir.Value{a.p})
-	sdp := g.gpuDotFor(a.dp, a.dp, a.dsBody, []*ir.Value{a.ds})
+	sp = g.gpuDotFor(a.scores, a.p, a.pBody, []*ir.Value{a.p})
+	sdp = g.gpuDotFor(a.dp, a.dp, a.dsBody, []*ir.Value{a.ds})
 	read := []*ir.Value{a.p, a.ds}
 	if a.pHalf != nil {
 		read = append(read, a.pHalf)
@@ -40,7 +49,7 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 	for _, v := range read {
 		g.ptrs[v] = g.out // read from memory, as they will be
 	}
-	grads := make([]gpuGrad, len(a.grads))
+	grads = make([]gpuGrad, len(a.grads))
 	for i, gr := range a.grads {
 		gd := g.gpuDotFor(gr.dot, gr.dot, nil, nil)
 		if gd == nil {
@@ -60,6 +69,20 @@ func (g *kernelBuilder) emitGPUAttentionGrad(c *ir.Func) (extent, cost int64) {
 	if sp == nil || sdp == nil {
 		fail("an attention_grad fusion's products are not the tiled GPU dot's")
 	}
+	return a, sp, sdp, grads
+}
+
+// emitGPUGradStrips lowers attention's backward a, whose products are
+// sp, sdp and grads, by strips of whole rows. A unit is one head, its
+// query rows taken a strip at a time (the scores' tile height): the block
+// recomputes the strip's P (the scores' tiles with P's elementwise
+// epilogue) and dP into strips of global memory of its own, runs dS's row
+// kernel a warp per row, then multiplies the strips: dQ's rows of the
+// strip whole, and dK and dV as the strip's share of their sums over the
+// query rows, added to what the earlier strips stored. One block owns a
+// head's gradients, so the sums need no atomics and are the same run to
+// run.
+func (g *kernelBuilder) emitGPUGradStrips(a *attentionGrad, sp, sdp *gpuDot, grads []gpuGrad) (extent, cost int64) {
 	tp := g.tiler(sp)
 	threads := g.threads
 	tdp := g.tiler(sdp)

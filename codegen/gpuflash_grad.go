@@ -1,0 +1,410 @@
+package codegen
+
+import (
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"xlc/ir"
+)
+
+// A flashGrad is the state of emitGPUFlashGrad: the backward's plan, its
+// products' tilers (the gradients' reading P, P's half copy and dS from
+// the block's tiles), the key tile's tiles, the strip's rows' sums D in
+// shared memory, the thread's share of dQ and the current head and strip.
+type flashGrad struct {
+	g       *kernelBuilder
+	a       *attentionGrad
+	sp, sdp *gpuDot
+	grads   []gpuGrad
+	red     *ir.Value // dS's row kernel's one reduction
+	tp, tdp gpuTiler
+	bm, bn  int64
+	// p, ph and ds are the key tile's P, P's half copy (or nil) and dS; r
+	// the reduction's terms, f32, over ds and ph.
+	p, ph, ds, r value.Value
+	d            value.Value // the strip's rows' reductions, f32
+	dq           []value.Value
+	started      value.Value // i1: a key tile of the strip has run
+	skip         *triangle   // key tiles wholly outside it add nothing
+	bt, m0, row0 value.Value
+}
+
+// emitGPUFlashGrad lowers attention's backward a (products sp, sdp and
+// grads, planGPUAttentionGrad's) FlashAttention-2's way where it can,
+// reporting false, having emitted nothing, where it cannot: dS's row
+// kernel has one reduction (D, a row's sum over the keys), and every
+// gradient's tile divides the key tile. A unit is one head, its query
+// rows taken a strip at a time; for each strip the block walks the key
+// tiles twice, the tiles in shared memory (global memory of its own where
+// they do not fit): first recomputing the tile's P and dP to add the
+// tile's terms of D, then again to compute dS from them and D, adding
+// dS·K to the strip's dQ, held in registers, and Pᵀ·dO and dSᵀ·Q to the
+// tile's rows of dV and dK, which the block owns. Key tiles where P, dS
+// and D's terms are zero (outside a causal mask) are skipped.
+func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grads []gpuGrad) (extent, cost int64, ok bool) {
+	k := &flashGrad{g: g, a: a, sp: sp, sdp: sdp}
+	for _, w := range a.rows.row {
+		if w.Op == ir.OpReduceMax || w.Op == ir.OpReduceSum && k.red != nil {
+			return 0, 0, false
+		}
+		if w.Op == ir.OpReduceSum {
+			k.red = w
+		}
+	}
+	if k.red == nil || k.red.Type.DType != ir.F32 {
+		return 0, 0, false
+	}
+	k.tp = g.tiler(sp)
+	threads := g.threads
+	k.tdp = g.tiler(sdp)
+	k.bm, k.bn = k.tp.tile()
+	bm, bn := k.bm, k.bn
+	if bm2, bn2 := k.tdp.tile(); bm2 != bm || bn2 != bn || g.threads != threads {
+		return 0, 0, false
+	}
+	// The gradients read their first operand from the tiles: rows bn
+	// apart.
+	for _, gr := range grads {
+		gd := *gr.gd
+		gd.spec.LDA = int(bn)
+		gr.gd = &gd
+		gr.tl = g.tiler(&gd)
+		gbm, _ := gr.tl.tile()
+		if g.threads != threads || gr.sums && (gbm > bn || bn%gbm != 0) || !gr.sums && gbm != bm {
+			return 0, 0, false
+		}
+		k.grads = append(k.grads, gr)
+	}
+	M, N := int64(sp.spec.M), int64(sp.spec.N)
+	tile := bm * bn
+	pd, dsd := a.p.Type.DType, a.ds.Type.DType
+	phBytes := int64(0)
+	if a.pHalf != nil {
+		phBytes = stripBytes(a.pHalf.Type.DType, tile)
+	}
+	// r shares its bytes with dS and P's half copy: it is read before
+	// they are written.
+	region := max(stripBytes(ir.F32, tile), stripBytes(dsd, tile)+phBytes)
+	pBytes := stripBytes(pd, tile)
+	k.d = g.sharedArray(types.Float, bm)
+	units := int64(sp.spec.Batch)
+	grid := max(1, min(units, int64(GPUUnitGrid)))
+	var base value.Value
+	if g.smem+pBytes+region <= gpuStaticShared {
+		k.p = g.sharedArray(storageType(pd), tile)
+		base = g.b.NewBitCast(g.sharedArray(types.Float, region/4), types.I8Ptr)
+	} else {
+		var mine value.Value
+		grid, mine = g.attnBlocks(units, pBytes+region)
+		at := int64(0)
+		k.p = g.carve(mine, &at, pd, tile)
+		base = g.b.NewGetElementPtr(types.I8, mine, i64c(at))
+	}
+	at := int64(0)
+	k.r = g.carve(base, &at, ir.F32, tile)
+	at = 0
+	k.ds = g.carve(base, &at, dsd, tile)
+	if a.pHalf != nil {
+		k.ph = g.carve(base, &at, a.pHalf.Type.DType, tile)
+	}
+	k.skip = gradSkip(a, k.red)
+	k.started = g.alloca(types.I1)
+	g.strideLoop("head", g.ctaid(), i64c(units), i64c(grid), func(bt value.Value) {
+		k.bt = bt
+		k.zeroSums()
+		g.strideLoop("strip", i64c(0), i64c(M), i64c(bm), func(m0 value.Value) {
+			k.m0 = m0
+			k.row0 = g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m0)
+			g.strideLoop("dz", g.tid(), i64c(bm), i64c(int64(g.threads)), func(r value.Value) {
+				g.b.NewStore(fconst(types.Float, 0), g.b.NewGetElementPtr(types.Float, k.d, r))
+			})
+			g.b.NewStore(constant.False, k.started)
+			g.barrier()
+			k.keys(k.termsOfD)
+			k.keys(k.gradients)
+			k.storeDQ()
+		})
+	})
+	dh := int64(grads[0].gd.spec.N)
+	work := units * (2*M*N*(2*int64(sp.spec.K)+2*int64(sdp.spec.K)+3*dh) + 2*M*N*int64(len(a.dsBody)+len(a.pBody)))
+	return grid * int64(threads), work / (grid * int64(threads)), true
+}
+
+// gradSkip is the triangle outside which P, dS and the terms of dS's
+// reduction red are all zero (a causal mask's), so that a key tile
+// wholly outside it adds nothing, or nil.
+func gradSkip(a *attentionGrad, red *ir.Value) *triangle {
+	fp, ok := fillTriangle(a.p)
+	fds, ok2 := fillTriangle(a.ds)
+	r := len(a.p.Type.Shape)
+	if !ok || !ok2 || fp.c != 0 || fds.c != 0 || fp.t != fds.t || !zeroOutside(red.Args[0], fp.t) {
+		return nil
+	}
+	if t := fp.t; t.A == r-2 && t.B == r-1 || t.A == r-1 && t.B == r-2 {
+		return &t
+	}
+	return nil
+}
+
+// zeroOutside reports whether v is zero outside triangle t: a zero fill
+// there, or a negation, a quotient or a product with such a factor. (A
+// product of zero and an infinity is NaN, as the dot's bands assume
+// away; see triangle.go.)
+func zeroOutside(v *ir.Value, t triangle) bool {
+	if f, ok := fillTriangle(v); ok && f.t == t && f.c == 0 {
+		return true
+	}
+	switch v.Op {
+	case ir.OpNeg, ir.OpConvert:
+		return zeroOutside(v.Args[0], t)
+	case ir.OpDiv:
+		return zeroOutside(v.Args[0], t)
+	case ir.OpMul:
+		return zeroOutside(v.Args[0], t) || zeroOutside(v.Args[1], t)
+	}
+	return false
+}
+
+// keys runs step on every key tile of the strip, or those not wholly
+// outside k.skip.
+func (k *flashGrad) keys(step func(n0 value.Value)) {
+	g := k.g
+	N := int64(k.sp.spec.N)
+	g.strideLoop("key", i64c(0), i64c(N), i64c(k.bn), func(n0 value.Value) {
+		if k.skip == nil {
+			step(n0)
+			return
+		}
+		// The largest difference idx[A] − idx[B] in the tile, at a corner.
+		d := g.b.NewSub(g.b.NewAdd(k.m0, i64c(k.bm-1)), n0)
+		if k.skip.A == len(k.a.p.Type.Shape)-1 {
+			d = g.b.NewSub(g.b.NewAdd(n0, i64c(k.bn-1)), k.m0)
+		}
+		g.ifThen("klive", g.b.NewICmp(enum.IPredSGE, d, i64c(int64(k.skip.C))), func() { step(n0) })
+	})
+}
+
+// pTile computes the key tile's P into its tile, and with half P's half
+// copy.
+func (k *flashGrad) pTile(n0 value.Value, half bool) {
+	g, a, s := k.g, k.a, k.sp.spec
+	M, N := int64(s.M), int64(s.N)
+	offQ, offK := g.batchOffsets(s, k.bt)
+	klo, khi, live := g.bandRange(s, k.m0, n0, k.bm, k.bn)
+	k.tp.product(offQ, offK, k.m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, x value.Value) {
+		g.ifThen("pstore", g.inside(m, M, n, N), func() {
+			ix := atLinear(a.p.Type.Shape, g.productIndex(k.bt, m, n, M, N))
+			at := g.tileAt(k.m0, n0, m, n, k.bn)
+			g.rowVals = map[*ir.Value]value.Value{a.scores: x}
+			p := g.elem(a.p, ix)
+			g.storeAt(a.p.Type.DType, p, k.p, at)
+			if half && a.pHalf != nil {
+				g.rowVals = map[*ir.Value]value.Value{a.p: p}
+				g.storeAt(a.pHalf.Type.DType, g.elem(a.pHalf, ix), k.ph, at)
+			}
+			g.rowVals = nil
+		})
+	})
+	g.barrier()
+}
+
+// dpTile runs dP's product for the key tile, calling each with the
+// element (m, n) inside the product, its index in P's shape, its place in
+// the tiles, and the values dP and P there.
+func (k *flashGrad) dpTile(n0 value.Value, each func(m value.Value, ix *index, at, dp, p value.Value)) {
+	g, a, s := k.g, k.a, k.sdp.spec
+	M, N := int64(s.M), int64(s.N)
+	offA, offB := g.batchOffsets(s, k.bt)
+	klo, khi, live := g.bandRange(s, k.m0, n0, k.bm, k.bn)
+	k.tdp.product(offA, offB, k.m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, x value.Value) {
+		g.ifThen("dpin", g.inside(m, M, n, N), func() {
+			ix := atLinear(a.p.Type.Shape, g.productIndex(k.bt, m, n, M, N))
+			at := g.tileAt(k.m0, n0, m, n, k.bn)
+			each(m, ix, at, x, g.loadAt(a.p.Type.DType, k.p, at))
+		})
+	})
+	g.barrier()
+}
+
+// termsOfD adds the key tile's terms of each row's reduction to D: the
+// terms into r, then a few lanes per row sum them (flashLanes).
+func (k *flashGrad) termsOfD(n0 value.Value) {
+	g, a := k.g, k.a
+	M, N := int64(k.sp.spec.M), int64(k.sp.spec.N)
+	k.pTile(n0, false)
+	cols := g.b.NewSub(i64c(N), n0)
+	k.dpTile(n0, func(_ value.Value, ix *index, at, dp, p value.Value) {
+		g.rowVals = map[*ir.Value]value.Value{a.dp: dp, a.p: p}
+		g.storeAt(ir.F32, g.elem(k.red.Args[0], ix), k.r, at)
+		g.rowVals = nil
+	})
+	warps := int64(g.threads / 32)
+	lanes := flashLanes(k.bm, k.bn, warps)
+	rows := 32 / lanes
+	step := warps * rows
+	if k.bn%lanes != 0 || k.bm%step != 0 {
+		fail("flash attention rows of %d×%d do not divide among %d threads", k.bm, k.bn, g.threads)
+	}
+	tid := g.tid()
+	lane := g.b.NewURem(tid, i64c(32))
+	sub, grp := g.b.NewURem(lane, i64c(lanes)), g.b.NewUDiv(lane, i64c(lanes))
+	g.strideLoop("drow", g.b.NewMul(g.b.NewUDiv(tid, i64c(32)), i64c(rows)), i64c(k.bm), i64c(step), func(rw value.Value) {
+		r := g.b.NewAdd(rw, grp)
+		sum := fconst(types.Float, 0)
+		for q := int64(0); q < k.bn/lanes; q++ {
+			c := g.b.NewAdd(sub, i64c(lanes*q))
+			x := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, k.r, g.b.NewAdd(g.b.NewMul(r, i64c(k.bn)), c)))
+			sum = g.b.NewFAdd(sum, g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, c, cols), x, fconst(types.Float, 0)))
+		}
+		for off := lanes / 2; off >= 1; off /= 2 {
+			sum = g.b.NewFAdd(sum, g.shuffle(shflBfly, sum, i32c(off)))
+		}
+		in := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, g.b.NewAdd(k.m0, r), i64c(M)), g.b.NewICmp(enum.IPredEQ, sub, i64c(0)))
+		g.ifThen("dadd", in, func() {
+			p := g.b.NewGetElementPtr(types.Float, k.d, r)
+			g.b.NewStore(g.b.NewFAdd(g.b.NewLoad(types.Float, p), sum), p)
+		})
+	})
+	g.barrier()
+}
+
+// gradients computes the key tile's dS from P, dP and D, adds dS·K to
+// the strip's dQ and Pᵀ·dO and dSᵀ·Q to the tile's rows of dV and dK.
+func (k *flashGrad) gradients(n0 value.Value) {
+	g, a := k.g, k.a
+	M := int64(k.sp.spec.M)
+	k.pTile(n0, true)
+	k.dpTile(n0, func(m value.Value, ix *index, at, dp, p value.Value) {
+		row := g.b.NewAdd(g.b.NewMul(k.bt, i64c(M)), m)
+		g.rowVals = map[*ir.Value]value.Value{a.dp: dp, a.p: p,
+			k.red: g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, k.d, g.b.NewSub(m, k.m0)))}
+		for _, w := range a.rows.row {
+			if w != k.red {
+				g.rowVals[w] = g.elemOp(w, atLinear(w.Type.Shape, row))
+			}
+		}
+		g.storeAt(a.ds.Type.DType, g.elem(a.ds, ix), k.ds, at)
+		g.rowVals = nil
+	})
+	// The gradients read the tiles: element (q, key) at (q − m0)·bn +
+	// key − n0.
+	shift := g.b.NewAdd(g.b.NewMul(k.m0, i64c(k.bn)), n0)
+	g.ptrs[a.p] = g.shifted(storageType(a.p.Type.DType), k.p, shift)
+	g.ptrs[a.ds] = g.shifted(storageType(a.ds.Type.DType), k.ds, shift)
+	if a.pHalf != nil {
+		g.ptrs[a.pHalf] = g.shifted(storageType(a.pHalf.Type.DType), k.ph, shift)
+	}
+	first := g.b.NewXor(g.b.NewLoad(types.I1, k.started), constant.True)
+	for _, gr := range k.grads {
+		if gr.sums {
+			k.addSums(gr, n0)
+		} else {
+			k.addDQ(gr, n0, first)
+		}
+	}
+	g.forget([]*ir.Value{a.p, a.ds, a.pHalf}, nil)
+	g.b.NewStore(constant.True, k.started)
+	// The next key tile's products write the tiles these read.
+	g.barrier()
+}
+
+// addDQ adds the key tile's dS·K to the thread's share of the strip's dQ
+// (first: the strip's first tile, which sets it).
+func (k *flashGrad) addDQ(gr gpuGrad, n0, first value.Value) {
+	g, s := k.g, gr.gd.spec
+	_, offB := g.batchOffsets(s, k.bt)
+	_, gbn := gr.tl.tile()
+	i := 0
+	for n3 := int64(0); n3 < int64(s.N); n3 += gbn {
+		kl, kh, live := g.bandRange(s, k.m0, i64c(n3), k.bm, gbn)
+		kl = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, kl, n0), kl, n0)
+		kh = g.b.NewSelect(live, g.min64(kh, g.b.NewAdd(n0, i64c(k.bn))), kl)
+		gr.tl.product(i64c(0), offB, k.m0, i64c(n3), kl, kh, func(m, n, x value.Value) {
+			if i == len(k.dq) {
+				k.dq = append(k.dq, g.alloca(types.Float))
+			}
+			o := k.dq[i]
+			i++
+			old := g.b.NewSelect(first, fconst(types.Float, 0), g.b.NewLoad(types.Float, o))
+			g.b.NewStore(g.b.NewFAdd(old, x), o)
+		})
+	}
+}
+
+// addSums adds the strip's share of a sum over the query rows (dV, dK)
+// to the key tile's rows of its result.
+func (k *flashGrad) addSums(gr gpuGrad, n0 value.Value) {
+	g, s := k.g, gr.gd.spec
+	_, offB := g.batchOffsets(s, k.bt)
+	gbm, gbn := gr.tl.tile()
+	Mk, Nd := int64(s.M), int64(s.N)
+	end := g.min64(g.b.NewAdd(n0, i64c(k.bn)), i64c(Mk))
+	for r0 := int64(0); r0 < k.bn; r0 += gbm {
+		mt := g.b.NewAdd(n0, i64c(r0))
+		for n3 := int64(0); n3 < Nd; n3 += gbn {
+			kl, kh, live := g.bandRange(s, mt, i64c(n3), gbm, gbn)
+			kl = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, kl, k.m0), kl, k.m0)
+			kh = g.b.NewSelect(live, g.min64(kh, g.b.NewAdd(k.m0, i64c(k.bm))), kl)
+			g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
+				gr.tl.product(i64c(0), offB, mt, i64c(n3), kl, kh, func(m, n, x value.Value) {
+					in := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, m, end), g.b.NewICmp(enum.IPredSLT, n, i64c(Nd)))
+					g.ifThen("sadd", in, func() {
+						at := g.rootIndex(gr.gd, g.productIndex(k.bt, m, n, Mk, Nd))
+						g.storeAt(ir.F32, g.b.NewFAdd(g.loadAt(ir.F32, g.out, at), x), g.out, at)
+					})
+				})
+			})
+		}
+	}
+}
+
+// zeroSums zeroes the head's rows of the sums (dV, dK) before its strips
+// add to them.
+func (k *flashGrad) zeroSums() {
+	g := k.g
+	for _, gr := range k.grads {
+		if !gr.sums {
+			continue
+		}
+		s := gr.gd.spec
+		Mk, Nd := int64(s.M), int64(s.N)
+		g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
+			g.strideLoop("zsum", g.tid(), i64c(Mk*Nd), i64c(int64(g.threads)), func(e value.Value) {
+				m, n := g.b.NewUDiv(e, i64c(Nd)), g.b.NewURem(e, i64c(Nd))
+				g.storeAt(ir.F32, fconst(types.Float, 0), g.out, g.rootIndex(gr.gd, g.productIndex(k.bt, m, n, Mk, Nd)))
+			})
+		})
+	}
+	g.barrier()
+}
+
+// storeDQ stores the strip's dQ, each of the thread's elements met again
+// in the same order by a product of no k, through its epilogue.
+func (k *flashGrad) storeDQ() {
+	g := k.g
+	for _, gr := range k.grads {
+		if gr.sums {
+			continue
+		}
+		s := gr.gd.spec
+		_, offB := g.batchOffsets(s, k.bt)
+		_, gbn := gr.tl.tile()
+		g.ptrs[k.a.ds] = k.ds
+		i := 0
+		for n3 := int64(0); n3 < int64(s.N); n3 += gbn {
+			gr.tl.product(i64c(0), offB, k.m0, i64c(n3), i64c(0), i64c(0), func(m, n, _ value.Value) {
+				o := k.dq[i]
+				i++
+				// A strip whose every key tile was skipped has dQ 0.
+				x := g.b.NewSelect(g.b.NewLoad(types.I1, k.started), g.b.NewLoad(types.Float, o), fconst(types.Float, 0))
+				g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
+					g.storeProduct(gr.gd, k.bt, m, n, x)
+				})
+			})
+		}
+		delete(g.ptrs, k.a.ds)
+	}
+	g.barrier()
+}
