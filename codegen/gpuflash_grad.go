@@ -12,7 +12,8 @@ import (
 // A flashGrad is the state of emitGPUFlashGrad: the backward's plan, its
 // products' tilers (the gradients' reading P, P's half copy and dS from
 // the block's tiles), the key tile's tiles, the strip's rows' sums D in
-// shared memory, the thread's share of dQ and the current head and strip.
+// shared memory, the thread's share of dQ, the current head and strip,
+// and the partial sums of groups of strips.
 type flashGrad struct {
 	g       *kernelBuilder
 	a       *attentionGrad
@@ -29,6 +30,7 @@ type flashGrad struct {
 	started      value.Value // i1: a key tile of the strip has run
 	skip         *triangle   // key tiles wholly outside it add nothing
 	bt, m0, row0 value.Value
+	sums         // the head's sums, by groups of strips
 }
 
 // emitGPUFlashGrad lowers attention's backward a (products sp, sdp and
@@ -89,7 +91,9 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 	region := max(stripBytes(ir.F32, tile), stripBytes(dsd, tile)+phBytes)
 	pBytes := stripBytes(pd, tile)
 	k.d = g.sharedArray(types.Float, bm)
-	units := int64(sp.spec.Batch)
+	heads := int64(sp.spec.Batch)
+	k.planGroups(heads, (M+bm-1)/bm)
+	units := heads * k.groups
 	grid := max(1, min(units, int64(GPUUnitGrid)))
 	var base value.Value
 	if g.smem+pBytes+region <= gpuStaticShared {
@@ -111,12 +115,13 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 	}
 	k.skip = gradSkip(a, k.red)
 	k.started = g.alloca(types.I1)
-	g.strideLoop("head", g.ctaid(), i64c(units), i64c(grid), func(bt value.Value) {
-		k.bt = bt
+	g.strideLoop("unit", g.ctaid(), i64c(units), i64c(grid), func(u value.Value) {
+		k.bt, k.grp = g.b.NewUDiv(u, i64c(k.groups)), g.b.NewURem(u, i64c(k.groups))
 		k.zeroSums()
-		g.strideLoop("strip", i64c(0), i64c(M), i64c(bm), func(m0 value.Value) {
+		// The group's strips: every groups-th, from its own.
+		g.strideLoop("strip", g.b.NewMul(k.grp, i64c(bm)), i64c(M), i64c(bm*k.groups), func(m0 value.Value) {
 			k.m0 = m0
-			k.row0 = g.b.NewAdd(g.b.NewMul(bt, i64c(M)), m0)
+			k.row0 = g.b.NewAdd(g.b.NewMul(k.bt, i64c(M)), m0)
 			g.strideLoop("dz", g.tid(), i64c(bm), i64c(int64(g.threads)), func(r value.Value) {
 				g.b.NewStore(fconst(types.Float, 0), g.b.NewGetElementPtr(types.Float, k.d, r))
 			})
@@ -126,9 +131,10 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 			k.keys(k.gradients)
 			k.storeDQ()
 		})
+		k.foldSums()
 	})
 	dh := int64(grads[0].gd.spec.N)
-	work := units * (2*M*N*(2*int64(sp.spec.K)+2*int64(sdp.spec.K)+3*dh) + 2*M*N*int64(len(a.dsBody)+len(a.pBody)))
+	work := heads * (2*M*N*(2*int64(sp.spec.K)+2*int64(sdp.spec.K)+3*dh) + 2*M*N*int64(len(a.dsBody)+len(a.pBody)))
 	return grid * int64(threads), work / (grid * int64(threads)), true
 }
 
@@ -331,53 +337,6 @@ func (k *flashGrad) addDQ(gr gpuGrad, n0, first value.Value) {
 			g.b.NewStore(g.b.NewFAdd(old, x), o)
 		})
 	}
-}
-
-// addSums adds the strip's share of a sum over the query rows (dV, dK)
-// to the key tile's rows of its result.
-func (k *flashGrad) addSums(gr gpuGrad, n0 value.Value) {
-	g, s := k.g, gr.gd.spec
-	_, offB := g.batchOffsets(s, k.bt)
-	gbm, gbn := gr.tl.tile()
-	Mk, Nd := int64(s.M), int64(s.N)
-	end := g.min64(g.b.NewAdd(n0, i64c(k.bn)), i64c(Mk))
-	for r0 := int64(0); r0 < k.bn; r0 += gbm {
-		mt := g.b.NewAdd(n0, i64c(r0))
-		for n3 := int64(0); n3 < Nd; n3 += gbn {
-			kl, kh, live := g.bandRange(s, mt, i64c(n3), gbm, gbn)
-			kl = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, kl, k.m0), kl, k.m0)
-			kh = g.b.NewSelect(live, g.min64(kh, g.b.NewAdd(k.m0, i64c(k.bm))), kl)
-			g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
-				gr.tl.product(i64c(0), offB, mt, i64c(n3), kl, kh, func(m, n, x value.Value) {
-					in := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, m, end), g.b.NewICmp(enum.IPredSLT, n, i64c(Nd)))
-					g.ifThen("sadd", in, func() {
-						at := g.rootIndex(gr.gd, g.productIndex(k.bt, m, n, Mk, Nd))
-						g.storeAt(ir.F32, g.b.NewFAdd(g.loadAt(ir.F32, g.out, at), x), g.out, at)
-					})
-				})
-			})
-		}
-	}
-}
-
-// zeroSums zeroes the head's rows of the sums (dV, dK) before its strips
-// add to them.
-func (k *flashGrad) zeroSums() {
-	g := k.g
-	for _, gr := range k.grads {
-		if !gr.sums {
-			continue
-		}
-		s := gr.gd.spec
-		Mk, Nd := int64(s.M), int64(s.N)
-		g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
-			g.strideLoop("zsum", g.tid(), i64c(Mk*Nd), i64c(int64(g.threads)), func(e value.Value) {
-				m, n := g.b.NewUDiv(e, i64c(Nd)), g.b.NewURem(e, i64c(Nd))
-				g.storeAt(ir.F32, fconst(types.Float, 0), g.out, g.rootIndex(gr.gd, g.productIndex(k.bt, m, n, Mk, Nd)))
-			})
-		})
-	}
-	g.barrier()
 }
 
 // storeDQ stores the strip's dQ, each of the thread's elements met again

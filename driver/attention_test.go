@@ -164,6 +164,7 @@ func TestGPUAttention(t *testing.T) {
 		name, src string
 		rel       float64 // the losses' largest relative difference
 		strips    bool    // XLC_GPU_ATTENTION=strips
+		groups    int64   // codegen.GPUGradBlocks, when not 0
 	}
 	var cases []gpuCase
 	for _, c := range []attentionCase{
@@ -186,8 +187,15 @@ func TestGPUAttention(t *testing.T) {
 	// over all of them: the key tiles wholly masked count.
 	unmasked := strings.Replace(strictModel, "where(past, softmax(where(past, (q @ transpose(k)) * 0.17677, -1e9)), 0.0)", "softmax(where(past, (q @ transpose(k)) * 0.17677, -1e9))", 1)
 	cases = append(cases, gpuCase{name: "strict_unmasked", src: unmasked, rel: matrixRel})
+	// Two blocks share a head's three strips: the first takes two.
+	cases = append(cases, gpuCase{name: "strict_groups", src: strictModel, rel: matrixRel, groups: 8})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if c.groups != 0 {
+				saved := codegen.GPUGradBlocks
+				codegen.GPUGradBlocks = c.groups
+				defer func() { codegen.GPUGradBlocks = saved }()
+			}
 			lowering, gradLowering := codegen.LowerFlashAttention, codegen.LowerFlashAttentionGrad
 			if c.strips {
 				t.Setenv("XLC_GPU_ATTENTION", "strips")
