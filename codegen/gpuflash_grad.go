@@ -192,46 +192,46 @@ func (k *flashGrad) keys(step func(n0 value.Value)) {
 	})
 }
 
-// pTile computes the key tile's P into its tile, and with half P's half
-// copy.
-func (k *flashGrad) pTile(n0 value.Value, half bool) {
-	g, a, s := k.g, k.a, k.sp.spec
+// keyTile runs tiler tl's product s for the key tile at column n0 of the
+// strip, calling each with every element (m, n) inside the product, its
+// index in P's shape, its place in the tiles and its value x; then waits.
+func (k *flashGrad) keyTile(tl gpuTiler, s DotSpec, n0 value.Value, each func(m value.Value, ix *index, at, x value.Value)) {
+	g := k.g
 	M, N := int64(s.M), int64(s.N)
-	offQ, offK := g.batchOffsets(s, k.bt)
+	offA, offB := g.batchOffsets(s, k.bt)
 	klo, khi, live := g.bandRange(s, k.m0, n0, k.bm, k.bn)
-	k.tp.product(offQ, offK, k.m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, x value.Value) {
-		g.ifThen("pstore", g.inside(m, M, n, N), func() {
-			ix := atLinear(a.p.Type.Shape, g.productIndex(k.bt, m, n, M, N))
-			at := g.tileAt(k.m0, n0, m, n, k.bn)
-			g.rowVals = map[*ir.Value]value.Value{a.scores: x}
-			p := g.elem(a.p, ix)
-			g.storeAt(a.p.Type.DType, p, k.p, at)
-			if half && a.pHalf != nil {
-				g.rowVals = map[*ir.Value]value.Value{a.p: p}
-				g.storeAt(a.pHalf.Type.DType, g.elem(a.pHalf, ix), k.ph, at)
-			}
-			g.rowVals = nil
+	tl.product(offA, offB, k.m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, x value.Value) {
+		g.ifThen("kin", g.inside(m, M, n, N), func() {
+			ix := atLinear(k.a.p.Type.Shape, g.productIndex(k.bt, m, n, M, N))
+			each(m, ix, g.tileAt(k.m0, n0, m, n, k.bn), x)
 		})
 	})
 	g.barrier()
+}
+
+// pTile computes the key tile's P into its tile, and with half P's half
+// copy.
+func (k *flashGrad) pTile(n0 value.Value, half bool) {
+	g, a := k.g, k.a
+	k.keyTile(k.tp, k.sp.spec, n0, func(_ value.Value, ix *index, at, x value.Value) {
+		g.rowVals = map[*ir.Value]value.Value{a.scores: x}
+		p := g.elem(a.p, ix)
+		g.storeAt(a.p.Type.DType, p, k.p, at)
+		if half && a.pHalf != nil {
+			g.rowVals = map[*ir.Value]value.Value{a.p: p}
+			g.storeAt(a.pHalf.Type.DType, g.elem(a.pHalf, ix), k.ph, at)
+		}
+		g.rowVals = nil
+	})
 }
 
 // dpTile runs dP's product for the key tile, calling each with the
 // element (m, n) inside the product, its index in P's shape, its place in
 // the tiles, and the values dP and P there.
 func (k *flashGrad) dpTile(n0 value.Value, each func(m value.Value, ix *index, at, dp, p value.Value)) {
-	g, a, s := k.g, k.a, k.sdp.spec
-	M, N := int64(s.M), int64(s.N)
-	offA, offB := g.batchOffsets(s, k.bt)
-	klo, khi, live := g.bandRange(s, k.m0, n0, k.bm, k.bn)
-	k.tdp.product(offA, offB, k.m0, n0, klo, g.b.NewSelect(live, khi, klo), func(m, n, x value.Value) {
-		g.ifThen("dpin", g.inside(m, M, n, N), func() {
-			ix := atLinear(a.p.Type.Shape, g.productIndex(k.bt, m, n, M, N))
-			at := g.tileAt(k.m0, n0, m, n, k.bn)
-			each(m, ix, at, x, g.loadAt(a.p.Type.DType, k.p, at))
-		})
+	k.keyTile(k.tdp, k.sdp.spec, n0, func(m value.Value, ix *index, at, x value.Value) {
+		each(m, ix, at, x, k.g.loadAt(k.a.p.Type.DType, k.p, at))
 	})
-	g.barrier()
 }
 
 // termsOfD adds the key tile's terms of each row's reduction to D: the
