@@ -35,16 +35,17 @@ type flashGrad struct {
 
 // emitGPUFlashGrad lowers attention's backward a (products sp, sdp and
 // grads, planGPUAttentionGrad's) FlashAttention-2's way where it can,
-// reporting false, having emitted nothing, where it cannot: dS's row
-// kernel has one reduction (D, a row's sum over the keys), and every
-// gradient's tile divides the key tile. A unit is one head, its query
-// rows taken a strip at a time; for each strip the block walks the key
-// tiles twice, the tiles in shared memory (global memory of its own where
-// they do not fit): first recomputing the tile's P and dP to add the
-// tile's terms of D, then again to compute dS from them and D, adding
-// dS·K to the strip's dQ, held in registers, and Pᵀ·dO and dSᵀ·Q to the
-// tile's rows of dV and dK, which the block owns. Key tiles where P, dS
-// and D's terms are zero (outside a causal mask) are skipped.
+// reporting false before it emits any of the kernel's code where it
+// cannot: dS's row kernel has one reduction (D, a row's sum over the
+// keys), and every gradient's tile divides the key tile. A unit is a
+// group of a head's query strips (sums), taken a strip at a time; for
+// each strip the block walks the key tiles twice, the tiles in shared
+// memory (global memory of its own where they do not fit): first
+// recomputing the tile's P and dP to add the tile's terms of D, then
+// again to compute dS from them and D, adding dS·K to the strip's dQ,
+// held in registers, and Pᵀ·dO and dSᵀ·Q to the tile's rows of dV and
+// dK. Key tiles where P, dS and D's terms are zero (outside a causal
+// mask) are skipped.
 func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grads []gpuGrad) (extent, cost int64, ok bool) {
 	k := &flashGrad{g: g, a: a, sp: sp, sdp: sdp}
 	for _, w := range a.rows.row {
