@@ -66,9 +66,10 @@ type Target struct {
 	// XLC_GPU_MMA likewise.
 	GPUMMA string `json:",omitempty"`
 	// GPUAttention is "strips" when XLC_GPU_ATTENTION says so as the
-	// target is made: attention kernels by strips of whole rows
-	// (gpuattention.go) even where the softmax could be online
-	// (gpuflash.go), to compare the two.
+	// target is made: attention's kernels, forward and backward, by
+	// strips of whole rows (gpuattention.go, gpuattention_grad.go) even
+	// where flash attention's apply (gpuflash.go, gpuflash_grad.go), to
+	// compare the two.
 	GPUAttention string `json:",omitempty"`
 }
 
