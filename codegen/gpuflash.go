@@ -160,14 +160,14 @@ func isZero(v *ir.Value) bool {
 
 // emitGPUFlash lowers an attention fusion whose row kernel is an online
 // softmax (fl), FlashAttention-2's forward per thread block: a unit is a
-// strip of query rows of one batch and head, as many as the scores' tile
-// has; the block walks the keys a tile (the scores' tile width) at a
-// time (flashKernel.step), and after the last tile divides its share of
-// the output by the rows' sums and stores it through P·V's epilogue, and
-// the rows' maximum and sum. Where the scores hold a constant outside a
-// causal triangle (a mask's fill), the key tiles wholly outside it come
-// last, and only when some row of the strip needs them: when the fill
-// is not below the row's maximum by enough that exp makes it 0.
+// strip of query rows of one batch and head, the scores' tile tall; the
+// block walks the keys a tile at a time (flashKernel.step), then divides
+// its share of the output by the rows' sums, stores it through P·V's
+// epilogue, and stores the rows' maximum and sum. Where the scores hold a
+// constant outside a causal triangle (a mask's fill), the key tiles
+// wholly outside it come last, and only when some row of the strip needs
+// them: when the fill is not far enough below the row's maximum for exp
+// to make it 0.
 func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpuDot) (extent, cost int64) {
 	k := &flashKernel{g: g, a: a, fl: fl, sc: sc, pv: pv}
 	s1, s3 := sc.spec, pv.spec
@@ -391,12 +391,11 @@ func flashLanes(bm, bn, warps int64) int64 { return min(32, max(1, bn/8, 32*warp
 // flashRows runs the online softmax's step for the key tile at column n0
 // on the strip of rows from m0 (tensor row row0) of M rows of N keys,
 // flashLanes lanes per row: the tile's s, the row's new maximum, z =
-// exp(s − max) and P made from it into the P tile, and the new sum; the
-// row's first lane keeps the maximum, the sum and the factor exp(old max
-// − new max) that rescales what the earlier tiles added. first marks the
-// row's first tile. A column past N counts as −inf in the maximum and
-// zero in the sum. Rows past M compute the last row's values and keep
-// none, so that every lane of a warp takes part in its shuffles.
+// exp(s − max) and P from it into the P tile, and the new sum; the row's
+// first lane keeps the maximum, the sum and the factor exp(old max − new
+// max) that rescales the earlier tiles' share. first marks the row's
+// first tile. A column past N counts as −inf, and rows past M compute the
+// last row's values and keep none, so that every lane shuffles.
 func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles, first, m0, n0, row0 value.Value, M, N int64) {
 	tid := g.tid()
 	lanes := flashLanes(st.bm, st.bn, int64(g.threads/32))

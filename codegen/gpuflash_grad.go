@@ -34,18 +34,15 @@ type flashGrad struct {
 }
 
 // emitGPUFlashGrad lowers attention's backward a (products sp, sdp and
-// grads, planGPUAttentionGrad's) FlashAttention-2's way where it can,
-// reporting false before it emits any of the kernel's code where it
-// cannot: dS's row kernel has one reduction (D, a row's sum over the
-// keys), and every gradient's tile divides the key tile. A unit is a
-// group of a head's query strips (sums), taken a strip at a time; for
-// each strip the block walks the key tiles twice, the tiles in shared
-// memory (global memory of its own where they do not fit): first
-// recomputing the tile's P and dP to add the tile's terms of D, then
-// again to compute dS from them and D, adding dS·K to the strip's dQ,
-// held in registers, and Pᵀ·dO and dSᵀ·Q to the tile's rows of dV and
-// dK. Key tiles where P, dS and D's terms are zero (outside a causal
-// mask) are skipped.
+// grads, planGPUAttentionGrad's) FlashAttention-2's way, or reports false
+// before emitting code: where dS's row kernel has more than one
+// reduction (D, a row's sum over the keys), a gradient's tile does not
+// divide the key tile, or tiles exceed 64×64 (at 128×128 dQ's registers
+// spilled). A unit is a group of a head's query strips (sums); per strip
+// the block walks the key tiles twice: adding each row's terms of D from
+// P and dP, then computing dS and adding dS·K to dQ (in registers), Pᵀ·dO
+// and dSᵀ·Q to the tile's rows of dV and dK. Key tiles where all these
+// are zero (outside a causal mask) are skipped.
 func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grads []gpuGrad) (extent, cost int64, ok bool) {
 	k := &flashGrad{g: g, a: a, sp: sp, sdp: sdp}
 	for _, w := range a.rows.row {
@@ -64,7 +61,7 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 	k.tdp = g.tiler(sdp)
 	k.bm, k.bn = k.tp.tile()
 	bm, bn := k.bm, k.bn
-	if bm2, bn2 := k.tdp.tile(); bm2 != bm || bn2 != bn || g.threads != threads {
+	if bm2, bn2 := k.tdp.tile(); bm2 != bm || bn2 != bn || g.threads != threads || bm*bn > 64*64 {
 		return 0, 0, false
 	}
 	// The gradients read their first operand from the tiles: rows bn
