@@ -179,12 +179,11 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 	pt := *pv
 	pt.spec.LDA = int(bn)
 	k.t3 = g.tiler(&pt)
-	bm3, bn3 := k.t3.tile()
+	bm3, _ := k.t3.tile()
 	M, N := int64(s1.M), int64(s1.N)
 	if g.threads != threads || bm3 != bm || s3.Batch != s1.Batch || int64(s3.M) != M || int64(s3.K) != N || s3.TransA {
 		fail("an attention fusion's products take different tiles (%d and %d threads, %d and %d rows)", threads, g.threads, bm, bm3)
 	}
-	k.bn3 = bn3
 	pd := a.p.Type.DType
 	tile := bm * bn
 	strips := (M + bm - 1) / bm
@@ -192,31 +191,24 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 	k.st = &flashTiles{bm: bm, bn: bn,
 		max: g.sharedArray(types.Float, bm), sum: g.sharedArray(types.Float, bm), alpha: g.sharedArray(types.Float, bm),
 	}
-	// The key tile's scores and P in shared memory where they fit beside
-	// the tilers' tiles (f32 P over the scores: a lane reads an element's
-	// score before it writes its P), else in global scratch.
-	grid := max(1, min(units, int64(GPUUnitGrid)))
-	sb, pb := stripBytes(ir.F32, tile), stripBytes(pd, tile)
+	need := g.sharedArray(types.I32, 1)
+	// The key tile's scores and P (f32 P over the scores: a lane reads an
+	// element's score before it writes its P).
+	pb := stripBytes(pd, tile)
 	if pd == ir.F32 {
 		pb = 0
 	}
-	if g.smem+sb+pb+16 <= gpuStaticShared {
-		k.st.s = g.sharedArray(types.Float, tile)
-		k.st.p = k.st.s
-		if pd != ir.F32 {
-			k.st.p = g.sharedArray(storageType(pd), tile)
-		}
-	} else {
-		var mine value.Value
-		grid, mine = g.attnBlocks(units, sb+stripBytes(pd, tile))
-		at := int64(0)
-		k.st.s, k.st.p = g.carve(mine, &at, ir.F32, tile), g.carve(mine, &at, pd, tile)
+	grid, base := g.tileMemory(units, stripBytes(ir.F32, tile)+pb)
+	at := int64(0)
+	k.st.s = g.carve(base, &at, ir.F32, tile)
+	k.st.p = k.st.s
+	if pd != ir.F32 {
+		k.st.p = g.carve(base, &at, pd, tile)
 	}
+	rank := len(a.scores.Type.Shape)
 	f, masked := fillTriangle(fl.s)
-	rowAx, colAx := len(a.scores.Type.Shape)-2, len(a.scores.Type.Shape)-1
-	masked = masked && (f.t.A == rowAx && f.t.B == colAx || f.t.A == colAx && f.t.B == rowAx)
+	masked = masked && tileTriangle(f.t, rank)
 	k.started = g.alloca(types.I1)
-	need := g.sharedArray(types.I32, 1)
 	g.strideLoop("unit", g.ctaid(), i64c(units), i64c(grid), func(u value.Value) {
 		k.bt = g.b.NewUDiv(u, i64c(strips))
 		k.m0 = g.b.NewMul(g.b.NewURem(u, i64c(strips)), i64c(bm))
@@ -229,17 +221,8 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 			k.finish()
 			return
 		}
-		// A tile holds the fill f in every element when it lies wholly
-		// outside the triangle idx[A] − idx[B] ≥ C: when the largest
-		// difference in it, at a corner, is below C.
-		outside := func(n0 value.Value) value.Value {
-			mLast, nLast := g.b.NewAdd(k.m0, i64c(bm-1)), g.b.NewAdd(n0, i64c(bn-1))
-			d := g.b.NewSub(mLast, n0)
-			if f.t.A == colAx {
-				d = g.b.NewSub(nLast, k.m0)
-			}
-			return g.b.NewICmp(enum.IPredSLT, d, i64c(int64(f.t.C)))
-		}
+		// A tile wholly outside the triangle holds the fill f.
+		outside := func(n0 value.Value) value.Value { return g.outsideTile(f.t, rank, k.m0, n0, bm, bn) }
 		g.ifThen("needz", g.b.NewICmp(enum.IPredEQ, g.tid(), i64c(0)), func() { g.b.NewStore(i32c(0), need) })
 		g.barrier()
 		g.strideLoop("key", i64c(0), i64c(N), i64c(bn), func(n0 value.Value) {
@@ -268,10 +251,6 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 	return grid * int64(threads), work / (grid * int64(threads))
 }
 
-// gpuStaticShared is the most shared memory a kernel's static arrays may
-// take (CUDA's limit without opting in to more).
-const gpuStaticShared = 48 << 10
-
 // A flashKernel is the state of emitGPUFlash: the fusion, its products
 // and their tilers (t3 reading P from the block's tile), the tiles, the
 // thread's share of the output (out, f32 slots in the order the P·V tiler
@@ -283,7 +262,6 @@ type flashKernel struct {
 	fl                             *flashSoftmax
 	sc, pv                         *gpuDot
 	t1, t3                         gpuTiler
-	bn3                            int64
 	st                             *flashTiles
 	out                            []value.Value
 	started                        value.Value // i1: a key tile of the unit has run
@@ -311,22 +289,11 @@ func (k *flashKernel) step(n0 value.Value) {
 	// P's element (m, kk) at the tile's (m − m0)·bn + kk − n0.
 	pd := a.p.Type.DType
 	g.ptrs[a.p] = g.shifted(storageType(pd), st.p, g.b.NewAdd(g.b.NewMul(k.m0, i64c(bn)), n0))
-	i := 0
-	for n3 := int64(0); n3 < int64(s3.N); n3 += k.bn3 {
-		kl, kh, live := g.bandRange(s3, k.m0, i64c(n3), bm, k.bn3)
-		kl = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, kl, n0), kl, n0)
-		kh = g.b.NewSelect(live, g.min64(kh, g.b.NewAdd(n0, i64c(bn))), kl)
-		k.t3.product(i64c(0), k.offV, k.m0, i64c(n3), kl, kh, func(m, n, x value.Value) {
-			if i == len(k.out) {
-				k.out = append(k.out, g.alloca(types.Float))
-			}
-			o := k.out[i]
-			i++
-			al := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, st.alpha, g.b.NewSub(m, k.m0)))
-			old := g.b.NewSelect(first, fconst(types.Float, 0), g.b.NewFMul(g.b.NewLoad(types.Float, o), al))
-			g.b.NewStore(g.b.NewFAdd(old, x), o)
-		})
-	}
+	g.slotProducts(k.t3, s3, k.offV, k.m0, n0, bn, &k.out, func(m, _, o, x value.Value) {
+		al := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, st.alpha, g.b.NewSub(m, k.m0)))
+		old := g.b.NewSelect(first, fconst(types.Float, 0), g.b.NewFMul(g.b.NewLoad(types.Float, o), al))
+		g.b.NewStore(g.b.NewFAdd(old, x), o)
+	})
 	delete(g.ptrs, a.p)
 	g.b.NewStore(constant.True, k.started)
 }
@@ -350,17 +317,12 @@ func (k *flashKernel) finish() {
 		})
 	})
 	g.ptrs[a.p] = st.p
-	i := 0
-	for n3 := int64(0); n3 < int64(k.pv.spec.N); n3 += k.bn3 {
-		k.t3.product(i64c(0), k.offV, k.m0, i64c(n3), i64c(0), i64c(0), func(m, n, _ value.Value) {
-			o := k.out[i]
-			i++
-			l := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, st.sum, g.b.NewSub(m, k.m0)))
-			g.withResults([]*ir.Value{a.root}, g.outs[:1], func() {
-				g.storeProduct(k.pv, k.bt, m, n, g.b.NewFDiv(g.b.NewLoad(types.Float, o), l))
-			})
+	g.slotProducts(k.t3, k.pv.spec, k.offV, k.m0, nil, 0, &k.out, func(m, n, o, _ value.Value) {
+		l := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, st.sum, g.b.NewSub(m, k.m0)))
+		g.withResults([]*ir.Value{a.root}, g.outs[:1], func() {
+			g.storeProduct(k.pv, k.bt, m, n, g.b.NewFDiv(g.b.NewLoad(types.Float, o), l))
 		})
-	}
+	})
 	delete(g.ptrs, a.p)
 	// The next unit's rows overwrite the sums this one's stores read.
 	g.barrier()
@@ -381,13 +343,6 @@ func (g *kernelBuilder) tileAt(m0, n0, m, n value.Value, bn int64) value.Value {
 	return g.b.NewAdd(g.b.NewMul(g.b.NewSub(m, m0), i64c(bn)), g.b.NewSub(n, n0))
 }
 
-// flashLanes is the number of a warp's lanes that share a row of a key
-// tile bn wide in flashRows, warps warps taking bm rows: eight elements
-// each, so that a warp steps through several rows at once and a row's
-// reductions take few shuffles, or more lanes where the warps would
-// otherwise step past the rows.
-func flashLanes(bm, bn, warps int64) int64 { return min(32, max(1, bn/8, 32*warps/bm)) }
-
 // flashRows runs the online softmax's step for the key tile at column n0
 // on the strip of rows from m0 (tensor row row0) of M rows of N keys,
 // flashLanes lanes per row: the tile's s, the row's new maximum, z =
@@ -397,15 +352,6 @@ func flashLanes(bm, bn, warps int64) int64 { return min(32, max(1, bn/8, 32*warp
 // first tile. A column past N counts as −inf, and rows past M compute the
 // last row's values and keep none, so that every lane shuffles.
 func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles, first, m0, n0, row0 value.Value, M, N int64) {
-	tid := g.tid()
-	lanes := flashLanes(st.bm, st.bn, int64(g.threads/32))
-	rows := 32 / lanes // a warp's at a time
-	step := int64(g.threads/32) * rows
-	if 32%lanes != 0 || st.bn%lanes != 0 || st.bm%step != 0 {
-		fail("flash attention rows of %d×%d do not divide among %d threads", st.bm, st.bn, g.threads)
-	}
-	lane := g.b.NewURem(tid, i64c(32))
-	sub, grp := g.b.NewURem(lane, i64c(lanes)), g.b.NewUDiv(lane, i64c(lanes))
 	pd := a.p.Type.DType
 	f32 := types.Float
 	inf := fconst(f32, math.Inf(-1))
@@ -415,15 +361,7 @@ func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles
 		return g.b.NewSelect(pick, y, x)
 	}
 	fadd := func(x, y value.Value) value.Value { return g.b.NewFAdd(x, y) }
-	reduce := func(x value.Value, op func(x, y value.Value) value.Value) value.Value {
-		for off := lanes / 2; off >= 1; off /= 2 {
-			x = op(x, g.shuffle(shflBfly, x, i32c(off)))
-		}
-		return x
-	}
-	first32 := g.b.NewMul(g.b.NewUDiv(tid, i64c(32)), i64c(rows))
-	g.strideLoop("frow", first32, i64c(st.bm), i64c(step), func(rw value.Value) {
-		r := g.b.NewAdd(rw, grp)
+	g.laneRows(st.bm, st.bn, func(r, sub value.Value, lanes int64) {
 		in := g.b.NewICmp(enum.IPredSLT, g.b.NewAdd(m0, r), i64c(M))
 		last := g.b.NewAdd(g.b.NewSub(row0, m0), i64c(M-1))
 		kept := g.dims(atLinear(a.rows.rows, g.b.NewSelect(in, g.b.NewAdd(row0, r), last)))
@@ -444,7 +382,7 @@ func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles
 			tmax = fmax(tmax, e.s)
 			es = append(es, e)
 		}
-		tmax = reduce(tmax, fmax)
+		tmax = g.laneReduce(tmax, fmax, lanes)
 		slot := func(p value.Value) value.Value { return g.b.NewGetElementPtr(f32, p, r) }
 		mold := g.b.NewSelect(first, inf, g.b.NewLoad(f32, slot(st.max)))
 		mnew := fmax(mold, tmax)
@@ -460,7 +398,7 @@ func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles
 			tsum = fadd(tsum, z)
 		}
 		g.rowVals = nil
-		tsum = reduce(tsum, fadd)
+		tsum = g.laneReduce(tsum, fadd, lanes)
 		lold := g.b.NewSelect(first, fconst(f32, 0), g.b.NewLoad(f32, slot(st.sum)))
 		lnew := g.b.NewFAdd(g.b.NewFMul(alpha, lold), tsum)
 		g.ifThen("fkeep", g.b.NewAnd(in, g.b.NewICmp(enum.IPredEQ, sub, i64c(0))), func() {

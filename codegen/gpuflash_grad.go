@@ -92,19 +92,11 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 	heads := int64(sp.spec.Batch)
 	k.planGroups(heads, (M+bm-1)/bm)
 	units := heads * k.groups
-	grid := max(1, min(units, int64(GPUUnitGrid)))
-	var base value.Value
-	if g.smem+pBytes+region <= gpuStaticShared {
-		k.p = g.sharedArray(storageType(pd), tile)
-		base = g.b.NewBitCast(g.sharedArray(types.Float, region/4), types.I8Ptr)
-	} else {
-		var mine value.Value
-		grid, mine = g.attnBlocks(units, pBytes+region)
-		at := int64(0)
-		k.p = g.carve(mine, &at, pd, tile)
-		base = g.b.NewGetElementPtr(types.I8, mine, i64c(at))
-	}
+	grid, base := g.tileMemory(units, pBytes+region)
 	at := int64(0)
+	k.p = g.carve(base, &at, pd, tile)
+	base = g.b.NewGetElementPtr(types.I8, base, i64c(at))
+	at = 0
 	k.r = g.carve(base, &at, ir.F32, tile)
 	at = 0
 	k.ds = g.carve(base, &at, dsd, tile)
@@ -142,14 +134,10 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 func gradSkip(a *attentionGrad, red *ir.Value) *triangle {
 	fp, ok := fillTriangle(a.p)
 	fds, ok2 := fillTriangle(a.ds)
-	r := len(a.p.Type.Shape)
-	if !ok || !ok2 || fp.c != 0 || fds.c != 0 || fp.t != fds.t || !zeroOutside(red.Args[0], fp.t) {
+	if !ok || !ok2 || fp.c != 0 || fds.c != 0 || fp.t != fds.t || !zeroOutside(red.Args[0], fp.t) || !tileTriangle(fp.t, len(a.p.Type.Shape)) {
 		return nil
 	}
-	if t := fp.t; t.A == r-2 && t.B == r-1 || t.A == r-1 && t.B == r-2 {
-		return &t
-	}
-	return nil
+	return &fp.t
 }
 
 // zeroOutside reports whether v is zero outside triangle t: a zero fill
@@ -181,12 +169,8 @@ func (k *flashGrad) keys(step func(n0 value.Value)) {
 			step(n0)
 			return
 		}
-		// The largest difference idx[A] − idx[B] in the tile, at a corner.
-		d := g.b.NewSub(g.b.NewAdd(k.m0, i64c(k.bm-1)), n0)
-		if k.skip.A == len(k.a.p.Type.Shape)-1 {
-			d = g.b.NewSub(g.b.NewAdd(n0, i64c(k.bn-1)), k.m0)
-		}
-		g.ifThen("klive", g.b.NewICmp(enum.IPredSGE, d, i64c(int64(k.skip.C))), func() { step(n0) })
+		out := g.outsideTile(*k.skip, len(k.a.p.Type.Shape), k.m0, n0, k.bm, k.bn)
+		g.ifThen("klive", g.b.NewXor(out, constant.True), func() { step(n0) })
 	})
 }
 
@@ -244,27 +228,14 @@ func (k *flashGrad) termsOfD(n0 value.Value) {
 		g.storeAt(ir.F32, g.elem(k.red.Args[0], ix), k.r, at)
 		g.rowVals = nil
 	})
-	warps := int64(g.threads / 32)
-	lanes := flashLanes(k.bm, k.bn, warps)
-	rows := 32 / lanes
-	step := warps * rows
-	if k.bn%lanes != 0 || k.bm%step != 0 {
-		fail("flash attention rows of %d×%d do not divide among %d threads", k.bm, k.bn, g.threads)
-	}
-	tid := g.tid()
-	lane := g.b.NewURem(tid, i64c(32))
-	sub, grp := g.b.NewURem(lane, i64c(lanes)), g.b.NewUDiv(lane, i64c(lanes))
-	g.strideLoop("drow", g.b.NewMul(g.b.NewUDiv(tid, i64c(32)), i64c(rows)), i64c(k.bm), i64c(step), func(rw value.Value) {
-		r := g.b.NewAdd(rw, grp)
+	g.laneRows(k.bm, k.bn, func(r, sub value.Value, lanes int64) {
 		sum := fconst(types.Float, 0)
 		for q := int64(0); q < k.bn/lanes; q++ {
 			c := g.b.NewAdd(sub, i64c(lanes*q))
 			x := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, k.r, g.b.NewAdd(g.b.NewMul(r, i64c(k.bn)), c)))
 			sum = g.b.NewFAdd(sum, g.b.NewSelect(g.b.NewICmp(enum.IPredSLT, c, cols), x, fconst(types.Float, 0)))
 		}
-		for off := lanes / 2; off >= 1; off /= 2 {
-			sum = g.b.NewFAdd(sum, g.shuffle(shflBfly, sum, i32c(off)))
-		}
+		sum = g.laneReduce(sum, func(x, y value.Value) value.Value { return g.b.NewFAdd(x, y) }, lanes)
 		in := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, g.b.NewAdd(k.m0, r), i64c(M)), g.b.NewICmp(enum.IPredEQ, sub, i64c(0)))
 		g.ifThen("dadd", in, func() {
 			p := g.b.NewGetElementPtr(types.Float, k.d, r)
@@ -317,24 +288,12 @@ func (k *flashGrad) gradients(n0 value.Value) {
 // addDQ adds the key tile's dS·K to the thread's share of the strip's dQ
 // (first: the strip's first tile, which sets it).
 func (k *flashGrad) addDQ(gr gpuGrad, n0, first value.Value) {
-	g, s := k.g, gr.gd.spec
-	_, offB := g.batchOffsets(s, k.bt)
-	_, gbn := gr.tl.tile()
-	i := 0
-	for n3 := int64(0); n3 < int64(s.N); n3 += gbn {
-		kl, kh, live := g.bandRange(s, k.m0, i64c(n3), k.bm, gbn)
-		kl = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, kl, n0), kl, n0)
-		kh = g.b.NewSelect(live, g.min64(kh, g.b.NewAdd(n0, i64c(k.bn))), kl)
-		gr.tl.product(i64c(0), offB, k.m0, i64c(n3), kl, kh, func(m, n, x value.Value) {
-			if i == len(k.dq) {
-				k.dq = append(k.dq, g.alloca(types.Float))
-			}
-			o := k.dq[i]
-			i++
-			old := g.b.NewSelect(first, fconst(types.Float, 0), g.b.NewLoad(types.Float, o))
-			g.b.NewStore(g.b.NewFAdd(old, x), o)
-		})
-	}
+	g := k.g
+	_, offB := g.batchOffsets(gr.gd.spec, k.bt)
+	g.slotProducts(gr.tl, gr.gd.spec, offB, k.m0, n0, k.bn, &k.dq, func(_, _, o, x value.Value) {
+		old := g.b.NewSelect(first, fconst(types.Float, 0), g.b.NewLoad(types.Float, o))
+		g.b.NewStore(g.b.NewFAdd(old, x), o)
+	})
 }
 
 // storeDQ stores the strip's dQ, each of the thread's elements met again
@@ -345,22 +304,15 @@ func (k *flashGrad) storeDQ() {
 		if gr.sums {
 			continue
 		}
-		s := gr.gd.spec
-		_, offB := g.batchOffsets(s, k.bt)
-		_, gbn := gr.tl.tile()
+		_, offB := g.batchOffsets(gr.gd.spec, k.bt)
 		g.ptrs[k.a.ds] = k.ds
-		i := 0
-		for n3 := int64(0); n3 < int64(s.N); n3 += gbn {
-			gr.tl.product(i64c(0), offB, k.m0, i64c(n3), i64c(0), i64c(0), func(m, n, _ value.Value) {
-				o := k.dq[i]
-				i++
-				// A strip whose every key tile was skipped has dQ 0.
-				x := g.b.NewSelect(g.b.NewLoad(types.I1, k.started), g.b.NewLoad(types.Float, o), fconst(types.Float, 0))
-				g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
-					g.storeProduct(gr.gd, k.bt, m, n, x)
-				})
+		g.slotProducts(gr.tl, gr.gd.spec, offB, k.m0, nil, 0, &k.dq, func(m, n, o, _ value.Value) {
+			// A strip whose every key tile was skipped has dQ 0.
+			x := g.b.NewSelect(g.b.NewLoad(types.I1, k.started), g.b.NewLoad(types.Float, o), fconst(types.Float, 0))
+			g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
+				g.storeProduct(gr.gd, k.bt, m, n, x)
 			})
-		}
+		})
 		delete(g.ptrs, k.a.ds)
 	}
 	g.barrier()

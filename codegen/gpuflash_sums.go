@@ -98,8 +98,7 @@ func (k *flashGrad) addSums(gr gpuGrad, n0 value.Value) {
 		mt := g.b.NewAdd(n0, i64c(r0))
 		for n3 := int64(0); n3 < Nd; n3 += gbn {
 			kl, kh, live := g.bandRange(s, mt, i64c(n3), gbm, gbn)
-			kl = g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, kl, k.m0), kl, k.m0)
-			kh = g.b.NewSelect(live, g.min64(kh, g.b.NewAdd(k.m0, i64c(k.bm))), kl)
+			kl, kh = g.kWithin(kl, kh, live, k.m0, k.bm)
 			g.withResults([]*ir.Value{k.a.grads[gr.index].root}, g.outs[gr.index:gr.index+1], func() {
 				gr.tl.product(i64c(0), offB, mt, i64c(n3), kl, kh, func(m, n, x value.Value) {
 					in := g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, m, end), g.b.NewICmp(enum.IPredSLT, n, i64c(Nd)))
