@@ -15,9 +15,10 @@ import (
 // through K by mmaBK: the block copies A's BM×mmaBK and B's mmaBK×BN
 // tiles into shared memory as they are stored (16-bit elements, zero
 // outside the matrices), both k-contiguous, each row padded by 8 elements
-// so that a warp's fragment loads hit distinct banks; each thread then
-// loads its fragments two elements at a time. The tiles are double
-// buffered (tileBuffers): one barrier a step.
+// so that the eight rows an ldmatrix reads at once hit distinct banks;
+// the warp then loads its fragments by ldmatrix, four 8×8 matrices an
+// instruction. The tiles are double buffered (tileBuffers): one barrier a
+// step.
 const (
 	mmaBK  = 32
 	mmaPad = 8
@@ -146,33 +147,38 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 			g.putElems(o, mmaBK, sm, types.I16, func(r, k value.Value) value.Value { return g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k) })
 		}
 	}
-	// reg loads the two elements (row, k), (row, k+1) of a shared tile.
-	reg := func(sm, row, k value.Value) value.Value {
-		p := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
-		return g.b.NewLoad(types.I32, g.b.NewBitCast(p, types.NewPointer(types.I32)))
+	// The fragments come from the shared tiles by ldmatrix, each lane
+	// pointing at the row mmaFrag gives it.
+	aRow, aK := mmaFrag.aRow.emit(g, lane), mmaFrag.aK.emit(g, lane)
+	bRow, bRow1, bK := mmaFrag.bRow.emit(g, lane), mmaFrag.bRow1.emit(g, lane), mmaFrag.bK.emit(g, lane)
+	at := func(sm, row, k value.Value) value.Value {
+		return g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
 	}
 	g.stepLoop(start, khi, mmaBK, fetch, put, func(k0 value.Value) {
 		as, bs := g.tileBuffers(t.as, t.bs, types.I16, t.half, start, k0, mmaBK)
 		for ks := int64(0); ks < mmaBK; ks += 16 {
-			k := g.b.NewAdd(g.b.NewMul(t.tig, i64c(2)), i64c(ks))
-			k8 := g.b.NewAdd(k, i64c(8))
 			a := make([][4]value.Value, t.ti)
 			for i := range a {
-				r := g.b.NewAdd(g.b.NewAdd(t.wm, i64c(16*int64(i))), t.grp)
-				r8 := g.b.NewAdd(r, i64c(8))
-				a[i] = [4]value.Value{reg(as, r, k), reg(as, r8, k), reg(as, r, k8), reg(as, r8, k8)}
+				r := g.b.NewAdd(g.b.NewAdd(t.wm, i64c(16*int64(i))), aRow)
+				copy(a[i][:], g.ldmatrix(4, at(as, r, g.b.NewAdd(aK, i64c(ks)))))
 			}
-			for j := range t.tj {
-				n := g.b.NewAdd(g.b.NewAdd(t.wn, i64c(8*int64(j))), t.grp)
-				b := [2]value.Value{reg(bs, n, k), reg(bs, n, k8)}
-				for i := range a {
-					var c [4]value.Value
-					for q := range c {
-						c[q] = g.b.NewLoad(types.Float, acc[i][j][q])
-					}
-					d := g.mma(half, a[i], b, c)
-					for q := range d {
-						g.b.NewStore(d[q], acc[i][j][q])
+			for j := int64(0); j < t.tj; j += 2 {
+				n, row := int64(4), bRow
+				if j+1 == t.tj {
+					n, row = 2, bRow1
+				}
+				regs := g.ldmatrix(n, at(bs, g.b.NewAdd(g.b.NewAdd(t.wn, i64c(8*j)), row), g.b.NewAdd(bK, i64c(ks))))
+				for jj := j; jj < min(j+2, t.tj); jj++ {
+					b := [2]value.Value{regs[2*(jj-j)], regs[2*(jj-j)+1]}
+					for i := range a {
+						var c [4]value.Value
+						for q := range c {
+							c[q] = g.b.NewLoad(types.Float, acc[i][jj][q])
+						}
+						d := g.mma(half, a[i], b, c)
+						for q := range d {
+							g.b.NewStore(d[q], acc[i][jj][q])
+						}
 					}
 				}
 			}

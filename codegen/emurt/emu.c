@@ -306,3 +306,24 @@ void xlc_emu_mma(int32_t kind, const uint32_t *ab, const float *c, float *d) {
 	}
 	wait(AT_WARP);
 }
+
+// xlc_emu_ldmatrix is ldmatrix.sync.aligned.m8n8.x{n}.shared.b16 for the
+// calling lane (n is 1, 2 or 4): lane 8i + r gives, in p, the address of
+// row r of matrix i (eight 16-bit elements, 16-byte aligned), and out[i]
+// receives word w of row r of matrix i when the lane is 4r + w, as PTX's
+// ISA says. The lanes past 8n give addresses that are not read.
+void xlc_emu_ldmatrix(int32_t n, const uint16_t *p, uint32_t *out) {
+	struct block *b = cur_block;
+	int me = b->cur, lane = me % WARP, base = me - lane;
+	if (base + WARP > b->threads) die("ldmatrix by a partial warp");
+	if (n != 1 && n != 2 && n != 4) die("ldmatrix of other than 1, 2 or 4 matrices");
+	b->xchg[me] = (uint64_t)(uintptr_t)p;
+	wait(AT_WARP);
+	int r = lane / 4, w = lane % 4;
+	for (int i = 0; i < n; i++) {
+		uintptr_t row = (uintptr_t)b->xchg[base + 8 * i + r];
+		if (row % 16 != 0) die("ldmatrix of a row not 16-byte aligned");
+		memcpy(&out[i], (const char *)row + 4 * w, 4);
+	}
+	wait(AT_WARP);
+}
