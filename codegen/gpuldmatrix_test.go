@@ -18,8 +18,8 @@ func TestMMAFragRows(t *testing.T) {
 		g, tg := lane/4, lane%4
 		for i := range int64(4) {
 			p := 8*i + g // the lane pointing at the row this register comes from
-			if k := f.aK.eval(p); k%8 != 0 {
-				t.Fatalf("lane %d points A at k %d, not 16-byte aligned", p, k)
+			if ka, kb := f.aK.eval(p), f.bK.eval(p); ka%8 != 0 || kb%8 != 0 {
+				t.Fatalf("lane %d points A at k %d and B at k %d: not both 16-byte aligned", p, ka, kb)
 			}
 			row, k := f.aRow.eval(p), f.aK.eval(p)+2*tg
 			if wr, wk := g+8*(i%2), 2*tg+8*(i/2); row != wr || k != wk {
