@@ -229,11 +229,14 @@ func (g *kernelBuilder) emitGPUFlash(a *attention, fl *flashSoftmax, sc, pv *gpu
 			g.ifThen("live", g.b.NewXor(outside(n0), constant.True), func() { k.step(n0) })
 		})
 		// A row needs the fill's tiles unless its maximum is finite and
-		// exp(f − max) is 0.
+		// exp(f − max) is 0; every row does when no tile ran (its
+		// maximum is not the strip's yet).
+		started := g.b.NewLoad(types.I1, k.started)
 		g.strideLoop("need", g.tid(), i64c(bm), i64c(int64(g.threads)), func(r value.Value) {
 			mx := g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, k.st.max, r))
 			fine := g.b.NewAnd(g.b.NewFCmp(enum.FPredOGT, mx, fconst(types.Float, math.Inf(-1))),
 				g.b.NewFCmp(enum.FPredOLE, g.b.NewFSub(fconst(types.Float, f.c), mx), fconst(types.Float, -128)))
+			fine = g.b.NewAnd(fine, started)
 			g.ifThen("needs", g.b.NewAnd(g.b.NewICmp(enum.IPredSLT, g.b.NewAdd(k.m0, r), i64c(M)), g.b.NewXor(fine, constant.True)), func() {
 				g.b.NewStore(i32c(1), need)
 			})
