@@ -140,11 +140,23 @@ func planAttentionGrad(c *ir.Func) *attentionGrad {
 			a.pBody = append(a.pBody, v)
 		}
 	}
-	a.rows = planRows(&ir.Func{Body: slices.DeleteFunc(slices.Clone(a.dsBody), func(v *ir.Value) bool { return v == a.dp }), Results: []*ir.Value{a.ds}})
+	body := slices.DeleteFunc(slices.Clone(a.dsBody), func(v *ir.Value) bool { return v == a.dp })
+	a.rows = planRows(&ir.Func{Body: body, Results: []*ir.Value{a.ds}})
+	if a.rows == nil && !slices.ContainsFunc(body, func(v *ir.Value) bool { return v.Op == ir.OpReduceSum || v.Op == ir.OpReduceMax }) {
+		a.rows = elementRows(a.dp.Type.Shape)
+	}
 	if a.rows == nil || !a.rows.shape.Equal(a.dp.Type.Shape) {
 		fail("an attention_grad fusion's dS is not a row kernel over dO·Vᵀ")
 	}
 	return a
+}
+
+// elementRows is the row plan, over the last axis of shape, of an
+// elementwise dS: no reduction and no row value, each row's D read as an
+// operand (passes' attentionD).
+func elementRows(shape ir.Shape) *rowPlan {
+	r := len(shape)
+	return &rowPlan{shape: shape, axes: []int{r - 1}, kept: gemmIota(r - 1), rows: shape[:r-1]}
 }
 
 // derivable reports whether w can be computed from p without the values

@@ -36,13 +36,13 @@ type flashGrad struct {
 // emitGPUFlashGrad lowers attention's backward a (products sp, sdp and
 // grads, planGPUAttentionGrad's) FlashAttention-2's way, or reports false
 // before emitting code: where dS's row kernel has more than one
-// reduction (D, a row's sum over the keys), a gradient's tile does not
-// divide the key tile, or tiles exceed 64×64 (at 128×128 dQ's registers
-// spilled). A unit is a group of a head's query strips (sums); per strip
-// the block walks the key tiles twice: adding each row's terms of D from
-// P and dP, then computing dS and adding dS·K to dQ (in registers), Pᵀ·dO
-// and dSᵀ·Q to the tile's rows of dV and dK. Key tiles where all these
-// are zero (outside a causal mask) are skipped.
+// reduction, a gradient's tile does not divide the key tile, or tiles
+// exceed 64×64 (at 128×128 dQ's registers spilled). A unit is a group of
+// a head's query strips (sums); per strip the block walks the key tiles
+// computing dS, adding dS·K to dQ (in registers), Pᵀ·dO and dSᵀ·Q to the
+// tile's rows of dV and dK; where dS's row kernel sums D itself, a first
+// walk adds each row's terms of D. Key tiles where all these are zero
+// (outside a causal mask) are skipped.
 func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grads []gpuGrad) (extent, cost int64, ok bool) {
 	k := &flashGrad{g: g, a: a, sp: sp, sdp: sdp}
 	for _, w := range a.rows.row {
@@ -53,7 +53,9 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 			k.red = w
 		}
 	}
-	if k.red == nil || k.red.Type.DType != ir.F32 {
+	// With no reduction at all, each row's D comes in computed (passes'
+	// attentionD): one pass over the key tiles.
+	if k.red == nil && len(a.rows.row) > 0 || k.red != nil && k.red.Type.DType != ir.F32 {
 		return 0, 0, false
 	}
 	k.tp = g.tiler(sp)
@@ -86,9 +88,14 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 	}
 	// r shares its bytes with dS and P's half copy: it is read before
 	// they are written.
-	region := max(stripBytes(ir.F32, tile), stripBytes(dsd, tile)+phBytes)
+	region := stripBytes(dsd, tile) + phBytes
+	if k.red != nil {
+		region = max(stripBytes(ir.F32, tile), region)
+	}
 	pBytes := stripBytes(pd, tile)
-	k.d = g.sharedArray(types.Float, bm)
+	if k.red != nil {
+		k.d = g.sharedArray(types.Float, bm)
+	}
 	heads := int64(sp.spec.Batch)
 	k.planGroups(heads, (M+bm-1)/bm)
 	units := heads * k.groups
@@ -97,7 +104,9 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 	k.p = g.carve(base, &at, pd, tile)
 	base = g.b.NewGetElementPtr(types.I8, base, i64c(at))
 	at = 0
-	k.r = g.carve(base, &at, ir.F32, tile)
+	if k.red != nil {
+		k.r = g.carve(base, &at, ir.F32, tile)
+	}
 	at = 0
 	k.ds = g.carve(base, &at, dsd, tile)
 	if a.pHalf != nil {
@@ -112,19 +121,27 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 		g.strideLoop("strip", g.b.NewMul(k.grp, i64c(bm)), i64c(M), i64c(bm*k.groups), func(m0 value.Value) {
 			k.m0 = m0
 			k.row0 = g.b.NewAdd(g.b.NewMul(k.bt, i64c(M)), m0)
-			g.strideLoop("dz", g.tid(), i64c(bm), i64c(int64(g.threads)), func(r value.Value) {
-				g.b.NewStore(fconst(types.Float, 0), g.b.NewGetElementPtr(types.Float, k.d, r))
-			})
+			if k.red != nil {
+				g.strideLoop("dz", g.tid(), i64c(bm), i64c(int64(g.threads)), func(r value.Value) {
+					g.b.NewStore(fconst(types.Float, 0), g.b.NewGetElementPtr(types.Float, k.d, r))
+				})
+			}
 			g.b.NewStore(constant.False, k.started)
 			g.barrier()
-			k.keys(k.termsOfD)
+			if k.red != nil {
+				k.keys(k.termsOfD)
+			}
 			k.keys(k.gradients)
 			k.storeDQ()
 		})
 		k.foldSums()
 	})
 	dh := int64(grads[0].gd.spec.N)
-	work := heads * (2*M*N*(2*int64(sp.spec.K)+2*int64(sdp.spec.K)+3*dh) + 2*M*N*int64(len(a.dsBody)+len(a.pBody)))
+	passes := int64(1)
+	if k.red != nil {
+		passes = 2
+	}
+	work := heads * (2*M*N*(passes*int64(sp.spec.K+sdp.spec.K)+3*dh) + 2*M*N*int64(len(a.dsBody)+len(a.pBody)))
 	return grid * int64(threads), work / (grid * int64(threads)), true
 }
 
@@ -134,7 +151,7 @@ func (g *kernelBuilder) emitGPUFlashGrad(a *attentionGrad, sp, sdp *gpuDot, grad
 func gradSkip(a *attentionGrad, red *ir.Value) *triangle {
 	fp, ok := fillTriangle(a.p)
 	fds, ok2 := fillTriangle(a.ds)
-	if !ok || !ok2 || fp.c != 0 || fds.c != 0 || fp.t != fds.t || !zeroOutside(red.Args[0], fp.t) || !tileTriangle(fp.t, len(a.p.Type.Shape)) {
+	if !ok || !ok2 || fp.c != 0 || fds.c != 0 || fp.t != fds.t || red != nil && !zeroOutside(red.Args[0], fp.t) || !tileTriangle(fp.t, len(a.p.Type.Shape)) {
 		return nil
 	}
 	return &fp.t
@@ -253,8 +270,10 @@ func (k *flashGrad) gradients(n0 value.Value) {
 	k.pTile(n0, true)
 	k.dpTile(n0, func(m value.Value, ix *index, at, dp, p value.Value) {
 		row := g.b.NewAdd(g.b.NewMul(k.bt, i64c(M)), m)
-		g.rowVals = map[*ir.Value]value.Value{a.dp: dp, a.p: p,
-			k.red: g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, k.d, g.b.NewSub(m, k.m0)))}
+		g.rowVals = map[*ir.Value]value.Value{a.dp: dp, a.p: p}
+		if k.red != nil {
+			g.rowVals[k.red] = g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, k.d, g.b.NewSub(m, k.m0)))
+		}
 		for _, w := range a.rows.row {
 			if w != k.red {
 				g.rowVals[w] = g.elemOp(w, atLinear(w.Type.Shape, row))

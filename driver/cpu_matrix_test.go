@@ -136,9 +136,12 @@ var matrixCases = []matrixCase{
 	// sum, as FlashAttention does, where the interpreter rounds the
 	// quotient: grad_norm 1.5e-4 apart at step 0, seen 1.8e-2 at step 16
 	// (the step where the strips' kernel, rounding as the interpreter,
-	// drifts most too: 4.6e-3).
-	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "precision", "bf16", "lr", "0.01"), rel: 1e-2, gpuRel: 4e-2, short: true},
-	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "remat", "attention", "precision", "bf16", "lr", "0.01"), rel: 1e-2, gpuRel: 4e-2, short: true},
+	// drifts most too: 4.6e-3). The backward's D is Σ dO·O over the head
+	// dimension (passes' attentionD), the interpreter's Σ dP·P over the
+	// keys, which rounds otherwise in bf16: equal at step 0, 1.2e-2 apart
+	// at step 19 (1e-2 before).
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "precision", "bf16", "lr", "0.01"), rel: 2e-2, gpuRel: 4e-2, short: true},
+	{model: "gpt", extra: defs("d", "64", "seq", "64", "batch", "16", "remat", "attention", "precision", "bf16", "lr", "0.01"), rel: 2e-2, gpuRel: 4e-2, short: true},
 	// Sequences longer than a GPU dot tile (64): the GPU kernels' causal
 	// tile skipping, strips of several tiles, bf16 on tensor cores.
 	{model: "gpt", extra: defs("layers", "1", "d", "32", "heads", "2", "seq", "160", "batch", "1")},

@@ -10,17 +10,17 @@ import (
 // attentionGrad merges attention's backward into one kernel (with
 // Options.Attention, after remat): the kernel recomputing P from Q, K and
 // the row statistics, the kernels of dS (dP = dO·Vᵀ and the softmax's
-// backward over its rows; one kernel, or two when dS is converted to a
-// half type), and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when
-// those alone read P (maybe through a kernel computing an elementwise
-// function of it, such as dropout) and dS; dropout's rng joins them. The
-// backend computes P and dS a head at a time into buffers of its own. The
-// last of the three gradients in the function is the merged kernel's
-// root, the others its outputs.
+// backward, over its rows or, where attentionD computed each row's D,
+// elementwise; one kernel, or two when dS is converted to a half type),
+// and the products dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K, when those alone
+// read P (maybe through an elementwise kernel of it, such as dropout) and
+// dS; dropout's rng joins them. The backend computes P and dS by heads
+// into buffers of its own. The last of the three gradients is the
+// merged kernel's root, the others its outputs.
 func (fu *fuser) attentionGrad() {
 	for _, v := range fu.f.Body {
 		k := fu.kernel[v.ID]
-		if k == nil || k.root != v || k.rows == nil || k.attention || k.attentionGrad {
+		if k == nil || k.root != v || k.rows == nil && k.dot == nil || k.attention || k.attentionGrad {
 			continue
 		}
 		if why := fu.mergeAttentionGrad(k); why != "" {
@@ -33,10 +33,13 @@ func (fu *fuser) attentionGrad() {
 // ds, the row kernel computing dS, or says why not ("" also when ds is not
 // one).
 func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
-	sh := ds.rows.shape
+	sh := ds.root.Type.Shape
 	r := len(sh)
-	if r < 3 || !slices.Equal(ds.rows.axes, []int{r - 1}) || !ds.root.Type.Shape.Equal(sh) {
+	if ds.rows != nil && (!slices.Equal(ds.rows.axes, []int{r - 1}) || !ds.rows.shape.Equal(sh)) || r < 3 {
 		return ""
+	}
+	if ds.rows == nil && (ds.reduces || !ds.dot.Type.Shape.Equal(sh)) {
+		return "" // a dot and its elementwise epilogue: dS when D is Σ dO·O (attentionD)
 	}
 	// The products ds reads: P (computing exp, read by dV as well) and,
 	// unless ds has it, dP (read by ds alone).

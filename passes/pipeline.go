@@ -42,6 +42,8 @@ var pipeline = [...]pass{
 	{name: "dce", fn: plain(dce), doc: "drop instructions that no result depends on"},
 	{name: "softmax-grad", fn: plain(softmaxGrad),
 		doc: "the backward of a softmax reads its output p and its sum s (p·s for exp's output), not its input"},
+	{name: "attention-d", fn: plain(attentionD), on: func(opt Options) bool { return opt.Attention },
+		doc: "attention's backward takes each row's D = Σ dP·P over the keys as Σ dO·O over the head dimension (FlashAttention-2), so dS is elementwise (with Options.Attention)"},
 	{name: "remat", fn: remat, on: func(opt Options) bool { return opt.Attention || opt.RematActivations },
 		doc: "attention's probabilities, read by P·V and again later, are recomputed for the later reads (with Options.Attention), and large activations too (Options.RematActivations)"},
 	// layout runs where fusion does: the layouts it leaves are those the
@@ -58,18 +60,21 @@ var pipeline = [...]pass{
 
 // passOrder lists pairs of passes where before must run before after.
 var passOrder = [...]struct{ before, after string }{
-	{"layout", "precision"},      // see the table
-	{"precision", "fusion"},      // fusion places the conversions
-	{"cse", "dce"},               // CSE leaves the operands of merged duplicates dead
-	{"simplify", "fusion"},       // fused functions are not simplified
-	{"dce", "fusion"},            // a dead value would become a kernel
-	{"simplify", "layout"},       // transposes of transposes are composed first
-	{"layout", "fusion"},         // fusion would hide the transposes in loop kernels
-	{"simplify", "softmax-grad"}, // p·s is not folded back into exp's output
-	{"softmax-grad", "fusion"},   // the forward's kernel then ends the input's life
-	{"softmax-grad", "remat"},    // the backward reads p, not exp's output
-	{"remat", "precision"},       // the probabilities' first reader is still their dot
-	{"remat", "fusion"},          // the forward's attention becomes one kernel
+	{"layout", "precision"},         // see the table
+	{"precision", "fusion"},         // fusion places the conversions
+	{"cse", "dce"},                  // CSE leaves the operands of merged duplicates dead
+	{"simplify", "fusion"},          // fused functions are not simplified
+	{"dce", "fusion"},               // a dead value would become a kernel
+	{"simplify", "layout"},          // transposes of transposes are composed first
+	{"layout", "fusion"},            // fusion would hide the transposes in loop kernels
+	{"simplify", "softmax-grad"},    // p·s is not folded back into exp's output
+	{"softmax-grad", "fusion"},      // the forward's kernel then ends the input's life
+	{"softmax-grad", "remat"},       // the backward reads p, not exp's output
+	{"softmax-grad", "attention-d"}, // D's product reads P·V's operand p
+	{"attention-d", "remat"},        // P's readers in the backward are fewer
+	{"attention-d", "fusion"},       // dS's kernel needs no pass over the row
+	{"remat", "precision"},          // the probabilities' first reader is still their dot
+	{"remat", "fusion"},             // the forward's attention becomes one kernel
 }
 
 func init() {
@@ -122,8 +127,9 @@ type Options struct {
 	// Attention makes attention one kernel (kind=attention: scores,
 	// softmax and the product by the values) that never stores the
 	// probabilities, and recomputes them for the backward (remat), whose
-	// kernels become one too (kind=attention_grad). Set it with Fuse for
-	// a compiled backend: every codegen target lowers such kernels.
+	// kernels become one too (kind=attention_grad), each row's D summed
+	// beforehand from the output (attention-d). Set it with Fuse for a
+	// compiled backend: every codegen target lowers such kernels.
 	Attention bool
 	// RematActivations makes remat recompute large activations for the
 	// backward too (the train setting remat = "activations").
