@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,7 +64,8 @@ train {
 // query rows; head dims run from 16 to 128; causal and padding masks, on
 // the strip lowering (the fast dot) and the row-at-a-time one (small
 // products), bf16 and f16 products, dropout (both kernels draw the mask,
-// the same as the interpreter's). With a penalty's second backward, that
+// the same as the interpreter's). The backward kernel sums each row's D
+// itself only under dropout. With a penalty's second backward, that
 // backward stays apart, and -d fusion says why.
 func TestFusedAttention(t *testing.T) {
 	needToolchain(t)
@@ -109,6 +111,17 @@ func TestFusedAttention(t *testing.T) {
 			for _, v := range fused.Step.Body {
 				if v.Op == ir.OpFusion {
 					kinds[v.Attrs.String("kind")]++
+				}
+			}
+			// Each row's D comes computed (passes' attentionD) but under
+			// dropout, where the backward sums it itself.
+			for _, v := range fused.Step.Body {
+				if v.Op != ir.OpFusion || v.Attrs.String("kind") != ir.FusionAttentionGrad {
+					continue
+				}
+				sums := slices.ContainsFunc(v.Callee.Body, func(w *ir.Value) bool { return w.Op == ir.OpReduceSum })
+				if sums != (c.dropout > 0) {
+					t.Errorf("the backward kernel sums D itself: %v, with dropout %g", sums, c.dropout)
 				}
 			}
 			fwd, bwd := kinds[ir.FusionAttention], kinds[ir.FusionAttentionGrad]
