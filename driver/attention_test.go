@@ -25,6 +25,34 @@ type attentionCase struct {
 	train           string // more train settings
 	why             string // what -d fusion says when a kernel stays apart
 	name, src       string // a model of its own (its name and source), else attentionModel's
+	sumD            bool   // without the attention-d pass: dS's kernel sums D (f32 only)
+}
+
+// checkSumsD fails t unless every attention_grad kernel of f sums each
+// row's D itself (a reduction) exactly when want: else D comes computed
+// (passes' attentionD).
+func checkSumsD(t *testing.T, f *ir.Func, want bool) {
+	t.Helper()
+	for _, v := range f.Body {
+		if v.Op != ir.OpFusion || v.Attrs.String("kind") != ir.FusionAttentionGrad {
+			continue
+		}
+		if sums := slices.ContainsFunc(v.Callee.Body, func(w *ir.Value) bool { return w.Op == ir.OpReduceSum }); sums != want {
+			t.Errorf("the backward kernel sums D itself: %v, want %v", sums, want)
+		}
+	}
+}
+
+// withoutD is opt naming the passes it runs (f32, fused, attention)
+// without attention-d, so that dS's kernel sums each row's D itself, as
+// it does for a form that pass does not prove.
+func withoutD(opt passes.Options) passes.Options {
+	for _, n := range passes.Names() {
+		if n != "attention-d" && n != "precision" {
+			opt.Passes = append(opt.Passes, n)
+		}
+	}
+	return opt
 }
 
 // attentionModel is a model whose loss reads one attention layer: inputs x
@@ -64,9 +92,9 @@ train {
 // query rows; head dims run from 16 to 128; causal and padding masks, on
 // the strip lowering (the fast dot) and the row-at-a-time one (small
 // products), bf16 and f16 products, dropout (both kernels draw the mask,
-// the same as the interpreter's). The backward kernel sums each row's D
-// itself only under dropout. With a penalty's second backward, that
-// backward stays apart, and -d fusion says why.
+// the same as the interpreter's). Each row's D comes computed into the
+// backward kernel (one case runs without that pass). With a penalty's
+// second backward, that backward stays apart, and -d fusion says why.
 func TestFusedAttention(t *testing.T) {
 	needToolchain(t)
 	popt := cpu.Backend{}.Passes()
@@ -89,9 +117,11 @@ func TestFusedAttention(t *testing.T) {
 			why: "dO·Vᵀ has readers other than dS's kernel"},
 		// Written by hand, a band off the diagonal.
 		{name: "strict", src: strictModel, precision: "f32", lowering: codegen.LowerAttention, backward: 1},
+		// dS's kernel summing D, as for a form attention-d does not prove.
+		{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", dropout: 0.1, lowering: codegen.LowerAttention, backward: 1, sumD: true},
 	}
 	for _, c := range cases {
-		name, src := fmt.Sprintf("seq%d_dh%d_h%d_causal%v_pad%v_%s_drop%g", c.seq, c.dh, c.heads, c.causal, c.padding, c.precision, c.dropout), []byte(attentionModel(c))
+		name, src := fmt.Sprintf("seq%d_dh%d_h%d_causal%v_pad%v_%s_drop%g_sumD%v", c.seq, c.dh, c.heads, c.causal, c.padding, c.precision, c.dropout, c.sumD), []byte(attentionModel(c))
 		if c.src != "" {
 			name, src = c.name, []byte(c.src)
 		}
@@ -102,6 +132,9 @@ func TestFusedAttention(t *testing.T) {
 			}
 			var log strings.Builder
 			opt := Options{Passes: popt}
+			if c.sumD {
+				opt.Passes = withoutD(popt)
+			}
 			opt.Passes.FusionLog = &log
 			fused, err := Compile("att.xl", src, nil, opt)
 			if err != nil {
@@ -113,17 +146,7 @@ func TestFusedAttention(t *testing.T) {
 					kinds[v.Attrs.String("kind")]++
 				}
 			}
-			// Each row's D comes computed (passes' attentionD) but under
-			// dropout, where the backward sums it itself.
-			for _, v := range fused.Step.Body {
-				if v.Op != ir.OpFusion || v.Attrs.String("kind") != ir.FusionAttentionGrad {
-					continue
-				}
-				sums := slices.ContainsFunc(v.Callee.Body, func(w *ir.Value) bool { return w.Op == ir.OpReduceSum })
-				if sums != (c.dropout > 0) {
-					t.Errorf("the backward kernel sums D itself: %v, with dropout %g", sums, c.dropout)
-				}
-			}
+			checkSumsD(t, fused.Step, c.sumD)
 			fwd, bwd := kinds[ir.FusionAttention], kinds[ir.FusionAttentionGrad]
 			switch {
 			case c.lowering != "" && (fwd != 1 || bwd != c.backward):
@@ -178,6 +201,7 @@ func TestGPUAttention(t *testing.T) {
 		rel       float64 // the losses' largest relative difference
 		strips    bool    // XLC_GPU_ATTENTION=strips
 		groups    int64   // codegen.GPUGradBlocks, when not 0
+		sumD      bool    // without attention-d (withoutD; f32 only)
 	}
 	var cases []gpuCase
 	for _, c := range []attentionCase{
@@ -202,6 +226,11 @@ func TestGPUAttention(t *testing.T) {
 	cases = append(cases, gpuCase{name: "strict_unmasked", src: unmasked, rel: matrixRel})
 	// Two blocks share a head's three strips: the first takes two.
 	cases = append(cases, gpuCase{name: "strict_groups", src: strictModel, rel: matrixRel, groups: 8})
+	// dS's kernel summing D: the flash backward's first walk over the key
+	// tiles adds each row's terms, with dropout.
+	drop := attentionCase{seq: 100, dh: 64, heads: 2, causal: true, precision: "f32", dropout: 0.1}
+	cases = append(cases, gpuCase{name: "sumD_drop", src: attentionModel(drop), rel: matrixRel, sumD: true})
+	cases = append(cases, gpuCase{name: "strict_sumD", src: strictModel, rel: matrixRel, sumD: true})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.groups != 0 {
@@ -219,10 +248,15 @@ func TestGPUAttention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fused, err := Compile("att.xl", src, nil, Options{Passes: emu.Passes()})
+			popt := emu.Passes()
+			if c.sumD {
+				popt = withoutD(popt)
+			}
+			fused, err := Compile("att.xl", src, nil, Options{Passes: popt})
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkSumsD(t, fused.Step, c.sumD)
 			p, err := codegen.Compile(fused.Step, codegen.Options{CPU: "gpu-emu"})
 			if err != nil {
 				t.Fatal(err)

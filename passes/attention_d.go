@@ -18,12 +18,14 @@ import (
 // the row (broadcasts of row values, splat constants).
 func attentionD(f *ir.Func) (bool, error) {
 	pos := map[*ir.Value]int{}
-	byOperand := map[*ir.Value][]*ir.Value{} // P·V's operand → its products
+	byBase := map[*ir.Value][]*ir.Value{} // P → the products P·V of it (chainOf)
 	users := map[*ir.Value][]*ir.Value{}
 	for i, v := range f.Body {
 		pos[v] = i
 		if v.Op == ir.OpDot {
-			byOperand[v.Args[0]] = append(byOperand[v.Args[0]], v)
+			if b := chainOf(v.Args[0]).base; probabilities(b) {
+				byBase[b] = append(byBase[b], v)
+			}
 		}
 		for _, a := range v.Args {
 			users[a] = append(users[a], v)
@@ -36,7 +38,7 @@ func attentionD(f *ir.Func) (bool, error) {
 	}
 	var rws []rewrite
 	for _, red := range f.Body {
-		vs, after := rowDot(red, byOperand, users, pos)
+		vs, after := rowDot(red, byBase, users, pos)
 		if vs != nil {
 			rws = append(rws, rewrite{after, vs, red})
 		}
@@ -75,7 +77,7 @@ func attentionD(f *ir.Func) (bool, error) {
 // rowDot returns the instructions computing red as Σ dO·O (attentionD),
 // the last of them red's new value, and the index in f's body after which
 // they go; nil when red is not such a reduction.
-func rowDot(red *ir.Value, byOperand, users map[*ir.Value][]*ir.Value, pos map[*ir.Value]int) ([]*ir.Value, int) {
+func rowDot(red *ir.Value, byBase, users map[*ir.Value][]*ir.Value, pos map[*ir.Value]int) ([]*ir.Value, int) {
 	if red.Op != ir.OpReduceSum || red.Type.DType != ir.F32 {
 		return nil, 0
 	}
@@ -89,7 +91,7 @@ func rowDot(red *ir.Value, byOperand, users map[*ir.Value][]*ir.Value, pos map[*
 	var flatten func(v *ir.Value, over bool)
 	flatten = func(v *ir.Value, over bool) {
 		switch op := v.Op; {
-		case len(byOperand[v]) > 0: // P·V's operand, however computed
+		case probabilities(v): // P, however computed
 		case op == ir.OpMul:
 			flatten(v.Args[0], over)
 			flatten(v.Args[1], over)
@@ -110,29 +112,29 @@ func rowDot(red *ir.Value, byOperand, users map[*ir.Value][]*ir.Value, pos map[*
 		}
 	}
 	flatten(e, false)
-	// One factor is dP (maybe masked), one P·V's operand; the others are
+	// One factor is P up to masks and a scale, the operand of some P·V up
+	// to others; one is dP = dO·Vᵀ, the same V, up to masks and a scale,
+	// so that their product is dP times P·V's operand; the others are
 	// constant along the row.
-	var dp, dpLeaf, pv, o, mask *ir.Value
+	var dp, dpLeaf, pLeaf, o *ir.Value
+	scale := 1.0 // the product's constant factor over P·V's operand's
 	for _, x := range num {
-		for _, pd := range byOperand[x] {
-			if pv == nil && probabilities(x) {
-				pv, o = x, pd
+		cp := chainOf(x)
+		for _, pd := range byBase[cp.base] {
+			cv := chainOf(pd.Args[0])
+			for _, y := range num {
+				cd := chainOf(y)
+				if pLeaf != nil || y == x || cd.base.Op != ir.OpDot || cd.base.Args[1] != pd.Args[1] {
+					continue
+				}
+				if sameSet(append(slices.Clone(cp.masks), cd.masks...), cv.masks) {
+					pLeaf, dpLeaf, dp, o = x, y, cd.base, pd
+					scale = cp.scale * cd.scale / cv.scale
+				}
 			}
 		}
 	}
-	if pv == nil {
-		return nil, 0
-	}
-	for _, x := range num {
-		y, m := x, (*ir.Value)(nil)
-		if x.Op == ir.OpSelect && isConst(x.Args[2], 0) {
-			y, m = x.Args[1], x.Args[0]
-		}
-		if x != pv && dp == nil && y.Op == ir.OpDot && y.Args[1] == o.Args[1] {
-			dp, dpLeaf, mask = y, x, m
-		}
-	}
-	if dp == nil || mask != nil && (pv.Op != ir.OpSelect || pv.Args[0] != mask || !isConst(pv.Args[2], 0)) {
+	if pLeaf == nil {
 		return nil, 0
 	}
 	rowShape := red.Type.Shape
@@ -145,12 +147,15 @@ func rowDot(red *ir.Value, byOperand, users map[*ir.Value][]*ir.Value, pos map[*
 	for i, x := range append(slices.Clone(num), den...) {
 		div := i >= len(num)
 		switch {
-		case !div && x == pv && !seenP:
+		case !div && x == pLeaf && !seenP:
 			seenP = true
 		case !div && x == dpLeaf && !seenDP:
 			seenDP = true
-		case x.Op == ir.OpConstant && x.Type.DType == ir.F32,
-			x.Op == ir.OpBroadcast && x.Args[0].Type.Shape.Equal(rowShape) && slices.Equal(x.Attrs.Ints("dims"), iotaInts(r-1)):
+		case splatFloat(x) && div:
+			scale /= constFloat(x)
+		case splatFloat(x):
+			scale *= constFloat(x)
+		case x.Op == ir.OpBroadcast && x.Args[0].Type.Shape.Equal(rowShape) && slices.Equal(x.Attrs.Ints("dims"), iotaInts(r-1)):
 			factors = append(factors, factor{x, div})
 		default:
 			return nil, 0
@@ -206,18 +211,69 @@ func rowDot(red *ir.Value, byOperand, users map[*ir.Value][]*ir.Value, pos map[*
 		if fc.div {
 			op = ir.OpDiv
 		}
-		if y.Op == ir.OpBroadcast {
-			y = y.Args[0]
-			after = max(after, pos[y])
-		} else {
-			y = emit(ir.OpConstant, red.Type, fc.x.Attrs)
-		}
+		y = y.Args[0]
+		after = max(after, pos[y])
 		d = emit(op, red.Type, nil, d, y)
+	}
+	if scale != 1 {
+		d = emit(ir.OpMul, red.Type, nil, d, emit(ir.OpConstant, red.Type, ir.Attrs{}.Set("value", scale)))
 	}
 	if neg {
 		d = emit(ir.OpNeg, red.Type, nil, d)
 	}
 	return vs, after
+}
+
+// A chain is a value as its base times a constant scale, selected by
+// masks (zero elsewhere).
+type chain struct {
+	base  *ir.Value
+	masks []*ir.Value
+	scale float64
+}
+
+// chainOf strips v's selects of zero and products and quotients by splat
+// constants (dropout's scale, attention's).
+func chainOf(v *ir.Value) chain {
+	c := chain{scale: 1}
+	for {
+		switch {
+		case v.Op == ir.OpSelect && isConst(v.Args[2], 0):
+			c.masks = append(c.masks, v.Args[0])
+			v = v.Args[1]
+		case (v.Op == ir.OpMul || v.Op == ir.OpDiv) && splatFloat(v.Args[1]):
+			if v.Op == ir.OpMul {
+				c.scale *= constFloat(v.Args[1])
+			} else {
+				c.scale /= constFloat(v.Args[1])
+			}
+			v = v.Args[0]
+		case v.Op == ir.OpMul && splatFloat(v.Args[0]):
+			c.scale *= constFloat(v.Args[0])
+			v = v.Args[1]
+		default:
+			c.base = v
+			return c
+		}
+	}
+}
+
+// splatFloat reports whether v is a float splat constant.
+func splatFloat(v *ir.Value) bool { return v.Op == ir.OpConstant && v.Type.DType.IsFloat() }
+
+// sameSet reports whether a and b hold the same values.
+func sameSet(a, b []*ir.Value) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // probabilities reports whether p is a softmax's output (softmaxParts),
