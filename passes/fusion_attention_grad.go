@@ -187,8 +187,12 @@ func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 		}
 	}
 	fu.addDraws(last, draws)
+	d := "each row's D = Σ dO·O computed beforehand (attention-d)"
+	if ds.rows != nil {
+		d = "dS's kernel sums each row's D over the keys (a form attention-d does not prove)"
+	}
 	last.dot, last.rows, last.attentionGrad, last.outputs = nil, nil, true, outputs
-	fu.logf("fuse attention's backward into %s: P and dS computed a head at a time, never stored", logName(last.root))
+	fu.logf("fuse attention's backward into %s: P and dS computed a head at a time, never stored; %s", logName(last.root), d)
 	return ""
 }
 
