@@ -30,8 +30,8 @@ func (fu *fuser) attentionGrad() {
 }
 
 // mergeAttentionGrad merges the kernels of attention's backward around
-// ds, the row kernel computing dS, or says why not ("" also when ds is not
-// one).
+// ds, the kernel computing dS (a row kernel, or dO·Vᵀ's with an
+// elementwise epilogue), or says why not ("" also when ds is not one).
 func (fu *fuser) mergeAttentionGrad(ds *kernel) string {
 	sh := ds.root.Type.Shape
 	r := len(sh)
