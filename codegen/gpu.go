@@ -89,6 +89,19 @@ func (g *kernelBuilder) barrier() {
 	g.b.NewCall(declareIn(g.mod.m, "llvm.nvvm.barrier0", types.Void))
 }
 
+// syncWarp is bar.warp.sync over the full warp (CUDA's __syncwarp): the
+// lanes' shared-memory accesses before it are visible to the others after
+// it, which a shuffle alone does not promise.
+func (g *kernelBuilder) syncWarp() {
+	l := g.gpu()
+	g.coop = true
+	if l.emu {
+		g.b.NewCall(declareIn(g.mod.m, "xlc_emu_syncwarp", types.Void))
+		return
+	}
+	g.b.NewCall(declareIn(g.mod.m, "llvm.nvvm.bar.warp.sync", types.Void, types.I32), i32c(-1))
+}
+
 // mutateLane is a shuffle's lane argument, wrong under MutateShuffleLane.
 func (g *kernelBuilder) mutateLane(mode shfl, arg value.Value) value.Value {
 	if Mutate != MutateShuffleLane {

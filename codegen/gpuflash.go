@@ -404,6 +404,9 @@ func (g *kernelBuilder) flashRows(a *attention, fl *flashSoftmax, st *flashTiles
 		tsum = g.laneReduce(tsum, fadd, lanes)
 		lold := g.b.NewSelect(first, fconst(f32, 0), g.b.NewLoad(f32, slot(st.sum)))
 		lnew := g.b.NewFAdd(g.b.NewFMul(alpha, lold), tsum)
+		// Every lane has read the row's maximum and sum before the first
+		// writes them.
+		g.syncWarp()
 		g.ifThen("fkeep", g.b.NewAnd(in, g.b.NewICmp(enum.IPredEQ, sub, i64c(0))), func() {
 			g.b.NewStore(mnew, slot(st.max))
 			g.b.NewStore(lnew, slot(st.sum))

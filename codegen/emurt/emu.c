@@ -218,6 +218,10 @@ int32_t xlc_emu_sreg(int32_t which) {
 // xlc_emu_barrier is bar.sync 0: every thread of the block.
 void xlc_emu_barrier(void) { wait(AT_BARRIER); }
 
+// xlc_emu_syncwarp is bar.warp.sync over the full warp: its lanes' memory
+// accesses before it precede those after it.
+void xlc_emu_syncwarp(void) { wait(AT_WARP); }
+
 uint64_t xlc_emu_shfl64(int32_t mode, uint64_t val, int32_t arg);
 
 // xlc_emu_shfl is shfl.sync over the full warp: mode 0 idx (from lane
