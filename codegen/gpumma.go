@@ -70,6 +70,11 @@ func (g *kernelBuilder) newMMATiler(gd *gpuDot) *mmaTiler {
 // mmaLS is a shared row, in elements.
 const mmaLS = mmaBK + mmaPad
 
+// mmaAt is the index of element (r, k) of a tensor-core shared tile.
+func (g *kernelBuilder) mmaAt(r, k value.Value) value.Value {
+	return g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k)
+}
+
 func (t *mmaTiler) tile() (bm, bn int64) { return t.BM, t.BN }
 
 func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m, n, acc value.Value)) {
@@ -144,7 +149,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 				}
 				continue
 			}
-			g.putElems(o, mmaBK, sm, types.I16, func(r, k value.Value) value.Value { return g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), k) })
+			g.putElems(o, mmaBK, sm, types.I16, g.mmaAt)
 		}
 	}
 	// The fragments come from the shared tiles by ldmatrix, each lane
@@ -152,7 +157,7 @@ func (t *mmaTiler) product(offA, offB, m0, n0, klo, khi value.Value, each func(m
 	aRow, aK := mmaFrag.aRow.emit(g, lane), mmaFrag.aK.emit(g, lane)
 	bRow, bRow1, bK := mmaFrag.bRow.emit(g, lane), mmaFrag.bRow1.emit(g, lane), mmaFrag.bK.emit(g, lane)
 	at := func(sm, row, k value.Value) value.Value {
-		return g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(row, i64c(mmaLS)), k))
+		return g.b.NewGetElementPtr(types.I16, sm, g.mmaAt(row, k))
 	}
 	g.stepLoop(start, khi, mmaBK, fetch, put, func(k0 value.Value) {
 		as, bs := g.tileBuffers(t.as, t.bs, types.I16, t.half, start, k0, mmaBK)

@@ -70,7 +70,7 @@ func (g *kernelBuilder) vecRun(q int64) (r, k value.Value) {
 // vecPlace stores run x, the thread's q-th, into shared tile sm.
 func (g *kernelBuilder) vecPlace(sm value.Value, q int64, x value.Value) {
 	r, kc := g.vecRun(q)
-	dst := g.b.NewGetElementPtr(types.I16, sm, g.b.NewAdd(g.b.NewMul(r, i64c(mmaLS)), kc))
+	dst := g.b.NewGetElementPtr(types.I16, sm, g.mmaAt(r, kc))
 	st := g.b.NewStore(x, g.b.NewBitCast(dst, types.NewPointer(x.Type())))
 	st.Align = 16
 }
