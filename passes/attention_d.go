@@ -215,7 +215,7 @@ func rowDot(red *ir.Value, byBase, users map[*ir.Value][]*ir.Value, pos map[*ir.
 		after = max(after, pos[y])
 		d = emit(op, red.Type, nil, d, y)
 	}
-	if scale != 1 {
+	if float32(scale) != 1 { // the constant is f32: a product by 1 is none
 		d = emit(ir.OpMul, red.Type, nil, d, emit(ir.OpConstant, red.Type, ir.Attrs{}.Set("value", scale)))
 	}
 	if neg {
