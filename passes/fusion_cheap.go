@@ -108,7 +108,7 @@ func (fu *fuser) computeCheap() {
 				}
 			}
 		}
-		if !c.ok || c.cost() > maxCheapCost || fu.storedSoftmax(v, c) {
+		if !c.ok || c.cost() > maxCheapCost || fu.storedSoftmax(v, c) || fu.storedHalf(v) {
 			c = cheapness{}
 		}
 		fu.cheap[v.ID] = c
@@ -150,6 +150,18 @@ func (fu *fuser) isCheap(v *ir.Value) bool { return !v.IsParam() && fu.cheap[v.I
 // as long as they run.
 func (fu *fuser) storedSoftmax(v *ir.Value, c cheapness) bool {
 	if !slices.ContainsFunc(c.ops, func(o *ir.Value) bool { return o.Op == ir.OpReduceMax }) {
+		return false
+	}
+	return slices.ContainsFunc(fu.users[v.ID], func(u *ir.Value) bool { return u.Op == ir.OpDot })
+}
+
+// storedHalf reports whether v narrows a value to a half type that a dot
+// reads: the dot reads it from memory, so it is stored anyway, and its
+// other readers (a softmax's or attention's output read back in the
+// backward, precision_softmax.go) read the half copy rather than narrow
+// the wide value again, which would keep that alive until they run.
+func (fu *fuser) storedHalf(v *ir.Value) bool {
+	if v.Op != ir.OpConvert || !v.Type.DType.IsFloat() || v.Type.DType.Size() >= v.Args[0].Type.DType.Size() {
 		return false
 	}
 	return slices.ContainsFunc(fu.users[v.ID], func(u *ir.Value) bool { return u.Op == ir.OpDot })
