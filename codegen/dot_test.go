@@ -666,3 +666,22 @@ func TestDotChooseMR(t *testing.T) {
 		}
 	}
 }
+
+// TestDotPackB checks when B is read in place: dense rows, few row tiles
+// a part (a weight gradient's), and rows less than a page apart.
+func TestDotPackB(t *testing.T) {
+	v4 := x86Targets(t)[2]
+	for _, c := range []struct {
+		m, n   int
+		transB bool
+		want   int
+	}{
+		{256, 512, false, -1}, {256, 1023, false, -1}, {256, 1024, false, 1}, {256, 3072, false, 1},
+		{2048, 512, false, 1}, {256, 512, true, 1},
+	} {
+		s := DotSpec{Batch: 1, M: c.m, N: c.n, K: 2048, TransA: true, TransB: c.transB, Target: v4}
+		if got := s.plan().PackB; got != c.want {
+			t.Errorf("M %d, N %d, transposed B %v: PackB %d, want %d", c.m, c.n, c.transB, got, c.want)
+		}
+	}
+}
