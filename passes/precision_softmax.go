@@ -11,7 +11,7 @@ import (
 // readSoftmaxFromHalf makes the readers of a softmax's output p (or of its
 // masked copy select(m, p, 0)) that come after a product reading its half
 // copy h read convert(h) instead: the backward of attention then keeps h,
-// not p in f32 (or the scores it is computed from), from the forward to
+// not p in f32 (or the scores it is recomputed from), from the forward to
 // the backward. Its values are p rounded to the half type, as the product
 // already saw them. Attention's output O = P·V, as the heads' merge lays
 // it out, is read back the same way from the half copy of its reshape,
