@@ -257,7 +257,7 @@ func (s DotSpec) chooseMR() int {
 	return t.MR
 }
 
-// pageBytes is the size of a memory page, the unit of the TLB's entries.
+// pageBytes is the size of a memory page.
 const pageBytes = 4096
 
 func (s DotSpec) plan() DotBlocking {
@@ -300,17 +300,17 @@ func (s DotSpec) plan() DotBlocking {
 		// Packing B (a read and a write of each element per thread)
 		// pays when many row tiles of one thread share each sliver;
 		// with at most Target.InPlaceBTiles the micro-kernel reads B
-		// in place (see bench/dot/README.md), unless its rows are a page
-		// (4 KiB) or more apart: a sliver's kc rows then touch kc pages,
-		// more than the L1 TLB holds (bench/NOTES.md). B strided
-		// (attention's v and do, 32 floats of every 128) stays packed.
+		// in place (see bench/dot/README.md), unless its rows are
+		// Target.InPlaceBRow or more apart (on Intel's cores a page: a
+		// sliver's kc rows then touch kc pages). B strided (attention's
+		// v and do, 32 floats of every 128) stays packed.
 		p.PackB = 1
 		rows := s.M
 		if parts := max(t.Parts, 1); s.Batch == 1 {
 			rows = (s.M + parts - 1) / parts
 		}
 		_, ldb, _ := s.lds()
-		if !s.TransB && ldb == int64(s.N) && ldb*4 < pageBytes && (rows+p.MR-1)/p.MR <= t.InPlaceBTiles {
+		if !s.TransB && ldb == int64(s.N) && (t.InPlaceBRow == 0 || ldb*4 < int64(t.InPlaceBRow)) && (rows+p.MR-1)/p.MR <= t.InPlaceBTiles {
 			p.PackB = -1
 		}
 	}

@@ -668,20 +668,28 @@ func TestDotChooseMR(t *testing.T) {
 }
 
 // TestDotPackB checks when B is read in place: dense rows, few row tiles
-// a part (a weight gradient's), and rows less than a page apart.
+// a part (a weight gradient's), and on Intel's AVX-512 cores rows less
+// than a page apart.
 func TestDotPackB(t *testing.T) {
-	v4 := x86Targets(t)[2]
 	for _, c := range []struct {
+		cpu    string
 		m, n   int
 		transB bool
 		want   int
 	}{
-		{256, 512, false, -1}, {256, 1023, false, -1}, {256, 1024, false, 1}, {256, 3072, false, 1},
-		{2048, 512, false, 1}, {256, 512, true, 1},
+		{"sapphirerapids", 256, 512, false, -1}, {"sapphirerapids", 256, 1023, false, -1},
+		{"sapphirerapids", 256, 1024, false, 1}, {"rocketlake", 256, 3072, false, 1},
+		{"znver4", 256, 1024, false, -1}, {"x86-64-v4", 256, 3072, false, -1},
+		{"sapphirerapids", 2048, 512, false, 1}, {"znver4", 256, 512, true, 1},
 	} {
-		s := DotSpec{Batch: 1, M: c.m, N: c.n, K: 2048, TransA: true, TransB: c.transB, Target: v4}
+		tg, err := TargetFor(c.cpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.Parts = 2
+		s := DotSpec{Batch: 1, M: c.m, N: c.n, K: 2048, TransA: true, TransB: c.transB, Target: tg}
 		if got := s.plan().PackB; got != c.want {
-			t.Errorf("M %d, N %d, transposed B %v: PackB %d, want %d", c.m, c.n, c.transB, got, c.want)
+			t.Errorf("%s, M %d, N %d, transposed B %v: PackB %d, want %d", c.cpu, c.m, c.n, c.transB, got, c.want)
 		}
 	}
 }

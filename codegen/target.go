@@ -50,8 +50,10 @@ type Target struct {
 	MR, NR, AltMR int
 	AltSpeed      float64
 	// InPlaceBTiles is the most row tiles a part runs on each sliver of
-	// B for which the dot reads B in place rather than packing it.
-	InPlaceBTiles int
+	// B for which the dot reads B in place rather than packing it;
+	// InPlaceBRow, when not 0, the bytes from one row of B to the next
+	// from which it packs B anyway.
+	InPlaceBTiles, InPlaceBRow int
 	// Parts is the number of parts runtime/cpu splits each kernel's range
 	// into (its pool's size: GOMAXPROCS when the target was made); the dot
 	// balances its row tiles over them.
@@ -120,6 +122,7 @@ func TargetFor(name string) (*Target, error) {
 	if t, ok := classes[class]; ok {
 		t.Name, t.Tune, t.Parts = n, tune, goruntime.GOMAXPROCS(0)
 		t.Features = append(slices.Clone(t.Features), cpuExtras[tune]...)
+		tuneFor(&t)
 		if t.gpuKernels() {
 			var err error
 			if t.GPUDot, err = tileFromEnv("XLC_GPU_DOT", gpuDotTileFor); err != nil {
@@ -175,6 +178,7 @@ func HostTarget() (*Target, error) {
 		t.Name, t.Features = best, append(slices.Clone(t.Features), hostExtras(best, have)...)
 		if err := loadTools(); err == nil && cpuClass[toolInfo.hostCPU] == best {
 			t.Name, t.Tune = toolInfo.hostCPU, toolInfo.hostCPU
+			tuneFor(&t)
 		}
 		t.L1, t.L2 = cacheSize(1, t.L1), cacheSize(2, t.L2)
 		host.t = t

@@ -53,7 +53,22 @@ var (
 		"znver5": {"avx512_bf16"},
 	}
 	classExtras = map[string][]string{"x86-64-v4": {"avx512_bf16"}}
+
+	// intelAVX512 are Intel's AVX-512 cores, whose dot packs B with rows
+	// a page or more apart even for few row tiles (bench/NOTES.md; AMD's
+	// Zen 4 measured faster reading such B in place).
+	intelAVX512 = []string{"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
+		"icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids", "graniterapids",
+		"graniterapids-d"}
 )
+
+// tuneFor sets the fields of t that depend on its CPU (Target.Tune) rather
+// than its class.
+func tuneFor(t *Target) {
+	if slices.Contains(intelAVX512, t.Tune) {
+		t.InPlaceBRow = pageBytes
+	}
+}
 
 // x86HostFeatures are this x86-64 CPU's extensions, by Target.Features
 // names.
