@@ -283,10 +283,11 @@ func (s DotSpec) plan() DotBlocking {
 		// rows would crowd the L1. A stored transposed is read in place:
 		// the micro-kernel's MR floats for one k are contiguous, and
 		// packing them (even by vectors) measured slower on every
-		// weight-gradient and attention shape of the GPT configs
-		// (bench/NOTES.md).
+		// weight-gradient and attention shape of the GPT configs on
+		// Zen 4, but faster for the weight gradients on Intel's cores
+		// (Target.PackTransA; bench/NOTES.md).
 		p.PackA = -1
-		if lda, _, _ := s.lds(); !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 {
+		if lda, _, _ := s.lds(); !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 || s.TransA && s.Batch == 1 && t.PackTransA {
 			p.PackA = 1
 		}
 	}

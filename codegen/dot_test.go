@@ -693,3 +693,25 @@ func TestDotPackB(t *testing.T) {
 		}
 	}
 }
+
+// TestDotPackTransA checks that a transposed A is packed for unbatched
+// products on Intel's AVX-512 cores and read in place elsewhere.
+func TestDotPackTransA(t *testing.T) {
+	for _, c := range []struct {
+		cpu   string
+		batch int
+		want  int
+	}{
+		{"sapphirerapids", 1, 1}, {"rocketlake", 1, 1}, {"sapphirerapids", 64, -1},
+		{"znver4", 1, -1}, {"x86-64-v4", 1, -1}, {"x86-64-v3", 1, -1},
+	} {
+		tg, err := TargetFor(c.cpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := DotSpec{Batch: c.batch, M: 256, N: 256, K: 2048, TransA: true, Target: tg}
+		if got := s.plan().PackA; got != c.want {
+			t.Errorf("%s, batch %d: PackA %d, want %d", c.cpu, c.batch, got, c.want)
+		}
+	}
+}

@@ -54,6 +54,10 @@ type Target struct {
 	// InPlaceBRow, when not 0, the bytes from one row of B to the next
 	// from which it packs B anyway.
 	InPlaceBTiles, InPlaceBRow int
+	// PackTransA makes the dot pack the transposed A of an unbatched
+	// product (a weight gradient's activations) rather than read it in
+	// place.
+	PackTransA bool
 	// Parts is the number of parts runtime/cpu splits each kernel's range
 	// into (its pool's size: GOMAXPROCS when the target was made); the dot
 	// balances its row tiles over them.

@@ -55,8 +55,9 @@ var (
 	classExtras = map[string][]string{"x86-64-v4": {"avx512_bf16"}}
 
 	// intelAVX512 are Intel's AVX-512 cores, whose dot packs B with rows
-	// a page or more apart even for few row tiles (bench/NOTES.md; AMD's
-	// Zen 4 measured faster reading such B in place).
+	// a page or more apart even for few row tiles, and a weight
+	// gradient's transposed A (bench/NOTES.md; AMD's Zen 4 measured
+	// faster reading both in place).
 	intelAVX512 = []string{"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
 		"icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids", "graniterapids",
 		"graniterapids-d"}
@@ -66,7 +67,7 @@ var (
 // than its class.
 func tuneFor(t *Target) {
 	if slices.Contains(intelAVX512, t.Tune) {
-		t.InPlaceBRow = pageBytes
+		t.InPlaceBRow, t.PackTransA = pageBytes, true
 	}
 }
 
