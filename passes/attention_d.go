@@ -23,7 +23,7 @@ func attentionD(f *ir.Func) (bool, error) {
 	for i, v := range f.Body {
 		pos[v] = i
 		if v.Op == ir.OpDot {
-			if b := chainOf(v.Args[0]).base; probabilities(b) {
+			if b := chainOf(v.Args[0]).base; softmaxOutput(b) {
 				byBase[b] = append(byBase[b], v)
 			}
 		}
@@ -91,7 +91,7 @@ func rowDot(red *ir.Value, byBase, users map[*ir.Value][]*ir.Value, pos map[*ir.
 	var flatten func(v *ir.Value, over bool)
 	flatten = func(v *ir.Value, over bool) {
 		switch op := v.Op; {
-		case probabilities(v): // P, however computed
+		case softmaxOutput(v): // P, however computed
 		case op == ir.OpMul:
 			flatten(v.Args[0], over)
 			flatten(v.Args[1], over)
@@ -274,16 +274,6 @@ func sameSet(a, b []*ir.Value) bool {
 		}
 	}
 	return true
-}
-
-// probabilities reports whether p is a softmax's output (softmaxParts),
-// maybe selected by a mask with zeros elsewhere.
-func probabilities(p *ir.Value) bool {
-	if p.Op == ir.OpSelect && isConst(p.Args[2], 0) {
-		p = p.Args[1]
-	}
-	z, _, _ := softmaxParts(p)
-	return z != nil
 }
 
 // rowDotOperand checks that dP = dO·Vᵀ and O = P·V multiply the same V

@@ -152,7 +152,7 @@ func (fu *fuser) storedSoftmax(v *ir.Value, c cheapness) bool {
 	if !slices.ContainsFunc(c.ops, func(o *ir.Value) bool { return o.Op == ir.OpReduceMax }) {
 		return false
 	}
-	return slices.ContainsFunc(fu.users[v.ID], func(u *ir.Value) bool { return u.Op == ir.OpDot })
+	return fu.readByDot(v)
 }
 
 // storedHalf reports whether v narrows a value to a half type that a dot
@@ -164,5 +164,10 @@ func (fu *fuser) storedHalf(v *ir.Value) bool {
 	if v.Op != ir.OpConvert || !v.Type.DType.IsFloat() || v.Type.DType.Size() >= v.Args[0].Type.DType.Size() {
 		return false
 	}
+	return fu.readByDot(v)
+}
+
+// readByDot reports whether a dot reads v.
+func (fu *fuser) readByDot(v *ir.Value) bool {
 	return slices.ContainsFunc(fu.users[v.ID], func(u *ir.Value) bool { return u.Op == ir.OpDot })
 }

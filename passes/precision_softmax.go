@@ -93,7 +93,7 @@ func softmaxOutput(v *ir.Value) bool {
 }
 
 // attentionOutput reports whether v is a product P·V of probabilities
-// (chainOf, probabilities), maybe transposed, its operands read in the
+// (chainOf, softmaxOutput), maybe transposed, its operands read in the
 // half type.
 func attentionOutput(v *ir.Value) bool {
 	if v.Op == ir.OpTranspose {
@@ -102,5 +102,5 @@ func attentionOutput(v *ir.Value) bool {
 	if v.Op != ir.OpDot || v.Args[0].Op != ir.OpConvert {
 		return false
 	}
-	return probabilities(chainOf(v.Args[0].Args[0]).base)
+	return softmaxOutput(chainOf(v.Args[0].Args[0]).base)
 }
