@@ -35,8 +35,6 @@ var (
 	expPoly = []uint32{0x3efffffe, 0x3e2aaa45, 0x3d2aac8b, 0x3c091fdb, 0x3ab50d45}
 	// logPoly: log(1+f) = f - f²/2 + f³·P(f) on √½-1 ≤ f ≤ √2-1.
 	logPoly = []uint32{0x3eaaaaaa, 0xbe800114, 0x3e4cd004, 0xbe2a3921, 0x3e116d10, 0xbe06c2ac, 0x3e02adaf, 0xbd9c5a76}
-	// tanhPoly: tanh(a) = a + a³·P(a²) on 0 ≤ a ≤ tanhSmall.
-	tanhPoly = []uint32{0xbeaaaaaa, 0x3e088833, 0xbd5cf748, 0x3cb1c5ad, 0xbc05fa81, 0x3b0c70f7}
 	// erfPoly: erf(a) = a·P(a²) on 0 ≤ a ≤ erfSmall; P(0) ≈ 2/√π.
 	erfPoly = []uint32{0x3f906ebb, 0xbec093a3, 0x3de7178e, 0xbcdc15fc, 0x3bab2472, 0xba5f4226, 0x38f2514e, 0xb7330f22}
 	// erfcLog: log(erfc(a)) = Q(a - erfSmall) on erfSmall ≤ a ≤ erfMax.
@@ -45,7 +43,7 @@ var (
 )
 
 const (
-	tanhSmall = 0.625 // tanh's polynomial below, 1 - 2/(e^2a + 1) above
+	tanhSmall = 0.55  // tanh is h - h²/(1+h) below, h/(1+h) above
 	tanhMax   = 9.5   // tanh(a) rounds to 1 beyond
 	erfSmall  = 0.875 // erf's polynomial below, 1 - e^Q above
 	erfMax    = 4     // erf(a) rounds to 1 beyond
@@ -89,29 +87,41 @@ func (g *kernelBuilder) vmath(op ir.Op, x value.Value) value.Value {
 	return g.erfF32(x)
 }
 
-// expCore is e^x for x in [-104, 89] (NaN gives NaN): n = round(x/ln2) by
-// adding 1.5·2^23 (its integer in the low bits), r = x - n·ln2 in two fmas
-// (ln2 split into float hi and lo parts), e^r = 1 + r + r²·P(r), and the
-// scale by 2^n in two factors 2^⌊n/2⌋·2^(n-⌊n/2⌋), both normal, so that
-// subnormal results round once and 2^128 overflows to +inf.
+// expCore is e^x for x in [-104, 89] (NaN gives NaN): expReduce's e^r = 1
+// + q, scaled by 2^n in two factors 2^⌊n/2⌋·2^(n-⌊n/2⌋), both normal, so
+// that subnormal results round once and 2^128 overflows to +inf.
 func (g *kernelBuilder) expCore(x value.Value) value.Value {
+	b := g.b
+	ni, q := g.expReduce(x)
+	y := b.NewFAdd(fc(1), q)
+	n1 := b.NewAShr(ni, i32c(1))
+	n2 := b.NewSub(ni, n1)
+	s1, s2 := g.pow2(n1, 0), g.pow2(n2, 0)
+	return b.NewFMul(b.NewFMul(y, s1), s2)
+}
+
+// expReduce splits e^x as 2^n·(1 + q): n = round(x/ln2) by adding 1.5·2^23
+// (its integer in the low bits), r = x - n·ln2 in two fmas (ln2 split into
+// float hi and lo parts) and q = e^r - 1 = r + r²·P(r). It returns n as
+// an i32 and q.
+func (g *kernelBuilder) expReduce(x value.Value) (ni, q value.Value) {
 	b := g.b
 	magic := fc(expMagic)
 	t := g.fma(x, fc(float32(math.Log2E)), magic)
 	n := b.NewFSub(t, magic)
-	ni := b.NewSub(b.NewBitCast(t, types.I32), b.NewBitCast(magic, types.I32))
+	ni = b.NewSub(b.NewBitCast(t, types.I32), b.NewBitCast(magic, types.I32))
 	ln2hi := float32(math.Ln2)
 	ln2lo := float32(math.Ln2 - float64(ln2hi))
 	nn := b.NewFNeg(n)
 	r := g.fma(nn, fc(ln2hi), x)
 	r = g.fma(nn, fc(ln2lo), r)
-	q := g.fma(g.horner(expPoly, r), b.NewFMul(r, r), r)
-	y := b.NewFAdd(fc(1), q)
-	n1 := b.NewAShr(ni, i32c(1))
-	n2 := b.NewSub(ni, n1)
-	s1 := b.NewBitCast(b.NewShl(b.NewAdd(n1, i32c(127)), i32c(23)), types.Float)
-	s2 := b.NewBitCast(b.NewShl(b.NewAdd(n2, i32c(127)), i32c(23)), types.Float)
-	return b.NewFMul(b.NewFMul(y, s1), s2)
+	return ni, g.fma(g.horner(expPoly, r), b.NewFMul(r, r), r)
+}
+
+// pow2 is the float 2^(n+k) for an i32 n with n+k a normal exponent.
+func (g *kernelBuilder) pow2(n value.Value, k int64) value.Value {
+	b := g.b
+	return b.NewBitCast(b.NewShl(b.NewAdd(n, i32c(127+k)), i32c(23)), types.Float)
 }
 
 // expF32 is e^x: expCore of x clamped to at most 89 (e^89 rounds to +inf),
@@ -151,18 +161,21 @@ func (g *kernelBuilder) logF32(x value.Value) value.Value {
 	return g.fselect(enum.FPredOEQ, x, fc(0), fc(float32(math.Inf(-1))), r)
 }
 
-// tanhF32 is tanh x, computed for a = |x| and given x's sign (so tanh(-0)
-// is -0): a + a³·P(a²) for a < 0.625, else 1 - 2/(e^2a + 1) with expCore
-// of 2·min(a, 9.5) (1 beyond, as rounding gives). Max error 1 ulp (1.31).
+// tanhF32 is tanh x, computed for a = |x| (clamped to 9.5, beyond which
+// tanh rounds to 1) and given x's sign (so tanh(-0) is -0): with h =
+// (e^2a - 1)/2 from expReduce, h = 2^(n-1)·q + (2^(n-1) - ½) in one fma,
+// tanh a = h/(1+h), and below 0.55 h - h·h/(1+h), where the quotient's
+// rounding error is scaled down by h. Max error 2 ulp (1.81).
 func (g *kernelBuilder) tanhF32(x value.Value) value.Value {
 	b := g.b
 	a := g.callF("fabs", false, x)
-	a2 := b.NewFMul(a, a)
-	small := g.fma(b.NewFMul(a, a2), g.horner(tanhPoly, a2), a)
 	ac := g.fselect(enum.FPredOGT, a, fc(tanhMax), fc(tanhMax), a)
-	e := g.expCore(b.NewFMul(fc(2), ac))
-	big := b.NewFSub(fc(1), b.NewFDiv(fc(2), b.NewFAdd(e, fc(1))))
-	r := g.fselect(enum.FPredOLT, a, fc(tanhSmall), small, big)
+	ni, q := g.expReduce(b.NewFMul(fc(2), ac))
+	s := g.pow2(ni, -1)
+	h := g.fma(s, q, b.NewFSub(s, fc(0.5)))
+	quo := b.NewFDiv(h, b.NewFAdd(fc(1), h))
+	small := g.fma(b.NewFNeg(h), quo, h)
+	r := g.fselect(enum.FPredOLT, a, fc(tanhSmall), small, quo)
 	return g.callF("copysign", false, r, x)
 }
 

@@ -163,19 +163,6 @@ func main() {
 		}
 		return math.Abs(f * f * f / math.Log1p(f))
 	})
-	// tanh: x + x^3 P(x^2), x in [0, tanhB].
-	tanhP := fit(tanhDeg, 0, tanhB, func(x float64) float64 { return x * x }, func(x float64) float64 {
-		if x < 0.02 {
-			x2 := x * x
-			return -1.0/3 + x2*(2.0/15+x2*(-17.0/315+x2*62.0/2835))
-		}
-		return (math.Tanh(x) - x) / (x * x * x)
-	}, func(x float64) float64 {
-		if x == 0 {
-			return 0
-		}
-		return x * x * x / math.Tanh(x)
-	})
 	// erf small: x P(x^2), x in [0, erfB].
 	erfP := fit(erfDeg, 0, erfB, func(x float64) float64 { return x * x }, func(x float64) float64 {
 		if x == 0 {
@@ -193,9 +180,9 @@ func main() {
 		return math.Log(math.Erfc(a))
 	}, func(a float64) float64 { return math.Erfc(a) / math.Erf(a) })
 
-	cs := map[string][]float32{"exp": f32s(expP), "log": f32s(logP), "tanh": f32s(tanhP), "erf": f32s(erfP), "erfQ": f32s(erfQ)}
-	names := map[string]string{"exp": "expPoly", "log": "logPoly", "tanh": "tanhPoly", "erf": "erfPoly", "erfQ": "erfcLog"}
-	for _, k := range []string{"exp", "log", "tanh", "erf", "erfQ"} {
+	cs := map[string][]float32{"exp": f32s(expP), "log": f32s(logP), "erf": f32s(erfP), "erfQ": f32s(erfQ)}
+	names := map[string]string{"exp": "expPoly", "log": "logPoly", "erf": "erfPoly", "erfQ": "erfcLog"}
+	for _, k := range []string{"exp", "log", "erf", "erfQ"} {
 		fmt.Printf("%s = []uint32{", names[k])
 		for i, v := range cs[k] {
 			if i > 0 {
@@ -210,8 +197,8 @@ func main() {
 
 const (
 	logDeg  = 7
-	tanhDeg = 5
-	tanhB   = 0.625
+	tanhB   = 0.55
+	tanhC   = 9.5
 	erfDeg  = 7
 	erfB    = 0.875
 	erfC    = 4.0
@@ -240,15 +227,20 @@ var (
 	magic = float32(0x1.8p23)
 )
 
-// expCore: e^x for x in [-104, 89] (two-step scale).
-func expCore(x float32) float32 {
+// expReduce: e^x = 2^n (1 + q).
+func expReduce(x float32) (int32, float32) {
 	t := fma(x, log2e, magic)
 	n := t - magic
 	ni := int32(bits(t) - bits(magic))
 	r := fma(-n, ln2hi, x)
 	r = fma(-n, ln2lo, r)
 	p := horner(C["exp"], r)
-	q := fma(p, r*r, r)
+	return ni, fma(p, r*r, r)
+}
+
+// expCore: e^x for x in [-104, 89] (two-step scale).
+func expCore(x float32) float32 {
+	ni, q := expReduce(x)
 	y := 1 + q
 	n1 := ni >> 1
 	n2 := ni - n1
@@ -293,18 +285,19 @@ func logf(x float32) float32 {
 
 func tanhf(x float32) float32 {
 	a := float32(math.Abs(float64(x)))
-	a2 := a * a
-	ys := fma(a*a2, horner(C["tanh"], a2), a)
 	ac := a
-	if ac > 9.5 {
-		ac = 9.5
+	if ac > tanhC {
+		ac = tanhC
 	}
-	e := expCore(2 * ac)
-	yb := 1 - 2/(e+1)
+	ni, q := expReduce(2 * ac)
+	s := fbits(uint32(ni+126) << 23)
+	h := fma(s, q, s-0.5) // (e^2a - 1)/2
+	quo := h / (1 + h)
+	y := quo
 	if a < tanhB {
-		yb = ys
+		y = fma(-h, quo, h)
 	}
-	return float32(math.Copysign(float64(yb), float64(x)))
+	return float32(math.Copysign(float64(y), float64(x)))
 }
 
 func erff(x float32) float32 {

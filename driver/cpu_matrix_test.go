@@ -165,7 +165,10 @@ var matrixCases = []matrixCase{
 	{model: "bert", extra: defs("lr", "0.01", "combiner", "gradnorm")},
 	{model: "bert", extra: defs("lr", "0.01", "combiner", "minnorm"), short: true},
 	{model: "bert", extra: defs("lr", "0.01", "combiner", "main_aux", "losses", "mlm_loss,cls_loss")},
-	{model: "bert", extra: defs("lr", "0.01", "combiner", "minnorm", "combine_on", "encoded", "loss_scale", "dynamic"), short: true},
+	// minnorm's weight γ = ⟨b-a, b⟩/‖a-b‖² of the two tasks' gradients
+	// amplifies rounding: with the pooler's tanh within 1 ulp it drifted
+	// 9.1e-5 from the interpreter's by step 18, within 2 ulps 1.3e-4.
+	{model: "bert", extra: defs("lr", "0.01", "combiner", "minnorm", "combine_on", "encoded", "loss_scale", "dynamic"), rel: 5e-4, short: true},
 	{model: "bert", extra: defs("lr", "0.01", "combiner", "gradnorm", "combine_on", "encoded")},
 
 	// Penalties and loss scaling.
