@@ -238,13 +238,16 @@ func expReduce(x float32) (int32, float32) {
 	return ni, fma(p, r*r, r)
 }
 
+// pow2: 2^(n+k), a normal float.
+func pow2(n, k int32) float32 { return fbits(uint32(n+127+k) << 23) }
+
 // expCore: e^x for x in [-104, 89] (two-step scale).
 func expCore(x float32) float32 {
 	ni, q := expReduce(x)
 	y := 1 + q
 	n1 := ni >> 1
 	n2 := ni - n1
-	return y * fbits(uint32(n1+127)<<23) * fbits(uint32(n2+127)<<23)
+	return y * pow2(n1, 0) * pow2(n2, 0)
 }
 
 func expf(x float32) float32 {
@@ -290,7 +293,7 @@ func tanhf(x float32) float32 {
 		ac = tanhC
 	}
 	ni, q := expReduce(2 * ac)
-	s := fbits(uint32(ni+126) << 23)
+	s := pow2(ni, -1)
 	h := fma(s, q, s-0.5) // (e^2a - 1)/2
 	quo := h / (1 + h)
 	y := quo
