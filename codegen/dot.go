@@ -285,9 +285,12 @@ func (s DotSpec) plan() DotBlocking {
 		// packing them (even by vectors) measured slower on every
 		// weight-gradient and attention shape of the GPT configs on
 		// Zen 4, but faster for the weight gradients on Intel's cores
-		// (Target.PackTransA; bench/NOTES.md).
+		// (Target.PackTransA), and under AVX2 where its rows are a page
+		// apart (Target.PackTransARow; bench/NOTES.md).
 		p.PackA = -1
-		if lda, _, _ := s.lds(); !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 || s.TransA && s.Batch == 1 && t.PackTransA {
+		lda, _, _ := s.lds()
+		packT := t.PackTransA || t.PackTransARow > 0 && lda*4 >= int64(t.PackTransARow)
+		if !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 || s.TransA && s.Batch == 1 && packT {
 			p.PackA = 1
 		}
 	}

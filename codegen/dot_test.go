@@ -695,23 +695,27 @@ func TestDotPackB(t *testing.T) {
 }
 
 // TestDotPackTransA checks that a transposed A is packed for unbatched
-// products on Intel's AVX-512 cores and read in place elsewhere.
+// products on Intel's AVX-512 cores, by the x86-64-v3 class and Intel's
+// AVX2 cores where its rows are a page apart (M = 1024 floats), and read
+// in place elsewhere.
 func TestDotPackTransA(t *testing.T) {
 	for _, c := range []struct {
-		cpu   string
-		batch int
-		want  int
+		cpu      string
+		batch, m int
+		want     int
 	}{
-		{"sapphirerapids", 1, 1}, {"rocketlake", 1, 1}, {"sapphirerapids", 64, -1},
-		{"znver4", 1, -1}, {"x86-64-v4", 1, -1}, {"x86-64-v3", 1, -1},
+		{"sapphirerapids", 1, 256, 1}, {"rocketlake", 1, 256, 1}, {"sapphirerapids", 64, 256, -1},
+		{"znver4", 1, 256, -1}, {"znver4", 1, 1024, -1}, {"x86-64-v4", 1, 1024, -1},
+		{"x86-64-v3", 1, 256, -1}, {"x86-64-v3", 1, 1024, 1}, {"x86-64-v3", 64, 1024, -1},
+		{"haswell", 1, 1024, 1}, {"znver2", 1, 1024, -1},
 	} {
 		tg, err := TargetFor(c.cpu)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := DotSpec{Batch: c.batch, M: 256, N: 256, K: 2048, TransA: true, Target: tg}
+		s := DotSpec{Batch: c.batch, M: c.m, N: 256, K: 2048, TransA: true, Target: tg}
 		if got := s.plan().PackA; got != c.want {
-			t.Errorf("%s, batch %d: PackA %d, want %d", c.cpu, c.batch, got, c.want)
+			t.Errorf("%s, batch %d, M %d: PackA %d, want %d", c.cpu, c.batch, c.m, got, c.want)
 		}
 	}
 }

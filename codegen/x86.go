@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"slices"
+	"strings"
 
 	llir "github.com/llir/llvm/ir"
 	"golang.org/x/sys/cpu"
@@ -21,10 +22,13 @@ var (
 			Features: []string{"sse2"}, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
 		"x86-64-v2": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v2",
 			Features: v2Features, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
-		// 6×16: 12 ymm accumulators, 2 of B, 1 broadcast of A.
+		// 6×16: 12 ymm accumulators, 2 of B, 1 broadcast of A. A weight
+		// gradient's transposed A with rows a page apart is packed: the
+		// k loop's lines all fall in one L1 set and no prefetcher
+		// crosses the pages (bench/NOTES.md; not on AMD's cores, tuneFor).
 		"x86-64-v3": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v3",
 			Features: v3Features, Vec: 8, Regs: 16, FMA: true, L1: 32 << 10, L2: 512 << 10,
-			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94},
+			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94, PackTransARow: pageBytes},
 		// 12×32: 24 zmm accumulators, 2 of B, 1 broadcast of A.
 		"x86-64-v4": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v4",
 			Features: v4Features, Vec: 16, Regs: 32, FMA: true, L1: 32 << 10, L2: 1 << 20,
@@ -68,6 +72,9 @@ var (
 func tuneFor(t *Target) {
 	if slices.Contains(intelAVX512, t.Tune) {
 		t.InPlaceBRow, t.PackTransA = pageBytes, true
+	}
+	if strings.HasPrefix(t.Tune, "znver") {
+		t.PackTransARow = 0 // Zen 4 measured A in place faster
 	}
 }
 
