@@ -74,6 +74,11 @@ type Kernel struct {
 	// address for both. A kernel with in-place operands is never shared
 	// with one without.
 	InPlace map[int]int
+	// Scratch, when not 0, is the bytes of a buffer of the kernel's own
+	// that the runtime passes after the results: zeroed before the first
+	// run, left zeroed by every run's end, used by one run at a time
+	// (columnChunks' partial sums).
+	Scratch int64
 	// Grid and Threads are a GPU kernel's launch configuration, chosen
 	// at compile time: Grid blocks of Threads threads each, the entry
 	// taking the buffers' device array and n (each thread runs the units
@@ -231,9 +236,11 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		}
 	}()
 	huge := v.Op == ir.OpFusion && len(v.Callee.Body) > hugeKernel
-	g := m.newKernel(sym, v.Args, results, inPlace, huge)
+	chunks, scratch := m.columnChunks(v)
+	g := m.newKernel(sym, v.Args, results, inPlace, huge, scratch > 0)
 	g.fills = operandFills(v)
-	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace}
+	g.chunks = chunks
+	k = Kernel{Symbol: sym, Args: v.Args, InPlace: inPlace, Scratch: scratch}
 	root := v
 	body := []*ir.Value{v}
 	var rows *rowPlan
@@ -340,7 +347,9 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 		k.Extent, k.Cost = g.lowerRoot(root)
 		k.Lowering = rootLowering(root)
 		if v.Op == ir.OpFusion {
-			k.Cost = fusionCost(v.Callee)
+			if chunks == 0 {
+				k.Cost = fusionCost(v.Callee)
+			}
 			if recomputes(v.Callee) {
 				k.Lowering = LowerRecompute
 			}

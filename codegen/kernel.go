@@ -166,6 +166,11 @@ type kernelBuilder struct {
 	results []*ir.Value
 	lo      value.Value
 	hi      value.Value
+	// scratch is the kernel's scratch buffer (Kernel.Scratch), nil without
+	// one; chunks are the chunks of rows its column sums take
+	// (columnChunks).
+	scratch value.Value
+	chunks  int64
 
 	cache map[elemKey]value.Value
 	// rowVals are the current row's values in a row kernel (rows.go).
@@ -205,15 +210,20 @@ type kernelBuilder struct {
 // exported wrapper and the internal body, whose code the emitters then
 // append. inPlace[j] is the index in res of the result whose buffer the
 // operand j shares (Kernel.InPlace): the body reads it through that
-// result's pointer, and its own parameter, unused, is not noalias.
+// result's pointer, and its own parameter, unused, is not noalias. With
+// scratch the body takes the kernel's scratch buffer after the results.
 //
 // A huge kernel (more instructions than opt handles in reasonable time) is
 // its frame itself, optnone, loading its pointers in place: thousands of
 // pointer parameters would cost opt and llc minutes.
-func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int, huge bool) *kernelBuilder {
+func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlace map[int]int, huge, scratch bool) *kernelBuilder {
 	g := &kernelBuilder{mod: m, sym: sym, ptrs: map[*ir.Value]value.Value{}, res: res[0], results: res[:1], cache: map[elemKey]value.Value{}}
 	if huge {
-		return m.newHugeKernel(g, args, res)
+		g = m.newHugeKernel(g, args, res)
+		if scratch {
+			g.scratch = g.frame.Buf(g.entry, len(args)+len(res), types.I8Ptr)
+		}
+		return g
 	}
 	shared := map[*ir.Value]int{}
 	for j, r := range inPlace {
@@ -239,6 +249,12 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 		out.Attrs = append(out.Attrs, enum.ParamAttrNoAlias)
 		params = append(params, out)
 		g.outs = append(g.outs, out)
+	}
+	if scratch {
+		p := llir.NewParam("scratch", types.I8Ptr)
+		p.Attrs = append(p.Attrs, enum.ParamAttrNoAlias)
+		params = append(params, p)
+		g.scratch = p
 	}
 	lo, hi := llir.NewParam("lo", types.I64), llir.NewParam("hi", types.I64)
 	params = append(params, lo, hi)

@@ -281,11 +281,9 @@ func (g *kernelBuilder) emitColumnSum(v *ir.Value) (extent, cost int64, ok bool)
 // emitColumnSums emits the float reduce_sums vs over the same leading axes
 // of operands of one shape (leadingAxes; a multi-output fusion's layer-norm
 // gain and bias gradients), writing each to the kernel's result of the same
-// index: per tile of up to columnTile result elements, for each reduced
-// index in order, each element's double accumulators add their operands'
-// values, computed once for all sums. Each element's sum runs over the
-// reduced index in order (the loop vectorizes across elements, not within
-// one sum).
+// index. On a CPU with a scratch buffer (columnChunks) the units are chunks
+// of rows (emitColumnSumsByRows); otherwise they are result elements, each
+// summed over every reduced index in order.
 func (g *kernelBuilder) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
 	v := vs[0]
 	axes := v.Attrs.Ints("axes")
@@ -294,20 +292,39 @@ func (g *kernelBuilder) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
 			fail("column sums over different axes or shapes")
 		}
 	}
+	if g.chunks > 0 {
+		return g.emitColumnSumsByRows(vs)
+	}
+	n := int64(v.Type.Shape.NumElements())
+	red := int64(v.Args[0].Type.Shape.NumElements()) / n
+	g.columnTiles(vs, i64c(0), i64c(red), g.lo, g.hi, func(k int, acc, jlo, j value.Value) {
+		d := vs[k].Type.DType
+		g.storeAt(d, g.finishSum(d, acc), g.outs[k], g.b.NewAdd(jlo, j))
+	})
+	return n, 1 + red*int64(len(vs))
+}
+
+// columnTiles sums vs's operands over the reduced rows [r0, r1) for the
+// result elements [lo, hi): per tile of up to columnTile elements, for
+// each row in order, each element's double accumulators add their
+// operands' values, computed once for all sums (the loop vectorizes across
+// elements, not within one sum); then put(k, acc, jlo, j) takes sum k's
+// accumulator of element jlo+j.
+func (g *kernelBuilder) columnTiles(vs []*ir.Value, r0, r1, lo, hi value.Value, put func(k int, acc, jlo, j value.Value)) {
+	v := vs[0]
 	shape := v.Args[0].Type.Shape
 	n := int64(v.Type.Shape.NumElements())
-	red := int64(shape.NumElements()) / n
 	arr := types.NewArray(columnTile, types.Double)
 	accs := make([]value.Value, len(vs))
 	for k := range vs {
 		accs[k] = g.alloca(arr)
 	}
-	first := g.b.NewUDiv(g.lo, i64c(columnTile))
-	last := g.b.NewUDiv(g.b.NewAdd(g.hi, i64c(columnTile-1)), i64c(columnTile))
+	first := g.b.NewUDiv(lo, i64c(columnTile))
+	last := g.b.NewUDiv(g.b.NewAdd(hi, i64c(columnTile-1)), i64c(columnTile))
 	g.forLoop("ctile", first, last, func(t value.Value) {
 		start := g.b.NewMul(t, i64c(columnTile))
-		jlo := g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, g.lo, start), g.lo, start)
-		jhi := g.min64(g.hi, g.b.NewAdd(start, i64c(columnTile)))
+		jlo := g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, lo, start), lo, start)
+		jhi := g.min64(hi, g.b.NewAdd(start, i64c(columnTile)))
 		cnt := g.b.NewSub(jhi, jlo)
 		slot := func(k int, j value.Value) value.Value {
 			return g.b.NewGetElementPtr(arr, accs[k], i64c(0), j)
@@ -317,8 +334,8 @@ func (g *kernelBuilder) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
 				g.b.NewStore(zeroAcc(w.Type.DType), slot(k, j))
 			}
 		})
-		lead, trail := shape[:len(axes)], shape[len(axes):]
-		g.forLoop("crow", i64c(0), i64c(red), func(r value.Value) {
+		lead, trail := shape[:len(v.Attrs.Ints("axes"))], shape[len(v.Attrs.Ints("axes")):]
+		g.forLoop("crow", r0, r1, func(r value.Value) {
 			base := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
 			// The reduced axes' indices come from r, outside the column
 			// loop, so that operands broadcast along the kept axes (a
@@ -336,13 +353,11 @@ func (g *kernelBuilder) emitColumnSums(vs []*ir.Value) (extent, cost int64) {
 			})
 		})
 		g.forLoop("cout", i64c(0), cnt, func(j value.Value) {
-			for k, w := range vs {
-				d := w.Type.DType
-				g.storeAt(d, g.finishSum(d, g.b.NewLoad(types.Double, slot(k, j))), g.outs[k], g.b.NewAdd(jlo, j))
+			for k := range vs {
+				put(k, g.b.NewLoad(types.Double, slot(k, j)), jlo, j)
 			}
 		})
 	})
-	return n, 1 + red*int64(len(vs))
 }
 
 // interleave builds a full index from the kept indices and the reduced

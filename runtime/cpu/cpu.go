@@ -128,9 +128,10 @@ func (e *Executable) Plan() *passes.BufferPlan { return e.plan }
 
 // resources are the C-side things an Executable owns.
 type resources struct {
-	lib   unsafe.Pointer // dlopen handle
-	arena unsafe.Pointer // the parameters' buffers, then the plan's arena
-	args  unsafe.Pointer // every kernel's void *bufs[]
+	lib     unsafe.Pointer // dlopen handle
+	arena   unsafe.Pointer // the parameters' buffers, then the plan's arena
+	args    unsafe.Pointer // every kernel's void *bufs[]
+	scratch unsafe.Pointer // the kernels' scratch (codegen.Kernel.Scratch), shared: they run one at a time
 }
 
 func (r *resources) free() {
@@ -141,6 +142,10 @@ func (r *resources) free() {
 	if r.args != nil {
 		C.free(r.args)
 		r.args = nil
+	}
+	if r.scratch != nil {
+		C.free(r.scratch)
+		r.scratch = nil
 	}
 	if r.lib != nil {
 		C.dlclose(r.lib)
@@ -200,9 +205,18 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		return nil, fmt.Errorf("cpu: %v", err)
 	}
 
-	nptr := 0
+	nptr, scratch := 0, int64(0)
 	for _, k := range prog.Kernels {
 		nptr += len(k.Args) + len(k.Results)
+		if k.Scratch > 0 {
+			nptr++
+			scratch = max(scratch, k.Scratch)
+		}
+	}
+	if scratch > 0 {
+		if res.scratch = C.xlc_alloc(C.size_t(scratch)); res.scratch == nil {
+			return nil, fmt.Errorf("cpu: @%s: cannot allocate %d bytes of kernel scratch", f.Name, scratch)
+		}
 	}
 	res.args = C.xlc_alloc(C.size_t(max(1, nptr) * int(unsafe.Sizeof(uintptr(0)))))
 	if res.args == nil {
@@ -224,6 +238,10 @@ func newExecutable(f *ir.Func, prog *codegen.Program, so string) (_ *Executable,
 		}
 		for _, v := range k.Results {
 			slots[at] = e.bufs[v]
+			at++
+		}
+		if k.Scratch > 0 {
+			slots[at] = res.scratch
 			at++
 		}
 		e.kernels = append(e.kernels, kk)

@@ -193,6 +193,8 @@ func (e *Executable) addKernels(prog *codegen.Program, mod cu.Module) error {
 				return fmt.Errorf("cuda: @%s: kernel %s: %s", f.Name, k.Symbol, driverError(err))
 			case k.Grid <= 0 || k.Threads <= 0:
 				return fmt.Errorf("cuda: @%s: kernel %s (%%%d) has no launch configuration", f.Name, k.Symbol, k.Instr)
+			case k.Scratch > 0:
+				return fmt.Errorf("cuda: @%s: kernel %s (%%%d) asks for a CPU kernel's scratch buffer", f.Name, k.Symbol, k.Instr)
 			case k.Threads > most:
 				return fmt.Errorf("cuda: @%s: kernel %s (%%%d = %s) is launched with %d threads per block; on this GPU it takes at most %d", f.Name, k.Symbol, k.Instr, codegen.Describe(f.Body[k.Instr]), k.Threads, most)
 			}

@@ -1,0 +1,99 @@
+package cpu
+
+import (
+	goruntime "runtime"
+	"slices"
+	"testing"
+
+	"xlc/codegen"
+	"xlc/runtime/interp"
+)
+
+// chunksText has column sums that the CPU splits by chunks of rows
+// (codegen's columnChunks): a layer norm's gain and bias gradients over
+// 300 rows (4 chunks of 75) reading a per-row statistic, a bias gradient
+// over 2,048 rows (16 chunks), one over 1,000 rows (15 chunks, the last
+// shorter), and one over 100 rows, too few to split.
+const chunksText = `func @chunks(%g: f32[4,75,48], %x: f32[4,75,48], %r: f32[4,75], %y: f32[16,128,40], %z: f32[1000,24], %s: f32[100,24]) -> (dgain: f32[48], dbias: f32[48], db: f32[40], dz: f32[24], ds: f32[24]) {
+  %0 = fusion %g, %x, %r {calls=fused.0, kind=reduce} : f32[48]
+  %1 = output %0 {index=1} : f32[48]
+  %2 = reduce_sum %y {axes=[0,1]} : f32[40]
+  %3 = fusion %z {calls=fused.1, kind=reduce} : f32[24]
+  %4 = reduce_sum %s {axes=[0]} : f32[24]
+  return %0, %1, %2, %3, %4
+}
+
+func @fused.0(%p0: f32[4,75,48], %p1: f32[4,75,48], %p2: f32[4,75]) -> (f32[48], f32[48]) {
+  %0 = broadcast %p2 {dims=[0,1]} : f32[4,75,48]
+  %1 = mul %p1, %0 : f32[4,75,48]
+  %2 = mul %p0, %1 : f32[4,75,48]
+  %3 = reduce_sum %2 {axes=[0,1]} : f32[48]
+  %4 = reduce_sum %p0 {axes=[0,1]} : f32[48]
+  return %3, %4
+}
+
+func @fused.1(%p0: f32[1000,24]) -> (f32[24]) {
+  %0 = mul %p0, %p0 : f32[1000,24]
+  %1 = reduce_sum %0 {axes=[0]} : f32[24]
+  return %1
+}
+`
+
+// TestColumnChunks checks the column sums split by chunks of rows: which
+// kernels take a scratch buffer, that they match the interpreter, and that
+// their results are the same bits run after run and whatever the number
+// of threads (the chunks are fixed and folded in order).
+func TestColumnChunks(t *testing.T) {
+	f, p := compileFor(t, chunksText, "x86-64-v3")
+	var scratch []int64
+	for _, k := range p.Kernels {
+		scratch = append(scratch, k.Scratch)
+	}
+	// 64 bytes of counter, then chunks × columns × sums doubles.
+	if want := []int64{64 + 4*48*2*8, 64 + 16*40*8, 64 + 15*24*8, 0}; !slices.Equal(scratch, want) {
+		t.Errorf("scratch bytes %v, want %v", scratch, want)
+	}
+	if gp, err := codegen.Compile(f, codegen.Options{CPU: "gpu-emu"}); err != nil {
+		t.Fatal(err)
+	} else if slices.ContainsFunc(gp.Kernels, func(k codegen.Kernel) bool { return k.Scratch > 0 }) {
+		t.Error("a GPU kernel takes a scratch buffer")
+	}
+	needLLVM(t)
+	// Two sets of arguments, run in turn, so that a fold that did not
+	// reset its counter shows; offsets keep the sums from cancelling to
+	// where 1e-5 says nothing (rounded back to f32, as the cpu reads them).
+	var args [2][]*interp.Tensor
+	var want [2][]*interp.Tensor
+	for i := range args {
+		args[i] = randomArgs(f, int64(7+i), 0, 1<<40)
+		for _, a := range args[i] {
+			for j := range a.F {
+				a.F[j] = float64(float32(a.F[j] + 0.5))
+			}
+		}
+		want[i], _ = runBoth(t, f, args[i])
+	}
+	x := load(t, f)
+	var first [2][]*interp.Tensor
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 2} {
+		goruntime.GOMAXPROCS(procs)
+		for i := range args {
+			got, err := x.Run(args[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r := range got {
+				if msg := diff(got[r], want[i][r], 1e-5); msg != "" {
+					t.Errorf("%d threads, arguments %d: %s: %s", procs, i, f.ResultNames[r], msg)
+				}
+				if first[i] != nil && !slices.Equal(got[r].F, first[i][r].F) {
+					t.Errorf("%d threads, arguments %d: %s differs from one thread's", procs, i, f.ResultNames[r])
+				}
+			}
+			if first[i] == nil {
+				first[i] = got
+			}
+		}
+	}
+}
