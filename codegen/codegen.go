@@ -74,10 +74,12 @@ type Kernel struct {
 	// address for both. A kernel with in-place operands is never shared
 	// with one without.
 	InPlace map[int]int
-	// Scratch, when not 0, is the bytes of a buffer of the kernel's own
-	// that the runtime passes after the results: zeroed before the first
-	// run, left zeroed by every run's end, used by one run at a time
-	// (columnChunks' partial sums).
+	// Scratch, when not 0, is the bytes of a buffer that the runtime
+	// passes after the results (columnChunks' partial sums, dotSplit's
+	// partial products): zeroed when
+	// allocated; its first 8 bytes are zero when a call of the kernel
+	// starts, and the kernel leaves them so. Kernels that do not run at
+	// the same time may share it.
 	Scratch int64
 	// Grid and Threads are a GPU kernel's launch configuration, chosen
 	// at compile time: Grid blocks of Threads threads each, the entry
@@ -237,6 +239,9 @@ func (m *module) lowerInstr(sym string, v *ir.Value, results []*ir.Value, inPlac
 	}()
 	huge := v.Op == ir.OpFusion && len(v.Callee.Body) > hugeKernel
 	chunks, scratch := m.columnChunks(v)
+	if chunks == 0 {
+		chunks, scratch = m.dotSplit(v)
+	}
 	g := m.newKernel(sym, v.Args, results, inPlace, huge, scratch > 0)
 	g.fills = operandFills(v)
 	g.chunks = chunks

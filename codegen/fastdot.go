@@ -192,8 +192,12 @@ func (g *kernelBuilder) planTransposedDot(dot, root *ir.Value) *fastDot {
 // module as <sym>.gemm, writing the f32 product to the result buffer) on
 // its units [lo, hi), then, when there is an epilogue, computes the root
 // in place over the rows of the result those units cover. The parallel
-// range is the dot kernel's (blocks of rows of C, see DotSpec.Extent).
+// range is the dot kernel's (blocks of rows of C, see DotSpec.Extent). A
+// weight gradient that dotSplit splits is emitSplitKDot's.
 func (g *kernelBuilder) emitFastDot(fd *fastDot) (extent, cost int64) {
+	if g.chunks > 0 && fd.root == fd.dot && splitK(fd.spec) {
+		return g.emitSplitKDot(fd)
+	}
 	if fd.root.Type.DType == ir.F32 {
 		return g.emitFastDotRows(fd, nil, 0)
 	}

@@ -168,7 +168,7 @@ type kernelBuilder struct {
 	hi      value.Value
 	// scratch is the kernel's scratch buffer (Kernel.Scratch), nil without
 	// one; chunks are the chunks of rows its column sums take
-	// (columnChunks).
+	// (columnChunks), or the parts of K of its dot (dotSplit).
 	scratch value.Value
 	chunks  int64
 
@@ -251,8 +251,8 @@ func (m *module) newKernel(sym string, args []*ir.Value, res []*ir.Value, inPlac
 		g.outs = append(g.outs, out)
 	}
 	if scratch {
+		// Not noalias: the parts of a call share it.
 		p := llir.NewParam("scratch", types.I8Ptr)
-		p.Attrs = append(p.Attrs, enum.ParamAttrNoAlias)
 		params = append(params, p)
 		g.scratch = p
 	}

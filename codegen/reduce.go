@@ -334,7 +334,8 @@ func (g *kernelBuilder) columnTiles(vs []*ir.Value, r0, r1, lo, hi value.Value, 
 				g.b.NewStore(zeroAcc(w.Type.DType), slot(k, j))
 			}
 		})
-		lead, trail := shape[:len(v.Attrs.Ints("axes"))], shape[len(v.Attrs.Ints("axes")):]
+		nred := len(v.Attrs.Ints("axes"))
+		lead, trail := shape[:nred], shape[nred:]
 		g.forLoop("crow", r0, r1, func(r value.Value) {
 			base := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
 			// The reduced axes' indices come from r, outside the column

@@ -39,18 +39,42 @@ func @fused.1(%p0: f32[1000,24]) -> (f32[24]) {
 }
 `
 
-// TestColumnChunks checks the column sums split by chunks of rows: which
-// kernels take a scratch buffer, that they match the interpreter, and that
-// their results are the same bits run after run and whatever the number
-// of threads (the chunks are fixed and folded in order).
+// wgradText has weight gradients that the CPU splits into two products
+// over halves of K (codegen's dotSplit): K = 2,048 (the tokens of [8,256]),
+// K = 1,200 with B stored N×K as well, and K = 512, too short to split.
+const wgradText = `func @wgrad(%x: f32[8,256,48], %dy: f32[8,256,40], %u: f32[1200,16], %v: f32[20,1200], %s: f32[8,64,24], %ds: f32[8,64,8]) -> (dw: f32[48,40], dt: f32[16,20], short: f32[24,8]) {
+  %0 = dot %x, %dy {batch=[[],[]], contract=[[0,1],[0,1]]} : f32[48,40]
+  %1 = dot %u, %v {batch=[[],[]], contract=[[0],[1]]} : f32[16,20]
+  %2 = dot %s, %ds {batch=[[],[]], contract=[[0,1],[0,1]]} : f32[24,8]
+  return %0, %1, %2
+}
+`
+
+// TestColumnChunks checks the column sums split by chunks of rows.
 func TestColumnChunks(t *testing.T) {
-	f, p := compileFor(t, chunksText, "x86-64-v3")
+	// 64 bytes of counter, then chunks × columns × sums doubles.
+	checkScratch(t, chunksText, []int64{64 + 4*48*2*8, 64 + 16*40*8, 64 + 15*24*8, 0})
+}
+
+// TestSplitK checks the weight gradients split over parts of K.
+func TestSplitK(t *testing.T) {
+	// 64 bytes of counter, then two products of floats.
+	checkScratch(t, wgradText, []int64{64 + 2*48*40*4, 64 + 2*16*20*4, 0})
+}
+
+// checkScratch checks the kernels of the function src that use a scratch
+// buffer: that they are the ones with the bytes want, that no GPU kernel
+// has one, that they match the interpreter, and that their results are
+// the same bits run after run and whatever the number of threads (their
+// parts are fixed and added in order).
+func checkScratch(t *testing.T, src string, want []int64) {
+	t.Helper()
+	f, p := compileFor(t, src, "x86-64-v3")
 	var scratch []int64
 	for _, k := range p.Kernels {
 		scratch = append(scratch, k.Scratch)
 	}
-	// 64 bytes of counter, then chunks × columns × sums doubles.
-	if want := []int64{64 + 4*48*2*8, 64 + 16*40*8, 64 + 15*24*8, 0}; !slices.Equal(scratch, want) {
+	if !slices.Equal(scratch, want) {
 		t.Errorf("scratch bytes %v, want %v", scratch, want)
 	}
 	if gp, err := codegen.Compile(f, codegen.Options{CPU: "gpu-emu"}); err != nil {
@@ -59,11 +83,10 @@ func TestColumnChunks(t *testing.T) {
 		t.Error("a GPU kernel takes a scratch buffer")
 	}
 	needLLVM(t)
-	// Two sets of arguments, run in turn, so that a fold that did not
-	// reset its counter shows; offsets keep the sums from cancelling to
-	// where 1e-5 says nothing (rounded back to f32, as the cpu reads them).
-	var args [2][]*interp.Tensor
-	var want [2][]*interp.Tensor
+	// Two sets of arguments, run in turn, so that a sum that did not
+	// reset its counter shows; offsets keep the sums from cancelling
+	// (rounded back to f32, as the cpu reads them).
+	var args, exp, terms [2][]*interp.Tensor
 	for i := range args {
 		args[i] = randomArgs(f, int64(7+i), 0, 1<<40)
 		for _, a := range args[i] {
@@ -71,7 +94,8 @@ func TestColumnChunks(t *testing.T) {
 				a.F[j] = float64(float32(a.F[j] + 0.5))
 			}
 		}
-		want[i], _ = runBoth(t, f, args[i])
+		exp[i], _ = runBoth(t, f, args[i])
+		terms[i] = absTerms(t, f, args[i])
 	}
 	x := load(t, f)
 	var first [2][]*interp.Tensor
@@ -84,7 +108,7 @@ func TestColumnChunks(t *testing.T) {
 				t.Fatal(err)
 			}
 			for r := range got {
-				if msg := diff(got[r], want[i][r], 1e-5); msg != "" {
+				if msg := diffAbs(got[r], exp[i][r], 1e-5, terms[i][r].F); msg != "" {
 					t.Errorf("%d threads, arguments %d: %s: %s", procs, i, f.ResultNames[r], msg)
 				}
 				if first[i] != nil && !slices.Equal(got[r].F, first[i][r].F) {
