@@ -60,16 +60,14 @@ func (m *module) columnChunks(v *ir.Value) (chunks, scratch int64) {
 
 // emitColumnSumsByRows emits vs (emitColumnSums's) over g.chunks chunks
 // of rows: each unit sums its rows into its row of partial sums in double
-// (columnTiles), then adds its count to the scratch's counter; the part
-// whose count completes it adds up the chunks' partial sums in order,
-// rounds them to the results and resets the counter for the next call.
+// (columnTiles); the last part to finish (lastPart) adds up the chunks'
+// partial sums in order and rounds them to the results.
 func (g *kernelBuilder) emitColumnSumsByRows(vs []*ir.Value) (extent, cost int64) {
 	v := vs[0]
 	n := int64(v.Type.Shape.NumElements())
 	red := int64(v.Args[0].Type.Shape.NumElements()) / n
 	chunks := g.chunks
 	per := (red + chunks - 1) / chunks
-	counter := g.b.NewBitCast(g.scratch, types.NewPointer(types.I64))
 	sums := g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, g.scratch, i64c(chunkCounter)), types.NewPointer(types.Double))
 	partial := func(k int, c, j value.Value) value.Value {
 		row := g.b.NewAdd(g.b.NewMul(i64c(int64(k)), i64c(chunks)), c)
@@ -82,9 +80,7 @@ func (g *kernelBuilder) emitColumnSumsByRows(vs []*ir.Value) (extent, cost int64
 			g.b.NewStore(acc, partial(k, c, g.b.NewAdd(jlo, j)))
 		})
 	})
-	mine := g.b.NewSub(g.hi, g.lo)
-	old := g.b.NewAtomicRMW(enum.AtomicOpAdd, counter, mine, enum.AtomicOrderingAcquireRelease)
-	g.ifThen("cfold", g.b.NewICmp(enum.IPredEQ, g.b.NewAdd(old, mine), i64c(chunks)), func() {
+	g.lastPart("cfold", chunks, func() {
 		// Chunk 0's row accumulates the others in order, a loop over the
 		// columns per chunk (it vectorizes).
 		for k := range vs {
@@ -101,8 +97,21 @@ func (g *kernelBuilder) emitColumnSumsByRows(vs []*ir.Value) (extent, cost int64
 				g.storeAt(d, g.finishSum(d, g.b.NewLoad(types.Double, partial(k, i64c(0), j))), g.outs[k], j)
 			}
 		})
-		// The pool starts the next call after this one's parts return.
-		g.b.NewStore(i64c(0), counter)
 	})
 	return chunks, 1 + per*n*int64(len(vs))
+}
+
+// lastPart ends a call of a kernel whose parts share its scratch buffer:
+// the call adds its units, hi − lo, to the counter at the buffer's start
+// (acquire and release); the one whose count completes total runs last,
+// which may read what every part wrote, and resets the counter. The pool
+// starts the next call only after this one's parts return.
+func (g *kernelBuilder) lastPart(name string, total int64, last func()) {
+	counter := g.b.NewBitCast(g.scratch, types.NewPointer(types.I64))
+	mine := g.b.NewSub(g.hi, g.lo)
+	old := g.b.NewAtomicRMW(enum.AtomicOpAdd, counter, mine, enum.AtomicOrderingAcquireRelease)
+	g.ifThen(name, g.b.NewICmp(enum.IPredEQ, g.b.NewAdd(old, mine), i64c(total)), func() {
+		last()
+		g.b.NewStore(i64c(0), counter)
+	})
 }

@@ -1,7 +1,6 @@
 package codegen
 
 import (
-	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 
@@ -52,10 +51,8 @@ func splitK(s DotSpec) bool {
 
 // emitSplitKDot emits fd (a plain dot that dotSplit splits) as g.chunks
 // products over consecutive parts of K, a batch dim of the dot kernel
-// whose products go to the scratch buffer after its counter; each part of
-// the range then adds its units to the counter, and the one whose count
-// completes it sums the products in order into the result and resets the
-// counter for the next call.
+// whose products go to the scratch buffer after its counter; the last part
+// to finish (lastPart) sums the products in order into the result.
 func (g *kernelBuilder) emitSplitKDot(fd *fastDot) (extent, cost int64) {
 	s := fd.spec
 	lda, ldb, _ := s.lds()
@@ -74,10 +71,7 @@ func (g *kernelBuilder) emitSplitKDot(fd *fastDot) (extent, cost int64) {
 	prods := g.b.NewBitCast(g.b.NewGetElementPtr(types.I8, g.scratch, i64c(chunkCounter)), types.NewPointer(types.Float))
 	extent, cost = g.emitFastDotRowsVia(&split, nil, 0, prods)
 
-	counter := g.b.NewBitCast(g.scratch, types.NewPointer(types.I64))
-	mine := g.b.NewSub(g.hi, g.lo)
-	old := g.b.NewAtomicRMW(enum.AtomicOpAdd, counter, mine, enum.AtomicOrderingAcquireRelease)
-	g.ifThen("ksum", g.b.NewICmp(enum.IPredEQ, g.b.NewAdd(old, mine), i64c(extent)), func() {
+	g.lastPart("ksum", extent, func() {
 		g.forLoop("ksum", i64c(0), i64c(mn), func(i value.Value) {
 			at := func(c int64) value.Value {
 				return g.b.NewLoad(types.Float, g.b.NewGetElementPtr(types.Float, prods, g.b.NewAdd(i, i64c(c*mn))))
@@ -88,8 +82,6 @@ func (g *kernelBuilder) emitSplitKDot(fd *fastDot) (extent, cost int64) {
 			}
 			g.b.NewStore(sum, g.b.NewGetElementPtr(types.Float, g.out, i))
 		})
-		// The pool starts the next call after this one's parts return.
-		g.b.NewStore(i64c(0), counter)
 	})
 	return extent, cost
 }
