@@ -76,10 +76,9 @@ type Kernel struct {
 	InPlace map[int]int
 	// Scratch, when not 0, is the bytes of a buffer that the runtime
 	// passes after the results (columnChunks' partial sums, dotSplit's
-	// partial products): zeroed when
-	// allocated; its first 8 bytes are zero when a call of the kernel
-	// starts, and the kernel leaves them so. Kernels that do not run at
-	// the same time may share it.
+	// partial products): zeroed when allocated; its first 8 bytes are
+	// zero when a call of the kernel starts, and the kernel leaves them
+	// so. Kernels that do not run at the same time may share it.
 	Scratch int64
 	// Grid and Threads are a GPU kernel's launch configuration, chosen
 	// at compile time: Grid blocks of Threads threads each, the entry

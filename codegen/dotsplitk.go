@@ -65,6 +65,7 @@ func (g *kernelBuilder) emitSplitKDot(fd *fastDot) (extent, cost int64) {
 	parts := s
 	parts.Batch, parts.K, parts.LDA, parts.LDB = int(g.chunks), int(kc), int(lda), int(ldb)
 	parts.BatchDims = []DotBatchDim{{Size: int(g.chunks), A: kc * lda, B: kc * kb, C: mn}}
+	// The whole product's choice: plan packs a transposed A unbatched only.
 	parts.Blocking = &DotBlocking{PackA: s.plan().PackA}
 	split := *fd
 	split.spec = parts
