@@ -370,6 +370,11 @@ func (fu *fuser) decide(k *kernel, p *ir.Value, mayCopy bool) outcome {
 	case !isLoopOp(p):
 		fu.logf("keep %s out of %s: %v is not fusible", logName(p), into, p.Op)
 		return outKept
+	case k.dot != nil && all && !fu.isCheap(p) && k.root.ID-p.ID >= rematGap:
+		// Placed far earlier, beside what computes its operands (linearize's
+		// J): pulled into the dot, it would keep them alive until then.
+		fu.logf("keep %s out of %s: placed %d instructions before the dot", logName(p), into, k.root.ID-p.ID)
+		return outKept
 	case !all:
 		why = "cheap to recompute"
 	case k.reduces:

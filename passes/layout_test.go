@@ -86,7 +86,7 @@ func TestLayoutGPT(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Options.Fuse would run the layout pass; unfused for the comparison.
-	m, err := driver.Compile("gpt.xl", src, tinyGPT("2"), driver.Options{Passes: passes.Options{Verify: true, Check: true, Passes: []string{"simplify", "cse", "dce", "softmax-grad", "layout"}}})
+	m, err := driver.Compile("gpt.xl", src, tinyGPT("2"), driver.Options{Passes: passes.Options{Verify: true, Check: true, Passes: []string{"simplify", "cse", "dce", "softmax-grad", "layout", "linearize"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,8 @@ var pipeline = [...]pass{
 	// the dots do not hide the transposes layout folds into them.
 	{name: "precision", fn: precision, on: func(opt Options) bool { return opt.Precision == ir.BF16 || opt.Precision == ir.F16 },
 		doc: "matrix products read their f32 operands in the half type Options.Precision and sum in f32"},
+	{name: "linearize", fn: plain(linearize),
+		doc: "an elementwise backward linear in its cotangent dy becomes dy·J, J (the derivative) computed in the forward beside the activation"},
 	{name: "fusion", fn: fusion, on: func(opt Options) bool { return opt.Fuse },
 		doc: "group instructions into loop, reduce and dot kernels called as fused functions (Options.Fuse)"},
 }
@@ -75,6 +77,10 @@ var passOrder = [...]struct{ before, after string }{
 	{"attention-d", "fusion"},       // dS's kernel needs no pass over the row
 	{"remat", "precision"},          // the probabilities' first reader is still their dot
 	{"remat", "fusion"},             // the forward's attention becomes one kernel
+	{"remat", "linearize"},          // values remat makes the backward read stay alive
+	{"precision", "linearize"},      // a half copy the backward reads is freed too
+	{"linearize", "fusion"},         // J's kernel is the activation's
+	{"dce", "linearize"},            // readers counted are live ones
 }
 
 func init() {
