@@ -151,6 +151,10 @@ type DotBlocking struct {
 	// BF16Dot, for bf16 A and B on a target with AVX-512 BF16: 1 multiplies
 	// them by vdpbf16ps, -1 widens them to f32, 0 decides (dotbf16.go).
 	BF16Dot int
+	// NP splits the columns into that many parts, each a range of units
+	// over all of a batch's rows, so that a thread packs only its part of
+	// B; 0 decides (plan).
+	NP int
 }
 
 // The micro-kernel broadcasts A[i, k] for its MR rows i from addresses
@@ -321,6 +325,15 @@ func (s DotSpec) plan() DotBlocking {
 	if s.halfB() {
 		p.PackB = 1 // converted to f32 as it is packed
 	}
+	if p.NP <= 0 {
+		// Split by rows, each of the parts packs all of B; by columns, it
+		// packs its part of B and reads all of A, which is less where A
+		// is the smaller (a weight gradient of few rows: M < N).
+		p.NP = 1
+		if parts := max(t.Parts, 1); parts > 1 && s.Batch == 1 && p.PackB > 0 && s.M < s.N && s.N%(parts*p.NR) == 0 {
+			p.NP = parts
+		}
+	}
 	return p.fit(s)
 }
 
@@ -332,6 +345,9 @@ func (p DotBlocking) fit(s DotSpec) DotBlocking {
 	p.NC = roundUp(max(p.NC, p.NR), p.NR)
 	p.KC = max(p.KC, 1)
 	p.KU = max(p.KU, 1)
+	if p.NP = max(p.NP, 1); s.N%(p.NP*p.NR) != 0 {
+		p.NP = 1 // parts of whole slivers
+	}
 	if m := roundUp(s.M, p.MR); p.MC > m {
 		p.MC = m
 	}
@@ -423,7 +439,19 @@ const maxResiduals = 4
 // [r·RB, min(M, (r+1)·RB)) of batch u / blocks, with r = u mod blocks.
 func (s DotSpec) Extent() int64 {
 	p := s.plan()
-	return int64(s.Batch) * int64((s.M+p.RB-1)/p.RB)
+	return int64(s.Batch) * int64(p.NP) * int64((s.M+p.RB-1)/p.RB)
+}
+
+// byRows is s with its units whole rows of C (DotBlocking.NP 1), as an
+// epilogue over the rows its units computed needs.
+func (s DotSpec) byRows() DotSpec {
+	b := DotBlocking{}
+	if s.Blocking != nil {
+		b = *s.Blocking
+	}
+	b.NP = 1
+	s.Blocking = &b
+	return s
 }
 
 // PackBytes is the size of the packing buffers that a call of the kernel
@@ -473,8 +501,8 @@ func (s DotSpec) keyText() string {
 	if dp {
 		text += " vdpbf16ps"
 	}
-	p.BF16Dot = 0 // told by dp; f32 keys as they were before the field
-	plan := strings.Replace(fmt.Sprintf("%+v", p), " BF16Dot:0", "", 1)
+	p.BF16Dot = 0 // told by dp; keys as they were before the fields
+	plan := strings.Replace(strings.Replace(fmt.Sprintf("%+v", p), " BF16Dot:0", "", 1), " NP:1", "", 1)
 	return fmt.Sprintf("%s %s %s", text, plan, t.codeKey())
 }
 

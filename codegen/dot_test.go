@@ -265,6 +265,10 @@ func gemmCases() []gemmCase {
 	add(DotSpec{Batch: 2, M: 29, N: 45, K: 31, TransA: true, Blocking: &DotBlocking{PackA: 1}})
 	add(DotSpec{Batch: 1, M: 37, N: 70, K: 300, TransA: true, Blocking: &DotBlocking{PackA: 1, MR: 20, NR: 16, KC: 64}})
 	add(DotSpec{Batch: 3, M: 13, N: 33, K: 9, TransA: true, TransB: true, Blocking: &DotBlocking{MR: 8, PackA: 1}})
+	// Units by column parts (a weight gradient of few rows), with a bias,
+	// residuals and batches.
+	add(DotSpec{Batch: 1, M: 40, N: 192, K: 300, TransA: true, Blocking: &DotBlocking{NP: 2}})
+	add(DotSpec{Batch: 2, M: 21, N: 192, K: 70, Bias: true, Residuals: 1, Blocking: &DotBlocking{NP: 3}})
 	// B read in place (few row tiles share a sliver) or packed, with a
 	// partial last sliver, both ways, and B strided.
 	add(DotSpec{Batch: 1, M: 100, N: 77, K: 300, Blocking: &DotBlocking{PackB: -1}})
@@ -690,6 +694,31 @@ func TestDotPackB(t *testing.T) {
 		s := DotSpec{Batch: 1, M: c.m, N: c.n, K: 2048, TransA: true, TransB: c.transB, Target: tg}
 		if got := s.plan().PackB; got != c.want {
 			t.Errorf("%s, M %d, N %d, transposed B %v: PackB %d, want %d", c.cpu, c.m, c.n, c.transB, got, c.want)
+		}
+	}
+}
+
+// TestDotColumnParts checks which products split their units by columns:
+// unbatched, B packed, fewer rows than columns, whole slivers a part.
+func TestDotColumnParts(t *testing.T) {
+	for _, c := range []struct {
+		batch, m, n, parts int
+		want               int
+	}{
+		{1, 256, 1024, 2, 2}, {1, 256, 1024, 3, 1}, {1, 256, 1024, 1, 1}, {1, 1024, 256, 2, 1},
+		{1, 256, 256, 2, 1}, {2, 256, 1024, 2, 1}, {1, 128, 1040, 2, 1},
+	} {
+		tg, err := TargetFor("x86-64-v3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.Parts = c.parts
+		s := DotSpec{Batch: c.batch, M: c.m, N: c.n, K: 2048, TransA: true, Target: tg}
+		if got := s.plan().NP; got != c.want {
+			t.Errorf("batch %d, M %d, N %d, %d parts: NP %d, want %d", c.batch, c.m, c.n, c.parts, got, c.want)
+		}
+		if got := s.byRows().plan().NP; got != 1 {
+			t.Errorf("batch %d, M %d, N %d: by rows, NP %d", c.batch, c.m, c.n, got)
 		}
 	}
 }

@@ -298,8 +298,10 @@ func (g *gemmGen) emit() {
 		bpack, apack = g.cur.NewBitCast(bpack, dpI16), g.cur.NewBitCast(apack, dpI16)
 	}
 
-	bpb := int64((s.M + p.RB - 1) / p.RB) // row blocks per batch
-	ext := int64(s.Batch) * bpb
+	bpb := int64((s.M + p.RB - 1) / p.RB) // row blocks per batch and column part
+	np := int64(p.NP)
+	ncp := int64(s.N) / np // columns per part
+	ext := int64(s.Batch) * np * bpb
 	// Clamp the range to [0, extent).
 	clo := g.cur.NewSelect(g.cur.NewICmp(enum.IPredSLT, lo, gemmI64(0)), gemmI64(0), lo)
 	chi := g.min(hi, gemmI64(ext))
@@ -307,8 +309,17 @@ func (g *gemmGen) emit() {
 	dims := s.batchDims()
 
 	g.loop("seg", clo, chi, func(u value.Value) value.Value {
-		b := g.cur.NewSDiv(u, gemmI64(bpb))
-		bStart := g.mulc(b, bpb)
+		// Unit u: row block u mod bpb of column part (u / bpb) mod np of
+		// batch u / (np·bpb); a segment stays in one part of one batch.
+		bq := g.cur.NewSDiv(u, gemmI64(bpb))
+		b := value.Value(bq)
+		j0, j1 := value.Value(gemmI64(0)), value.Value(gemmI64(int64(s.N)))
+		if np > 1 {
+			b = g.cur.NewSDiv(bq, gemmI64(np))
+			j0 = g.mulc(g.cur.NewSRem(bq, gemmI64(np)), ncp)
+			j1 = g.addc(j0, ncp)
+		}
+		bStart := g.mulc(bq, bpb)
 		uend := g.min(chi, g.addc(bStart, bpb))
 		r0 := g.mulc(g.sub(u, bStart), int64(p.RB))
 		r1 := g.min(gemmI64(M), g.mulc(g.sub(uend, bStart), int64(p.RB)))
@@ -334,7 +345,7 @@ func (g *gemmGen) emit() {
 		for _, r := range res {
 			Rb = append(Rb, g.gep(r, offC))
 		}
-		g.loopNest(Ab, Bb, Cb, bias, Rb, bpack, apack, r0, r1)
+		g.loopNest(Ab, Bb, Cb, bias, Rb, bpack, apack, r0, r1, j0, j1)
 		return uend
 	})
 	g.t.lower().release(g.cur, g.intrinsic, buf)
@@ -362,14 +373,14 @@ func (g *gemmGen) heap(bytes int64) value.Value {
 	return p
 }
 
-// loopNest emits the loop nest for rows [r0, r1) of one batch, whose
-// residuals are res (addressed as C).
-func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, apack, r0, r1 value.Value) {
+// loopNest emits the loop nest for rows [r0, r1) and columns [j0, j1) of
+// one batch, whose residuals are res (addressed as C).
+func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, apack, r0, r1, j0, j1 value.Value) {
 	s, p := g.s, g.p
 	M, N, K := int64(s.M), int64(s.N), int64(s.K)
 	mrem, nrem := int(M)%p.MR, int(N)%p.NR
-	g.loopStep("jc", gemmI64(0), gemmI64(N), int64(p.NC), func(jc value.Value) {
-		nc := g.min(gemmI64(int64(p.NC)), g.sub(gemmI64(N), jc))
+	g.loopStep("jc", j0, j1, int64(p.NC), func(jc value.Value) {
+		nc := g.min(gemmI64(int64(p.NC)), g.sub(j1, jc))
 		g.loopStep("pc", gemmI64(0), gemmI64(K), int64(p.KC), func(pc value.Value) {
 			kc := g.min(gemmI64(int64(p.KC)), g.sub(gemmI64(K), pc))
 			first := g.cur.NewICmp(enum.IPredEQ, pc, gemmI64(0))

@@ -150,6 +150,9 @@ func (g *kernelBuilder) fastDotFor(dot, root *ir.Value, spec DotSpec, err error,
 		}
 	}
 	spec.Target = g.mod.t
+	if root != dot {
+		spec = spec.byRows() // the epilogue runs over the units' rows
+	}
 	dotBands(&spec, dot, g.fills, body, results)
 	return &fastDot{dot: dot, root: root, spec: spec}
 }
