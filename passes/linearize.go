@@ -39,8 +39,13 @@ func linearize(f *ir.Func) (bool, error) {
 		cones = append(cones, c)
 	}
 	// A cone is worth it when what it frees, with every other cone
-	// rewritten too, outweighs J; dropping one may make another not.
+	// rewritten too, outweighs J, and J can be computed before the first
+	// cone's dy; dropping one may make another not.
 	for {
+		l.firstDy = len(f.Body)
+		for _, c := range cones {
+			l.firstDy = min(l.firstDy, l.at(c.dy))
+		}
 		gone := map[*ir.Value]bool{}
 		for _, c := range cones {
 			for _, v := range c.linear {
@@ -53,17 +58,13 @@ func linearize(f *ir.Func) (bool, error) {
 			}
 		}
 		n := len(cones)
-		cones = slices.DeleteFunc(cones, func(c *cone) bool { return l.freedBytes(c, gone) < bytesOf(c.r.Type) })
+		cones = slices.DeleteFunc(cones, func(c *cone) bool { return l.freedBytes(c, gone) < bytesOf(c.r.Type) || !l.placeable(c) })
 		if len(cones) == n {
 			break
 		}
 	}
 	if len(cones) == 0 {
 		return false, nil
-	}
-	l.firstDy = len(f.Body)
-	for _, c := range cones {
-		l.firstDy = min(l.firstDy, l.at(c.dy))
 	}
 	for _, c := range cones {
 		coef := l.coefficients(c)
@@ -386,6 +387,39 @@ func (l *linearizer) coefficients(c *cone) map[*ir.Value]*ir.Value {
 		}
 	}
 	return coef
+}
+
+// placeable reports whether c's J reads only values placed before every
+// cone's dy, or elementwise ones forward can copy there.
+func (l *linearizer) placeable(c *cone) bool {
+	seen := map[*ir.Value]bool{}
+	var early func(v *ir.Value) bool
+	early = func(v *ir.Value) bool {
+		if seen[v] || v.IsParam() || v.Op == ir.OpConstant || l.at(v) < l.firstDy {
+			return true
+		}
+		seen[v] = true
+		if !v.Op.IsElementwise() {
+			return false
+		}
+		for _, a := range v.Args {
+			if !early(a) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, u := range c.linear {
+		if u == c.dy {
+			continue
+		}
+		for _, a := range u.Args {
+			if c.kind[a] != linDy && !early(a) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // forward is v where J may read it: v itself where it is placed before
