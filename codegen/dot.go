@@ -328,9 +328,10 @@ func (s DotSpec) plan() DotBlocking {
 	if p.NP <= 0 {
 		// Split by rows, each of the parts packs all of B; by columns, it
 		// packs its part of B and reads all of A, which is less where A
-		// is the smaller (a weight gradient of few rows: M < N).
+		// is the smaller (a weight gradient of few rows: M < N). fit keeps
+		// the parts whole slivers.
 		p.NP = 1
-		if parts := max(t.Parts, 1); parts > 1 && s.Batch == 1 && p.PackB > 0 && s.M < s.N && s.N%(parts*p.NR) == 0 {
+		if parts := max(t.Parts, 1); parts > 1 && s.Batch == 1 && p.PackB > 0 && s.M < s.N {
 			p.NP = parts
 		}
 	}

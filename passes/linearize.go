@@ -336,13 +336,7 @@ func bytesOf(t ir.Type) int64 { return int64(t.Shape.NumElements()) * int64(t.DT
 func (l *linearizer) coefficients(c *cone) map[*ir.Value]*ir.Value {
 	fwd := l.forward
 	t := c.r.Type
-	var one *ir.Value
-	unit := func() *ir.Value {
-		if one == nil {
-			one = l.add(ir.OpConstant, nil, t, ir.Attrs{}.Set("value", 1.0))
-		}
-		return one
-	}
+	unit := func() *ir.Value { return l.add(ir.OpConstant, nil, t, ir.Attrs{}.Set("value", 1.0)) } // made once (add)
 	coef := map[*ir.Value]*ir.Value{}
 	j := func(v *ir.Value) *ir.Value { // J of a linear operand, or a zero
 		if c.kind[v] != linDy {
