@@ -286,15 +286,13 @@ func (s DotSpec) plan() DotBlocking {
 		// Packing A costs a copy of A per panel of B; it pays when A's
 		// rows would crowd the L1. A stored transposed is read in place:
 		// the micro-kernel's MR floats for one k are contiguous, and
-		// packing them (even by vectors) measured slower on every
-		// weight-gradient and attention shape of the GPT configs on
-		// Zen 4, but faster for the weight gradients on Intel's cores
-		// (Target.PackTransA), and under AVX2 where its rows are a page
-		// apart (Target.PackTransARow; bench/NOTES.md).
+		// packing them measured slower on every weight-gradient and
+		// attention shape of the GPT configs on Zen 4, but faster for
+		// the weight gradients on Intel's cores and under AVX2
+		// (Target.PackTransA; bench/NOTES.md).
 		p.PackA = -1
 		lda, _, _ := s.lds()
-		packT := t.PackTransA || t.PackTransARow > 0 && lda*4 >= int64(t.PackTransARow)
-		if !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 || s.TransA && s.Batch == 1 && packT {
+		if !s.TransA && gemmL1Crowd(p.MR, int(lda)) > 4 || s.TransA && s.Batch == 1 && t.PackTransA {
 			p.PackA = 1
 		}
 	}

@@ -158,33 +158,34 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 		})
 		return
 	}
+	// Row k of the block, A[pc+k, ic:ic+mc], is contiguous: each k copies
+	// it sliver by sliver (MR floats, by vectors and copyPart), so that a
+	// row's lines are read once; slivers outside would read each line
+	// (lda floats apart, often a page) once per sliver.
 	mrem := int(M) % p.MR
-	g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
-		dst := g.gep(apack, g.mul(ir, kc))
-		src := g.gepT(at, A, g.add(g.mulc(pc, lda), g.add(ic, ir)))
-		// Each k copies rows contiguous elements: by vectors, the last
-		// partial (copyPart).
-		copyRows := func(rows int) {
-			g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
-				dp := g.gep(dst, g.mulc(k, int64(p.MR)))
-				sp := g.gepT(at, src, g.mulc(k, lda))
-				for i := 0; i < rows; i += g.t.Vec {
-					n := min(g.t.Vec, rows-i)
-					si, di := g.gepT(at, sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
-					if n == g.t.Vec {
-						g.storeV(g.loadVAs(at, si, n), di, 4)
-						continue
-					}
-					g.copyPart(at, si, di, n)
+	g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
+		dk := g.gep(apack, g.mulc(k, int64(p.MR)))
+		sk := g.gepT(at, A, g.add(g.mulc(g.add(pc, k), lda), ic))
+		copyRows := func(ir value.Value, rows int) {
+			dp, sp := g.gep(dk, g.mul(ir, kc)), g.gepT(at, sk, ir)
+			for i := 0; i < rows; i += g.t.Vec {
+				n := min(g.t.Vec, rows-i)
+				si, di := g.gepT(at, sp, gemmI64(int64(i))), g.gep(dp, gemmI64(int64(i)))
+				if n == g.t.Vec {
+					g.storeV(g.loadVAs(at, si, n), di, 4)
+					continue
 				}
-			})
+				g.copyPart(at, si, di, n)
+			}
 		}
-		if mrem == 0 {
-			copyRows(p.MR)
-			return
-		}
-		g.ifElse("pafull", g.le(g.addc(ir, int64(p.MR)), mc),
-			func() { copyRows(p.MR) }, func() { copyRows(mrem) })
+		g.loopStep("pai", gemmI64(0), mc, int64(p.MR), func(ir value.Value) {
+			if mrem == 0 {
+				copyRows(ir, p.MR)
+				return
+			}
+			g.ifElse("pafull", g.le(g.addc(ir, int64(p.MR)), mc),
+				func() { copyRows(ir, p.MR) }, func() { copyRows(ir, mrem) })
+		})
 	})
 }
 

@@ -56,10 +56,8 @@ type Target struct {
 	InPlaceBTiles, InPlaceBRow int
 	// PackTransA makes the dot pack the transposed A of an unbatched
 	// product (a weight gradient's activations) rather than read it in
-	// place; PackTransARow, when not 0, packs it where its rows (one per
-	// k) are that many bytes apart or more.
-	PackTransA    bool
-	PackTransARow int
+	// place.
+	PackTransA bool
 	// Parts is the number of parts runtime/cpu splits each kernel's range
 	// into (its pool's size: GOMAXPROCS when the target was made); the dot
 	// balances its row tiles over them.

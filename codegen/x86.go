@@ -23,12 +23,12 @@ var (
 		"x86-64-v2": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v2",
 			Features: v2Features, Vec: 4, Regs: 16, L1: 32 << 10, L2: 512 << 10, MR: 4, NR: 8},
 		// 6×16: 12 ymm accumulators, 2 of B, 1 broadcast of A. A weight
-		// gradient's transposed A with rows a page apart is packed: the
-		// k loop's lines all fall in one L1 set and no prefetcher
-		// crosses the pages (bench/NOTES.md; not on AMD's cores, tuneFor).
+		// gradient's transposed A is packed: read in place, the k loop's
+		// lines crowd a few L1 sets and, a page apart, no prefetcher
+		// crosses them (bench/NOTES.md; not on AMD's cores, tuneFor).
 		"x86-64-v3": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v3",
 			Features: v3Features, Vec: 8, Regs: 16, FMA: true, L1: 32 << 10, L2: 512 << 10,
-			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94, PackTransARow: pageBytes},
+			MR: 6, NR: 16, AltMR: 4, AltSpeed: 0.94, PackTransA: true},
 		// 12×32: 24 zmm accumulators, 2 of B, 1 broadcast of A.
 		"x86-64-v4": {Arch: "amd64", Triple: x86Triple, DataLayout: x86Layout, CPU: "x86-64-v4",
 			Features: v4Features, Vec: 16, Regs: 32, FMA: true, L1: 32 << 10, L2: 1 << 20,
@@ -74,7 +74,7 @@ func tuneFor(t *Target) {
 		t.InPlaceBRow, t.PackTransA = pageBytes, true
 	}
 	if strings.HasPrefix(t.Tune, "znver") {
-		t.PackTransARow = 0 // Zen 4 measured A in place faster
+		t.PackTransA = false // Zen 4 measured A in place faster
 	}
 }
 
