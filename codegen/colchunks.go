@@ -3,6 +3,7 @@ package codegen
 import (
 	"slices"
 
+	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -114,4 +115,50 @@ func (g *kernelBuilder) lastPart(name string, total int64, last func()) {
 		last()
 		g.b.NewStore(i64c(0), counter)
 	})
+}
+
+// columnPrefetchRows is how far ahead, in rows, a CPU column sum asks for
+// its operands' lines: its loads otherwise wait on memory, though it reads
+// a chunk's rows in order (bench/NOTES.md).
+const columnPrefetchRows = 4
+
+// prefetchRow prefetches row r (at most columnTile elements from column
+// jlo, n to a row) of each buffer of the rows' shape that vs's operands
+// read, on the CPU. A row past the end is harmless: a prefetch never
+// faults.
+func (g *kernelBuilder) prefetchRow(vs []*ir.Value, r, jlo value.Value, n int64) {
+	if g.mod.t.gpuKernels() {
+		return
+	}
+	shape := vs[0].Args[0].Type.Shape
+	seen := map[*ir.Value]bool{}
+	var walk func(v *ir.Value)
+	walk = func(v *ir.Value) {
+		if seen[v] {
+			return
+		}
+		seen[v] = true
+		p, ok := g.ptrs[v]
+		if !ok {
+			for _, a := range v.Args {
+				walk(a)
+			}
+			return
+		}
+		if !v.Type.Shape.Equal(shape) {
+			return
+		}
+		et := p.Type().(*types.PointerType).ElemType
+		size := v.Type.DType.Size()
+		prefetch := g.mod.declare("llvm.prefetch.p0i8", types.Void, types.I8Ptr, types.I32, types.I32, types.I32)
+		read, keep, data := constant.NewInt(types.I32, 0), constant.NewInt(types.I32, 3), constant.NewInt(types.I32, 1)
+		row := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
+		for c := int64(0); c < min(n, columnTile); c += int64(64 / size) {
+			q := g.b.NewBitCast(g.b.NewGetElementPtr(et, p, g.b.NewAdd(row, i64c(c))), types.I8Ptr)
+			g.b.NewCall(prefetch, q, read, keep, data)
+		}
+	}
+	for _, w := range vs {
+		walk(w.Args[0])
+	}
 }

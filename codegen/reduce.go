@@ -338,6 +338,7 @@ func (g *kernelBuilder) columnTiles(vs []*ir.Value, r0, r1, lo, hi value.Value, 
 		lead, trail := shape[:nred], shape[nred:]
 		g.forLoop("crow", r0, r1, func(r value.Value) {
 			base := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
+			g.prefetchRow(vs, g.b.NewAdd(r, i64c(columnPrefetchRows)), jlo, n)
 			// The reduced axes' indices come from r, outside the column
 			// loop, so that operands broadcast along the kept axes (a
 			// layer norm's per-row statistics) are loaded once per row.

@@ -3,6 +3,7 @@ package cpu
 import (
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"xlc/codegen"
@@ -50,10 +51,25 @@ const wgradText = `func @wgrad(%x: f32[8,256,48], %dy: f32[8,256,40], %u: f32[12
 }
 `
 
-// TestColumnChunks checks the column sums split by chunks of rows.
+// TestColumnChunks checks the column sums split by chunks of rows, and
+// that every column sum (all of chunksText's kernels, split or not)
+// prefetches its rows ahead on the CPU, but not on a GPU.
 func TestColumnChunks(t *testing.T) {
 	// 64 bytes of counter, then chunks × columns × sums doubles.
 	checkScratch(t, chunksText, []int64{64 + 4*48*2*8, 64 + 16*40*8, 64 + 15*24*8, 0})
+	f, p := compileFor(t, chunksText, "x86-64-v3")
+	for _, k := range p.Kernels {
+		if !strings.Contains(kernelText(p.LL, k.Symbol), "@llvm.prefetch") {
+			t.Errorf("%s does not prefetch", k.Symbol)
+		}
+	}
+	gp, err := codegen.Compile(f, codegen.Options{CPU: "gpu-emu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(gp.LL, "@llvm.prefetch") {
+		t.Error("a GPU kernel prefetches")
+	}
 }
 
 // TestSplitK checks the weight gradients split over parts of K.
@@ -120,4 +136,23 @@ func checkScratch(t *testing.T, src string, want []int64) {
 			}
 		}
 	}
+}
+
+// kernelText is the LLVM text of kernel name in module ll: its frame and
+// its body.
+func kernelText(ll, name string) string {
+	var out strings.Builder
+	in := false
+	for _, line := range strings.Split(ll, "\n") {
+		if strings.HasPrefix(line, "define ") {
+			in = strings.Contains(line, "@"+name+"(") || strings.Contains(line, "@"+name+"_body(")
+		}
+		if in {
+			out.WriteString(line + "\n")
+		}
+		if line == "}" {
+			in = false
+		}
+	}
+	return out.String()
 }
