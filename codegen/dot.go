@@ -60,7 +60,7 @@ type DotSpec struct {
 	// zero outside BandA's band of (i, k), B[k, n] outside BandB's of
 	// (k, n), and C[i, j] outside BandC's of (i, j) is not needed (the
 	// kernel may leave any value there). Each tile of C then runs only the
-	// k its rows and columns need, and none when it lies outside BandC.
+	// k its rows and columns need, and a tile outside BandC is skipped.
 	BandA, BandB, BandC DotBand
 	// Target is the machine the kernel is for (its vector width, tile and
 	// cache sizes); nil means HostTarget.

@@ -431,7 +431,7 @@ func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, 
 						}
 						cOff := g.add(g.mulc(g.add(ic, ir), g.ldc), g.add(jc, jr))
 						cp := g.gep(C, cOff)
-						off, kn := g.kRange(pc, kc, g.add(ic, ir), g.add(jc, jr))
+						off, kn, live := g.kRange(pc, kc, g.add(ic, ir), g.add(jc, jr))
 						if g.dp {
 							// Whole pairs: [off, off+kn) widened to even ends.
 							ap, bp, kn = g.dpRange(ap, bp, off, kn, kc)
@@ -458,12 +458,19 @@ func (g *gemmGen) loopNest(A, B, C, bias value.Value, res []value.Value, bpack, 
 							g.ifElse("cols", g.le(g.addc(jr, int64(p.NR)), nc),
 								func() { call(mr, p.NR) }, func() { call(mr, nrem) })
 						}
-						if mrem == 0 {
-							byCols(p.MR)
+						tile := func() {
+							if mrem == 0 {
+								byCols(p.MR)
+								return
+							}
+							g.ifElse("rows", g.le(g.addc(ir, int64(p.MR)), mc),
+								func() { byCols(p.MR) }, func() { byCols(mrem) })
+						}
+						if live == nil {
+							tile()
 							return
 						}
-						g.ifElse("rows", g.le(g.addc(ir, int64(p.MR)), mc),
-							func() { byCols(p.MR) }, func() { byCols(mrem) })
+						g.ifElse("live", live, tile, func() {})
 					})
 				})
 			})

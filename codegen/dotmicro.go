@@ -38,13 +38,14 @@ func (g *gemmGen) bStride() int64 {
 // kRange returns the part of the K block [pc, pc+kc) that the tile with
 // first row i0 and first column j0 needs, as an offset from pc and a
 // length: all of it without bands; with them, the k where the tile's rows
-// of A and columns of B may be nonzero, and none when the whole tile lies
-// outside BandC. The tile is taken as MR×NR (an edge tile's range is a
+// of A and columns of B may be nonzero. With BandC, live tells whether
+// some of the tile lies inside it (else nil): a tile wholly outside is
+// not computed. The tile is taken as MR×NR (an edge tile's range is a
 // superset of what it needs).
-func (g *gemmGen) kRange(pc, kc, i0, j0 value.Value) (off, n value.Value) {
+func (g *gemmGen) kRange(pc, kc, i0, j0 value.Value) (off, n, live value.Value) {
 	s, p := g.s, g.p
 	if !s.BandA.On && !s.BandB.On && !s.BandC.On {
-		return gemmI64(0), kc
+		return gemmI64(0), kc, nil
 	}
 	k0, k1 := pc, g.add(pc, kc)
 	iLast, jLast := g.addc(i0, int64(p.MR-1)), g.addc(j0, int64(p.NR-1))
@@ -61,19 +62,15 @@ func (g *gemmGen) kRange(pc, kc, i0, j0 value.Value) (off, n value.Value) {
 		k1 = g.min(k1, g.addc(jLast, int64(b.D+1)))
 	}
 	// C: some (i, j) of the tile with i − j ≥ D (lower), or ≤ D (upper).
-	if c := s.BandC; c.On {
-		var live value.Value
-		if !c.Upper {
-			live = g.cur.NewICmp(enum.IPredSGE, g.sub(iLast, j0), gemmI64(int64(c.D)))
-		} else {
-			live = g.cur.NewICmp(enum.IPredSLE, g.sub(i0, jLast), gemmI64(int64(c.D)))
-		}
-		k1 = g.cur.NewSelect(live, k1, k0)
+	if c := s.BandC; c.On && !c.Upper {
+		live = g.cur.NewICmp(enum.IPredSGE, g.sub(iLast, j0), gemmI64(int64(c.D)))
+	} else if c.On {
+		live = g.cur.NewICmp(enum.IPredSLE, g.sub(i0, jLast), gemmI64(int64(c.D)))
 	}
 	none := g.cur.NewICmp(enum.IPredSLE, k1, k0)
 	n = g.cur.NewSelect(none, gemmI64(0), g.sub(k1, k0))
 	off = g.cur.NewSelect(none, gemmI64(0), g.sub(k0, pc))
-	return off, n
+	return off, n, live
 }
 
 // microFor emits the micro-kernel for a tile of mr rows and nr columns:
