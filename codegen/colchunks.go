@@ -131,22 +131,17 @@ func (g *kernelBuilder) prefetchRow(vs []*ir.Value, r, jlo value.Value, n int64)
 		return
 	}
 	shape := vs[0].Args[0].Type.Shape
-	seen := map[*ir.Value]bool{}
-	var walk func(v *ir.Value)
-	walk = func(v *ir.Value) {
-		if seen[v] {
-			return
-		}
-		seen[v] = true
+	var operands []*ir.Value
+	for _, w := range vs {
+		operands = append(operands, w.Args[0])
+	}
+	visitValues(operands, func(v *ir.Value) bool {
 		p, ok := g.ptrs[v]
 		if !ok {
-			for _, a := range v.Args {
-				walk(a)
-			}
-			return
+			return true
 		}
 		if !v.Type.Shape.Equal(shape) {
-			return
+			return false
 		}
 		et := p.Type().(*types.PointerType).ElemType
 		size := v.Type.DType.Size()
@@ -157,8 +152,6 @@ func (g *kernelBuilder) prefetchRow(vs []*ir.Value, r, jlo value.Value, n int64)
 			q := g.b.NewBitCast(g.b.NewGetElementPtr(et, p, g.b.NewAdd(row, i64c(c))), types.I8Ptr)
 			g.b.NewCall(prefetch, q, read, keep, data)
 		}
-	}
-	for _, w := range vs {
-		walk(w.Args[0])
-	}
+		return false
+	})
 }

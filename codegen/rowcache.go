@@ -49,28 +49,17 @@ func (g *kernelBuilder) planRowCaches(p *rowPlan, perElem []int, rowLen int64) {
 	// reach marks the full-shape values an expression is computed from
 	// elementwise (at its own index), stopping at row values and buffers.
 	reach := func(roots []*ir.Value) (map[*ir.Value]bool, []*ir.Value) {
-		seen := map[*ir.Value]bool{}
+		in := map[*ir.Value]bool{}
 		var order []*ir.Value
-		var walk func(v *ir.Value)
-		walk = func(v *ir.Value) {
-			if seen[v] || row[v] || !v.Type.Shape.Equal(p.shape) {
-				return
+		visitValues(roots, func(v *ir.Value) bool {
+			if _, ok := g.ptrs[v]; ok || row[v] || !v.Type.Shape.Equal(p.shape) {
+				return false
 			}
-			if _, ok := g.ptrs[v]; ok {
-				return
-			}
-			seen[v] = true
+			in[v] = true
 			order = append(order, v)
-			if elementwise(v) {
-				for _, a := range v.Args {
-					walk(a)
-				}
-			}
-		}
-		for _, r := range roots {
-			walk(r)
-		}
-		return seen, order
+			return elementwise(v)
+		})
+		return in, order
 	}
 	var ops, outs []*ir.Value
 	for _, w := range p.row {

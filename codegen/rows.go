@@ -40,6 +40,28 @@ func elementwise(v *ir.Value) bool {
 	return v.Op == ir.OpSelect || v.Op == ir.OpConvert
 }
 
+// visitValues calls visit once on each value reachable from roots through
+// operands, a value before its operands, and goes on to v's operands only
+// where visit(v) says so.
+func visitValues(roots []*ir.Value, visit func(v *ir.Value) (descend bool)) {
+	seen := map[*ir.Value]bool{}
+	var walk func(v *ir.Value)
+	walk = func(v *ir.Value) {
+		if seen[v] {
+			return
+		}
+		seen[v] = true
+		if visit(v) {
+			for _, a := range v.Args {
+				walk(a)
+			}
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+}
+
 // planRows returns the row plan of callee c, or nil when c does not have
 // the form of a row kernel: at least one reduction, every reduction over the
 // same axes of operands of one shape, and every value that depends on a

@@ -47,13 +47,7 @@ func (g *kernelBuilder) planSplit(p *rowPlan) *rowSplit {
 // or of a select in the kernel's results relates red to a kept axis.
 func (g *kernelBuilder) splitFor(shape ir.Shape, red int, kept []int) *rowSplit {
 	var cands []triangle
-	seen := map[*ir.Value]bool{}
-	var walk func(v *ir.Value)
-	walk = func(v *ir.Value) {
-		if seen[v] {
-			return
-		}
-		seen[v] = true
+	visitValues(g.results, func(v *ir.Value) bool {
 		if f, ok := g.fills[v]; ok && v.Type.Shape.Equal(shape) {
 			cands = append(cands, f.t)
 		}
@@ -62,13 +56,8 @@ func (g *kernelBuilder) splitFor(shape ir.Shape, red int, kept []int) *rowSplit 
 				cands = append(cands, t)
 			}
 		}
-		for _, a := range v.Args {
-			walk(a)
-		}
-	}
-	for _, r := range g.results {
-		walk(r)
-	}
+		return true
+	})
 	for _, t := range cands {
 		other := t.A
 		if other == red {
