@@ -747,3 +747,28 @@ func TestDotPackTransA(t *testing.T) {
 		}
 	}
 }
+
+// TestDotPackPrefetch checks that packing asks for the lines of the rows it
+// copies next, A's (stored K×M) and B's alike, and that a dot that packs
+// nothing prefetches nothing.
+func TestDotPackPrefetch(t *testing.T) {
+	tg, err := TargetFor("x86-64-v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		packA, packB int
+		want         bool
+	}{{1, -1, true}, {-1, 1, true}, {1, 1, true}, {-1, -1, false}} {
+		s := DotSpec{Batch: 1, M: 256, N: 256, K: 1024, TransA: true, Target: tg,
+			Blocking: &DotBlocking{PackA: c.packA, PackB: c.packB}}
+		mod := llir.NewModule()
+		if _, err := DotKernel(mod, "k", s); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(funcIn(mod, "k.body").LLString(), "@llvm.prefetch")
+		if got != c.want {
+			t.Errorf("PackA %d, PackB %d: prefetches %v, want %v", c.packA, c.packB, got, c.want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ func (g *gemmGen) packB(B, bpack, pc, kc, jc, nc value.Value) {
 			copyRows := func(cols int) {
 				g.loopStep("pbk", gemmI64(0), kc, 1, func(k value.Value) {
 					sp := g.gepT(bt, src, g.mulc(k, ldb))
+					g.prefetchAhead(bt, sp, ldb*packAhead, int64(p.NR))
 					dp := g.gep(dst, g.mulc(k, int64(p.NR)))
 					vw := g.t.Vec
 					for v := 0; v < p.NR/vw; v++ {
@@ -166,6 +167,7 @@ func (g *gemmGen) packA(A, apack, ic, mc, pc, kc value.Value) {
 	g.loopStep("pak", gemmI64(0), kc, 1, func(k value.Value) {
 		dk := g.gep(apack, g.mulc(k, int64(p.MR)))
 		sk := g.gepT(at, A, g.add(g.mulc(g.add(pc, k), lda), ic))
+		g.prefetchAhead(at, sk, lda*packAhead, int64(p.MC))
 		copyRows := func(ir value.Value, rows int) {
 			dp, sp := g.gep(dk, g.mul(ir, kc)), g.gepT(at, sk, ir)
 			for i := 0; i < rows; i += g.t.Vec {
@@ -214,5 +216,23 @@ func (g *gemmGen) copyPart(d ir.DType, src, dst value.Value, n int) {
 			st.Align = 4
 		}
 		i += c
+	}
+}
+
+// packAhead is how many rows ahead of the one it copies packing asks for
+// the lines of a row: rows of a panel or block lie ldb or lda floats
+// apart, often a page or more, a stride no hardware prefetcher follows
+// (bench/NOTES.md).
+const packAhead = 8
+
+// prefetchAhead prefetches the n elements of type d that start off
+// elements past p, one prefetch a line. An address past the operand is
+// harmless: a prefetch never faults.
+func (g *gemmGen) prefetchAhead(d ir.DType, p value.Value, off, n int64) {
+	fn := g.intrinsic("llvm.prefetch.p0i8", types.Void, types.I8Ptr, types.I32, types.I32, types.I32)
+	size := int64(dotType(d).Size())
+	for c := int64(0); c < n; c += 64 / size {
+		q := g.cur.NewGetElementPtr(dotElem(d), p, gemmI64(off+c))
+		g.cur.NewCall(fn, g.cur.NewBitCast(q, types.I8Ptr), constant.NewInt(types.I32, 0), constant.NewInt(types.I32, 3), constant.NewInt(types.I32, 1))
 	}
 }
