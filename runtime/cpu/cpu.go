@@ -5,7 +5,8 @@
 // GOMAXPROCS parts run by a pool of C threads (pool.go).
 //
 // Memory: every buffer lives in C memory (cgo forbids handing the kernels
-// Go memory), in one 64-byte-aligned block per Executable laid out by
+// Go memory), in one 64-byte-aligned block per Executable (on transparent
+// huge pages where the system allows, when it is large) laid out by
 // passes.PlanBuffers (verified at Load): one buffer per parameter, then an
 // arena in which values whose lives do not overlap share bytes; no-op
 // aliases share their operand's buffer, and a donated result (the new value
@@ -30,10 +31,23 @@ package cpu
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#define XLC_HUGE ((size_t)2 << 20)
+
+// xlc_alloc returns n zeroed bytes, 64-byte aligned. A block of two huge
+// pages or more is aligned to one and advised for transparent huge pages:
+// the kernels read rows a page or more apart, and with 4 KiB pages each
+// such row costs a TLB miss (bench/NOTES.md).
 static void *xlc_alloc(size_t n) {
 	void *p = NULL;
-	if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
+	if (n >= 2 * XLC_HUGE) {
+		n = (n + XLC_HUGE - 1) / XLC_HUGE * XLC_HUGE;
+		if (posix_memalign(&p, XLC_HUGE, n) != 0) return NULL;
+		madvise(p, n, MADV_HUGEPAGE); // a hint: without THP, small pages
+	} else if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+		return NULL;
+	}
 	memset(p, 0, n);
 	return p;
 }
