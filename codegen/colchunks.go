@@ -3,7 +3,6 @@ package codegen
 import (
 	"slices"
 
-	"github.com/llir/llvm/ir/constant"
 	"github.com/llir/llvm/ir/enum"
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
@@ -124,8 +123,7 @@ const columnPrefetchRows = 4
 
 // prefetchRow prefetches row r (at most columnTile elements from column
 // jlo, n to a row) of each buffer of the rows' shape that vs's operands
-// read, on the CPU. A row past the end is harmless: a prefetch never
-// faults.
+// read, on the CPU (prefetchLines).
 func (g *kernelBuilder) prefetchRow(vs []*ir.Value, r, jlo value.Value, n int64) {
 	if g.mod.t.gpuKernels() {
 		return
@@ -144,14 +142,10 @@ func (g *kernelBuilder) prefetchRow(vs []*ir.Value, r, jlo value.Value, n int64)
 			return false
 		}
 		et := p.Type().(*types.PointerType).ElemType
-		size := v.Type.DType.Size()
-		prefetch := g.mod.declare("llvm.prefetch.p0i8", types.Void, types.I8Ptr, types.I32, types.I32, types.I32)
-		read, keep, data := constant.NewInt(types.I32, 0), constant.NewInt(types.I32, 3), constant.NewInt(types.I32, 1)
 		row := g.b.NewAdd(g.b.NewMul(r, i64c(n)), jlo)
-		for c := int64(0); c < min(n, columnTile); c += int64(64 / size) {
-			q := g.b.NewBitCast(g.b.NewGetElementPtr(et, p, g.b.NewAdd(row, i64c(c))), types.I8Ptr)
-			g.b.NewCall(prefetch, q, read, keep, data)
-		}
+		prefetchLines(g.b, g.mod.declare, et, p, min(n, columnTile), int64(v.Type.DType.Size()), func(c int64) value.Value {
+			return g.b.NewAdd(row, i64c(c))
+		})
 		return false
 	})
 }

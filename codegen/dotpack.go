@@ -226,13 +226,9 @@ func (g *gemmGen) copyPart(d ir.DType, src, dst value.Value, n int) {
 const packAhead = 8
 
 // prefetchAhead prefetches the n elements of type d that start off
-// elements past p, one prefetch a line. An address past the operand is
-// harmless: a prefetch never faults.
+// elements past p (prefetchLines).
 func (g *gemmGen) prefetchAhead(d ir.DType, p value.Value, off, n int64) {
-	fn := g.intrinsic("llvm.prefetch.p0i8", types.Void, types.I8Ptr, types.I32, types.I32, types.I32)
-	size := int64(dotType(d).Size())
-	for c := int64(0); c < n; c += 64 / size {
-		q := g.cur.NewGetElementPtr(dotElem(d), p, gemmI64(off+c))
-		g.cur.NewCall(fn, g.cur.NewBitCast(q, types.I8Ptr), constant.NewInt(types.I32, 0), constant.NewInt(types.I32, 3), constant.NewInt(types.I32, 1))
-	}
+	prefetchLines(g.cur, g.intrinsic, dotElem(d), p, n, int64(dotType(d).Size()), func(c int64) value.Value {
+		return gemmI64(off + c)
+	})
 }

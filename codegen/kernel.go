@@ -61,6 +61,18 @@ func declareIn(mod *llir.Module, name string, ret types.Type, params ...types.Ty
 	return f
 }
 
+// prefetchLines emits in b a prefetch, for reading and kept in every
+// cache level, of each 64-byte line of n elements of type et (size bytes
+// each) of p, element c at index at(c). An address past p's buffer is
+// harmless: a prefetch never faults.
+func prefetchLines(b *llir.Block, decl declFunc, et types.Type, p value.Value, n, size int64, at func(c int64) value.Value) {
+	fn := decl("llvm.prefetch.p0i8", types.Void, types.I8Ptr, types.I32, types.I32, types.I32)
+	read, keep, data := constant.NewInt(types.I32, 0), constant.NewInt(types.I32, 3), constant.NewInt(types.I32, 1)
+	for c := int64(0); c < n; c += 64 / size {
+		b.NewCall(fn, b.NewBitCast(b.NewGetElementPtr(et, p, at(c)), types.I8Ptr), read, keep, data)
+	}
+}
+
 // funcIn returns mod's function name, or nil.
 func funcIn(mod *llir.Module, name string) *llir.Func {
 	for _, f := range mod.Funcs {
