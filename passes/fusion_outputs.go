@@ -15,7 +15,9 @@ import (
 //     after nothing else can join): it is computed once, in the kernel's
 //     loop, instead of in a kernel of its own that writes it for the
 //     kernel to read back (layer norm's mean and deviation, softmax's sums,
-//     the optimizer's moments beside the parameter update);
+//     the optimizer's moments beside the parameter update); one with a
+//     value per row of a loop kernel joins it when the reduction it comes
+//     from then joins too, making it a row kernel (rowSource);
 //   - siblings, kernels that read the same large value, merge into one
 //     (siblings): the value is read once (a layer norm's gain and bias
 //     gradients, column sums of one operand).
@@ -153,8 +155,9 @@ func (k *kernel) results() []*ir.Value {
 // k's results, if it may be: k is not a dot kernel, p is an elementwise,
 // shape or reduce op and not cheap (cheap values are copied instead), every
 // user of p outside k comes after k's root, and the results still share
-// one loop. It logs a decision to fuse and spends fuel; otherwise it
-// returns why not ("" where the rule does not apply).
+// one loop, or will once the reduction rowSource finds has joined. It logs
+// a decision to fuse and spends fuel; otherwise it returns why not (""
+// where the rule does not apply).
 func (fu *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 	into := logName(k.root)
 	switch {
@@ -170,8 +173,11 @@ func (fu *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 	if isReduce(p) && r == nil {
 		r = newRowShape(p)
 	}
+	var red *ir.Value // the reduction that will make k a row kernel
 	if !resultsFit(r, append(k.results(), p)) {
-		return false, "as an output it would need another loop"
+		if red = fu.rowSource(k, p); red == nil {
+			return false, "as an output it would need another loop"
+		}
 	}
 	if fu.fuel == 0 {
 		return false, "out of fuel"
@@ -183,11 +189,78 @@ func (fu *fuser) addOutput(k *kernel, p *ir.Value) (ok bool, why string) {
 		k.reduces = true
 	}
 	fu.take()
-	fu.logf("fuse %s into %s as an output: %s", logName(p), into, fu.usersText(p))
+	if red != nil {
+		fu.logf("fuse %s into %s as an output: %s (one value per row of %s, which joins next)", logName(p), into, fu.usersText(p), logName(red))
+	} else {
+		fu.logf("fuse %s into %s as an output: %s", logName(p), into, fu.usersText(p))
+	}
 	fu.kernel[p.ID] = k
 	k.members[p] = true
 	k.outputs = append(k.outputs, p)
 	return true, ""
+}
+
+// maxRowChain bounds rowSource's walk.
+const maxRowChain = 16
+
+// rowSource returns the reduction from which p, a value with one element
+// per row of the loop kernel k's root, is computed, when it is sure to
+// join k once p is k's output and so make k a row kernel whose results p
+// fits: p comes from the reduction through loop ops (and constants), the
+// reduction reduces k's root shape along trailing axes, and every value
+// on the way is read only on the way or after k's root (where it becomes
+// one more output). A layer norm's rstd, which the backward reads, then
+// stays in the normalizing kernel with the reductions computing it instead
+// of splitting the layer norm in two. Otherwise it returns nil.
+func (fu *fuser) rowSource(k *kernel, p *ir.Value) *ir.Value {
+	if k.rows != nil || k.reduces || k.dot != nil {
+		return nil
+	}
+	chain := map[*ir.Value]bool{p: true}
+	outs := []*ir.Value{p}
+	v := p
+	for n := 0; n < maxRowChain && !isReduce(v); n++ {
+		if !isLoopOp(v) || v.Op == ir.OpBroadcast {
+			return nil
+		}
+		var next *ir.Value
+		for _, a := range v.Args {
+			if a.IsParam() || a.Op == ir.OpConstant {
+				continue
+			}
+			if next != nil {
+				return nil // two values to follow
+			}
+			next = a
+		}
+		if next == nil || fu.kernel[next.ID] != nil || len(fu.copies[next.ID]) > 0 || fu.result[next.ID] {
+			return nil
+		}
+		chain[next] = true
+		for _, u := range fu.users[next.ID] {
+			if chain[u] {
+				continue
+			}
+			if u.ID <= k.root.ID {
+				return nil
+			}
+			if !slices.Contains(outs, next) {
+				outs = append(outs, next)
+			}
+		}
+		v = next
+	}
+	if !isReduce(v) || !v.Type.DType.IsFloat() {
+		return nil
+	}
+	rows := newRowShape(v)
+	if !rows.shape.Equal(k.root.Type.Shape) || !trailingAxes(rows) || !resultsFit(rows, append(k.results(), outs...)) {
+		return nil
+	}
+	if fu.fuel >= 0 && fu.fuel < len(chain)+len(outs) {
+		return nil // the chain could not all join
+	}
+	return v
 }
 
 // siblings merges kernels that read the same large value (at least as many

@@ -106,6 +106,7 @@ func TestFusionKernelsPerPattern(t *testing.T) {
 		"elementwise_chain":     1,
 		"softmax":               1,
 		"layer_norm":            1,
+		"layer_norm_saved":      2, // the layer norm with its statistics as outputs, their reader
 		"dot_bias_gelu":         1,
 		"cross_entropy":         4, // logits dot with its log-softmax rows, index, gather, mean
 		"gather_alone":          3,
