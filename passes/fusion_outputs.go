@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"xlc/ir"
@@ -241,8 +242,8 @@ func (fu *fuser) rowSource(k *kernel, p *ir.Value) *ir.Value {
 			if chain[u] {
 				continue
 			}
-			if u.ID <= k.root.ID {
-				return nil
+			if u.ID <= k.root.ID || fu.isCheap(next) {
+				return nil // not an output (a cheap value would be copied)
 			}
 			if !slices.Contains(outs, next) {
 				outs = append(outs, next)
@@ -260,7 +261,29 @@ func (fu *fuser) rowSource(k *kernel, p *ir.Value) *ir.Value {
 	if fu.fuel >= 0 && fu.fuel < len(chain)+len(outs) {
 		return nil // the chain could not all join
 	}
+	if !fu.rowsHold(k, chain, v) {
+		return nil
+	}
 	return v
+}
+
+// rowsHold reports whether k, with the members chain added, stays a row
+// kernel once the reduction red joins it (addReduction, tried and undone).
+func (fu *fuser) rowsHold(k *kernel, chain map[*ir.Value]bool, red *ir.Value) bool {
+	state, rows := maps.Clone(k.state), k.rows
+	var added []*ir.Value
+	for m := range chain {
+		if !k.members[m] {
+			k.members[m] = true
+			added = append(added, m)
+		}
+	}
+	err := fu.addReduction(k, red)
+	for _, m := range added {
+		delete(k.members, m)
+	}
+	k.state, k.rows = state, rows
+	return err == nil
 }
 
 // siblings merges kernels that read the same large value (at least as many
