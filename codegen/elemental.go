@@ -116,9 +116,12 @@ func (g *kernelBuilder) elemOp(v *ir.Value, ix *index) value.Value {
 	}
 	switch v.Op {
 	case ir.OpSelect:
-		if g.outsideAt(ix) {
+		if g.split != nil && (g.outsideAt(ix) || g.insideAt(ix)) {
 			if t, ok := predTriangle(v.Args[0]); ok && t == g.split.t {
-				return g.elem(v.Args[2], ix)
+				if g.split.outside {
+					return g.elem(v.Args[2], ix)
+				}
+				return g.elem(v.Args[1], ix)
 			}
 		}
 		p := g.elem(v.Args[0], ix)

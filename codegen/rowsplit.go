@@ -19,6 +19,8 @@ import (
 // constant, and a select on the triangle is its other branch: the part's
 // values are the same for every element, opt hoists them out of the loop,
 // and the masked half costs an add or a store per element, not an exp.
+// Inside it, a select on the triangle is its first branch, with no compare
+// of the indices.
 
 // rowSplit is a row kernel's split: the triangle t, over the rows'
 // operand shape, relates the reduced axis red to the kept axis kept (at
@@ -128,7 +130,17 @@ func (g *kernelBuilder) splitLoop(name string, from, to, k value.Value, hints []
 // operand shape with the loop's index along the reduced axis and the
 // row's along the kept one (the only two t constrains).
 func (g *kernelBuilder) outsideAt(ix *index) bool {
+	return g.split != nil && g.split.outside && g.atLoop(ix)
+}
+
+// insideAt is outsideAt for the part inside the triangle, where a select
+// on it is its first branch.
+func (g *kernelBuilder) insideAt(ix *index) bool {
+	return g.split != nil && !g.split.outside && g.atLoop(ix)
+}
+
+// atLoop reports whether ix is the element the split row loop is at.
+func (g *kernelBuilder) atLoop(ix *index) bool {
 	s := g.split
-	return s != nil && s.outside && ix.dims != nil && ix.shape.Equal(s.shape) &&
-		ix.dims[s.red] == s.j && ix.dims[s.kept] == s.k
+	return s.j != nil && ix.dims != nil && ix.shape.Equal(s.shape) && ix.dims[s.red] == s.j && ix.dims[s.kept] == s.k
 }
