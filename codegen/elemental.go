@@ -116,7 +116,7 @@ func (g *kernelBuilder) elemOp(v *ir.Value, ix *index) value.Value {
 	}
 	switch v.Op {
 	case ir.OpSelect:
-		if g.split != nil && (g.outsideAt(ix) || g.insideAt(ix)) {
+		if g.split != nil && g.atLoop(ix) {
 			if t, ok := predTriangle(v.Args[0]); ok && t == g.split.t {
 				if g.split.outside {
 					return g.elem(v.Args[2], ix)

@@ -133,13 +133,9 @@ func (g *kernelBuilder) outsideAt(ix *index) bool {
 	return g.split != nil && g.split.outside && g.atLoop(ix)
 }
 
-// insideAt is outsideAt for the part inside the triangle, where a select
-// on it is its first branch.
-func (g *kernelBuilder) insideAt(ix *index) bool {
-	return g.split != nil && !g.split.outside && g.atLoop(ix)
-}
-
-// atLoop reports whether ix is the element the split row loop is at.
+// atLoop reports whether ix is the element the split row loop is at, in
+// either part (g.split is not nil): a select on the triangle is then one
+// of its branches.
 func (g *kernelBuilder) atLoop(ix *index) bool {
 	s := g.split
 	return s.j != nil && ix.dims != nil && ix.shape.Equal(s.shape) && ix.dims[s.red] == s.j && ix.dims[s.kept] == s.k
