@@ -56,6 +56,10 @@ fi
 blas=$(dirname "$(dpkg -L libopenblas0-openmp | grep -m1 'libopenblas.*\.so')")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Inductor's on-disk cache does not key on ATEN_CPU_CAPABILITY: kernels
+# an ISA=avx2 run cached corrupted a later host-ISA run's heap (PyTorch
+# 2.15), so each run keeps its own.
+export TORCHINDUCTOR_CACHE_DIR=$tmp/inductor
 xlc=$tmp/xlc
 go build -o "$xlc" ./cmd/xlc
 ISA=${ISA:-host}
