@@ -90,7 +90,7 @@ jaxgpt() { JAX_PLATFORMS=cpu "$venv" bench/jax_gpt.py "$@"; }
 # each kernel tinygrad compiles; those lines are dropped.
 tinygradgpt() {
   CC=$(command -v clang || command -v clang-19) DEV=$tinygrad_dev NUM_CPU_THREADS=2 "$venv" bench/tinygrad_gpt.py "$@" \
-    2> >(grep -v -e 'invalid feature combination: *+avx10' -e '^1 warning generated' >&2)
+    2> >(grep -v -e 'invalid feature combination: *+avx10' -e 'warnings\? generated\.$' >&2)
 }
 
 # fp32 (or PRECISION), AdamW, pre-LN, tied head, tanh GELU (torch_gpt.py is
