@@ -255,9 +255,11 @@ func (g *kernelBuilder) rowMax(v *ir.Value, ix *index) value.Value {
 		reduced[a] = true
 		sizes = append(sizes, x.Type.Shape[a])
 	}
-	kacc, nacc := g.alloca(it), g.alloca(types.I8)
+	// The flag is as wide as a key, the compare's mask or'ed in: a vector
+	// of flags then needs no narrowing.
+	kacc, nacc := g.alloca(it), g.alloca(it)
 	g.b.NewStore(key(ic(bits(math.Inf(-1)))), kacc)
-	g.b.NewStore(constant.NewInt(types.I8, 0), nacc)
+	g.b.NewStore(ic(0), nacc)
 	kept := g.dims(ix)
 	g.rowLoop("rmax", sizes, kept, reduced[len(reduced)-1], func(ri []value.Value) {
 		e := g.elem(x, atDims(x.Type.Shape, interleave(reduced, kept, ri)))
@@ -265,11 +267,11 @@ func (g *kernelBuilder) rowMax(v *ir.Value, ix *index) value.Value {
 		ke := g.b.NewSelect(nan, minKey, key(g.b.NewBitCast(e, it)))
 		a := g.b.NewLoad(it, kacc)
 		g.b.NewStore(g.b.NewSelect(g.b.NewICmp(enum.IPredSGT, ke, a), ke, a), kacc)
-		g.b.NewStore(g.b.NewOr(g.b.NewLoad(types.I8, nacc), g.b.NewZExt(nan, types.I8)), nacc)
+		g.b.NewStore(g.b.NewOr(g.b.NewLoad(it, nacc), g.b.NewSExt(nan, it)), nacc)
 	})
 	km := g.b.NewLoad(it, kacc)
 	m := g.b.NewBitCast(key(km), t)
-	anyNaN := g.b.NewICmp(enum.IPredNE, g.b.NewLoad(types.I8, nacc), constant.NewInt(types.I8, 0))
+	anyNaN := g.b.NewICmp(enum.IPredNE, g.b.NewLoad(it, nacc), ic(0))
 	notInf := g.b.NewICmp(enum.IPredNE, km, ic(bits(math.Inf(1))))
 	return g.b.NewSelect(g.b.NewAnd(anyNaN, notInf), fconst(t, math.NaN()), m)
 }
