@@ -1,8 +1,10 @@
 // peak measures the FMA peak of this machine in GFLOP/s: each of THREADS
 // threads runs independent chains of vector fused multiply-adds (12 chains,
 // enough to cover the FMA latency on every x86 core seen here), 256-bit
-// (ymm) or, with -DZMM and AVX-512, 512-bit (zmm). Build: cc -O2 -mavx2
-// -mfma [-mavx512f -DZMM] peak.c -lpthread.
+// (ymm) or, with -DZMM and AVX-512, 512-bit (zmm). It prints the best of
+// TRIALS runs: a peak is a ceiling, and on a shared VM one run with a
+// descheduled thread measured half of it. Build: cc -O2 -mavx2 -mfma
+// [-mavx512f -DZMM] peak.c -lpthread.
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ typedef __m256 vec;
 static float SUM(__m256 v) { float f[8]; _mm256_storeu_ps(f, v); return f[0] + f[7]; }
 #endif
 
-enum { CHAINS = 12 };
+enum { CHAINS = 12, TRIALS = 9 };
 static long iters = 200000000L / CHAINS;
 static float sink[64];
 
@@ -48,8 +50,8 @@ static void *run(void *arg) {
 	return NULL;
 }
 
-int main(int argc, char **argv) {
-	int n = argc > 1 ? atoi(argv[1]) : 2;
+// trial runs n threads once and returns their GFLOP/s.
+static double trial(int n) {
 	pthread_t t[64];
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -57,6 +59,20 @@ int main(int argc, char **argv) {
 	for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double s = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
-	printf("%.1f\n", 2.0 * LANES * CHAINS * iters * n / s / 1e9);
+	return 2.0 * LANES * CHAINS * iters * n / s / 1e9;
+}
+
+int main(int argc, char **argv) {
+	int n = argc > 1 ? atoi(argv[1]) : 2;
+	if (n < 1 || n > 64) {
+		fprintf(stderr, "peak: threads must be 1 to 64\n");
+		return 2;
+	}
+	double best = 0;
+	for (int i = 0; i < TRIALS; i++) {
+		double g = trial(n);
+		if (g > best) best = g;
+	}
+	printf("%.1f\n", best);
 	return 0;
 }
